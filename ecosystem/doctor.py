@@ -1,0 +1,159 @@
+"""`zapvisor doctor`: every moving part checked, each with what to do when it is not OK."""
+
+from __future__ import annotations
+
+import stat
+from dataclasses import asdict, dataclass
+
+from ecosystem import runner_client
+from ecosystem.errors import ZapvisorError
+from ecosystem.names import program_name
+from ecosystem.orchestrator import Orchestrator
+from ecosystem.ports import port_is_free, who_holds
+from ecosystem.states import DesiredState
+from ecosystem.supctl import daemon
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    level: str
+    detail: str
+    fix: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _mode(path: object) -> int | None:
+    try:
+        return stat.S_IMODE(path.stat().st_mode)  # type: ignore[attr-defined]
+    except OSError:
+        return None
+
+
+def run_checks(orch: Orchestrator) -> list[Check]:
+    s, paths = orch.settings, orch.paths
+    checks: list[Check] = []
+    try:
+        paths.ensure()
+        mode = _mode(paths.home)
+        level = OK if mode == 0o700 else WARN
+        checks.append(
+            Check(
+                "state dir",
+                level,
+                f"{paths.home} (mode {mode:04o})" if mode else str(paths.home),
+                "" if level == OK else f"chmod 700 {paths.home}",
+            )
+        )
+    except ZapvisorError as exc:
+        return [Check("state dir", FAIL, str(exc), "set ZAPVISOR_HOME to a writable folder")]
+
+    sessions = []
+    try:
+        sessions = orch.store.list_sessions(s.host_id)
+        checks.append(
+            Check(
+                "store",
+                OK,
+                f"{orch.store.describe()}, schema v{orch.store.schema_version()}, "
+                f"{len(sessions)} session(s) on host {s.host_id}",
+            )
+        )
+    except ZapvisorError as exc:
+        checks.append(Check("store", FAIL, str(exc), "check the store settings and that it runs"))
+
+    sup_error = ""
+    try:
+        sup_up = daemon.is_up(orch.sup)
+    except ZapvisorError as exc:
+        sup_up, sup_error = False, str(exc)
+    sock_mode = _mode(paths.socket)
+    if sup_up:
+        checks.append(Check("supervisord", OK, f"pid {orch.sup.pid()}, socket {paths.socket}"))
+        if sock_mode is not None and sock_mode & 0o077:
+            checks.append(
+                Check(
+                    "socket",
+                    WARN,
+                    f"{paths.socket} mode {sock_mode:04o}",
+                    f"chmod 700 {paths.socket}",
+                )
+            )
+    elif sup_error:
+        checks.append(Check("supervisord", FAIL, sup_error, f"see {paths.supervisord_log}"))
+    else:
+        checks.append(
+            Check(
+                "supervisord",
+                WARN,
+                f"not running (socket {paths.socket})",
+                "any zapvisor command that needs it (list, start…) starts it",
+            )
+        )
+    conf_mode = _mode(paths.conf)
+    if conf_mode is not None and conf_mode & 0o077:
+        checks.append(
+            Check(
+                "config",
+                FAIL,
+                f"{paths.conf} is mode {conf_mode:04o} (has secrets)",
+                f"chmod 600 {paths.conf}",
+            )
+        )
+
+    owned = {x.port: x.name for x in sessions}
+    busy = []
+    for port in orch.ports:
+        if port not in owned and not port_is_free(port, s.bind):
+            busy.append(str(who_holds(port)))
+    free = len(orch.ports) - len(owned) - len(busy)
+    level = OK if not busy else WARN
+    detail = f"{s.base_port}-{s.last_port}: {len(owned)} used by sessions, {free} free"
+    if busy:
+        detail += "; bound by other processes: " + ", ".join(busy)
+    checks.append(
+        Check(
+            "ports", level, detail, "" if level == OK else "stop those processes or move BASE_PORT"
+        )
+    )
+
+    if sup_up:
+        infos = orch.sup.all_process_info()
+        for x in sessions:
+            if x.desired_state != DesiredState.RUNNING:
+                continue
+            info = infos.get(program_name(x.name))
+            if info is None:
+                checks.append(
+                    Check(
+                        f"session {x.name}",
+                        FAIL,
+                        "no program in supervisord",
+                        "`zapvisor apply` re-renders the config",
+                    )
+                )
+            elif info.state == "STARTING":
+                checks.append(Check(f"session {x.name}", OK, "starting"))
+            elif info.state != "RUNNING":
+                checks.append(
+                    Check(
+                        f"session {x.name}",
+                        FAIL,
+                        f"{info.state}: {orch.why_down(x.name)}",
+                        f"`zapvisor logs {x.name}`, then `zapvisor start {x.name}`",
+                    )
+                )
+            elif not runner_client.healthy(s.bind, x.port, timeout=1.0):
+                checks.append(
+                    Check(
+                        f"session {x.name}",
+                        WARN,
+                        f"RUNNING but /health on port {x.port} does not answer",
+                        f"`zapvisor restart {x.name}`",
+                    )
+                )
+    return checks

@@ -1,0 +1,93 @@
+"""One exception hierarchy; every message is a sentence an operator can act on."""
+
+from __future__ import annotations
+
+
+class ZapvisorError(Exception):
+    """Base of every error zapvisor reports to a person.
+
+    ``exit_code`` is what the headless CLI exits with when this error ends a command.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(ZapvisorError):
+    """A setting (environment variable or `.env` entry) is unknown or invalid."""
+
+    exit_code = 78  # EX_CONFIG
+
+
+class InvalidName(ZapvisorError):
+    """A session name breaks the naming rule."""
+
+    exit_code = 65  # EX_DATAERR
+
+
+class InvalidValue(ZapvisorError):
+    """A field value (JSON config, URL, description) is not acceptable."""
+
+    exit_code = 65
+
+
+class SessionExists(ZapvisorError):
+    """A session with that name already exists."""
+
+    exit_code = 73  # EX_CANTCREAT
+
+
+class SessionNotFound(ZapvisorError):
+    """No session has that name."""
+
+    exit_code = 66  # EX_NOINPUT
+
+
+class CapacityError(ZapvisorError):
+    """MAX_SESSIONS is reached or no port in the range is free."""
+
+    exit_code = 75  # EX_TEMPFAIL
+
+
+class PortsExhausted(CapacityError):
+    """Every port in the range is held by a session or bound by another process."""
+
+    def __init__(self, message: str, busy: list[int] | None = None) -> None:
+        super().__init__(message)
+        self.busy = busy or []
+
+
+class StoreError(ZapvisorError):
+    """The session store cannot be reached or refused an operation."""
+
+    exit_code = 69  # EX_UNAVAILABLE
+
+
+class SupervisorError(ZapvisorError):
+    """supervisord cannot be reached, started, or refused an operation."""
+
+    exit_code = 69
+
+
+class StateDirError(ZapvisorError):
+    """The state directory (ZAPVISOR_HOME) cannot be created or written."""
+
+    exit_code = 73
+
+
+class RunnerError(ZapvisorError):
+    """A session's runner did not answer, or answered with an error."""
+
+    exit_code = 69
+
+
+class Aborted(ZapvisorError):
+    """The operator declined a confirmation, or one was needed without a terminal."""
+
+    exit_code = 2

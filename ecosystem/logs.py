@@ -1,0 +1,100 @@
+"""Reading a session's log files: the last lines, following new ones, made readable."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+_CORE = ("ts", "level", "session", "logger", "msg")
+
+
+def tail(path: Path, lines: int) -> list[str]:
+    """The last ``lines`` lines of ``path`` (reads backwards; cheap on big files)."""
+    if lines <= 0:
+        return []
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            block = 8192
+            data = b""
+            while size > 0 and data.count(b"\n") <= lines:
+                step = min(block, size)
+                size -= step
+                fh.seek(size)
+                data = fh.read(step) + data
+    except FileNotFoundError:
+        return []
+    text = data.decode("utf-8", "replace").splitlines()
+    return text[-lines:]
+
+
+def follow(
+    paths: list[Path], *, poll: float = 0.2, stop: Callable[[], bool] = lambda: False
+) -> Iterator[tuple[Path, str]]:
+    """Yield (file, line) as lines are appended to any of ``paths``; survives rotation
+    (the file shrinking or being replaced)."""
+    state: dict[Path, tuple[int, int]] = {}
+    for path in paths:
+        try:
+            st = path.stat()
+            state[path] = (st.st_ino, st.st_size)
+        except FileNotFoundError:
+            state[path] = (0, 0)
+    partial: dict[Path, bytes] = {p: b"" for p in paths}
+    while not stop():
+        got = False
+        for path in paths:
+            inode, offset = state[path]
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            if st.st_ino != inode or st.st_size < offset:
+                inode, offset = st.st_ino, 0
+            if st.st_size == offset:
+                state[path] = (inode, offset)
+                continue
+            with path.open("rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read()
+            state[path] = (inode, offset + len(chunk))
+            data = partial[path] + chunk
+            *complete, partial[path] = data.split(b"\n")
+            for raw in complete:
+                got = True
+                yield path, raw.decode("utf-8", "replace")
+        if not got:
+            time.sleep(poll)
+
+
+def pretty(line: str) -> str:
+    """A runner's JSON line as `HH:MM:SS LEVEL message key=value…`; other lines as-is."""
+    if not line.startswith("{"):
+        return line
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(data, dict) or "msg" not in data:
+        return line
+    ts = str(data.get("ts", ""))
+    clock = ts[11:19] if len(ts) >= 19 else ts
+    extras = " ".join(f"{k}={v}" for k, v in data.items() if k not in _CORE and k != "exc")
+    out = f"{clock} {str(data.get('level', '')).upper():<7} {data['msg']}"
+    if extras:
+        out += f"  {extras}"
+    if data.get("exc"):
+        out += "\n" + str(data["exc"])
+    return out
+
+
+def last_lines(paths: list[Path], lines: int) -> deque[str]:
+    out: deque[str] = deque(maxlen=lines)
+    for path in paths:
+        out.extend(tail(path, lines))
+    return out

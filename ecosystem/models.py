@@ -1,0 +1,139 @@
+"""The session model and the shapes the stores, CLI and UI exchange."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ecosystem.names import validate_name
+from ecosystem.states import DesiredState, Status
+
+CONNECTORS = ("neonize", "sim")
+DEFAULT_CONNECTOR = "sim"
+MAX_DESCRIPTION = 500
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def check_webhook_url(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
+        raise ValueError(f"webhook URL must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
+def check_description(value: str) -> str:
+    if len(value) > MAX_DESCRIPTION:
+        raise ValueError(f"description is {len(value)} characters; at most {MAX_DESCRIPTION}")
+    if any(ord(c) < 32 and c not in "\t" for c in value):
+        raise ValueError("description must be one line (no control characters)")
+    return value
+
+
+class SessionFields(BaseModel):
+    """What an operator sets on a session (create form, `zapvisor config`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = ""
+    connector: str = DEFAULT_CONNECTOR
+    webhook_url: str | None = None
+    ai_config: dict[str, Any] = Field(default_factory=dict)
+    timing_config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str) -> str:
+        return check_description(value)
+
+    @field_validator("connector")
+    @classmethod
+    def _connector(cls, value: str) -> str:
+        if value not in CONNECTORS:
+            raise ValueError(f"unknown connector {value!r}: choose one of {', '.join(CONNECTORS)}")
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        return check_webhook_url(value)
+
+
+class NewSession(SessionFields):
+    """A session to create."""
+
+    name: str
+    desired_state: DesiredState = DesiredState.RUNNING
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return validate_name(value)
+
+
+class Session(BaseModel):
+    """A session as the store holds it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    description: str = ""
+    host: str
+    port: int
+    connector: str = DEFAULT_CONNECTOR
+    desired_state: DesiredState = DesiredState.RUNNING
+    status: Status = Status.INITIALIZING
+    phone: str | None = None
+    qr_payload: str | None = None
+    qr_expires_at: datetime | None = None
+    webhook_url: str | None = None
+    ai_config: dict[str, Any] = Field(default_factory=dict)
+    timing_config: dict[str, Any] = Field(default_factory=dict)
+    messages_sent: int = 0
+    messages_received: int = 0
+    last_error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    connected_at: datetime | None = None
+    last_activity_at: datetime | None = None
+    api_token_hash: str | None = Field(default=None, exclude=True, repr=False)
+
+
+class Event(BaseModel):
+    """One line of the audit trail: who did what to which session, and when."""
+
+    id: int
+    ts: datetime
+    session_name: str | None
+    actor: str
+    action: str
+    from_status: str | None = None
+    to_status: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+RUNTIME_FIELDS = frozenset(
+    {
+        "status",
+        "phone",
+        "qr_payload",
+        "qr_expires_at",
+        "last_error",
+        "connected_at",
+        "last_activity_at",
+        "messages_sent",
+        "messages_received",
+    }
+)
+"""Fields a runner reports; everything else is the operator's."""
+
+OPERATOR_FIELDS = frozenset(
+    {"description", "connector", "webhook_url", "ai_config", "timing_config", "desired_state"}
+)

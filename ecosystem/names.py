@@ -1,0 +1,42 @@
+"""The session naming rule, shared by the CLI, the TUI form and the store."""
+
+from __future__ import annotations
+
+import re
+
+from ecosystem.errors import InvalidName
+
+NAME_RULE = (
+    "1-48 characters: lowercase letters, digits, '-' and '_', starting with a letter or digit"
+)
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")
+PROGRAM_PREFIX = "wa-"
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` is not a valid session name, or None when it is."""
+    if not name:
+        return f"a session name is needed ({NAME_RULE})"
+    if _NAME.fullmatch(name):
+        return None
+    shown = name if len(name) <= 60 else name[:57] + "..."
+    return f"invalid session name {shown!r}: use {NAME_RULE}"
+
+
+def validate_name(name: str) -> str:
+    problem = name_problem(name)
+    if problem:
+        raise InvalidName(problem)
+    return name
+
+
+def program_name(name: str) -> str:
+    return PROGRAM_PREFIX + name
+
+
+def session_from_program(program: str) -> str | None:
+    if program.startswith(PROGRAM_PREFIX):
+        rest = program[len(PROGRAM_PREFIX) :]
+        if _NAME.fullmatch(rest):
+            return rest
+    return None

@@ -1,0 +1,117 @@
+"""Where everything lives inside the state directory (ZAPVISOR_HOME)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecosystem.errors import StateDirError
+from ecosystem.names import program_name, validate_name
+
+# A unix socket path must fit in sun_path (108 bytes on Linux, with its NUL).
+_SOCKET_MAX = 100
+
+
+@dataclass(frozen=True)
+class StatePaths:
+    home: Path
+
+    @property
+    def conf(self) -> Path:
+        return self.home / "supervisord.conf"
+
+    @property
+    def credentials(self) -> Path:
+        return self.home / "secrets" / "supervisord.json"
+
+    @property
+    def secrets(self) -> Path:
+        return self.home / "secrets"
+
+    @property
+    def runtime_env(self) -> Path:
+        """The settings runners start with (0600: may hold a database password)."""
+        return self.home / "runtime.env"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.home / "supervisord.pid"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def supervisord_log(self) -> Path:
+        return self.logs / "supervisord.log"
+
+    @property
+    def tokens(self) -> Path:
+        return self.home / "tokens"
+
+    @property
+    def apply_lock(self) -> Path:
+        return self.home / "apply.lock"
+
+    @property
+    def socket(self) -> Path:
+        """supervisord's socket; outside the home only when the home path is too long
+        for a unix socket (then in a 0700 folder of the temp dir named after it)."""
+        inside = self.home / "supervisor.sock"
+        if len(os.fsencode(inside)) <= _SOCKET_MAX:
+            return inside
+        digest = hashlib.sha256(os.fsencode(self.home)).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"zapvisor-{digest}" / "supervisor.sock"
+
+    def token_dir(self, name: str) -> Path:
+        """`tokens/<name>/`: a session's WhatsApp auth; the name is validated first so
+        no input can point outside the state directory."""
+        return self.tokens / validate_name(name)
+
+    def api_token_file(self, name: str) -> Path:
+        return self.secrets / f"{validate_name(name)}.token"
+
+    def stdout_log(self, name: str) -> Path:
+        return self.logs / f"{program_name(validate_name(name))}.log"
+
+    def stderr_log(self, name: str) -> Path:
+        return self.logs / f"{program_name(validate_name(name))}.err.log"
+
+    def ensure(self) -> None:
+        """Create the state directory tree with private permissions, or say why not."""
+        try:
+            for folder in (self.home, self.logs, self.tokens, self.secrets):
+                folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.home.chmod(0o700)
+            self.secrets.chmod(0o700)
+            sock_dir = self.socket.parent
+            if sock_dir != self.home:
+                sock_dir.mkdir(mode=0o700, exist_ok=True)
+                sock_dir.chmod(0o700)
+            probe = self.home / f".write-test-{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise StateDirError(
+                f"state directory {self.home} is not usable ({exc.strerror or exc}): "
+                "set ZAPVISOR_HOME to a folder you can write"
+            ) from None
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` atomically (temp file + rename) with mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,93 @@
+"""QR codes for terminals (Unicode half-blocks) and for HTTP (PNG data URLs).
+
+A half-block cell shows two modules stacked, so a QR of N modules plus the quiet zone
+takes N+2q columns and ceil((N+2q)/2) rows. The text form uses the ink convention:
+a drawn character part is a dark module. On a terminal the cells get explicit colours
+(black on white), so the code reads the same on dark and light themes.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+import zlib
+
+import qrcode
+import qrcode.constants
+
+QUIET_ZONE = 2
+_LEVELS = {
+    "L": qrcode.constants.ERROR_CORRECT_L,
+    "M": qrcode.constants.ERROR_CORRECT_M,
+    "Q": qrcode.constants.ERROR_CORRECT_Q,
+    "H": qrcode.constants.ERROR_CORRECT_H,
+}
+# (top dark, bottom dark) → character, drawing dark modules as ink.
+_HALF = {(False, False): " ", (True, False): "▀", (False, True): "▄", (True, True): "█"}
+_BLACK_ON_WHITE = "\x1b[38;5;16;48;5;231m"
+_RESET = "\x1b[0m"
+
+
+def matrix(payload: str, level: str = "L", border: int = QUIET_ZONE) -> list[list[bool]]:
+    """The module matrix (True = dark) including a quiet zone of ``border`` modules."""
+    code = qrcode.QRCode(error_correction=_LEVELS[level], border=border)
+    code.add_data(payload)
+    code.make(fit=True)
+    return [list(row) for row in code.get_matrix()]
+
+
+def size_needed(payload: str, level: str = "L") -> tuple[int, int]:
+    """(columns, rows) the half-block rendering of ``payload`` takes."""
+    side = len(matrix(payload, level))
+    return side, (side + 1) // 2
+
+
+def half_blocks(modules: list[list[bool]]) -> list[str]:
+    """One string per terminal row, dark modules as ink."""
+    rows = list(modules)
+    if len(rows) % 2:
+        rows.append([False] * len(rows[0]))
+    return [
+        "".join(_HALF[(top, bottom)] for top, bottom in zip(upper, lower, strict=True))
+        for upper, lower in zip(rows[0::2], rows[1::2], strict=True)
+    ]
+
+
+def terminal_text(payload: str, *, color: bool, level: str = "L") -> str:
+    """The QR as text for a terminal: coloured black-on-white when ``color``."""
+    lines = half_blocks(matrix(payload, level))
+    if color:
+        lines = [f"{_BLACK_ON_WHITE}{line}{_RESET}" for line in lines]
+    return "\n".join(lines)
+
+
+def png(payload: str, scale: int = 8, level: str = "L") -> bytes:
+    """A black-on-white PNG of the QR (1-bit greyscale, no imaging library needed)."""
+    modules = matrix(payload, level, border=4)
+    raw = bytearray()
+    for row in modules:
+        bits: list[int] = []
+        for dark in row:
+            bits.extend([0 if dark else 1] * scale)
+        line = bytearray([0])  # filter type: none
+        for i in range(0, len(bits), 8):
+            byte = bits[i : i + 8] + [1] * (8 - len(bits[i : i + 8]))
+            line.append(int("".join(map(str, byte)), 2))
+        raw.extend(bytes(line) * scale)
+    side = len(modules) * scale
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(bytes(raw), 9))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    body = kind + data
+    return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+
+def png_data_url(payload: str) -> str:
+    return "data:image/png;base64," + base64.b64encode(png(payload)).decode("ascii")

@@ -1,0 +1,181 @@
+"""Settings: environment variables and `.env`, validated once at the edge.
+
+Names follow the seeds where they exist (`BASE_PORT`, `MAX_SESSIONS`, `SUPABASE_URL`…);
+zapvisor's own settings carry the `ZAPVISOR_` prefix. A misspelt `ZAPVISOR_*` variable is
+an error rather than silently ignored: at 2 a.m. a typo must not look like a default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ecosystem.errors import ConfigError
+
+
+def _default_home() -> Path:
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "zapvisor"
+
+
+def _env(*names: str) -> Any:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Everything zapvisor reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+    )
+
+    home: Path = Field(default_factory=_default_home, validation_alias=_env("ZAPVISOR_HOME"))
+    """State directory: supervisord's config, socket and logs, `tokens/<session>/`,
+    the embedded SQLite store."""
+
+    base_port: int = Field(3001, ge=1024, le=65535, validation_alias=_env("BASE_PORT"))
+    """First TCP port handed to a session; each session gets the lowest free one."""
+
+    max_sessions: int = Field(10, ge=1, le=2000, validation_alias=_env("MAX_SESSIONS"))
+    """Most sessions this host runs; ports stay within BASE_PORT..BASE_PORT+MAX_SESSIONS-1."""
+
+    bind: str = Field("127.0.0.1", validation_alias=_env("ZAPVISOR_BIND"))
+    """Address every runner's HTTP API listens on."""
+
+    host_id: str = Field(
+        default_factory=socket.gethostname, validation_alias=_env("ZAPVISOR_HOST_ID")
+    )
+    """This machine's name in the store: which host owns which session and port."""
+
+    start_timeout: float = Field(
+        20.0, gt=0, le=600, validation_alias=_env("ZAPVISOR_START_TIMEOUT")
+    )
+    """Seconds `create`/`start`/`restart` wait for a runner's /health to answer."""
+
+    sim_qr_seconds: float = Field(
+        20.0, gt=0, le=3600, validation_alias=_env("ZAPVISOR_SIM_QR_SECONDS")
+    )
+    """How often the simulated phone rotates its QR payload."""
+
+    database_url: SecretStr | None = Field(None, validation_alias=_env("ZAPVISOR_DATABASE_URL"))
+    """PostgreSQL DSN; when set, sessions live in that database."""
+
+    supabase_url: str | None = Field(None, validation_alias=_env("SUPABASE_URL"))
+    """Supabase project URL; when set, sessions live in Supabase."""
+
+    supabase_service_role_key: SecretStr | None = Field(
+        None, validation_alias=_env("SUPABASE_SERVICE_ROLE_KEY")
+    )
+    """Supabase service role key (server side only; never printed)."""
+
+    supabase_anon_key: SecretStr | None = Field(None, validation_alias=_env("SUPABASE_ANON_KEY"))
+    """Accepted for compatibility with existing `.env` files; zapvisor does not need it."""
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        text = str(value)
+        if any(ord(c) < 32 for c in text):
+            raise ValueError("must not contain control characters")
+        if "%" in text or " ;" in text or " #" in text or text != text.strip():
+            # supervisord expands '%' (twice in log paths) and cuts values at ' ;'/' #'
+            raise ValueError("must not contain '%', ' ;', ' #' or edge spaces (supervisord)")
+        return Path(os.path.abspath(os.path.expanduser(text)))
+
+    @field_validator("bind")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address (e.g. 127.0.0.1)") from None
+        return value
+
+    @field_validator("host_id")
+    @classmethod
+    def _host_id(cls, value: str) -> str:
+        if not value or len(value) > 253 or any(ord(c) < 33 for c in value):
+            raise ValueError("must be 1-253 printable characters without spaces")
+        return value
+
+    @property
+    def last_port(self) -> int:
+        return self.base_port + self.max_sessions - 1
+
+    @property
+    def store_kind(self) -> str:
+        if self.supabase_url:
+            return "supabase"
+        if self.database_url:
+            return "postgres"
+        return "sqlite"
+
+
+ENV_NAMES: dict[str, str] = {
+    name: str(field.validation_alias.choices[0])  # type: ignore[union-attr]
+    for name, field in Settings.model_fields.items()
+}
+"""Field name → the environment variable that sets it."""
+
+_KNOWN = frozenset(ENV_NAMES.values())
+
+
+def _check_unknown(keys: Mapping[str, object], where: str) -> None:
+    for key in keys:
+        upper = key.upper()
+        if upper.startswith("ZAPVISOR_TEST_"):
+            continue  # reserved for the test-suite's own opt-in switches
+        if upper.startswith("ZAPVISOR_") and upper not in _KNOWN:
+            known = ", ".join(sorted(k for k in _KNOWN if k.startswith("ZAPVISOR_")))
+            raise ConfigError(f"unknown setting {upper} in {where} (known: {known})")
+
+
+def load_settings(env_file: Path | None = Path(".env"), **overrides: Any) -> Settings:
+    """Build the one Settings object; errors name the variable that is wrong."""
+    _check_unknown(os.environ, "the environment")
+    if env_file is not None and env_file.is_file():
+        from dotenv import dotenv_values
+
+        _check_unknown(dotenv_values(env_file), str(env_file))
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    field = str(err["loc"][0]) if err["loc"] else ""
+    var = ENV_NAMES.get(field, field)
+    value = err.get("input")
+    shown = (
+        ""
+        if isinstance(value, dict) or "key" in var.lower() or "url" in var.lower()
+        else (f" (got {value!r})")
+    )
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"invalid setting {var}: {msg}{shown}"
+
+
+def settings_to_env(settings: Settings) -> dict[str, str]:
+    """The settings as the environment a runner or host needs to rebuild them."""
+    out: dict[str, str] = {}
+    for name, var in ENV_NAMES.items():
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        out[var] = str(value)
+    return out

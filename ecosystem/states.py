@@ -1,0 +1,33 @@
+"""State constants: session statuses (the seed's seven) and desired states.
+
+Kept dependency-free so every part (store, runner, UI) can share them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """Where a session's WhatsApp link stands, as its runner reports it."""
+
+    INITIALIZING = "initializing"
+    WAITING_SCAN = "waiting_scan"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    PHONE_DISCONNECTED = "phone_disconnected"
+    ERROR = "error"
+    RECONNECTING = "reconnecting"
+
+
+class DesiredState(StrEnum):
+    """What the operator asked for; supervisord's program entry follows it."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+# supervisord's process state names (supervisor.states.ProcessStates), by name only.
+PROCESS_RUNNING = "RUNNING"
+PROCESS_UP = frozenset({"RUNNING", "STARTING", "BACKOFF", "STOPPING"})
+PROCESS_DOWN = frozenset({"STOPPED", "EXITED", "FATAL", "UNKNOWN"})

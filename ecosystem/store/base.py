@@ -1,0 +1,90 @@
+"""The store contract every implementation (sqlite, postgres, supabase) honours."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ecosystem.models import Event, NewSession, Session
+
+
+class Store(abc.ABC):
+    """Session rows, the port ledger and the audit trail.
+
+    Every method is blocking; UI code calls them from worker threads.
+    """
+
+    kind: str = "?"
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """Where the data lives, without secrets (a path, a host/db name)."""
+
+    @abc.abstractmethod
+    def migrate(self) -> list[str]:
+        """Apply pending migrations; returns the names of those applied."""
+
+    @abc.abstractmethod
+    def schema_version(self) -> int:
+        """The newest migration applied (0 for an empty database)."""
+
+    @abc.abstractmethod
+    def create_session(
+        self,
+        new: NewSession,
+        *,
+        host: str,
+        ports: range,
+        exclude_ports: Iterable[int],
+        max_sessions: int,
+        actor: str,
+        api_token_hash: str | None = None,
+    ) -> Session:
+        """Insert the session and reserve its port in one atomic step.
+
+        The port is the lowest of ``ports`` not held by another session of ``host`` and
+        not in ``exclude_ports`` (ports some process already binds). Raises
+        SessionExists, or CapacityError when ``max_sessions`` is reached or no port is
+        free.
+        """
+
+    @abc.abstractmethod
+    def get_session(self, name: str) -> Session:
+        """Raises SessionNotFound."""
+
+    @abc.abstractmethod
+    def list_sessions(self, host: str | None = None) -> list[Session]:
+        """Every session (of one host when ``host`` is given), ordered by name."""
+
+    @abc.abstractmethod
+    def update_session(
+        self, name: str, changes: Mapping[str, Any], *, actor: str, action: str
+    ) -> Session:
+        """Change operator fields (config, desired state) and record the event."""
+
+    @abc.abstractmethod
+    def set_runtime(self, name: str, changes: Mapping[str, Any], *, actor: str) -> Session:
+        """Change runner-reported fields; a status change is recorded as an event."""
+
+    @abc.abstractmethod
+    def delete_session(self, name: str, *, actor: str) -> None:
+        """Remove the row (freeing its port); the audit trail keeps the deletion."""
+
+    @abc.abstractmethod
+    def add_event(
+        self,
+        session_name: str | None,
+        action: str,
+        *,
+        actor: str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record an action in the audit trail."""
+
+    @abc.abstractmethod
+    def list_events(self, session_name: str | None = None, limit: int = 100) -> list[Event]:
+        """Newest first."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

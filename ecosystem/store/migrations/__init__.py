@@ -1,0 +1,28 @@
+"""SQL migrations shipped with the package, one folder per database dialect."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+_FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load(dialect: str) -> list[Migration]:
+    """The migrations of ``dialect`` (``sqlite``, ``postgres``), oldest first."""
+    folder = resources.files(__package__).joinpath(dialect)
+    found = []
+    for entry in folder.iterdir():
+        match = _FILE.fullmatch(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text("utf-8")))
+    found.sort(key=lambda m: m.version)
+    return found

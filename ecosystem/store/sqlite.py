@@ -1,0 +1,342 @@
+"""The embedded store: one SQLite file in WAL mode, safe across processes.
+
+Runners, the CLI and the TUI each open their own connection; writers serialise on
+SQLite's lock (``BEGIN IMMEDIATE``) and wait up to ``BUSY_TIMEOUT_MS`` for it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ecosystem.errors import SessionExists, SessionNotFound, StoreError
+from ecosystem.models import (
+    OPERATOR_FIELDS,
+    RUNTIME_FIELDS,
+    Event,
+    NewSession,
+    Session,
+    utcnow,
+)
+from ecosystem.ports import pick_port
+from ecosystem.store import migrations
+from ecosystem.store.base import Store
+
+BUSY_TIMEOUT_MS = 10_000
+_JSON_FIELDS = ("ai_config", "timing_config")
+_TIME_FIELDS = ("qr_expires_at", "created_at", "updated_at", "connected_at", "last_activity_at")
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec="milliseconds")
+
+
+def _to_db(field: str, value: Any) -> Any:
+    if field in _JSON_FIELDS:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, datetime):
+        return _ts(value)
+    if hasattr(value, "value"):  # StrEnum
+        return str(value)
+    return value
+
+
+def _row_to_session(row: sqlite3.Row) -> Session:
+    data = dict(row)
+    data["name"] = data.pop("session_name")
+    for field in _JSON_FIELDS:
+        data[field] = json.loads(data[field])
+    return Session.model_validate(data)
+
+
+class SQLiteStore(Store):
+    kind = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fresh = not path.exists()
+            self._db = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            if fresh:
+                path.chmod(0o600)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open the sqlite store at {path}: {exc}") from None
+
+    def describe(self) -> str:
+        return f"sqlite {self.path}"
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- plumbing ------------------------------------------------------------------
+
+    @contextmanager
+    def _cursor(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """One transaction; every sqlite error becomes a StoreError naming the file."""
+        with self._lock:
+            try:
+                if write:
+                    self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    if write and self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+                if write:
+                    self._db.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.Error as exc:
+                raise StoreError(f"the sqlite store at {self.path} failed: {exc}") from None
+
+    def _insert_event(
+        self,
+        db: sqlite3.Connection,
+        session_name: str | None,
+        action: str,
+        actor: str,
+        detail: Mapping[str, Any] | None = None,
+        from_status: str | None = None,
+        to_status: str | None = None,
+    ) -> None:
+        db.execute(
+            "INSERT INTO session_events (ts, session_name, actor, action, from_status,"
+            " to_status, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                _ts(utcnow()),
+                session_name,
+                actor,
+                action,
+                from_status,
+                to_status,
+                json.dumps(dict(detail or {}), ensure_ascii=False, default=str),
+            ),
+        )
+
+    def _fetch(self, db: sqlite3.Connection, name: str) -> Session:
+        row = db.execute(
+            "SELECT * FROM whatsapp_sessions WHERE session_name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            raise SessionNotFound(f"no session named {name!r} (see `zapvisor list`)")
+        return _row_to_session(row)
+
+    # -- schema --------------------------------------------------------------------
+
+    def migrate(self) -> list[str]:
+        applied: list[str] = []
+        with self._cursor(write=True) as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            done = {r[0] for r in db.execute("SELECT version FROM schema_migrations")}
+            for mig in migrations.load("sqlite"):
+                if mig.version in done:
+                    continue
+                for statement in _statements(mig.sql):
+                    db.execute(statement)
+                db.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    (mig.version, mig.name, _ts(utcnow())),
+                )
+                applied.append(f"{mig.version:04d}_{mig.name}")
+        return applied
+
+    def schema_version(self) -> int:
+        with self._cursor() as db:
+            exists = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_migrations'"
+            ).fetchone()
+            if not exists:
+                return 0
+            row = db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+            return int(row[0] or 0)
+
+    # -- sessions ------------------------------------------------------------------
+
+    def create_session(
+        self,
+        new: NewSession,
+        *,
+        host: str,
+        ports: range,
+        exclude_ports: Iterable[int],
+        max_sessions: int,
+        actor: str,
+        api_token_hash: str | None = None,
+    ) -> Session:
+        excluded = set(exclude_ports)
+        with self._cursor(write=True) as db:
+            if db.execute(
+                "SELECT 1 FROM whatsapp_sessions WHERE session_name = ?", (new.name,)
+            ).fetchone():
+                raise SessionExists(f"a session named {new.name!r} already exists")
+            held = {
+                r[0]
+                for r in db.execute("SELECT port FROM whatsapp_sessions WHERE host = ?", (host,))
+            }
+            port = pick_port(ports, held, excluded, max_sessions, host)
+            now = utcnow()
+            session = Session(
+                **new.model_dump(),
+                host=host,
+                port=port,
+                created_at=now,
+                updated_at=now,
+                api_token_hash=api_token_hash,
+            )
+            data = session.model_dump()
+            data["api_token_hash"] = api_token_hash
+            data["session_name"] = data.pop("name")
+            cols = ", ".join(data)
+            try:
+                db.execute(
+                    f"INSERT INTO whatsapp_sessions ({cols}) VALUES ({', '.join('?' * len(data))})",  # noqa: S608 - column names come from the model
+                    [_to_db(k, v) for k, v in data.items()],
+                )
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(f"the sqlite store refused {new.name!r}: {exc}") from None
+            self._insert_event(
+                db, new.name, "create", actor, {"port": port, "connector": new.connector}
+            )
+            return session
+
+    def get_session(self, name: str) -> Session:
+        with self._cursor() as db:
+            return self._fetch(db, name)
+
+    def list_sessions(self, host: str | None = None) -> list[Session]:
+        with self._cursor() as db:
+            if host is None:
+                rows = db.execute("SELECT * FROM whatsapp_sessions ORDER BY session_name")
+            else:
+                rows = db.execute(
+                    "SELECT * FROM whatsapp_sessions WHERE host = ? ORDER BY session_name", (host,)
+                )
+            return [_row_to_session(r) for r in rows.fetchall()]
+
+    def _update(
+        self,
+        name: str,
+        changes: Mapping[str, Any],
+        allowed: frozenset[str],
+        actor: str,
+        action: str | None,
+    ) -> Session:
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"cannot change {', '.join(sorted(unknown))} here")
+        with self._cursor(write=True) as db:
+            before = self._fetch(db, name)
+            merged = before.model_copy(update=dict(changes))
+            after = Session.model_validate(merged.model_dump() | {"updated_at": utcnow()})
+            after.api_token_hash = before.api_token_hash
+            fields = [*changes, "updated_at"]
+            db.execute(
+                f"UPDATE whatsapp_sessions SET {', '.join(f + ' = ?' for f in fields)}"  # noqa: S608 - fields checked against the model
+                " WHERE session_name = ?",
+                [_to_db(f, getattr(after, f)) for f in fields] + [name],
+            )
+            if action is not None:
+                self._insert_event(db, name, action, actor, _summarise(changes))
+            if before.status != after.status:
+                self._insert_event(
+                    db,
+                    name,
+                    "status",
+                    actor,
+                    {"last_error": after.last_error} if after.last_error else None,
+                    from_status=before.status,
+                    to_status=after.status,
+                )
+            return after
+
+    def update_session(
+        self, name: str, changes: Mapping[str, Any], *, actor: str, action: str
+    ) -> Session:
+        return self._update(name, changes, OPERATOR_FIELDS | {"api_token_hash"}, actor, action)
+
+    def set_runtime(self, name: str, changes: Mapping[str, Any], *, actor: str) -> Session:
+        return self._update(name, changes, RUNTIME_FIELDS, actor, None)
+
+    def delete_session(self, name: str, *, actor: str) -> None:
+        with self._cursor(write=True) as db:
+            session = self._fetch(db, name)
+            db.execute("DELETE FROM whatsapp_sessions WHERE session_name = ?", (name,))
+            self._insert_event(db, name, "delete", actor, {"port": session.port})
+
+    # -- events --------------------------------------------------------------------
+
+    def add_event(
+        self,
+        session_name: str | None,
+        action: str,
+        *,
+        actor: str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        with self._cursor(write=True) as db:
+            self._insert_event(db, session_name, action, actor, detail)
+
+    def list_events(self, session_name: str | None = None, limit: int = 100) -> list[Event]:
+        with self._cursor() as db:
+            if session_name is None:
+                rows = db.execute("SELECT * FROM session_events ORDER BY id DESC LIMIT ?", (limit,))
+            else:
+                rows = db.execute(
+                    "SELECT * FROM session_events WHERE session_name = ? ORDER BY id DESC LIMIT ?",
+                    (session_name, limit),
+                )
+            out = []
+            for row in rows.fetchall():
+                data = dict(row)
+                data["detail"] = json.loads(data["detail"])
+                out.append(Event.model_validate(data))
+            return out
+
+
+def _summarise(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """What an event records of a change: field names, and short values that hold no
+    secrets (the token hash is never copied into the audit trail)."""
+    out: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key == "api_token_hash":
+            out[key] = "rotated"
+        elif isinstance(value, str | int | float | bool) or value is None:
+            out[key] = str(value) if hasattr(value, "value") else value
+        else:
+            out[key] = "changed"
+    return out
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration into statements with SQLite's own notion of "complete"."""
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                yield buf
+            buf = ""
+    if buf.strip() and not all(
+        part.strip().startswith("--") or not part.strip() for part in buf.splitlines()
+    ):
+        raise StoreError(f"incomplete statement in a migration: {buf.strip()[:80]}")

@@ -1,0 +1,183 @@
+"""Make supervisord match the store: render, check, write, then change only what changed.
+
+This is what `supervisorctl update` does (``reloadConfig`` then add/remove the changed
+groups), with one difference: programs never autostart, so the desired state in the
+store alone decides what runs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from ecosystem.errors import SupervisorError
+from ecosystem.models import Session
+from ecosystem.names import program_name
+from ecosystem.paths import StatePaths, write_private
+from ecosystem.settings import Settings, settings_to_env
+from ecosystem.states import DesiredState
+from ecosystem.supctl import daemon, render
+from ecosystem.supctl.rpc import Supervisor
+
+UP_STATES = frozenset({"RUNNING", "STARTING", "BACKOFF", "STOPPING"})
+
+
+@dataclass
+class ApplyResult:
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+    """Running programs whose entry changed: they keep their old entry until their own
+    session is started or restarted, so one session's action never restarts another."""
+    booted: bool = False
+    """True when supervisord itself was (re)started by this apply."""
+
+
+@contextmanager
+def apply_lock(paths: StatePaths, timeout: float = 60.0) -> Iterator[None]:
+    """Serialise config writes on this host: each apply renders from the store while
+    holding it, so two concurrent creates can never drop each other's program."""
+    paths.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(paths.apply_lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise SupervisorError(
+                        f"another zapvisor has held {paths.apply_lock} for {timeout:g} s; "
+                        "is a command stuck?"
+                    ) from None
+                time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)
+
+
+def render_for(
+    paths: StatePaths, settings: Settings, sessions: Sequence[Session]
+) -> tuple[str, list[str]]:
+    """The config text for ``sessions`` (already checked by supervisor's parser) and
+    the program names it holds."""
+    creds = daemon.credentials(paths)
+    specs = render.program_specs(paths, [(s.name, s.port) for s in sessions])
+    text = render.render(
+        paths,
+        username=creds.username,
+        password=creds.password,
+        programs=specs,
+        max_sessions=settings.max_sessions,
+    )
+    programs = render.check(text)
+    return text, programs
+
+
+def write_config(paths: StatePaths, settings: Settings, text: str) -> bool:
+    """Write the runtime settings and the config; returns whether the config changed."""
+    env = "".join(f"{k}={_dotenv_quote(v)}\n" for k, v in settings_to_env(settings).items())
+    try:
+        if not paths.runtime_env.exists() or paths.runtime_env.read_text("utf-8") != env:
+            write_private(paths.runtime_env, env)
+        if paths.conf.exists() and paths.conf.read_text("utf-8") == text:
+            return False
+        write_private(paths.conf, text)
+    except OSError as exc:
+        raise SupervisorError(f"cannot write {paths.conf}: {exc}") from None
+    return True
+
+
+def _dotenv_quote(value: str) -> str:
+    # python-dotenv reads single-quoted values literally (no escapes, no expansion).
+    if "'" in value or "\n" in value:
+        raise SupervisorError("a setting holds a quote or newline and cannot be passed on")
+    return f"'{value}'"
+
+
+def sync(
+    paths: StatePaths,
+    settings: Settings,
+    sup: Supervisor,
+    sessions: Sequence[Session],
+    start: Callable[[list[str]], list[str]],
+) -> ApplyResult:
+    """Bring supervisord in line with ``sessions`` (this host's, from the store).
+
+    Call with :func:`apply_lock` held. ``start`` starts the given session names and
+    returns those it started (the orchestrator staggers them).
+    """
+    paths.ensure()
+    text, programs = render_for(paths, settings, sessions)
+    write_config(paths, settings, text)
+    result = ApplyResult()
+    wanted_running = {
+        program_name(s.name): s.name for s in sessions if s.desired_state == DesiredState.RUNNING
+    }
+    if not daemon.is_up(sup):
+        daemon.start(paths, sup)
+        result.booted = True
+        result.added = list(programs)
+        _save_deferred(paths, [])
+        result.started = start(sorted(wanted_running.values()))
+        return result
+    added, changed, removed = sup.reload_config()
+    ours = set(programs)
+    for program in removed:
+        sup.stop(program)
+        sup.remove_group(program)
+    infos = sup.all_process_info() if changed else {}
+    for program in changed:
+        info = infos.get(program)
+        if info is not None and info.state in UP_STATES:
+            result.deferred.append(program)
+            continue
+        sup.remove_group(program)
+        sup.add_group(program)
+        result.changed.append(program)
+    _save_deferred(paths, result.deferred)
+    for program in added:
+        sup.add_group(program)
+    result.added = [p for p in added if p in ours]
+    result.removed = list(removed)
+    to_start = [wanted_running[p] for p in (*added, *result.changed) if p in wanted_running]
+    if to_start:
+        result.started = start(sorted(to_start))
+    return result
+
+
+def _save_deferred(paths: StatePaths, programs: list[str]) -> None:
+    path = paths.home / "deferred.json"
+    if programs:
+        write_private(path, json.dumps(sorted(programs)))
+    else:
+        path.unlink(missing_ok=True)
+
+
+def deferred(paths: StatePaths) -> set[str]:
+    """Programs left on an old entry by earlier applies (see ApplyResult.deferred)."""
+    try:
+        return set(json.loads((paths.home / "deferred.json").read_text("utf-8")))
+    except (OSError, ValueError, TypeError):
+        return set()
+
+
+def refresh_program(paths: StatePaths, sup: Supervisor, program: str) -> None:
+    """Swap a stopped program's entry for the current config (no-op when unchanged).
+
+    Called before a session is started or restarted, so an entry deferred by an
+    earlier apply takes effect exactly when its own session restarts."""
+    _added, changed, _removed = sup.reload_config()
+    if program in changed:
+        sup.stop(program)
+        sup.remove_group(program)
+        sup.add_group(program)
+    _save_deferred(paths, sorted(deferred(paths) - {program}))

@@ -1,0 +1,149 @@
+"""supervisord itself: its credentials, starting it, and shutting it down cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecosystem.errors import SupervisorError
+from ecosystem.paths import StatePaths, write_private
+from ecosystem.supctl.rpc import Supervisor, SupervisorDown
+
+# Only these reach supervisord (and through it every runner): a shell's stray
+# variables must not leak into sessions, and settings reach runners via runtime.env.
+_PASS_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+
+
+def credentials(paths: StatePaths) -> Credentials:
+    """The socket's username/password, generated once and kept in a 0600 file."""
+    try:
+        data = json.loads(paths.credentials.read_text("utf-8"))
+        return Credentials(str(data["username"]), str(data["password"]))
+    except FileNotFoundError:
+        pass
+    except (ValueError, KeyError, TypeError):
+        # A corrupt file: new credentials take effect when supervisord next starts.
+        pass
+    creds = Credentials("zapvisor", secrets.token_hex(24))
+    write_private(paths.credentials, json.dumps(creds.__dict__))
+    return creds
+
+
+def client(paths: StatePaths, timeout: float = 10.0) -> Supervisor:
+    creds = credentials(paths)
+    return Supervisor(paths.socket, creds.username, creds.password, timeout=timeout)
+
+
+def is_up(sup: Supervisor) -> bool:
+    try:
+        return sup.state() == "RUNNING"
+    except SupervisorDown:
+        return False
+
+
+def start(paths: StatePaths, sup: Supervisor, timeout: float = 20.0) -> int:
+    """Start supervisord on ``paths.conf`` and wait until its socket answers.
+
+    Returns supervisord's pid. Raises SupervisorError with the reason from its log
+    when it does not come up.
+    """
+    env = {k: v for k in _PASS_ENV if (v := os.environ.get(k)) is not None}
+    log_mark = _log_size(paths.supervisord_log)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "supervisor.supervisord", "-c", str(paths.conf)],
+            env=env,
+            cwd=paths.home,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SupervisorError(f"cannot run supervisord: {exc}") from None
+    if proc.returncode != 0:
+        reason = (proc.stderr or proc.stdout).strip().splitlines()
+        raise SupervisorError(
+            "supervisord would not start: " + (reason[-1] if reason else f"exit {proc.returncode}")
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if sup.state() == "RUNNING":
+                return sup.pid()
+        except SupervisorDown:
+            pass
+        time.sleep(0.05)
+    why = _log_tail(paths.supervisord_log, log_mark)
+    raise SupervisorError(
+        f"supervisord did not answer on {paths.socket} within {timeout:g} s"
+        + (f": {why}" if why else f"; see {paths.supervisord_log}")
+    )
+
+
+def shutdown(paths: StatePaths, sup: Supervisor, timeout: float = 60.0) -> None:
+    """Stop every program first (one call, in parallel), then supervisord.
+
+    supervisord's own shutdown stops one program per loop second, so at 200 sessions
+    a bare shutdown takes minutes.
+    """
+    try:
+        pid = sup.pid()
+        sup.stop_all()
+        sup.shutdown()
+    except SupervisorDown:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.05)
+    raise SupervisorError(f"supervisord (pid {pid}) did not exit within {timeout:g} s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _log_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _log_tail(path: Path, since: int) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(since)
+            lines = fh.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        if "CRIT" in line or "ERROR" in line:
+            return line.split(" ", 2)[-1]
+    return lines[-1] if lines else ""

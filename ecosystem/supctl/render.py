@@ -1,0 +1,151 @@
+"""Render supervisord's whole config from `supervisord.conf.j2` and check it with
+supervisor's own parser before it may replace the live file."""
+
+from __future__ import annotations
+
+import io
+import re
+import resource
+import shlex
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ecosystem.errors import SupervisorError
+from ecosystem.names import program_name
+from ecosystem.paths import StatePaths
+
+_TEMPLATE_NAME = "supervisord.conf.j2"
+# configparser treats whitespace followed by ';' or '#' as the start of a comment.
+_INLINE_COMMENT = re.compile(r"\s[;#]")
+
+
+class RenderError(SupervisorError):
+    """A value cannot be written into supervisord's config safely."""
+
+
+def sv(value: object) -> str:
+    """Make ``value`` safe as a supervisord config value, or refuse it.
+
+    ``%`` starts an expansion (one bad ``%`` anywhere fails the whole reread), a
+    newline would start a new key, and `` ;``/`` #`` would silently cut the value.
+    """
+    text = str(value)
+    if any(ord(c) < 32 for c in text):
+        raise RenderError(f"cannot put {text!r} in supervisord's config: control characters")
+    if _INLINE_COMMENT.search(text):
+        raise RenderError(
+            f"cannot put {text!r} in supervisord's config: supervisord would cut it at the "
+            "' ;' or ' #'; use a path without them"
+        )
+    if text != text.strip():
+        raise RenderError(f"cannot put {text!r} in supervisord's config: edge whitespace")
+    return text.replace("%", "%%")
+
+
+@dataclass(frozen=True)
+class ProgramSpec:
+    """One session's program entry."""
+
+    name: str
+    port: int
+    command: str
+    stdout_log: Path
+    stderr_log: Path
+
+    @property
+    def program(self) -> str:
+        return program_name(self.name)
+
+
+def runner_command(python: str, home: Path, name: str, port: int) -> str:
+    return shlex.join(
+        [python, "-m", "runner", "--home", str(home), "--session", name, "--port", str(port)]
+    )
+
+
+def program_specs(
+    paths: StatePaths, sessions: Iterable[tuple[str, int]], python: str | None = None
+) -> list[ProgramSpec]:
+    exe = python or sys.executable
+    return [
+        ProgramSpec(
+            name=name,
+            port=port,
+            command=runner_command(exe, paths.home, name, port),
+            stdout_log=paths.stdout_log(name),
+            stderr_log=paths.stderr_log(name),
+        )
+        for name, port in sorted(sessions)
+    ]
+
+
+def _template_text() -> str:
+    """The template shipped in the wheel, or the repository's when run from a checkout."""
+    packaged = resources.files("ecosystem.supctl").joinpath(_TEMPLATE_NAME)
+    if packaged.is_file():
+        return packaged.read_text("utf-8")
+    checkout = Path(__file__).resolve().parents[2] / _TEMPLATE_NAME
+    return checkout.read_text("utf-8")
+
+
+def _minfds(max_sessions: int) -> int:
+    # ~6 descriptors per program (3 pipes, 2 log files, slack) plus supervisord's own.
+    wanted = max(1024, 8 * max_sessions + 256)
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+
+
+def render(
+    paths: StatePaths,
+    *,
+    username: str,
+    password: str,
+    programs: list[ProgramSpec],
+    max_sessions: int,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    # An INI file, not HTML: values are made safe by `sv`, not by HTML escaping.
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701
+    )
+    env.filters["sv"] = sv
+    template = env.from_string(_template_text())
+    return template.render(
+        socket=paths.socket,
+        username=username,
+        password=password,
+        supervisord_log=paths.supervisord_log,
+        pidfile=paths.pidfile,
+        logdir=paths.logs,
+        home=paths.home,
+        minfds=_minfds(max_sessions),
+        programs=programs,
+        **(extra or {}),
+    )
+
+
+def check(text: str) -> list[str]:
+    """Parse ``text`` exactly as supervisord will; returns the program names.
+
+    Raises RenderError with supervisor's own complaint when it would be rejected.
+    """
+    from supervisor.options import ServerOptions
+
+    opts = ServerOptions()
+    try:
+        opts.read_config(io.StringIO(text))
+    except (ValueError, KeyError) as exc:
+        raise RenderError(f"supervisord would reject the rendered config: {exc}") from None
+    return [
+        proc.name
+        for group in opts.configroot.supervisord.process_group_configs
+        for proc in group.process_configs
+    ]

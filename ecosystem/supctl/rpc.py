@@ -1,0 +1,223 @@
+"""supervisord's XML-RPC interface over its unix socket, with timeouts.
+
+supervisor's own ``SupervisorTransport`` has no timeout: a hung supervisord would hang
+every caller forever. This transport sets one on the socket.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+import xmlrpc.client
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from ecosystem.errors import SupervisorError
+
+# supervisor.xmlrpc.Faults, by value (kept here so callers need not import supervisor).
+BAD_NAME = 10
+NO_FILE = 20
+NOT_EXECUTABLE = 21
+FAILED = 30
+ABNORMAL_TERMINATION = 40
+SPAWN_ERROR = 50
+ALREADY_STARTED = 60
+NOT_RUNNING = 70
+ALREADY_ADDED = 90
+STILL_RUNNING = 91
+SHUTDOWN_STATE = 6
+
+
+class SupervisorDown(SupervisorError):
+    """Nothing answers on supervisord's socket."""
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class _UnixTransport(xmlrpc.client.Transport):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__()
+        self._path = path
+        self._timeout = timeout
+
+    def make_connection(self, host: Any) -> http.client.HTTPConnection:
+        if self._connection[1] is not None and host == self._connection[0]:
+            return self._connection[1]
+        _chost, self._extra_headers, _x509 = self.get_host_info(host)
+        conn = _UnixConnection(self._path, self._timeout)
+        self._connection = host, conn
+        return conn
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """What getAllProcessInfo says of one program."""
+
+    name: str
+    state: str
+    pid: int | None
+    start: int
+    now: int
+    stop: int
+    exitstatus: int
+    spawnerr: str
+    description: str
+
+    @property
+    def uptime(self) -> int | None:
+        if self.state != "RUNNING" or not self.start:
+            return None
+        return max(0, self.now - self.start)
+
+    @classmethod
+    def from_rpc(cls, info: dict[str, Any]) -> ProcessInfo:
+        return cls(
+            name=str(info["name"]),
+            state=str(info["statename"]),
+            pid=int(info["pid"]) or None,
+            start=int(info["start"]),
+            now=int(info["now"]),
+            stop=int(info["stop"]),
+            exitstatus=int(info["exitstatus"]),
+            spawnerr=str(info.get("spawnerr") or ""),
+            description=str(info.get("description") or ""),
+        )
+
+
+class Supervisor:
+    """A thread-safe client for one supervisord."""
+
+    def __init__(self, socket_path: Path, username: str, password: str, timeout: float = 10.0):
+        self.socket_path = socket_path
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._proxy = xmlrpc.client.ServerProxy(
+            f"http://{username}:{password}@localhost/RPC2",
+            transport=_UnixTransport(str(socket_path), timeout),
+            allow_none=True,
+        )
+
+    def call(self, method: str, *args: Any) -> Any:
+        """Call ``supervisor.<method>``; faults stay xmlrpc Faults, transport failures
+        become SupervisorDown / SupervisorError with a reason."""
+        with self._lock:
+            try:
+                return getattr(self._proxy.supervisor, method)(*args)
+            except xmlrpc.client.Fault:
+                raise
+            except (FileNotFoundError, ConnectionRefusedError):
+                self._proxy("close")()
+                raise SupervisorDown(
+                    f"supervisord is not running (no answer on {self.socket_path})"
+                ) from None
+            except TimeoutError:
+                self._proxy("close")()
+                raise SupervisorError(
+                    f"supervisord did not answer within {self.timeout:g} s "
+                    f"(socket {self.socket_path}); it may be overloaded or hung"
+                ) from None
+            except xmlrpc.client.ProtocolError as exc:
+                self._proxy("close")()
+                if exc.errcode == 401:
+                    raise SupervisorError(
+                        "supervisord refused zapvisor's credentials: another supervisord owns "
+                        f"{self.socket_path}; stop it or choose another ZAPVISOR_HOME"
+                    ) from None
+                raise SupervisorError(f"supervisord answered {exc.errcode} {exc.errmsg}") from None
+            except OSError as exc:
+                self._proxy("close")()
+                raise SupervisorDown(
+                    f"cannot talk to supervisord on {self.socket_path}: {exc}"
+                ) from None
+
+    # -- the calls zapvisor uses ---------------------------------------------------
+
+    def state(self) -> str:
+        return str(self.call("getState")["statename"])
+
+    def pid(self) -> int:
+        return int(self.call("getPID"))
+
+    def all_process_info(self) -> dict[str, ProcessInfo]:
+        infos = self.call("getAllProcessInfo")
+        return {i["name"]: ProcessInfo.from_rpc(i) for i in infos}
+
+    def process_info(self, program: str) -> ProcessInfo | None:
+        try:
+            return ProcessInfo.from_rpc(self.call("getProcessInfo", program))
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode == BAD_NAME:
+                return None
+            raise
+
+    def reload_config(self) -> tuple[list[str], list[str], list[str]]:
+        added, changed, removed = self.call("reloadConfig")[0]
+        return list(added), list(changed), list(removed)
+
+    def add_group(self, program: str) -> None:
+        self._tolerate(ALREADY_ADDED, "addProcessGroup", program)
+
+    def remove_group(self, program: str) -> None:
+        self._tolerate(BAD_NAME, "removeProcessGroup", program)
+
+    def start(self, program: str, wait: bool = False) -> None:
+        try:
+            self.call("startProcess", program, wait)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode == ALREADY_STARTED:
+                return
+            raise SupervisorError(
+                f"supervisord could not start {program}: {fault.faultString}"
+            ) from None
+
+    def stop(self, program: str, wait: bool = True) -> None:
+        try:
+            self.call("stopProcess", program, wait)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode in (NOT_RUNNING, BAD_NAME):
+                return
+            raise SupervisorError(
+                f"supervisord could not stop {program}: {fault.faultString}"
+            ) from None
+
+    def signal(self, program: str, sig: str) -> None:
+        self.call("signalProcess", program, sig)
+
+    def tail_stderr(self, program: str, length: int = 4096) -> str:
+        try:
+            text, _offset, _overflow = self.call("tailProcessStderrLog", program, 0, length)
+        except xmlrpc.client.Fault:
+            return ""
+        return cast(str, text)
+
+    def stop_all(self) -> None:
+        self.call("stopAllProcesses", True)
+
+    def shutdown(self) -> None:
+        self.call("shutdown")
+
+    def _tolerate(self, code: int, method: str, *args: Any) -> None:
+        try:
+            self.call(method, *args)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode != code:
+                raise SupervisorError(
+                    f"supervisord refused {method}({', '.join(map(str, args))}): "
+                    f"{fault.faultString}"
+                ) from None

@@ -1,0 +1,106 @@
+"""A session as the operator sees it: the store's row joined with supervisord's facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ecosystem.models import Session
+from ecosystem.supctl.rpc import ProcessInfo
+
+JSON_FIELDS = (
+    "name",
+    "description",
+    "host",
+    "port",
+    "connector",
+    "desired_state",
+    "status",
+    "process_state",
+    "pid",
+    "uptime_seconds",
+    "phone",
+    "qr_payload",
+    "qr_expires_at",
+    "webhook_url",
+    "ai_config",
+    "timing_config",
+    "messages_sent",
+    "messages_received",
+    "last_error",
+    "exit_status",
+    "spawn_error",
+    "created_at",
+    "updated_at",
+    "connected_at",
+    "last_activity_at",
+)
+"""The stable field names of `list --json` / `show --json`, in order."""
+
+
+@dataclass(frozen=True)
+class SessionView:
+    session: Session
+    process: ProcessInfo | None
+    """None when supervisord has no program for the session (or is down)."""
+
+    @property
+    def name(self) -> str:
+        return self.session.name
+
+    @property
+    def process_state(self) -> str | None:
+        return self.process.state if self.process else None
+
+    @property
+    def pid(self) -> int | None:
+        if self.process and self.process.state in ("RUNNING", "STARTING", "STOPPING"):
+            return self.process.pid
+        return None
+
+    @property
+    def uptime(self) -> int | None:
+        return self.process.uptime if self.process else None
+
+    @property
+    def display_status(self) -> str:
+        """The session status while its runner runs; the process state otherwise,
+        so a killed runner never shows a stale "connected"."""
+        if self.process is None:
+            return "NO PROGRAM"
+        if self.process.state == "RUNNING":
+            return str(self.session.status)
+        return self.process.state
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.session.model_dump(mode="json")
+        proc = self.process
+        data.update(
+            process_state=self.process_state,
+            pid=self.pid,
+            uptime_seconds=self.uptime,
+            exit_status=proc.exitstatus if proc and proc.state in ("EXITED", "FATAL") else None,
+            spawn_error=(proc.spawnerr or None) if proc else None,
+        )
+        return {key: data.get(key) for key in JSON_FIELDS}
+
+
+def age(seconds: float | None) -> str:
+    """A compact duration: 45s, 12m, 3h05m, 2d04h."""
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def since(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "-"
+    return age((now - moment).total_seconds())

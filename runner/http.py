@@ -1,0 +1,183 @@
+"""A small HTTP/1.1 server on asyncio streams.
+
+A runner's API is a handful of JSON routes, and a runner is one of hundreds on a host:
+this keeps each idle worker at plain-asyncio cost instead of a web framework's.
+One request per connection (``Connection: close``); bodies are bounded; slow clients
+are cut off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+log = logging.getLogger("runner.http")
+
+MAX_HEADER_BYTES = 16 * 1024
+READ_TIMEOUT = 10.0
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    params: dict[str, str] = field(default_factory=dict)
+    peer: str = ""
+
+    def json(self) -> Any:
+        if not self.body:
+            return {}
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError):
+            raise HTTPError(400, "the body is not valid JSON") from None
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, data: Any, status: int = 200, **headers: str) -> Response:
+        return cls(status, json.dumps(data, ensure_ascii=False).encode(), headers=headers)
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str, **headers: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class Router:
+    def __init__(self) -> None:
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+
+    def add(self, method: str, pattern: str, handler: Handler) -> None:
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
+        self._routes.append((method, re.compile(f"^{regex}$"), handler))
+
+    def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
+        allowed = []
+        for verb, regex, handler in self._routes:
+            match = regex.match(path)
+            if match:
+                if verb == method:
+                    return handler, {k: unquote(v) for k, v in match.groupdict().items()}
+                allowed.append(verb)
+        if allowed:
+            raise HTTPError(405, f"{method} is not allowed here", Allow=", ".join(allowed))
+        raise HTTPError(404, f"no route {path}")
+
+
+class Server:
+    """Serves a Router; ``before`` runs ahead of every handler (auth, rate limits)."""
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        max_body: int,
+        before: Callable[[Request], Awaitable[None]] | None = None,
+    ) -> None:
+        self.router = router
+        self.max_body = max_body
+        self.before = before
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        self._server = await asyncio.start_server(
+            self._handle, host, port, reuse_address=True, limit=MAX_HEADER_BYTES
+        )
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        try:
+            try:
+                request = await asyncio.wait_for(self._read(reader), READ_TIMEOUT)
+                request.peer = str(peer[0]) if peer else ""
+                handler, request.params = self.router.resolve(request.method, request.path)
+                if self.before is not None:
+                    await self.before(request)
+                response = await handler(request)
+            except HTTPError as exc:
+                response = Response.json(
+                    {"success": False, "error": exc.message}, exc.status, **exc.headers
+                )
+            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                return
+            except Exception:
+                log.exception("request failed", extra={"event": "http_error"})
+                response = Response.json({"success": False, "error": "internal error"}, 500)
+            await self._write(writer, response)
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    async def _read(self, reader: asyncio.StreamReader) -> Request:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError:
+            raise HTTPError(431, "request headers too large") from None
+        lines = head.decode("latin-1").split("\r\n")
+        try:
+            method, target, _version = lines[0].split(" ", 2)
+        except ValueError:
+            raise HTTPError(400, "malformed request line") from None
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            if not line:
+                continue
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise HTTPError(400, "malformed header line")
+            headers[name.strip().lower()] = value.strip()
+        length_text = headers.get("content-length", "0") or "0"
+        if not length_text.isdigit():
+            raise HTTPError(400, "invalid Content-Length")
+        length = int(length_text)
+        if length > self.max_body:
+            raise HTTPError(413, f"body of {length} bytes is over the {self.max_body}-byte limit")
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            raise HTTPError(411, "send a Content-Length (chunked bodies are not accepted)")
+        body = await reader.readexactly(length) if length else b""
+        split = urlsplit(target)
+        return Request(method.upper(), split.path or "/", parse_qs(split.query), headers, body)
+
+    async def _write(self, writer: asyncio.StreamWriter, response: Response) -> None:
+        reason = HTTPStatus(response.status).phrase
+        head = [
+            f"HTTP/1.1 {response.status} {reason}",
+            f"Content-Type: {response.content_type}",
+            f"Content-Length: {len(response.body)}",
+            "Connection: close",
+            "Cache-Control: no-store",
+        ]
+        head.extend(f"{k.replace('_', '-')}: {v}" for k, v in response.headers.items())
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()

@@ -1,0 +1,130 @@
+"""A runner's view of its session, and the one writer that reports it to the store.
+
+Store writes go through a single thread in order, coalesced: when the store is slow or
+down the runner keeps working, and the newest state lands when the store answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ecosystem.errors import ZapvisorError
+from ecosystem.models import Session, utcnow
+from ecosystem.states import Status
+from ecosystem.store import Store
+
+log = logging.getLogger("runner.state")
+ACTOR = "runner"
+
+
+@dataclass
+class LiveState:
+    """What the runner knows now; the API answers from this, never from the store."""
+
+    status: Status = Status.INITIALIZING
+    phone: str | None = None
+    qr_payload: str | None = None
+    qr_expires_at: datetime | None = None
+    last_error: str | None = None
+    connected_at: datetime | None = None
+    last_activity_at: datetime | None = None
+    messages_sent: int = 0
+    messages_received: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def from_session(cls, session: Session) -> LiveState:
+        return cls(
+            phone=session.phone,
+            messages_sent=session.messages_sent,
+            messages_received=session.messages_received,
+            last_activity_at=session.last_activity_at,
+        )
+
+
+class Reporter:
+    """Applies changes to the live state and persists them to the store."""
+
+    def __init__(self, store: Store, session: str, live: LiveState) -> None:
+        self.store = store
+        self.session = session
+        self.live = live
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="store")
+        self._pending: dict[str, Any] = {}
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._writer(), name="store-writer")
+
+    async def update(self, **changes: Any) -> None:
+        """Change the live state now; the store follows as soon as it can."""
+        before = self.live.status
+        for key, value in changes.items():
+            setattr(self.live, key, value)
+        if "status" in changes and changes["status"] != before:
+            log.info(
+                "status %s -> %s",
+                before,
+                changes["status"],
+                extra={"event": "status", "from": str(before), "to": str(changes["status"])},
+            )
+        self._pending.update(changes)
+        self._idle.clear()
+        self._wake.set()
+
+    async def call(self, fn: Any, *args: Any) -> Any:
+        """Run a blocking store call on the writer's thread (keeps ordering)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, fn, *args)
+
+    async def _writer(self) -> None:
+        delay = 0.5
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch, self._pending = self._pending, {}
+                try:
+                    await self.call(self._persist, batch)
+                    delay = 0.5
+                except ZapvisorError as exc:
+                    # Keep the newest values for the next attempt.
+                    self._pending = batch | self._pending
+                    log.warning(
+                        "store unavailable, will retry in %.1f s: %s",
+                        delay,
+                        exc,
+                        extra={"event": "store_retry"},
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+            self._idle.set()
+
+    def _persist(self, batch: dict[str, Any]) -> None:
+        self.store.set_runtime(self.session, batch, actor=ACTOR)
+
+    async def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything pending reached the store (or ``timeout``)."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def close(self) -> None:
+        await self.flush()
+        if self._task is not None:
+            self._task.cancel()
+        self._pool.shutdown(wait=True)
+
+    async def touch(self) -> None:
+        await self.update(last_activity_at=utcnow())

@@ -1,0 +1,171 @@
+"""Shared fixtures: private state dirs, free port blocks, a real supervisord per test."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ecosystem.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+_SCRUB = ("ZAPVISOR_", "SUPABASE_", "BASE_PORT", "MAX_SESSIONS")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail with a clear message."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s (last value: {last!r})")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+_next_block = [0]
+
+
+def free_port_block(size: int) -> int:
+    """The first port of ``size`` consecutive free loopback ports, in a range private to
+    this xdist worker so parallel workers never race for the same ports."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    lo = 20000 + index * 4000 + (os.getpid() % 7) * 500
+    for _ in range(200):
+        start = lo + (_next_block[0] % 3500)
+        _next_block[0] += size + 5
+        if all(_port_free(p) for p in range(start, start + size)):
+            return start
+    raise RuntimeError("no free port block")
+
+
+@dataclass
+class Env:
+    """A private zapvisor installation: its state dir, ports and environment."""
+
+    home: Path
+    base_port: int
+    max_sessions: int
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def vars(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB)}
+        env.update(
+            ZAPVISOR_HOME=str(self.home),
+            BASE_PORT=str(self.base_port),
+            MAX_SESSIONS=str(self.max_sessions),
+            ZAPVISOR_START_TIMEOUT="20",
+        )
+        env.update(self.extra)
+        return env
+
+    def settings(self, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "home": self.home,
+            "base_port": self.base_port,
+            "max_sessions": self.max_sessions,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 60, stdin: str | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+        """Run `zapvisor ARGS` as an operator would (a separate process, no TTY)."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "tui.cli.main", *args],
+            env=self.vars,
+            cwd=self.home.parent,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=stdin,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"zapvisor {' '.join(args)} exited {proc.returncode}\n"
+                f"stdout: {proc.stdout}\nstderr: {proc.stderr}"
+            )
+        return proc
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    def supervisord_pid(self) -> int | None:
+        try:
+            return int((self.home / "supervisord.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def teardown_env(env: Env) -> None:
+    """Stop the supervisord this test started (and its runners), by pid."""
+    pid = env.supervisord_pid()
+    if pid and _alive(pid):
+        subprocess.run(
+            [sys.executable, "-m", "tui.cli.main", "shutdown"],
+            env=env.vars, capture_output=True, timeout=90, check=False,
+        )
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def make_env() -> Iterator[Callable[..., Env]]:
+    made: list[Env] = []
+
+    def make(max_sessions: int = 10, **extra: str) -> Env:
+        home = Path(tempfile.mkdtemp(prefix="zv-", dir="/tmp")) / "home"
+        env = Env(home, free_port_block(max_sessions), max_sessions, dict(extra))
+        made.append(env)
+        return env
+
+    yield make
+    for env in made:
+        teardown_env(env)
+        shutil.rmtree(env.home.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def zv(make_env: Callable[..., Env]) -> Env:
+    """A fresh private zapvisor (sim sessions, 10 ports)."""
+    return make_env()

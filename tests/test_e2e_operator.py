@@ -1,0 +1,119 @@
+"""The operator's script from the README, run for real: a real supervisord, real runner
+processes on real ports, the CLI as separate processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+
+import numpy as np
+import pytest
+import zxingcpp
+
+from tests.conftest import Env, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def health(port: int) -> dict[str, object] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as resp:
+            return json.loads(resp.read())  # type: ignore[no-any-return]
+    except OSError:
+        return None
+
+
+def decode_half_blocks(text: str) -> str | None:
+    """Turn half-block text back into pixels (ink = dark) and decode it for real."""
+    rows = []
+    for line in text.splitlines():
+        rows.append([0 if c in "▀█" else 255 for c in line])
+        rows.append([0 if c in "▄█" else 255 for c in line])
+    width = max(len(r) for r in rows)
+    img = np.array([r + [255] * (width - len(r)) for r in rows], dtype=np.uint8)
+    img = np.pad(img.repeat(4, 0).repeat(4, 1), 16, constant_values=255)
+    found = zxingcpp.read_barcodes(img)
+    return found[0].text if found else None
+
+
+def test_operator_script(zv: Env) -> None:
+    a = zv.json("create", "cliente-001", "--connector", "sim")
+    assert a["port"] == zv.base_port
+    assert a["process_state"] in ("STARTING", "RUNNING")
+    assert a["pid"]
+    b = zv.json("create", "cliente-002", "--connector", "sim")
+    assert b["port"] == zv.base_port + 1
+
+    # /health answers on each allocated port, from the right session
+    assert health(a["port"])["session"] == "cliente-001"  # type: ignore[index]
+    assert health(b["port"])["session"] == "cliente-002"  # type: ignore[index]
+
+    listing = zv.json("list")
+    assert [s["name"] for s in listing] == ["cliente-001", "cliente-002"]
+    for field in ("name", "port", "status", "desired_state", "pid", "phone", "connector",
+                  "last_error"):
+        assert field in listing[0]
+    table = zv.cli("list").stdout
+    assert "cliente-001" in table and str(zv.base_port) in table
+
+    # the QR, printed as text, decodes to the payload the store holds
+    qr = zv.cli("qr", "cliente-001", "--wait", "10", "--plain").stdout
+    payload = zv.json("qr", "cliente-001")["qr_payload"]
+    assert payload.startswith("2@") and len(payload) == 265
+    assert decode_half_blocks(qr.split("\ncliente-001:")[0]) == payload
+
+    zv.cli("sim-scan", "cliente-001")
+    shown = zv.json("show", "cliente-001")
+    assert shown["status"] == "connected"
+    assert shown["phone"] and shown["phone"].isdigit()
+    assert shown["port"] == zv.base_port and shown["pid"] == a["pid"]
+
+    # restart: new pid for 001, 002 untouched; the pairing survives the restart
+    restarted = zv.json("restart", "cliente-001")
+    assert restarted["pid"] != a["pid"]
+    assert zv.json("show", "cliente-002")["pid"] == b["pid"]
+    wait_for(lambda: zv.json("show", "cliente-001")["status"] == "connected")
+    assert zv.json("show", "cliente-001")["port"] == zv.base_port
+
+    # stop 002: it stays stopped when another session is created
+    stopped = zv.json("stop", "cliente-002")
+    assert stopped["pid"] is None and stopped["desired_state"] == "stopped"
+    c = zv.json("create", "cliente-003")
+    assert c["port"] == zv.base_port + 2
+    after = {s["name"]: s for s in zv.json("list")}
+    assert after["cliente-002"]["process_state"] == "STOPPED"
+    assert after["cliente-001"]["pid"] == restarted["pid"], "create restarted another session"
+    assert health(b["port"]) is None
+
+    # logs: the runner's JSON lines, readable
+    logs = zv.cli("logs", "cliente-001", "-n", "200").stdout
+    assert "waiting_scan -> connected" in logs
+    raw = zv.cli("logs", "cliente-001", "--raw").stdout.splitlines()
+    assert all(json.loads(line)["session"] == "cliente-001" for line in raw if line)
+
+    # delete 002: program removed, port freed and handed out again
+    zv.cli("delete", "cliente-002", "--yes")
+    names = [s["name"] for s in zv.json("list")]
+    assert names == ["cliente-001", "cliente-003"]
+    assert zv.json("show", "cliente-001")["pid"] == restarted["pid"]
+    d = zv.json("create", "cliente-004")
+    assert d["port"] == zv.base_port + 1
+
+    # supervisorctl works on the same config
+    ctl = subprocess.run(
+        [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(zv.home / "supervisord.conf"),
+         "status"],
+        capture_output=True, text=True, env=zv.vars, timeout=30, check=False,
+    )
+    assert "wa-cliente-001" in ctl.stdout and "RUNNING" in ctl.stdout
+    assert "wa-cliente-002" not in ctl.stdout
+
+
+def test_restart_on_a_stopped_session_starts_it(zv: Env) -> None:
+    zv.cli("create", "alpha", "--stopped")
+    assert zv.json("show", "alpha")["process_state"] == "STOPPED"
+    started = zv.json("start", "alpha")
+    assert started["pid"] and started["desired_state"] == "running"
+    assert health(started["port"])["session"] == "alpha"  # type: ignore[index]

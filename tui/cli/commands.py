@@ -1,0 +1,300 @@
+"""One function per command: parse nothing, decide nothing; call the orchestrator, print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ecosystem import logs as logfiles
+from ecosystem import qr as qrcodes
+from ecosystem.doctor import FAIL, run_checks
+from ecosystem.errors import Aborted, InvalidValue, RunnerError
+from ecosystem.models import NewSession
+from ecosystem.orchestrator import Orchestrator
+from ecosystem.settings import load_settings
+from ecosystem.states import DesiredState, Status
+from ecosystem.supctl import daemon
+from ecosystem.views import SessionView
+from tui.cli import output
+
+
+def _orch() -> Orchestrator:
+    return Orchestrator(load_settings(), progress=output.progress)
+
+
+def _json_object(text: str | None, flag: str) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidValue(f"{flag} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidValue(f"{flag} must be a JSON object ({{...}}), got {type(value).__name__}")
+    return value
+
+
+def _confirm(question: str, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise Aborted(f"{question} needs confirmation: pass --yes (no terminal to ask on)")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise Aborted("nothing done")
+
+
+def _print_view(view: SessionView, as_json: bool, line: str) -> int:
+    if as_json:
+        output.emit_json(view.to_json())
+    else:
+        print(line)
+    return 0
+
+
+def create(args: argparse.Namespace) -> int:
+    try:
+        new = NewSession(
+            name=args.name,
+            connector=args.connector,
+            description=args.description,
+            webhook_url=args.webhook_url,
+            ai_config=_json_object(args.ai_config, "--ai-config"),
+            timing_config=_json_object(args.timing_config, "--timing-config"),
+            desired_state=DesiredState.STOPPED if args.stopped else DesiredState.RUNNING,
+        )
+    except ValueError as exc:  # pydantic's ValidationError
+        raise InvalidValue(_first_error(exc)) from None
+    orch = _orch()
+    view = orch.create(new)
+    return _print_view(
+        view,
+        args.json,
+        f"created {view.name} on port {view.session.port} "
+        f"({view.process_state or 'no process'}" + (f", pid {view.pid})" if view.pid else ")"),
+    )
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        msg = str(first.get("msg", exc)).removeprefix("Value error, ")
+        return msg
+    return str(exc)
+
+
+def list_(args: argparse.Namespace) -> int:
+    views = _orch().list()
+    if args.json:
+        output.emit_json([v.to_json() for v in views])
+    elif views:
+        print(output.sessions_table(views))
+    else:
+        print("no sessions yet: `zapvisor create NAME` makes one")
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    view = _orch().show(args.name)
+    if args.json:
+        output.emit_json(view.to_json())
+    else:
+        print(output.session_details(view))
+    return 0
+
+
+def start(args: argparse.Namespace) -> int:
+    view = _orch().start(args.name)
+    return _print_view(view, args.json, f"started {view.name} (pid {view.pid})")
+
+
+def stop(args: argparse.Namespace) -> int:
+    view = _orch().stop(args.name)
+    return _print_view(view, args.json, f"stopped {view.name}")
+
+
+def restart(args: argparse.Namespace) -> int:
+    view = _orch().restart(args.name)
+    return _print_view(view, args.json, f"restarted {view.name} (pid {view.pid})")
+
+
+def delete(args: argparse.Namespace) -> int:
+    orch = _orch()
+    session = orch.store.get_session(args.name)
+    what = f"delete session {session.name} (port {session.port})"
+    if args.purge:
+        what += " and its WhatsApp auth"
+    _confirm(what.capitalize() + "?", args.yes)
+    orch.delete(args.name, purge=args.purge)
+    if args.json:
+        output.emit_json(
+            {"name": session.name, "deleted": True, "purged": args.purge, "port": session.port}
+        )
+    else:
+        print(
+            f"deleted {session.name}; port {session.port} is free"
+            + (" (auth removed)" if args.purge else "")
+        )
+    return 0
+
+
+def logout(args: argparse.Namespace) -> int:
+    orch = _orch()
+    orch.store.get_session(args.name)
+    _confirm(f"Log {args.name} out (its phone must scan a new QR to connect again)?", args.yes)
+    view = orch.logout(args.name)
+    return _print_view(view, args.json, f"logged {view.name} out")
+
+
+def qr(args: argparse.Namespace) -> int:
+    orch = _orch()
+    deadline = time.monotonic() + (args.wait or 0)
+    while True:
+        session = orch.store.get_session(args.name)
+        if session.qr_payload or session.status == Status.CONNECTED:
+            break
+        if time.monotonic() >= deadline:
+            hint = " (try --wait)" if args.wait is None else ""
+            raise RunnerError(f"{args.name} has no QR code now: status {session.status}{hint}")
+        time.sleep(0.2)
+    if session.status == Status.CONNECTED and not session.qr_payload:
+        if args.json:
+            output.emit_json(
+                {
+                    "name": session.name,
+                    "status": str(session.status),
+                    "phone": session.phone,
+                    "qr_payload": None,
+                }
+            )
+        else:
+            print(f"{session.name} is already connected as {session.phone}")
+        return 0
+    payload = session.qr_payload or ""
+    expires = session.qr_expires_at.isoformat() if session.qr_expires_at else None
+    if args.png:
+        Path(args.png).write_bytes(qrcodes.png(payload))
+    if args.json:
+        output.emit_json(
+            {
+                "name": session.name,
+                "status": str(session.status),
+                "qr_payload": payload,
+                "qr_expires_at": expires,
+                "png": args.png,
+            }
+        )
+        return 0
+    if args.png:
+        print(f"wrote {args.png}")
+        return 0
+    print(qrcodes.terminal_text(payload, color=sys.stdout.isatty() and not args.plain))
+    print(
+        f"{session.name}: scan with WhatsApp > Linked devices"
+        + (f"; expires {expires}" if expires else "")
+    )
+    return 0
+
+
+def sim_scan(args: argparse.Namespace) -> int:
+    orch = _orch()
+    orch.sim_scan(args.name)
+    deadline = time.monotonic() + 10
+    session = orch.store.get_session(args.name)
+    while session.status != Status.CONNECTED and time.monotonic() < deadline:
+        time.sleep(0.05)
+        session = orch.store.get_session(args.name)
+    view = orch.show(args.name)
+    return _print_view(
+        view,
+        args.json,
+        f"{view.name} scanned: {session.status}"
+        + (f" as {session.phone}" if session.phone else ""),
+    )
+
+
+def logs(args: argparse.Namespace) -> int:
+    orch = _orch()
+    session = orch.store.get_session(args.name)
+    path = (
+        orch.paths.stderr_log(session.name) if args.stderr else orch.paths.stdout_log(session.name)
+    )
+    show = (lambda line: line) if args.raw else logfiles.pretty
+    for line in logfiles.tail(path, args.lines):
+        print(show(line))
+    if not path.exists() and not args.follow:
+        print(f"(no log yet at {path})", file=sys.stderr)
+    if args.follow:
+        sys.stdout.flush()
+        for _path, line in logfiles.follow([path]):
+            print(show(line), flush=True)
+    return 0
+
+
+def doctor(args: argparse.Namespace) -> int:
+    orch = _orch()
+    checks = run_checks(orch)
+    failed = any(c.level == FAIL for c in checks)
+    if args.json:
+        output.emit_json(
+            {
+                "ok": not failed,
+                "store": orch.settings.store_kind,
+                "home": str(orch.paths.home),
+                "checks": [c.to_json() for c in checks],
+            }
+        )
+    else:
+        for c in checks:
+            line = f"{c.level.upper():<4}  {c.name:<18} {c.detail}"
+            if c.fix:
+                line += f"\n      {'':<18} → {c.fix}"
+            print(line)
+    return 1 if failed else 0
+
+
+def apply(args: argparse.Namespace) -> int:
+    result = _orch().apply()
+    if args.json:
+        output.emit_json(result.__dict__)
+    else:
+        print(
+            f"added {len(result.added)}, changed {len(result.changed)}, "
+            f"removed {len(result.removed)}, started {len(result.started)}"
+            + (" (supervisord started)" if result.booted else "")
+        )
+    return 0
+
+
+def shutdown(args: argparse.Namespace) -> int:
+    orch = _orch()
+    was_up = daemon.is_up(orch.sup)
+    if was_up:
+        daemon.shutdown(orch.paths, orch.sup)
+    if args.json:
+        output.emit_json({"stopped": was_up})
+    else:
+        print("supervisord and every runner stopped" if was_up else "supervisord was not running")
+    return 0
+
+
+def ctl(args: argparse.Namespace) -> int:
+    import subprocess
+
+    orch = _orch()
+    orch.ensure_up()
+    cmd = [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(orch.paths.conf)]
+    return subprocess.call([*cmd, *(args.ctl_args or ["status"])])
+
+
+def open_app() -> int:
+    print(
+        "zapvisor: the terminal app is not available in this version; see `zapvisor --help`",
+        file=sys.stderr,
+    )
+    return 2

@@ -1,0 +1,108 @@
+"""How the CLI prints: aligned tables for people, JSON for scripts, errors on one line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from ecosystem.views import SessionView, age, since
+
+_COLOURS = {
+    "connected": "32",
+    "waiting_scan": "33",
+    "initializing": "36",
+    "reconnecting": "33",
+    "disconnected": "90",
+    "phone_disconnected": "35",
+    "error": "31",
+    "FATAL": "31",
+    "BACKOFF": "31",
+    "EXITED": "31",
+    "STOPPED": "90",
+    "STARTING": "36",
+}
+
+
+def emit_json(data: Any) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def error(message: str) -> None:
+    text = " ".join(str(message).split())  # always one line
+    print(f"zapvisor: error: {text}", file=sys.stderr)
+
+
+def progress(message: str) -> None:
+    if sys.stderr.isatty():
+        print(f"… {message}", file=sys.stderr, flush=True)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], colour_col: int = -1) -> str:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    tty = sys.stdout.isatty()
+
+    def fmt(row: Sequence[str], header: bool = False) -> str:
+        cells = []
+        for i, cell in enumerate(row):
+            text = cell.ljust(widths[i])
+            if tty and not header and i == colour_col and cell in _COLOURS:
+                text = f"\x1b[{_COLOURS[cell]}m{text}\x1b[0m"
+            cells.append(text)
+        return "  ".join(cells).rstrip()
+
+    lines = [fmt(headers, header=True)] + [fmt(r) for r in rows]
+    return "\n".join(lines)
+
+
+def sessions_table(views: Sequence[SessionView]) -> str:
+    now = datetime.now(UTC)
+    rows = [
+        [
+            v.name,
+            v.display_status,
+            str(v.session.port),
+            str(v.pid or "-"),
+            age(v.uptime),
+            v.session.phone or "-",
+            v.session.connector,
+            v.session.desired_state,
+            since(v.session.last_activity_at, now),
+        ]
+        for v in views
+    ]
+    headers = ["NAME", "STATUS", "PORT", "PID", "UPTIME", "PHONE", "CONNECTOR", "WANTED", "ACTIVE"]
+    return table(headers, rows, colour_col=1)
+
+
+def session_details(view: SessionView) -> str:
+    s = view.session
+    now = datetime.now(UTC)
+    pairs = [
+        ("name", s.name),
+        ("status", f"{s.status}  (process {view.process_state or 'none'})"),
+        ("desired", str(s.desired_state)),
+        ("port", str(s.port)),
+        ("pid", str(view.pid or "-")),
+        ("uptime", age(view.uptime)),
+        ("phone", s.phone or "-"),
+        ("connector", s.connector),
+        ("host", s.host),
+        ("description", s.description or "-"),
+        ("webhook", s.webhook_url or "-"),
+        ("messages", f"{s.messages_sent} sent, {s.messages_received} received"),
+        ("connected", since(s.connected_at, now) + (" ago" if s.connected_at else "")),
+        ("last error", s.last_error or "-"),
+        ("ai_config", json.dumps(s.ai_config, ensure_ascii=False)),
+        ("timing_config", json.dumps(s.timing_config, ensure_ascii=False)),
+    ]
+    if view.process and view.process.spawnerr:
+        pairs.append(("spawn error", view.process.spawnerr))
+    width = max(len(k) for k, _ in pairs)
+    return "\n".join(f"{k.rjust(width)}  {v}" for k, v in pairs)
