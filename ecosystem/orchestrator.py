@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ecosystem import apitoken, runner_client
 from ecosystem.errors import PortsExhausted, RunnerError, ZapvisorError
-from ecosystem.models import NewSession, Session
+from ecosystem.models import NewSession, Session, SessionFields
 from ecosystem.names import program_name, validate_name
 from ecosystem.paths import StatePaths
 from ecosystem.ports import busy_ports, who_holds
@@ -264,6 +264,19 @@ class Orchestrator:
         self.sup.stop(program_name(name), wait=True)
         self.sup.start(program_name(name), wait=False)
         self._wait_healthy(name, session.port)
+        return self.show(name)
+
+    def configure(self, name: str, changes: dict[str, object]) -> SessionView:
+        """Change a session's config (description, webhook_url, ai_config,
+        timing_config), validated with the same rules as create. The runner reads
+        its config from the store, so no restart is needed."""
+        current = self.store.get_session(validate_name(name))
+        fields = SessionFields.model_validate(
+            current.model_dump(include=set(SessionFields.model_fields)) | changes
+        )
+        update = {k: getattr(fields, k) for k in changes}
+        if update:
+            self.store.update_session(name, update, actor=self.actor, action="configure")
         return self.show(name)
 
     def delete(self, name: str, *, purge: bool = False) -> Session:

@@ -93,8 +93,13 @@ class Env:
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 60, stdin: str | None = None,
-            ) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 60,
+        stdin: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         """Run `zapvisor ARGS` as an operator would (a separate process, no TTY)."""
         proc = subprocess.run(
             [sys.executable, "-m", "tui.cli.main", *args],
@@ -140,7 +145,10 @@ def teardown_env(env: Env) -> None:
     if pid and _alive(pid):
         subprocess.run(
             [sys.executable, "-m", "tui.cli.main", "shutdown"],
-            env=env.vars, capture_output=True, timeout=90, check=False,
+            env=env.vars,
+            capture_output=True,
+            timeout=90,
+            check=False,
         )
         deadline = time.monotonic() + 10
         while _alive(pid) and time.monotonic() < deadline:

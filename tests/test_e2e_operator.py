@@ -52,8 +52,16 @@ def test_operator_script(zv: Env) -> None:
 
     listing = zv.json("list")
     assert [s["name"] for s in listing] == ["cliente-001", "cliente-002"]
-    for field in ("name", "port", "status", "desired_state", "pid", "phone", "connector",
-                  "last_error"):
+    for field in (
+        "name",
+        "port",
+        "status",
+        "desired_state",
+        "pid",
+        "phone",
+        "connector",
+        "last_error",
+    ):
         assert field in listing[0]
     table = zv.cli("list").stdout
     assert "cliente-001" in table and str(zv.base_port) in table
@@ -103,9 +111,19 @@ def test_operator_script(zv: Env) -> None:
 
     # supervisorctl works on the same config
     ctl = subprocess.run(
-        [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(zv.home / "supervisord.conf"),
-         "status"],
-        capture_output=True, text=True, env=zv.vars, timeout=30, check=False,
+        [
+            sys.executable,
+            "-m",
+            "supervisor.supervisorctl",
+            "-c",
+            str(zv.home / "supervisord.conf"),
+            "status",
+        ],
+        capture_output=True,
+        text=True,
+        env=zv.vars,
+        timeout=30,
+        check=False,
     )
     assert "wa-cliente-001" in ctl.stdout and "RUNNING" in ctl.stdout
     assert "wa-cliente-002" not in ctl.stdout

@@ -123,6 +123,27 @@ def restart(args: argparse.Namespace) -> int:
     return _print_view(view, args.json, f"restarted {view.name} (pid {view.pid})")
 
 
+def config(args: argparse.Namespace) -> int:
+    changes: dict[str, Any] = {}
+    if args.description is not None:
+        changes["description"] = args.description
+    if args.webhook_url is not None:
+        changes["webhook_url"] = args.webhook_url or None
+    if args.ai_config is not None:
+        changes["ai_config"] = _json_object(args.ai_config, "--ai-config")
+    if args.timing_config is not None:
+        changes["timing_config"] = _json_object(args.timing_config, "--timing-config")
+    if not changes:
+        raise InvalidValue(
+            "nothing to change: pass --description, --webhook-url, --ai-config or --timing-config"
+        )
+    try:
+        view = _orch().configure(args.name, changes)
+    except ValueError as exc:
+        raise InvalidValue(_first_error(exc)) from None
+    return _print_view(view, args.json, f"updated {view.name}: {', '.join(sorted(changes))}")
+
+
 def delete(args: argparse.Namespace) -> int:
     orch = _orch()
     session = orch.store.get_session(args.name)

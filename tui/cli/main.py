@@ -97,6 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
         p = _add(sub, verb, text, getattr(commands, verb))
         p.add_argument("name", metavar="NAME")
 
+    p = _add(
+        sub, "config", "change a session's description, webhook or JSON config", commands.config
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--description", help="free text shown in lists")
+    p.add_argument("--webhook-url", help="where its events are POSTed ('' removes it)")
+    p.add_argument("--ai-config", metavar="JSON", help="a JSON object (replaces the old one)")
+    p.add_argument("--timing-config", metavar="JSON", help="a JSON object (replaces the old one)")
+
     p = _add(sub, "delete", "delete a session: program removed, port freed", commands.delete)
     p.add_argument("name", metavar="NAME")
     p.add_argument(

@@ -1,0 +1,217 @@
+"""The store contract: every store implementation must pass this same suite.
+
+The ``store_factory`` fixture is parametrised over the implementations; each makes
+fresh, empty, migrated stores that share one database (so two instances can race).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ecosystem.errors import CapacityError, PortsExhausted, SessionExists, SessionNotFound
+from ecosystem.models import NewSession
+from ecosystem.states import DesiredState, Status
+from ecosystem.store import Store
+from ecosystem.store.sqlite import SQLiteStore
+
+StoreFactory = Callable[[], Store]
+
+
+def _sqlite_factory(tmp: Path) -> StoreFactory:
+    def make() -> Store:
+        store = SQLiteStore(tmp / "zapvisor.db")
+        store.migrate()
+        return store
+
+    return make
+
+
+@pytest.fixture(params=["sqlite"])
+def store_factory(request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
+    made: list[Store] = []
+    with tempfile.TemporaryDirectory(prefix="zv-store-") as tmp:
+        base = _sqlite_factory(Path(tmp))
+
+        def make() -> Store:
+            store = base()
+            made.append(store)
+            return store
+
+        yield make
+        for store in made:
+            store.close()
+
+
+@pytest.fixture
+def store(store_factory: StoreFactory) -> Store:
+    return store_factory()
+
+
+PORTS = range(3001, 3011)
+
+
+def create(
+    store: Store,
+    name: str,
+    host: str = "h1",
+    exclude: tuple[int, ...] = (),
+    max_sessions: int = 10,
+    **fields: Any,
+) -> Any:
+    return store.create_session(
+        NewSession(name=name, **fields),
+        host=host,
+        ports=PORTS,
+        exclude_ports=exclude,
+        max_sessions=max_sessions,
+        actor="tester",
+        api_token_hash="ab" * 32,
+    )
+
+
+def test_create_get_list_delete(store: Store) -> None:
+    s = create(store, "alpha", description="Empresa ABC — São Paulo", connector="sim")
+    assert s.port == 3001 and s.host == "h1"
+    got = store.get_session("alpha")
+    assert got.description == "Empresa ABC — São Paulo"
+    assert got.status == Status.INITIALIZING and got.desired_state == DesiredState.RUNNING
+    assert got.api_token_hash == "ab" * 32
+    create(store, "beta")
+    assert [x.name for x in store.list_sessions()] == ["alpha", "beta"]
+    assert [x.name for x in store.list_sessions("h1")] == ["alpha", "beta"]
+    assert store.list_sessions("other") == []
+    store.delete_session("alpha", actor="tester")
+    with pytest.raises(SessionNotFound, match="alpha"):
+        store.get_session("alpha")
+    assert [x.name for x in store.list_sessions()] == ["beta"]
+
+
+def test_names_are_unique_and_a_duplicate_changes_nothing(store: Store) -> None:
+    create(store, "alpha", description="first")
+    with pytest.raises(SessionExists, match="alpha"):
+        create(store, "alpha", description="second", host="h2")
+    assert store.get_session("alpha").description == "first"
+    assert len(store.list_sessions()) == 1
+
+
+def test_json_fields_round_trip(store: Store) -> None:
+    ai = {
+        "model": "gpt",
+        "temperature": 0.7,
+        "nested": {"list": [1, "dois", None, True]},
+        "unicode": "olá 👋",
+        "quote": "a'b\"c",
+    }
+    timing = {"typing_ms": 3000, "delays": [1.5, 2]}
+    create(store, "alpha", ai_config=ai, timing_config=timing)
+    got = store.get_session("alpha")
+    assert got.ai_config == ai and got.timing_config == timing
+    store.update_session("alpha", {"ai_config": {"x": 1}}, actor="t", action="configure")
+    assert store.get_session("alpha").ai_config == {"x": 1}
+    assert store.get_session("alpha").timing_config == timing
+
+
+def test_port_is_lowest_free_and_comes_back(store: Store) -> None:
+    ports = [create(store, f"s{i}").port for i in range(3)]
+    assert ports == [3001, 3002, 3003]
+    store.delete_session("s1", actor="t")
+    assert create(store, "s9").port == 3002
+    assert create(store, "s8", exclude=(3004, 3005)).port == 3006
+
+
+def test_ports_are_per_host(store: Store) -> None:
+    assert create(store, "a", host="h1").port == 3001
+    assert create(store, "b", host="h2").port == 3001
+
+
+def test_capacity(store: Store) -> None:
+    for i in range(3):
+        create(store, f"s{i}", max_sessions=3)
+    with pytest.raises(CapacityError, match="MAX_SESSIONS"):
+        create(store, "s3", max_sessions=3)
+    with pytest.raises(PortsExhausted, match="3001-3010") as info:
+        create(store, "s4", exclude=tuple(range(3004, 3011)))
+    assert info.value.busy == list(range(3004, 3011))
+    assert len(store.list_sessions()) == 3
+
+
+def test_runtime_updates_record_status_transitions(store: Store) -> None:
+    create(store, "alpha")
+    store.set_runtime("alpha", {"status": Status.WAITING_SCAN, "qr_payload": "2@x"}, actor="runner")
+    store.set_runtime("alpha", {"qr_payload": "2@y"}, actor="runner")
+    store.set_runtime("alpha", {"status": Status.CONNECTED, "phone": "5511"}, actor="runner")
+    got = store.get_session("alpha")
+    assert got.status == Status.CONNECTED and got.phone == "5511" and got.qr_payload == "2@y"
+    events = store.list_events("alpha")
+    transitions = [(e.from_status, e.to_status) for e in events if e.action == "status"]
+    assert transitions == [("waiting_scan", "connected"), ("initializing", "waiting_scan")]
+    assert events[-1].action == "create" and events[-1].actor == "tester"
+    with pytest.raises(ValueError, match="desired_state"):
+        store.set_runtime("alpha", {"desired_state": "stopped"}, actor="runner")
+
+
+def test_operator_updates_are_audited(store: Store) -> None:
+    create(store, "alpha")
+    store.update_session(
+        "alpha", {"desired_state": DesiredState.STOPPED}, actor="ana", action="stop"
+    )
+    assert store.get_session("alpha").desired_state == DesiredState.STOPPED
+    store.delete_session("alpha", actor="ana")
+    actions = [(e.action, e.actor) for e in store.list_events("alpha")]
+    assert actions[:2] == [("delete", "ana"), ("stop", "ana")]
+    store.add_event(None, "note", actor="ana", detail={"k": "v"})
+    assert store.list_events(limit=1)[0].detail == {"k": "v"}
+
+
+def test_unknown_session(store: Store) -> None:
+    with pytest.raises(SessionNotFound):
+        store.update_session("ghost", {"description": "x"}, actor="t", action="configure")
+    with pytest.raises(SessionNotFound):
+        store.delete_session("ghost", actor="t")
+
+
+def test_migrate_is_idempotent(store: Store) -> None:
+    version = store.schema_version()
+    assert version >= 1
+    assert store.migrate() == []
+    assert store.schema_version() == version
+
+
+def _reserve_many(factory: StoreFactory, prefix: str, count: int, out: Any) -> None:
+    store = factory()
+    ports = []
+    for i in range(count):
+        s = store.create_session(
+            NewSession(name=f"{prefix}{i}"),
+            host="h1",
+            ports=range(4000, 4100),
+            exclude_ports=(),
+            max_sessions=100,
+            actor=prefix,
+        )
+        ports.append(s.port)
+    out.put(ports)
+
+
+def test_concurrent_reservation_from_two_processes(store_factory: StoreFactory) -> None:
+    store_factory()  # migrated before the race
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(target=_reserve_many, args=(store_factory, p, 25, out)) for p in ("a", "b")
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    ports = results[0] + results[1]
+    assert len(ports) == 50 and len(set(ports)) == 50
+    assert sorted(ports) == list(range(4000, 4050))
