@@ -1,0 +1,125 @@
+"""The session commands' arguments (create, list, show, start, stop, …)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ecosystem.models import CONNECTORS, DEFAULT_CONNECTOR
+from ecosystem.names import NAME_RULE
+from tui.cli import commands
+from tui.cli.registry import SubParsers, add_command
+
+
+def register(sub: SubParsers) -> None:
+
+    p = add_command(
+        sub,
+        "create",
+        "create a session and start its runner",
+        commands.create,
+        epilog=f"NAME: {NAME_RULE}.",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument(
+        "--connector",
+        choices=CONNECTORS,
+        default=DEFAULT_CONNECTOR,
+        help=f"how it links to WhatsApp (default: {DEFAULT_CONNECTOR})",
+    )
+    p.add_argument("--description", default="", help="free text shown in lists")
+    p.add_argument("--webhook-url", help="where its events are POSTed")
+    p.add_argument("--ai-config", metavar="JSON", help="a JSON object")
+    p.add_argument("--timing-config", metavar="JSON", help="a JSON object")
+    p.add_argument("--stopped", action="store_true", help="create it without starting it")
+
+    add_command(sub, "list", "list sessions with their status, port and pid", commands.list_)
+    p = add_command(sub, "show", "show one session in full", commands.show)
+    p.add_argument("name", metavar="NAME")
+
+    for verb, text in (
+        ("start", "start a session's runner (and keep it running)"),
+        ("stop", "stop a session's runner (it stays stopped until started)"),
+        ("restart", "restart a session's runner with a new process"),
+    ):
+        p = add_command(sub, verb, text, getattr(commands, verb))
+        p.add_argument("name", metavar="NAME")
+
+    p = add_command(
+        sub, "config", "change a session's description, webhook or JSON config", commands.config
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--description", help="free text shown in lists")
+    p.add_argument("--webhook-url", help="where its events are POSTed ('' removes it)")
+    p.add_argument("--ai-config", metavar="JSON", help="a JSON object (replaces the old one)")
+    p.add_argument("--timing-config", metavar="JSON", help="a JSON object (replaces the old one)")
+
+    p = add_command(sub, "delete", "delete a session: program removed, port freed", commands.delete)
+    p.add_argument("name", metavar="NAME")
+    p.add_argument(
+        "--purge", action="store_true", help="also remove its WhatsApp auth in tokens/NAME/"
+    )
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+    p = add_command(
+        sub, "logout", "unlink the phone and delete the session's auth", commands.logout
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+    p = add_command(
+        sub,
+        "qr",
+        "show the session's pairing QR code in the terminal",
+        commands.qr,
+        epilog="The QR needs 61x31 character cells for a real WhatsApp code; when the\n"
+        "terminal is smaller, use --png and open the file.",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument(
+        "--wait",
+        nargs="?",
+        type=float,
+        const=60.0,
+        metavar="SECONDS",
+        help="wait for a QR (default 60 s) when there is none yet",
+    )
+    p.add_argument("--png", metavar="FILE", help="write the QR as a PNG image instead")
+    p.add_argument(
+        "--plain",
+        action="store_true",
+        help="no colours: dark modules as characters (for files and light themes)",
+    )
+
+    p = add_command(
+        sub, "sim-scan", "make the simulated phone scan the QR (sim connector)", commands.sim_scan
+    )
+    p.add_argument("name", metavar="NAME")
+
+    p = add_command(sub, "logs", "print a session's log lines", commands.logs, json_flag=False)
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    p.add_argument("-n", "--lines", type=int, default=50, help="how many lines (default 50)")
+    p.add_argument("--stderr", action="store_true", help="the runner's stderr instead")
+    p.add_argument("--raw", action="store_true", help="JSON lines as written")
+
+    add_command(sub, "doctor", "check state dir, store, supervisord and ports", commands.doctor)
+    add_command(
+        sub,
+        "apply",
+        "re-render supervisord's config from the store and apply changes",
+        commands.apply,
+    )
+    p = add_command(
+        sub,
+        "ctl",
+        "run supervisorctl on zapvisor's supervisord (e.g. `ctl status`)",
+        commands.ctl,
+        json_flag=False,
+    )
+    p.add_argument("ctl_args", nargs=argparse.REMAINDER, metavar="ARGS")
+    add_command(
+        sub,
+        "shutdown",
+        "stop every runner and supervisord (desired states are kept)",
+        commands.shutdown,
+    )
