@@ -24,6 +24,7 @@ JSON_FIELDS = (
     "qr_payload",
     "qr_expires_at",
     "webhook_url",
+    "webhook_events",
     "ai_config",
     "timing_config",
     "messages_sent",

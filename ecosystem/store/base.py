@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from ecosystem.models import Event, NewSession, Session
+from ecosystem.webhooks import DeliveryState, WebhookEvent
 
 
 class Store(abc.ABC):
@@ -85,6 +87,54 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def list_events(self, session_name: str | None = None, limit: int = 100) -> list[Event]:
         """Newest first."""
+
+    # -- webhook outbox (migration 0002) ----------------------------------------------
+
+    @abc.abstractmethod
+    def enqueue_webhook(self, event: WebhookEvent) -> None:
+        """Insert an event into the outbox; an ``event_id`` already there is left as it
+        is. Raises SessionNotFound when the session is gone."""
+
+    @abc.abstractmethod
+    def due_webhooks(self, session_name: str, now: datetime, limit: int = 50) -> list[WebhookEvent]:
+        """Pending events whose ``next_attempt_at`` is not after ``now``, oldest due first."""
+
+    @abc.abstractmethod
+    def next_webhook_due(self, session_name: str) -> datetime | None:
+        """When the earliest pending event is due (None when nothing is pending)."""
+
+    @abc.abstractmethod
+    def record_webhook_attempt(
+        self,
+        event_id: str,
+        *,
+        state: DeliveryState,
+        attempts: int,
+        at: datetime,
+        next_attempt_at: datetime | None = None,
+        status: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Store the outcome of one delivery attempt (``next_attempt_at`` only while
+        pending; ``delivered_at`` becomes ``at`` when delivered)."""
+
+    @abc.abstractmethod
+    def list_webhooks(
+        self, session_name: str, state: DeliveryState | None = None, limit: int = 100
+    ) -> list[WebhookEvent]:
+        """A session's outbox rows, newest first (one state only when given)."""
+
+    @abc.abstractmethod
+    def webhook_counts(self, session_name: str) -> dict[str, int]:
+        """How many rows per state (`pending`, `delivered`, `dead`; 0 when none)."""
+
+    @abc.abstractmethod
+    def replay_webhooks(self, session_name: str, now: datetime) -> int:
+        """Dead-lettered events back to pending, due ``now``, attempts reset; the count."""
+
+    @abc.abstractmethod
+    def prune_webhooks(self, session_name: str, delivered_before: datetime) -> int:
+        """Delete delivered rows delivered before ``delivered_before``; the count."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
