@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ecosystem import apitoken, runner_client
+from ecosystem import apitoken, runner_client, webhooks
 from ecosystem.errors import PortsExhausted, RunnerError, ZapvisorError
 from ecosystem.models import NewSession, Session, SessionFields
 from ecosystem.names import program_name, validate_name
@@ -209,6 +209,7 @@ class Orchestrator:
                 raise PortsExhausted(f"{exc.message} ({held})", exc.busy) from None
             raise
         apitoken.save_token(self.paths, new.name, token)
+        webhooks.save_secret(self.paths, new.name, webhooks.new_secret())
         self.progress(f"adding program {program_name(new.name)} on port {session.port}")
         try:
             self.apply()
@@ -227,6 +228,7 @@ class Orchestrator:
         with contextlib.suppress(ZapvisorError):
             self.store.delete_session(name, actor=self.actor)
         self.paths.api_token_file(name).unlink(missing_ok=True)
+        webhooks.secret_file(self.paths, name).unlink(missing_ok=True)
         with contextlib.suppress(ZapvisorError):
             self.apply()
 
@@ -288,6 +290,7 @@ class Orchestrator:
         self.apply(without=name)
         self.store.delete_session(name, actor=self.actor)
         self.paths.api_token_file(name).unlink(missing_ok=True)
+        webhooks.secret_file(self.paths, name).unlink(missing_ok=True)
         if purge:
             shutil.rmtree(self.paths.token_dir(name), ignore_errors=True)
             self.store.add_event(name, "purge", actor=self.actor)

@@ -93,6 +93,7 @@ class Runner:
         )
         task = asyncio.create_task(self._run_connector(), name="connector")
         dispatcher = asyncio.create_task(self.outbox.run(), name="webhooks")
+        dispatcher.add_done_callback(self._dispatcher_ended)
         await self._stop.wait()
         log.info("stopping", extra={"event": "stopping"})
         task.cancel()
@@ -125,6 +126,16 @@ class Runner:
             await self.events.failed(f"connector crashed: {exc!r}")
             self._exit_code = 1
             self._stop.set()
+
+    def _dispatcher_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._stop.is_set():
+            return
+        # A bug, not an outage (those are retried inside): exit, so supervisord starts a
+        # fresh runner and the outbox resumes rather than silently stopping.
+        exc = task.exception()
+        log.error("webhook dispatcher crashed: %r", exc, exc_info=exc, extra={"event": "crash"})
+        self._exit_code = 1
+        self._stop.set()
 
     def request_stop(self) -> None:
         self._stop.set()

@@ -79,14 +79,17 @@ class Events:
         await self.reporter.update(
             messages_received=live.messages_received + 1, last_activity_at=utcnow()
         )
-        self.outbox.emit("message_received", {"message": message.to_json()})
+        # Awaited: once the connector (or POST /sim/inbound) returns, the event is durable.
+        await self.outbox.emit("message_received", {"message": message.to_json()})
 
     async def message_sent(self) -> None:
         live = self.reporter.live
         await self.reporter.update(messages_sent=live.messages_sent + 1, last_activity_at=utcnow())
 
     async def message_ack(self, message_id: str, status: str, chat: str) -> None:
-        self.outbox.emit("message_ack", {"messageId": message_id, "status": status, "to": chat})
+        await self.outbox.emit(
+            "message_ack", {"messageId": message_id, "status": status, "to": chat}
+        )
 
     async def error(self, code: str, message: str, *, recoverable: bool) -> None:
         log.warning("%s", message, extra={"event": "session_error", "code": code})

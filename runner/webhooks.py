@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import http.client
 import json
 import logging
@@ -106,13 +107,15 @@ class Outbox:
 
     # -- producing -----------------------------------------------------------------
 
-    def emit(self, event: str, data: dict[str, Any]) -> None:
-        """Queue ``event`` for the outbox (never blocks, never raises)."""
+    def emit(self, event: str, data: dict[str, Any]) -> asyncio.Future[Any]:
+        """Queue ``event`` for the outbox; never raises. Await the result to know the
+        event is in the store (or, with the store down, kept in memory to retry)."""
         row = new_event(self.session, event, data)
         row.next_attempt_at = row.created_at + timedelta(seconds=self.delays[0])
         future = asyncio.ensure_future(self.call(self._save, row))
         self._saving.add(future)
         future.add_done_callback(lambda f: self._saved(f, row))
+        return asyncio.ensure_future(asyncio.wait({future}))
 
     def _save(self, row: WebhookEvent) -> bool:
         """On the store thread: keep the event when the session subscribes to it."""
@@ -235,8 +238,7 @@ class Outbox:
         now = utcnow()
         extra = {"webhook": row.event, "event_id": row.event_id, "attempt": attempt}
         if status is not None and 200 <= status < 300:
-            await self.call(
-                self.store.record_webhook_attempt,
+            await self._record(
                 row.event_id,
                 state=DeliveryState.DELIVERED,
                 attempts=attempt,
@@ -247,8 +249,7 @@ class Outbox:
             return
         if final or attempt >= len(self.delays):
             why = "not retried" if final else f"gave up after {attempt} attempts"
-            await self.call(
-                self.store.record_webhook_attempt,
+            await self._record(
                 row.event_id,
                 state=DeliveryState.DEAD,
                 attempts=attempt,
@@ -264,8 +265,7 @@ class Outbox:
             )
             return
         retry_at = now + timedelta(seconds=self.delays[attempt])
-        await self.call(
-            self.store.record_webhook_attempt,
+        await self._record(
             row.event_id,
             state=DeliveryState.PENDING,
             attempts=attempt,
@@ -280,6 +280,9 @@ class Outbox:
             retry_at.isoformat(timespec="seconds"),
             extra={"event": "webhook_retry", **extra},
         )
+
+    async def _record(self, event_id: str, **outcome: Any) -> None:
+        await self.call(functools.partial(self.store.record_webhook_attempt, event_id, **outcome))
 
     def close(self) -> None:
         self._http.shutdown(wait=False, cancel_futures=True)

@@ -7,10 +7,10 @@ import sys
 
 from ecosystem import __version__
 from ecosystem.errors import ZapvisorError
-from tui.cli import commands, output, session_args
+from tui.cli import access, commands, output, session_args, webhooks
 
 # Each module adds its subcommands with `register(sub)`; a feature adds its own module.
-COMMAND_MODULES = (session_args,)
+COMMAND_MODULES = (session_args, access, webhooks)
 
 DESCRIPTION = """\
 Run many WhatsApp sessions on this server. Each session is one runner process under
