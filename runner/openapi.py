@@ -17,6 +17,7 @@ _NSTR = {"type": "string", "nullable": True}
 _STATUS = {"type": "string", "enum": [str(s) for s in Status]}
 _PHONE = {
     "type": "string",
+    "pattern": "^[0-9]{6,20}$",
     "description": "digits with the country code (5511999999999), or a chat id (…@c.us, …@g.us)",
     "example": "5511999999999",
 }
@@ -42,6 +43,8 @@ _SENT = {
     "required": ["success", "id", "to", "status", "timestamp"],
 }
 _ANY_OBJECT = {"type": "object", "additionalProperties": True}
+_URL = {"type": "string", "format": "uri", "pattern": "^https?://[A-Za-z0-9.-]+(/|$)"}
+_TEXT = {"type": "string", "minLength": 1, "maxLength": 65536, "pattern": "\\S"}
 
 
 def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
@@ -124,7 +127,7 @@ def document(session: str, settings: Settings) -> dict[str, Any]:
                 501,
                 502,
                 503,
-                body=_obj(["phone", "message"], message=_STR, **send),
+                body=_obj(["phone", "message"], message=_TEXT, **send),
             )
         },
         "/send-image": {
@@ -138,7 +141,7 @@ def document(session: str, settings: Settings) -> dict[str, Any]:
                 503,
                 body=_obj(
                     ["phone", "imageUrl"],
-                    imageUrl={"type": "string", "format": "uri"},
+                    imageUrl=_URL,
                     caption=_STR,
                     **send,
                 ),
@@ -155,8 +158,8 @@ def document(session: str, settings: Settings) -> dict[str, Any]:
                 503,
                 body=_obj(
                     ["phone", "fileUrl"],
-                    fileUrl={"type": "string", "format": "uri"},
-                    fileName=_STR,
+                    fileUrl=_URL,
+                    fileName={"type": "string", "maxLength": 255, "pattern": "^[^/\\\\]*$"},
                     caption=_STR,
                     **send,
                 ),
@@ -179,7 +182,7 @@ def document(session: str, settings: Settings) -> dict[str, Any]:
                 501,
                 502,
                 503,
-                params=[{"name": "phone", "in": "path", "required": True, "schema": _STR}],
+                params=[{"name": "phone", "in": "path", "required": True, "schema": _PHONE}],
             )
         },
         "/contacts": {
@@ -238,7 +241,7 @@ def document(session: str, settings: Settings) -> dict[str, Any]:
                 400,
                 409,
                 503,
-                body=_obj(["from", "body"], **{"from": _PHONE}, body=_STR, name=_STR),
+                body=_obj(["from", "body"], **{"from": _PHONE}, body=_TEXT, name=_STR),
             )
         },
         "/sim/disconnect": {

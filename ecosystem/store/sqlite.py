@@ -250,7 +250,7 @@ class SQLiteStore(SQLiteOutbox, Store):
             before = self._fetch(db, name)
             merged = before.model_copy(update=dict(changes))
             after = Session.model_validate(merged.model_dump() | {"updated_at": utcnow()})
-            after.api_token_hash = before.api_token_hash
+            after.api_token_hash = changes.get("api_token_hash", before.api_token_hash)
             fields = [*changes, "updated_at"]
             db.execute(
                 f"UPDATE whatsapp_sessions SET {', '.join(f + ' = ?' for f in fields)}"  # noqa: S608 - fields checked against the model
