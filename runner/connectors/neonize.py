@@ -136,14 +136,15 @@ class NeonizeConnector(Connector):
         except Exception as exc:
             self._active = False
             return "retry", _short(exc)
-        with contextlib.suppress(OSError):
-            self.db_path.chmod(0o600)
         waiter = asyncio.ensure_future(self._interrupt.wait())
         try:
             while True:
+                # While a QR is on show, look at the watchdog every second (its clock
+                # may not be the loop's); otherwise sleep until something happens.
+                remaining = self.watchdog.remaining()
                 await asyncio.wait(
                     {task, waiter},
-                    timeout=self.watchdog.remaining(),
+                    timeout=None if remaining is None else min(remaining, 1.0),
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 if self._end is not None:
@@ -155,9 +156,8 @@ class NeonizeConnector(Connector):
                     return "retry", _short(error) if error else "the connection ended"
                 if self.watchdog.expired():
                     waited = (
-                        "the pairing code was not entered"
-                        if self.watchdog.shown == 0
-                        else (f"no one scanned the QR ({self.watchdog.shown} codes shown)")
+                        f"the QR was not scanned ({self.watchdog.shown} codes shown) "
+                        "nor a pairing code entered"
                     )
                     await self._stop_client(client, task)
                     self.watchdog.disarm()
