@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from ecosystem import runner_client, webhooks
+from ecosystem.store.sqlite import SQLiteStore
+from ecosystem.webhooks import DeliveryState
 from tests.conftest import Env, wait_for
 from tests.receiver import Receiver
 
@@ -105,8 +107,26 @@ def test_acks_inbound_status_and_signatures(zv: Env, receiver: Receiver) -> None
     assert shown["messages_sent"] == 1 and shown["messages_received"] == 1
 
 
-def _attempts(zv: Env, name: str) -> list[dict[str, Any]]:
-    return zv.json("webhooks", name, "-n", "100")["deliveries"]  # type: ignore[no-any-return]
+def outbox(zv: Env) -> SQLiteStore:
+    """The runner's store, read directly: polling it through the CLI would start a
+    Python process per look."""
+    return SQLiteStore(zv.home / "zapvisor.db")
+
+
+def counts(zv: Env, name: str) -> dict[str, int]:
+    store = outbox(zv)
+    try:
+        return store.webhook_counts(name)
+    finally:
+        store.close()
+
+
+def rows(zv: Env, name: str, state: DeliveryState | None = None) -> list[dict[str, Any]]:
+    store = outbox(zv)
+    try:
+        return [r.model_dump(mode="json") for r in store.list_webhooks(name, state, 100)]
+    finally:
+        store.close()
 
 
 def test_receiver_down_then_up_delivers_once_and_dead_letters_replay(
@@ -114,13 +134,13 @@ def test_receiver_down_then_up_delivers_once_and_dead_letters_replay(
 ) -> None:
     zv = make_env(ZAPVISOR_WEBHOOK_RETRY_SCHEDULE="0,1,2.5")
     paired(zv, "retry", receiver.url)
-    wait_for(lambda: zv.json("webhooks", "retry")["counts"]["pending"] == 0)
+    wait_for(lambda: counts(zv, "retry")["pending"] == 0)
     api(zv, "retry", "PUT", "/webhook", {"events": ["message_received"]})
 
     receiver.down()
     api(zv, "retry", "POST", "/sim/inbound", {"from": "5511911112222", "body": "first"})
     # two failed attempts, at least the schedule's second apart
-    row = wait_for(lambda: [r for r in _attempts(zv, "retry") if r["attempts"] == 2], timeout=20)[0]
+    row = wait_for(lambda: [r for r in rows(zv, "retry") if r["attempts"] == 2], timeout=20)[0]
     assert row["state"] == "pending" and "ConnectionRefused" in row["last_error"]
     created = datetime.fromisoformat(row["created_at"])
     assert (datetime.fromisoformat(row["last_attempt_at"]) - created).total_seconds() >= 0.9
@@ -132,32 +152,25 @@ def test_receiver_down_then_up_delivers_once_and_dead_letters_replay(
     got = wait_for(lambda: receiver.of("message_received"), timeout=20)
     assert len(got) == 1 and got[0].headers["x-zapvisor-attempt"] == "3"
     assert got[0].payload["message"]["body"] == "first"
-    wait_for(lambda: zv.json("webhooks", "retry")["counts"]["delivered"] >= 1)
+    wait_for(lambda: counts(zv, "retry")["delivered"] >= 1)
 
     # a receiver that answers 4xx (not 408/429) is not retried: dead at once
     receiver.status = 410
     api(zv, "retry", "POST", "/sim/inbound", {"from": "5511911112222", "body": "second"})
-    dead = wait_for(lambda: zv.json("webhooks", "retry", "--state", "dead")["deliveries"])
+    dead = wait_for(lambda: rows(zv, "retry", DeliveryState.DEAD))
     assert dead[0]["attempts"] == 1 and dead[0]["last_status"] == 410
     # 503 is retried until the schedule runs out, then dead-lettered
     receiver.status = 503
     api(zv, "retry", "POST", "/sim/inbound", {"from": "5511911112222", "body": "third"})
-    wait_for(lambda: zv.json("webhooks", "retry")["counts"]["dead"] == 2, timeout=30)
-    assert sorted(
-        r["attempts"] for r in zv.json("webhooks", "retry", "--state", "dead")["deliveries"]
-    ) == [1, 3]
+    wait_for(lambda: counts(zv, "retry")["dead"] == 2, timeout=30)
+    assert sorted(r["attempts"] for r in rows(zv, "retry", DeliveryState.DEAD)) == [1, 3]
 
     # replay: both dead letters are delivered once the receiver is fine
     receiver.status = 200
     before = len(receiver.of("message_received"))
     replayed = zv.json("webhooks", "retry", "--replay")
     assert replayed["replayed"] == 2
-    wait_for(
-        lambda: (
-            zv.json("webhooks", "retry")["counts"]["dead"] == 0
-            and zv.json("webhooks", "retry")["counts"]["pending"] == 0
-        )
-    )
+    wait_for(lambda: counts(zv, "retry")["dead"] == 0 and counts(zv, "retry")["pending"] == 0)
     bodies = [d.payload["message"]["body"] for d in receiver.of("message_received")[before:]]
     assert bodies[-2:] in (["second", "third"], ["third", "second"])
 
@@ -194,5 +207,5 @@ def test_runner_killed_with_events_pending_loses_none(make_env: Any, receiver: R
     got = receiver.of("message_received")
     ids = {d.payload["id"] for d in got}
     assert len(ids) == len(bodies)
-    counts = wait_for(lambda: (c := zv.json("webhooks", "durable")["counts"])["pending"] == 0 and c)
-    assert counts["dead"] == 0
+    final = wait_for(lambda: (c := counts(zv, "durable"))["pending"] == 0 and c)
+    assert final["dead"] == 0
