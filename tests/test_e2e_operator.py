@@ -8,11 +8,10 @@ import subprocess
 import sys
 import urllib.request
 
-import numpy as np
 import pytest
-import zxingcpp
 
 from tests.conftest import Env, wait_for
+from tests.qrdecode import decode_half_blocks
 
 pytestmark = pytest.mark.e2e
 
@@ -23,19 +22,6 @@ def health(port: int) -> dict[str, object] | None:
             return json.loads(resp.read())  # type: ignore[no-any-return]
     except OSError:
         return None
-
-
-def decode_half_blocks(text: str) -> str | None:
-    """Turn half-block text back into pixels (ink = dark) and decode it for real."""
-    rows = []
-    for line in text.splitlines():
-        rows.append([0 if c in "▀█" else 255 for c in line])
-        rows.append([0 if c in "▄█" else 255 for c in line])
-    width = max(len(r) for r in rows)
-    img = np.array([r + [255] * (width - len(r)) for r in rows], dtype=np.uint8)
-    img = np.pad(img.repeat(4, 0).repeat(4, 1), 16, constant_values=255)
-    found = zxingcpp.read_barcodes(img)
-    return found[0].text if found else None
 
 
 def test_operator_script(zv: Env) -> None:
