@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,7 +92,8 @@ class StatePaths:
             if sock_dir != self.home:
                 sock_dir.mkdir(mode=0o700, exist_ok=True)
                 sock_dir.chmod(0o700)
-            probe = self.home / f".write-test-{os.getpid()}"
+            # per thread: the terminal app calls this from several threads at once
+            probe = self.home / f".write-test-{os.getpid()}-{threading.get_ident()}"
             probe.write_text("")
             probe.unlink()
         except OSError as exc:
