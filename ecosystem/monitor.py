@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ecosystem.errors import SupervisorError
 from ecosystem.metrics import HostStats, ProcessSampler, ProcStats, host_stats
 from ecosystem.models import utcnow
 from ecosystem.names import program_name
@@ -94,6 +95,9 @@ class Poller:
             up = True
         except SupervisorDown:
             infos, up = {}, False
+        except SupervisorError:
+            self._sup = None  # reconnect with fresh credentials next time
+            raise
         views = tuple(SessionView(s, infos.get(program_name(s.name))) for s in sessions)
         self._count_restarts(views)
         procs = self.sampler.sample(v.pid for v in views if v.pid)

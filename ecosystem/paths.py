@@ -103,8 +103,9 @@ class StatePaths:
             ) from None
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` atomically (temp file + rename) with mode 0600."""
+def write_private(path: Path, text: str, *, replace: bool = True) -> None:
+    """Write ``text`` atomically (temp file + rename) with mode 0600. With
+    ``replace=False`` an existing file wins: FileExistsError, nothing written."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -113,7 +114,11 @@ def write_private(path: Path, text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # atomic, and fails when the file exists
+            Path(tmp).unlink()
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

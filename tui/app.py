@@ -6,10 +6,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 from textual import work
 from textual.app import App
 from textual.reactive import var
+from textual.timer import Timer
 
 from ecosystem.errors import ZapvisorError
 from ecosystem.models import utcnow
@@ -31,7 +33,7 @@ DEGRADED_AFTER = 2.5
 
 
 class ZapvisorApp(SessionActions):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "zapvisor"
     COMMANDS = App.COMMANDS | {SessionCommands}
 
@@ -61,6 +63,7 @@ class ZapvisorApp(SessionActions):
         """Cursor blink in text fields; off for screenshots."""
         self._refreshing_since: float | None = None
         self._again = False
+        self._next_refresh: Timer | None = None
         self._init_actions()
 
     def on_mount(self) -> None:
@@ -76,6 +79,9 @@ class ZapvisorApp(SessionActions):
         if self._refreshing_since is not None:
             self._again = True
             return
+        if self._next_refresh is not None:
+            self._next_refresh.stop()  # one chain of refreshes, however often asked
+            self._next_refresh = None
         self._refreshing_since = time.monotonic()
         self._refresh()
 
@@ -111,7 +117,7 @@ class ZapvisorApp(SessionActions):
         self._refreshing_since = None
         delay = 0.05 if self._again else self.refresh_seconds
         self._again = False
-        self.set_timer(delay, self.request_refresh)
+        self._next_refresh = self.set_timer(delay, self.request_refresh)
 
     def _check_staleness(self) -> None:
         since = self._refreshing_since
