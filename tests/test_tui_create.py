@@ -13,6 +13,7 @@ from tests.conftest import Env
 from tests.tui_helpers import decode_screen_qr, in_thread, until
 from tui.app import ZapvisorApp, make_app
 from tui.dialogs.config import ConfigForm
+from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.create import CreateForm
 from tui.screens.session import SessionScreen
 from tui.screens.sessions import SessionsScreen
@@ -116,7 +117,12 @@ def test_create_form_qr_rotation_scan_log_and_config(make_env: Any) -> None:
             saved = await in_thread(lambda: env.json("show", "alpha"))
             assert saved["ai_config"] == {"model": "small", "temperature": 0.2}
 
-            await pilot.press("escape")
-            assert isinstance(app.screen, SessionsScreen)
+            # d on the session screen: asks, deletes, and goes back to the table
+            await pilot.press("d")
+            assert isinstance(app.screen, ConfirmDialog) and app.screen.names == ["alpha"]
+            await pilot.press("y")
+            await until(pilot, lambda: app.screen is home, what="back home after delete")
+            await until(pilot, lambda: home.table.names == [], what="row gone")
+            assert app.orch.store.list_sessions() == []
 
     asyncio.run(scenario())

@@ -57,6 +57,3 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog"):
             yield Markdown(HELP)
-
-    async def action_dismiss(self, result: None = None) -> None:
-        self.dismiss(result)

@@ -72,6 +72,7 @@ class SessionScreen(Screen[None]):
         self.focus_log = focus_log
         self.view: SessionView | None = None
         self.seen = False
+        self.gone = False
         self.rotations = 0
         self.rotated_at = ""
         self.why: str | None = None
@@ -108,6 +109,10 @@ class SessionScreen(Screen[None]):
             self.query_one(LogPane).focus()
         self._follow_logs()
 
+    def on_screen_resume(self) -> None:
+        if self.gone:  # deleted while a dialog was on top
+            self.dismiss()
+
     def _degraded(self, message: str) -> None:
         self.query_one(DegradedBanner).message = message
 
@@ -116,9 +121,11 @@ class SessionScreen(Screen[None]):
     def _show(self, snap: Snapshot | None) -> None:
         view = snap.view(self.session_name) if snap else None
         if view is None:
-            if self.seen and snap is not None:
+            if self.seen and snap is not None and not self.gone:
+                self.gone = True
                 self.notify(f"{self.session_name} no longer exists", markup=False)
-                self.dismiss()
+                if self.is_current:
+                    self.dismiss()
             return
         self.seen, self.view = True, view
         assert snap is not None
