@@ -66,6 +66,10 @@ async def _home(pilot: Any, app: ZapvisorApp, names: list[str]) -> SessionsScree
     return screen
 
 
+async def _settled(pilot: Any, app: ZapvisorApp) -> None:
+    await until(pilot, lambda: not app.busy, what="actions finished")
+
+
 async def _cursor_to(pilot: Any, home: SessionsScreen, name: str) -> None:
     home.table.move_cursor(row=home.table.names.index(name))
     await pilot.pause()
@@ -84,7 +88,8 @@ def test_restart_stop_start_bulk_restart_and_delete(make_env: Any) -> None:
 
             # r: alpha gets a new pid, the others keep theirs
             await _cursor_to(pilot, home, "alpha")
-            await pilot.press("r")
+            await pilot.press("r", "r")  # the second press finds it busy: refused, said so
+            assert any(n.startswith("still working on alpha") for n in _notes(app))
             await until(pilot, lambda: _pids(app)["alpha"] not in (None, before["alpha"]))
             after = _pids(app)
             assert after["bravo"] == before["bravo"] and after["carol"] == before["carol"]
@@ -98,6 +103,7 @@ def test_restart_stop_start_bulk_restart_and_delete(make_env: Any) -> None:
             await pilot.press("s")
             await until(pilot, lambda: _pids(app)["bravo"] not in (None, before["bravo"]))
             assert home.table.highlighted == "bravo", "the refresh moved the cursor"
+            await _settled(pilot, app)
 
             # space marks rows; r asks once for all of them, naming them; y restarts both
             pids = _pids(app)
@@ -212,6 +218,7 @@ def test_filter_palette_screens_logout_and_notifications(make_env: Any) -> None:
             await until(pilot, lambda: any("alpha: error: auth in" in n for n in _notes(app)))
 
             # x logs it out after asking: auth gone, a new QR to scan
+            await _settled(pilot, app)
             await pilot.press("x")
             dialog = app.screen
             assert isinstance(dialog, ConfirmDialog) and dialog.names == ["alpha"]

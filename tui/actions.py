@@ -85,10 +85,13 @@ class SessionActions(App[None]):
             return
         busy = [n for n in names if n in self.busy]
         if busy:
-            self.notify(f"still working on {', '.join(busy)}", severity="warning", markup=False)
-            names = [n for n in names if n not in self.busy]
-            if not names:
-                return
+            # All or nothing: acting on part of a selection would surprise more.
+            self.notify(
+                f"still working on {', '.join(busy)}: nothing done, try again in a moment",
+                severity="warning",
+                markup=False,
+            )
+            return
         if verb == "toggle":
             stop, start = split_toggle(self.snapshot, names)
             plan = [("stop", n) for n in stop] + [("start", n) for n in start]
