@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from ecosystem.errors import SupervisorError
 from ecosystem.metrics import HostStats, ProcessSampler, ProcStats, host_stats
@@ -24,6 +25,7 @@ from ecosystem.supctl import daemon
 from ecosystem.supctl.rpc import Supervisor, SupervisorDown
 from ecosystem.views import SessionView
 
+Severity = Literal["information", "warning", "error"]
 POLL_RPC_TIMEOUT = 5.0
 """Seconds a refresh waits for supervisord before reporting it as not answering."""
 
@@ -135,8 +137,7 @@ class Change:
     """A state change an operator should hear about."""
 
     name: str
-    severity: str
-    """"information", "warning" or "error"."""
+    severity: Severity
     message: str
 
 

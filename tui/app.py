@@ -105,8 +105,7 @@ class ZapvisorApp(SessionActions):
             else ""
         )
         for change in notable_changes(before, message.snapshot):
-            severity = change.severity if change.severity in ("warning", "error") else "information"
-            self.notify(change.message, severity=severity, markup=False, timeout=10)  # type: ignore[arg-type]
+            self.notify(change.message, severity=change.severity, markup=False, timeout=10)
         self._schedule_next()
 
     def on_refresh_failed(self, message: RefreshFailed) -> None:
@@ -182,13 +181,15 @@ def make_app(
     settings: Settings,
     *,
     store: Store | None = None,
-    poller: Poller | None = None,
-    **options: object,
+    refresh_seconds: float = REFRESH_SECONDS,
+    degraded_after: float = DEGRADED_AFTER,
+    blink: bool = True,
 ) -> ZapvisorApp:
-    """The app over one orchestrator; ``store``/``poller`` let tests stand in at the
-    core's boundary."""
+    """The app over one orchestrator (``store`` lets a test stand in at the store)."""
     orch = Orchestrator(settings, store)
-    return ZapvisorApp(orch, poller=poller, **options)  # type: ignore[arg-type]
+    return ZapvisorApp(
+        orch, refresh_seconds=refresh_seconds, degraded_after=degraded_after, blink=blink
+    )
 
 
 def run_app() -> int:
