@@ -55,6 +55,9 @@ class SessionCommands(Provider):
         if current:
             yield from session_commands(app, current)
         yield from general_commands(app)
+        filter_rows = getattr(self.screen, "action_filter", None)
+        if filter_rows is not None:
+            yield "Filter sessions", "by name, status or phone", filter_rows
         if everyone and app.snapshot:
             for view in app.snapshot.views:
                 if view.name != current:
