@@ -7,8 +7,6 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import psutil
-
 from ecosystem.errors import CapacityError, PortsExhausted
 
 
@@ -81,6 +79,8 @@ def busy_ports(ports: Iterable[int], bind: str) -> set[int]:
 
 def who_holds(port: int) -> PortHolder:
     """Which process listens on ``port``, as far as this user may see."""
+    import psutil  # only needed to explain a port conflict
+
     try:
         conns = psutil.net_connections(kind="inet")
     except (psutil.AccessDenied, OSError):

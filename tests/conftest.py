@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ecosystem.settings import Settings
+from ecosystem.settings import Settings, make_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 _SCRUB = ("ZAPVISOR_", "SUPABASE_", "BASE_PORT", "MAX_SESSIONS")
@@ -91,7 +91,7 @@ class Env:
             "max_sessions": self.max_sessions,
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return make_settings(**values)
 
     def cli(
         self,
