@@ -51,7 +51,7 @@ def migration_script(after: int = 0) -> str:
             continue
         parts.append(f"-- {mig.version:04d}_{mig.name}\n{mig.sql.strip()}")
         # names match [a-z0-9_]+ (migrations._FILE): nothing to quote
-        insert = f"INSERT INTO {VERSION_TABLE} (version, name)"  # noqa: S608 - constant
+        insert = f"INSERT INTO {VERSION_TABLE} (version, name)"
         parts.append(f"{insert} VALUES ({mig.version}, '{mig.name}');")
     parts.append("COMMIT;")
     return "\n\n".join(parts) + "\n"

@@ -45,11 +45,12 @@ class PostgresStore(Store):
         self._dsn = dsn
         try:
             params = pg_conninfo.conninfo_to_dict(dsn)
-        except psycopg.Error as exc:
+        except psycopg.Error:
+            # psycopg's message quotes the faulty part, which may be the password
             raise ConfigError(
-                "ZAPVISOR_DATABASE_URL is not a PostgreSQL connection string "
-                f"(postgresql://user:password@host:5432/dbname): "
-                f"{pg.redact(pg.first_line(str(exc)), [dsn])}"
+                "ZAPVISOR_DATABASE_URL is not a PostgreSQL connection string: expected "
+                "postgresql://user:password@host:5432/dbname (percent-encode special "
+                "characters in the password)"
             ) from None
         self._secrets = [str(params.get("password") or ""), dsn]
         self._extra: dict[str, Any] = {}
