@@ -11,8 +11,9 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from ecosystem.errors import StoreError
+from ecosystem.errors import ConfigError, StoreError
 from ecosystem.models import NewSession
+from ecosystem.store.pgcommon import redact
 from ecosystem.store.postgres import PostgresStore
 from tests.conftest import Env, PgCluster, wait_for
 from tests.pgserver import AUTHENTICATOR_PASSWORD, PASSWORD
@@ -192,3 +193,23 @@ def test_sessions_on_postgres_end_to_end(pg_dsn: str, make_env: Callable[..., En
     assert not (zv.home / "secrets" / "cliente-002.token").exists()
     zv.cli("apply")
     assert zv.json("create", "cliente-002")["port"] == zv.base_port + 1
+
+
+def test_supabase_connection_strings_and_redaction() -> None:
+    pooler = PostgresStore(
+        "postgresql://postgres.abcdref:p%40ss@aws-0-sa-east-1.pooler.supabase.com:6543/"
+        "postgres?sslmode=require"
+    )
+    assert pooler.describe() == (
+        "postgres postgres.abcdref@aws-0-sa-east-1.pooler.supabase.com:6543/postgres"
+    )
+    keywords = PostgresStore("host=db.abcdref.supabase.co port=5432 user=postgres password=x1")
+    assert keywords.describe() == "postgres postgres@db.abcdref.supabase.co:5432/postgres"
+    with pytest.raises(ConfigError) as info:
+        PostgresStore("postgresql://u:s3cr et@host/db")
+    assert "s3cr" not in str(info.value) and "ZAPVISOR_DATABASE_URL" in str(info.value)
+    assert redact("failed for postgresql://u:pw1@h:5/db here") == (
+        "failed for postgresql://u:***@h:5/db here"
+    )
+    assert redact("host=h password='a b' user=u") == "host=h password=*** user=u"
+    assert redact("token abc123 leaked", ["abc123"]) == "token *** leaked"

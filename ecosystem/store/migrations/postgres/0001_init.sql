@@ -5,6 +5,8 @@
 -- Applied by `zapvisor db migrate` inside one transaction, with the version recorded in
 -- zapvisor_schema_migrations.
 
+-- session_name sorts bytewise (COLLATE "C"), as in SQLite, whatever the database's
+-- locale: `list` shows the same order on every store.
 CREATE TABLE whatsapp_sessions (
     id                 bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     session_name       text COLLATE "C" NOT NULL
