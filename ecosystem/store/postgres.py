@@ -31,6 +31,13 @@ from ecosystem.store.base import Store
 from ecosystem.store.sqlite import _summarise
 
 T = TypeVar("T")
+TCP_DEFAULTS = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
 Conn = psycopg.Connection[DictRow]
 Cur = psycopg.Cursor[DictRow]
 
@@ -58,6 +65,11 @@ class PostgresStore(Store):
             self._extra["connect_timeout"] = max(1, round(connect_timeout))
         if "application_name" not in params:
             self._extra["application_name"] = "zapvisor"
+        # A server that vanished without closing (a dead VPS, a cut link) must not hang
+        # a runner or the TUI for the kernel's 2-hour default: notice within ~30 s.
+        for option, value in TCP_DEFAULTS.items():
+            if option not in params:
+                self._extra[option] = value
         host = str(params.get("host") or params.get("hostaddr") or "localhost")
         port = str(params.get("port") or "5432")
         db = str(params.get("dbname") or params.get("user") or "postgres")
