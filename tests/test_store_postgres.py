@@ -213,3 +213,23 @@ def test_supabase_connection_strings_and_redaction() -> None:
     )
     assert redact("host=h password='a b' user=u") == "host=h password=*** user=u"
     assert redact("token abc123 leaked", ["abc123"]) == "token *** leaked"
+
+
+def test_times_come_back_in_utc_whatever_the_server_zone(pg_dsn: str) -> None:
+    store = PostgresStore(pg_dsn + "?options=-c%20TimeZone%3DAmerica/Sao_Paulo")
+    try:
+        created = store.create_session(
+            NewSession(name="alpha"),
+            host="h1",
+            ports=range(3001, 3011),
+            exclude_ports=(),
+            max_sessions=10,
+            actor="t",
+        )
+        assert _scalar(pg_dsn + "?options=-c%20TimeZone%3DAmerica/Sao_Paulo", "SHOW TimeZone") == (
+            "America/Sao_Paulo"
+        )
+        for value in (created.created_at, store.list_events("alpha")[0].ts):
+            assert value.utcoffset() is not None and value.utcoffset().total_seconds() == 0
+    finally:
+        store.close()

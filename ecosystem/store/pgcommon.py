@@ -82,13 +82,17 @@ def changes_json(changes: Mapping[str, Any]) -> dict[str, Any]:
 
 
 M = TypeVar("M", bound=BaseModel)
+_TIME_FIELDS = {
+    Session: ("qr_expires_at", "created_at", "updated_at", "connected_at", "last_activity_at"),
+    Event: ("ts",),
+}
 
 
 def _utc(model: M) -> M:
     # A server whose TimeZone is not UTC hands back local times; zapvisor speaks UTC.
-    for field in type(model).model_fields:
+    for field in _TIME_FIELDS[type(model)]:
         value = getattr(model, field)
-        if isinstance(value, datetime):
+        if value is not None and value.utcoffset():
             setattr(model, field, value.astimezone(UTC))
     return model
 
