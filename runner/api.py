@@ -11,7 +11,6 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from ecosystem import qr
 from ecosystem.apitoken import hash_token
 from ecosystem.errors import ZapvisorError
 from ecosystem.states import Status
@@ -107,6 +106,8 @@ class Api:
             return Response.json(
                 {"sessionId": self.runner.name, "status": str(live.status), "qrCode": None}
             )
+        from ecosystem import qr  # qrcode costs memory in every idle runner: load on use
+
         return Response.json(
             {
                 "sessionId": self.runner.name,

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import Env
+from tests.conftest import Env, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -42,6 +42,13 @@ def test_two_processes_creating_ten_sessions_each(make_env) -> None:  # type: ig
         assert proc.returncode == 0, err
     sessions = env.json("list")
     assert len(sessions) == 20
+
+    # the last runners may still be inside supervisord's startsecs window
+    def all_running() -> list[dict[str, object]] | None:
+        found: list[dict[str, object]] = env.json("list")
+        return found if all(s["process_state"] == "RUNNING" for s in found) else None
+
+    sessions = wait_for(all_running)
     ports = [s["port"] for s in sessions]
     assert len(set(ports)) == 20
     assert set(ports) == set(range(env.base_port, env.base_port + 20))

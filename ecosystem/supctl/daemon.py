@@ -59,6 +59,11 @@ def start(paths: StatePaths, sup: Supervisor, timeout: float = 20.0) -> int:
     Returns supervisord's pid. Raises SupervisorError with the reason from its log
     when it does not come up.
     """
+    sock = paths.socket
+    if (sock.exists() or sock.is_symlink()) and not sock.is_socket():
+        raise SupervisorError(
+            f"{sock} exists and is not a socket, so supervisord cannot listen there: move it away"
+        )
     env = {k: v for k in _PASS_ENV if (v := os.environ.get(k)) is not None}
     log_mark = _log_size(paths.supervisord_log)
     try:
