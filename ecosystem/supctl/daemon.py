@@ -47,7 +47,7 @@ def credentials(paths: StatePaths) -> Credentials:
     return creds
 
 
-def client(paths: StatePaths, timeout: float = 10.0) -> Supervisor:
+def client(paths: StatePaths, timeout: float = 30.0) -> Supervisor:
     creds = credentials(paths)
     return Supervisor(paths.socket, creds.username, creds.password, timeout=timeout)
 
@@ -111,10 +111,12 @@ def shutdown(paths: StatePaths, sup: Supervisor, timeout: float = 60.0) -> None:
     supervisord's own shutdown stops one program per loop second, so at 200 sessions
     a bare shutdown takes minutes.
     """
+    # Stopping hundreds of runners can take longer than a normal call's timeout.
+    slow = Supervisor(sup.socket_path, *sup.credentials, timeout=timeout)
     try:
-        pid = sup.pid()
-        sup.stop_all()
-        sup.shutdown()
+        pid = slow.pid()
+        slow.stop_all()
+        slow.shutdown()
     except SupervisorDown:
         return
     deadline = time.monotonic() + timeout

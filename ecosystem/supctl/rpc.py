@@ -113,8 +113,9 @@ class ProcessInfo:
 class Supervisor:
     """A thread-safe client for one supervisord."""
 
-    def __init__(self, socket_path: Path, username: str, password: str, timeout: float = 10.0):
+    def __init__(self, socket_path: Path, username: str, password: str, timeout: float = 30.0):
         self.socket_path = socket_path
+        self.credentials = (username, password)
         self.timeout = timeout
         self._lock = threading.Lock()
         self._proxy = xmlrpc.client.ServerProxy(

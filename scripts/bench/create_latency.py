@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import urllib.request
 from pathlib import Path
 
@@ -152,6 +153,9 @@ def main() -> None:
                 f"ratio create→/health at {levels[-1]} vs {levels[0]}: "
                 f"{hi['health'] / lo['health']:.2f}x"
             )
+    except BaseException:
+        traceback.print_exc()
+        raise
     finally:
         t0 = time.perf_counter()
         daemon.shutdown(orch.paths, orch.sup, timeout=120)
