@@ -28,16 +28,22 @@ class Credentials:
 
 def credentials(paths: StatePaths) -> Credentials:
     """The socket's username/password, generated once and kept in a 0600 file."""
+    missing = False
     try:
         data = json.loads(paths.credentials.read_text("utf-8"))
         return Credentials(str(data["username"]), str(data["password"]))
     except FileNotFoundError:
-        pass
+        missing = True
     except (ValueError, KeyError, TypeError):
         # A corrupt file: new credentials take effect when supervisord next starts.
         pass
     creds = Credentials("zapvisor", secrets.token_hex(24))
-    write_private(paths.credentials, json.dumps(creds.__dict__))
+    try:
+        # When two threads or processes get here at once, the first file written wins
+        # and the others use it (else a client could keep credentials nobody uses).
+        write_private(paths.credentials, json.dumps(creds.__dict__), replace=not missing)
+    except FileExistsError:
+        return credentials(paths)
     return creds
 
 
