@@ -32,7 +32,7 @@ from ecosystem.store import open_store  # noqa: E402
 from ecosystem.supctl import daemon  # noqa: E402
 
 
-def free_block(size: int, start: int = 40000) -> int:
+def free_block(size: int, start: int = 12000) -> int:
     port = start
     while port < 65000 - size:
         ok = True
