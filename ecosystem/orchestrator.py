@@ -6,6 +6,7 @@ import contextlib
 import getpass
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,23 +64,30 @@ class Orchestrator:
         self.progress = progress
         self._sup: Supervisor | None = None
         self._last_start = StartReport()
+        # The terminal app calls in from several worker threads at once: open the
+        # store and the supervisord client once, whichever thread comes first.
+        self._open_lock = threading.Lock()
 
     # -- plumbing ------------------------------------------------------------------
 
     @property
     def store(self) -> Store:
         if self._store is None:
-            self.paths.ensure()
-            store = open_store(self.settings)
-            if store.kind == "sqlite":
-                store.migrate()  # the embedded store needs no setup step
-            self._store = store
+            with self._open_lock:
+                if self._store is None:
+                    self.paths.ensure()
+                    store = open_store(self.settings)
+                    if store.kind == "sqlite":
+                        store.migrate()  # the embedded store needs no setup step
+                    self._store = store
         return self._store
 
     @property
     def sup(self) -> Supervisor:
         if self._sup is None:
-            self._sup = daemon.client(self.paths)
+            with self._open_lock:
+                if self._sup is None:
+                    self._sup = daemon.client(self.paths)
         return self._sup
 
     def close(self) -> None:

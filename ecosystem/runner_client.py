@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -44,6 +45,10 @@ def call(
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         raise RunnerError(f"runner on port {port} did not answer: {reason}") from None
+    except http.client.HTTPException as exc:
+        # e.g. a TCP self-connect while the runner is not listening yet (a port in the
+        # ephemeral range): our own request comes back as a "status line".
+        raise RunnerError(f"runner on port {port} did not answer HTTP: {exc!r}") from None
 
 
 def _decode(raw: bytes) -> Any:

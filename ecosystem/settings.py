@@ -36,7 +36,6 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
-        populate_by_name=True,
         frozen=True,
     )
 
@@ -157,6 +156,16 @@ class Settings(BaseSettings):
         return "sqlite"
 
 
+class _Isolated(Settings):
+    """Settings that read nothing but their arguments."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: Any, *args: Any, **kwargs: Any
+    ) -> tuple[Any, ...]:
+        return (init_settings,)
+
+
 ENV_NAMES: dict[str, str] = {
     name: str(field.validation_alias.choices[0])  # type: ignore[union-attr]
     for name, field in Settings.model_fields.items()
@@ -177,14 +186,17 @@ def _check_unknown(keys: Mapping[str, object], where: str) -> None:
 
 
 def load_settings(env_file: Path | None = Path(".env"), **overrides: Any) -> Settings:
-    """Build the one Settings object; errors name the variable that is wrong."""
+    """Build the one Settings object; errors name the variable that is wrong.
+
+    ``overrides`` use field names (``base_port=…``) and win over the environment."""
     _check_unknown(os.environ, "the environment")
     if env_file is not None and env_file.is_file():
         from dotenv import dotenv_values
 
         _check_unknown(dotenv_values(env_file), str(env_file))
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        by_var = {ENV_NAMES.get(k, k): v for k, v in overrides.items()}
+        return Settings(_env_file=env_file, **by_var)  # type: ignore[call-arg]
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
 
@@ -201,6 +213,20 @@ def _describe(exc: ValidationError) -> str:
     )
     msg = str(err["msg"]).removeprefix("Value error, ")
     return f"invalid setting {var}: {msg}{shown}"
+
+
+def make_settings(**fields: Any) -> Settings:
+    """Settings from field names only, ignoring the environment and `.env` (for code
+    that must not depend on the caller's shell: tests, benchmarks, remote hosts)."""
+    return settings_from_vars({ENV_NAMES[k]: v for k, v in fields.items()})
+
+
+def settings_from_vars(values: Mapping[str, Any], where: str = "") -> Settings:
+    """Settings from variable names (as in `.env`) only, ignoring the environment."""
+    try:
+        return _Isolated(_env_file=None, **values)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc) + (f" (in {where})" if where else "")) from None
 
 
 def settings_to_env(settings: Settings) -> dict[str, str]:

@@ -23,8 +23,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM this runner when supervisord dies, even by SIGKILL:
+    an orphaned runner would keep its port and block the session's next start."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import os
+    import signal
+
+    pr_set_pdeathsig = 1
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    die_with_parent()
     # Auth databases and secrets this process writes (the Go side included) are its own.
     os.umask(0o077)
     logs.configure(args.session)

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ecosystem import qr
 from ecosystem.apitoken import hash_token
 from ecosystem.errors import ZapvisorError
 from ecosystem.models import check_webhook_url
@@ -158,6 +157,8 @@ class Api:
             return Response.json(
                 {"sessionId": self.runner.name, "status": str(live.status), "qrCode": None}
             )
+        from ecosystem import qr  # qrcode costs memory in every idle runner: load on use
+
         return Response.json(
             {
                 "sessionId": self.runner.name,

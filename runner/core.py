@@ -12,7 +12,7 @@ from dotenv import dotenv_values
 
 from ecosystem.errors import ConfigError, RunnerError, ZapvisorError
 from ecosystem.paths import StatePaths
-from ecosystem.settings import Settings
+from ecosystem.settings import Settings, settings_from_vars
 from ecosystem.states import Status
 from ecosystem.store import Store, open_store
 from runner.api import build_server
@@ -32,10 +32,7 @@ def load_runtime_settings(home: Path) -> Settings:
         raise ConfigError(f"{env_file} is missing: run any zapvisor command to write it")
     values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
     values.setdefault("ZAPVISOR_HOME", str(home))
-    try:
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
-    except ValueError as exc:
-        raise ConfigError(f"{env_file} is invalid: {exc}") from None
+    return settings_from_vars(values, where=str(env_file))
 
 
 class Runner:
@@ -133,6 +130,8 @@ class Runner:
         # A bug, not an outage (those are retried inside): exit, so supervisord starts a
         # fresh runner and the outbox resumes rather than silently stopping.
         exc = task.exception()
+        if exc is None:
+            return  # the store has no outbox: webhooks are off, the session runs on
         log.error("webhook dispatcher crashed: %r", exc, exc_info=exc, extra={"event": "crash"})
         self._exit_code = 1
         self._stop.set()

@@ -6,7 +6,6 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from ecosystem import qr
 from ecosystem.models import utcnow
 from ecosystem.states import Status
 from runner.connectors.base import Inbound
@@ -37,6 +36,8 @@ class Events:
         await self.reporter.update(
             status=Status.WAITING_SCAN, qr_payload=payload, qr_expires_at=expires_at
         )
+        from ecosystem import qr  # qrcode costs memory in every idle runner: load on use
+
         self.outbox.emit(
             "qr_code",
             {"qrCode": qr.png_data_url(payload), "qr": payload, "expiresAt": iso(expires_at)},

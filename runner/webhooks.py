@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ecosystem import __version__
-from ecosystem.errors import ZapvisorError
+from ecosystem.errors import OutboxUnavailable, ZapvisorError
 from ecosystem.models import utcnow
 from ecosystem.paths import StatePaths
 from ecosystem.store import Store
@@ -132,6 +132,8 @@ class Outbox:
         if future.cancelled():
             return
         exc = future.exception()
+        if isinstance(exc, OutboxUnavailable):
+            return  # said once by the dispatcher; nothing to keep
         if exc is None:
             if future.result():
                 self._wake.set()
@@ -172,6 +174,10 @@ class Outbox:
                     continue
                 nxt = await self.call(self.store.next_webhook_due, self.session)
                 failures = 0
+            except OutboxUnavailable as exc:
+                log.warning("%s", exc, extra={"event": "webhooks_off"})
+                self._unsaved.clear()
+                return
             except ZapvisorError as exc:
                 failures += 1
                 delay = min(30.0, 0.5 * 2**failures)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import urllib.request
 
-import numpy as np
 import pytest
-import zxingcpp
 
 from tests.conftest import Env, wait_for
+from tests.qrdecode import decode_half_blocks
 
 pytestmark = pytest.mark.e2e
 
@@ -23,19 +23,6 @@ def health(port: int) -> dict[str, object] | None:
             return json.loads(resp.read())  # type: ignore[no-any-return]
     except OSError:
         return None
-
-
-def decode_half_blocks(text: str) -> str | None:
-    """Turn half-block text back into pixels (ink = dark) and decode it for real."""
-    rows = []
-    for line in text.splitlines():
-        rows.append([0 if c in "▀█" else 255 for c in line])
-        rows.append([0 if c in "▄█" else 255 for c in line])
-    width = max(len(r) for r in rows)
-    img = np.array([r + [255] * (width - len(r)) for r in rows], dtype=np.uint8)
-    img = np.pad(img.repeat(4, 0).repeat(4, 1), 16, constant_values=255)
-    found = zxingcpp.read_barcodes(img)
-    return found[0].text if found else None
 
 
 def test_operator_script(zv: Env) -> None:
@@ -135,3 +122,49 @@ def test_restart_on_a_stopped_session_starts_it(zv: Env) -> None:
     started = zv.json("start", "alpha")
     assert started["pid"] and started["desired_state"] == "running"
     assert health(started["port"])["session"] == "alpha"  # type: ignore[index]
+
+
+def test_supervisord_killed_comes_back_with_desired_states(zv: Env) -> None:
+    """kill -9 supervisord: its runners go with it (no orphan keeps a port), and the next
+    command brings supervisord back with each session in its desired state."""
+    import os
+    import signal
+
+    up = zv.json("create", "up")
+    zv.json("create", "down", "--stopped")
+    pid = zv.supervisord_pid()
+    assert pid
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: health(up["port"]) is None)
+    listing = {s["name"]: s for s in zv.json("list")}
+    assert listing["up"]["process_state"] in ("STARTING", "RUNNING")
+    assert listing["up"]["pid"] != up["pid"]
+    assert listing["down"]["process_state"] == "STOPPED"
+    assert zv.supervisord_pid() != pid
+    wait_for(lambda: (health(up["port"]) or {}).get("session") == "up")
+
+
+def test_logs_follow_shows_new_lines(zv: Env) -> None:
+    zv.json("create", "tail")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli.main", "logs", "tail", "-f", "-n", "0"],
+        env=zv.vars,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    guard = threading.Timer(30, proc.terminate)  # never hang the suite on a missing line
+    guard.start()
+    try:
+        zv.cli("qr", "tail", "--wait", "10")
+        zv.cli("sim-scan", "tail")
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "-> connected" in line:
+                break
+        assert any("waiting_scan -> connected" in ln for ln in seen)
+    finally:
+        guard.cancel()
+        proc.terminate()
+        proc.wait(timeout=10)

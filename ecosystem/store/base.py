@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from ecosystem.errors import OutboxUnavailable
 from ecosystem.models import Event, NewSession, Session
 from ecosystem.webhooks import DeliveryState, WebhookEvent
 
@@ -18,6 +20,11 @@ class Store(abc.ABC):
     """
 
     kind: str = "?"
+
+    poll_interval: float = 1.0
+    """Seconds between two looks at the sessions in the polling :meth:`wait_for_change`."""
+
+    _change_baseline: Hashable | None = None
 
     @abc.abstractmethod
     def describe(self) -> str:
@@ -88,22 +95,21 @@ class Store(abc.ABC):
     def list_events(self, session_name: str | None = None, limit: int = 100) -> list[Event]:
         """Newest first."""
 
-    # -- webhook outbox (migration 0002) ----------------------------------------------
+    # -- webhook outbox (migration 0002; sqlite so far) --------------------------------
 
-    @abc.abstractmethod
     def enqueue_webhook(self, event: WebhookEvent) -> None:
         """Insert an event into the outbox; an ``event_id`` already there is left as it
         is. Raises SessionNotFound when the session is gone."""
+        raise OutboxUnavailable(self.kind)
 
-    @abc.abstractmethod
     def due_webhooks(self, session_name: str, now: datetime, limit: int = 50) -> list[WebhookEvent]:
         """Pending events whose ``next_attempt_at`` is not after ``now``, oldest due first."""
+        raise OutboxUnavailable(self.kind)
 
-    @abc.abstractmethod
     def next_webhook_due(self, session_name: str) -> datetime | None:
         """When the earliest pending event is due (None when nothing is pending)."""
+        raise OutboxUnavailable(self.kind)
 
-    @abc.abstractmethod
     def record_webhook_attempt(
         self,
         event_id: str,
@@ -117,24 +123,67 @@ class Store(abc.ABC):
     ) -> None:
         """Store the outcome of one delivery attempt (``next_attempt_at`` only while
         pending; ``delivered_at`` becomes ``at`` when delivered)."""
+        raise OutboxUnavailable(self.kind)
 
-    @abc.abstractmethod
     def list_webhooks(
         self, session_name: str, state: DeliveryState | None = None, limit: int = 100
     ) -> list[WebhookEvent]:
         """A session's outbox rows, newest first (one state only when given)."""
+        raise OutboxUnavailable(self.kind)
 
-    @abc.abstractmethod
     def webhook_counts(self, session_name: str) -> dict[str, int]:
         """How many rows per state (`pending`, `delivered`, `dead`; 0 when none)."""
+        raise OutboxUnavailable(self.kind)
 
-    @abc.abstractmethod
     def replay_webhooks(self, session_name: str, now: datetime) -> int:
         """Dead-lettered events back to pending, due ``now``, attempts reset; the count."""
+        raise OutboxUnavailable(self.kind)
 
-    @abc.abstractmethod
     def prune_webhooks(self, session_name: str, delivered_before: datetime) -> int:
         """Delete delivered rows delivered before ``delivered_before``; the count."""
+        raise OutboxUnavailable(self.kind)
+
+    def import_rows(
+        self, sessions: Sequence[Session], events: Sequence[Event], *, actor: str
+    ) -> int:
+        """Insert rows copied from another store exactly as they are (`zapvisor db copy`):
+        every field, the token hash and the timestamps kept; events in the order given
+        (oldest first), with new ids. All or nothing: SessionExists, naming them, when
+        any of the names is already here. Returns the number of sessions copied."""
+        raise NotImplementedError(f"the {self.kind} store cannot import rows")
+
+    # -- live updates --------------------------------------------------------------
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """Block until some session row may have changed, at most ``timeout`` seconds.
+
+        Returns True when a change (insert, update, delete, by anyone: this process,
+        another CLI, a runner, another host) happened since the previous call returned
+        (the first call takes its baseline when it starts), False when ``timeout``
+        passed without one. A TUI calls it in a loop from a worker thread and refreshes
+        on True. Raises StoreError when the store cannot be reached.
+
+        This default polls :meth:`change_marker` every ``poll_interval`` seconds (the
+        sqlite and supabase stores); the postgres store is woken by LISTEN/NOTIFY.
+        """
+        deadline = time.monotonic() + timeout
+        if self._change_baseline is None:
+            self._change_baseline = self.change_marker()
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(self.poll_interval, remaining))
+            marker = self.change_marker()
+            if marker != self._change_baseline:
+                self._change_baseline = marker
+                return True
+
+    def change_marker(self) -> Hashable:
+        """A value that differs whenever any session row changed (one cheap query)."""
+        return tuple(
+            (s.name, s.updated_at, s.status, s.desired_state) for s in self.list_sessions()
+        )
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -14,8 +14,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from ecosystem.errors import SupervisorError
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths
@@ -110,6 +108,8 @@ def render(
     max_sessions: int,
     extra: dict[str, Any] | None = None,
 ) -> str:
+    import jinja2  # only commands that change the config pay for it
+
     # An INI file, not HTML: values are made safe by `sv`, not by HTML escaping.
     env = jinja2.Environment(
         undefined=jinja2.StrictUndefined,

@@ -257,6 +257,24 @@ def logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def events(args: argparse.Namespace) -> int:
+    orch = _orch()
+    found = orch.store.list_events(args.name, limit=args.lines)
+    if args.json:
+        output.emit_json([e.model_dump(mode="json") for e in found])
+        return 0
+    rows = []
+    for e in reversed(found):
+        what = e.action
+        if e.action == "status":
+            what = f"{e.from_status} -> {e.to_status}"
+        elif e.detail:
+            what += " " + " ".join(f"{k}={v}" for k, v in e.detail.items())
+        rows.append([e.ts.strftime("%Y-%m-%d %H:%M:%S"), e.session_name or "-", e.actor, what])
+    print(output.table(["WHEN (UTC)", "SESSION", "WHO", "WHAT"], rows) if rows else "no events")
+    return 0
+
+
 def doctor(args: argparse.Namespace) -> int:
     orch = _orch()
     checks = run_checks(orch)
@@ -314,8 +332,7 @@ def ctl(args: argparse.Namespace) -> int:
 
 
 def open_app() -> int:
-    print(
-        "zapvisor: the terminal app is not available in this version; see `zapvisor --help`",
-        file=sys.stderr,
-    )
-    return 2
+    """The terminal app; textual is imported only here, so headless commands stay fast."""
+    from tui.app import run_app
+
+    return run_app()

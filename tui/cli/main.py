@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from ecosystem import __version__
 from ecosystem.errors import ZapvisorError
-from tui.cli import access, commands, output, session_args, webhooks
+from tui.cli import access, commands, db, output, session_args, webhooks
 
 # Each module adds its subcommands with `register(sub)`; a feature adds its own module.
-COMMAND_MODULES = (session_args, access, webhooks)
+COMMAND_MODULES = (session_args, db, access, webhooks)
 
 DESCRIPTION = """\
 Run many WhatsApp sessions on this server. Each session is one runner process under
@@ -32,8 +33,15 @@ exit codes: 0 ok, 2 usage or declined, 65 bad input, 66 unknown session,
 69 store/supervisord/runner unavailable, 73 exists, 75 capacity, 78 bad setting."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors on one line, like every other zapvisor error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="zapvisor",
         description=DESCRIPTION,
         epilog=EPILOG,

@@ -102,6 +102,12 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--stderr", action="store_true", help="the runner's stderr instead")
     p.add_argument("--raw", action="store_true", help="JSON lines as written")
 
+    p = add_command(
+        sub, "events", "the audit trail: who did what to which session, when", commands.events
+    )
+    p.add_argument("name", metavar="NAME", nargs="?", help="one session (default: all)")
+    p.add_argument("-n", "--lines", type=int, default=30, help="how many (default 30)")
+
     add_command(sub, "doctor", "check state dir, store, supervisord and ports", commands.doctor)
     add_command(
         sub,

@@ -1,0 +1,162 @@
+"""Bad input gets one clear line on stderr, a non-zero exit, and changes nothing."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Env
+
+pytestmark = pytest.mark.e2e
+
+HOSTILE = [
+    "cliente 001",
+    "100%",
+    "a;rm -rf",
+    "../../etc",
+    "ação",
+    "UPPER",
+    "-x",
+    "",
+    "a" * 49,
+    "a\nb",
+    "x/y",
+    "%(ENV_HOME)s",
+]
+
+
+def snapshot(folder: Path) -> set[str]:
+    return {str(p) for p in folder.rglob("*")} if folder.exists() else set()
+
+
+def one_line_error(stderr: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("zapvisor")
+    assert ": error: " in lines[0]
+    return lines[0]
+
+
+def test_hostile_names_are_refused_and_nothing_is_written(zv: Env) -> None:
+    zv.cli("list")  # the state dir exists, supervisord runs
+    outside = zv.home.parent
+    before_outside = snapshot(outside) - snapshot(zv.home)
+    cwd_before = set(os.listdir(outside))
+    before_home = snapshot(zv.home / "tokens") | snapshot(zv.home / "secrets")
+    for name in HOSTILE:
+        proc = zv.cli("create", "--", name, check=False)
+        assert proc.returncode == 65, (name, proc.stderr)
+        line = one_line_error(proc.stderr)
+        assert "lowercase letters, digits" in line
+    usage = zv.cli("create", "-x", check=False)  # looks like an option: a usage error
+    assert usage.returncode == 2 and len(usage.stderr.strip().splitlines()) == 1
+    assert zv.json("list") == []
+    assert snapshot(zv.home / "tokens") | snapshot(zv.home / "secrets") == before_home
+    assert snapshot(outside) - snapshot(zv.home) == before_outside
+    assert set(os.listdir(outside)) == cwd_before
+
+
+def test_duplicates_unknown_sessions_and_bad_values(zv: Env) -> None:
+    zv.cli("create", "alpha", "--description", "first")
+    dup = zv.cli("create", "alpha", "--description", "second", check=False)
+    assert dup.returncode == 73 and "already exists" in one_line_error(dup.stderr)
+    assert zv.json("show", "alpha")["description"] == "first"
+
+    for args in (
+        ["show", "ghost"],
+        ["start", "ghost"],
+        ["stop", "ghost"],
+        ["restart", "ghost"],
+        ["delete", "ghost", "--yes"],
+        ["qr", "ghost"],
+        ["logs", "ghost"],
+        ["config", "ghost", "--description", "x"],
+    ):
+        proc = zv.cli(*args, check=False)
+        assert proc.returncode == 66, (args, proc.stderr)
+        assert "no session named 'ghost'" in one_line_error(proc.stderr)
+
+    for args, expect in (
+        (["create", "beta", "--ai-config", "{not json"], "--ai-config is not valid JSON"),
+        (["create", "beta", "--timing-config", "[1, 2]"], "must be a JSON object"),
+        (["create", "beta", "--webhook-url", "ftp://x"], "http:// or https://"),
+        (["config", "alpha", "--ai-config", "42"], "must be a JSON object"),
+        (["config", "alpha"], "nothing to change"),
+    ):
+        proc = zv.cli(*args, check=False)
+        assert proc.returncode == 65, (args, proc.stderr)
+        assert expect in one_line_error(proc.stderr)
+    assert [s["name"] for s in zv.json("list")] == ["alpha"]
+    assert zv.json("show", "alpha")["ai_config"] == {}
+
+
+def test_delete_needs_confirmation_without_a_terminal(zv: Env) -> None:
+    zv.cli("create", "alpha", "--stopped")
+    proc = zv.cli("delete", "alpha", check=False)
+    assert proc.returncode == 2 and "--yes" in one_line_error(proc.stderr)
+    proc = zv.cli("logout", "alpha", check=False)
+    assert proc.returncode == 2 and "--yes" in one_line_error(proc.stderr)
+    assert zv.json("show", "alpha")["name"] == "alpha"
+
+
+def test_max_sessions_and_ports_held_by_other_processes(make_env) -> None:  # type: ignore[no-untyped-def]
+    env: Env = make_env(max_sessions=3)
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", env.base_port))
+    blocker.listen()
+    try:
+        a = env.json("create", "a", "--stopped")
+        assert a["port"] == env.base_port + 1, "a port bound by another process was handed out"
+        env.json("create", "b", "--stopped")
+        full = env.cli("create", "c", "--stopped", check=False)
+        assert full.returncode == 75
+        line = one_line_error(full.stderr)
+        assert f"{env.base_port}-{env.base_port + 2}" in line
+        assert f"{env.base_port} held by" in line and f"pid {os.getpid()}" in line
+        env.cli("delete", "b", "--yes")
+        env.json("create", "c", "--stopped")
+        over = env.cli("create", "d", "--stopped", check=False)
+        assert over.returncode == 75
+    finally:
+        blocker.close()
+    assert [s["name"] for s in env.json("list")] == ["a", "c"]
+    env2: Env = make_env(max_sessions=1)
+    env2.json("create", "solo", "--stopped")
+    capped = env2.cli("create", "two", "--stopped", check=False)
+    assert capped.returncode == 75 and "MAX_SESSIONS (1) reached" in one_line_error(capped.stderr)
+
+
+def test_bad_settings_and_unusable_state_dir(zv: Env, tmp_path: Path) -> None:
+    zv.extra["BASE_PORT"] = "eighty"
+    proc = zv.cli("list", check=False)
+    assert proc.returncode == 78 and "BASE_PORT" in one_line_error(proc.stderr)
+    zv.extra.pop("BASE_PORT")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    zv.extra["ZAPVISOR_HOME"] = str(blocker / "home")
+    proc = zv.cli("create", "alpha", check=False)
+    assert proc.returncode == 73
+    assert "ZAPVISOR_HOME" in one_line_error(proc.stderr)
+
+
+def test_supervisord_that_cannot_start(zv: Env) -> None:
+    zv.home.mkdir(parents=True)
+    (zv.home / "supervisor.sock").mkdir()  # something else sits where the socket goes
+    proc = zv.cli("create", "alpha", check=False)
+    assert proc.returncode == 69, proc.stderr
+    assert "supervisord" in one_line_error(proc.stderr)
+    (zv.home / "supervisor.sock").rmdir()
+    assert zv.json("list") == [], "a failed create left a session behind"
+    assert not (zv.home / "secrets" / "alpha.token").exists()
+    assert zv.json("create", "alpha")["pid"]
+
+
+def test_no_command_without_a_terminal_prints_help(zv: Env) -> None:
+    proc = zv.cli(check=False)
+    assert proc.returncode == 2 and "usage: zapvisor" in proc.stderr
+    assert sys.executable  # the CLI ran in a separate process without a TTY

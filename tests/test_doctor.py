@@ -1,0 +1,47 @@
+"""`zapvisor doctor` says what is wrong and what to do, and exits non-zero on failures."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from tests.conftest import Env
+
+pytestmark = pytest.mark.e2e
+
+
+def checks(env: Env) -> dict[str, dict[str, str]]:
+    proc = env.cli("doctor", "--json", check=False)
+    data = __import__("json").loads(proc.stdout)
+    assert data["ok"] == (proc.returncode == 0)
+    return {c["name"]: c for c in data["checks"]}
+
+
+def test_doctor_reports_each_part(zv: Env) -> None:
+    fresh = checks(zv)
+    assert fresh["state dir"]["level"] == "ok"
+    assert fresh["store"]["level"] == "ok" and "sqlite" in fresh["store"]["detail"]
+    assert fresh["supervisord"]["level"] == "warn"
+    assert "starts it" in fresh["supervisord"]["fix"]
+
+    zv.cli("create", "alpha")
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", zv.base_port + 5))
+    blocker.listen()
+    try:
+        found = checks(zv)
+    finally:
+        blocker.close()
+    assert found["supervisord"]["level"] == "ok"
+    assert found["ports"]["level"] == "warn"
+    assert f"{zv.base_port + 5} held by" in found["ports"]["detail"]
+    assert f"pid {os.getpid()}" in found["ports"]["detail"]
+    assert "1 used by sessions" in found["ports"]["detail"]
+
+    (zv.home / "supervisord.conf").chmod(0o644)
+    proc = zv.cli("doctor", check=False)
+    assert proc.returncode == 1
+    assert "FAIL" in proc.stdout and f"chmod 600 {zv.home / 'supervisord.conf'}" in proc.stdout

@@ -1,0 +1,57 @@
+"""The terminal QR and the PNG decode back to their payload with a real decoder."""
+
+from __future__ import annotations
+
+import base64
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ecosystem import qr
+from runner.connectors.sim import sim_payload
+from tests.qrdecode import decode_half_blocks, decode_png
+
+
+def whatsapp_like(seed: int) -> str:
+    rnd = lambda n: base64.b64encode(os.urandom(n)).decode()  # noqa: E731
+    return f"2@{rnd(96)},{rnd(32)},{rnd(32)},{rnd(32)}"
+
+
+def test_a_whatsapp_sized_payload_needs_61_by_31_cells() -> None:
+    payload = whatsapp_like(0)
+    assert len(payload) == 265
+    assert qr.size_needed(payload) == (61, 31)
+    assert qr.size_needed(payload, "M") == (69, 35)
+    lines = qr.terminal_text(payload, color=False).splitlines()
+    assert len(lines) == 31 and {len(line) for line in lines} == {61}
+
+
+@pytest.mark.parametrize("color", [False, True])
+def test_terminal_text_decodes(color: bool) -> None:
+    payload = sim_payload("cliente-001", 3)
+    text = qr.terminal_text(payload, color=color)
+    if color:
+        assert "\x1b[" in text  # black on white, whatever the terminal's theme
+    assert decode_half_blocks(text) == payload
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=300))
+def test_any_payload_round_trips(payload: str) -> None:
+    assert decode_half_blocks(qr.terminal_text(payload, color=False)) == payload
+
+
+def test_png_decodes() -> None:
+    payload = whatsapp_like(1)
+    assert decode_png(qr.png(payload)) == payload
+    url = qr.png_data_url(payload)
+    assert url.startswith("data:image/png;base64,")
+    assert decode_png(base64.b64decode(url.split(",", 1)[1])) == payload
+
+
+def test_sim_payloads_are_deterministic_and_rotate() -> None:
+    assert sim_payload("a", 0) == sim_payload("a", 0)
+    assert sim_payload("a", 0) != sim_payload("a", 1) != sim_payload("b", 1)
+    assert len(sim_payload("a", 0)) == 265

@@ -1,0 +1,108 @@
+"""supervisord's config: rendered configs always parse, and a bad one is never written."""
+
+from __future__ import annotations
+
+import configparser
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ecosystem.errors import SupervisorError
+from ecosystem.paths import StatePaths
+from ecosystem.supctl import render
+from ecosystem.supctl.apply import render_for, write_config
+from tests.conftest import Env
+
+names = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,47}", fullmatch=True)
+# Paths an operator could choose: any printable text without what supervisord
+# mangles ('%', ' ;', ' #', edge spaces; Settings refuses those with a message).
+path_parts = st.text(
+    alphabet=st.characters(codec="utf-8", min_codepoint=32, exclude_characters="/%\x7f"),
+    min_size=1,
+    max_size=12,
+).filter(lambda s: s.strip() == s and " ;" not in s and " #" not in s and s not in (".", ".."))
+
+
+def _sections(text: str) -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser(inline_comment_prefixes=(";", "#"), strict=False)
+    parser.read_string(text)
+    return parser
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sessions=st.dictionaries(names, st.integers(1024, 65535), max_size=12),
+    parts=st.lists(path_parts, min_size=1, max_size=3),
+)
+def test_rendered_configs_always_parse(sessions: dict[str, int], parts: list[str]) -> None:
+    base = Path(tempfile.mkdtemp(prefix="zv-render-"))
+    paths = StatePaths(base.joinpath(*parts))
+    paths.logs.mkdir(parents=True)  # supervisor's parser checks log folders exist
+    specs = render.program_specs(paths, sessions.items(), python="/usr/bin/python3")
+    text = render.render(
+        paths,
+        username="zapvisor",
+        password="p" * 48,
+        programs=specs,
+        max_sessions=max(10, len(sessions)),
+    )
+    programs = render.check(text)
+    shutil.rmtree(base)
+    assert sorted(programs) == sorted(f"wa-{n}" for n in sessions)
+    parsed = _sections(text)
+    assert not [s for s in parsed.sections() if s.startswith("group:")]
+    assert not parsed.has_option("supervisord", "environment")
+    for name, port in sessions.items():
+        section = f"program:wa-{name}"
+        assert parsed.get(section, "autostart") == "false"
+        assert f"--port {port}" in parsed.get(section, "command")
+        assert f"--session {name}" in parsed.get(section, "command")
+
+
+@pytest.mark.parametrize("value", ["a\nb", "a ;b", "a #b", " lead", "x\x00"])
+def test_values_supervisord_would_mangle_are_refused(value: str) -> None:
+    with pytest.raises(render.RenderError, match="supervisord"):
+        render.sv(value)
+
+
+def test_percent_is_escaped() -> None:
+    assert render.sv("50%") == "50%%"
+
+
+def test_a_config_supervisor_rejects_is_never_written(
+    zv: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings_ = zv.settings()
+    paths = StatePaths(settings_.home)
+    paths.ensure()
+    good, _ = render_for(paths, settings_, [])
+    write_config(paths, settings_, good)
+    before = paths.conf.read_text()
+    broken = render._template_text().replace("startsecs=1", "startsecs=soon")
+    monkeypatch.setattr(render, "_template_text", lambda: broken)
+    from ecosystem.models import Session
+
+    session = Session(name="alpha", host="h", port=zv.base_port)
+    with pytest.raises(SupervisorError, match="supervisord would reject"):
+        render_for(paths, settings_, [session])
+    assert paths.conf.read_text() == before
+
+
+def test_config_and_secrets_are_private(zv: Env) -> None:
+    zv.cli("create", "alpha", "--stopped")
+    for path in (
+        zv.home / "supervisord.conf",
+        zv.home / "runtime.env",
+        zv.home / "secrets" / "supervisord.json",
+        zv.home / "secrets" / "alpha.token",
+        zv.home / "zapvisor.db",
+    ):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    for folder in (zv.home, zv.home / "secrets"):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+    sock = zv.home / "supervisor.sock"
+    assert sock.stat().st_mode & 0o777 == 0o700
