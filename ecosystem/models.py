@@ -12,7 +12,7 @@ from ecosystem.names import validate_name
 from ecosystem.states import DesiredState, Status
 
 CONNECTORS = ("neonize", "sim")
-DEFAULT_CONNECTOR = "neonize"
+DEFAULT_CONNECTOR = "sim"
 MAX_DESCRIPTION = 500
 
 

@@ -169,7 +169,8 @@ class Server:
         with contextlib.suppress(TimeoutError, ConnectionError, asyncio.IncompleteReadError):
             async with asyncio.timeout(READ_TIMEOUT):
                 while left > 0:
-                    chunk = await reader.read(min(left, 1 << 16))
+                    # A client that announced a body but sends none is not waited for.
+                    chunk = await asyncio.wait_for(reader.read(min(left, 1 << 16)), 0.5)
                     if not chunk:
                         return
                     left -= len(chunk)

@@ -14,7 +14,15 @@ from ecosystem.webhooks import DeliveryState, new_event
 from tests.test_store_contract import create, store, store_factory  # noqa: F401 - fixtures
 
 
-def test_enqueue_due_and_deliver(store: Store) -> None:  # noqa: F811
+@pytest.fixture
+def outbox(store: Store) -> Store:  # noqa: F811
+    if store.kind != "sqlite":
+        pytest.skip(f"the webhook outbox is not ported to the {store.kind} store yet")
+    return store
+
+
+def test_enqueue_due_and_deliver(outbox: Store) -> None:
+    store = outbox  # noqa: F811
     create(store, "alpha")
     create(store, "beta")
     now = utcnow()
@@ -57,7 +65,8 @@ def test_enqueue_due_and_deliver(store: Store) -> None:  # noqa: F811
     assert store.webhook_counts("beta")["pending"] == 1
 
 
-def test_dead_letters_replay_prune_and_cascade(store: Store) -> None:  # noqa: F811
+def test_dead_letters_replay_prune_and_cascade(outbox: Store) -> None:
+    store = outbox  # noqa: F811
     create(store, "alpha")
     now = utcnow()
     dead = new_event("alpha", "error", {"error": "x", "code": "Y", "recoverable": True})
@@ -85,10 +94,16 @@ def test_dead_letters_replay_prune_and_cascade(store: Store) -> None:  # noqa: F
         store.enqueue_webhook(new_event("alpha", "qr_code", {}))
 
 
-def test_token_hash_and_webhook_events_update(store: Store) -> None:  # noqa: F811
+def test_a_rotated_token_hash_is_stored(store: Store) -> None:  # noqa: F811
+    """`zapvisor token --rotate` relies on it (every store)."""
     create(store, "alpha")
     store.update_session("alpha", {"api_token_hash": "cd" * 32}, actor="t", action="token")
     assert store.get_session("alpha").api_token_hash == "cd" * 32
+
+
+def test_webhook_events_update(outbox: Store) -> None:
+    store = outbox  # noqa: F811
+    create(store, "alpha")
     assert store.get_session("alpha").webhook_events is None
     store.update_session("alpha", {"webhook_events": ["message_ack"]}, actor="t", action="webhook")
     assert store.get_session("alpha").webhook_events == ["message_ack"]
