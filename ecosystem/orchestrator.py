@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import getpass
 import os
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from ecosystem import apitoken, runner_client
 from ecosystem.boot import StartReport, start_in_waves
 from ecosystem.errors import PortsExhausted, RunnerError, ZapvisorError
-from ecosystem.health.model import SessionHealth
+from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.models import NewSession, Session, SessionFields
 from ecosystem.names import program_name, validate_name
 from ecosystem.paths import StatePaths
@@ -170,6 +171,14 @@ class Orchestrator:
         session = self.store.get_session(validate_name(name))
         info = self._process_infos().get(program_name(name))
         return SessionView(session, info, self._health().get(name))
+
+    def alerts(self, *, include_cleared: bool = False, limit: int = 100) -> builtins.list[Alert]:
+        """This host's alerts, newest first: the active ones, or the history too.
+        Brings supervisord (and so the health monitor that raises them) back if down."""
+        self.ensure_up()
+        return self.store.list_alerts(
+            self.settings.host_id, active=None if include_cleared else True, limit=limit
+        )
 
     def _health(self) -> dict[str, SessionHealth]:
         """The health monitor's records (restarts, exits, why down) for this host; empty

@@ -28,6 +28,7 @@ class Thresholds:
     cpu_seconds: float = 300.0
     disk_percent: float = 85.0
     startup_grace: float = 10.0
+    """Seconds a runner must have run before it counts as settled (up, not restarting)."""
 
     @classmethod
     def from_settings(cls, s: Settings) -> Thresholds:

@@ -11,7 +11,6 @@ between two passes, neither double-counts an exit nor loses a pending restart.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import time
@@ -24,6 +23,7 @@ from typing import Any
 from ecosystem import boot
 from ecosystem.errors import RunnerError, SessionNotFound, ZapvisorError
 from ecosystem.health import policy as P
+from ecosystem.health import status
 from ecosystem.health.alerts import (
     CpuTracker,
     Thresholds,
@@ -37,7 +37,7 @@ from ecosystem.health.alerts import (
 from ecosystem.health.memory import MemoryMeter
 from ecosystem.health.model import MONITOR_ACTOR, SessionHealth
 from ecosystem.health.notify import Notifier
-from ecosystem.health.probe import probe_many
+from ecosystem.health.probe import OK, REFUSED, probe_many
 from ecosystem.models import Session, utcnow
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths
@@ -50,10 +50,6 @@ log = logging.getLogger("health")
 
 MONITOR_PROGRAM = "zapvisor-health"
 DOWN = frozenset({"EXITED", "FATAL"})
-
-
-def status_file(paths: StatePaths) -> str:
-    return str(paths.home / "monitor.json")
 
 
 @dataclass
@@ -77,7 +73,7 @@ class Monitor:
         self.sup = sup
         self.clock = clock
         self.notifier = notifier
-        self.hung = P.HungTracker(settings.health_failures)
+        self.hung = P.HungTracker(settings.health_failures, settings.start_timeout)
         self.status_clock = P.StatusClock()
         self.cpu = CpuTracker()
         self.memory = MemoryMeter()
@@ -94,6 +90,7 @@ class Monitor:
         self.policy = P.Policy.from_settings(settings)
         self.thresholds = Thresholds.from_settings(settings)
         self.hung.failures = settings.health_failures
+        self.hung.start_timeout = settings.start_timeout
         self.dead_letters = store_dead_letters(self.store, self.host)
 
     # -- observing -------------------------------------------------------------------
@@ -163,7 +160,7 @@ class Monitor:
         deadline = time.monotonic() + self.settings.start_timeout
         polls = 0
         while time.monotonic() < deadline:
-            if probe_many(self.settings.bind, {name: port}, 0.5)[name]:
+            if probe_many(self.settings.bind, {name: port}, 0.5)[name] == OK:
                 return
             polls += 1
             if polls % 10 == 0:
@@ -314,8 +311,8 @@ class Monitor:
 
     # -- hung, memory, stuck ---------------------------------------------------------------
 
-    def _settled(self, obs: Observed) -> list[tuple[Session, ProcessInfo, SessionHealth]]:
-        """Running sessions past their startup grace with no restart pending."""
+    def _running(self, obs: Observed) -> list[tuple[Session, ProcessInfo, SessionHealth]]:
+        """Sessions meant to run whose runner is RUNNING with no restart pending."""
         out = []
         for s in obs.sessions:
             info = obs.procs.get(program_name(s.name))
@@ -324,8 +321,8 @@ class Monitor:
                 s.desired_state == DesiredState.RUNNING
                 and info is not None
                 and info.state == "RUNNING"
+                and info.pid
                 and h.next_restart_at is None
-                and (info.uptime or 0) >= self.policy.startup_grace
             ):
                 out.append((s, info, h))
             else:
@@ -333,25 +330,28 @@ class Monitor:
         return out
 
     def _probe(self, obs: Observed, now: datetime) -> None:
-        settled = self._settled(obs)
+        running = self._running(obs)
         results = probe_many(
-            self.settings.bind, {s.name: s.port for s, _, _ in settled}, self.policy.probe_timeout
+            self.settings.bind, {s.name: s.port for s, _, _ in running}, self.policy.probe_timeout
         )
-        for s, _info, h in settled:
-            failed = self.hung.observe(s.name, results[s.name])
+        for s, info, h in running:
+            pid, up = info.pid or 0, info.uptime or 0
+            failed = self.hung.observe(s.name, pid, results[s.name], up, now)
             if self.hung.hung(s.name):
-                reason = f"hung: /health failed {failed} checks in a row"
+                how = "refused" if results[s.name] == REFUSED else "failed"
+                reason = f"hung: /health {how} {failed} checks in a row"
                 obs.health[s.name] = self._restart_for(
                     s, h, now, reason, kind="hung", kill=True, failed_checks=failed
                 )
 
     def _memory_and_stuck(self, obs: Observed, now: datetime) -> None:
         cap = self.policy.memory_cap_mb
-        settled = self._settled(obs)
-        self.memory.prune({info.pid for _, info, _ in settled if info.pid})
-        for s, info, h in settled:
-            if cap and info.pid:
-                pss = self.memory.pss_over(info.pid, cap * 1024 * 1024)
+        running = self._running(obs)
+        self.memory.prune({info.pid for _, info, _ in running if info.pid})
+        for s, info, h in running:
+            pid = info.pid or 0
+            if cap:
+                pss = self.memory.pss_over(pid, cap * 1024 * 1024)
                 reason = P.memory_reason(self.policy, pss) if pss is not None else None
                 if reason:
                     mb = round((pss or 0) / 2**20)
@@ -359,6 +359,10 @@ class Monitor:
                         s, h, now, reason, kind="memory", pss_mb=mb, cap_mb=cap
                     )
                     continue
+            if not self.hung.up(s.name, pid):
+                # not answering yet: the status in the store may still be the last runner's
+                self.status_clock.forget(s.name)
+                continue
             since = self.status_clock.observe(s.name, s.status, now)
             reason = P.stuck_reason(self.policy, s, since, now)
             if reason:
@@ -400,31 +404,16 @@ class Monitor:
 
     def _write_status(self, obs: Observed, now: datetime, took: float) -> None:
         """`monitor.json`: proof of life for `zapvisor doctor`, the TUI and tests."""
-        data = {
-            "pid": os.getpid(),
-            "started_at": self.started_at.isoformat(),
-            "checks": self.checks,
-            "last_check_at": now.isoformat(),
-            "last_check_ms": round(took * 1000, 1),
-            "interval": self.policy.interval,
-            "sessions": len(obs.sessions),
-            "next_restart_at": self.next_due.isoformat() if self.next_due else None,
-        }
-        path = status_file(self.paths)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh)
-            os.replace(tmp, path)
-        except OSError as exc:
-            log.warning("cannot write %s: %s", path, exc)
-
-
-def read_status(paths: StatePaths) -> dict[str, Any] | None:
-    try:
-        with open(status_file(paths), encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+        status.write(
+            self.paths,
+            {
+                "pid": os.getpid(),
+                "started_at": self.started_at.isoformat(),
+                "checks": self.checks,
+                "last_check_at": now.isoformat(),
+                "last_check_ms": round(took * 1000, 1),
+                "interval": self.policy.interval,
+                "sessions": len(obs.sessions),
+                "next_restart_at": self.next_due.isoformat() if self.next_due else None,
+            },
+        )

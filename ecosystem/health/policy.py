@@ -14,10 +14,6 @@ from ecosystem.models import Session
 from ecosystem.settings import Settings
 from ecosystem.states import Status
 
-STARTUP_GRACE = 10.0
-"""At most this many seconds after a runner starts before failed /health checks count
-against it (less when checks are frequent: see Policy.from_settings)."""
-
 STDERR_LINES = 20
 """How many of a runner's last stderr lines are kept with a crash."""
 
@@ -34,7 +30,7 @@ class Policy:
     memory_cap_mb: int | None = None
     reconnecting_timeout: float = 300.0
     qr_grace: float = 60.0
-    startup_grace: float = STARTUP_GRACE
+    start_timeout: float = 20.0
 
     @classmethod
     def from_settings(cls, s: Settings) -> Policy:
@@ -49,7 +45,7 @@ class Policy:
             memory_cap_mb=s.max_session_memory_mb,
             reconnecting_timeout=s.reconnecting_timeout,
             qr_grace=s.qr_grace,
-            startup_grace=min(STARTUP_GRACE, s.health_interval * s.health_failures),
+            start_timeout=s.start_timeout,
         )
 
 
@@ -163,22 +159,52 @@ def _last_lines(text: str, n: int) -> str:
 
 @dataclass
 class HungTracker:
-    """Consecutive failed /health checks per session."""
+    """Consecutive failed /health checks per session.
+
+    Hung means connected and not answered (a stopped or deadlocked process still
+    completes TCP handshakes). A runner whose port refuses connections is starting or
+    exiting on its own, so refusals count only once they have lasted ``start_timeout``
+    seconds; likewise a runner that has not answered once since it started has that
+    long before its failures count (a slow start on a loaded host must not be killed
+    again and again, and a crash must be seen as a crash, not as a hang)."""
 
     failures: int
+    start_timeout: float = 20.0
     counts: dict[str, int] = field(default_factory=dict)
+    answered: dict[str, int] = field(default_factory=dict)
+    """The pid of each session's runner that has answered at least once."""
+    refused_since: dict[str, datetime] = field(default_factory=dict)
 
-    def observe(self, name: str, ok: bool) -> int:
-        """Record one check; returns the number of failures in a row (0 when ok)."""
-        count = 0 if ok else self.counts.get(name, 0) + 1
+    def observe(self, name: str, pid: int, result: str, uptime: float, now: datetime) -> int:
+        """Record one check (``probe.OK``/``REFUSED``/``FAILED``); returns the number
+        of failures in a row that count."""
+        if result == "ok":
+            self.answered[name] = pid
+            self.counts[name] = 0
+            self.refused_since.pop(name, None)
+            return 0
+        if result == "refused":
+            since = self.refused_since.setdefault(name, now)
+            if (now - since).total_seconds() < self.start_timeout:
+                return self.counts.get(name, 0)
+        else:
+            self.refused_since.pop(name, None)
+            if self.answered.get(name) != pid and uptime < self.start_timeout:
+                return 0
+        count = self.counts.get(name, 0) + 1
         self.counts[name] = count
         return count
 
     def hung(self, name: str) -> bool:
         return self.counts.get(name, 0) >= self.failures
 
+    def up(self, name: str, pid: int) -> bool:
+        """The runner ``pid`` has answered /health since it started."""
+        return self.answered.get(name) == pid
+
     def forget(self, name: str) -> None:
         self.counts.pop(name, None)
+        self.refused_since.pop(name, None)
 
 
 def memory_reason(policy: Policy, pss_bytes: int) -> str | None:

@@ -22,6 +22,13 @@ MAX_OPEN = 256
 """Connections open at once (a ceiling on file descriptors; more targets take turns)."""
 
 
+OK = "ok"
+REFUSED = "refused"
+"""Nothing listens: a runner that is starting or exiting (or lost its server)."""
+FAILED = "failed"
+"""Connected but no (good) answer in time: what a hung runner looks like."""
+
+
 @dataclass
 class _Probe:
     name: str
@@ -30,6 +37,7 @@ class _Probe:
     sent: int = 0
     data: bytes = b""
     connected: bool = False
+    refused: bool = False
 
 
 def _request(host: str) -> bytes:
@@ -51,13 +59,12 @@ def healthy_response(raw: bytes, session: str) -> bool:
 
 def probe_many(
     bind: str, ports: Mapping[str, int], timeout: float, *, max_open: int = MAX_OPEN
-) -> dict[str, bool]:
-    """Check ``/health`` of every session in ``ports`` (name → port); True = healthy.
-
-    Each batch of at most ``max_open`` checks is bounded by ``timeout`` seconds."""
+) -> dict[str, str]:
+    """Check ``/health`` of every session in ``ports`` (name → port): OK, REFUSED or
+    FAILED each. Each batch of at most ``max_open`` checks is bounded by ``timeout``."""
     host = api_host(bind).strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    results = {name: False for name in ports}
+    results = {name: FAILED for name in ports}
     items = list(ports.items())
     for start in range(0, len(items), max_open):
         _probe_batch(host, family, items[start : start + max_open], timeout, results)
@@ -69,7 +76,7 @@ def _probe_batch(
     family: socket.AddressFamily,
     items: list[tuple[str, int]],
     timeout: float,
-    results: dict[str, bool],
+    results: dict[str, str],
 ) -> None:
     sel = selectors.DefaultSelector()
     request = _request(host)
@@ -80,6 +87,7 @@ def _probe_batch(
             err = sock.connect_ex((host, port))
             if err not in (0, errno.EINPROGRESS, errno.EAGAIN):
                 sock.close()
+                results[name] = REFUSED if err == errno.ECONNREFUSED else FAILED
                 continue
             sel.register(sock, selectors.EVENT_WRITE, _Probe(name, sock, request))
         deadline = time.monotonic() + timeout
@@ -90,7 +98,10 @@ def _probe_batch(
             for key, mask in sel.select(remaining):
                 probe: _Probe = key.data
                 if _step(sel, probe, mask):
-                    results[probe.name] = healthy_response(probe.data, probe.name)
+                    if probe.refused:
+                        results[probe.name] = REFUSED
+                    elif healthy_response(probe.data, probe.name):
+                        results[probe.name] = OK
                     sel.unregister(probe.sock)
                     probe.sock.close()
     finally:
@@ -105,7 +116,9 @@ def _step(sel: selectors.BaseSelector, probe: _Probe, mask: int) -> bool:
     try:
         if mask & selectors.EVENT_WRITE:
             if not probe.connected:
-                if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    probe.refused = err == errno.ECONNREFUSED
                     return True
                 probe.connected = True
             probe.sent += sock.send(probe.request[probe.sent :])

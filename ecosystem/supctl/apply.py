@@ -161,6 +161,15 @@ def sync(
     return result
 
 
+def write_for_boot(paths: StatePaths, settings: Settings, sessions: Sequence[Session]) -> None:
+    """Render and write the config for a supervisord about to be started by someone
+    else (systemd): no XML-RPC, no program entry left deferred."""
+    paths.ensure()
+    text, _programs = render_for(paths, settings, sessions)
+    write_config(paths, settings, text)
+    _save_deferred(paths, [])
+
+
 def _save_deferred(paths: StatePaths, programs: list[str]) -> None:
     path = paths.home / "deferred.json"
     if programs:
