@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -41,7 +42,9 @@ def call(
             return resp.status, _decode(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, _decode(exc.read())
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
+        # HTTPException: not HTTP at all, e.g. a socket connected to itself (a port in
+        # the ephemeral range with nothing listening yet)
         reason = getattr(exc, "reason", exc)
         raise RunnerError(f"runner on port {port} did not answer: {reason}") from None
 

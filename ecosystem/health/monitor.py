@@ -124,8 +124,8 @@ class Monitor:
 
     def boot(self) -> boot.StartReport:
         """Start the sessions meant to run that this supervisord never started (it was
-        just started, by systemd at boot or after a crash), a wave at a time."""
-        self.booted = True
+        just started, by systemd at boot or after a crash), a wave at a time. Retried at
+        the next check when it fails (store or supervisord unavailable)."""
         try:
             boot.reap_orphans(self.paths.home, self.sup.pid())
         except ZapvisorError as exc:
@@ -138,6 +138,7 @@ class Monitor:
             if s.desired_state == DesiredState.RUNNING and never_started:
                 targets.append((s.name, s.port))
         if not targets:
+            self.booted = True
             return boot.StartReport()
         log.info("starting %d session(s) supervisord has not started", len(targets))
         report = boot.start_in_waves(
@@ -148,6 +149,7 @@ class Monitor:
             wait_healthy=self._wait_healthy,
             lock_timeout=self.settings.start_timeout * (len(targets) + 1),
         )
+        self.booted = True
         self.store.add_event(
             None,
             "boot_start",

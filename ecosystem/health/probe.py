@@ -117,8 +117,8 @@ def _step(sel: selectors.BaseSelector, probe: _Probe, mask: int) -> bool:
         if mask & selectors.EVENT_WRITE:
             if not probe.connected:
                 err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                if err:
-                    probe.refused = err == errno.ECONNREFUSED
+                if err or _self_connected(sock):
+                    probe.refused = not err or err == errno.ECONNREFUSED
                     return True
                 probe.connected = True
             probe.sent += sock.send(probe.request[probe.sent :])
@@ -134,3 +134,13 @@ def _step(sel: selectors.BaseSelector, probe: _Probe, mask: int) -> bool:
         return True
     probe.data += chunk
     return len(probe.data) > MAX_RESPONSE
+
+
+def _self_connected(sock: socket.socket) -> bool:
+    """A connect to a loopback port nobody listens on can pick that same port as its
+    own source port and connect to itself (ports in the ephemeral range): that is a
+    refusal, and the socket must go at once, since it holds the runner's port."""
+    try:
+        return bool(sock.getsockname() == sock.getpeername())
+    except OSError:
+        return False
