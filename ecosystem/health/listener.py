@@ -7,10 +7,11 @@ a worker thread runs the passes. A slow pass (a probe timing out, a store write
 waiting) therefore never holds an event back, and a burst of state changes at boot
 is answered as fast as supervisord sends it.
 
-Checks run every ZAPVISOR_HEALTH_INTERVAL seconds on the worker's own clock; TICK_5
-events wake it (at the default 5 s they are what paces it), PROCESS_STATE events for a
-session's runner that went down run an immediate `react` pass, so a crashed runner is
-restarted within milliseconds rather than at the next tick.
+Checks run every ZAPVISOR_HEALTH_INTERVAL seconds on the worker's own clock (so tests
+and small hosts may check more often than supervisord's fixed TICK_5); TICK_5 events
+wake the worker too. PROCESS_STATE events for a session's runner that went down run
+an immediate `react` pass, so a crashed runner is restarted within milliseconds
+rather than at the next check.
 """
 
 from __future__ import annotations

@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ecosystem import boot
-from ecosystem.errors import RunnerError, SessionNotFound, ZapvisorError
+from ecosystem.errors import SessionNotFound, ZapvisorError
+from ecosystem.health import bootpass, status
 from ecosystem.health import policy as P
-from ecosystem.health import status
 from ecosystem.health.alerts import (
     CpuTracker,
     Thresholds,
@@ -37,7 +37,7 @@ from ecosystem.health.alerts import (
 from ecosystem.health.memory import MemoryMeter
 from ecosystem.health.model import MONITOR_ACTOR, SessionHealth
 from ecosystem.health.notify import Notifier
-from ecosystem.health.probe import OK, REFUSED, probe_many
+from ecosystem.health.probe import REFUSED, probe_many
 from ecosystem.models import Session, utcnow
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths
@@ -123,54 +123,11 @@ class Monitor:
             self.notifier.wake()
 
     def boot(self) -> boot.StartReport:
-        """Start the sessions meant to run that this supervisord never started (it was
-        just started, by systemd at boot or after a crash), a wave at a time. Retried at
-        the next check when it fails (store or supervisord unavailable)."""
-        try:
-            boot.reap_orphans(self.paths.home, self.sup.pid())
-        except ZapvisorError as exc:
-            log.warning("cannot look for orphaned runners: %s", exc)
-        obs = self.observe()
-        targets = []
-        for s in obs.sessions:
-            info = obs.procs.get(program_name(s.name))
-            never_started = info is not None and info.state == "STOPPED" and info.start == 0
-            if s.desired_state == DesiredState.RUNNING and never_started:
-                targets.append((s.name, s.port))
-        if not targets:
-            self.booted = True
-            return boot.StartReport()
-        log.info("starting %d session(s) supervisord has not started", len(targets))
-        report = boot.start_in_waves(
-            self.sup,
-            self.paths,
-            targets,
-            concurrency=self.settings.start_concurrency,
-            wait_healthy=self._wait_healthy,
-            lock_timeout=self.settings.start_timeout * (len(targets) + 1),
-        )
+        """Start what this supervisord never started (see bootpass.py); retried at the
+        next check when it fails (store or supervisord unavailable)."""
+        report = bootpass.start_never_started(self.settings, self.store, self.sup)
         self.booted = True
-        self.store.add_event(
-            None,
-            "boot_start",
-            actor=MONITOR_ACTOR,
-            detail={"started": len(report.started), "failed": report.failed},
-        )
         return report
-
-    def _wait_healthy(self, name: str, port: int) -> None:
-        deadline = time.monotonic() + self.settings.start_timeout
-        polls = 0
-        while time.monotonic() < deadline:
-            if probe_many(self.settings.bind, {name: port}, 0.5)[name] == OK:
-                return
-            polls += 1
-            if polls % 10 == 0:
-                info = self.sup.process_info(program_name(name))
-                if info is not None and info.state in DOWN | {"STOPPED"}:
-                    raise RunnerError(f"{name}'s runner is {info.state}")
-            time.sleep(0.05)
-        raise RunnerError(f"{name}'s runner did not answer /health on port {port}")
 
     # -- exits, parking, restarts --------------------------------------------------------
 
