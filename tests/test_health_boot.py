@@ -44,9 +44,10 @@ def test_supervisord_killed_any_command_restores_desired_states(
 
     listing = {s["name"]: s for s in env.json("list")}  # any command brings it back
     assert env.supervisord_pid() not in (None, sup_pid)
-    for name in ("a", "b"):
-        assert listing[name]["process_state"] == "RUNNING", listing[name]
+    for name in ("a", "b"):  # healthy already; RUNNING once past supervisord's startsecs
+        assert listing[name]["process_state"] in ("STARTING", "RUNNING"), listing[name]
         assert listing[name]["port"] == ports[name] and listing[name]["pid"] != before[name]
+        wait_for(lambda n=name: look.up(n))
     assert listing["c"]["process_state"] == "STOPPED" and listing["c"]["pid"] is None
     wait_for(lambda: look.session("a").status == "connected"), "resumed its saved auth"
     assert look.session("a").phone
@@ -108,7 +109,7 @@ def test_alerts_raised_once_cleared_once_delivered_once(make_env: Callable[..., 
         )
         env.cli("apply")  # starts supervisord, and the monitor in it
         look = Look(env)
-        monitor = wait_for(look.monitor)
+        monitor = wait_for(lambda: (m := look.monitor()) and m.state == "RUNNING" and m)
         wait_for(lambda: receiver.events("ram") == ["alert.raised"], timeout=30)
         active = env.json("alerts")
         assert [a["key"] for a in active] == ["ram"] and active[0]["active"] is True

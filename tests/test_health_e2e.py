@@ -29,8 +29,7 @@ def test_kill9_fifty_times_then_kill_the_monitor(make_env: Callable[..., Env]) -
     names = [f"k{i}" for i in range(5)]
     env.cli("create", names[0])
     look = Look(env)
-    monitor = wait_for(look.monitor)
-    assert monitor.state == "RUNNING"
+    monitor = wait_for(lambda: (m := look.monitor()) and m.state == "RUNNING" and m)
     for name in names[1:]:
         env.cli("create", name)
     for name in names:
@@ -90,6 +89,8 @@ def test_hung_runner_is_killed_and_restarted(make_env: Callable[..., Env]) -> No
     env.cli("create", "frozen")
     look = Look(env)
     pid = wait_for(lambda: look.up("frozen"))
+    checks = look.checks()
+    wait_for(lambda: look.checks() >= checks + 2)  # the monitor has seen it answer
     os.kill(pid, signal.SIGSTOP)  # alive, port open, never answers
     new = wait_for(lambda: (p := look.up("frozen")) and p != pid and p, timeout=60)
     assert not alive(pid), "the hung runner was killed, not left behind"

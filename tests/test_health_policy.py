@@ -248,3 +248,36 @@ def test_reconcile_and_dead_letters_hook() -> None:
 
     assert store_dead_letters(object(), "h")() is None, "a store without an outbox"
     assert store_dead_letters(WithOutbox(), "h")() == 7
+
+
+def test_process_table_follows_events_and_resyncs() -> None:
+    from ecosystem.health.proctable import ProcessTable
+
+    fetched = []
+    clock = [1000.0]
+
+    def fetch() -> dict[str, ProcessInfo]:
+        fetched.append(clock[0])
+        return {"wa-s": ProcessInfo("wa-s", "RUNNING", 10, 900, 1000, 0, 0, "", "")}
+
+    table = ProcessTable(fetch, resync=60, clock=lambda: clock[0])
+    assert table.snapshot()["wa-s"].pid == 10 and len(fetched) == 1
+    table.apply("PROCESS_STATE_EXITED", {"processname": "wa-s", "pid": "10", "expected": "0"})
+    clock[0] += 1
+    info = table.snapshot()["wa-s"]
+    assert info.state == "EXITED" and info.uptime is None and len(fetched) == 1
+    table.note("wa-s", "STARTING")
+    table.apply("PROCESS_STATE_RUNNING", {"processname": "wa-s", "pid": "11"})
+    clock[0] += 5
+    info = table.snapshot()["wa-s"]
+    assert (info.state, info.pid, info.uptime) == ("RUNNING", 11, 5)
+    table.apply("PROCESS_STATE_STARTING", {"processname": "wa-new"})  # unknown: reread
+    assert table.snapshot()["wa-s"].pid == 10 and len(fetched) == 2
+    clock[0] += 61
+    table.snapshot()
+    assert len(fetched) == 3, "read again after the resync period"
+    # without events (resync 0) every snapshot reads the table
+    plain = ProcessTable(fetch, clock=lambda: clock[0])
+    plain.snapshot()
+    plain.snapshot()
+    assert len(fetched) == 5

@@ -32,6 +32,7 @@ from supervisor import childutils
 from ecosystem.errors import ZapvisorError
 from ecosystem.health.monitor import Monitor
 from ecosystem.health.notify import Notifier
+from ecosystem.health.proctable import RESYNC_SECONDS
 from ecosystem.names import session_from_program
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings, read_runtime_settings
@@ -152,6 +153,8 @@ class Worker(threading.Thread):
             pass
         if EOF_EVENT in batch:
             return None
+        for event in batch:
+            self.monitor.procs.apply(event.name, event.headers)
         return any(e.wakes for e in batch)
 
     def _restart_due(self) -> bool:
@@ -191,6 +194,7 @@ def build(settings: Settings) -> tuple[Monitor, Notifier]:
     store = open_store(settings)
     sup = daemon.client(paths)
     monitor = Monitor(settings, store, sup)
+    monitor.procs.resync = RESYNC_SECONDS  # fed by the events from here on
     notifier = Notifier(store, settings.host_id, lambda: _alert_url(monitor), monitor.clock)
     monitor.notifier = notifier
     return monitor, notifier

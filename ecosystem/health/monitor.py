@@ -38,6 +38,7 @@ from ecosystem.health.memory import MemoryMeter
 from ecosystem.health.model import MONITOR_ACTOR, SessionHealth
 from ecosystem.health.notify import Notifier
 from ecosystem.health.probe import REFUSED, probe_many
+from ecosystem.health.proctable import ProcessTable
 from ecosystem.models import Session, utcnow
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths
@@ -77,6 +78,8 @@ class Monitor:
         self.status_clock = P.StatusClock()
         self.cpu = CpuTracker()
         self.memory = MemoryMeter()
+        self.procs = ProcessTable(sup.all_process_info)
+        """Kept from process events when there are any (the listener feeds them)."""
         self.checks = 0
         self.booted = False
         self.started_at = clock()
@@ -97,7 +100,7 @@ class Monitor:
 
     def observe(self) -> Observed:
         sessions = self.store.list_sessions(self.host)
-        return Observed(sessions, self.store.list_health(self.host), self.sup.all_process_info())
+        return Observed(sessions, self.store.list_health(self.host), self.procs.snapshot())
 
     # -- the passes --------------------------------------------------------------------
 
@@ -159,6 +162,12 @@ class Monitor:
             return h.model_copy(update={"next_restart_at": None}) if h.next_restart_at else h
         state = info.state
         if state in DOWN and h.next_restart_at is None:
+            # events said "down"; exit status and spawn error come from supervisord
+            fresh = self.sup.process_info(program_name(s.name))
+            if fresh is None or fresh.state not in DOWN:
+                self.procs.invalidate()  # the table was behind: read it again next pass
+                return h
+            info = fresh
             h = self._exited(s, h, info, now)
         if state in DOWN | {"STOPPED"} and P.restart_due(h, now):
             h = self._start(s, h, now)
@@ -232,6 +241,7 @@ class Monitor:
             # Seen as a new exit on the next pass (FATAL), with its own backoff.
             log.warning("cannot start %s: %s", s.name, exc, extra={"session": s.name})
             return h.model_copy(update={"next_restart_at": None})
+        self.procs.note(program_name(s.name), "STARTING")
         h = P.restarted(h, now)
         self.status_clock.forget(s.name)
         detail = {"reason": h.last_restart_reason, "restarts": h.restarts}
@@ -255,6 +265,7 @@ class Monitor:
         program = program_name(s.name)
         try:
             self.sup.stop(program, wait=False)
+            self.procs.note(program, "STOPPING")
             if kill:
                 self.sup.signal(program, "KILL")
         except (ZapvisorError, xmlrpc.client.Fault) as exc:
