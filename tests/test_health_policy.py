@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from ecosystem.health import policy as P
 from ecosystem.health.alerts import (
@@ -18,6 +20,7 @@ from ecosystem.health.alerts import (
 from ecosystem.health.model import Alert, AlertKind, SessionHealth, Severity
 from ecosystem.models import Session
 from ecosystem.states import DesiredState, Status
+from ecosystem.store.sqlite import SQLiteStore
 from ecosystem.supctl.rpc import ProcessInfo
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -242,12 +245,17 @@ def test_reconcile_and_dead_letters_hook() -> None:
     assert dead_letter_alerts("h", None) == [] and dead_letter_alerts("h", 0) == []
     assert keys(dead_letter_alerts("h", 3)) == {"webhook_dead_letters"}
 
-    class WithOutbox:
-        def count_dead_letters(self, host: str) -> int:
+    class WithOutbox(SQLiteStore):
+        def count_dead_letters(self, host: str) -> int | None:
             return 7 if host == "h" else 0
 
-    assert store_dead_letters(object(), "h")() is None, "a store without an outbox"
-    assert store_dead_letters(WithOutbox(), "h")() == 7
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = SQLiteStore(Path(tmp) / "a.db")
+        assert store_dead_letters(plain, "h")() is None, "a store without an outbox"
+        outbox = WithOutbox(Path(tmp) / "b.db")
+        assert store_dead_letters(outbox, "h")() == 7
+        plain.close()
+        outbox.close()
 
 
 def test_process_table_follows_events_and_resyncs() -> None:

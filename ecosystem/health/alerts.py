@@ -7,13 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from ecosystem.health.model import Alert, AlertKind, NewAlert, SessionHealth, Severity
 from ecosystem.models import Session
 from ecosystem.names import program_name
 from ecosystem.settings import Settings
 from ecosystem.states import DesiredState, Status
+from ecosystem.store.base import Store
 from ecosystem.supctl.rpc import ProcessInfo
 
 HYSTERESIS = 5.0
@@ -181,17 +182,13 @@ class DeadLetterSource(Protocol):
     def __call__(self) -> int | None: ...
 
 
-def store_dead_letters(store: Any, host: str) -> DeadLetterSource:
-    """The hook for the webhook outbox: a store that keeps one implements
-    ``count_dead_letters(host) -> int`` (events that exhausted their retries and are
-    still unhandled). Until then there is nothing to count and no alert."""
+def store_dead_letters(store: Store, host: str) -> DeadLetterSource:
+    """Counts from ``Store.count_dead_letters`` (the webhook outbox's hook); None when
+    the store keeps no outbox (or has not implemented it), so no alert."""
 
     def count() -> int | None:
-        fn = getattr(store, "count_dead_letters", None)
-        if fn is None:
-            return None
         try:
-            return int(fn(host))
+            return store.count_dead_letters(host)
         except NotImplementedError:
             return None
 

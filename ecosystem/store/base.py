@@ -129,6 +129,13 @@ class Store(abc.ABC):
         been delivered to the alert webhook yet, oldest first."""
         raise NotImplementedError(f"the {self.kind} store does not keep alerts yet")
 
+    def count_dead_letters(self, host: str) -> int | None:
+        """Webhook events of ``host``'s sessions that exhausted every retry and are
+        still unhandled; None when this store keeps no webhook outbox. The health
+        monitor raises the `webhook_dead_letters` alert while this is above 0.
+        HOOK for the webhook outbox (migration 0002): override it there."""
+        return None
+
     def mark_alert_sent(self, alert_id: int, phase: str, at: datetime) -> None:
         """Record that the ``phase`` ('raised' or 'cleared') notice was delivered."""
         raise NotImplementedError(f"the {self.kind} store does not keep alerts yet")

@@ -64,7 +64,9 @@ def main() -> None:
     ap.add_argument("--hangs", type=int, default=3, help="hang → restart runs")
     args = ap.parse_args()
     n = args.sessions
-    base = free_block(n + 20)
+    # below the ephemeral range, where a probe of a port nobody listens on yet can
+    # connect to itself
+    base = free_block(n + 20, start=12000)
     home = Path(tempfile.mkdtemp(prefix="zv-bench-", dir="/tmp")) / "home"
     settings = make_settings(
         home=home, base_port=base, max_sessions=n + 20, health_interval=args.interval
