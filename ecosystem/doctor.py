@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import stat
+import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -14,6 +16,7 @@ from ecosystem.names import program_name
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.ports import port_is_free, who_holds
 from ecosystem.states import DesiredState
+from ecosystem.store import migrations
 from ecosystem.supctl import daemon
 from ecosystem.supctl.render import MONITOR_PROGRAM
 from ecosystem.supctl.rpc import ProcessInfo
@@ -39,6 +42,34 @@ def _mode(path: object) -> int | None:
         return None
 
 
+def _store_check(orch: Orchestrator) -> Check:
+    """Which store is in use (sqlite, postgres, supabase), whether it answers, and
+    whether its schema is current."""
+    kind = orch.settings.store_kind
+    try:
+        store = orch.store
+        started = time.perf_counter()
+        version = store.schema_version()
+        count = len(store.list_sessions(orch.settings.host_id))
+        elapsed = (time.perf_counter() - started) * 1000
+    except ZapvisorError as exc:
+        fix = {
+            "sqlite": f"check that {orch.settings.home} is writable",
+            "postgres": "check ZAPVISOR_DATABASE_URL and that the server runs",
+            "supabase": "check SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY and the project's status",
+        }[kind]
+        return Check("store", FAIL, f"{kind}: {exc}", fix)
+    found = migrations.load("sqlite" if kind == "sqlite" else "postgres")
+    latest = found[-1].version if found else 0
+    detail = (
+        f"{store.describe()} answers in {elapsed:.0f} ms, schema v{version}, "
+        f"{count} session(s) on host {orch.settings.host_id}"
+    )
+    if version < latest:
+        return Check("store", WARN, f"{detail}; v{latest} available", "`zapvisor db migrate`")
+    return Check("store", OK, detail)
+
+
 def run_checks(orch: Orchestrator) -> list[Check]:
     s, paths = orch.settings, orch.paths
     checks: list[Check] = []
@@ -58,18 +89,10 @@ def run_checks(orch: Orchestrator) -> list[Check]:
         return [Check("state dir", FAIL, str(exc), "set ZAPVISOR_HOME to a writable folder")]
 
     sessions = []
-    try:
-        sessions = orch.store.list_sessions(s.host_id)
-        checks.append(
-            Check(
-                "store",
-                OK,
-                f"{orch.store.describe()}, schema v{orch.store.schema_version()}, "
-                f"{len(sessions)} session(s) on host {s.host_id}",
-            )
-        )
-    except ZapvisorError as exc:
-        checks.append(Check("store", FAIL, str(exc), "check the store settings and that it runs"))
+    checks.append(_store_check(orch))
+    if checks[-1].level != FAIL:
+        with contextlib.suppress(ZapvisorError):
+            sessions = orch.store.list_sessions(s.host_id)
 
     sup_error = ""
     try:

@@ -33,42 +33,57 @@ def tail(path: Path, lines: int) -> list[str]:
     return text[-lines:]
 
 
-def follow(
-    paths: list[Path], *, poll: float = 0.2, stop: Callable[[], bool] = lambda: False
-) -> Iterator[tuple[Path, str]]:
-    """Yield (file, line) as lines are appended to any of ``paths``; survives rotation
-    (the file shrinking or being replaced)."""
-    state: dict[Path, tuple[int, int]] = {}
-    for path in paths:
-        try:
-            st = path.stat()
-            state[path] = (st.st_ino, st.st_size)
-        except FileNotFoundError:
-            state[path] = (0, 0)
-    partial: dict[Path, bytes] = {p: b"" for p in paths}
-    while not stop():
-        got = False
-        for path in paths:
-            inode, offset = state[path]
+class Follower:
+    """Reads the lines appended to some files since the previous ``read``; survives
+    rotation (the file shrinking or being replaced). Starts at the files' ends."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = list(paths)
+        self._state: dict[Path, tuple[int, int]] = {}
+        for path in self.paths:
+            try:
+                st = path.stat()
+                self._state[path] = (st.st_ino, st.st_size)
+            except FileNotFoundError:
+                self._state[path] = (0, 0)
+        self._partial: dict[Path, bytes] = {p: b"" for p in self.paths}
+
+    def read(self, max_bytes: int = 1 << 20) -> list[tuple[Path, str]]:
+        """Complete new lines, in file order; at most ``max_bytes`` per file per call so
+        a burst cannot stall the caller (the rest comes on the next call)."""
+        out: list[tuple[Path, str]] = []
+        for path in self.paths:
+            inode, offset = self._state[path]
             try:
                 st = path.stat()
             except FileNotFoundError:
                 continue
             if st.st_ino != inode or st.st_size < offset:
                 inode, offset = st.st_ino, 0
+                self._partial[path] = b""
             if st.st_size == offset:
-                state[path] = (inode, offset)
+                self._state[path] = (inode, offset)
                 continue
             with path.open("rb") as fh:
                 fh.seek(offset)
-                chunk = fh.read()
-            state[path] = (inode, offset + len(chunk))
-            data = partial[path] + chunk
-            *complete, partial[path] = data.split(b"\n")
-            for raw in complete:
-                got = True
-                yield path, raw.decode("utf-8", "replace")
-        if not got:
+                chunk = fh.read(max_bytes)
+            self._state[path] = (inode, offset + len(chunk))
+            data = self._partial[path] + chunk
+            *complete, self._partial[path] = data.split(b"\n")
+            out.extend((path, raw.decode("utf-8", "replace")) for raw in complete)
+        return out
+
+
+def follow(
+    paths: list[Path], *, poll: float = 0.2, stop: Callable[[], bool] = lambda: False
+) -> Iterator[tuple[Path, str]]:
+    """Yield (file, line) as lines are appended to any of ``paths``; survives rotation
+    (the file shrinking or being replaced)."""
+    follower = Follower(paths)
+    while not stop():
+        lines = follower.read()
+        yield from lines
+        if not lines:
             time.sleep(poll)
 
 

@@ -7,12 +7,13 @@ import contextlib
 import getpass
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 
 from ecosystem import apitoken, runner_client
 from ecosystem.boot import StartReport, start_in_waves
-from ecosystem.errors import PortsExhausted, RunnerError, ZapvisorError
+from ecosystem.errors import PortsExhausted, RunnerError, StoreError, ZapvisorError
 from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.models import NewSession, Session, SessionFields
 from ecosystem.names import program_name, validate_name
@@ -59,23 +60,30 @@ class Orchestrator:
         self.progress = progress
         self._sup: Supervisor | None = None
         self._last_start = StartReport()
+        # The terminal app calls in from several worker threads at once: open the
+        # store and the supervisord client once, whichever thread comes first.
+        self._open_lock = threading.Lock()
 
     # -- plumbing ------------------------------------------------------------------
 
     @property
     def store(self) -> Store:
         if self._store is None:
-            self.paths.ensure()
-            store = open_store(self.settings)
-            if store.kind == "sqlite":
-                store.migrate()  # the embedded store needs no setup step
-            self._store = store
+            with self._open_lock:
+                if self._store is None:
+                    self.paths.ensure()
+                    store = open_store(self.settings)
+                    if store.kind == "sqlite":
+                        store.migrate()  # the embedded store needs no setup step
+                    self._store = store
         return self._store
 
     @property
     def sup(self) -> Supervisor:
         if self._sup is None:
-            self._sup = daemon.client(self.paths)
+            with self._open_lock:
+                if self._sup is None:
+                    self._sup = daemon.client(self.paths)
         return self._sup
 
     def close(self) -> None:
@@ -162,7 +170,7 @@ class Orchestrator:
     def list(self) -> list[SessionView]:
         sessions = self.store.list_sessions(self.settings.host_id)
         infos = self._process_infos()
-        health = self._health()
+        health = self.health()
         return [
             SessionView(s, infos.get(program_name(s.name)), health.get(s.name)) for s in sessions
         ]
@@ -170,17 +178,23 @@ class Orchestrator:
     def show(self, name: str) -> SessionView:
         session = self.store.get_session(validate_name(name))
         info = self._process_infos().get(program_name(name))
-        return SessionView(session, info, self._health().get(name))
+        return SessionView(session, info, self.health().get(name))
 
     def alerts(self, *, include_cleared: bool = False, limit: int = 100) -> builtins.list[Alert]:
         """This host's alerts, newest first: the active ones, or the history too.
         Brings supervisord (and so the health monitor that raises them) back if down."""
         self.ensure_up()
-        return self.store.list_alerts(
-            self.settings.host_id, active=None if include_cleared else True, limit=limit
-        )
+        try:
+            return self.store.list_alerts(
+                self.settings.host_id, active=None if include_cleared else True, limit=limit
+            )
+        except NotImplementedError:
+            raise StoreError(
+                f"the {self.store.kind} store does not keep alerts yet; see the health "
+                f"monitor's log, {self.paths.logs}/zapvisor-health.log"
+            ) from None
 
-    def _health(self) -> dict[str, SessionHealth]:
+    def health(self) -> dict[str, SessionHealth]:
         """The health monitor's records (restarts, exits, why down) for this host; empty
         with a store that does not keep them yet."""
         try:

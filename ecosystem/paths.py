@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,7 +92,8 @@ class StatePaths:
             if sock_dir != self.home:
                 sock_dir.mkdir(mode=0o700, exist_ok=True)
                 sock_dir.chmod(0o700)
-            probe = self.home / f".write-test-{os.getpid()}"
+            # per thread: the terminal app calls this from several threads at once
+            probe = self.home / f".write-test-{os.getpid()}-{threading.get_ident()}"
             probe.write_text("")
             probe.unlink()
         except OSError as exc:
@@ -101,8 +103,9 @@ class StatePaths:
             ) from None
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` atomically (temp file + rename) with mode 0600."""
+def write_private(path: Path, text: str, *, replace: bool = True) -> None:
+    """Write ``text`` atomically (temp file + rename) with mode 0600. With
+    ``replace=False`` an existing file wins: FileExistsError, nothing written."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -111,7 +114,11 @@ def write_private(path: Path, text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # atomic, and fails when the file exists
+            Path(tmp).unlink()
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

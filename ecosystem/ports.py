@@ -27,16 +27,26 @@ def pick_port(
 ) -> int:
     """The lowest port of ``ports`` neither held by a session nor excluded."""
     if len(held) >= max_sessions:
-        raise CapacityError(
-            f"MAX_SESSIONS ({max_sessions}) reached on host {host}: delete a session or "
-            "raise MAX_SESSIONS"
-        )
+        raise capacity_error(max_sessions, host)
     for port in ports:
         if port not in held and port not in excluded:
             return port
-    busy = sorted(p for p in excluded if p in ports and p not in held)
+    raise ports_exhausted(ports, sorted(p for p in excluded if p in ports and p not in held), host)
+
+
+def capacity_error(max_sessions: int, host: str) -> CapacityError:
+    """The error every store raises when ``host`` already has MAX_SESSIONS sessions."""
+    return CapacityError(
+        f"MAX_SESSIONS ({max_sessions}) reached on host {host}: delete a session or "
+        "raise MAX_SESSIONS"
+    )
+
+
+def ports_exhausted(ports: range, busy: list[int], host: str) -> PortsExhausted:
+    """The error every store raises when no port of ``ports`` is free; ``busy`` are the
+    ports other processes bind."""
     why = f"; bound by other processes: {', '.join(map(str, busy))}" if busy else ""
-    raise PortsExhausted(
+    return PortsExhausted(
         f"no free port in {ports.start}-{ports.stop - 1} on host {host}{why}: free a port, "
         "or raise MAX_SESSIONS or move BASE_PORT",
         busy,

@@ -42,11 +42,13 @@ def call(
             return resp.status, _decode(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, _decode(exc.read())
-    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
-        # HTTPException: not HTTP at all, e.g. a socket connected to itself (a port in
-        # the ephemeral range with nothing listening yet)
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         raise RunnerError(f"runner on port {port} did not answer: {reason}") from None
+    except http.client.HTTPException as exc:
+        # e.g. a TCP self-connect while the runner is not listening yet (a port in the
+        # ephemeral range): our own request comes back as a "status line".
+        raise RunnerError(f"runner on port {port} did not answer HTTP: {exc!r}") from None
 
 
 def _decode(raw: bytes) -> Any:

@@ -177,3 +177,58 @@ def make_env() -> Iterator[Callable[..., Env]]:
 def zv(make_env: Callable[..., Env]) -> Env:
     """A fresh private zapvisor (sim sessions, 10 ports)."""
     return make_env()
+
+
+# -- PostgreSQL (the postgres and supabase stores) ----------------------------------------
+
+
+@dataclass
+class PgCluster:
+    """One real PostgreSQL server per test worker, with a migrated template database
+    set up like a Supabase project (its API roles and default grants)."""
+
+    server: Any
+    template: str = "zv_template"
+    made: list[str] = field(default_factory=list)
+
+    def new_database(self) -> str:
+        """A fresh database holding the migrated schema (a copy of the template)."""
+        name = f"zv_{os.getpid()}_{len(self.made)}"
+        self.server.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        self.made.append(name)
+        return name
+
+    def drop_database(self, name: str) -> None:
+        self.server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def dsn(self, dbname: str, **kwargs: str) -> str:
+        return str(self.server.dsn(dbname, **kwargs))
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    from ecosystem.store.postgres import PostgresStore
+    from tests.pgserver import PgServer, find_bin
+
+    if find_bin() is None:
+        pytest.skip("PostgreSQL is not installed here (./scripts/test installs it with apt)")
+    server = PgServer(free_port_block(1))
+    try:
+        server.start()
+        server.add_supabase_roles()
+        cluster = PgCluster(server)
+        server.supabase_like_database(cluster.template)
+        store = PostgresStore(server.dsn(cluster.template))
+        store.migrate()
+        store.close()
+        yield cluster
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def pg_dsn(pg_cluster: PgCluster) -> Iterator[str]:
+    """The DSN of a fresh, migrated database of its own."""
+    name = pg_cluster.new_database()
+    yield pg_cluster.dsn(name)
+    pg_cluster.drop_database(name)

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from ecosystem.errors import SessionNotFound
 from ecosystem.health.model import AlertKind, NewAlert, SessionHealth, Severity
+from ecosystem.health.volatile import volatile
 from ecosystem.store import Store
+from ecosystem.store.sqlite import SQLiteStore
 from tests.test_store_contract import create
 from tests.test_store_contract import store as store
 from tests.test_store_contract import store_factory as store_factory
@@ -18,11 +21,28 @@ from tests.test_store_contract import store_factory as store_factory
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
+def supported(store: Store) -> Store:
+    """The health methods are not abstract: a store gets them when migration 0003 is
+    ported to it. Until then its run of this suite is skipped, saying so."""
+    try:
+        store.list_health()
+        store.list_alerts(limit=1)
+    except NotImplementedError:
+        pytest.skip(f"the {store.kind} store does not keep health records yet (migration 0003)")
+    return store
+
+
+@pytest.fixture
+def hstore(store: Store) -> Store:
+    return supported(store)
+
+
 def ram(host: str = "h1", message: str = "RAM 91% > 85%") -> NewAlert:
     return NewAlert(host=host, key="ram", kind=AlertKind.RAM, message=message, value=91.0)
 
 
-def test_health_defaults_roundtrip_and_cascade(store: Store) -> None:
+def test_health_defaults_roundtrip_and_cascade(hstore: Store) -> None:
+    store = hstore
     create(store, "alpha")
     create(store, "beta", host="h2")
     empty = store.get_health("alpha")
@@ -66,7 +86,8 @@ def test_health_defaults_roundtrip_and_cascade(store: Store) -> None:
     assert store.get_health("alpha").restarts == 0, "a new session with an old name starts clean"
 
 
-def test_alert_raised_once_then_cleared_once(store: Store) -> None:
+def test_alert_raised_once_then_cleared_once(hstore: Store) -> None:
+    store = hstore
     first = store.raise_alert(ram())
     assert first is not None and first.active and first.kind == AlertKind.RAM
     assert first.severity == Severity.WARNING and first.value == 91.0
@@ -86,7 +107,8 @@ def test_alert_raised_once_then_cleared_once(store: Store) -> None:
     assert [a.id for a in store.list_alerts("h1")] == [second.id, first.id]
 
 
-def test_alert_notices_pending_until_marked(store: Store) -> None:
+def test_alert_notices_pending_until_marked(hstore: Store) -> None:
+    store = hstore
     since = datetime.now(UTC) - timedelta(minutes=1)
     alert = store.raise_alert(ram())
     assert alert is not None
@@ -107,7 +129,7 @@ def test_alert_notices_pending_until_marked(store: Store) -> None:
 
 
 def test_concurrent_raises_store_one_alert(store_factory) -> None:  # type: ignore[no-untyped-def]
-    stores = [store_factory() for _ in range(4)]
+    stores = [supported(store_factory()) for _ in range(4)]
     results: list[object] = []
 
     def worker(s: Store) -> None:
@@ -121,3 +143,18 @@ def test_concurrent_raises_store_one_alert(store_factory) -> None:  # type: igno
         t.join()
     assert sum(r is not None for r in results) == 1
     assert len(stores[0].list_alerts("h1", active=True)) == 1
+
+
+def test_in_memory_fallback_keeps_the_same_contract(tmp_path: Path) -> None:
+    """What the monitor uses while a store has no health tables (health/volatile.py)."""
+    tests = (
+        test_health_defaults_roundtrip_and_cascade,
+        test_alert_raised_once_then_cleared_once,
+        test_alert_notices_pending_until_marked,
+    )
+    for test in tests:
+        base = SQLiteStore(tmp_path / f"{test.__name__}.db")
+        base.migrate()
+        test(volatile(base))
+        assert base.list_alerts() == [] and base.list_health() == {}, "nothing reached the db"
+        base.close()

@@ -1,14 +1,20 @@
 """The store contract: every store implementation must pass this same suite.
 
 The ``store_factory`` fixture is parametrised over the implementations; each makes
-fresh, empty, migrated stores that share one database (so two instances can race).
+fresh, empty, migrated stores that share one database (so two instances can race):
+sqlite in a temp dir, postgres in a fresh database of a real PostgreSQL server, and
+supabase through a PostgREST-shaped HTTP server on loopback in front of such a database
+(no PostgREST or hosted Supabase can run here: see tests/postgrest_emulator.py).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,27 +25,61 @@ from ecosystem.models import NewSession
 from ecosystem.states import DesiredState, Status
 from ecosystem.store import Store
 from ecosystem.store.sqlite import SQLiteStore
+from tests.conftest import PgCluster
 
 StoreFactory = Callable[[], Store]
 
 
-def _sqlite_factory(tmp: Path) -> StoreFactory:
+def _sqlite_factory(stack: ExitStack, request: pytest.FixtureRequest) -> StoreFactory:
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="zv-store-")))
+
     def make() -> Store:
-        store = SQLiteStore(tmp / "zapvisor.db")
-        store.migrate()
-        return store
+        return SQLiteStore(tmp / "zapvisor.db")
 
     return make
 
 
-@pytest.fixture(params=["sqlite"])
+def _postgres_factory(stack: ExitStack, request: pytest.FixtureRequest) -> StoreFactory:
+    from ecosystem.store.postgres import PostgresStore
+
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    name = cluster.new_database()
+    stack.callback(cluster.drop_database, name)
+    dsn = cluster.dsn(name)
+    return lambda: PostgresStore(dsn)
+
+
+def _supabase_factory(stack: ExitStack, request: pytest.FixtureRequest) -> StoreFactory:
+    from ecosystem.store.supabase import SupabaseStore
+    from tests.pgserver import AUTHENTICATOR_PASSWORD
+    from tests.postgrest_emulator import SERVICE_KEY, PostgrestEmulator
+
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    name = cluster.new_database()
+    stack.callback(cluster.drop_database, name)
+    api = PostgrestEmulator(
+        cluster.dsn(name, user="authenticator", password=AUTHENTICATOR_PASSWORD)
+    ).start()
+    stack.callback(api.stop)
+    return lambda: SupabaseStore(api.url, SERVICE_KEY)
+
+
+FACTORIES = {
+    "sqlite": _sqlite_factory,
+    "postgres": _postgres_factory,
+    "supabase": _supabase_factory,
+}
+
+
+@pytest.fixture(params=list(FACTORIES))
 def store_factory(request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
     made: list[Store] = []
-    with tempfile.TemporaryDirectory(prefix="zv-store-") as tmp:
-        base = _sqlite_factory(Path(tmp))
+    with ExitStack() as stack:
+        base = FACTORIES[request.param](stack, request)
 
         def make() -> Store:
             store = base()
+            store.migrate()
             made.append(store)
             return store
 
@@ -215,3 +255,73 @@ def test_concurrent_reservation_from_two_processes(store_factory: StoreFactory) 
     ports = results[0] + results[1]
     assert len(ports) == 50 and len(set(ports)) == 50
     assert sorted(ports) == list(range(4000, 4050))
+
+
+def test_import_rows_keeps_every_field(store: Store, tmp_path: Path) -> None:
+    """What `zapvisor db copy` relies on: rows from the SQLite store land unchanged."""
+    src = SQLiteStore(tmp_path / "src.db")
+    src.migrate()
+    create(
+        src,
+        "alpha",
+        description="Loja — São Paulo",
+        webhook_url="https://example.com/hook?x=1",
+        ai_config={"model": "m", "nested": {"k": [1, None, "olá"]}},
+        timing_config={"typing_ms": 1200},
+    )
+    create(src, "beta", host="h2")
+    when = datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
+    src.set_runtime(
+        "alpha",
+        {
+            "status": Status.CONNECTED,
+            "phone": "5511999990000",
+            "qr_payload": "2@abc",
+            "qr_expires_at": when + timedelta(seconds=20),
+            "last_error": "was offline",
+            "connected_at": when,
+            "last_activity_at": when + timedelta(minutes=5),
+            "messages_sent": 7,
+            "messages_received": 11,
+        },
+        actor="runner",
+    )
+    src.update_session("beta", {"desired_state": DesiredState.STOPPED}, actor="ana", action="stop")
+    sessions, events = src.list_sessions(), src.list_events(limit=1000)
+
+    assert store.import_rows(sessions, events, actor="copy") == 2
+    for orig in sessions:
+        got = store.get_session(orig.name)
+        assert got.model_dump() == orig.model_dump()
+        assert got.api_token_hash == orig.api_token_hash == "ab" * 32
+    copied = [
+        (e.ts, e.session_name, e.actor, e.action, e.from_status, e.to_status, e.detail)
+        for e in store.list_events(limit=1000)
+    ]
+    assert copied == [
+        (e.ts, e.session_name, e.actor, e.action, e.from_status, e.to_status, e.detail)
+        for e in events
+    ]
+    # a second copy changes nothing and names what is already there
+    with pytest.raises(SessionExists, match="alpha, beta"):
+        store.import_rows(sessions, events, actor="copy")
+    assert len(store.list_events(limit=1000)) == len(events)
+    src.close()
+
+
+def test_wait_for_change_sees_another_instance(store_factory: StoreFactory) -> None:
+    writer, watcher = store_factory(), store_factory()
+    create(writer, "alpha")
+    watcher.poll_interval = min(watcher.poll_interval, 0.2)
+    assert watcher.wait_for_change(0.3) is False  # baseline; nothing happens
+    timer = threading.Timer(
+        0.2, lambda: writer.set_runtime("alpha", {"phone": "5511"}, actor="runner")
+    )
+    timer.start()
+    try:
+        assert watcher.wait_for_change(15) is True
+    finally:
+        timer.join()
+    assert watcher.wait_for_change(0.3) is False
+    writer.delete_session("alpha", actor="t")
+    assert watcher.wait_for_change(15) is True

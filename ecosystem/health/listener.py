@@ -33,6 +33,7 @@ from ecosystem.errors import ZapvisorError
 from ecosystem.health.monitor import Monitor
 from ecosystem.health.notify import Notifier
 from ecosystem.health.proctable import RESYNC_SECONDS
+from ecosystem.health.volatile import keeps_health, volatile
 from ecosystem.names import session_from_program
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings, read_runtime_settings
@@ -192,6 +193,13 @@ def _alert_url(monitor: Monitor) -> str | None:
 def build(settings: Settings) -> tuple[Monitor, Notifier]:
     paths = StatePaths(settings.home)
     store = open_store(settings)
+    if not keeps_health(store):
+        log.warning(
+            "the %s store does not keep health records yet: restart counts, parking and "
+            "alerts live in the monitor's memory only",
+            store.kind,
+        )
+        store = volatile(store)
     sup = daemon.client(paths)
     monitor = Monitor(settings, store, sup)
     monitor.procs.resync = RESYNC_SECONDS  # fed by the events from here on

@@ -8,17 +8,35 @@ from ecosystem.store.base import Store
 
 
 def open_store(settings: Settings) -> Store:
-    """The store the settings select: Supabase, PostgreSQL, or the embedded SQLite."""
+    """The store the settings select: SUPABASE_URL → supabase, ZAPVISOR_DATABASE_URL →
+    postgres, neither → the embedded SQLite. Each client library is imported only when
+    its store is selected, so the CLI stays quick on the default store."""
     kind = settings.store_kind
     if kind == "sqlite":
         from ecosystem.store.sqlite import SQLiteStore
 
         return SQLiteStore(settings.home / "zapvisor.db")
-    raise ConfigError(
-        f"the {kind} store is not available in this version; unset "
-        f"{'SUPABASE_URL' if kind == 'supabase' else 'ZAPVISOR_DATABASE_URL'} "
-        "to use the embedded SQLite store"
-    )
+    if kind == "postgres":
+        return open_postgres(settings)
+    if kind == "supabase":
+        from ecosystem.store.supabase import SupabaseStore
+
+        key = settings.supabase_service_role_key
+        return SupabaseStore(str(settings.supabase_url), key.get_secret_value() if key else "")
+    raise ConfigError(f"unknown store {kind!r}")  # pragma: no cover - store_kind is closed
 
 
-__all__ = ["Store", "open_store"]
+def open_postgres(settings: Settings) -> Store:
+    """The postgres store of ZAPVISOR_DATABASE_URL, whatever store is selected (`zapvisor
+    db migrate` uses it for a Supabase project, whose REST API cannot change schemas)."""
+    if settings.database_url is None:
+        raise ConfigError(
+            "ZAPVISOR_DATABASE_URL is not set: set it to a PostgreSQL connection string "
+            "(postgresql://user:password@host:5432/dbname)"
+        )
+    from ecosystem.store.postgres import PostgresStore
+
+    return PostgresStore(settings.database_url.get_secret_value())
+
+
+__all__ = ["Store", "open_postgres", "open_store"]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,11 @@ class Store(abc.ABC):
     """
 
     kind: str = "?"
+
+    poll_interval: float = 1.0
+    """Seconds between two looks at the sessions in the polling :meth:`wait_for_change`."""
+
+    _change_baseline: Hashable | None = None
 
     @abc.abstractmethod
     def describe(self) -> str:
@@ -87,6 +93,48 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def list_events(self, session_name: str | None = None, limit: int = 100) -> list[Event]:
         """Newest first."""
+
+    def import_rows(
+        self, sessions: Sequence[Session], events: Sequence[Event], *, actor: str
+    ) -> int:
+        """Insert rows copied from another store exactly as they are (`zapvisor db copy`):
+        every field, the token hash and the timestamps kept; events in the order given
+        (oldest first), with new ids. All or nothing: SessionExists, naming them, when
+        any of the names is already here. Returns the number of sessions copied."""
+        raise NotImplementedError(f"the {self.kind} store cannot import rows")
+
+    # -- live updates --------------------------------------------------------------
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """Block until some session row may have changed, at most ``timeout`` seconds.
+
+        Returns True when a change (insert, update, delete, by anyone: this process,
+        another CLI, a runner, another host) happened since the previous call returned
+        (the first call takes its baseline when it starts), False when ``timeout``
+        passed without one. A TUI calls it in a loop from a worker thread and refreshes
+        on True. Raises StoreError when the store cannot be reached.
+
+        This default polls :meth:`change_marker` every ``poll_interval`` seconds (the
+        sqlite and supabase stores); the postgres store is woken by LISTEN/NOTIFY.
+        """
+        deadline = time.monotonic() + timeout
+        if self._change_baseline is None:
+            self._change_baseline = self.change_marker()
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(self.poll_interval, remaining))
+            marker = self.change_marker()
+            if marker != self._change_baseline:
+                self._change_baseline = marker
+                return True
+
+    def change_marker(self) -> Hashable:
+        """A value that differs whenever any session row changed (one cheap query)."""
+        return tuple(
+            (s.name, s.updated_at, s.status, s.desired_state) for s in self.list_sessions()
+        )
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -284,6 +284,46 @@ class SQLiteStore(Store):
             session = self._fetch(db, name)
             db.execute("DELETE FROM whatsapp_sessions WHERE session_name = ?", (name,))
             self._insert_event(db, name, "delete", actor, {"port": session.port})
+
+    def import_rows(
+        self, sessions: Sequence[Session], events: Sequence[Event], *, actor: str
+    ) -> int:
+        with self._cursor(write=True) as db:
+            names = [s.name for s in sessions]
+            taken = sorted(
+                r[0]
+                for r in db.execute(
+                    "SELECT session_name FROM whatsapp_sessions"  # noqa: S608 - placeholders
+                    f" WHERE session_name IN ({', '.join('?' * len(names))})",
+                    names,
+                )
+            )
+            if taken:
+                raise SessionExists(f"sessions already in the target store: {', '.join(taken)}")
+            for session in sessions:
+                data = session.model_dump()
+                data["api_token_hash"] = session.api_token_hash
+                data["session_name"] = data.pop("name")
+                db.execute(
+                    f"INSERT INTO whatsapp_sessions ({', '.join(data)})"  # noqa: S608 - model columns
+                    f" VALUES ({', '.join('?' * len(data))})",
+                    [_to_db(k, v) for k, v in data.items()],
+                )
+            for event in sorted(events, key=lambda e: (e.ts, e.id)):
+                db.execute(
+                    "INSERT INTO session_events (ts, session_name, actor, action, from_status,"
+                    " to_status, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        _ts(event.ts),
+                        event.session_name,
+                        event.actor,
+                        event.action,
+                        event.from_status,
+                        event.to_status,
+                        json.dumps(event.detail, ensure_ascii=False, default=str),
+                    ),
+                )
+            return len(sessions)
 
     # -- events --------------------------------------------------------------------
 

@@ -29,20 +29,26 @@ class Credentials:
 
 def credentials(paths: StatePaths) -> Credentials:
     """The socket's username/password, generated once and kept in a 0600 file."""
+    missing = False
     try:
         data = json.loads(paths.credentials.read_text("utf-8"))
         return Credentials(str(data["username"]), str(data["password"]))
     except FileNotFoundError:
-        pass
+        missing = True
     except (ValueError, KeyError, TypeError):
         # A corrupt file: new credentials take effect when supervisord next starts.
         pass
     creds = Credentials("zapvisor", secrets.token_hex(24))
-    write_private(paths.credentials, json.dumps(creds.__dict__))
+    try:
+        # When two threads or processes get here at once, the first file written wins
+        # and the others use it (else a client could keep credentials nobody uses).
+        write_private(paths.credentials, json.dumps(creds.__dict__), replace=not missing)
+    except FileExistsError:
+        return credentials(paths)
     return creds
 
 
-def client(paths: StatePaths, timeout: float = 10.0) -> Supervisor:
+def client(paths: StatePaths, timeout: float = 30.0) -> Supervisor:
     creds = credentials(paths)
     return Supervisor(paths.socket, creds.username, creds.password, timeout=timeout)
 
@@ -117,10 +123,12 @@ def shutdown(paths: StatePaths, sup: Supervisor, timeout: float = 60.0) -> None:
     supervisord's own shutdown stops one program per loop second, so at 200 sessions
     a bare shutdown takes minutes.
     """
+    # Stopping hundreds of runners can take longer than a normal call's timeout.
+    slow = Supervisor(sup.socket_path, *sup.credentials, timeout=timeout)
     try:
-        pid = sup.pid()
-        sup.stop_all()
-        sup.shutdown()
+        pid = slow.pid()
+        slow.stop_all()
+        slow.shutdown()
     except SupervisorDown:
         return
     deadline = time.monotonic() + timeout

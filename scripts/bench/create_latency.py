@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import urllib.request
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from ecosystem.store import open_store  # noqa: E402
 from ecosystem.supctl import daemon  # noqa: E402
 
 
-def free_block(size: int, start: int = 40000) -> int:
+def free_block(size: int, start: int = 12000) -> int:
     port = start
     while port < 65000 - size:
         ok = True
@@ -152,6 +153,9 @@ def main() -> None:
                 f"ratio create→/health at {levels[-1]} vs {levels[0]}: "
                 f"{hi['health'] / lo['health']:.2f}x"
             )
+    except BaseException:
+        traceback.print_exc()
+        raise
     finally:
         t0 = time.perf_counter()
         daemon.shutdown(orch.paths, orch.sup, timeout=120)

@@ -332,8 +332,7 @@ def ctl(args: argparse.Namespace) -> int:
 
 
 def open_app() -> int:
-    print(
-        "zapvisor: the terminal app is not available in this version; see `zapvisor --help`",
-        file=sys.stderr,
-    )
-    return 2
+    """The terminal app; textual is imported only here, so headless commands stay fast."""
+    from tui.app import run_app
+
+    return run_app()

@@ -1,0 +1,188 @@
+"""What the postgres and supabase stores share: the schema's SQL functions, how rows and
+changes travel as JSON, and how the functions' errors become the contract's errors.
+
+Both stores call the same SQL functions (migrations/postgres/0001_init.sql), one over a
+psycopg connection, one through PostgREST's RPC, so every rule (the port choice, the
+audit trail) lives once, in the database.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from ecosystem.errors import SessionExists, SessionNotFound, StoreError, ZapvisorError
+from ecosystem.models import Event, NewSession, Session
+from ecosystem.ports import capacity_error, ports_exhausted
+from ecosystem.store import migrations
+
+VERSION_TABLE = "zapvisor_schema_migrations"
+NOTIFY_CHANNEL = "zapvisor_sessions"
+MIGRATION_LOCK = 0x7A617076  # "zapv": one migrator at a time per database
+
+BOOTSTRAP_SQL = f"""CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+)"""
+
+# SQLSTATEs raised by the schema's functions.
+NAME_TAKEN, AT_CAPACITY, NO_FREE_PORT, NO_SUCH_SESSION = "ZV001", "ZV002", "ZV003", "ZV004"
+SCHEMA_MISSING = frozenset({"42P01", "42883", "PGRST202", "PGRST205", "PGRST200"})
+"""Undefined table/function (PostgreSQL's codes and PostgREST's): no migrations yet."""
+
+
+def latest_version() -> int:
+    found = migrations.load("postgres")
+    return found[-1].version if found else 0
+
+
+def migration_script(after: int = 0) -> str:
+    """The SQL of every migration newer than ``after``, each recording itself in the
+    version table, in one transaction: what `zapvisor db sql` prints for a SQL editor."""
+    parts = ["BEGIN;", BOOTSTRAP_SQL + ";"]
+    for mig in migrations.load("postgres"):
+        if mig.version <= after:
+            continue
+        parts.append(f"-- {mig.version:04d}_{mig.name}\n{mig.sql.strip()}")
+        # names match [a-z0-9_]+ (migrations._FILE): nothing to quote
+        insert = f"INSERT INTO {VERSION_TABLE} (version, name)"
+        parts.append(f"{insert} VALUES ({mig.version}, '{mig.name}');")
+    parts.append("COMMIT;")
+    return "\n\n".join(parts) + "\n"
+
+
+# -- rows and changes as JSON ------------------------------------------------------------
+
+
+def to_json_value(value: Any) -> Any:
+    """A model value as PostgreSQL's json population functions read it."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "value"):  # StrEnum
+        return str(value)
+    return value
+
+
+def new_session_json(new: NewSession, host: str, api_token_hash: str | None) -> dict[str, Any]:
+    data = {k: to_json_value(v) for k, v in new.model_dump().items()}
+    data["session_name"] = data.pop("name")
+    data["host"] = host
+    data["api_token_hash"] = api_token_hash
+    return data
+
+
+def changes_json(changes: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: to_json_value(v) for k, v in changes.items()}
+
+
+M = TypeVar("M", bound=BaseModel)
+_TIME_FIELDS = {
+    Session: ("qr_expires_at", "created_at", "updated_at", "connected_at", "last_activity_at"),
+    Event: ("ts",),
+}
+
+
+def _utc(model: M) -> M:
+    # A server whose TimeZone is not UTC hands back local times; zapvisor speaks UTC.
+    for field in _TIME_FIELDS[type(model)]:
+        value = getattr(model, field)
+        if value is not None and value.utcoffset():
+            setattr(model, field, value.astimezone(UTC))
+    return model
+
+
+def session_from_row(row: Mapping[str, Any]) -> Session:
+    data = dict(row)
+    data["name"] = data.pop("session_name")
+    session = _utc(Session.model_validate(data))
+    session.api_token_hash = data.get("api_token_hash")
+    return session
+
+
+def session_to_row(session: Session) -> dict[str, Any]:
+    """Every column of a session, for import_rows (the token hash included)."""
+    data = {k: to_json_value(v) for k, v in session.model_dump().items()}
+    data["session_name"] = data.pop("name")
+    data["api_token_hash"] = session.api_token_hash
+    return data
+
+
+def event_from_row(row: Mapping[str, Any]) -> Event:
+    data = dict(row)
+    if isinstance(data.get("detail"), str):
+        data["detail"] = json.loads(data["detail"])
+    return _utc(Event.model_validate(data))
+
+
+def event_to_row(event: Event) -> dict[str, Any]:
+    data = {k: to_json_value(v) for k, v in event.model_dump().items()}
+    data.pop("id")
+    return data
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+def contract_error(
+    code: str | None,
+    detail: str | None,
+    *,
+    name: str = "",
+    ports: range | None = None,
+    host: str = "",
+    max_sessions: int = 0,
+) -> ZapvisorError | None:
+    """The contract's exception for an error raised by one of the schema's functions
+    (the same messages as the sqlite store), or None when ``code`` is not one of them."""
+    if code == NAME_TAKEN:
+        if detail:  # zapvisor_import: the names already there
+            return SessionExists(f"sessions already in the target store: {detail}")
+        return SessionExists(f"a session named {name!r} already exists")
+    if code == AT_CAPACITY:
+        return capacity_error(max_sessions, host)
+    if code == NO_FREE_PORT and ports is not None:
+        try:
+            busy = [int(p) for p in json.loads(detail or "[]")]
+        except (ValueError, TypeError):
+            busy = []
+        return ports_exhausted(ports, busy, host)
+    if code == NO_SUCH_SESSION:
+        return SessionNotFound(f"no session named {name!r} (see `zapvisor list`)")
+    return None
+
+
+def schema_missing(store: str) -> StoreError:
+    return StoreError(
+        f"the {store} has no zapvisor schema (or an older one): run `zapvisor db migrate`"
+    )
+
+
+_URL_PASSWORD = re.compile(r"(?P<keep>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", re.IGNORECASE)
+_KV_PASSWORD = re.compile(r"(?P<keep>\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` without passwords: URL userinfo and ``password=`` values masked, and
+    every given secret replaced wherever it appears."""
+    text = _URL_PASSWORD.sub(lambda m: m["keep"] + "***@", text)
+    text = _KV_PASSWORD.sub(lambda m: m["keep"] + "***", text)
+    for secret in secrets:
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text
+
+
+def first_line(text: str) -> str:
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    return lines[0] if lines else "unknown error"
+
+
+def ordered_events(events: Sequence[Event]) -> list[Event]:
+    """Oldest first, the order import_rows inserts them in."""
+    return sorted(events, key=lambda e: (e.ts, e.id))

@@ -1,0 +1,405 @@
+"""The postgres store: sessions in any PostgreSQL, a Supabase project's database included.
+
+One connection per store (autocommit; writes in explicit transactions), opened on first
+use and opened again after the server went away. Every write is one call of a SQL
+function from the shipped migrations, so the port reservation is atomic in the database.
+Prepared statements are never used server-side, so Supabase's transaction pooler (port
+6543) works. Live updates: a second connection LISTENs for the schema's NOTIFY.
+
+Imported only when ZAPVISOR_DATABASE_URL selects this store (psycopg costs ~0.3 s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import conninfo as pg_conninfo
+from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import Jsonb
+
+from ecosystem.errors import ConfigError, SessionNotFound, StoreError, ZapvisorError
+from ecosystem.models import OPERATOR_FIELDS, RUNTIME_FIELDS, Event, NewSession, Session
+from ecosystem.store import migrations
+from ecosystem.store import pgcommon as pg
+from ecosystem.store.base import Store
+from ecosystem.store.sqlite import _summarise
+
+T = TypeVar("T")
+TCP_DEFAULTS = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+Conn = psycopg.Connection[DictRow]
+Cur = psycopg.Cursor[DictRow]
+
+
+class PostgresStore(Store):
+    kind = "postgres"
+    poll_interval = 5.0
+    """LISTEN/NOTIFY wakes watchers at once; this slow look is the safety net for a
+    transaction pooler, which does not pass notifications on."""
+
+    def __init__(self, dsn: str, *, connect_timeout: float = 5.0) -> None:
+        self._dsn = dsn
+        try:
+            params = pg_conninfo.conninfo_to_dict(dsn)
+        except psycopg.Error:
+            # psycopg's message quotes the faulty part, which may be the password
+            raise ConfigError(
+                "ZAPVISOR_DATABASE_URL is not a PostgreSQL connection string: expected "
+                "postgresql://user:password@host:5432/dbname (percent-encode special "
+                "characters in the password)"
+            ) from None
+        self._secrets = [str(params.get("password") or ""), dsn]
+        self._extra: dict[str, Any] = {}
+        if "connect_timeout" not in params:
+            self._extra["connect_timeout"] = max(1, round(connect_timeout))
+        if "application_name" not in params:
+            self._extra["application_name"] = "zapvisor"
+        # A server that vanished without closing (a dead VPS, a cut link) must not hang
+        # a runner or the TUI for the kernel's 2-hour default: notice within ~30 s.
+        for option, value in TCP_DEFAULTS.items():
+            if option not in params:
+                self._extra[option] = value
+        host = str(params.get("host") or params.get("hostaddr") or "localhost")
+        port = str(params.get("port") or "5432")
+        db = str(params.get("dbname") or params.get("user") or "postgres")
+        user = str(params.get("user") or "")
+        self._where = f"{host}:{port}/{db}"
+        self._user = user
+        self._lock = threading.RLock()
+        self._conn: Conn | None = None
+        self._listen_lock = threading.Lock()
+        self._listener: Conn | None = None
+        self._listener_lost = False
+
+    @property
+    def name(self) -> str:
+        return f"postgres store at {self._where}"
+
+    def describe(self) -> str:
+        user = f"{self._user}@" if self._user else ""
+        return f"postgres {user}{self._where}"
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+        with self._listen_lock:
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def _connect(self) -> Conn:
+        try:
+            return psycopg.connect(
+                self._dsn,
+                autocommit=True,
+                prepare_threshold=None,
+                row_factory=dict_row,
+                **self._extra,
+            )
+        except psycopg.Error as exc:
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: BaseException) -> StoreError:
+        cause = pg.first_line(str(exc)).removeprefix("connection failed: ")
+        return StoreError(f"the {self.name} is unreachable: {pg.redact(cause, self._secrets)}")
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None
+
+    def _run(self, fn: Callable[[Cur], T], *, write: bool, **context: Any) -> T:
+        """Run ``fn`` on the connection (in a transaction when ``write``).
+
+        A connection that the server dropped while idle (a restart, a failover) is
+        replaced and the call made once more, but only when nothing of it reached the
+        server: a write is never sent twice.
+        """
+        with self._lock:
+            for attempt in (1, 2):
+                reused = self._conn is not None
+                if self._conn is None:
+                    self._conn = self._connect()
+                conn = self._conn
+                began = False
+                try:
+                    if write:
+                        with conn.transaction():
+                            began = True
+                            with conn.cursor() as cur:
+                                return fn(cur)
+                    began = True
+                    with conn.cursor() as cur:
+                        return fn(cur)
+                except psycopg.Error as exc:
+                    if conn.broken or conn.closed:
+                        self._drop()
+                        if attempt == 1 and reused and (not began or not write):
+                            continue
+                        raise self._unreachable(exc) from None
+                    raise self._error(exc, **context) from None
+            raise AssertionError("unreachable")  # pragma: no cover
+
+    def _error(self, exc: psycopg.Error, **context: Any) -> ZapvisorError:
+        found = pg.contract_error(exc.sqlstate, exc.diag.message_detail, **context)
+        if found is not None:
+            return found
+        if exc.sqlstate in pg.SCHEMA_MISSING:
+            return pg.schema_missing(self.name)
+        message = pg.redact(pg.first_line(str(exc)), self._secrets)
+        if exc.sqlstate == "42501":
+            return StoreError(
+                f"the {self.name} refused: {message} (connect as the user that ran "
+                "`zapvisor db migrate`, or the project's postgres user)"
+            )
+        return StoreError(f"the {self.name} failed: {message}")
+
+    # -- schema --------------------------------------------------------------------
+
+    def migrate(self) -> list[str]:
+        def op(cur: Cur) -> list[str]:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (pg.MIGRATION_LOCK,))
+            cur.execute(pg.BOOTSTRAP_SQL)
+            cur.execute(f"SELECT version FROM {pg.VERSION_TABLE}")  # noqa: S608 - constant
+            done = {row["version"] for row in cur.fetchall()}
+            applied = []
+            for mig in migrations.load("postgres"):
+                if mig.version in done:
+                    continue
+                cur.execute(mig.sql.encode("utf-8"))
+                cur.execute(
+                    f"INSERT INTO {pg.VERSION_TABLE} (version, name) VALUES (%s, %s)",  # noqa: S608
+                    (mig.version, mig.name),
+                )
+                applied.append(f"{mig.version:04d}_{mig.name}")
+            return applied
+
+        return self._run(op, write=True)
+
+    def schema_version(self) -> int:
+        def op(cur: Cur) -> int:
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL AS present", (pg.VERSION_TABLE,))
+            row = cur.fetchone()
+            if not row or not row["present"]:
+                return 0
+            cur.execute(f"SELECT max(version) AS v FROM {pg.VERSION_TABLE}")  # noqa: S608
+            row = cur.fetchone()
+            return int(row["v"] or 0) if row else 0
+
+        return self._run(op, write=False)
+
+    # -- sessions ------------------------------------------------------------------
+
+    def create_session(
+        self,
+        new: NewSession,
+        *,
+        host: str,
+        ports: range,
+        exclude_ports: Iterable[int],
+        max_sessions: int,
+        actor: str,
+        api_token_hash: str | None = None,
+    ) -> Session:
+        excluded = sorted(set(exclude_ports))
+
+        def op(cur: Cur) -> Session:
+            cur.execute(
+                "SELECT * FROM zapvisor_create_session(%s, %s, %s, %s::integer[], %s, %s)",
+                (
+                    Jsonb(pg.new_session_json(new, host, api_token_hash)),
+                    ports.start,
+                    ports.stop - 1,
+                    excluded,
+                    max_sessions,
+                    actor,
+                ),
+            )
+            row = cur.fetchone()
+            assert row is not None
+            return pg.session_from_row(row)
+
+        return self._run(
+            op, write=True, name=new.name, ports=ports, host=host, max_sessions=max_sessions
+        )
+
+    def get_session(self, name: str) -> Session:
+        def op(cur: Cur) -> Session:
+            cur.execute("SELECT * FROM whatsapp_sessions WHERE session_name = %s", (name,))
+            row = cur.fetchone()
+            if row is None:
+                raise SessionNotFound(f"no session named {name!r} (see `zapvisor list`)")
+            return pg.session_from_row(row)
+
+        return self._run(op, write=False)
+
+    def list_sessions(self, host: str | None = None) -> list[Session]:
+        def op(cur: Cur) -> list[Session]:
+            if host is None:
+                cur.execute("SELECT * FROM whatsapp_sessions ORDER BY session_name")
+            else:
+                cur.execute(
+                    "SELECT * FROM whatsapp_sessions WHERE host = %s ORDER BY session_name",
+                    (host,),
+                )
+            return [pg.session_from_row(r) for r in cur.fetchall()]
+
+        return self._run(op, write=False)
+
+    def _update(
+        self,
+        name: str,
+        changes: Mapping[str, Any],
+        allowed: frozenset[str],
+        actor: str,
+        action: str | None,
+    ) -> Session:
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"cannot change {', '.join(sorted(unknown))} here")
+        probe = Session.model_validate({"name": name, "host": "-", "port": 1, **changes})
+        values = pg.changes_json({k: getattr(probe, k) for k in changes})
+        if "api_token_hash" in changes:
+            values["api_token_hash"] = changes["api_token_hash"]
+        detail = Jsonb(_summarise(changes)) if action is not None else None
+
+        def op(cur: Cur) -> Session:
+            cur.execute(
+                "SELECT * FROM zapvisor_update_session(%s, %s, %s, %s, %s)",
+                (name, Jsonb(values), actor, action, detail),
+            )
+            row = cur.fetchone()
+            assert row is not None
+            return pg.session_from_row(row)
+
+        return self._run(op, write=True, name=name)
+
+    def update_session(
+        self, name: str, changes: Mapping[str, Any], *, actor: str, action: str
+    ) -> Session:
+        return self._update(name, changes, OPERATOR_FIELDS | {"api_token_hash"}, actor, action)
+
+    def set_runtime(self, name: str, changes: Mapping[str, Any], *, actor: str) -> Session:
+        return self._update(name, changes, RUNTIME_FIELDS, actor, None)
+
+    def delete_session(self, name: str, *, actor: str) -> None:
+        def op(cur: Cur) -> None:
+            cur.execute("SELECT zapvisor_delete_session(%s, %s)", (name, actor))
+
+        self._run(op, write=True, name=name)
+
+    def import_rows(
+        self, sessions: Sequence[Session], events: Sequence[Event], *, actor: str
+    ) -> int:
+        def op(cur: Cur) -> int:
+            cur.execute(
+                "SELECT zapvisor_import(%s, %s, '[]') AS n",
+                (
+                    Jsonb([pg.session_to_row(s) for s in sessions]),
+                    Jsonb([pg.event_to_row(e) for e in pg.ordered_events(events)]),
+                ),
+            )
+            row = cur.fetchone()
+            return int(row["n"]) if row else 0
+
+        return self._run(op, write=True)
+
+    # -- events --------------------------------------------------------------------
+
+    def add_event(
+        self,
+        session_name: str | None,
+        action: str,
+        *,
+        actor: str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        text = json.dumps(dict(detail or {}), ensure_ascii=False, default=str)
+
+        def op(cur: Cur) -> None:
+            cur.execute(
+                "INSERT INTO session_events (session_name, actor, action, detail)"
+                " VALUES (%s, %s, %s, %s::jsonb)",
+                (session_name, actor, action, text),
+            )
+
+        self._run(op, write=True)
+
+    def list_events(self, session_name: str | None = None, limit: int = 100) -> list[Event]:
+        def op(cur: Cur) -> list[Event]:
+            if session_name is None:
+                cur.execute("SELECT * FROM session_events ORDER BY id DESC LIMIT %s", (limit,))
+            else:
+                cur.execute(
+                    "SELECT * FROM session_events WHERE session_name = %s"
+                    " ORDER BY id DESC LIMIT %s",
+                    (session_name, limit),
+                )
+            return [pg.event_from_row(r) for r in cur.fetchall()]
+
+        return self._run(op, write=False)
+
+    # -- live updates --------------------------------------------------------------
+
+    def change_marker(self) -> Hashable:
+        def op(cur: Cur) -> Hashable:
+            cur.execute("SELECT count(*) AS n, max(updated_at) AS m FROM whatsapp_sessions")
+            row = cur.fetchone()
+            return (row["n"], row["m"]) if row else None
+
+        return self._run(op, write=False)
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """LISTEN on the schema's channel: True as soon as any session row changes."""
+        deadline = time.monotonic() + timeout
+        with self._listen_lock:
+            if self._listener is None:
+                self._listener = self._connect()
+                try:
+                    self._listener.execute(f"LISTEN {pg.NOTIFY_CHANNEL}")
+                except psycopg.Error as exc:
+                    self._listener.close()
+                    self._listener = None
+                    raise self._unreachable(exc) from None
+                self._change_baseline = self.change_marker()
+                if self._listener_lost:
+                    self._listener_lost = False
+                    return True  # changes made while we were cut off were not heard
+            listener = self._listener
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                try:
+                    heard = any(
+                        True
+                        for _ in listener.notifies(
+                            timeout=min(remaining, self.poll_interval), stop_after=1
+                        )
+                    )
+                    if heard:
+                        for _ in listener.notifies(timeout=0.01):
+                            pass  # drain the burst one change usually is
+                except psycopg.Error as exc:
+                    listener.close()
+                    self._listener = None
+                    self._listener_lost = True
+                    raise self._unreachable(exc) from None
+                marker = self.change_marker()
+                if heard or marker != self._change_baseline:
+                    self._change_baseline = marker
+                    return True

@@ -1,0 +1,184 @@
+"""The live view's core, without any UI: what one refresh costs, restarts seen, which
+changes are announced, per-process figures, and following log files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ecosystem import logs
+from ecosystem.metrics import ProcessSampler, read_proc_stat
+from ecosystem.models import Session
+from ecosystem.monitor import Poller, Snapshot, notable_changes
+from ecosystem.orchestrator import Orchestrator
+from ecosystem.paths import StatePaths
+from ecosystem.settings import make_settings
+from ecosystem.states import Status
+from ecosystem.supctl import daemon
+from ecosystem.supctl.rpc import ProcessInfo
+from ecosystem.views import SessionView
+from tests.conftest import wait_for
+from tests.tui_fixed import fixed_snapshot
+
+
+class CountingStore:
+    """Stands in for the store to count the calls one refresh makes (no UI, no I/O)."""
+
+    def __init__(self, sessions: list[Session]) -> None:
+        self.sessions = sessions
+        self.calls: list[str] = []
+
+    def list_sessions(self, host: str | None = None) -> list[Session]:
+        self.calls.append("list_sessions")
+        return self.sessions
+
+    def describe(self) -> str:
+        return "counting"
+
+
+class CountingSupervisor:
+    def __init__(self, infos: dict[str, ProcessInfo]) -> None:
+        self.infos = infos
+        self.calls: list[str] = []
+
+    def all_process_info(self) -> dict[str, ProcessInfo]:
+        self.calls.append("getAllProcessInfo")
+        return dict(self.infos)
+
+
+def _info(name: str, pid: int | None) -> ProcessInfo:
+    state = "RUNNING" if pid else "STOPPED"
+    return ProcessInfo(f"wa-{name}", state, pid, 1, 2, 0, 0, "", "")
+
+
+def test_one_tick_is_one_store_query_and_one_rpc_and_counts_restarts(tmp_path: Path) -> None:
+    names = [f"s{i:03d}" for i in range(50)]
+    store = CountingStore([Session(name=n, host="h", port=4000 + i) for i, n in enumerate(names)])
+    # pids of this very process: psutil can read them; the figures are not under test
+    sup = CountingSupervisor({f"wa-{n}": _info(n, os.getpid()) for n in names})
+    orch = Orchestrator(make_settings(home=tmp_path, host_id="h"), store)  # type: ignore[arg-type]
+    poller = Poller(orch)
+    poller._sup = sup  # type: ignore[assignment]
+
+    snap = poller.tick()
+    assert store.calls == ["list_sessions"] and sup.calls == ["getAllProcessInfo"]
+    assert [v.name for v in snap.views] == names
+    assert snap.procs[os.getpid()].rss > 0
+    assert snap.restarts == {}
+
+    sup.infos["wa-s001"] = _info("s001", 1)  # a new pid: one restart seen
+    sup.infos["wa-s002"] = _info("s002", None)  # stopped: not a restart (yet)
+    poller.tick()
+    sup.infos["wa-s002"] = _info("s002", 2)  # started again with a new pid
+    snap = poller.tick()
+    assert snap.restarts == {"s001": 1, "s002": 1}
+    assert len(store.calls) == 3 and len(sup.calls) == 3
+
+
+def _with(snap: Snapshot, name: str, state: str | None = None, **fields: Any) -> Snapshot:
+    views = []
+    for view in snap.views:
+        if view.name == name:
+            session = view.session.model_copy(update=fields)
+            proc = replace(view.process, state=state) if (view.process and state) else view.process
+            view = SessionView(session, proc)
+        views.append(view)
+    return replace(snap, views=tuple(views), _by_name={})
+
+
+def test_changes_worth_a_notification() -> None:
+    base = fixed_snapshot()
+    assert notable_changes(None, base) == []
+    assert notable_changes(base, base) == []
+
+    fatal = _with(base, "cliente-005", "FATAL")
+    (change,) = notable_changes(base, fatal)
+    assert change.severity == "error" and "cliente-005" in change.message
+    assert "FATAL" in change.message
+
+    error = _with(base, "cliente-001", status=Status.ERROR, last_error="auth is corrupt")
+    (change,) = notable_changes(base, error)
+    assert change.message == "cliente-001: error: auth is corrupt"
+
+    paired = _with(base, "cliente-002", status=Status.CONNECTED, phone="5511900000000")
+    (change,) = notable_changes(base, paired)
+    assert change.severity == "information" and change.message.endswith("5511900000000")
+
+    gone = _with(base, "cliente-001", status=Status.PHONE_DISCONNECTED)
+    assert notable_changes(base, gone)[0].severity == "warning"
+
+    # an operator's stop is not news; neither is a restart reconnecting a paired phone
+    stopped = _with(base, "cliente-001", "STOPPED")
+    assert notable_changes(base, stopped) == []
+    starting = _with(base, "cliente-001", "STARTING", status=Status.INITIALIZING)
+    assert notable_changes(starting, base) == []
+
+
+def _cpu_seconds(pid: int) -> float:
+    return (read_proc_stat(pid) or (0, 0.0, 0))[1]
+
+
+@pytest.mark.parametrize("use_proc", [True, False], ids=["proc", "psutil"])
+def test_sampler_measures_cpu_between_calls_and_reads_pss_sometimes(use_proc: bool) -> None:
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        # measured once the interpreter is up (right after exec RSS reads 0)
+        wait_for(lambda: _cpu_seconds(busy.pid) > 0.05)
+        now = [0.0]
+        sampler = ProcessSampler(pss_every=30.0, clock=lambda: now[0], use_proc=use_proc)
+        first = sampler.sample([busy.pid])[busy.pid]
+        assert first.rss > 0 and first.pss is not None and first.pss > 0
+        # however loaded the machine, wait until it has burnt some CPU since
+        used = _cpu_seconds(busy.pid)
+        wait_for(lambda: _cpu_seconds(busy.pid) > used + 0.05)
+        now[0] = 1.0
+        second = sampler.sample([busy.pid])[busy.pid]
+        assert 0 < second.cpu_percent <= 100 * (os.cpu_count() or 1) + 5
+        assert second.pss == first.pss  # kept, not re-read, within pss_every
+    finally:
+        busy.kill()
+        busy.wait()
+    assert sampler.sample([busy.pid]) == {}
+
+
+def test_follower_reads_appended_lines_and_survives_rotation(tmp_path: Path) -> None:
+    log = tmp_path / "wa-x.log"
+    log.write_text("old line\n")
+    follower = logs.Follower([log, tmp_path / "missing.log"])
+    assert follower.read() == []
+    with log.open("a") as fh:
+        fh.write("one\ntwo\npart")
+    assert [line for _p, line in follower.read()] == ["one", "two"]
+    with log.open("a") as fh:
+        fh.write("ial\n")
+    assert [line for _p, line in follower.read()] == ["partial"]
+    log.rename(tmp_path / "wa-x.log.1")  # supervisord rotates: a new file appears
+    log.write_text("fresh\n")
+    assert wait_for(lambda: [line for _p, line in follower.read()]) == ["fresh"]
+
+
+def test_supervisord_credentials_are_created_once_when_threads_race(tmp_path: Path) -> None:
+    # The app's first refresh and its boot both ask for a supervisord client at once.
+    paths = StatePaths(tmp_path)
+    paths.ensure()
+    barrier = threading.Barrier(8)
+    got: list[daemon.Credentials] = []
+
+    def ask() -> None:
+        barrier.wait()
+        got.append(daemon.credentials(paths))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 8 and len(set(got)) == 1
+    assert daemon.credentials(paths) == got[0]

@@ -1,0 +1,120 @@
+"""A PostgreSQL outage in the middle of a run, and `zapvisor db copy` out of SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from ecosystem import runner_client
+from tests.conftest import Env, free_port_block, teardown_env, wait_for
+from tests.pgserver import PASSWORD, PgServer, find_bin
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def own_server() -> Iterator[PgServer]:
+    """A PostgreSQL of this test's own, since the test stops and starts it."""
+    if find_bin() is None:
+        pytest.skip("PostgreSQL is not installed here (./scripts/test installs it with apt)")
+    server = PgServer(free_port_block(1))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+def test_postgres_outage_fails_loudly_then_carries_on(
+    own_server: PgServer, make_env: Callable[..., Env]
+) -> None:
+    zv = make_env(ZAPVISOR_DATABASE_URL=own_server.dsn())
+    try:
+        zv.cli("db", "migrate")
+        zv.json("create", "alpha")
+        wait_for(lambda: zv.json("show", "alpha")["status"] == "waiting_scan", timeout=30)
+
+        own_server.stop()
+        where = f"postgres store at 127.0.0.1:{own_server.port}/postgres"
+        for args in (("list", "--json"), ("create", "beta"), ("show", "alpha")):
+            res = zv.cli(*args, check=False)
+            assert res.returncode == 69, (args, res.stderr)
+            lines = res.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("zapvisor: error: ")
+            assert f"the {where} is unreachable: " in lines[0] and "refused" in lines[0]
+            assert PASSWORD not in res.stderr + res.stdout
+        status = zv.cli("db", "status", check=False)
+        assert status.returncode == 69 and where in status.stderr
+
+        # The runner keeps serving; the phone pairs while the store is down.
+        token = (zv.home / "secrets" / "alpha.token").read_text().strip()
+        code, _ = runner_client.call(
+            "127.0.0.1", zv.base_port, "/sim/scan", method="POST", token=token
+        )
+        assert code == 200
+        wait_for(
+            lambda: (
+                runner_client.call("127.0.0.1", zv.base_port, "/status", token=token)[1]["status"]
+                == "connected"
+            )
+        )
+
+        own_server.start()
+        # The runner's pending write lands; nothing typed or reported was lost.
+        wait_for(lambda: zv.json("show", "alpha")["status"] == "connected", timeout=90)
+        assert zv.json("create", "beta")["port"] == zv.base_port + 1
+        assert [s["name"] for s in zv.json("list")] == ["alpha", "beta"]
+    finally:
+        teardown_env(zv)  # while PostgreSQL still runs, so runners stop cleanly
+
+
+def test_db_copy_moves_sessions_out_of_sqlite(pg_dsn: str, make_env: Callable[..., Env]) -> None:
+    zv = make_env()
+    zv.cli(
+        "create",
+        "cliente-001",
+        "--description",
+        "Loja — centro",
+        "--ai-config",
+        '{"model": "m", "temperature": 0.5, "tags": ["a", "ç"]}',
+        "--timing-config",
+        '{"typing_ms": 900}',
+        "--webhook-url",
+        "https://example.com/hook",
+    )
+    zv.cli("create", "cliente-002", "--stopped")
+    before = {s["name"]: s for s in zv.json("list")}
+
+    # runners still report to SQLite: refused, nothing copied
+    busy = zv.cli("db", "copy", "--to", "postgres", check=False, stdin="")
+    assert busy.returncode != 0 and "zapvisor shutdown" in busy.stderr
+    zv.cli("shutdown")
+
+    # the same machine, now pointed at PostgreSQL (zv's teardown stops its supervisord)
+    moved = Env(zv.home, zv.base_port, zv.max_sessions, {"ZAPVISOR_DATABASE_URL": pg_dsn})
+    report = moved.json("db", "copy", "--to", "postgres")
+    assert report["sessions"] == ["cliente-001", "cliente-002"] and report["events"] >= 2
+    assert moved.json("db", "status")["store"] == "postgres"
+
+    after = {s["name"]: s for s in moved.json("list")}
+    assert after.keys() == before.keys()
+    for name, row in before.items():
+        for field in (
+            "description",
+            "port",
+            "connector",
+            "desired_state",
+            "webhook_url",
+            "ai_config",
+            "timing_config",
+            "created_at",
+            "phone",
+            "messages_sent",
+        ):
+            assert after[name][field] == row[field], (name, field)
+    # the runner authenticates with the token whose hash was copied
+    wait_for(lambda: moved.json("show", "cliente-001")["process_state"] == "RUNNING")
+    token = (zv.home / "secrets" / "cliente-001.token").read_text().strip()
+    code, _ = runner_client.call("127.0.0.1", zv.base_port, "/status", token=token)
+    assert code == 200

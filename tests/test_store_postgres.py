@@ -1,0 +1,235 @@
+"""The postgres store against a real PostgreSQL started by the fixtures: migrations as an
+operator applies them, row level security, live updates, and sessions whose runners
+report to PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import psycopg
+import pytest
+
+from ecosystem.errors import ConfigError, StoreError
+from ecosystem.models import NewSession
+from ecosystem.store.pgcommon import redact
+from ecosystem.store.postgres import PostgresStore
+from tests.conftest import Env, PgCluster, wait_for
+from tests.pgserver import AUTHENTICATOR_PASSWORD, PASSWORD
+
+
+def _scalar(dsn: str, query: str, *args: object) -> object:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(query.encode(), args).fetchone()
+        return row[0] if row else None
+
+
+def test_db_migrate_and_status_as_an_operator(
+    pg_cluster: PgCluster, make_env: Callable[..., Env]
+) -> None:
+    name = f"zv_ops_{id(pg_cluster) % 10_000}"
+    pg_cluster.server.supabase_like_database(name)
+    try:
+        zv = make_env(ZAPVISOR_DATABASE_URL=pg_cluster.dsn(name))
+        before = zv.json("db", "status")
+        assert before["store"] == "postgres" and before["reachable"] is True
+        assert before["version"] == 0 and before["pending"] == ["0001_init"]
+        assert PASSWORD not in zv.cli("db", "status").stdout
+
+        # using the store before migrating says what to do
+        early = zv.cli("list", check=False)
+        assert early.returncode == 69
+        assert "no zapvisor schema" in early.stderr and "zapvisor db migrate" in early.stderr
+
+        assert zv.json("db", "migrate")["applied"] == ["0001_init"]
+        assert "schema up to date" in zv.cli("db", "migrate").stdout
+        after = zv.json("db", "status")
+        assert after["version"] == after["latest"] == 1 and after["pending"] == []
+        assert _scalar(pg_cluster.dsn(name), "SELECT name FROM zapvisor_schema_migrations") == (
+            "init"
+        )
+        # `db sql` has nothing left to print for this store but the wrapper
+        assert "CREATE TABLE whatsapp_sessions" not in zv.cli("db", "sql").stdout
+        assert "CREATE TABLE whatsapp_sessions" in zv.cli("db", "sql", "--all").stdout
+
+        doctor = zv.json("doctor")
+        store_check = next(c for c in doctor["checks"] if c["name"] == "store")
+        assert doctor["store"] == "postgres" and store_check["level"] == "ok"
+        assert store_check["detail"].startswith("postgres postgres@127.0.0.1:")
+        assert "schema v1" in store_check["detail"]
+    finally:
+        pg_cluster.drop_database(name)
+
+
+def test_row_level_security_keeps_the_anon_key_out(pg_cluster: PgCluster, pg_dsn: str) -> None:
+    """Connect as Supabase's `authenticator` and switch to `anon` as PostgREST does for
+    the anon key: no session row, no token hash, no function; `service_role` sees all."""
+    store = PostgresStore(pg_dsn)
+    store.create_session(
+        NewSession(name="alpha"),
+        host="h1",
+        ports=range(3001, 3011),
+        exclude_ports=(),
+        max_sessions=10,
+        actor="t",
+        api_token_hash="ab" * 32,
+    )
+    store.close()
+    dbname = pg_dsn.rsplit("/", 1)[1]
+    api_dsn = pg_cluster.dsn(dbname, user="authenticator", password=AUTHENTICATOR_PASSWORD)
+    with psycopg.connect(api_dsn, autocommit=True) as conn:
+        conn.execute("SET ROLE anon")
+        for query in (
+            "SELECT api_token_hash FROM whatsapp_sessions",
+            "SELECT count(*) FROM session_events",
+            "SELECT count(*) FROM zapvisor_schema_migrations",
+            "SELECT zapvisor_delete_session('alpha', 'anon')",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(query.encode())
+        conn.execute("RESET ROLE")
+
+        # Even after a careless broad grant, RLS leaves anon with nothing to read.
+        pg_cluster.server.execute("GRANT SELECT ON whatsapp_sessions TO anon", dbname)
+        conn.execute("SET ROLE anon")
+        assert conn.execute("SELECT count(*) FROM whatsapp_sessions").fetchone() == (0,)
+        conn.execute("RESET ROLE")
+
+        conn.execute("SET ROLE service_role")
+        row = conn.execute("SELECT session_name, api_token_hash FROM whatsapp_sessions")
+        assert row.fetchall() == [("alpha", "ab" * 32)]
+        conn.execute("SELECT zapvisor_delete_session('alpha', 'service')")
+        assert conn.execute("SELECT count(*) FROM whatsapp_sessions").fetchone() == (0,)
+    rls = _scalar(
+        pg_dsn,
+        "SELECT bool_and(relrowsecurity) FROM pg_class WHERE relname IN"
+        " ('whatsapp_sessions', 'session_events', 'hosts', 'zapvisor_schema_migrations')",
+    )
+    assert rls is True
+
+
+def test_a_change_by_one_instance_wakes_another_within_a_second(pg_dsn: str) -> None:
+    writer, watcher = PostgresStore(pg_dsn), PostgresStore(pg_dsn)
+    try:
+        writer.create_session(
+            NewSession(name="alpha"),
+            host="h1",
+            ports=range(3001, 3011),
+            exclude_ports=(),
+            max_sessions=10,
+            actor="t",
+        )
+        watcher.poll_interval = 60.0  # so only a NOTIFY can wake it in time
+        assert watcher.wait_for_change(0.2) is False
+        written: list[float] = []
+
+        def write() -> None:
+            writer.update_session("alpha", {"description": "x"}, actor="ana", action="configure")
+            written.append(time.monotonic())
+
+        timer = threading.Timer(0.3, write)
+        timer.start()
+        assert watcher.wait_for_change(10) is True
+        woke = time.monotonic()
+        timer.join()
+        assert woke - written[0] < 1.0
+    finally:
+        writer.close()
+        watcher.close()
+
+
+def test_unreachable_server_names_the_store_and_hides_the_password() -> None:
+    store = PostgresStore(f"postgresql://zv:{PASSWORD}@127.0.0.1:9/zapvisor")
+    with pytest.raises(StoreError) as info:
+        store.list_sessions()
+    message = str(info.value)
+    assert message.startswith("the postgres store at 127.0.0.1:9/zapvisor is unreachable: ")
+    assert "refused" in message.lower() and PASSWORD not in message
+    assert store.describe() == "postgres zv@127.0.0.1:9/zapvisor"
+
+
+@pytest.mark.e2e
+def test_sessions_on_postgres_end_to_end(pg_dsn: str, make_env: Callable[..., Env]) -> None:
+    """Runners get the store from runtime.env: a sim session pairs and its runner's
+    status lands in PostgreSQL. A create whose supervisord step fails leaves no row."""
+    zv = make_env(ZAPVISOR_DATABASE_URL=pg_dsn)
+    a = zv.json("create", "cliente-001")
+    assert a["port"] == zv.base_port and a["pid"]
+    wait_for(lambda: zv.json("show", "cliente-001")["status"] == "waiting_scan", timeout=30)
+    zv.cli("sim-scan", "cliente-001")
+    wait_for(
+        lambda: (
+            _scalar(
+                pg_dsn,
+                "SELECT status FROM whatsapp_sessions WHERE session_name = %s",
+                "cliente-001",
+            )
+            == "connected"
+        ),
+        timeout=30,
+    )
+    assert (zv.home / "runtime.env").stat().st_mode & 0o777 == 0o600
+
+    # supervisord's step fails (its config file cannot be replaced): nothing is left
+    conf = zv.home / "supervisord.conf"
+    conf.unlink()
+    conf.mkdir()
+    try:
+        failed = zv.cli("create", "cliente-002", check=False)
+        assert failed.returncode == 69 and "supervisord.conf" in failed.stderr
+    finally:
+        conf.rmdir()
+    count = _scalar(
+        pg_dsn, "SELECT count(*) FROM whatsapp_sessions WHERE session_name = 'cliente-002'"
+    )
+    assert count == 0
+    trail = _scalar(
+        pg_dsn,
+        "SELECT string_agg(action, ',' ORDER BY id) FROM session_events"
+        " WHERE session_name = 'cliente-002'",
+    )
+    assert trail == "create,delete"
+    assert not (zv.home / "secrets" / "cliente-002.token").exists()
+    zv.cli("apply")
+    assert zv.json("create", "cliente-002")["port"] == zv.base_port + 1
+
+
+def test_supabase_connection_strings_and_redaction() -> None:
+    pooler = PostgresStore(
+        "postgresql://postgres.abcdref:p%40ss@aws-0-sa-east-1.pooler.supabase.com:6543/"
+        "postgres?sslmode=require"
+    )
+    assert pooler.describe() == (
+        "postgres postgres.abcdref@aws-0-sa-east-1.pooler.supabase.com:6543/postgres"
+    )
+    keywords = PostgresStore("host=db.abcdref.supabase.co port=5432 user=postgres password=x1")
+    assert keywords.describe() == "postgres postgres@db.abcdref.supabase.co:5432/postgres"
+    with pytest.raises(ConfigError) as info:
+        PostgresStore("postgresql://u:s3cr et@host/db")
+    assert "s3cr" not in str(info.value) and "ZAPVISOR_DATABASE_URL" in str(info.value)
+    assert redact("failed for postgresql://u:pw1@h:5/db here") == (
+        "failed for postgresql://u:***@h:5/db here"
+    )
+    assert redact("host=h password='a b' user=u") == "host=h password=*** user=u"
+    assert redact("token abc123 leaked", ["abc123"]) == "token *** leaked"
+
+
+def test_times_come_back_in_utc_whatever_the_server_zone(pg_dsn: str) -> None:
+    store = PostgresStore(pg_dsn + "?options=-c%20TimeZone%3DAmerica/Sao_Paulo")
+    try:
+        created = store.create_session(
+            NewSession(name="alpha"),
+            host="h1",
+            ports=range(3001, 3011),
+            exclude_ports=(),
+            max_sessions=10,
+            actor="t",
+        )
+        assert _scalar(pg_dsn + "?options=-c%20TimeZone%3DAmerica/Sao_Paulo", "SHOW TimeZone") == (
+            "America/Sao_Paulo"
+        )
+        for value in (created.created_at, store.list_events("alpha")[0].ts):
+            assert value.utcoffset() is not None and value.utcoffset().total_seconds() == 0
+    finally:
+        store.close()

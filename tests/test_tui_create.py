@@ -1,0 +1,128 @@
+"""The create form to a paired session, driven by keys in the real app: a real
+supervisord, a real sim runner, its QR decoded off the screen as drawn."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from ecosystem.states import Status
+from tests.conftest import Env
+from tests.tui_helpers import decode_screen_qr, in_thread, until
+from tui.app import ZapvisorApp, make_app
+from tui.dialogs.config import ConfigForm
+from tui.dialogs.confirm import ConfirmDialog
+from tui.dialogs.create import CreateForm
+from tui.screens.session import SessionScreen
+from tui.screens.sessions import SessionsScreen
+from tui.widgets.log_pane import LogPane
+from tui.widgets.qr import QRCode
+
+pytestmark = pytest.mark.e2e
+
+
+def _text(app: ZapvisorApp, selector: str) -> str:
+    return str(app.screen.query_one(selector).render())
+
+
+async def _ready(pilot: Any, app: ZapvisorApp) -> None:
+    await until(
+        pilot,
+        lambda: app.snapshot is not None and app.snapshot.supervisord_up and not app.booting,
+        timeout=30,
+        what=f"first refresh with supervisord up ({app.degraded!r}, "
+        f"{[n.message for n in app._notifications]})",
+    )
+
+
+def test_create_form_qr_rotation_scan_log_and_config(make_env: Any) -> None:
+    env: Env = make_env(ZAPVISOR_SIM_QR_SECONDS="2")
+    app = make_app(env.settings(sim_qr_seconds=2), refresh_seconds=0.3, blink=False)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(100, 40)) as pilot:
+            await _ready(pilot, app)
+            await pilot.press("n")
+            assert isinstance(app.screen, CreateForm)
+
+            # an invalid name is refused inline, as it is typed and again on enter
+            await pilot.press(*"Bad")
+            error = app.screen.query_one("#name-error")
+            assert error.has_class("-error")
+            assert "invalid session name 'Bad'" in _text(app, "#name-error")
+            await pilot.press("enter")
+            assert isinstance(app.screen, CreateForm)
+            assert app.orch.store.list_sessions() == []
+
+            # fixed, submitted with enter from another field
+            await pilot.press("backspace", "backspace", "backspace", *"alpha")
+            assert not error.has_class("-error")
+            await pilot.press("tab", *"first one", "enter")
+            screen = await until(
+                pilot,
+                lambda: isinstance(app.screen, SessionScreen) and app.screen,
+                timeout=40,
+                what="the new session's screen",
+            )
+            assert screen.session_name == "alpha"
+            assert app.orch.store.get_session("alpha").description == "first one"
+            home = app.screen_stack[1]
+            assert isinstance(home, SessionsScreen)
+            await until(pilot, lambda: home.table.names == ["alpha"], what="the new row")
+
+            # the QR as drawn decodes to the payload the runner published
+            qr = screen.query_one(QRCode)
+            first = await until(pilot, lambda: qr.payload, what="a QR code")
+            await pilot.pause()
+            assert decode_screen_qr(app) == first == app.orch.store.get_session("alpha").qr_payload
+            assert "expires in" in _text(app, "#qr-caption")
+
+            # rotation: a new payload replaces it on screen
+            second = await until(pilot, lambda: qr.payload != first and qr.payload, what="rotation")
+            await pilot.pause()
+            assert decode_screen_qr(app) == second
+            assert screen.rotations >= 2
+
+            # the simulated phone scans (from outside the app): the UI turns connected
+            await in_thread(lambda: env.cli("sim-scan", "alpha"))
+            await until(
+                pilot,
+                lambda: screen.view and screen.view.session.status == Status.CONNECTED,
+                what="connected in the UI",
+            )
+            await pilot.pause()
+            assert "connected" in _text(app, "#title")
+            phone = app.orch.store.get_session("alpha").phone
+            assert phone and phone in _text(app, "#title")
+            assert app.screen.query_one("#body").current == "details"  # type: ignore[attr-defined]
+
+            # the log pane received the line the runner wrote when it paired
+            log = screen.query_one(LogPane)
+            await until(pilot, lambda: any("paired" in line for line in log.lines), what="log")
+            assert any("new QR code" in line for line in log.lines)
+
+            # config: invalid JSON is refused inline, valid JSON is saved
+            await pilot.press("e")
+            assert isinstance(app.screen, ConfigForm)
+            area = app.screen.query_one("#ai_config")
+            area.text = '{"model": '  # type: ignore[attr-defined]
+            await pilot.press("ctrl+s")
+            assert isinstance(app.screen, ConfigForm)
+            assert "not valid JSON" in _text(app, "#ai_config-error")
+            area.text = '{"model": "small", "temperature": 0.2}'  # type: ignore[attr-defined]
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: isinstance(app.screen, SessionScreen), what="saved")
+            saved = await in_thread(lambda: env.json("show", "alpha"))
+            assert saved["ai_config"] == {"model": "small", "temperature": 0.2}
+
+            # d on the session screen: asks, deletes, and goes back to the table
+            await pilot.press("d")
+            assert isinstance(app.screen, ConfirmDialog) and app.screen.names == ["alpha"]
+            await pilot.press("y")
+            await until(pilot, lambda: app.screen is home, what="back home after delete")
+            await until(pilot, lambda: home.table.names == [], what="row gone")
+            assert app.orch.store.list_sessions() == []
+
+    asyncio.run(scenario())

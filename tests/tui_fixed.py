@@ -1,0 +1,132 @@
+"""Fixed data for the app's screenshots: the same sessions, pids, times and host figures
+on every run, injected where a real refresh would read the store, supervisord and
+psutil (a ``Poller`` whose ``tick`` returns a constant snapshot). Only the screenshot
+tests use it; every behaviour test runs against a real supervisord and real runners."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ecosystem.metrics import HostStats, ProcStats
+from ecosystem.models import Session
+from ecosystem.monitor import Poller, Snapshot
+from ecosystem.orchestrator import Orchestrator
+from ecosystem.settings import make_settings
+from ecosystem.states import DesiredState, Status
+from ecosystem.supctl.rpc import ProcessInfo
+from ecosystem.views import SessionView
+from runner.connectors.sim import sim_payload
+from tui.app import ZapvisorApp
+
+NOW = datetime(2025, 3, 14, 12, 0, 0, tzinfo=UTC)
+EPOCH = int(NOW.timestamp())
+GIB = 1 << 30
+MIB = 1 << 20
+
+
+def _proc(name: str, state: str, pid: int | None, up: int = 0, **extra: Any) -> ProcessInfo:
+    return ProcessInfo(
+        name=f"wa-{name}",
+        state=state,
+        pid=pid,
+        start=EPOCH - up if pid else 0,
+        now=EPOCH,
+        stop=0 if pid else EPOCH - 60,
+        exitstatus=extra.get("exitstatus", 0),
+        spawnerr=extra.get("spawnerr", ""),
+        description="",
+    )
+
+
+def _session(name: str, port: int, **fields: Any) -> Session:
+    created = NOW - timedelta(days=3)
+    return Session(
+        name=name, host="vps-sp-01", port=port, created_at=created, updated_at=NOW, **fields
+    )
+
+
+def fixed_snapshot() -> Snapshot:
+    rows = [
+        (
+            _session(
+                "cliente-001",
+                3001,
+                status=Status.CONNECTED,
+                phone="5511987654321",
+                connected_at=NOW - timedelta(hours=3),
+                last_activity_at=NOW - timedelta(minutes=2),
+            ),
+            _proc("cliente-001", "RUNNING", 41017, up=3 * 3600 + 300),
+        ),
+        (
+            _session(
+                "cliente-002",
+                3002,
+                status=Status.WAITING_SCAN,
+                qr_payload=sim_payload("cliente-002", 3),
+                qr_expires_at=NOW + timedelta(seconds=14),
+            ),
+            _proc("cliente-002", "RUNNING", 41023, up=45),
+        ),
+        (
+            _session("cliente-003", 3003, desired_state=DesiredState.STOPPED),
+            _proc("cliente-003", "STOPPED", None),
+        ),
+        (
+            _session("cliente-004", 3004, status=Status.CONNECTED, phone="5521912345678"),
+            _proc("cliente-004", "FATAL", None, exitstatus=1, spawnerr="Exited too quickly"),
+        ),
+        (
+            _session("cliente-005", 3005, status=Status.ERROR, last_error="auth file is corrupt"),
+            _proc("cliente-005", "RUNNING", 41101, up=600),
+        ),
+        (
+            _session(
+                "loja-centro",
+                3006,
+                status=Status.RECONNECTING,
+                phone="5531998877665",
+                last_activity_at=NOW - timedelta(hours=5),
+            ),
+            _proc("loja-centro", "RUNNING", 41140, up=90),
+        ),
+        (
+            _session("loja-norte", 3007, status=Status.PHONE_DISCONNECTED, phone="5541988776655"),
+            _proc("loja-norte", "RUNNING", 41152, up=2 * 86400 + 7200),
+        ),
+    ]
+    views = tuple(SessionView(s, p) for s, p in rows)
+    procs = {
+        41017: ProcStats(0.3, int(18.4 * MIB), int(14.1 * MIB)),
+        41023: ProcStats(1.2, int(17.9 * MIB), None),
+        41101: ProcStats(0.0, int(16.2 * MIB), None),
+        41140: ProcStats(4.8, int(19.0 * MIB), None),
+        41152: ProcStats(0.1, int(18.8 * MIB), None),
+    }
+    return Snapshot(
+        taken_at=NOW,
+        views=views,
+        procs=procs,
+        restarts={"loja-centro": 3},
+        host=HostStats(12.0, 2, 0.42, int(3.1 * GIB), int(7.8 * GIB), 33 * GIB, 80 * GIB),
+        supervisord_up=True,
+        store="sqlite /var/lib/zapvisor/zapvisor.db",
+        host_id="vps-sp-01",
+        max_sessions=10,
+    )
+
+
+class FixedPoller(Poller):
+    def boot(self) -> None:
+        pass
+
+    def tick(self) -> Snapshot:
+        return fixed_snapshot()
+
+
+def fixed_app(home: Path) -> ZapvisorApp:
+    """The app over the fixed snapshot (its orchestrator is never called)."""
+    orch = Orchestrator(make_settings(home=home, host_id="vps-sp-01"))
+    return ZapvisorApp(orch, poller=FixedPoller(orch), clock=lambda: NOW, blink=False)

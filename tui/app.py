@@ -1,0 +1,207 @@
+"""The terminal app: a live sessions table, a session screen, dialogs; every action is a
+core call run in a worker thread. `make_app` builds it for `zapvisor` and the tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from textual import work
+from textual.app import App
+from textual.reactive import var
+from textual.timer import Timer
+
+from ecosystem.errors import ZapvisorError
+from ecosystem.models import utcnow
+from ecosystem.monitor import Poller, Snapshot, notable_changes
+from ecosystem.orchestrator import Orchestrator
+from ecosystem.settings import Settings, load_settings
+from ecosystem.store import Store
+from tui.actions import SessionActions
+from tui.dialogs.create import Created, CreateForm
+from tui.messages import BootFinished, RefreshFailed, SnapshotTaken
+from tui.palette import SessionCommands
+from tui.screens.help import HelpScreen
+from tui.screens.session import SessionScreen
+from tui.screens.sessions import SessionsScreen
+
+REFRESH_SECONDS = 1.0
+DEGRADED_AFTER = 2.5
+"""Seconds a refresh may take before the screen says its data is stale."""
+
+
+class ZapvisorApp(SessionActions):
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
+    TITLE = "zapvisor"
+    COMMANDS = App.COMMANDS | {SessionCommands}
+
+    snapshot: var[Snapshot | None] = var(None, init=False, always_update=True)
+    """The newest refresh; screens watch it."""
+    degraded: var[str] = var("")
+    """Why the data on screen is stale ("" when it is fresh)."""
+    booting: var[bool] = var(True)
+
+    def __init__(
+        self,
+        orch: Orchestrator,
+        *,
+        poller: Poller | None = None,
+        refresh_seconds: float = REFRESH_SECONDS,
+        degraded_after: float = DEGRADED_AFTER,
+        clock: Callable[[], datetime] = utcnow,
+        blink: bool = True,
+    ) -> None:
+        super().__init__()
+        self.orch = orch
+        self.poller = poller or Poller(orch, clock=clock)
+        self.refresh_seconds = refresh_seconds
+        self.degraded_after = degraded_after
+        self.clock = clock
+        self.blink = blink
+        """Cursor blink in text fields; off for screenshots."""
+        self._refreshing_since: float | None = None
+        self._again = False
+        self._next_refresh: Timer | None = None
+        self._init_actions()
+
+    def on_mount(self) -> None:
+        self.push_screen(SessionsScreen())
+        self._boot()
+        self.request_refresh()
+        self.set_interval(0.5, self._check_staleness)
+
+    # -- the refresh loop: one tick at a time, the next one scheduled when it ends ----
+
+    def request_refresh(self) -> None:
+        """Refresh now, or right after the refresh in flight."""
+        if self._refreshing_since is not None:
+            self._again = True
+            return
+        if self._next_refresh is not None:
+            self._next_refresh.stop()  # one chain of refreshes, however often asked
+            self._next_refresh = None
+        self._refreshing_since = time.monotonic()
+        self._refresh()
+
+    @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
+    def _refresh(self) -> None:
+        try:
+            snap = self.poller.tick()
+        except ZapvisorError as exc:
+            self.post_message(RefreshFailed(str(exc)))
+        except Exception as exc:  # keep refreshing whatever happened; say what it was
+            self.post_message(RefreshFailed(f"refresh failed unexpectedly: {exc!r}"))
+        else:
+            self.post_message(SnapshotTaken(snap))
+
+    def on_snapshot_taken(self, message: SnapshotTaken) -> None:
+        before, self.snapshot = self.snapshot, message.snapshot
+        down = not (message.snapshot.supervisord_up or self.booting)
+        self.degraded = (
+            "supervisord is not running: ctrl+p, Start supervisord (or start any session)"
+            if down
+            else ""
+        )
+        for change in notable_changes(before, message.snapshot):
+            self.notify(change.message, severity=change.severity, markup=False, timeout=10)
+        self._schedule_next()
+
+    def on_refresh_failed(self, message: RefreshFailed) -> None:
+        self.degraded = f"{message.error} — showing the last data; keys still work"
+        self._schedule_next()
+
+    def _schedule_next(self) -> None:
+        self._refreshing_since = None
+        delay = 0.05 if self._again else self.refresh_seconds
+        self._again = False
+        self._next_refresh = self.set_timer(delay, self.request_refresh)
+
+    def _check_staleness(self) -> None:
+        since = self._refreshing_since
+        if since is None:
+            return
+        waited = time.monotonic() - since
+        if waited >= self.degraded_after:
+            snap = self.snapshot
+            as_of = snap.taken_at.astimezone().strftime("%H:%M:%S") if snap else "-"
+            self.degraded = (
+                f"the store or supervisord has not answered for {waited:.0f} s; "
+                f"data as of {as_of}; keys still work"
+            )
+
+    # -- supervisord -------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="boot", exit_on_error=False)
+    def _boot(self) -> None:
+        try:
+            self.poller.boot()
+        except ZapvisorError as exc:
+            self.post_message(BootFinished(str(exc)))
+        else:
+            self.post_message(BootFinished())
+
+    def on_boot_finished(self, message: BootFinished) -> None:
+        self.booting = False
+        if message.error:
+            self.notify(message.error, severity="error", markup=False, timeout=20)
+        self.request_refresh()
+
+    def start_supervisord(self) -> None:
+        self.booting = True
+        self._boot()
+
+    # -- navigation ----------------------------------------------------------------------
+
+    def action_new_session(self) -> None:
+        def created(result: Created | None) -> None:
+            if result is None:
+                return
+            if result.warning:
+                self.notify(result.warning, severity="warning", markup=False, timeout=15)
+            else:
+                self.notify(f"created {result.name}", markup=False)
+            self.request_refresh()
+            self.open_session(result.name)
+
+        self.push_screen(CreateForm(self.orch, blink=self.blink), created)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def open_session(self, name: str, mode: str = "auto", *, focus_log: bool = False) -> None:
+        if isinstance(self.screen, SessionScreen) and self.screen.session_name == name:
+            self.screen.mode = mode
+            return
+        self.push_screen(SessionScreen(name, mode=mode, focus_log=focus_log))
+
+
+def make_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    refresh_seconds: float = REFRESH_SECONDS,
+    degraded_after: float = DEGRADED_AFTER,
+    blink: bool = True,
+) -> ZapvisorApp:
+    """The app over one orchestrator (``store`` lets a test stand in at the store)."""
+    orch = Orchestrator(settings, store)
+    return ZapvisorApp(
+        orch, refresh_seconds=refresh_seconds, degraded_after=degraded_after, blink=blink
+    )
+
+
+def run_app() -> int:
+    """`zapvisor` with no command, on a terminal."""
+    from tui.cli import output
+
+    try:
+        settings = load_settings()
+    except ZapvisorError as exc:
+        output.error(str(exc))
+        return exc.exit_code
+    app = make_app(settings)
+    app.run()
+    app.orch.close()
+    return app.return_code or 0

@@ -1,0 +1,52 @@
+"""How figures read on screen: sizes, percentages, and a colour per status."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from ecosystem.views import SessionView
+
+STATUS_STYLES = {
+    # the seven session statuses (the runner is RUNNING)
+    "connected": "bold green",
+    "waiting_scan": "bold yellow",
+    "initializing": "cyan",
+    "reconnecting": "yellow",
+    "disconnected": "bright_black",
+    "phone_disconnected": "magenta",
+    "error": "bold red",
+    # supervisord's process states, shown instead when the runner is not RUNNING
+    "STARTING": "cyan",
+    "BACKOFF": "bold red",
+    "FATAL": "reverse bold red",
+    "EXITED": "red",
+    "STOPPED": "bright_black",
+    "STOPPING": "bright_black",
+    "UNKNOWN": "red",
+    "NO PROGRAM": "red",
+}
+
+
+def status_text(view: SessionView) -> Text:
+    shown = view.display_status
+    return Text(shown, style=STATUS_STYLES.get(shown, ""))
+
+
+def size(n: int | None) -> str:
+    """Bytes as a short figure: 812K, 18.4M, 1.2G."""
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "K", "M", "G", "T"):
+        if value < 1024 or unit == "T":
+            if unit in ("B", "K"):
+                return f"{value:.0f}{unit}"
+            return f"{value:.1f}{unit}" if value < 100 else f"{value:.0f}{unit}"
+        value /= 1024
+    return f"{value:.0f}T"
+
+
+def percent(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"

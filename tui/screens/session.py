@@ -1,0 +1,255 @@
+"""One session: its pairing QR (given the whole screen while it waits for a scan), what
+its process is doing and why it is down, its config, and its log as it is written."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Static
+from textual.worker import get_current_worker
+
+from ecosystem import logs as logfiles
+from ecosystem.errors import ZapvisorError
+from ecosystem.monitor import Snapshot
+from ecosystem.states import Status
+from ecosystem.views import SessionView
+from tui.dialogs.config import ConfigForm
+from tui.format import status_text
+from tui.widgets.banner import DegradedBanner
+from tui.widgets.facts import ConfigSummary, ProcessFacts
+from tui.widgets.key_bar import KeyBar
+from tui.widgets.log_pane import LogPane
+from tui.widgets.qr import QRCode
+
+if TYPE_CHECKING:
+    from tui.app import ZapvisorApp
+
+LOG_BACKLOG = 200
+"""Lines of the log shown when the screen opens."""
+LOG_POLL = 0.25
+DOWN_STATES = ("FATAL", "EXITED", "BACKOFF")
+
+
+class SessionScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "back"),
+        Binding("q", "toggle_qr", "QR/details"),
+        Binding("l", "logs", "log"),
+        Binding("e", "edit", "edit config"),
+        Binding("r", "act('restart')", "restart"),
+        Binding("s", "act('toggle')", "start/stop"),
+        Binding("x", "act('logout')", "logout"),
+        Binding("d", "act('delete')", "delete"),
+        Binding("question_mark", "app.help", "help", key_display="?"),
+    ]
+
+    mode: reactive[str] = reactive("auto", init=False)
+    """"qr", "details", or "auto": the QR while one waits for a scan, else details."""
+
+    @dataclass
+    class LogLinesRead(Message):
+        lines: list[tuple[bool, str]]
+        """(from stderr, raw line)"""
+
+    @dataclass
+    class WhyDownFound(Message):
+        text: str
+
+    def __init__(self, name: str, *, mode: str = "auto", focus_log: bool = False) -> None:
+        super().__init__()
+        self.session_name = name
+        self.set_reactive(SessionScreen.mode, mode)
+        self.focus_log = focus_log
+        self.view: SessionView | None = None
+        self.seen = False
+        self.gone = False
+        self.rotations = 0
+        self.rotated_at = ""
+        self.why: str | None = None
+        self._why_for: tuple[str, int] | None = None
+
+    @property
+    def zv(self) -> ZapvisorApp:
+        return cast("ZapvisorApp", self.app)
+
+    @property
+    def current_session(self) -> str:
+        return self.session_name
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.session_name, id="title")
+        yield DegradedBanner(id="degraded")
+        with ContentSwitcher(initial="details", id="body"):
+            with Vertical(id="pairing"):
+                yield QRCode(id="qr")
+                yield Static("", id="qr-caption")
+            with Vertical(id="details"):
+                with Horizontal(id="panels"):
+                    yield ProcessFacts(id="facts")
+                    yield ConfigSummary(id="config")
+                yield LogPane(id="log")
+        yield KeyBar()
+
+    def on_mount(self) -> None:
+        self.query_one(QRCode).session = self.session_name
+        self.watch(self.app, "snapshot", self._show)
+        self.watch(self.app, "degraded", self._degraded)
+        self.set_interval(1.0, self._caption)
+        if self.focus_log:
+            self.query_one(LogPane).focus()
+        self._follow_logs()
+
+    def on_screen_resume(self) -> None:
+        if self.gone:  # deleted while a dialog was on top
+            self.dismiss()
+
+    def _degraded(self, message: str) -> None:
+        self.query_one(DegradedBanner).message = message
+
+    # -- showing the newest snapshot -------------------------------------------------
+
+    def _show(self, snap: Snapshot | None) -> None:
+        view = snap.view(self.session_name) if snap else None
+        if view is None:
+            if self.seen and snap is not None and not self.gone:
+                self.gone = True
+                self.notify(f"{self.session_name} no longer exists", markup=False)
+                if self.is_current:
+                    self.dismiss()
+            return
+        self.seen, self.view = True, view
+        assert snap is not None
+        self._title(view)
+        proc = snap.proc(view)
+        restarts = snap.restarts.get(view.name, 0)
+        self.query_one(ProcessFacts).show(view, proc, restarts, snap.taken_at, self.why)
+        self.query_one(ConfigSummary).show(view)
+        waiting = view.process_state == "RUNNING" and view.session.status == Status.WAITING_SCAN
+        payload = view.session.qr_payload if waiting else None
+        qr = self.query_one(QRCode)
+        if payload and payload != qr.payload:
+            self.rotations += 1
+            self.rotated_at = self.zv.clock().astimezone().strftime("%H:%M:%S")
+        qr.payload = payload
+        self._switch()
+        self._caption()
+        self._explain_if_down(view)
+
+    def _title(self, view: SessionView) -> None:
+        title = Text(view.name, style="bold")
+        title.append("  ")
+        title.append_text(status_text(view))
+        s = view.session
+        title.append(f"  port {s.port}  pid {view.pid or '-'}  {s.connector}", style="dim")
+        if s.phone:
+            title.append(f"  {s.phone}")
+        self.query_one("#title", Static).update(title)
+
+    def watch_mode(self) -> None:
+        self._switch()
+
+    def _switch(self) -> None:
+        showing_qr = self.mode == "qr" or (
+            self.mode == "auto" and self.query_one(QRCode).payload is not None
+        )
+        self.query_one(ContentSwitcher).current = "pairing" if showing_qr else "details"
+
+    def _caption(self) -> None:
+        view = self.view
+        caption = self.query_one("#qr-caption", Static)
+        if view is None:
+            caption.update("waiting for the first refresh…")
+            return
+        s = view.session
+        qr = self.query_one(QRCode)
+        if qr.payload is None:
+            if s.status == Status.CONNECTED and view.process_state == "RUNNING":
+                caption.update(f"connected as {s.phone} · q shows the details")
+            else:
+                caption.update(f"no QR code: {view.display_status} · q shows the details")
+            return
+        text = Text("WhatsApp > Linked devices > Link a device", style="bold")
+        if s.qr_expires_at is not None:
+            left = (s.qr_expires_at - self.zv.clock()).total_seconds()
+            text.append(f" · expires in {left:.0f} s" if left > 0 else " · expired, next soon")
+        text.append(f" · QR #{self.rotations} at {self.rotated_at}", style="dim")
+        caption.update(text)
+
+    # -- why it is down (asked of supervisord once per fall, not every refresh) -------
+
+    def _explain_if_down(self, view: SessionView) -> None:
+        proc = view.process
+        if proc is None or proc.state not in DOWN_STATES:
+            self.why, self._why_for = None, None
+            return
+        key = (proc.state, proc.stop)
+        if key != self._why_for:
+            self._why_for = key
+            self._why_down()
+
+    @work(thread=True, exclusive=True, group="why", exit_on_error=False)
+    def _why_down(self) -> None:
+        try:
+            text = self.zv.orch.why_down(self.session_name)
+        except ZapvisorError as exc:
+            text = f"cannot ask supervisord: {exc}"
+        self.post_message(self.WhyDownFound(text))
+
+    def on_session_screen_why_down_found(self, message: WhyDownFound) -> None:
+        self.why = message.text
+        self._show(self.zv.snapshot)
+
+    # -- the log -------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="logs", exit_on_error=False)
+    def _follow_logs(self) -> None:
+        worker = get_current_worker()
+        paths = self.zv.orch.paths
+        out, err = paths.stdout_log(self.session_name), paths.stderr_log(self.session_name)
+        follower = logfiles.Follower([out, err])  # before the backlog: no line falls between
+        backlog = [(False, line) for line in logfiles.tail(out, LOG_BACKLOG)]
+        backlog += [(True, line) for line in logfiles.tail(err, LOG_BACKLOG // 10)]
+        self.post_message(self.LogLinesRead(backlog))
+        while not worker.is_cancelled:
+            lines = follower.read()
+            if lines:
+                self.post_message(self.LogLinesRead([(p == err, line) for p, line in lines]))
+            else:
+                time.sleep(LOG_POLL)
+
+    def on_session_screen_log_lines_read(self, message: LogLinesRead) -> None:
+        self.query_one(LogPane).add(message.lines)
+
+    # -- keys ----------------------------------------------------------------------------
+
+    def action_toggle_qr(self) -> None:
+        self.mode = "details" if self.query_one(ContentSwitcher).current == "pairing" else "qr"
+
+    def action_logs(self) -> None:
+        self.mode = "details"
+        self.query_one(LogPane).focus()
+
+    def action_act(self, verb: str) -> None:
+        self.zv.request_action(verb, [self.session_name])
+
+    def action_edit(self) -> None:
+        if self.view is None:
+            return
+
+        def saved(fields: list[str] | None) -> None:
+            if fields:
+                self.notify(f"{self.session_name}: saved {', '.join(fields)}", markup=False)
+                self.zv.request_refresh()
+
+        form = ConfigForm(self.zv.orch, self.view.session, blink=self.zv.blink)
+        self.app.push_screen(form, saved)

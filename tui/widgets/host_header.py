@@ -1,0 +1,59 @@
+"""Two lines about the machine: its load, supervisord, the store, and capacity."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from ecosystem.monitor import Snapshot
+from tui.format import size
+
+
+class HostHeader(Static):
+    DEFAULT_CSS = """
+    HostHeader {
+        height: 2;
+        padding: 0 1;
+        background: $panel;
+        color: $text;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    """
+
+    def show(self, snap: Snapshot | None, *, booting: bool = False) -> None:
+        self.update(header_text(snap, booting=booting))
+
+
+def header_text(snap: Snapshot | None, *, booting: bool = False) -> Text:
+    text = Text(no_wrap=True, overflow="ellipsis")
+    if snap is None:
+        text.append("zapvisor ", style="bold")
+        text.append("reading the store and supervisord…")
+        return text
+    text.append(snap.host_id, style="bold")
+    host = snap.host
+    if host is not None:
+        text.append(f"  CPU {host.cpu_percent:.0f}%")
+        text.append(f" ({host.cpu_count} cores)", style="dim")
+        text.append(f"  load {host.load1:.2f}")
+        text.append(f"  RAM {size(host.mem_used)}/{size(host.mem_total)}")
+        text.append(f"  disk {host.disk_percent:.0f}% of {size(host.disk_total)}")
+    text.append("\n")
+    if snap.supervisord_up:
+        text.append("supervisord ")
+        text.append("up", style="green")
+    elif booting:
+        text.append("supervisord ")
+        text.append("starting…", style="yellow")
+    else:
+        text.append("supervisord ")
+        text.append("DOWN", style="bold red")
+    used = len(snap.views)
+    text.append("  sessions ")
+    full = used >= snap.max_sessions
+    text.append(f"{used}/{snap.max_sessions}", style="bold red" if full else "bold")
+    running = sum(1 for v in snap.views if v.process_state == "RUNNING")
+    text.append(f" ({running} running)", style="dim")
+    text.append(f"  store {snap.store}", style="dim")
+    return text

@@ -1,0 +1,160 @@
+"""The live sessions table: one row per session, updated in place.
+
+Each row is drawn as one pre-aligned line (a single DataTable column) rather than ten
+cells: a DataTable re-renders every visible cell after any update, and one refresh a
+second touches most rows (uptime, CPU), so ten times fewer cells is most of the app's
+idle CPU. Only rows whose text changed are updated, which keeps the cursor, the scroll
+position and the marks where the operator left them. Rows are rebuilt only when the
+set of rows changes (a create, a delete, a filter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from rich.text import Span, Text
+from textual.binding import Binding
+from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
+
+from ecosystem.monitor import Snapshot
+from ecosystem.views import SessionView, age, since
+from tui.format import STATUS_STYLES, percent, size
+
+COLUMNS = (
+    ("name", "NAME"),
+    ("status", "STATUS"),
+    ("port", "PORT"),
+    ("pid", "PID"),
+    ("up", "UPTIME"),
+    ("rst", "RST"),
+    ("cpu", "CPU%"),
+    ("rss", "RSS"),
+    ("phone", "PHONE"),
+    ("active", "ACTIVE"),
+)
+_RIGHT = frozenset({"port", "pid", "up", "rst", "cpu", "rss", "active"})
+MARK = "●"
+STATUS_WIDTH = 12
+"""phone_disconnected is cut to fit 80 columns; the session screen shows it whole."""
+ROW = "row"
+OFFSCREEN_EVERY = 5
+
+
+def _short(status: str) -> str:
+    return status if len(status) <= STATUS_WIDTH else status[: STATUS_WIDTH - 1] + "…"
+
+
+def row_texts(view: SessionView, snap: Snapshot, marked: bool) -> tuple[str, ...]:
+    """The plain text of each cell, in COLUMNS order (marks included)."""
+    proc = snap.proc(view)
+    restarts = snap.restarts.get(view.name, 0)
+    return (
+        (MARK if marked else " ") + view.name,
+        _short(view.display_status),
+        str(view.session.port),
+        str(view.pid or "-"),
+        age(view.uptime),
+        str(restarts) if restarts else "-",
+        percent(proc.cpu_percent) if proc else "-",
+        size(proc.rss) if proc else "-",
+        view.session.phone or "-",
+        since(view.session.last_activity_at, snap.taken_at),
+    )
+
+
+def _widths(rows: Collection[tuple[str, ...]]) -> tuple[int, ...]:
+    # One leading space per column is the gap between columns.
+    return tuple(
+        1 + max([len(label), *(len(texts[i]) for texts in rows)])
+        for i, (_key, label) in enumerate(COLUMNS)
+    )
+
+
+def _line(texts: Sequence[str], widths: Sequence[int], header: bool = False) -> Text:
+    # Built as one string and three style spans: this runs for most rows every second.
+    parts = []
+    spans = []
+    at = 0
+    for (column, _label), value, width in zip(COLUMNS, texts, widths, strict=True):
+        cell = value.rjust(width) if column in _RIGHT else " " + value.ljust(width - 1)
+        if not header:
+            if column == "name":
+                spans.append(Span(at + 1, at + 2, "bold yellow"))
+                spans.append(Span(at + 2, at + 1 + len(value), "bold"))
+            elif column == "status":
+                full = "phone_disconnected" if value.endswith("…") else value
+                if style := STATUS_STYLES.get(full):
+                    spans.append(Span(at + 1, at + 1 + len(value), style))
+        parts.append(cell)
+        at += width
+    return Text("".join(parts), spans=spans, no_wrap=True, end="")
+
+
+class SessionsTable(DataTable[Text]):
+    BINDINGS = [Binding("enter", "select_cursor", "open")]
+    DEFAULT_CSS = """
+    SessionsTable {
+        height: 1fr;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", cell_padding=0, zebra_stripes=False)
+        self._shown: dict[str, tuple[str, ...]] = {}
+        self._col_widths: tuple[int, ...] = _widths([])
+        self._ticks = 0
+
+    def on_mount(self) -> None:
+        self.add_column(self._header(), key=ROW)
+
+    def _header(self) -> Text:
+        return _line([label for _key, label in COLUMNS], self._col_widths, header=True)
+
+    @property
+    def highlighted(self) -> str | None:
+        """The session under the cursor."""
+        if not self.row_count:
+            return None
+        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        return str(key.value) if key.value is not None else None
+
+    @property
+    def names(self) -> list[str]:
+        """The rows shown, top to bottom."""
+        return list(self._shown)
+
+    def show(self, snap: Snapshot, views: Sequence[SessionView], marks: Collection[str]) -> None:
+        rows = {v.name: row_texts(v, snap, v.name in marks) for v in views}
+        widths = _widths(rows.values())
+        resized = widths != self._col_widths
+        if resized:
+            self._col_widths = widths
+            self.columns[ColumnKey(ROW)].label = self._header()
+        if list(rows) != list(self._shown):
+            self._rebuild(rows)
+            return
+        # Rows on screen follow every refresh; the others every OFFSCREEN_EVERY-th
+        # (scrolling to them shows data at most that many refreshes old, for a moment).
+        self._ticks += 1
+        everything = resized or self._ticks % OFFSCREEN_EVERY == 0
+        top = int(self.scroll_y)
+        visible = range(top, top + self.size.height)
+        for index, (name, texts) in enumerate(rows.items()):
+            if texts == self._shown[name] and not resized:
+                continue
+            if everything or index in visible:
+                self.update_cell(name, ROW, _line(texts, widths), update_width=resized)
+                self._shown[name] = texts
+
+    def _rebuild(self, rows: dict[str, tuple[str, ...]]) -> None:
+        current, index = self.highlighted, self.cursor_row
+        self.clear()
+        for name, texts in rows.items():
+            self.add_row(_line(texts, self._col_widths), key=name)
+        self._shown = rows
+        if not rows:
+            return
+        names = list(rows)
+        row = names.index(current) if current in rows else min(index, len(names) - 1)
+        self.move_cursor(row=max(row, 0), animate=False)
