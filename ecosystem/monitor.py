@@ -100,10 +100,7 @@ class Poller:
         except SupervisorError:
             self._sup = None  # reconnect with fresh credentials next time
             raise
-        health = self.orch.health()  # the health monitor's restarts, why down, parking
-        views = tuple(
-            SessionView(s, infos.get(program_name(s.name)), health.get(s.name)) for s in sessions
-        )
+        views = tuple(SessionView(s, infos.get(program_name(s.name))) for s in sessions)
         self._count_restarts(views)
         procs = self.sampler.sample(v.pid for v in views if v.pid)
         return Snapshot(
