@@ -18,7 +18,7 @@ from ecosystem.settings import Settings, settings_from_vars
 from ecosystem.states import Status
 from ecosystem.store import Store, open_store
 from runner.api import build_server
-from runner.connectors import Connector, make_connector
+from runner.connectors import Connector, make_connector, sim_faults
 from runner.state import LiveState, Reporter
 
 log = logging.getLogger("runner")
@@ -116,7 +116,10 @@ class Runner:
             extra={"event": "started", "port": self.port, "connector": self.connector.kind},
         )
         task = asyncio.create_task(self._run_connector(), name="connector")
+        faults = sim_faults.start(self)  # test/demo-only fault injection (sim sessions)
         await self._stop.wait()
+        if faults is not None:
+            faults.cancel()
         log.info("stopping", extra={"event": "stopping"})
         task.cancel()
         try:
@@ -141,6 +144,11 @@ class Runner:
             await self.connector.events.failed(f"connector crashed: {exc!r}")
             self._exit_code = 1
             self._stop.set()
+
+    def fail(self, exit_code: int) -> None:
+        """Stop with a failure status (supervisord and the health monitor see a crash)."""
+        self._exit_code = exit_code
+        self._stop.set()
 
     def request_stop(self) -> None:
         self._stop.set()
