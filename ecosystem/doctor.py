@@ -6,15 +6,20 @@ import contextlib
 import stat
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
 from ecosystem import runner_client
 from ecosystem.errors import ZapvisorError
+from ecosystem.health import status as monitor_status
+from ecosystem.models import utcnow
 from ecosystem.names import program_name
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.ports import port_is_free, who_holds
 from ecosystem.states import DesiredState
 from ecosystem.store import migrations
 from ecosystem.supctl import daemon
+from ecosystem.supctl.render import MONITOR_PROGRAM
+from ecosystem.supctl.rpc import ProcessInfo
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -146,6 +151,8 @@ def run_checks(orch: Orchestrator) -> list[Check]:
 
     if sup_up:
         infos = orch.sup.all_process_info()
+        if s.monitor:
+            checks.append(monitor_check(orch, infos.get(MONITOR_PROGRAM)))
         for x in sessions:
             if x.desired_state != DesiredState.RUNNING:
                 continue
@@ -180,3 +187,31 @@ def run_checks(orch: Orchestrator) -> list[Check]:
                     )
                 )
     return checks
+
+
+def monitor_check(orch: Orchestrator, info: ProcessInfo | None) -> Check:
+    """The health monitor runs and has checked recently (its `monitor.json`)."""
+    log = orch.paths.logs / f"{MONITOR_PROGRAM}.log"
+    if info is None:
+        return Check("health monitor", FAIL, "no program in supervisord", "`zapvisor apply`")
+    if info.state != "RUNNING":
+        return Check(
+            "health monitor",
+            FAIL,
+            f"{info.state}: crashed runners are not restarted",
+            f"see {log}, then `zapvisor ctl start {MONITOR_PROGRAM}`",
+        )
+    status = monitor_status.read(orch.paths) or {}
+    last = status.get("last_check_at")
+    age = None
+    if isinstance(last, str):
+        age = (utcnow() - datetime.fromisoformat(last)).total_seconds()
+    late = 3 * orch.settings.health_interval + 10
+    if age is None or age > late:
+        shown = "never" if age is None else f"{age:.0f} s ago"
+        return Check("health monitor", WARN, f"pid {info.pid}, last check {shown}", f"see {log}")
+    return Check(
+        "health monitor",
+        OK,
+        f"pid {info.pid}, last check {age:.0f} s ago ({status.get('last_check_ms')} ms)",
+    )

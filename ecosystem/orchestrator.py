@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import getpass
 import os
@@ -9,10 +10,11 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from ecosystem import apitoken, runner_client, webhooks
-from ecosystem.errors import PortsExhausted, RunnerError, ZapvisorError
+from ecosystem.boot import StartReport, start_in_waves
+from ecosystem.errors import PortsExhausted, RunnerError, StoreError, ZapvisorError
+from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.models import NewSession, Session, SessionFields
 from ecosystem.names import program_name, validate_name
 from ecosystem.paths import StatePaths
@@ -26,7 +28,7 @@ from ecosystem.supctl.rpc import ProcessInfo, Supervisor, SupervisorDown
 from ecosystem.views import SessionView
 
 START_CONCURRENCY = 8
-"""Runners started at once when many start together (boot, bulk actions)."""
+"""The default of ZAPVISOR_START_CONCURRENCY (runners started at once at boot)."""
 
 Progress = Callable[[str], None]
 
@@ -40,12 +42,6 @@ def current_actor() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return f"uid:{os.getuid()}"
-
-
-@dataclass
-class StartReport:
-    started: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
 
 
 class Orchestrator:
@@ -120,19 +116,18 @@ class Orchestrator:
 
     def _start_many(self, names: list[str]) -> list[str]:
         """Start runners in small waves, each wave waiting for health, so a boot with
-        hundreds of sessions does not start them all on the same second."""
-        report = StartReport()
+        hundreds of sessions does not start them all on the same second (the same
+        function the health monitor uses when supervisord came up on its own)."""
         ports = {s.name: s.port for s in self._host_sessions()}
-        for i in range(0, len(names), START_CONCURRENCY):
-            wave = [n for n in names[i : i + START_CONCURRENCY] if n in ports]
-            for name in wave:
-                self.sup.start(program_name(name), wait=False)
-            for name in wave:
-                try:
-                    self._wait_healthy(name, ports[name])
-                    report.started.append(name)
-                except ZapvisorError as exc:
-                    report.failed[name] = str(exc)
+        targets = [(n, ports[n]) for n in names if n in ports]
+        report = start_in_waves(
+            self.sup,
+            self.paths,
+            targets,
+            concurrency=self.settings.start_concurrency,
+            wait_healthy=self._wait_healthy,
+            lock_timeout=self.settings.start_timeout * (len(targets) + 1),
+        )
         self._last_start = report
         return report.started
 
@@ -175,12 +170,37 @@ class Orchestrator:
     def list(self) -> list[SessionView]:
         sessions = self.store.list_sessions(self.settings.host_id)
         infos = self._process_infos()
-        return [SessionView(s, infos.get(program_name(s.name))) for s in sessions]
+        health = self.health()
+        return [
+            SessionView(s, infos.get(program_name(s.name)), health.get(s.name)) for s in sessions
+        ]
 
     def show(self, name: str) -> SessionView:
         session = self.store.get_session(validate_name(name))
         info = self._process_infos().get(program_name(name))
-        return SessionView(session, info)
+        return SessionView(session, info, self.health().get(name))
+
+    def alerts(self, *, include_cleared: bool = False, limit: int = 100) -> builtins.list[Alert]:
+        """This host's alerts, newest first: the active ones, or the history too.
+        Brings supervisord (and so the health monitor that raises them) back if down."""
+        self.ensure_up()
+        try:
+            return self.store.list_alerts(
+                self.settings.host_id, active=None if include_cleared else True, limit=limit
+            )
+        except NotImplementedError:
+            raise StoreError(
+                f"the {self.store.kind} store does not keep alerts yet; see the health "
+                f"monitor's log, {self.paths.logs}/zapvisor-health.log"
+            ) from None
+
+    def health(self) -> dict[str, SessionHealth]:
+        """The health monitor's records (restarts, exits, why down) for this host; empty
+        with a store that does not keep them yet."""
+        try:
+            return self.store.list_health(self.settings.host_id)
+        except NotImplementedError:
+            return {}
 
     def _process_infos(self) -> dict[str, ProcessInfo]:
         self.ensure_up()

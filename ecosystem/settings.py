@@ -13,6 +13,7 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -101,6 +102,104 @@ class Settings(BaseSettings):
 
     supabase_anon_key: SecretStr | None = Field(None, validation_alias=_env("SUPABASE_ANON_KEY"))
     """Accepted for compatibility with existing `.env` files; zapvisor does not need it."""
+
+    # -- health monitor (ecosystem/health): its checks, restarts and alerts ----------
+
+    monitor: bool = Field(True, validation_alias=_env("ZAPVISOR_MONITOR"))
+    """Run the health monitor inside supervisord (restarts crashed, hung, bloated or
+    stuck runners; raises alerts). Off: supervisord restarts crashed runners itself."""
+
+    health_interval: float = Field(
+        5.0, ge=0.2, le=300, validation_alias=_env("ZAPVISOR_HEALTH_INTERVAL")
+    )
+    """Seconds between two health checks of every running session."""
+
+    health_failures: int = Field(3, ge=1, le=100, validation_alias=_env("ZAPVISOR_HEALTH_FAILURES"))
+    """Consecutive failed /health checks after which a runner counts as hung and is
+    restarted."""
+
+    health_timeout: float = Field(
+        2.0, gt=0, le=60, validation_alias=_env("ZAPVISOR_HEALTH_TIMEOUT")
+    )
+    """Seconds a runner has to answer one /health check."""
+
+    crash_window: float = Field(600.0, gt=0, validation_alias=_env("ZAPVISOR_CRASH_WINDOW"))
+    """Seconds of the sliding window in which a session's exits are counted."""
+
+    crash_max_exits: int = Field(
+        5, ge=2, le=10_000, validation_alias=_env("ZAPVISOR_CRASH_MAX_EXITS")
+    )
+    """Exits within the window after which a session is parked (stopped, status error)
+    until an operator starts it again."""
+
+    backoff_base: float = Field(1.0, ge=0, le=3600, validation_alias=_env("ZAPVISOR_BACKOFF_BASE"))
+    """Delay before restarting after the second exit in the window; it doubles with
+    every further exit (the first exit restarts at once)."""
+
+    backoff_max: float = Field(60.0, ge=0, le=86400, validation_alias=_env("ZAPVISOR_BACKOFF_MAX"))
+    """The longest delay before a restart."""
+
+    max_session_memory_mb: int | None = Field(
+        None, ge=0, validation_alias=_env("MAX_SESSION_MEMORY_MB")
+    )
+    """Memory cap per session (PSS, MB); a runner over it is restarted gracefully.
+    Unset or 0: no cap."""
+
+    reconnecting_timeout: float = Field(
+        300.0, gt=0, validation_alias=_env("ZAPVISOR_RECONNECTING_TIMEOUT")
+    )
+    """Seconds a session may stay `reconnecting` before its runner is restarted."""
+
+    qr_grace: float = Field(60.0, gt=0, validation_alias=_env("ZAPVISOR_QR_GRACE"))
+    """Seconds a `waiting_scan` session may go past its QR's expiry without showing a
+    fresh QR before its runner is restarted."""
+
+    start_concurrency: int = Field(
+        8, ge=1, le=200, validation_alias=_env("ZAPVISOR_START_CONCURRENCY")
+    )
+    """Runners started at once when many start together (boot, supervisord restart);
+    each wave waits for its runners' /health before the next one starts."""
+
+    alert_ram_percent: float = Field(
+        85.0, gt=0, le=100, validation_alias=_env("ZAPVISOR_ALERT_RAM_PERCENT")
+    )
+    """Alert when the host's memory in use is above this percentage."""
+
+    alert_cpu_percent: float = Field(
+        80.0, gt=0, le=100, validation_alias=_env("ZAPVISOR_ALERT_CPU_PERCENT")
+    )
+    """Alert when the host's CPU use stays above this percentage..."""
+
+    alert_cpu_seconds: float = Field(
+        300.0, ge=0, validation_alias=_env("ZAPVISOR_ALERT_CPU_SECONDS")
+    )
+    """...for this many seconds."""
+
+    alert_disk_percent: float = Field(
+        85.0, gt=0, le=100, validation_alias=_env("ZAPVISOR_ALERT_DISK_PERCENT")
+    )
+    """Alert when the disk holding ZAPVISOR_HOME is fuller than this percentage."""
+
+    alert_webhook_url: SecretStr | None = Field(
+        None, validation_alias=_env("ZAPVISOR_ALERT_WEBHOOK_URL")
+    )
+    """Where alerts are POSTed (JSON) when raised and when cleared; may hold a token,
+    so it is never printed."""
+
+    @field_validator("max_session_memory_mb", mode="after")
+    @classmethod
+    def _memory_cap(cls, value: int | None) -> int | None:
+        return value or None
+
+    @field_validator("alert_webhook_url", mode="after")
+    @classmethod
+    def _alert_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL")
+        return value
 
     @field_validator("home", mode="after")
     @classmethod
@@ -240,3 +339,18 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
             value = value.get_secret_value()
         out[var] = str(value)
     return out
+
+
+def read_runtime_settings(env_file: Path, home: Path) -> Settings:
+    """Settings exactly as zapvisor last wrote them to `runtime.env` (what processes
+    started by supervisord use), nothing from the environment they happen to inherit."""
+    from dotenv import dotenv_values
+
+    if not env_file.is_file():
+        raise ConfigError(f"{env_file} is missing: run any zapvisor command to write it")
+    values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    values.setdefault("ZAPVISOR_HOME", str(home))
+    try:
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
+    except ValidationError as exc:
+        raise ConfigError(f"{env_file} is invalid: {_describe(exc)}") from None

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ecosystem.health.model import SessionHealth
 from ecosystem.models import Session
+from ecosystem.states import DesiredState
 from ecosystem.supctl.rpc import ProcessInfo
 
 JSON_FIELDS = (
@@ -32,6 +34,13 @@ JSON_FIELDS = (
     "last_error",
     "exit_status",
     "spawn_error",
+    "restarts",
+    "last_exit_status",
+    "last_exit_at",
+    "last_restart_reason",
+    "why_down",
+    "parked_at",
+    "next_restart_at",
     "created_at",
     "updated_at",
     "connected_at",
@@ -45,6 +54,8 @@ class SessionView:
     session: Session
     process: ProcessInfo | None
     """None when supervisord has no program for the session (or is down)."""
+    health: SessionHealth | None = None
+    """The health monitor's record (restarts, exits, parking); None when it has none."""
 
     @property
     def name(self) -> str:
@@ -74,6 +85,34 @@ class SessionView:
             return str(self.session.status)
         return self.process.state
 
+    @property
+    def restarts(self) -> int:
+        return self.health.restarts if self.health else 0
+
+    @property
+    def parked(self) -> bool:
+        return bool(self.health and self.health.parked_at)
+
+    @property
+    def why_down(self) -> str | None:
+        """Why the runner is not running, in one line; None while it runs."""
+        proc, h = self.process, self.health
+        if proc is not None and proc.state in ("RUNNING", "STARTING", "STOPPING"):
+            return None
+        if h is not None and (h.parked_at or h.next_restart_at) and h.why_down:
+            return h.why_down
+        if proc is None:
+            return None
+        if proc.state == "STOPPED":
+            if self.session.desired_state == DesiredState.STOPPED:
+                return "stopped by the operator"
+            return "stopped (not started since supervisord started, or by supervisorctl)"
+        if h is not None and h.why_down:
+            return h.why_down
+        if proc.spawnerr:
+            return proc.spawnerr
+        return f"{proc.state.lower()} with exit status {proc.exitstatus}"
+
     def to_json(self) -> dict[str, Any]:
         data = self.session.model_dump(mode="json")
         proc = self.process
@@ -83,7 +122,18 @@ class SessionView:
             uptime_seconds=self.uptime,
             exit_status=proc.exitstatus if proc and proc.state in ("EXITED", "FATAL") else None,
             spawn_error=(proc.spawnerr or None) if proc else None,
+            why_down=self.why_down,
+            restarts=self.restarts,
         )
+        h = self.health.model_dump(mode="json") if self.health else {}
+        for key in (
+            "last_exit_status",
+            "last_exit_at",
+            "last_restart_reason",
+            "parked_at",
+            "next_restart_at",
+        ):
+            data[key] = h.get(key)
         return {key: data.get(key) for key in JSON_FIELDS}
 
 

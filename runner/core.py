@@ -16,7 +16,7 @@ from ecosystem.settings import Settings, settings_from_vars
 from ecosystem.states import Status
 from ecosystem.store import Store, open_store
 from runner.api import build_server
-from runner.connectors import Connector, make_connector
+from runner.connectors import Connector, make_connector, sim_faults
 from runner.events import Events
 from runner.state import LiveState, Reporter
 from runner.webhooks import Outbox
@@ -91,7 +91,10 @@ class Runner:
         task = asyncio.create_task(self._run_connector(), name="connector")
         dispatcher = asyncio.create_task(self.outbox.run(), name="webhooks")
         dispatcher.add_done_callback(self._dispatcher_ended)
+        faults = sim_faults.start(self)  # test/demo-only fault injection (sim sessions)
         await self._stop.wait()
+        if faults is not None:
+            faults.cancel()
         log.info("stopping", extra={"event": "stopping"})
         task.cancel()
         try:
@@ -134,6 +137,11 @@ class Runner:
             return  # the store has no outbox: webhooks are off, the session runs on
         log.error("webhook dispatcher crashed: %r", exc, exc_info=exc, extra={"event": "crash"})
         self._exit_code = 1
+        self._stop.set()
+
+    def fail(self, exit_code: int) -> None:
+        """Stop with a failure status (supervisord and the health monitor see a crash)."""
+        self._exit_code = exit_code
         self._stop.set()
 
     def request_stop(self) -> None:

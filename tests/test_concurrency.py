@@ -57,4 +57,6 @@ def test_two_processes_creating_ten_sessions_each(make_env) -> None:  # type: ig
     ]
     assert len({s["pid"] for s in sessions}) == 20
     status = env.cli("ctl", "status").stdout
-    assert status.count("RUNNING") == 20
+    runners = [line for line in status.splitlines() if line.startswith("wa-")]
+    assert len(runners) == 20 and all("RUNNING" in line for line in runners)
+    assert "zapvisor-health" in status, "the health monitor runs beside them"

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ecosystem.errors import OutboxUnavailable
+from ecosystem.health.model import Alert, NewAlert, SessionHealth
 from ecosystem.models import Event, NewSession, Session
 from ecosystem.webhooks import DeliveryState, WebhookEvent
 
@@ -187,3 +188,52 @@ class Store(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+    # -- health monitor (migration 0003) --------------------------------------------
+    # Not abstract, so a store that has not implemented them yet still serves every
+    # session operation; the sqlite store implements them all.
+
+    def get_health(self, name: str) -> SessionHealth:
+        """The session's health record (an empty one when the monitor saved none).
+        Raises SessionNotFound when the session does not exist."""
+        raise NotImplementedError(f"the {self.kind} store does not keep session health yet")
+
+    def list_health(self, host: str | None = None) -> dict[str, SessionHealth]:
+        """Saved health records by session name (of one host's sessions when given)."""
+        raise NotImplementedError(f"the {self.kind} store does not keep session health yet")
+
+    def save_health(self, health: SessionHealth) -> None:
+        """Insert or replace the record. Raises SessionNotFound when the session is gone."""
+        raise NotImplementedError(f"the {self.kind} store does not keep session health yet")
+
+    def raise_alert(self, alert: NewAlert) -> Alert | None:
+        """Record the alert unless one with the same host and key is active; returns the
+        new alert, or None when it was already active (deduplicated, also across
+        concurrent callers)."""
+        raise NotImplementedError(f"the {self.kind} store does not keep alerts yet")
+
+    def clear_alert(self, host: str, key: str) -> Alert | None:
+        """Clear the active alert with that key; returns it, or None when none was active."""
+        raise NotImplementedError(f"the {self.kind} store does not keep alerts yet")
+
+    def list_alerts(
+        self, host: str | None = None, *, active: bool | None = None, limit: int = 100
+    ) -> list[Alert]:
+        """Newest first; ``active`` True = only active ones, False = only cleared ones."""
+        raise NotImplementedError(f"the {self.kind} store does not keep alerts yet")
+
+    def pending_alert_notices(self, host: str, since: datetime) -> list[Alert]:
+        """Alerts raised (or cleared) at or after ``since`` whose raise (or clear) has not
+        been delivered to the alert webhook yet, oldest first."""
+        raise NotImplementedError(f"the {self.kind} store does not keep alerts yet")
+
+    def count_dead_letters(self, host: str) -> int | None:
+        """Webhook events of ``host``'s sessions that exhausted every retry and are
+        still unhandled; None when this store keeps no webhook outbox. The health
+        monitor raises the `webhook_dead_letters` alert while this is above 0.
+        HOOK for the webhook outbox (migration 0002): override it there."""
+        return None
+
+    def mark_alert_sent(self, alert_id: int, phase: str, at: datetime) -> None:
+        """Record that the ``phase`` ('raised' or 'cleared') notice was delivered."""
+        raise NotImplementedError(f"the {self.kind} store does not keep alerts yet")

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from ecosystem import boot
 from ecosystem.errors import SupervisorError
 from ecosystem.models import Session
 from ecosystem.names import program_name
@@ -77,6 +78,7 @@ def render_for(
         password=creds.password,
         programs=specs,
         max_sessions=settings.max_sessions,
+        monitor=render.monitor_spec(paths) if settings.monitor else None,
     )
     programs = render.check(text)
     return text, programs
@@ -127,6 +129,8 @@ def sync(
         result.booted = True
         result.added = list(programs)
         _save_deferred(paths, [])
+        # runners a killed supervisord left behind still hold their ports
+        boot.reap_orphans(paths.home, sup.pid())
         result.started = start(sorted(wanted_running.values()))
         return result
     added, changed, removed = sup.reload_config()
@@ -137,7 +141,10 @@ def sync(
     infos = sup.all_process_info() if changed else {}
     for program in changed:
         info = infos.get(program)
-        if info is not None and info.state in UP_STATES:
+        if program == render.MONITOR_PROGRAM:
+            # not a session: swap its entry at once (it autostarts when added back)
+            sup.stop(program)
+        elif info is not None and info.state in UP_STATES:
             result.deferred.append(program)
             continue
         sup.remove_group(program)
@@ -152,6 +159,15 @@ def sync(
     if to_start:
         result.started = start(sorted(to_start))
     return result
+
+
+def write_for_boot(paths: StatePaths, settings: Settings, sessions: Sequence[Session]) -> None:
+    """Render and write the config for a supervisord about to be started by someone
+    else (systemd): no XML-RPC, no program entry left deferred."""
+    paths.ensure()
+    text, _programs = render_for(paths, settings, sessions)
+    write_config(paths, settings, text)
+    _save_deferred(paths, [])
 
 
 def _save_deferred(paths: StatePaths, programs: list[str]) -> None:

@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from ecosystem.errors import SupervisorError
 from ecosystem.paths import StatePaths, write_private
@@ -103,6 +104,17 @@ def start(paths: StatePaths, sup: Supervisor, timeout: float = 20.0) -> int:
         f"supervisord did not answer on {paths.socket} within {timeout:g} s"
         + (f": {why}" if why else f"; see {paths.supervisord_log}")
     )
+
+
+def exec_foreground(paths: StatePaths) -> NoReturn:
+    """Become supervisord, in the foreground (`-n`), for a service manager (systemd)
+    that supervises it; same environment as :func:`start` gives it."""
+    env = {k: v for k in _PASS_ENV if (v := os.environ.get(k)) is not None}
+    os.chdir(paths.home)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(paths.conf)]
+    os.execve(sys.executable, argv, env)  # noqa: S606 - fixed argv, no shell
 
 
 def shutdown(paths: StatePaths, sup: Supervisor, timeout: float = 60.0) -> None:

@@ -61,6 +61,28 @@ class ProgramSpec:
         return program_name(self.name)
 
 
+MONITOR_PROGRAM = "zapvisor-health"
+"""The health monitor's event listener (never a session's name: those are `wa-*`)."""
+
+
+@dataclass(frozen=True)
+class MonitorSpec:
+    """The health monitor's entry: it depends on the state dir only, never on the
+    sessions, so `reloadConfig` after a session change leaves it running."""
+
+    command: str
+    stderr_log: Path
+    program: str = MONITOR_PROGRAM
+
+
+def monitor_spec(paths: StatePaths, python: str | None = None) -> MonitorSpec:
+    exe = python or sys.executable
+    return MonitorSpec(
+        command=shlex.join([exe, "-m", "ecosystem.health", "--home", str(paths.home)]),
+        stderr_log=paths.logs / f"{MONITOR_PROGRAM}.log",
+    )
+
+
 def runner_command(python: str, home: Path, name: str, port: int) -> str:
     return shlex.join(
         [python, "-m", "runner", "--home", str(home), "--session", name, "--port", str(port)]
@@ -106,8 +128,11 @@ def render(
     password: str,
     programs: list[ProgramSpec],
     max_sessions: int,
+    monitor: MonitorSpec | None = None,
     extra: dict[str, Any] | None = None,
 ) -> str:
+    """The config text. With a ``monitor``, restarting crashed runners is its job
+    (backoff, parking), so supervisord's autorestart and start retries are off."""
     import jinja2  # only commands that change the config pay for it
 
     # An INI file, not HTML: values are made safe by `sv`, not by HTML escaping.
@@ -128,6 +153,9 @@ def render(
         home=paths.home,
         minfds=_minfds(max_sessions),
         programs=programs,
+        monitor=monitor,
+        autorestart="false" if monitor else "true",
+        startretries=0 if monitor else 5,
         **(extra or {}),
     )
 

@@ -104,5 +104,30 @@ def session_details(view: SessionView) -> str:
     ]
     if view.process and view.process.spawnerr:
         pairs.append(("spawn error", view.process.spawnerr))
+    pairs.extend(_health_details(view, now))
     width = max(len(k) for k, _ in pairs)
     return "\n".join(f"{k.rjust(width)}  {v}" for k, v in pairs)
+
+
+def _health_details(view: SessionView, now: datetime) -> list[tuple[str, str]]:
+    """What the health monitor knows: restarts, the last exit, why it is down."""
+    h = view.health
+    pairs = [("restarts", str(view.restarts))]
+    if h is not None and h.last_restart_at:
+        pairs[0] = (
+            "restarts",
+            f"{h.restarts} (last {since(h.last_restart_at, now)} ago: {h.last_restart_reason})",
+        )
+    if h is not None and h.last_exit_at:
+        pairs.append(
+            ("last exit", f"status {h.last_exit_status}, {since(h.last_exit_at, now)} ago")
+        )
+    why = view.why_down
+    if why:
+        pairs.append(("why down", why))
+    if h is not None and h.parked_at:
+        pairs.append(("parked", f"{since(h.parked_at, now)} ago; `zapvisor start` un-parks it"))
+    elif h is not None and h.next_restart_at:
+        wait = max(0.0, (h.next_restart_at - now).total_seconds())
+        pairs.append(("next restart", f"in {wait:.0f} s (backoff)"))
+    return pairs

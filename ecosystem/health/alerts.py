@@ -1,0 +1,221 @@
+"""Which alerts hold now: host thresholds (RAM, sustained CPU, disk), sessions in
+error, FATAL runners and webhook dead-letters. Pure rules over samples and the time;
+the monitor turns their difference with the active alerts into raises and clears."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from ecosystem.health.model import Alert, AlertKind, NewAlert, SessionHealth, Severity
+from ecosystem.models import Session
+from ecosystem.names import program_name
+from ecosystem.settings import Settings
+from ecosystem.states import DesiredState, Status
+from ecosystem.store.base import Store
+from ecosystem.supctl.rpc import ProcessInfo
+
+HYSTERESIS = 5.0
+"""Percentage points a host metric must fall below its threshold before its alert
+clears, so a value hovering at the threshold does not raise and clear every tick."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    ram_percent: float = 85.0
+    cpu_percent: float = 80.0
+    cpu_seconds: float = 300.0
+    disk_percent: float = 85.0
+    startup_grace: float = 10.0
+    """Seconds a runner must have run before it counts as settled (up, not restarting)."""
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> Thresholds:
+        return cls(
+            s.alert_ram_percent, s.alert_cpu_percent, s.alert_cpu_seconds, s.alert_disk_percent
+        )
+
+
+@dataclass(frozen=True)
+class HostSample:
+    ram_percent: float
+    cpu_percent: float
+    disk_percent: float
+
+
+def sample_host(disk_path: str) -> HostSample:
+    """One psutil reading; CPU is the average since the previous call (no sleeping)."""
+    import psutil
+
+    return HostSample(
+        ram_percent=psutil.virtual_memory().percent,
+        cpu_percent=psutil.cpu_percent(interval=None),
+        disk_percent=psutil.disk_usage(disk_path).percent,
+    )
+
+
+class CpuTracker:
+    """Since when the CPU has been above its threshold without a break."""
+
+    def __init__(self) -> None:
+        self.above_since: datetime | None = None
+
+    def update(self, above: bool, now: datetime) -> float:
+        """Seconds the CPU has been above; 0 when it is not."""
+        if not above:
+            self.above_since = None
+            return 0.0
+        if self.above_since is None:
+            self.above_since = now
+        return (now - self.above_since).total_seconds()
+
+
+def _over(value: float, threshold: float, active: bool) -> bool:
+    return value > (threshold - HYSTERESIS if active else threshold)
+
+
+def host_alerts(
+    host: str,
+    th: Thresholds,
+    sample: HostSample,
+    cpu: CpuTracker,
+    now: datetime,
+    active: set[str],
+) -> list[NewAlert]:
+    out = []
+    if _over(sample.ram_percent, th.ram_percent, "ram" in active):
+        out.append(
+            NewAlert(
+                host=host,
+                key="ram",
+                kind=AlertKind.RAM,
+                message=f"memory in use {sample.ram_percent:.0f}% (threshold {th.ram_percent:g}%)",
+                value=sample.ram_percent,
+            )
+        )
+    above = cpu.update(_over(sample.cpu_percent, th.cpu_percent, "cpu" in active), now)
+    if above and ("cpu" in active or above >= th.cpu_seconds):
+        out.append(
+            NewAlert(
+                host=host,
+                key="cpu",
+                kind=AlertKind.CPU,
+                message=(
+                    f"CPU {sample.cpu_percent:.0f}% for {above:.0f} s "
+                    f"(threshold {th.cpu_percent:g}% for {th.cpu_seconds:g} s)"
+                ),
+                value=sample.cpu_percent,
+            )
+        )
+    if _over(sample.disk_percent, th.disk_percent, "disk" in active):
+        out.append(
+            NewAlert(
+                host=host,
+                key="disk",
+                kind=AlertKind.DISK,
+                severity=Severity.CRITICAL if sample.disk_percent >= 95 else Severity.WARNING,
+                message=f"disk {sample.disk_percent:.0f}% full (threshold {th.disk_percent:g}%)",
+                value=sample.disk_percent,
+            )
+        )
+    return out
+
+
+def session_alerts(
+    host: str,
+    th: Thresholds,
+    sessions: Iterable[Session],
+    procs: Mapping[str, ProcessInfo],
+    health: Mapping[str, SessionHealth],
+    active: set[str],
+) -> list[NewAlert]:
+    """A session in error (reported by its running runner, or parked by a crash loop)
+    and a runner supervisord calls FATAL. A runner that is restarting after a crash is
+    not "in error" until it is parked, so crash loops do not raise and clear on every
+    cycle."""
+    out = []
+    for s in sessions:
+        h = health.get(s.name)
+        parked = h is not None and h.parked_at is not None
+        info = procs.get(program_name(s.name))
+        settled = (
+            info is not None and info.state == "RUNNING" and (info.uptime or 0) >= th.startup_grace
+        )
+        key = f"session_error:{s.name}"
+        if s.status == Status.ERROR and (
+            parked or (s.desired_state == DesiredState.RUNNING and (settled or key in active))
+        ):
+            out.append(
+                NewAlert(
+                    host=host,
+                    key=key,
+                    kind=AlertKind.SESSION_ERROR,
+                    severity=Severity.CRITICAL if parked else Severity.WARNING,
+                    session_name=s.name,
+                    message=f"session {s.name} is in error: {s.last_error or 'no detail'}"
+                    + (" (parked: `zapvisor start` it once fixed)" if parked else ""),
+                )
+            )
+        key = f"runner_fatal:{s.name}"
+        wanted = s.desired_state == DesiredState.RUNNING or parked
+        if (
+            info is not None
+            and wanted
+            and (info.state == "FATAL" or (key in active and not settled))
+        ):
+            out.append(
+                NewAlert(
+                    host=host,
+                    key=key,
+                    kind=AlertKind.RUNNER_FATAL,
+                    severity=Severity.CRITICAL,
+                    session_name=s.name,
+                    message=f"runner of {s.name} is FATAL: {info.spawnerr or 'it exits at start'}",
+                )
+            )
+    return out
+
+
+class DeadLetterSource(Protocol):
+    def __call__(self) -> int | None: ...
+
+
+def store_dead_letters(store: Store, host: str) -> DeadLetterSource:
+    """Counts from ``Store.count_dead_letters`` (the webhook outbox's hook); None when
+    the store keeps no outbox (or has not implemented it), so no alert."""
+
+    def count() -> int | None:
+        try:
+            return store.count_dead_letters(host)
+        except NotImplementedError:
+            return None
+
+    return count
+
+
+def dead_letter_alerts(host: str, count: int | None) -> list[NewAlert]:
+    if not count:
+        return []
+    return [
+        NewAlert(
+            host=host,
+            key="webhook_dead_letters",
+            kind=AlertKind.WEBHOOK_DEAD_LETTERS,
+            message=f"{count} webhook event(s) gave up after every retry",
+            value=float(count),
+        )
+    ]
+
+
+def reconcile(
+    wanted: Iterable[NewAlert], active: Iterable[Alert]
+) -> tuple[list[NewAlert], list[str]]:
+    """(alerts to raise, keys to clear): raise what holds and is not active yet, clear
+    what is active and no longer holds."""
+    wanted_by_key = {a.key: a for a in wanted}
+    active_keys = {a.key for a in active}
+    to_raise = [a for k, a in wanted_by_key.items() if k not in active_keys]
+    to_clear = sorted(active_keys - set(wanted_by_key))
+    return to_raise, to_clear

@@ -1,0 +1,229 @@
+"""The monitor as a supervisord event listener.
+
+supervisord's listener protocol is synchronous: it sends the next event only after the
+listener answered the previous one, and queues events meanwhile (``buffer_size``).
+So the protocol thread does nothing but read an event, queue it and answer OK at once;
+a worker thread runs the passes. A slow pass (a probe timing out, a store write
+waiting) therefore never holds an event back, and a burst of state changes at boot
+is answered as fast as supervisord sends it.
+
+Checks run every ZAPVISOR_HEALTH_INTERVAL seconds on the worker's own clock (so tests
+and small hosts may check more often than supervisord's fixed TICK_5); TICK_5 events
+wake the worker too. PROCESS_STATE events for a session's runner that went down run
+an immediate `react` pass, so a crashed runner is restarted within milliseconds
+rather than at the next check.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from supervisor import childutils
+
+from ecosystem.errors import ZapvisorError
+from ecosystem.health.monitor import Monitor
+from ecosystem.health.notify import Notifier
+from ecosystem.health.proctable import RESYNC_SECONDS
+from ecosystem.health.volatile import keeps_health, volatile
+from ecosystem.names import session_from_program
+from ecosystem.paths import StatePaths
+from ecosystem.settings import Settings, read_runtime_settings
+from ecosystem.store import open_store
+from ecosystem.supctl import daemon
+
+log = logging.getLogger("health")
+
+WAKE_STATES = frozenset({"PROCESS_STATE_EXITED", "PROCESS_STATE_FATAL", "PROCESS_STATE_STOPPED"})
+MAX_FAILED_PASSES = 20
+"""Unexpected errors in a row after which the monitor exits (supervisord restarts it)."""
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    headers: dict[str, str]
+
+    @property
+    def wakes(self) -> bool:
+        """A session's runner went down: react now rather than at the next tick."""
+        program = self.headers.get("processname", "")
+        return self.name in WAKE_STATES and session_from_program(program) is not None
+
+
+EOF_EVENT = Event("EOF", {})
+
+
+class JsonLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key in ("session", "alert"):
+            if key in record.__dict__:
+                out[key] = record.__dict__[key]
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def configure_logging() -> None:
+    """stderr only: stdout is the protocol channel, one stray byte there breaks it."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLines())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def serve_protocol(
+    stdin: IO[bytes], stdout: IO[str], events: queue.Queue[Event], alive: Any
+) -> int:
+    """Answer supervisord until it goes away (EOF: 0) or the worker died (1)."""
+    while True:
+        childutils.listener.ready(stdout)
+        line = stdin.readline()
+        if not line:
+            events.put(EOF_EVENT)
+            return 0
+        headers = childutils.get_headers(line.decode("utf-8", "replace"))
+        payload = stdin.read(int(headers.get("len", "0"))).decode("utf-8", "replace")
+        body = childutils.get_headers(payload.split("\n", 1)[0]) if payload.strip() else {}
+        events.put(Event(headers.get("eventname", "?"), body))
+        childutils.listener.ok(stdout)
+        if not alive():
+            return 1
+
+
+class Worker(threading.Thread):
+    def __init__(self, monitor: Monitor, events: queue.Queue[Event], env_file: Path) -> None:
+        super().__init__(name="health-worker", daemon=True)
+        self.monitor = monitor
+        self.events = events
+        self.env_file = env_file
+        self._env_mtime = _mtime(env_file)
+
+    def run(self) -> None:
+        next_check = time.monotonic()
+        failures = 0
+        while True:
+            wake = self._wait(next_check)
+            if wake is None:
+                return
+            self._reload_settings()
+            try:
+                if time.monotonic() >= next_check:
+                    began = time.monotonic()
+                    self.monitor.check()
+                    next_check = began + self.monitor.policy.interval
+                elif wake or self._restart_due():
+                    self.monitor.react()
+                failures = 0
+            except ZapvisorError as exc:
+                log.warning("health pass skipped: %s", exc)
+            except Exception:
+                failures += 1
+                log.exception("health pass failed")
+                if failures >= MAX_FAILED_PASSES:
+                    return
+
+    def _wait(self, next_check: float) -> bool | None:
+        """Block until an event, the next check or a due restart; True when a session's
+        runner went down, None at EOF."""
+        timeout = next_check - time.monotonic()
+        due = self.monitor.next_due
+        if due is not None:
+            timeout = min(timeout, (due - self.monitor.clock()).total_seconds())
+        batch = []
+        try:
+            batch.append(self.events.get(timeout=max(0.0, timeout)))
+            while True:
+                batch.append(self.events.get_nowait())
+        except queue.Empty:
+            pass
+        if EOF_EVENT in batch:
+            return None
+        for event in batch:
+            self.monitor.procs.apply(event.name, event.headers)
+        return any(e.wakes for e in batch)
+
+    def _restart_due(self) -> bool:
+        due = self.monitor.next_due
+        return due is not None and due <= self.monitor.clock()
+
+    def _reload_settings(self) -> None:
+        """Any zapvisor command rewrites runtime.env; thresholds changed there apply
+        without restarting the monitor."""
+        mtime = _mtime(self.env_file)
+        if mtime == self._env_mtime:
+            return
+        self._env_mtime = mtime
+        try:
+            settings = read_runtime_settings(self.env_file, self.monitor.paths.home)
+        except ZapvisorError as exc:
+            log.error("keeping the previous settings: %s", exc)
+            return
+        self.monitor.reconfigure(settings)
+        log.info("settings reloaded from %s", self.env_file)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _alert_url(monitor: Monitor) -> str | None:
+    url = monitor.settings.alert_webhook_url
+    return url.get_secret_value() if url is not None else None
+
+
+def build(settings: Settings) -> tuple[Monitor, Notifier]:
+    paths = StatePaths(settings.home)
+    store = open_store(settings)
+    if not keeps_health(store):
+        log.warning(
+            "the %s store does not keep health records yet: restart counts, parking and "
+            "alerts live in the monitor's memory only",
+            store.kind,
+        )
+        store = volatile(store)
+    sup = daemon.client(paths)
+    monitor = Monitor(settings, store, sup)
+    monitor.procs.resync = RESYNC_SECONDS  # fed by the events from here on
+    notifier = Notifier(store, settings.host_id, lambda: _alert_url(monitor), monitor.clock)
+    monitor.notifier = notifier
+    return monitor, notifier
+
+
+def main(home: Path) -> int:
+    configure_logging()
+    paths = StatePaths(home)
+    try:
+        settings = read_runtime_settings(paths.runtime_env, home)
+        monitor, notifier = build(settings)
+    except ZapvisorError as exc:
+        log.error("cannot start: %s", exc)
+        print(f"zapvisor-health: {exc}", file=sys.stderr)
+        return 1
+    log.info("health monitor started", extra={"interval": settings.health_interval})
+    events: queue.Queue[Event] = queue.Queue()
+    worker = Worker(monitor, events, paths.runtime_env)
+    worker.start()
+    notifier.start()
+    code = serve_protocol(sys.stdin.buffer, sys.stdout, events, worker.is_alive)
+    if code:
+        log.error("the health worker stopped; exiting so supervisord restarts the monitor")
+    return code

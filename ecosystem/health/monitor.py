@@ -1,0 +1,389 @@
+"""The monitor's passes: observe (store + supervisord), decide (policy.py, alerts.py),
+act (XML-RPC starts, stops and kills; store writes; audit events).
+
+``react`` handles exits and due restarts (run after each process event);
+``check`` is the periodic full pass that adds /health probes, memory, stuck states and
+alerts. Both are idempotent: what was already handled is recorded in the store
+(``next_restart_at``, ``parked_at``), so a pass seen twice, or a monitor restarted
+between two passes, neither double-counts an exit nor loses a pending restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+import xmlrpc.client
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from ecosystem import boot
+from ecosystem.errors import SessionNotFound, ZapvisorError
+from ecosystem.health import bootpass, status
+from ecosystem.health import policy as P
+from ecosystem.health.alerts import (
+    CpuTracker,
+    Thresholds,
+    dead_letter_alerts,
+    host_alerts,
+    reconcile,
+    sample_host,
+    session_alerts,
+    store_dead_letters,
+)
+from ecosystem.health.memory import MemoryMeter
+from ecosystem.health.model import MONITOR_ACTOR, SessionHealth
+from ecosystem.health.notify import Notifier
+from ecosystem.health.probe import REFUSED, probe_many
+from ecosystem.health.proctable import ProcessTable
+from ecosystem.models import Session, utcnow
+from ecosystem.names import program_name
+from ecosystem.paths import StatePaths
+from ecosystem.settings import Settings
+from ecosystem.states import DesiredState, Status
+from ecosystem.store import Store
+from ecosystem.supctl.rpc import ProcessInfo, Supervisor
+
+log = logging.getLogger("health")
+
+MONITOR_PROGRAM = "zapvisor-health"
+DOWN = frozenset({"EXITED", "FATAL"})
+
+
+@dataclass
+class Observed:
+    sessions: list[Session]
+    health: dict[str, SessionHealth]
+    procs: dict[str, ProcessInfo]
+
+
+class Monitor:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        sup: Supervisor,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.store = store
+        self.sup = sup
+        self.clock = clock
+        self.notifier = notifier
+        self.hung = P.HungTracker(settings.health_failures, settings.start_timeout)
+        self.status_clock = P.StatusClock()
+        self.cpu = CpuTracker()
+        self.memory = MemoryMeter()
+        self.procs = ProcessTable(sup.all_process_info)
+        """Kept from process events when there are any (the listener feeds them)."""
+        self.checks = 0
+        self.booted = False
+        self.started_at = clock()
+        self.next_due: datetime | None = None
+        self.reconfigure(settings)
+
+    def reconfigure(self, settings: Settings) -> None:
+        self.settings = settings
+        self.paths = StatePaths(settings.home)
+        self.host = settings.host_id
+        self.policy = P.Policy.from_settings(settings)
+        self.thresholds = Thresholds.from_settings(settings)
+        self.hung.failures = settings.health_failures
+        self.hung.start_timeout = settings.start_timeout
+        self.dead_letters = store_dead_letters(self.store, self.host)
+
+    # -- observing -------------------------------------------------------------------
+
+    def observe(self) -> Observed:
+        sessions = self.store.list_sessions(self.host)
+        return Observed(sessions, self.store.list_health(self.host), self.procs.snapshot())
+
+    # -- the passes --------------------------------------------------------------------
+
+    def react(self) -> Observed:
+        """Exits and due restarts only: what a process event may have changed."""
+        obs = self.observe()
+        self._lifecycle(obs, self.clock())
+        return obs
+
+    def check(self) -> None:
+        """The full periodic pass."""
+        began = time.monotonic()
+        if not self.booted:
+            self.boot()
+        obs = self.react()
+        now = self.clock()
+        self._probe(obs, now)
+        self._memory_and_stuck(obs, now)
+        self._alerts(obs, now)
+        self.checks += 1
+        self._write_status(obs, now, time.monotonic() - began)
+        if self.notifier is not None:
+            self.notifier.wake()
+
+    def boot(self) -> boot.StartReport:
+        """Start what this supervisord never started (see bootpass.py); retried at the
+        next check when it fails (store or supervisord unavailable)."""
+        report = bootpass.start_never_started(self.settings, self.store, self.sup)
+        self.booted = True
+        return report
+
+    # -- exits, parking, restarts --------------------------------------------------------
+
+    def _lifecycle(self, obs: Observed, now: datetime) -> None:
+        due: list[datetime] = []
+        for s in obs.sessions:
+            before = obs.health.get(s.name) or SessionHealth(name=s.name)
+            h = self._one(s, before, obs.procs.get(program_name(s.name)), now)
+            if h.next_restart_at is not None:
+                due.append(h.next_restart_at)
+            obs.health[s.name] = h
+            if not h.same_as(before):
+                self._save(h)
+        self.next_due = min(due) if due else None
+
+    def _one(
+        self, s: Session, h: SessionHealth, info: ProcessInfo | None, now: datetime
+    ) -> SessionHealth:
+        if h.parked_at is not None and s.desired_state == DesiredState.RUNNING:
+            h = P.unpark(h)
+            self._event(s.name, "unpark", {})
+            if info is not None and info.state in DOWN:
+                # Still down from the crash that parked it (already counted): the
+                # operator's start is on its way; retry only if it does not come up.
+                grace = timedelta(seconds=self.settings.start_timeout)
+                h = h.model_copy(update={"next_restart_at": now + grace})
+        if s.desired_state != DesiredState.RUNNING or info is None:
+            self.hung.forget(s.name)
+            return h.model_copy(update={"next_restart_at": None}) if h.next_restart_at else h
+        state = info.state
+        if state in DOWN and h.next_restart_at is None:
+            # events said "down"; exit status and spawn error come from supervisord
+            fresh = self.sup.process_info(program_name(s.name))
+            if fresh is None or fresh.state not in DOWN:
+                self.procs.invalidate()  # the table was behind: read it again next pass
+                return h
+            info = fresh
+            h = self._exited(s, h, info, now)
+        if state in DOWN | {"STOPPED"} and P.restart_due(h, now):
+            h = self._start(s, h, now)
+        elif state == "RUNNING" and h.next_restart_at is None and h.why_down:
+            h = h.model_copy(update={"why_down": None})
+        elif state in ("RUNNING", "STARTING") and h.next_restart_at is not None:
+            # started by someone else (an operator) while a restart was pending
+            h = h.model_copy(update={"next_restart_at": None})
+        return h
+
+    def _exited(
+        self, s: Session, h: SessionHealth, info: ProcessInfo, now: datetime
+    ) -> SessionHealth:
+        program = program_name(s.name)
+        what = P.describe_exit(info.state, info.exitstatus, info.spawnerr)
+        try:
+            stderr = self.sup.tail_stderr(program, 4096)
+        except ZapvisorError:
+            stderr = ""
+        h, decision = P.on_exit(
+            self.policy, h, now, what=what, exit_status=info.exitstatus, stderr_tail=stderr
+        )
+        self.hung.forget(s.name)
+        if decision.park:
+            self._park(s, decision.reason)
+            log.error("%s parked: %s", s.name, decision.reason, extra={"session": s.name})
+            return h
+        h = h.model_copy(update={"last_restart_reason": what})
+        self._event(
+            s.name,
+            "crash",
+            {
+                "what": what,
+                "exit_status": info.exitstatus,
+                "exits_in_window": decision.exits_in_window,
+                "restart_in": decision.delay,
+            },
+        )
+        log.warning(
+            "%s %s; restart in %g s (%d exit(s) in the window)",
+            s.name,
+            what,
+            decision.delay,
+            decision.exits_in_window,
+            extra={"session": s.name},
+        )
+        return h
+
+    def _park(self, s: Session, reason: str) -> None:
+        try:
+            self.store.update_session(
+                s.name, {"desired_state": DesiredState.STOPPED}, actor=MONITOR_ACTOR, action="park"
+            )
+            self.store.set_runtime(
+                s.name, {"status": Status.ERROR, "last_error": reason}, actor=MONITOR_ACTOR
+            )
+        except SessionNotFound:
+            pass
+
+    def _start(self, s: Session, h: SessionHealth, now: datetime) -> SessionHealth:
+        try:
+            fresh = self.store.get_session(s.name)
+        except SessionNotFound:
+            return h
+        if fresh.desired_state != DesiredState.RUNNING:
+            # an operator stopped it since this pass read the store
+            return h.model_copy(update={"next_restart_at": None})
+        try:
+            self.sup.start(program_name(s.name), wait=False)
+        except ZapvisorError as exc:
+            # Seen as a new exit on the next pass (FATAL), with its own backoff.
+            log.warning("cannot start %s: %s", s.name, exc, extra={"session": s.name})
+            return h.model_copy(update={"next_restart_at": None})
+        self.procs.note(program_name(s.name), "STARTING")
+        h = P.restarted(h, now)
+        self.status_clock.forget(s.name)
+        detail = {"reason": h.last_restart_reason, "restarts": h.restarts}
+        self._event(s.name, "auto_restart", detail)
+        log.info("%s restarted (%s)", s.name, h.last_restart_reason, extra={"session": s.name})
+        return h
+
+    def _restart_for(
+        self,
+        s: Session,
+        h: SessionHealth,
+        now: datetime,
+        reason: str,
+        *,
+        kind: str,
+        kill: bool = False,
+        **detail: Any,
+    ) -> SessionHealth:
+        """Stop the runner (KILL when it is hung: it would not handle TERM) and mark the
+        restart due; the next pass that sees it stopped starts it."""
+        program = program_name(s.name)
+        try:
+            self.sup.stop(program, wait=False)
+            self.procs.note(program, "STOPPING")
+            if kill:
+                self.sup.signal(program, "KILL")
+        except (ZapvisorError, xmlrpc.client.Fault) as exc:
+            log.warning("stopping %s: %s", s.name, exc, extra={"session": s.name})
+        self.hung.forget(s.name)
+        self._event(s.name, kind, {"reason": reason, **detail})
+        log.warning("%s: %s; restarting", s.name, reason, extra={"session": s.name})
+        h = h.model_copy(
+            update={"next_restart_at": now, "last_restart_reason": reason, "why_down": reason}
+        )
+        self._save(h)
+        return h
+
+    # -- hung, memory, stuck ---------------------------------------------------------------
+
+    def _running(self, obs: Observed) -> list[tuple[Session, ProcessInfo, SessionHealth]]:
+        """Sessions meant to run whose runner is RUNNING with no restart pending."""
+        out = []
+        for s in obs.sessions:
+            info = obs.procs.get(program_name(s.name))
+            h = obs.health.get(s.name) or SessionHealth(name=s.name)
+            if (
+                s.desired_state == DesiredState.RUNNING
+                and info is not None
+                and info.state == "RUNNING"
+                and info.pid
+                and h.next_restart_at is None
+            ):
+                out.append((s, info, h))
+            else:
+                self.hung.forget(s.name)
+        return out
+
+    def _probe(self, obs: Observed, now: datetime) -> None:
+        running = self._running(obs)
+        results = probe_many(
+            self.settings.bind, {s.name: s.port for s, _, _ in running}, self.policy.probe_timeout
+        )
+        for s, info, h in running:
+            pid, up = info.pid or 0, info.uptime or 0
+            failed = self.hung.observe(s.name, pid, results[s.name], up, now)
+            if self.hung.hung(s.name):
+                how = "refused" if results[s.name] == REFUSED else "failed"
+                reason = f"hung: /health {how} {failed} checks in a row"
+                obs.health[s.name] = self._restart_for(
+                    s, h, now, reason, kind="hung", kill=True, failed_checks=failed
+                )
+
+    def _memory_and_stuck(self, obs: Observed, now: datetime) -> None:
+        cap = self.policy.memory_cap_mb
+        running = self._running(obs)
+        self.memory.prune({info.pid for _, info, _ in running if info.pid})
+        for s, info, h in running:
+            pid = info.pid or 0
+            if cap:
+                pss = self.memory.pss_over(pid, cap * 1024 * 1024)
+                reason = P.memory_reason(self.policy, pss) if pss is not None else None
+                if reason:
+                    mb = round((pss or 0) / 2**20)
+                    obs.health[s.name] = self._restart_for(
+                        s, h, now, reason, kind="memory", pss_mb=mb, cap_mb=cap
+                    )
+                    continue
+            if not self.hung.up(s.name, pid):
+                # not answering yet: the status in the store may still be the last runner's
+                self.status_clock.forget(s.name)
+                continue
+            since = self.status_clock.observe(s.name, s.status, now)
+            reason = P.stuck_reason(self.policy, s, since, now)
+            if reason:
+                obs.health[s.name] = self._restart_for(
+                    s, h, now, reason, kind="stuck", status=str(s.status)
+                )
+
+    # -- alerts ---------------------------------------------------------------------------
+
+    def _alerts(self, obs: Observed, now: datetime) -> None:
+        active = self.store.list_alerts(self.host, active=True, limit=10_000)
+        keys = {a.key for a in active}
+        wanted = host_alerts(
+            self.host, self.thresholds, sample_host(str(self.paths.home)), self.cpu, now, keys
+        )
+        wanted += session_alerts(
+            self.host, self.thresholds, obs.sessions, obs.procs, obs.health, keys
+        )
+        wanted += dead_letter_alerts(self.host, self.dead_letters())
+        to_raise, to_clear = reconcile(wanted, active)
+        for alert in to_raise:
+            if self.store.raise_alert(alert) is not None:
+                log.warning("alert raised: %s", alert.message, extra={"alert": alert.key})
+        for key in to_clear:
+            if self.store.clear_alert(self.host, key) is not None:
+                log.info("alert cleared: %s", key, extra={"alert": key})
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _save(self, h: SessionHealth) -> None:
+        with contextlib.suppress(SessionNotFound):  # deleted meanwhile
+            self.store.save_health(h)
+
+    def _event(self, name: str, action: str, detail: dict[str, Any]) -> None:
+        try:
+            self.store.add_event(name, action, actor=MONITOR_ACTOR, detail=detail)
+        except ZapvisorError as exc:
+            log.warning("cannot record %s for %s: %s", action, name, exc)
+
+    def _write_status(self, obs: Observed, now: datetime, took: float) -> None:
+        """`monitor.json`: proof of life for `zapvisor doctor`, the TUI and tests."""
+        status.write(
+            self.paths,
+            {
+                "pid": os.getpid(),
+                "started_at": self.started_at.isoformat(),
+                "checks": self.checks,
+                "last_check_at": now.isoformat(),
+                "last_check_ms": round(took * 1000, 1),
+                "interval": self.policy.interval,
+                "sessions": len(obs.sessions),
+                "next_restart_at": self.next_due.isoformat() if self.next_due else None,
+            },
+        )

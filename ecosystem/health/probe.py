@@ -1,0 +1,146 @@
+"""Many `/health` checks at once on one thread: non-blocking sockets and a selector.
+
+At 200 sessions per tick, a thread per check (or an HTTP client per check) costs more
+CPU than the checks themselves; this opens every connection at once, sends one small
+request each and reads the answers as they come, all bounded by one deadline.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import selectors
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ecosystem.runner_client import api_host
+
+MAX_RESPONSE = 16 * 1024
+MAX_OPEN = 256
+"""Connections open at once (a ceiling on file descriptors; more targets take turns)."""
+
+
+OK = "ok"
+REFUSED = "refused"
+"""Nothing listens: a runner that is starting or exiting (or lost its server)."""
+FAILED = "failed"
+"""Connected but no (good) answer in time: what a hung runner looks like."""
+
+
+@dataclass
+class _Probe:
+    name: str
+    sock: socket.socket
+    request: bytes
+    sent: int = 0
+    data: bytes = b""
+    connected: bool = False
+    refused: bool = False
+
+
+def _request(host: str) -> bytes:
+    return f"GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+
+
+def healthy_response(raw: bytes, session: str) -> bool:
+    """A 200 whose JSON says ok, from the right session (a port taken over by another
+    process must not pass)."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep or not head.startswith(b"HTTP/1.") or head[9:12] != b"200":
+        return False
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("ok") is True and data.get("session") == session
+
+
+def probe_many(
+    bind: str, ports: Mapping[str, int], timeout: float, *, max_open: int = MAX_OPEN
+) -> dict[str, str]:
+    """Check ``/health`` of every session in ``ports`` (name → port): OK, REFUSED or
+    FAILED each. Each batch of at most ``max_open`` checks is bounded by ``timeout``."""
+    host = api_host(bind).strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    results = {name: FAILED for name in ports}
+    items = list(ports.items())
+    for start in range(0, len(items), max_open):
+        _probe_batch(host, family, items[start : start + max_open], timeout, results)
+    return results
+
+
+def _probe_batch(
+    host: str,
+    family: socket.AddressFamily,
+    items: list[tuple[str, int]],
+    timeout: float,
+    results: dict[str, str],
+) -> None:
+    sel = selectors.DefaultSelector()
+    request = _request(host)
+    try:
+        for name, port in items:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            err = sock.connect_ex((host, port))
+            if err not in (0, errno.EINPROGRESS, errno.EAGAIN):
+                sock.close()
+                results[name] = REFUSED if err == errno.ECONNREFUSED else FAILED
+                continue
+            sel.register(sock, selectors.EVENT_WRITE, _Probe(name, sock, request))
+        deadline = time.monotonic() + timeout
+        while sel.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            for key, mask in sel.select(remaining):
+                probe: _Probe = key.data
+                if _step(sel, probe, mask):
+                    if probe.refused:
+                        results[probe.name] = REFUSED
+                    elif healthy_response(probe.data, probe.name):
+                        results[probe.name] = OK
+                    sel.unregister(probe.sock)
+                    probe.sock.close()
+    finally:
+        for key in list(sel.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+        sel.close()
+
+
+def _step(sel: selectors.BaseSelector, probe: _Probe, mask: int) -> bool:
+    """Advance one probe; True when it is finished (answered, refused or broken)."""
+    sock = probe.sock
+    try:
+        if mask & selectors.EVENT_WRITE:
+            if not probe.connected:
+                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err or _self_connected(sock):
+                    probe.refused = not err or err == errno.ECONNREFUSED
+                    return True
+                probe.connected = True
+            probe.sent += sock.send(probe.request[probe.sent :])
+            if probe.sent >= len(probe.request):
+                sel.modify(sock, selectors.EVENT_READ, probe)
+            return False
+        chunk = sock.recv(4096)
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
+    if not chunk:
+        return True
+    probe.data += chunk
+    return len(probe.data) > MAX_RESPONSE
+
+
+def _self_connected(sock: socket.socket) -> bool:
+    """A connect to a loopback port nobody listens on can pick that same port as its
+    own source port and connect to itself (ports in the ephemeral range): that is a
+    refusal, and the socket must go at once, since it holds the runner's port."""
+    try:
+        return bool(sock.getsockname() == sock.getpeername())
+    except OSError:
+        return False

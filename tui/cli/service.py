@@ -1,0 +1,52 @@
+"""`zapvisor serve`: supervisord in the foreground, for a service manager.
+
+systemd (scripts/install-systemd.sh) runs this at boot: it writes supervisord's config
+from the store and becomes supervisord; the health monitor inside it then starts the
+sessions meant to run, a few at a time, each resuming its saved auth."""
+
+from __future__ import annotations
+
+import argparse
+
+from ecosystem.errors import ConfigError, SupervisorError
+from ecosystem.orchestrator import Orchestrator
+from ecosystem.settings import load_settings
+from ecosystem.supctl import apply as applier
+from ecosystem.supctl import daemon
+from tui.cli.registry import SubParsers, add_command
+
+EPILOG = """\
+For systemd units (see scripts/install-systemd.sh); stop it with `zapvisor shutdown`
+(every runner first, then supervisord). Needs the health monitor (ZAPVISOR_MONITOR),
+which starts the sessions once supervisord is up."""
+
+
+def register(sub: SubParsers) -> None:
+    add_command(
+        sub,
+        "serve",
+        "run supervisord in the foreground (for systemd)",
+        run,
+        json_flag=False,
+        epilog=EPILOG,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if not settings.monitor:
+        raise ConfigError(
+            "`zapvisor serve` needs the health monitor to start the sessions at boot: "
+            "unset ZAPVISOR_MONITOR (or set it to true)"
+        )
+    orch = Orchestrator(settings)
+    orch.paths.ensure()
+    if daemon.is_up(orch.sup):
+        raise SupervisorError(
+            f"supervisord already runs for {orch.paths.home} (pid {orch.sup.pid()}): "
+            "`zapvisor shutdown` it first, then start the service"
+        )
+    with applier.apply_lock(orch.paths):
+        applier.write_for_boot(orch.paths, settings, orch.store.list_sessions(settings.host_id))
+    orch.close()
+    daemon.exec_foreground(orch.paths)
