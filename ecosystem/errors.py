@@ -69,6 +69,16 @@ class StoreError(ZapvisorError):
     exit_code = 69  # EX_UNAVAILABLE
 
 
+class OutboxUnavailable(StoreError):
+    """This store has no webhook outbox yet (only the embedded SQLite store has one)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(
+            f"the {kind} store has no webhook outbox yet: webhooks need the embedded "
+            "SQLite store for now"
+        )
+
+
 class SupervisorError(ZapvisorError):
     """supervisord cannot be reached, started, or refused an operation."""
 

@@ -45,6 +45,7 @@ class SessionFields(BaseModel):
     description: str = ""
     connector: str = DEFAULT_CONNECTOR
     webhook_url: str | None = None
+    webhook_events: list[str] | None = None
     ai_config: dict[str, Any] = Field(default_factory=dict)
     timing_config: dict[str, Any] = Field(default_factory=dict)
 
@@ -64,6 +65,13 @@ class SessionFields(BaseModel):
     @classmethod
     def _webhook(cls, value: str | None) -> str | None:
         return check_webhook_url(value)
+
+    @field_validator("webhook_events")
+    @classmethod
+    def _webhook_events(cls, value: list[str] | None) -> list[str] | None:
+        from ecosystem.webhooks import check_events
+
+        return check_events(value)
 
 
 class NewSession(SessionFields):
@@ -94,6 +102,8 @@ class Session(BaseModel):
     qr_payload: str | None = None
     qr_expires_at: datetime | None = None
     webhook_url: str | None = None
+    webhook_events: list[str] | None = None
+    """Events sent to ``webhook_url``; None means all of them."""
     ai_config: dict[str, Any] = Field(default_factory=dict)
     timing_config: dict[str, Any] = Field(default_factory=dict)
     messages_sent: int = 0
@@ -135,5 +145,13 @@ RUNTIME_FIELDS = frozenset(
 """Fields a runner reports; everything else is the operator's."""
 
 OPERATOR_FIELDS = frozenset(
-    {"description", "connector", "webhook_url", "ai_config", "timing_config", "desired_state"}
+    {
+        "description",
+        "connector",
+        "webhook_url",
+        "webhook_events",
+        "ai_config",
+        "timing_config",
+        "desired_state",
+    }
 )

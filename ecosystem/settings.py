@@ -68,6 +68,27 @@ class Settings(BaseSettings):
     )
     """How often the simulated phone rotates its QR payload."""
 
+    api_rate_limit: int = Field(
+        100, ge=0, le=1_000_000, validation_alias=_env("ZAPVISOR_API_RATE_LIMIT")
+    )
+    """Requests per minute a session's API accepts (all routes but /health); 0 = no limit."""
+
+    api_max_body: int = Field(
+        10 * 1024 * 1024, ge=1024, le=1024**3, validation_alias=_env("ZAPVISOR_API_MAX_BODY")
+    )
+    """Largest request body a session's API reads, in bytes (larger ones get 413)."""
+
+    webhook_retry_schedule: str = Field(
+        "0,5,30,300", validation_alias=_env("ZAPVISOR_WEBHOOK_RETRY_SCHEDULE")
+    )
+    """Seconds before each delivery attempt of a webhook event (the first is counted from
+    the event); after the last failed attempt the event is dead-lettered."""
+
+    webhook_timeout: float = Field(
+        10.0, gt=0, le=120, validation_alias=_env("ZAPVISOR_WEBHOOK_TIMEOUT")
+    )
+    """Seconds a webhook receiver has to answer one delivery."""
+
     database_url: SecretStr | None = Field(None, validation_alias=_env("ZAPVISOR_DATABASE_URL"))
     """PostgreSQL DSN; when set, sessions live in that database."""
 
@@ -190,6 +211,20 @@ class Settings(BaseSettings):
             # supervisord expands '%' (twice in log paths) and cuts values at ' ;'/' #'
             raise ValueError("must not contain '%', ' ;', ' #' or edge spaces (supervisord)")
         return Path(os.path.abspath(os.path.expanduser(text)))
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        from ecosystem.webhooks import parse_schedule
+
+        parse_schedule(value)
+        return value
+
+    @property
+    def webhook_delays(self) -> tuple[float, ...]:
+        from ecosystem.webhooks import parse_schedule
+
+        return parse_schedule(self.webhook_retry_schedule)
 
     @field_validator("bind")
     @classmethod

@@ -26,6 +26,7 @@ JSON_FIELDS = (
     "qr_payload",
     "qr_expires_at",
     "webhook_url",
+    "webhook_events",
     "ai_config",
     "timing_config",
     "messages_sent",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -42,6 +43,8 @@ def die_with_parent() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     die_with_parent()
+    # Auth databases and secrets this process writes (the Go side included) are its own.
+    os.umask(0o077)
     logs.configure(args.session)
     from ecosystem.errors import ZapvisorError
     from runner.core import run

@@ -1,31 +1,59 @@
-"""The runner's HTTP API on ZAPVISOR_BIND:PORT.
+"""The runner's HTTP API on ZAPVISOR_BIND:PORT (seed 002 §4.2, one session per port).
 
-`/health` is open (for supervisors and load balancers); every other route needs the
-session's Bearer token, compared by hash against the store.
+`/health` and `/openapi.json` are open (for supervisors, load balancers and API tools);
+every other route needs the session's Bearer token, compared by hash against the store,
+and counts against the session's rate limit. The seed's paths work too:
+`/api/sessions/<name>/status` is `/status` (the name must be this runner's).
 """
 
 from __future__ import annotations
 
 import hmac
+import math
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ecosystem.apitoken import hash_token
 from ecosystem.errors import ZapvisorError
+from ecosystem.models import check_webhook_url
 from ecosystem.states import Status
-from runner.http import HTTPError, Request, Response, Router, Server
+from ecosystem.webhooks import EVENTS, check_events
+from runner import api_messages
+from runner.events import iso
+from runner.http import Handler, HTTPError, Request, Response, Router, Server
+from runner.openapi import document
 
 if TYPE_CHECKING:
     from runner.core import Runner
 
-MAX_BODY = 10 * 1024 * 1024
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/openapi.json"})
 _TOKEN_REFRESH_SECONDS = 5.0
+_SEED_PREFIX = "/api/sessions/"
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
+class RateLimit:
+    """A token bucket: ``per_minute`` requests in a burst, refilled evenly."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.tokens = self.capacity
+        self.clock = clock
+        self.stamp = clock()
+
+    def take(self) -> float:
+        """0 when the request may go ahead, else the seconds until it could."""
+        if self.capacity <= 0:
+            return 0.0
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
 
 
 class Api:
@@ -33,10 +61,28 @@ class Api:
         self.runner = runner
         self._token_hash = runner.session.api_token_hash
         self._refreshed = 0.0
+        self.limit = RateLimit(runner.settings.api_rate_limit)
 
-    async def authorize(self, request: Request) -> None:
+    def rewrite(self, path: str) -> str:
+        """The seed's `/api/sessions/<name>/<route>` → `/<route>`."""
+        if not path.startswith(_SEED_PREFIX):
+            return path
+        name, _, rest = path[len(_SEED_PREFIX) :].partition("/")
+        if name != self.runner.name:
+            raise HTTPError(404, f"this port serves session {self.runner.name}, not {name!r}")
+        return "/" + rest
+
+    async def before(self, request: Request) -> None:
         if request.path in OPEN_PATHS:
             return
+        wait = self.limit.take()
+        if wait:
+            raise HTTPError(
+                429,
+                f"over {self.runner.settings.api_rate_limit} requests per minute; "
+                f"retry in {math.ceil(wait)} s",
+                Retry_After=str(math.ceil(wait)),
+            )
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
@@ -62,6 +108,8 @@ class Api:
             hash_token(token), str(self._token_hash)
         )
 
+    # -- session ---------------------------------------------------------------------
+
     async def health(self, _: Request) -> Response:
         live = self.runner.live
         return Response.json(
@@ -74,6 +122,9 @@ class Api:
             }
         )
 
+    async def openapi(self, _: Request) -> Response:
+        return Response.json(document(self.runner.name, self.runner.settings))
+
     async def status(self, _: Request) -> Response:
         live = self.runner.live
         return Response.json(
@@ -82,12 +133,12 @@ class Api:
                 "status": str(live.status),
                 "phone": live.phone,
                 "connector": self.runner.connector.kind,
-                "connectedAt": _iso(live.connected_at),
-                "lastActivity": _iso(live.last_activity_at),
+                "connectedAt": iso(live.connected_at),
+                "lastActivity": iso(live.last_activity_at),
                 "messagesSent": live.messages_sent,
                 "messagesReceived": live.messages_received,
                 "lastError": live.last_error,
-                "qrExpiresAt": _iso(live.qr_expires_at),
+                "qrExpiresAt": iso(live.qr_expires_at),
             }
         )
 
@@ -114,21 +165,13 @@ class Api:
                 "status": str(live.status),
                 "qr": live.qr_payload,
                 "qrCode": qr.png_data_url(live.qr_payload),
-                "expiresAt": _iso(live.qr_expires_at),
+                "expiresAt": iso(live.qr_expires_at),
             }
         )
 
-    async def sim_scan(self, _: Request) -> Response:
-        from runner.connectors.sim import SimConnector
-
-        connector = self.runner.connector
-        if not isinstance(connector, SimConnector):
-            raise HTTPError(409, f"session {self.runner.name} does not use the sim connector")
-        try:
-            connector.scan()
-        except ZapvisorError as exc:
-            raise HTTPError(409, str(exc)) from None
-        return Response.json({"success": True, "sessionId": self.runner.name})
+    async def start(self, _: Request) -> Response:
+        await self.runner.connector.start()
+        return await self.status(_)
 
     async def logout(self, _: Request) -> Response:
         await self.runner.connector.logout()
@@ -136,13 +179,74 @@ class Api:
             {"success": True, "message": "logged out; a new QR is needed to connect again"}
         )
 
+    # -- webhook config ------------------------------------------------------------
+
+    async def _webhook_view(self) -> dict[str, Any]:
+        store, name = self.runner.store, self.runner.name
+        session = await self.runner.reporter.call(store.get_session, name)
+        counts = await self.runner.reporter.call(store.webhook_counts, name)
+        return {
+            "success": True,
+            "webhookUrl": session.webhook_url,
+            "events": session.webhook_events or list(EVENTS),
+            "deliveries": counts,
+        }
+
+    async def get_webhook(self, _: Request) -> Response:
+        return Response.json(await self._webhook_view())
+
+    async def put_webhook(self, request: Request) -> Response:
+        body = api_messages.body(request)
+        changes: dict[str, Any] = {}
+        if "url" in body:
+            url = body["url"]
+            if url is not None and not isinstance(url, str):
+                raise HTTPError(400, "url must be a string or null")
+            try:
+                changes["webhook_url"] = check_webhook_url(url)
+            except ValueError as exc:
+                raise HTTPError(400, str(exc)) from None
+        if "events" in body:
+            events = body["events"]
+            if events is not None and (
+                not isinstance(events, list) or not all(isinstance(e, str) for e in events)
+            ):
+                raise HTTPError(400, "events must be a list of event names or null")
+            try:
+                changes["webhook_events"] = check_events(events)
+            except ValueError as exc:
+                raise HTTPError(400, str(exc)) from None
+        if not changes:
+            raise HTTPError(400, "nothing to change: send url and/or events")
+        await self.runner.reporter.call(
+            lambda: self.runner.store.update_session(
+                self.runner.name, changes, actor="api", action="webhook"
+            )
+        )
+        return Response.json(await self._webhook_view())
+
+    async def flush_webhooks(self, _: Request) -> Response:
+        self.runner.outbox.wake()
+        return Response.json({"success": True})
+
 
 def build_server(runner: Runner) -> Server:
     api = Api(runner)
     router = Router()
-    router.add("GET", "/health", api.health)
-    router.add("GET", "/status", api.status)
-    router.add("GET", "/qrcode", api.qrcode)
-    router.add("POST", "/sim/scan", api.sim_scan)
-    router.add("POST", "/logout", api.logout)
-    return Server(router, max_body=MAX_BODY, before=api.authorize)
+    routes: list[tuple[str, str, Handler]] = [
+        ("GET", "/health", api.health),
+        ("GET", "/openapi.json", api.openapi),
+        ("GET", "/status", api.status),
+        ("GET", "/qrcode", api.qrcode),
+        ("POST", "/start", api.start),
+        ("POST", "/logout", api.logout),
+        ("GET", "/webhook", api.get_webhook),
+        ("PUT", "/webhook", api.put_webhook),
+        ("POST", "/webhook/flush", api.flush_webhooks),
+    ]
+    for method, path, handler in routes:
+        router.add(method, path, api_messages.guard(runner, handler))
+    api_messages.MessageRoutes(runner).register(router)
+    return Server(
+        router, max_body=runner.settings.api_max_body, before=api.before, rewrite=api.rewrite
+    )

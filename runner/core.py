@@ -6,20 +6,20 @@ import asyncio
 import errno
 import logging
 import signal
-from datetime import datetime
 from pathlib import Path
 
 from dotenv import dotenv_values
 
 from ecosystem.errors import ConfigError, RunnerError, ZapvisorError
-from ecosystem.models import utcnow
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings, settings_from_vars
 from ecosystem.states import Status
 from ecosystem.store import Store, open_store
 from runner.api import build_server
 from runner.connectors import Connector, make_connector, sim_faults
+from runner.events import Events
 from runner.state import LiveState, Reporter
+from runner.webhooks import Outbox
 
 log = logging.getLogger("runner")
 
@@ -33,42 +33,6 @@ def load_runtime_settings(home: Path) -> Settings:
     values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
     values.setdefault("ZAPVISOR_HOME", str(home))
     return settings_from_vars(values, where=str(env_file))
-
-
-class Events:
-    """Connector events → live state + store (the ConnectorEvents protocol)."""
-
-    def __init__(self, reporter: Reporter) -> None:
-        self.reporter = reporter
-
-    async def qr(self, payload: str, expires_at: datetime) -> None:
-        log.info("new QR code", extra={"event": "qr", "expires_at": expires_at.isoformat()})
-        await self.reporter.update(
-            status=Status.WAITING_SCAN, qr_payload=payload, qr_expires_at=expires_at
-        )
-
-    async def connected(self, phone: str) -> None:
-        await self.reporter.update(
-            status=Status.CONNECTED,
-            phone=phone,
-            connected_at=utcnow(),
-            qr_payload=None,
-            qr_expires_at=None,
-            last_error=None,
-        )
-
-    async def disconnected(self, status: Status, reason: str) -> None:
-        await self.reporter.update(status=status, last_error=reason or None, qr_payload=None)
-
-    async def failed(self, message: str) -> None:
-        log.error("%s", message, extra={"event": "error"})
-        await self.reporter.update(status=Status.ERROR, last_error=message, qr_payload=None)
-
-    async def logged_out(self) -> None:
-        log.info("logged out", extra={"event": "logged_out"})
-        await self.reporter.update(
-            status=Status.DISCONNECTED, phone=None, connected_at=None, qr_payload=None
-        )
 
 
 class Runner:
@@ -87,8 +51,17 @@ class Runner:
         self.session = session
         self.live = LiveState.from_session(session)
         self.reporter = Reporter(store, name, self.live)
+        self.outbox = Outbox(
+            store,
+            name,
+            self.paths,
+            self.reporter.call,
+            settings.webhook_delays,
+            settings.webhook_timeout,
+        )
+        self.events = Events(self.reporter, self.outbox)
         self.connector: Connector = make_connector(
-            session.connector, name, self.paths.token_dir(name), Events(self.reporter), settings
+            session.connector, name, self.paths.token_dir(name), self.events, settings
         )
         self._stop = asyncio.Event()
         self._exit_code = 0
@@ -116,6 +89,8 @@ class Runner:
             extra={"event": "started", "port": self.port, "connector": self.connector.kind},
         )
         task = asyncio.create_task(self._run_connector(), name="connector")
+        dispatcher = asyncio.create_task(self.outbox.run(), name="webhooks")
+        dispatcher.add_done_callback(self._dispatcher_ended)
         faults = sim_faults.start(self)  # test/demo-only fault injection (sim sessions)
         await self._stop.wait()
         if faults is not None:
@@ -128,7 +103,14 @@ class Runner:
             log.exception("connector close failed", extra={"event": "close_failed"})
         await server.close()
         if self.live.status != Status.ERROR:
-            await self.reporter.update(status=Status.DISCONNECTED, qr_payload=None)
+            await self.reporter.update(
+                status=Status.DISCONNECTED, qr_payload=None, qr_expires_at=None
+            )
+        # Events still on their way to the outbox get there; delivery resumes at the
+        # next start, so a stop never waits on a slow receiver.
+        await self.outbox.flush()
+        dispatcher.cancel()
+        self.outbox.close()
         await self.reporter.close()
         return self._exit_code
 
@@ -138,12 +120,24 @@ class Runner:
         except asyncio.CancelledError:
             raise
         except ZapvisorError as exc:
-            await self.connector.events.failed(str(exc))
+            await self.events.failed(str(exc))
         except Exception as exc:
             log.exception("connector crashed", extra={"event": "crash"})
-            await self.connector.events.failed(f"connector crashed: {exc!r}")
+            await self.events.failed(f"connector crashed: {exc!r}")
             self._exit_code = 1
             self._stop.set()
+
+    def _dispatcher_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._stop.is_set():
+            return
+        # A bug, not an outage (those are retried inside): exit, so supervisord starts a
+        # fresh runner and the outbox resumes rather than silently stopping.
+        exc = task.exception()
+        if exc is None:
+            return  # the store has no outbox: webhooks are off, the session runs on
+        log.error("webhook dispatcher crashed: %r", exc, exc_info=exc, extra={"event": "crash"})
+        self._exit_code = 1
+        self._stop.set()
 
     def fail(self, exit_code: int) -> None:
         """Stop with a failure status (supervisord and the health monitor see a crash)."""

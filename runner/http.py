@@ -23,6 +23,7 @@ log = logging.getLogger("runner.http")
 
 MAX_HEADER_BYTES = 16 * 1024
 READ_TIMEOUT = 10.0
+MAX_DISCARD = 64 * 1024 * 1024
 
 
 @dataclass
@@ -57,10 +58,13 @@ class Response:
 
 
 class HTTPError(Exception):
-    def __init__(self, status: int, message: str, **headers: str) -> None:
+    def __init__(
+        self, status: int, message: str, *, data: dict[str, Any] | None = None, **headers: str
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.data = data or {}
         self.headers = headers
 
 
@@ -89,7 +93,8 @@ class Router:
 
 
 class Server:
-    """Serves a Router; ``before`` runs ahead of every handler (auth, rate limits)."""
+    """Serves a Router; ``before`` runs ahead of every handler (auth, rate limits) and
+    ``rewrite`` maps a request path onto the router's (aliases)."""
 
     def __init__(
         self,
@@ -97,10 +102,12 @@ class Server:
         *,
         max_body: int,
         before: Callable[[Request], Awaitable[None]] | None = None,
+        rewrite: Callable[[str], str] | None = None,
     ) -> None:
         self.router = router
         self.max_body = max_body
         self.before = before
+        self.rewrite = rewrite
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> None:
@@ -115,17 +122,31 @@ class Server:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
+        unread = 0
         try:
             try:
-                request = await asyncio.wait_for(self._read(reader), READ_TIMEOUT)
+                request, unread = await asyncio.wait_for(self._read_head(reader), READ_TIMEOUT)
                 request.peer = str(peer[0]) if peer else ""
+                if self.rewrite is not None:
+                    request.path = self.rewrite(request.path)
+                # Route and authorise on the head alone: a client without a token (or
+                # over its rate) never gets to make us read a big body.
                 handler, request.params = self.router.resolve(request.method, request.path)
                 if self.before is not None:
                     await self.before(request)
+                if unread > self.max_body:
+                    raise HTTPError(
+                        413, f"body of {unread} bytes is over the {self.max_body}-byte limit"
+                    )
+                if unread:
+                    request.body = await asyncio.wait_for(reader.readexactly(unread), READ_TIMEOUT)
+                    unread = 0
                 response = await handler(request)
             except HTTPError as exc:
                 response = Response.json(
-                    {"success": False, "error": exc.message}, exc.status, **exc.headers
+                    {"success": False, "error": exc.message, **exc.data},
+                    exc.status,
+                    **exc.headers,
                 )
             except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
                 return
@@ -133,12 +154,29 @@ class Server:
                 log.exception("request failed", extra={"event": "http_error"})
                 response = Response.json({"success": False, "error": "internal error"}, 500)
             await self._write(writer, response)
+            if unread:
+                await self._discard(reader, unread)
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
 
-    async def _read(self, reader: asyncio.StreamReader) -> Request:
+    @staticmethod
+    async def _discard(reader: asyncio.StreamReader, length: int) -> None:
+        """Read and drop a body we refused, so the client (still sending) reads our
+        answer instead of a connection reset. Bounded in bytes and time."""
+        left = min(length, MAX_DISCARD)
+        with contextlib.suppress(TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+            async with asyncio.timeout(READ_TIMEOUT):
+                while left > 0:
+                    # A client that announced a body but sends none is not waited for.
+                    chunk = await asyncio.wait_for(reader.read(min(left, 1 << 16)), 0.5)
+                    if not chunk:
+                        return
+                    left -= len(chunk)
+
+    async def _read_head(self, reader: asyncio.StreamReader) -> tuple[Request, int]:
+        """The request without its body, and the body's announced length."""
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except asyncio.LimitOverrunError:
@@ -159,14 +197,11 @@ class Server:
         length_text = headers.get("content-length", "0") or "0"
         if not length_text.isdigit():
             raise HTTPError(400, "invalid Content-Length")
-        length = int(length_text)
-        if length > self.max_body:
-            raise HTTPError(413, f"body of {length} bytes is over the {self.max_body}-byte limit")
         if "chunked" in headers.get("transfer-encoding", "").lower():
             raise HTTPError(411, "send a Content-Length (chunked bodies are not accepted)")
-        body = await reader.readexactly(length) if length else b""
         split = urlsplit(target)
-        return Request(method.upper(), split.path or "/", parse_qs(split.query), headers, body)
+        request = Request(method.upper(), split.path or "/", parse_qs(split.query), headers, b"")
+        return request, int(length_text)
 
     async def _write(self, writer: asyncio.StreamWriter, response: Response) -> None:
         reason = HTTPStatus(response.status).phrase

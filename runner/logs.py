@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
+import os
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 # LogRecord attributes that are plumbing, not fields worth printing.
 _SKIP = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
@@ -33,10 +33,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+def private_stdout() -> TextIO:
+    """A stream on a copy of stdout for our JSON lines; stdout itself (fd 1) is pointed
+    at stderr, so whatever native code prints (neonize's Go side does) lands in the
+    runner's stderr log instead of between JSON lines."""
+    fd = os.dup(1)
+    os.dup2(2, 1)
+    return os.fdopen(fd, "w", buffering=1, encoding="utf-8", errors="replace")
+
+
 def configure(session: str, level: int = logging.INFO) -> None:
     """Route every logger to stdout as JSON lines (supervisord captures stdout into
     `logs/wa-<name>.log`). Done before any library can call ``basicConfig``."""
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(private_stdout())
     handler.setFormatter(JsonFormatter(session))
     root = logging.getLogger()
     root.handlers[:] = [handler]

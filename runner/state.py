@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,6 +62,8 @@ class Reporter:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self.on_status: Callable[[Status, Status, str | None], None] | None = None
+        """Called on every status transition (the runner turns it into a webhook)."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._writer(), name="store-writer")
@@ -77,6 +80,8 @@ class Reporter:
                 changes["status"],
                 extra={"event": "status", "from": str(before), "to": str(changes["status"])},
             )
+            if self.on_status is not None:
+                self.on_status(before, changes["status"], changes.get("last_error"))
         self._pending.update(changes)
         self._idle.clear()
         self._wake.set()

@@ -75,7 +75,7 @@ def test_operator_script(zv: Env) -> None:
     # stop 002: it stays stopped when another session is created
     stopped = zv.json("stop", "cliente-002")
     assert stopped["pid"] is None and stopped["desired_state"] == "stopped"
-    c = zv.json("create", "cliente-003")
+    c = zv.json("create", "cliente-003", "--connector", "sim")
     assert c["port"] == zv.base_port + 2
     after = {s["name"]: s for s in zv.json("list")}
     assert after["cliente-002"]["process_state"] == "STOPPED"
@@ -93,7 +93,7 @@ def test_operator_script(zv: Env) -> None:
     names = [s["name"] for s in zv.json("list")]
     assert names == ["cliente-001", "cliente-003"]
     assert zv.json("show", "cliente-001")["pid"] == restarted["pid"]
-    d = zv.json("create", "cliente-004")
+    d = zv.json("create", "cliente-004", "--connector", "sim")
     assert d["port"] == zv.base_port + 1
 
     # supervisorctl works on the same config
@@ -117,7 +117,7 @@ def test_operator_script(zv: Env) -> None:
 
 
 def test_restart_on_a_stopped_session_starts_it(zv: Env) -> None:
-    zv.cli("create", "alpha", "--stopped")
+    zv.cli("create", "alpha", "--connector", "sim", "--stopped")
     assert zv.json("show", "alpha")["process_state"] == "STOPPED"
     started = zv.json("start", "alpha")
     assert started["pid"] and started["desired_state"] == "running"

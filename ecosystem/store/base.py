@@ -8,8 +8,10 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from ecosystem.errors import OutboxUnavailable
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
 from ecosystem.models import Event, NewSession, Session
+from ecosystem.webhooks import DeliveryState, WebhookEvent
 
 
 class Store(abc.ABC):
@@ -93,6 +95,54 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def list_events(self, session_name: str | None = None, limit: int = 100) -> list[Event]:
         """Newest first."""
+
+    # -- webhook outbox (migration 0002; sqlite so far) --------------------------------
+
+    def enqueue_webhook(self, event: WebhookEvent) -> None:
+        """Insert an event into the outbox; an ``event_id`` already there is left as it
+        is. Raises SessionNotFound when the session is gone."""
+        raise OutboxUnavailable(self.kind)
+
+    def due_webhooks(self, session_name: str, now: datetime, limit: int = 50) -> list[WebhookEvent]:
+        """Pending events whose ``next_attempt_at`` is not after ``now``, oldest due first."""
+        raise OutboxUnavailable(self.kind)
+
+    def next_webhook_due(self, session_name: str) -> datetime | None:
+        """When the earliest pending event is due (None when nothing is pending)."""
+        raise OutboxUnavailable(self.kind)
+
+    def record_webhook_attempt(
+        self,
+        event_id: str,
+        *,
+        state: DeliveryState,
+        attempts: int,
+        at: datetime,
+        next_attempt_at: datetime | None = None,
+        status: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Store the outcome of one delivery attempt (``next_attempt_at`` only while
+        pending; ``delivered_at`` becomes ``at`` when delivered)."""
+        raise OutboxUnavailable(self.kind)
+
+    def list_webhooks(
+        self, session_name: str, state: DeliveryState | None = None, limit: int = 100
+    ) -> list[WebhookEvent]:
+        """A session's outbox rows, newest first (one state only when given)."""
+        raise OutboxUnavailable(self.kind)
+
+    def webhook_counts(self, session_name: str) -> dict[str, int]:
+        """How many rows per state (`pending`, `delivered`, `dead`; 0 when none)."""
+        raise OutboxUnavailable(self.kind)
+
+    def replay_webhooks(self, session_name: str, now: datetime) -> int:
+        """Dead-lettered events back to pending, due ``now``, attempts reset; the count."""
+        raise OutboxUnavailable(self.kind)
+
+    def prune_webhooks(self, session_name: str, delivered_before: datetime) -> int:
+        """Delete delivered rows delivered before ``delivered_before``; the count."""
+        raise OutboxUnavailable(self.kind)
 
     def import_rows(
         self, sessions: Sequence[Session], events: Sequence[Event], *, actor: str

@@ -29,9 +29,10 @@ from ecosystem.ports import pick_port
 from ecosystem.store import migrations
 from ecosystem.store import sqlite_health as health_sql
 from ecosystem.store.base import Store
+from ecosystem.store.sqlite_outbox import SQLiteOutbox
 
 BUSY_TIMEOUT_MS = 10_000
-_JSON_FIELDS = ("ai_config", "timing_config")
+_JSON_FIELDS = ("ai_config", "timing_config", "webhook_events")
 _TIME_FIELDS = ("qr_expires_at", "created_at", "updated_at", "connected_at", "last_activity_at")
 
 
@@ -40,7 +41,7 @@ def _ts(value: datetime | None) -> str | None:
 
 
 def _to_db(field: str, value: Any) -> Any:
-    if field in _JSON_FIELDS:
+    if field in _JSON_FIELDS and value is not None:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     if isinstance(value, datetime):
         return _ts(value)
@@ -53,11 +54,12 @@ def _row_to_session(row: sqlite3.Row) -> Session:
     data = dict(row)
     data["name"] = data.pop("session_name")
     for field in _JSON_FIELDS:
-        data[field] = json.loads(data[field])
+        if data.get(field) is not None:
+            data[field] = json.loads(data[field])
     return Session.model_validate(data)
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteOutbox, Store):
     kind = "sqlite"
 
     def __init__(self, path: Path) -> None:
@@ -250,7 +252,7 @@ class SQLiteStore(Store):
             before = self._fetch(db, name)
             merged = before.model_copy(update=dict(changes))
             after = Session.model_validate(merged.model_dump() | {"updated_at": utcnow()})
-            after.api_token_hash = before.api_token_hash
+            after.api_token_hash = changes.get("api_token_hash", before.api_token_hash)
             fields = [*changes, "updated_at"]
             db.execute(
                 f"UPDATE whatsapp_sessions SET {', '.join(f + ' = ?' for f in fields)}"  # noqa: S608 - fields checked against the model

@@ -16,6 +16,10 @@ def make_connector(
         from runner.connectors.sim import SimConnector
 
         return SimConnector(session, auth_dir, events, settings)
+    if kind == "neonize":
+        from runner.connectors.neonize import NeonizeConnector
+
+        return NeonizeConnector(session, auth_dir, events, settings)
     raise ZapvisorError(f"connector {kind!r} is not available in this version")
 
 

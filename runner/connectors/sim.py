@@ -6,6 +6,11 @@ characters), rotates it every ``ZAPVISOR_SIM_QR_SECONDS``, pairs when "scanned"
 session name, and keeps its "auth" in `tokens/<name>/sim-auth.json` so a restart
 reconnects without a new QR. Payloads are deterministic: the same session and rotation
 number always give the same payload.
+
+Once paired it behaves like a phone on the network: a message sent gets the `sent`,
+`delivered` and `read` acks; an inbound message can be injected (``POST /sim/inbound``)
+and the link dropped for a while (``POST /sim/disconnect``), so every webhook and state
+path runs end to end without WhatsApp. Media URLs are never downloaded.
 """
 
 from __future__ import annotations
@@ -15,13 +20,25 @@ import base64
 import hashlib
 import json
 import logging
+import secrets
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from ecosystem.errors import ZapvisorError
+from ecosystem.errors import InvalidValue
 from ecosystem.paths import write_private
 from ecosystem.settings import Settings
-from runner.connectors.base import Connector, ConnectorEvents
+from ecosystem.states import Status
+from runner.connectors.base import (
+    Connector,
+    ConnectorEvents,
+    Inbound,
+    Media,
+    NotConnected,
+    Recipient,
+    Sent,
+)
 
 log = logging.getLogger("runner.sim")
 AUTH_FILE = "sim-auth.json"
@@ -44,7 +61,20 @@ def sim_phone(session: str) -> str:
     return "5511" + digits[:9]
 
 
-class NotWaitingForScan(ZapvisorError):
+def sim_pair_code(session: str, phone: str) -> str:
+    alphabet = "ABCDEFGHJKLMNPQRSTVWXYZ23456789"
+    digest = hashlib.sha256(f"{session}:{phone}".encode()).digest()
+    code = "".join(alphabet[b % len(alphabet)] for b in digest[:8])
+    return f"{code[:4]}-{code[4:]}"
+
+
+ACK_STEPS = (("sent", 0.0), ("delivered", 0.05), ("read", 0.1))
+"""The acks a simulated recipient sends, and when (seconds after the send)."""
+
+SIM_CONTACTS = (("5511900000001", "Maria Souza"), ("5511900000002", "João Silva"))
+
+
+class NotWaitingForScan(NotConnected):
     exit_code = 75
 
 
@@ -58,6 +88,11 @@ class SimConnector(Connector):
         self._scanned = asyncio.Event()
         self._logged_out = asyncio.Event()
         self._waiting = False
+        self._phone: str | None = None
+        self._pair_phone: str | None = None
+        self._link_up = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._contacts: dict[str, str] = dict(SIM_CONTACTS)
 
     @property
     def auth_file(self) -> Path:
@@ -89,8 +124,11 @@ class SimConnector(Connector):
             if phone is None:
                 phone = await self._pair()
             await asyncio.sleep(0.05)  # the simulated handshake
+            self._phone = phone
+            self._link_up = True
             await self.events.connected(phone)
             await self._wait_logout()
+            self._link_up = False
 
     async def _pair(self) -> str:
         seq = 0
@@ -106,7 +144,7 @@ class SimConnector(Connector):
                 except TimeoutError:
                     seq += 1
                     continue
-                phone = sim_phone(self.session)
+                phone = self._pair_phone or sim_phone(self.session)
                 self.auth_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
                 paired = {"phone": phone, "paired_at": datetime.now(UTC).isoformat()}
                 write_private(self.auth_file, json.dumps(paired))
@@ -114,6 +152,7 @@ class SimConnector(Connector):
                 return phone
         finally:
             self._waiting = False
+            self._pair_phone = None
 
     async def _wait_logout(self) -> None:
         await self._logged_out.wait()
@@ -126,6 +165,101 @@ class SimConnector(Connector):
         self._scanned.set()
 
     async def logout(self) -> None:
+        self._link_up = False
         self.auth_file.unlink(missing_ok=True)
         await self.events.logged_out()
         self._logged_out.set()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    # -- a phone on the network ----------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _require_link(self) -> str:
+        if not self._link_up or self._phone is None:
+            raise NotConnected(f"session {self.session} is not connected")
+        return self._phone
+
+    async def send_text(self, to: Recipient, text: str) -> Sent:
+        self._require_link()
+        sent = Sent("3EB0" + secrets.token_hex(8).upper(), to.jid)
+        if not to.group:
+            self._contacts.setdefault(to.user, "")
+        self._spawn(self._acks(sent))
+        return sent
+
+    async def send_media(self, to: Recipient, media: Media) -> Sent:
+        return await self.send_text(to, media.caption)
+
+    async def _acks(self, sent: Sent) -> None:
+        start = time.monotonic()
+        for status, at in ACK_STEPS:
+            await asyncio.sleep(max(0.0, start + at - time.monotonic()))
+            await self.events.message_ack(sent.id, status, sent.to)
+
+    async def inbound(self, sender: str, body: str, name: str = "") -> Inbound:
+        """A message from ``sender`` arrives (what `POST /sim/inbound` does)."""
+        me = self._require_link()
+        who = Recipient.parse(sender)
+        message = Inbound(
+            id="3EB0" + secrets.token_hex(8).upper(),
+            sender=who.user,
+            chat=who.jid,
+            to=Recipient(me).jid,
+            body=body,
+            timestamp=int(time.time()),
+            sender_name=name,
+        )
+        self._contacts[who.user] = name or self._contacts.get(who.user, "")
+        await self.events.message_received(message)
+        return message
+
+    async def drop(self, kind: str, seconds: float) -> None:
+        """The link drops for ``seconds``: the network (`reconnecting`) or the phone
+        (`phone_disconnected`); then it comes back by itself."""
+        phone = self._require_link()
+        if kind not in ("network", "phone"):
+            raise InvalidValue("kind must be 'network' or 'phone'")
+        self._link_up = False
+        status = Status.RECONNECTING if kind == "network" else Status.PHONE_DISCONNECTED
+        reason = "network lost" if kind == "network" else "the phone is offline"
+        await self.events.disconnected(status, reason)
+
+        async def back() -> None:
+            await asyncio.sleep(seconds)
+            if self.auth_file.exists():
+                self._link_up = True
+                await self.events.connected(phone)
+
+        self._spawn(back())
+
+    async def check_number(self, phone: str) -> dict[str, Any]:
+        who = Recipient.parse(phone)
+        valid = 10 <= len(who.user) <= 15
+        return {"phone": who.user, "valid": valid, "canReceiveMessage": valid, "isBusiness": False}
+
+    async def contacts(self) -> list[dict[str, Any]]:
+        self._require_link()
+        return [
+            {
+                "id": f"{phone}@c.us",
+                "phone": phone,
+                "name": name,
+                "pushname": name.split(" ")[0] if name else "",
+                "isBusiness": False,
+            }
+            for phone, name in sorted(self._contacts.items())
+        ]
+
+    async def pair_phone(self, phone: str) -> str:
+        if not self._waiting:
+            raise NotWaitingForScan(f"session {self.session} is not waiting to be paired")
+        who = Recipient.parse(phone)
+        self._pair_phone = who.user
+        return sim_pair_code(self.session, who.user)

@@ -1,0 +1,97 @@
+"""Connector events → live state, store and webhook events (the ConnectorEvents protocol)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from ecosystem.models import utcnow
+from ecosystem.states import Status
+from runner.connectors.base import Inbound
+from runner.state import Reporter
+from runner.webhooks import Outbox
+
+log = logging.getLogger("runner")
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z") if value else None
+
+
+class Events:
+    def __init__(self, reporter: Reporter, outbox: Outbox) -> None:
+        self.reporter = reporter
+        self.outbox = outbox
+        reporter.on_status = self._status_changed
+
+    def _status_changed(self, before: Status, after: Status, reason: str | None) -> None:
+        data: dict[str, Any] = {"status": str(after), "previousStatus": str(before)}
+        if reason:
+            data["reason"] = reason
+        self.outbox.emit("connection_change", data)
+
+    async def qr(self, payload: str, expires_at: datetime) -> None:
+        log.info("new QR code", extra={"event": "qr", "expires_at": expires_at.isoformat()})
+        await self.reporter.update(
+            status=Status.WAITING_SCAN, qr_payload=payload, qr_expires_at=expires_at
+        )
+        from ecosystem import qr  # qrcode costs memory in every idle runner: load on use
+
+        self.outbox.emit(
+            "qr_code",
+            {"qrCode": qr.png_data_url(payload), "qr": payload, "expiresAt": iso(expires_at)},
+        )
+
+    async def connected(self, phone: str) -> None:
+        await self.reporter.update(
+            status=Status.CONNECTED,
+            phone=phone,
+            connected_at=utcnow(),
+            qr_payload=None,
+            qr_expires_at=None,
+            last_error=None,
+        )
+
+    async def disconnected(self, status: Status, reason: str) -> None:
+        await self.reporter.update(
+            status=status, last_error=reason or None, qr_payload=None, qr_expires_at=None
+        )
+
+    async def failed(self, message: str) -> None:
+        log.error("%s", message, extra={"event": "error"})
+        await self.reporter.update(
+            status=Status.ERROR, last_error=message, qr_payload=None, qr_expires_at=None
+        )
+        self.outbox.emit("error", {"error": message, "code": "CONNECTOR", "recoverable": False})
+
+    async def logged_out(self) -> None:
+        log.info("logged out", extra={"event": "logged_out"})
+        await self.reporter.update(
+            status=Status.DISCONNECTED,
+            phone=None,
+            connected_at=None,
+            qr_payload=None,
+            qr_expires_at=None,
+        )
+
+    async def message_received(self, message: Inbound) -> None:
+        live = self.reporter.live
+        await self.reporter.update(
+            messages_received=live.messages_received + 1, last_activity_at=utcnow()
+        )
+        # Awaited: once the connector (or POST /sim/inbound) returns, the event is durable.
+        await self.outbox.emit("message_received", {"message": message.to_json()})
+
+    async def message_sent(self) -> None:
+        live = self.reporter.live
+        await self.reporter.update(messages_sent=live.messages_sent + 1, last_activity_at=utcnow())
+
+    async def message_ack(self, message_id: str, status: str, chat: str) -> None:
+        await self.outbox.emit(
+            "message_ack", {"messageId": message_id, "status": status, "to": chat}
+        )
+
+    async def error(self, code: str, message: str, *, recoverable: bool) -> None:
+        log.warning("%s", message, extra={"event": "session_error", "code": code})
+        self.outbox.emit("error", {"error": message, "code": code, "recoverable": recoverable})

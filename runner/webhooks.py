@@ -1,0 +1,294 @@
+"""A runner's webhook outbox: events go to the store first, then to the receiver.
+
+``emit`` writes the event to the store's outbox (on the store thread, in order) when the
+session subscribes to it; the dispatcher delivers due events one at a time, signs each
+with the session's secret, and records every attempt. Retries follow
+``ZAPVISOR_WEBHOOK_RETRY_SCHEDULE``; a 4xx other than 408/429 is final; after the last
+attempt the event is dead-lettered (kept, `zapvisor webhooks NAME --replay` retries it).
+A runner killed at any moment loses nothing: whatever reached the outbox is delivered
+after the restart, at least once, with the same event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import http.client
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from ecosystem import __version__
+from ecosystem.errors import OutboxUnavailable, ZapvisorError
+from ecosystem.models import utcnow
+from ecosystem.paths import StatePaths
+from ecosystem.store import Store
+from ecosystem.webhooks import (
+    EVENT_HEADER,
+    ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    DeliveryState,
+    WebhookEvent,
+    ensure_secret,
+    new_event,
+    read_secret,
+    sign,
+)
+
+log = logging.getLogger("runner.webhooks")
+
+IDLE_RECHECK = 60.0
+"""With nothing due, look at the outbox again this often (events replayed from the CLI
+while the wake-up call could not reach us)."""
+KEEP_DELIVERED = timedelta(days=7)
+PRUNE_EVERY = 6 * 3600.0
+BATCH = 20
+RESPONSE_READ_LIMIT = 64 * 1024
+
+StoreCall = Callable[..., Awaitable[Any]]
+
+
+def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int | None, str]:
+    """POST without following redirects; (HTTP status or None, a short description)."""
+    parts = urlsplit(url)
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    headers = dict(headers)
+    if parts.username is not None:
+        creds = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(creds.encode()).decode()
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    conn = cls(parts.hostname or "", parts.port, timeout=timeout)
+    try:
+        conn.request("POST", path, body, headers)
+        resp = conn.getresponse()
+        resp.read(RESPONSE_READ_LIMIT)
+        if 300 <= resp.status < 400:
+            return resp.status, f"HTTP {resp.status} (redirects are not followed)"
+        return resp.status, f"HTTP {resp.status}"
+    except (OSError, http.client.HTTPException) as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:300]
+    finally:
+        conn.close()
+
+
+def retryable(status: int | None) -> bool:
+    return status is None or not (400 <= status < 500) or status in (408, 429)
+
+
+class Outbox:
+    def __init__(
+        self,
+        store: Store,
+        session: str,
+        paths: StatePaths,
+        call: StoreCall,
+        delays: tuple[float, ...],
+        timeout: float,
+    ) -> None:
+        self.store = store
+        self.session = session
+        self.paths = paths
+        self.call = call
+        self.delays = delays
+        self.timeout = timeout
+        self._wake = asyncio.Event()
+        self._http = ThreadPoolExecutor(1, thread_name_prefix="webhook")
+        self._unsaved: list[WebhookEvent] = []
+        self._pruned = 0.0
+        self._saving: set[asyncio.Future[Any]] = set()
+
+    # -- producing -----------------------------------------------------------------
+
+    def emit(self, event: str, data: dict[str, Any]) -> asyncio.Future[Any]:
+        """Queue ``event`` for the outbox; never raises. Await the result to know the
+        event is in the store (or, with the store down, kept in memory to retry)."""
+        row = new_event(self.session, event, data)
+        row.next_attempt_at = row.created_at + timedelta(seconds=self.delays[0])
+        future = asyncio.ensure_future(self.call(self._save, row))
+        self._saving.add(future)
+        future.add_done_callback(lambda f: self._saved(f, row))
+        return asyncio.ensure_future(asyncio.wait({future}))
+
+    def _save(self, row: WebhookEvent) -> bool:
+        """On the store thread: keep the event when the session subscribes to it."""
+        session = self.store.get_session(self.session)
+        if not session.webhook_url:
+            return False
+        if session.webhook_events and row.event not in session.webhook_events:
+            return False
+        self.store.enqueue_webhook(row)
+        return True
+
+    def _saved(self, future: asyncio.Future[Any], row: WebhookEvent) -> None:
+        self._saving.discard(future)
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if isinstance(exc, OutboxUnavailable):
+            return  # said once by the dispatcher; nothing to keep
+        if exc is None:
+            if future.result():
+                self._wake.set()
+            return
+        # The store is down: keep it in memory and let the dispatcher retry.
+        log.warning(
+            "webhook event not stored yet: %s",
+            exc,
+            extra={"event": "webhook_unsaved", "webhook": row.event},
+        )
+        self._unsaved.append(row)
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        """Wait until emitted events reached the store (used before a clean exit)."""
+        if self._saving:
+            await asyncio.wait(list(self._saving), timeout=timeout)
+
+    # -- delivering ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(
+            None, ensure_secret, self.paths, self.session
+        )
+        failures = 0
+        while True:
+            self._wake.clear()
+            try:
+                await self._resave()
+                await self._maybe_prune()
+                due = await self.call(self.store.due_webhooks, self.session, utcnow(), BATCH)
+                if due:
+                    await self._deliver_batch(due)
+                    failures = 0
+                    continue
+                nxt = await self.call(self.store.next_webhook_due, self.session)
+                failures = 0
+            except OutboxUnavailable as exc:
+                log.warning("%s", exc, extra={"event": "webhooks_off"})
+                self._unsaved.clear()
+                return
+            except ZapvisorError as exc:
+                failures += 1
+                delay = min(30.0, 0.5 * 2**failures)
+                log.warning(
+                    "webhook outbox unavailable, retrying in %.1f s: %s",
+                    delay,
+                    exc,
+                    extra={"event": "webhook_store_retry"},
+                )
+                await asyncio.sleep(delay)
+                continue
+            wait = IDLE_RECHECK
+            if nxt is not None:
+                wait = min(wait, max(0.0, (nxt - utcnow()).total_seconds()))
+            if self._unsaved:
+                wait = min(wait, 1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+
+    async def _resave(self) -> None:
+        while self._unsaved:
+            row = self._unsaved[0]
+            await self.call(self._save, row)
+            self._unsaved.pop(0)
+
+    async def _maybe_prune(self) -> None:
+        if time.monotonic() - self._pruned < PRUNE_EVERY and self._pruned:
+            return
+        self._pruned = time.monotonic()
+        await self.call(self.store.prune_webhooks, self.session, utcnow() - KEEP_DELIVERED)
+
+    async def _deliver_batch(self, due: list[WebhookEvent]) -> None:
+        session = await self.call(self.store.get_session, self.session)
+        loop = asyncio.get_running_loop()
+        try:
+            secret = await loop.run_in_executor(None, read_secret, self.paths, self.session)
+        except ZapvisorError:
+            secret = await loop.run_in_executor(None, ensure_secret, self.paths, self.session)
+        for row in due:
+            await self._deliver(row, session.webhook_url, secret)
+
+    async def _deliver(self, row: WebhookEvent, url: str | None, secret: str) -> None:
+        attempt = row.attempts + 1
+        if not url:
+            status, note = None, "no webhook URL is configured"
+            final = True
+        else:
+            body = json.dumps(row.payload, ensure_ascii=False, separators=(",", ":")).encode()
+            stamp = str(int(time.time()))
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": f"zapvisor/{__version__}",
+                EVENT_HEADER: row.event,
+                ID_HEADER: row.event_id,
+                TIMESTAMP_HEADER: stamp,
+                SIGNATURE_HEADER: sign(secret, stamp, body),
+                "X-Zapvisor-Attempt": str(attempt),
+            }
+            loop = asyncio.get_running_loop()
+            status, note = await loop.run_in_executor(
+                self._http, post, url, body, headers, self.timeout
+            )
+            final = not retryable(status)
+        now = utcnow()
+        extra = {"webhook": row.event, "event_id": row.event_id, "attempt": attempt}
+        if status is not None and 200 <= status < 300:
+            await self._record(
+                row.event_id,
+                state=DeliveryState.DELIVERED,
+                attempts=attempt,
+                at=now,
+                status=status,
+            )
+            log.info("webhook delivered", extra={"event": "webhook_delivered", **extra})
+            return
+        if final or attempt >= len(self.delays):
+            why = "not retried" if final else f"gave up after {attempt} attempts"
+            await self._record(
+                row.event_id,
+                state=DeliveryState.DEAD,
+                attempts=attempt,
+                at=now,
+                status=status,
+                error=f"{note}; {why}",
+            )
+            log.warning(
+                "webhook dead-lettered: %s; %s",
+                note,
+                why,
+                extra={"event": "webhook_dead", **extra},
+            )
+            return
+        retry_at = now + timedelta(seconds=self.delays[attempt])
+        await self._record(
+            row.event_id,
+            state=DeliveryState.PENDING,
+            attempts=attempt,
+            at=now,
+            next_attempt_at=retry_at,
+            status=status,
+            error=note,
+        )
+        log.info(
+            "webhook failed (%s), retry at %s",
+            note,
+            retry_at.isoformat(timespec="seconds"),
+            extra={"event": "webhook_retry", **extra},
+        )
+
+    async def _record(self, event_id: str, **outcome: Any) -> None:
+        await self.call(functools.partial(self.store.record_webhook_attempt, event_id, **outcome))
+
+    def close(self) -> None:
+        self._http.shutdown(wait=False, cancel_futures=True)

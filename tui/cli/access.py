@@ -1,0 +1,64 @@
+"""`zapvisor token` and `zapvisor pair`: reaching a session's API, linking by number."""
+
+from __future__ import annotations
+
+import argparse
+
+from ecosystem import session_access
+from ecosystem.orchestrator import Orchestrator
+from ecosystem.settings import load_settings
+from tui.cli import output
+from tui.cli.registry import SubParsers, add_command
+
+
+def _orch() -> Orchestrator:
+    return Orchestrator(load_settings(), progress=output.progress)
+
+
+def register(sub: SubParsers) -> None:
+    p = add_command(
+        sub,
+        "token",
+        "print a session's API token (Bearer) for its HTTP API",
+        token,
+        epilog="The store keeps only a hash; the token itself is in secrets/NAME.token (0600).\n"
+        'example: curl -H "Authorization: Bearer $(zapvisor token NAME)" '
+        "http://127.0.0.1:PORT/status",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument(
+        "--rotate", action="store_true", help="make a new token; the old one stops working"
+    )
+
+    p = add_command(
+        sub,
+        "pair",
+        "link a phone by number: prints the code to type on the phone",
+        pair,
+        epilog="On the phone: WhatsApp > Linked devices > Link a device > Link with phone\n"
+        "number instead, then type the code. The session must be showing a QR.",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--phone", required=True, help="the number with its country code")
+
+
+def token(args: argparse.Namespace) -> int:
+    value = session_access.api_token(_orch(), args.name, rotate=args.rotate)
+    if args.json:
+        output.emit_json({"name": args.name, "token": value, "rotated": args.rotate})
+    else:
+        print(value)
+    return 0
+
+
+def pair(args: argparse.Namespace) -> int:
+    answer = session_access.pair_phone(_orch(), args.name, args.phone)
+    if args.json:
+        output.emit_json({"name": args.name, "phone": answer.get("phone"), "code": answer["code"]})
+    else:
+        print(f"pairing code for {args.name}: {answer['code']}")
+        print(
+            "on the phone: WhatsApp > Linked devices > Link a device > "
+            "Link with phone number instead, then type the code"
+        )
+    return 0
