@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from textual.widgets import Select
 
 from ecosystem.states import Status
 from tests.conftest import Env
@@ -56,10 +57,15 @@ def test_create_form_qr_rotation_scan_log_and_config(make_env: Any) -> None:
             assert isinstance(app.screen, CreateForm)
             assert app.orch.store.list_sessions() == []
 
-            # fixed, submitted with enter from another field
+            # fixed; the connector is neonize unless told: the simulated phone instead
             await pilot.press("backspace", "backspace", "backspace", *"alpha")
             assert not error.has_class("-error")
-            await pilot.press("tab", *"first one", "enter")
+            connector = app.screen.query_one("#connector", Select)
+            assert connector.value == "neonize"
+            await pilot.press("tab", *"first one", "tab", "enter", "down", "enter")
+            assert connector.value == "sim"
+            # submitted with enter from another field
+            await pilot.press("shift+tab", "enter")
             screen = await until(
                 pilot,
                 lambda: isinstance(app.screen, SessionScreen) and app.screen,
@@ -67,7 +73,8 @@ def test_create_form_qr_rotation_scan_log_and_config(make_env: Any) -> None:
                 what="the new session's screen",
             )
             assert screen.session_name == "alpha"
-            assert app.orch.store.get_session("alpha").description == "first one"
+            created = app.orch.store.get_session("alpha")
+            assert created.description == "first one" and created.connector == "sim"
             home = app.screen_stack[1]
             assert isinstance(home, SessionsScreen)
             await until(pilot, lambda: home.table.names == ["alpha"], what="the new row")
