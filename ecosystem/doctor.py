@@ -7,6 +7,7 @@ import stat
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from pathlib import Path
 
 from ecosystem import runner_client
 from ecosystem.errors import ZapvisorError
@@ -149,6 +150,35 @@ def run_checks(orch: Orchestrator) -> list[Check]:
         )
     )
 
+    overlap = _ephemeral_overlap(orch.ports)
+    if overlap:
+        lo, hi = overlap
+        checks.append(
+            Check(
+                "port range",
+                WARN,
+                f"{s.base_port}-{s.last_port} overlaps the kernel's ephemeral ports {lo}-{hi}: "
+                "an outgoing connection can briefly take a session's port",
+                f"set BASE_PORT below {lo} (the default is 3001)",
+            )
+        )
+
+    try:
+        health = orch.health()
+    except ZapvisorError:
+        health = {}
+    for x in sessions:
+        h = health.get(x.name)
+        if h is not None and h.parked_at is not None and x.desired_state != DesiredState.RUNNING:
+            checks.append(
+                Check(
+                    f"session {x.name}",
+                    WARN,
+                    f"parked since {h.parked_at:%Y-%m-%d %H:%M} UTC: {h.why_down or 'crash loop'}",
+                    f"`zapvisor logs {x.name} --stderr`, then `zapvisor start {x.name}`",
+                )
+            )
+
     if sup_up:
         infos = orch.sup.all_process_info()
         if s.monitor:
@@ -187,6 +217,17 @@ def run_checks(orch: Orchestrator) -> list[Check]:
                     )
                 )
     return checks
+
+
+def _ephemeral_overlap(ports: range) -> tuple[int, int] | None:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        lo, hi = (int(x) for x in text.split())
+    except (OSError, ValueError):
+        return None
+    if ports.start <= hi and ports.stop - 1 >= lo:
+        return lo, hi
+    return None
 
 
 def monitor_check(orch: Orchestrator, info: ProcessInfo | None) -> Check:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from ecosystem.errors import ConfigError, RunnerError, ZapvisorError
+from ecosystem.errors import ConfigError, RunnerError, StoreError, ZapvisorError
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings, settings_from_vars
 from ecosystem.states import Status
@@ -148,11 +148,50 @@ class Runner:
         self._stop.set()
 
 
+async def _connect(settings: Settings, name: str, port: int) -> Runner | None:
+    """Open the store and build the runner, waiting out a store that is down.
+
+    Exiting instead would make supervisord give up on the session (FATAL) during a
+    database outage; waiting keeps it one step from serving again. Returns None when
+    asked to stop while waiting.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    delay = 1.0
+    try:
+        while True:
+            store: Store | None = None
+            try:
+                store = await asyncio.to_thread(open_store, settings)
+                await asyncio.to_thread(store.get_session, name)  # the store answers
+                return Runner(settings, store, name, port)
+            except StoreError as exc:
+                if store is not None:
+                    store.close()
+                log.warning(
+                    "store unavailable, retrying in %.0f s: %s",
+                    delay,
+                    exc,
+                    extra={"event": "store_retry"},
+                )
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+                return None
+            except TimeoutError:
+                delay = min(delay * 2, 30.0)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
 async def run(home: Path, name: str, port: int) -> int:
     settings = load_runtime_settings(home)
-    store = open_store(settings)
+    runner = await _connect(settings, name, port)
+    if runner is None:
+        return 0
     try:
-        runner = Runner(settings, store, name, port)
         return await runner.serve()
     finally:
-        store.close()
+        runner.store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +46,15 @@ def test_doctor_reports_each_part(zv: Env) -> None:
     proc = zv.cli("doctor", check=False)
     assert proc.returncode == 1
     assert "FAIL" in proc.stdout and f"chmod 600 {zv.home / 'supervisord.conf'}" in proc.stdout
+
+
+def test_doctor_warns_about_ports_in_the_ephemeral_range(zv: Env) -> None:
+    text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+    lo, hi = (int(x) for x in text.split())
+    zv.extra["BASE_PORT"] = str(lo + 100)
+    found = checks(zv)
+    assert found["port range"]["level"] == "warn"
+    assert f"{lo}-{hi}" in found["port range"]["detail"]
+    assert f"BASE_PORT below {lo}" in found["port range"]["fix"]
+    zv.extra.pop("BASE_PORT")
+    assert "port range" not in checks(zv)

@@ -120,3 +120,32 @@ def test_db_copy_moves_sessions_out_of_sqlite(pg_dsn: str, make_env: Callable[..
     token = (zv.home / "secrets" / "cliente-001.token").read_text().strip()
     code, _ = runner_client.call("127.0.0.1", zv.base_port, "/status", token=token)
     assert code == 200
+
+
+def test_a_runner_started_during_an_outage_waits_for_the_store(
+    own_server: PgServer, make_env: Callable[..., Env]
+) -> None:
+    """Exiting would let supervisord give up on the session (FATAL) for the length of a
+    database outage; the runner waits for the store instead and then serves."""
+    zv = make_env(ZAPVISOR_DATABASE_URL=own_server.dsn())
+    try:
+        zv.cli("db", "migrate")
+        zv.json("create", "alpha", "--connector", "sim")
+        own_server.stop()
+        zv.cli("ctl", "restart", "wa-alpha")  # supervisorctl: no store needed
+        pid = wait_for(lambda: _ctl_pid(zv, "wa-alpha"))
+        assert not runner_client.healthy("127.0.0.1", zv.base_port)
+        wait_for(lambda: "store_retry" in (zv.home / "logs" / "wa-alpha.log").read_text())
+        assert _ctl_pid(zv, "wa-alpha") == pid, "the runner exited while the store was down"
+        own_server.start()
+        wait_for(lambda: runner_client.healthy("127.0.0.1", zv.base_port), timeout=60)
+        assert _ctl_pid(zv, "wa-alpha") == pid
+    finally:
+        teardown_env(zv)
+
+
+def _ctl_pid(zv: Env, program: str) -> int | None:
+    out = zv.cli("ctl", "status", program, check=False).stdout
+    if "RUNNING" not in out:
+        return None
+    return int(out.split("pid ")[1].split(",")[0])
