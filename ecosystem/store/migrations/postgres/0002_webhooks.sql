@@ -302,3 +302,7 @@ BEGIN
             USING (true) WITH CHECK (true);
     END IF;
 END $$;
+
+-- PostgREST (the supabase store's way in) caches the functions it can call: have it read
+-- them again at commit (Supabase does this by itself; a no-op without a PostgREST).
+NOTIFY pgrst, 'reload schema';
