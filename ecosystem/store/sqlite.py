@@ -29,7 +29,8 @@ from ecosystem.ports import pick_port
 from ecosystem.store import migrations
 from ecosystem.store import sqlite_health as health_sql
 from ecosystem.store.base import Store
-from ecosystem.store.sqlite_outbox import SQLiteOutbox
+from ecosystem.store.sqlite_outbox import SQLiteOutbox, import_outbox
+from ecosystem.webhooks import WebhookEvent
 
 BUSY_TIMEOUT_MS = 10_000
 _JSON_FIELDS = ("ai_config", "timing_config", "webhook_events")
@@ -288,7 +289,14 @@ class SQLiteStore(SQLiteOutbox, Store):
             self._insert_event(db, name, "delete", actor, {"port": session.port})
 
     def import_rows(
-        self, sessions: Sequence[Session], events: Sequence[Event], *, actor: str
+        self,
+        sessions: Sequence[Session],
+        events: Sequence[Event],
+        *,
+        actor: str,
+        outbox: Sequence[WebhookEvent] = (),
+        health: Sequence[SessionHealth] = (),
+        alerts: Sequence[Alert] = (),
     ) -> int:
         with self._cursor(write=True) as db:
             names = [s.name for s in sessions]
@@ -325,6 +333,8 @@ class SQLiteStore(SQLiteOutbox, Store):
                         json.dumps(event.detail, ensure_ascii=False, default=str),
                     ),
                 )
+            import_outbox(db, outbox)
+            health_sql.import_rows(db, health, alerts)
             return len(sessions)
 
     # -- events --------------------------------------------------------------------
