@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecosystem.errors import SessionNotFound
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
@@ -176,3 +177,45 @@ def import_rows(
                 _ts(alert.clear_sent_at),
             ),
         )
+
+
+class SQLiteHealth:
+    """Mixed into SQLiteStore: the monitor's records and alerts, one transaction each."""
+
+    if TYPE_CHECKING:
+
+        def _cursor(self, write: bool = False) -> AbstractContextManager[sqlite3.Connection]: ...
+
+    def get_health(self, name: str) -> SessionHealth:
+        with self._cursor() as db:
+            return get_health(db, name)
+
+    def list_health(self, host: str | None = None) -> dict[str, SessionHealth]:
+        with self._cursor() as db:
+            return list_health(db, host)
+
+    def save_health(self, health: SessionHealth) -> None:
+        with self._cursor(write=True) as db:
+            save_health(db, health)
+
+    def raise_alert(self, alert: NewAlert) -> Alert | None:
+        with self._cursor(write=True) as db:
+            return raise_alert(db, alert)
+
+    def clear_alert(self, host: str, key: str) -> Alert | None:
+        with self._cursor(write=True) as db:
+            return clear_alert(db, host, key)
+
+    def list_alerts(
+        self, host: str | None = None, *, active: bool | None = None, limit: int = 100
+    ) -> list[Alert]:
+        with self._cursor() as db:
+            return list_alerts(db, host, active, limit)
+
+    def pending_alert_notices(self, host: str, since: datetime) -> list[Alert]:
+        with self._cursor() as db:
+            return pending_alert_notices(db, host, since)
+
+    def mark_alert_sent(self, alert_id: int, phase: str, at: datetime) -> None:
+        with self._cursor(write=True) as db:
+            mark_alert_sent(db, alert_id, phase, at)
