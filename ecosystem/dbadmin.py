@@ -92,6 +92,11 @@ class CopyReport:
     target: str
     sessions: list[str]
     events: int
+    webhooks: int = 0
+    """Webhook outbox rows (pending, delivered and dead letters)."""
+    health: int = 0
+    """Health monitor records (restart counts, why down, parked)."""
+    alerts: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,8 +131,9 @@ def running_runners(paths: StatePaths) -> list[str]:
 
 def copy(settings: Settings, to: str, *, actor: str) -> CopyReport:
     """Copy every session and event of this machine's SQLite store into ``to``, every
-    field kept (the token hash, timestamps, JSON), all or nothing. The SQLite file is
-    left as it was."""
+    field kept (the token hash, timestamps, JSON), with the sessions' webhook outboxes
+    (pending events are delivered from the new store), health records and the alerts,
+    all or nothing. The SQLite file is left as it was."""
     from ecosystem.store.sqlite import SQLiteStore
 
     paths = StatePaths(settings.home)
@@ -152,14 +158,29 @@ def copy(settings: Settings, to: str, *, actor: str) -> CopyReport:
             )
         sessions = source.list_sessions()
         events = source.list_events(limit=ALL_EVENTS)
-        target.import_rows(sessions, events, actor=actor)
-        target.add_event(
-            None,
-            "import",
-            actor=actor,
-            detail={"from": source.describe(), "sessions": len(sessions), "events": len(events)},
+        outbox = [  # oldest first, so the target's ids keep the order
+            row
+            for s in sessions
+            for row in reversed(source.list_webhooks(s.name, limit=ALL_EVENTS))
+        ]
+        health = list(source.list_health().values())
+        alerts = source.list_alerts(limit=ALL_EVENTS)
+        target.import_rows(
+            sessions, events, actor=actor, outbox=outbox, health=health, alerts=alerts
         )
-        return CopyReport(target.describe(), [s.name for s in sessions], len(events))
+        report = CopyReport(
+            target.describe(),
+            [s.name for s in sessions],
+            len(events),
+            webhooks=len(outbox),
+            health=len(health),
+            alerts=len(alerts),
+        )
+        detail = {"from": source.describe(), **asdict(report)}
+        detail["sessions"] = len(sessions)
+        del detail["target"]
+        target.add_event(None, "import", actor=actor, detail=detail)
+        return report
     finally:
         source.close()
         target.close()

@@ -69,14 +69,16 @@ class StoreError(ZapvisorError):
     exit_code = 69  # EX_UNAVAILABLE
 
 
+class SchemaMissing(StoreError):
+    """The store's database has no zapvisor schema, or an older one than this code needs
+    (`zapvisor db migrate`)."""
+
+
 class OutboxUnavailable(StoreError):
-    """This store has no webhook outbox yet (only the embedded SQLite store has one)."""
+    """This store has no webhook outbox (every store zapvisor ships has one)."""
 
     def __init__(self, kind: str) -> None:
-        super().__init__(
-            f"the {kind} store has no webhook outbox yet: webhooks need the embedded "
-            "SQLite store for now"
-        )
+        super().__init__(f"the {kind} store has no webhook outbox: webhooks are off")
 
 
 class SupervisorError(ZapvisorError):

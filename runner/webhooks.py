@@ -51,6 +51,7 @@ while the wake-up call could not reach us)."""
 KEEP_DELIVERED = timedelta(days=7)
 PRUNE_EVERY = 6 * 3600.0
 BATCH = 20
+LEASE_MIN = 5.0
 RESPONSE_READ_LIMIT = 64 * 1024
 
 StoreCall = Callable[..., Awaitable[Any]]
@@ -99,6 +100,10 @@ class Outbox:
         self.call = call
         self.delays = delays
         self.timeout = timeout
+        self.lease = timedelta(seconds=max(LEASE_MIN, 2 * timeout))
+        """How long an event claimed from the outbox is ours: a runner killed mid-delivery
+        leaves it due again after that; another process claiming the session's events
+        meanwhile (a second runner somewhere) skips it."""
         self._wake = asyncio.Event()
         self._http = ThreadPoolExecutor(1, thread_name_prefix="webhook")
         self._unsaved: list[WebhookEvent] = []
@@ -167,7 +172,12 @@ class Outbox:
             try:
                 await self._resave()
                 await self._maybe_prune()
-                due = await self.call(self.store.due_webhooks, self.session, utcnow(), BATCH)
+                due = await self.call(
+                    functools.partial(self.store.due_webhooks, lease=self.lease),
+                    self.session,
+                    utcnow(),
+                    BATCH,
+                )
                 if due:
                     await self._deliver_batch(due)
                     failures = 0

@@ -10,8 +10,9 @@ API does, in front of a real PostgreSQL holding the real migrated schema:
 - `GET /rest/v1/<table>?select=…&<col>=eq.<v>&order=<col>.<asc|desc>&limit=N` → a JSON
   array (rows serialised by PostgreSQL's own json, as PostgREST does);
 - `POST /rest/v1/<table>` (insert; `Prefer: return=minimal|representation`);
-- `POST /rest/v1/rpc/<fn>` with named arguments → the function's result (an object for
-  a composite, a scalar, 204 for void);
+- `POST /rest/v1/rpc/<fn>` with named arguments (the input ones: a `RETURNS TABLE`
+  function's columns are not arguments) → the function's result (an array for a set,
+  `SETOF` or `RETURNS TABLE`; an object for a composite; a scalar; 204 for void);
 - errors as PostgREST's JSON body `{code, message, details, hint}` with its status
   mapping (400 for raised errors, 404 for a missing table or function, 409 for a
   conflict, 401/403 for missing rights).
@@ -243,8 +244,12 @@ class PostgrestEmulator:
 
     def _rpc(self, role: str, name: str, args: dict[str, Any]) -> tuple[int, str | None]:
         with self._transaction(role) as cur:
+            # the input arguments' names (RETURNS TABLE lists its columns as arguments too)
             cur.execute(
-                "SELECT p.proargnames, array(SELECT format_type(t, NULL) FROM"
+                "SELECT array(SELECT a.n FROM unnest(p.proargnames, coalesce(p.proargmodes,"
+                " array_fill('i'::\"char\", array[cardinality(p.proargnames)])))"
+                " WITH ORDINALITY AS a(n, m, i) WHERE a.m IN ('i', 'b', 'v') ORDER BY a.i),"
+                " array(SELECT format_type(t, NULL) FROM"
                 " unnest(p.proargtypes) AS t), format_type(p.prorettype, NULL),"
                 " t.typtype, p.proretset FROM pg_proc p JOIN pg_type t ON t.oid = p.prorettype"
                 " WHERE p.proname = %s AND p.pronamespace = 'public'::regnamespace",

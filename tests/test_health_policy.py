@@ -20,6 +20,7 @@ from ecosystem.health.alerts import (
 from ecosystem.health.model import Alert, AlertKind, SessionHealth, Severity
 from ecosystem.models import Session
 from ecosystem.states import DesiredState, Status
+from ecosystem.store.base import Store
 from ecosystem.store.sqlite import SQLiteStore
 from ecosystem.supctl.rpc import ProcessInfo
 
@@ -249,8 +250,11 @@ def test_reconcile_and_dead_letters_hook() -> None:
         def count_dead_letters(self, host: str) -> int | None:
             return 7 if host == "h" else 0
 
+    class NoOutbox(SQLiteStore):
+        count_dead_letters = Store.count_dead_letters
+
     with tempfile.TemporaryDirectory() as tmp:
-        plain = SQLiteStore(Path(tmp) / "a.db")
+        plain = NoOutbox(Path(tmp) / "a.db")
         assert store_dead_letters(plain, "h")() is None, "a store without an outbox"
         outbox = WithOutbox(Path(tmp) / "b.db")
         assert store_dead_letters(outbox, "h")() == 7

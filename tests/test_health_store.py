@@ -21,20 +21,9 @@ from tests.test_store_contract import store_factory as store_factory
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-def supported(store: Store) -> Store:
-    """The health methods are not abstract: a store gets them when migration 0003 is
-    ported to it. Until then its run of this suite is skipped, saying so."""
-    try:
-        store.list_health()
-        store.list_alerts(limit=1)
-    except NotImplementedError:
-        pytest.skip(f"the {store.kind} store does not keep health records yet (migration 0003)")
-    return store
-
-
 @pytest.fixture
 def hstore(store: Store) -> Store:
-    return supported(store)
+    return store
 
 
 def ram(host: str = "h1", message: str = "RAM 91% > 85%") -> NewAlert:
@@ -129,7 +118,7 @@ def test_alert_notices_pending_until_marked(hstore: Store) -> None:
 
 
 def test_concurrent_raises_store_one_alert(store_factory) -> None:  # type: ignore[no-untyped-def]
-    stores = [supported(store_factory()) for _ in range(4)]
+    stores = [store_factory() for _ in range(4)]
     results: list[object] = []
 
     def worker(s: Store) -> None:

@@ -7,6 +7,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from ecosystem import runner_client
+from ecosystem.health.model import AlertKind, NewAlert, SessionHealth
+from ecosystem.store.postgres import PostgresStore
+from ecosystem.store.sqlite import SQLiteStore
 from tests.conftest import Env, free_port_block, teardown_env, wait_for
 from tests.pgserver import PASSWORD, PgServer, find_bin
 
@@ -92,11 +95,27 @@ def test_db_copy_moves_sessions_out_of_sqlite(pg_dsn: str, make_env: Callable[..
     busy = zv.cli("db", "copy", "--to", "postgres", check=False, stdin="")
     assert busy.returncode != 0 and "zapvisor shutdown" in busy.stderr
     zv.cli("shutdown")
+    # what the monitor and the outbox kept goes along (the runner already queued its
+    # qr_code events for a receiver it cannot reach)
+    old = SQLiteStore(zv.home / "zapvisor.db")
+    old.save_health(SessionHealth(name="cliente-002", restarts=4, why_down="exit status 1"))
+    old.raise_alert(NewAlert(host="h9", key="disk", kind=AlertKind.DISK, message="disk 90%"))
+    outbox = old.list_webhooks("cliente-001", limit=1000)
+    assert outbox, "the sim runner queued events"
+    old.close()
 
     # the same machine, now pointed at PostgreSQL (zv's teardown stops its supervisord)
     moved = Env(zv.home, zv.base_port, zv.max_sessions, {"ZAPVISOR_DATABASE_URL": pg_dsn})
     report = moved.json("db", "copy", "--to", "postgres")
     assert report["sessions"] == ["cliente-001", "cliente-002"] and report["events"] >= 2
+    assert (report["webhooks"], report["health"], report["alerts"]) == (len(outbox), 1, 1)
+    target = PostgresStore(pg_dsn)
+    try:
+        assert target.list_webhooks("cliente-001", limit=1000) == outbox
+        assert target.get_health("cliente-002").restarts == 4
+        assert [a.key for a in target.list_alerts("h9")] == ["disk"]
+    finally:
+        target.close()
     assert moved.json("db", "status")["store"] == "postgres"
 
     after = {s["name"]: s for s in moved.json("list")}

@@ -12,11 +12,16 @@ import psycopg
 import pytest
 
 from ecosystem.errors import ConfigError, StoreError
+from ecosystem.health.model import AlertKind, NewAlert, SessionHealth
 from ecosystem.models import NewSession
 from ecosystem.store.pgcommon import redact
 from ecosystem.store.postgres import PostgresStore
+from ecosystem.webhooks import new_event
 from tests.conftest import Env, PgCluster, wait_for
 from tests.pgserver import AUTHENTICATOR_PASSWORD, PASSWORD
+
+MIGRATIONS = ["0001_init", "0002_webhooks", "0003_health"]
+NEW_TABLES = ("webhook_outbox", "session_health", "alerts")
 
 
 def _scalar(dsn: str, query: str, *args: object) -> object:
@@ -34,7 +39,7 @@ def test_db_migrate_and_status_as_an_operator(
         zv = make_env(ZAPVISOR_DATABASE_URL=pg_cluster.dsn(name))
         before = zv.json("db", "status")
         assert before["store"] == "postgres" and before["reachable"] is True
-        assert before["version"] == 0 and before["pending"] == ["0001_init"]
+        assert before["version"] == 0 and before["pending"] == MIGRATIONS
         assert PASSWORD not in zv.cli("db", "status").stdout
 
         # using the store before migrating says what to do
@@ -42,13 +47,12 @@ def test_db_migrate_and_status_as_an_operator(
         assert early.returncode == 69
         assert "no zapvisor schema" in early.stderr and "zapvisor db migrate" in early.stderr
 
-        assert zv.json("db", "migrate")["applied"] == ["0001_init"]
+        assert zv.json("db", "migrate")["applied"] == MIGRATIONS
         assert "schema up to date" in zv.cli("db", "migrate").stdout
         after = zv.json("db", "status")
-        assert after["version"] == after["latest"] == 1 and after["pending"] == []
-        assert _scalar(pg_cluster.dsn(name), "SELECT name FROM zapvisor_schema_migrations") == (
-            "init"
-        )
+        assert after["version"] == after["latest"] == 3 and after["pending"] == []
+        applied = "SELECT string_agg(name, ',' ORDER BY version) FROM zapvisor_schema_migrations"
+        assert _scalar(pg_cluster.dsn(name), applied) == "init,webhooks,health"
         # `db sql` has nothing left to print for this store but the wrapper
         assert "CREATE TABLE whatsapp_sessions" not in zv.cli("db", "sql").stdout
         assert "CREATE TABLE whatsapp_sessions" in zv.cli("db", "sql", "--all").stdout
@@ -57,14 +61,15 @@ def test_db_migrate_and_status_as_an_operator(
         store_check = next(c for c in doctor["checks"] if c["name"] == "store")
         assert doctor["store"] == "postgres" and store_check["level"] == "ok"
         assert store_check["detail"].startswith("postgres postgres@127.0.0.1:")
-        assert "schema v1" in store_check["detail"]
+        assert "schema v3" in store_check["detail"]
     finally:
         pg_cluster.drop_database(name)
 
 
 def test_row_level_security_keeps_the_anon_key_out(pg_cluster: PgCluster, pg_dsn: str) -> None:
     """Connect as Supabase's `authenticator` and switch to `anon` as PostgREST does for
-    the anon key: no session row, no token hash, no function; `service_role` sees all."""
+    the anon key: no session row, no token hash, no webhook payload, no health record or
+    alert, no function; `service_role` sees all."""
     store = PostgresStore(pg_dsn)
     store.create_session(
         NewSession(name="alpha"),
@@ -75,6 +80,9 @@ def test_row_level_security_keeps_the_anon_key_out(pg_cluster: PgCluster, pg_dsn
         actor="t",
         api_token_hash="ab" * 32,
     )
+    store.enqueue_webhook(new_event("alpha", "message_received", {"message": {"body": "pix"}}))
+    store.save_health(SessionHealth(name="alpha", restarts=1, stderr_tail="secret-ish"))
+    store.raise_alert(NewAlert(host="h1", key="ram", kind=AlertKind.RAM, message="RAM 91%"))
     store.close()
     dbname = pg_dsn.rsplit("/", 1)[1]
     api_dsn = pg_cluster.dsn(dbname, user="authenticator", password=AUTHENTICATOR_PASSWORD)
@@ -85,28 +93,41 @@ def test_row_level_security_keeps_the_anon_key_out(pg_cluster: PgCluster, pg_dsn
             "SELECT count(*) FROM session_events",
             "SELECT count(*) FROM zapvisor_schema_migrations",
             "SELECT zapvisor_delete_session('alpha', 'anon')",
+            *(f"SELECT count(*) FROM {table}" for table in NEW_TABLES),
+            "SELECT * FROM zapvisor_list_webhooks('alpha', NULL, 10)",
+            "SELECT * FROM zapvisor_claim_webhooks('alpha', now(), 10, now())",
+            "SELECT * FROM zapvisor_list_alerts(NULL, NULL, 10)",
+            "SELECT * FROM zapvisor_list_health(NULL)",
+            "SELECT zapvisor_import('{}')",
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(query.encode())
         conn.execute("RESET ROLE")
 
         # Even after a careless broad grant, RLS leaves anon with nothing to read.
-        pg_cluster.server.execute("GRANT SELECT ON whatsapp_sessions TO anon", dbname)
+        pg_cluster.server.execute(
+            f"GRANT SELECT ON whatsapp_sessions, {', '.join(NEW_TABLES)} TO anon", dbname
+        )
         conn.execute("SET ROLE anon")
-        assert conn.execute("SELECT count(*) FROM whatsapp_sessions").fetchone() == (0,)
+        for table in ("whatsapp_sessions", *NEW_TABLES):
+            assert conn.execute(f"SELECT count(*) FROM {table}".encode()).fetchone() == (0,)
         conn.execute("RESET ROLE")
 
         conn.execute("SET ROLE service_role")
         row = conn.execute("SELECT session_name, api_token_hash FROM whatsapp_sessions")
         assert row.fetchall() == [("alpha", "ab" * 32)]
+        for table in NEW_TABLES:
+            assert conn.execute(f"SELECT count(*) FROM {table}".encode()).fetchone() == (1,)
         conn.execute("SELECT zapvisor_delete_session('alpha', 'service')")
         assert conn.execute("SELECT count(*) FROM whatsapp_sessions").fetchone() == (0,)
     rls = _scalar(
         pg_dsn,
-        "SELECT bool_and(relrowsecurity) FROM pg_class WHERE relname IN"
-        " ('whatsapp_sessions', 'session_events', 'hosts', 'zapvisor_schema_migrations')",
+        "SELECT count(*) FILTER (WHERE relrowsecurity) FROM pg_class WHERE relkind = 'r'"
+        " AND relname IN"
+        " ('whatsapp_sessions', 'session_events', 'hosts', 'zapvisor_schema_migrations',"
+        " 'webhook_outbox', 'session_health', 'alerts')",
     )
-    assert rls is True
+    assert rls == 7
 
 
 def test_a_change_by_one_instance_wakes_another_within_a_second(pg_dsn: str) -> None:

@@ -15,6 +15,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -24,6 +25,7 @@ from ecosystem.models import NewSession
 from ecosystem.states import Status
 from ecosystem.store.sqlite import SQLiteStore
 from ecosystem.store.supabase import SupabaseStore
+from ecosystem.webhooks import new_event
 from tests.conftest import Env, PgCluster, wait_for
 from tests.pgserver import AUTHENTICATOR_PASSWORD
 from tests.postgrest_emulator import ANON_KEY, SERVICE_KEY, PostgrestEmulator
@@ -146,7 +148,7 @@ def test_a_new_project_gets_its_schema_from_db_sql(
         with psycopg.connect(pg_cluster.dsn(name), autocommit=True) as conn:
             conn.execute(script.encode())  # the SQL editor
         status = zv.json("db", "status")
-        assert status["version"] == 1 and status["pending"] == []
+        assert status["version"] == 3 and status["pending"] == []
         assert zv.json("create", "alpha", "--connector", "sim", "--stopped")["port"] == zv.base_port
     finally:
         emulator.stop()
@@ -166,7 +168,7 @@ def test_live_supabase_project() -> None:
     name = f"zvtest-{secrets.token_hex(4)}"
     host = f"zvtest-{secrets.token_hex(4)}"
     try:
-        assert store.schema_version() >= 1
+        assert store.schema_version() >= 3
         created = store.create_session(
             NewSession(name=name, ai_config={"k": ["v", 1]}),
             host=host,
@@ -184,6 +186,13 @@ def test_live_supabase_project() -> None:
         assert [s.name for s in store.list_sessions(host)] == [name]
         actions = [e.action for e in store.list_events(name)]
         assert actions[:2] == ["status", "create"]
+        # the webhook outbox (0002; its rows go with the session); health (0003)
+        event = new_event(name, "qr_code", {"qrCode": "data:"})
+        store.enqueue_webhook(event)
+        due = store.due_webhooks(name, datetime.now(UTC) + timedelta(seconds=1))
+        assert [r.event_id for r in due] == [event.event_id]
+        assert store.webhook_counts(name)["pending"] == 1
+        assert store.get_health(name).restarts == 0 and store.list_health(host) == {}
     finally:
         with contextlib.suppress(StoreError):
             store.delete_session(name, actor="zapvisor-test")

@@ -177,8 +177,11 @@ def test_receiver_down_then_up_delivers_once_and_dead_letters_replay(
 
 def test_runner_killed_with_events_pending_loses_none(make_env: Any, receiver: Receiver) -> None:
     """kill -9 while the receiver is down: after supervisord restarts the runner every
-    event is delivered; a repeat can only carry an event id already seen."""
-    zv = make_env(ZAPVISOR_WEBHOOK_RETRY_SCHEDULE=",".join(["0"] + ["1"] * 30))
+    event is delivered; a repeat can only carry an event id already seen. (A short
+    delivery timeout keeps the claim lease of an event caught mid-delivery short.)"""
+    zv = make_env(
+        ZAPVISOR_WEBHOOK_RETRY_SCHEDULE=",".join(["0"] + ["1"] * 30), ZAPVISOR_WEBHOOK_TIMEOUT="2"
+    )
     paired(zv, "durable", receiver.url)
     api(zv, "durable", "PUT", "/webhook", {"events": ["message_received"]})
     receiver.down()

@@ -16,12 +16,14 @@ rather than at the next check.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +35,7 @@ from ecosystem.errors import ZapvisorError
 from ecosystem.health.monitor import Monitor
 from ecosystem.health.notify import Notifier
 from ecosystem.health.proctable import RESYNC_SECONDS
-from ecosystem.health.volatile import keeps_health, volatile
+from ecosystem.health.volatile import health_gap, keeps_health, volatile
 from ecosystem.names import session_from_program
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings, read_runtime_settings
@@ -107,11 +109,18 @@ def serve_protocol(
 
 
 class Worker(threading.Thread):
-    def __init__(self, monitor: Monitor, events: queue.Queue[Event], env_file: Path) -> None:
+    def __init__(
+        self,
+        monitor: Monitor,
+        events: queue.Queue[Event],
+        env_file: Path,
+        store_ready: Callable[[], bool] | None = None,
+    ) -> None:
         super().__init__(name="health-worker", daemon=True)
         self.monitor = monitor
         self.events = events
         self.env_file = env_file
+        self.store_ready = store_ready
         self._env_mtime = _mtime(env_file)
 
     def run(self) -> None:
@@ -127,6 +136,9 @@ class Worker(threading.Thread):
                     began = time.monotonic()
                     self.monitor.check()
                     next_check = began + self.monitor.policy.interval
+                    if self.store_ready is not None and self.store_ready():
+                        log.warning("the store keeps health records now: moving onto it")
+                        return
                 elif wake or self._restart_due():
                     self.monitor.react()
                 failures = 0
@@ -190,22 +202,28 @@ def _alert_url(monitor: Monitor) -> str | None:
     return url.get_secret_value() if url is not None else None
 
 
-def build(settings: Settings) -> tuple[Monitor, Notifier]:
+def build(settings: Settings) -> tuple[Monitor, Notifier, Callable[[], bool] | None]:
+    """The monitor, its alert notifier, and (when the store cannot keep the monitor's
+    records yet) a probe that says when it can: the worker then exits, and supervisord
+    starts the monitor again, onto the store."""
     paths = StatePaths(settings.home)
     store = open_store(settings)
-    if not keeps_health(store):
+    probe: Callable[[], bool] | None = None
+    gap = health_gap(store)
+    if gap is not None:
         log.warning(
-            "the %s store does not keep health records yet: restart counts, parking and "
-            "alerts live in the monitor's memory only",
-            store.kind,
+            "%s: restart counts, parking and alerts live in the monitor's memory until "
+            "it can keep them there",
+            gap,
         )
+        probe = functools.partial(keeps_health, store)
         store = volatile(store)
     sup = daemon.client(paths)
     monitor = Monitor(settings, store, sup)
     monitor.procs.resync = RESYNC_SECONDS  # fed by the events from here on
     notifier = Notifier(store, settings.host_id, lambda: _alert_url(monitor), monitor.clock)
     monitor.notifier = notifier
-    return monitor, notifier
+    return monitor, notifier, probe
 
 
 def main(home: Path) -> int:
@@ -213,14 +231,14 @@ def main(home: Path) -> int:
     paths = StatePaths(home)
     try:
         settings = read_runtime_settings(paths.runtime_env, home)
-        monitor, notifier = build(settings)
+        monitor, notifier, probe = build(settings)
     except ZapvisorError as exc:
         log.error("cannot start: %s", exc)
         print(f"zapvisor-health: {exc}", file=sys.stderr)
         return 1
     log.info("health monitor started", extra={"interval": settings.health_interval})
     events: queue.Queue[Event] = queue.Queue()
-    worker = Worker(monitor, events, paths.runtime_env)
+    worker = Worker(monitor, events, paths.runtime_env, probe)
     worker.start()
     notifier.start()
     code = serve_protocol(sys.stdin.buffer, sys.stdout, events, worker.is_alive)

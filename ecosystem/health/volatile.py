@@ -1,7 +1,8 @@
-"""Health records and alerts kept in the monitor's memory, for a store that does not
-keep them yet (the health methods of ``Store`` are not abstract; until a store
-implements migration 0003 the monitor still restarts, backs off and parks, but what it
-knows is lost when it restarts, and `show`/`alerts` do not see it)."""
+"""Health records and alerts kept in the monitor's memory, for a store that cannot keep
+them (the health methods of ``Store`` are not abstract; every store zapvisor ships has
+them, but a PostgreSQL database whose schema predates migration 0003 cannot). The
+monitor still restarts, backs off and parks, but what it knows is lost when it
+restarts, and `show`/`alerts` do not see it."""
 
 from __future__ import annotations
 
@@ -9,18 +10,28 @@ import itertools
 from datetime import datetime
 from typing import Any, cast
 
+from ecosystem.errors import SchemaMissing
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
 from ecosystem.models import utcnow
 from ecosystem.store.base import Store
 
 
-def keeps_health(store: Store) -> bool:
+def health_gap(store: Store) -> str | None:
+    """Why ``store`` cannot keep the monitor's records, or None when it can: a store
+    without the health methods, or a database whose schema predates them (migration
+    0003 not applied yet)."""
     try:
         store.list_health()
         store.list_alerts(limit=1)
     except NotImplementedError:
-        return False
-    return True
+        return f"the {store.kind} store does not keep health records"
+    except SchemaMissing as exc:
+        return str(exc)
+    return None
+
+
+def keeps_health(store: Store) -> bool:
+    return health_gap(store) is None
 
 
 class _Volatile:

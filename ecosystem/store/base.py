@@ -5,13 +5,16 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ecosystem.errors import OutboxUnavailable
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
 from ecosystem.models import Event, NewSession, Session
 from ecosystem.webhooks import DeliveryState, WebhookEvent
+
+DEFAULT_WEBHOOK_LEASE = timedelta(seconds=60)
+"""How long :meth:`Store.due_webhooks` hands an event to one caller by default."""
 
 
 class Store(abc.ABC):
@@ -96,15 +99,26 @@ class Store(abc.ABC):
     def list_events(self, session_name: str | None = None, limit: int = 100) -> list[Event]:
         """Newest first."""
 
-    # -- webhook outbox (migration 0002; sqlite so far) --------------------------------
+    # -- webhook outbox (migration 0002) ------------------------------------------------
 
     def enqueue_webhook(self, event: WebhookEvent) -> None:
         """Insert an event into the outbox; an ``event_id`` already there is left as it
         is. Raises SessionNotFound when the session is gone."""
         raise OutboxUnavailable(self.kind)
 
-    def due_webhooks(self, session_name: str, now: datetime, limit: int = 50) -> list[WebhookEvent]:
-        """Pending events whose ``next_attempt_at`` is not after ``now``, oldest due first."""
+    def due_webhooks(
+        self,
+        session_name: str,
+        now: datetime,
+        limit: int = 50,
+        *,
+        lease: timedelta = DEFAULT_WEBHOOK_LEASE,
+    ) -> list[WebhookEvent]:
+        """Claim pending events whose ``next_attempt_at`` is not after ``now``, oldest due
+        first: each one's ``next_attempt_at`` becomes ``now + lease`` (as returned), so
+        callers racing for the same session (two processes, two hosts) never get the same
+        event, and a claimer that dies mid-delivery leaves it due again when the lease
+        ends. Recording the attempt sets the real next time."""
         raise OutboxUnavailable(self.kind)
 
     def next_webhook_due(self, session_name: str) -> datetime | None:
@@ -145,12 +159,21 @@ class Store(abc.ABC):
         raise OutboxUnavailable(self.kind)
 
     def import_rows(
-        self, sessions: Sequence[Session], events: Sequence[Event], *, actor: str
+        self,
+        sessions: Sequence[Session],
+        events: Sequence[Event],
+        *,
+        actor: str,
+        outbox: Sequence[WebhookEvent] = (),
+        health: Sequence[SessionHealth] = (),
+        alerts: Sequence[Alert] = (),
     ) -> int:
         """Insert rows copied from another store exactly as they are (`zapvisor db copy`):
-        every field, the token hash and the timestamps kept; events in the order given
-        (oldest first), with new ids. All or nothing: SessionExists, naming them, when
-        any of the names is already here. Returns the number of sessions copied."""
+        every field, the token hash and the timestamps kept; events and alerts in the
+        order given (oldest first), with new ids; the sessions' webhook outbox rows and
+        health records. An alert active here already (same host and key) is not copied.
+        All or nothing: SessionExists, naming them, when any of the names is already
+        here. Returns the number of sessions copied."""
         raise NotImplementedError(f"the {self.kind} store cannot import rows")
 
     # -- live updates --------------------------------------------------------------
@@ -190,8 +213,8 @@ class Store(abc.ABC):
         """Release connections."""
 
     # -- health monitor (migration 0003) --------------------------------------------
-    # Not abstract, so a store that has not implemented them yet still serves every
-    # session operation; the sqlite store implements them all.
+    # Not abstract, so a store without them still serves every session operation (the
+    # monitor then keeps them in memory: health/volatile.py); every store here has them.
 
     def get_health(self, name: str) -> SessionHealth:
         """The session's health record (an empty one when the monitor saved none).
@@ -230,8 +253,7 @@ class Store(abc.ABC):
     def count_dead_letters(self, host: str) -> int | None:
         """Webhook events of ``host``'s sessions that exhausted every retry and are
         still unhandled; None when this store keeps no webhook outbox. The health
-        monitor raises the `webhook_dead_letters` alert while this is above 0.
-        HOOK for the webhook outbox (migration 0002): override it there."""
+        monitor raises the `webhook_dead_letters` alert while this is above 0."""
         return None
 
     def mark_alert_sent(self, alert_id: int, phase: str, at: datetime) -> None:

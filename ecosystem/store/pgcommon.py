@@ -16,10 +16,18 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from ecosystem.errors import SessionExists, SessionNotFound, StoreError, ZapvisorError
+from ecosystem.errors import (
+    SchemaMissing,
+    SessionExists,
+    SessionNotFound,
+    StoreError,
+    ZapvisorError,
+)
+from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.models import Event, NewSession, Session
 from ecosystem.ports import capacity_error, ports_exhausted
-from ecosystem.store import migrations
+from ecosystem.store import migrations, pg_health, pg_outbox
+from ecosystem.webhooks import WebhookEvent
 
 VERSION_TABLE = "zapvisor_schema_migrations"
 NOTIFY_CHANNEL = "zapvisor_sessions"
@@ -33,6 +41,7 @@ BOOTSTRAP_SQL = f"""CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (
 
 # SQLSTATEs raised by the schema's functions.
 NAME_TAKEN, AT_CAPACITY, NO_FREE_PORT, NO_SUCH_SESSION = "ZV001", "ZV002", "ZV003", "ZV004"
+NOT_IN_OUTBOX = "ZV005"
 SCHEMA_MISSING = frozenset({"42P01", "42883", "PGRST202", "PGRST205", "PGRST200"})
 """Undefined table/function (PostgreSQL's codes and PostgREST's): no migrations yet."""
 
@@ -154,11 +163,13 @@ def contract_error(
         return ports_exhausted(ports, busy, host)
     if code == NO_SUCH_SESSION:
         return SessionNotFound(f"no session named {name!r} (see `zapvisor list`)")
+    if code == NOT_IN_OUTBOX:
+        return StoreError(f"webhook event {detail} is not in the outbox")
     return None
 
 
-def schema_missing(store: str) -> StoreError:
-    return StoreError(
+def schema_missing(store: str) -> SchemaMissing:
+    return SchemaMissing(
         f"the {store} has no zapvisor schema (or an older one): run `zapvisor db migrate`"
     )
 
@@ -186,3 +197,23 @@ def first_line(text: str) -> str:
 def ordered_events(events: Sequence[Event]) -> list[Event]:
     """Oldest first, the order import_rows inserts them in."""
     return sorted(events, key=lambda e: (e.ts, e.id))
+
+
+def import_document(
+    sessions: Sequence[Session],
+    events: Sequence[Event],
+    outbox: Sequence[WebhookEvent],
+    health: Sequence[SessionHealth],
+    alerts: Sequence[Alert],
+) -> dict[str, Any]:
+    """What ``zapvisor_import(p_rows)`` takes: every row of a `zapvisor db copy`.
+    Events and alerts go in oldest first (outbox rows in the order given), so new ids
+    keep the order."""
+    return {
+        "sessions": [session_to_row(s) for s in sessions],
+        "events": [event_to_row(e) for e in ordered_events(events)],
+        "hosts": [],
+        "outbox": [pg_outbox.event_to_json(o) for o in outbox],
+        "health": [pg_health.health_to_json(h, h.updated_at) for h in health],
+        "alerts": [pg_health.alert_to_json(a) for a in sorted(alerts, key=lambda a: a.id)],
+    }

@@ -1,90 +1,48 @@
 """The postgres store: sessions in any PostgreSQL, a Supabase project's database included.
 
-One connection per store (autocommit; writes in explicit transactions), opened on first
-use and opened again after the server went away. Every write is one call of a SQL
-function from the shipped migrations, so the port reservation is atomic in the database.
-Prepared statements are never used server-side, so Supabase's transaction pooler (port
-6543) works. Live updates: a second connection LISTENs for the schema's NOTIFY.
+Every write is one call of a SQL function from the shipped migrations, so the port
+reservation is atomic in the database; the connection handling is postgres_conn.py, the
+webhook outbox and health records pg_outbox.py and pg_health.py (shared with the
+supabase store). Live updates: a second connection LISTENs for the schema's NOTIFY.
 
 Imported only when ZAPVISOR_DATABASE_URL selects this store (psycopg costs ~0.3 s).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import Any
 
 import psycopg
-from psycopg import conninfo as pg_conninfo
-from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 
-from ecosystem.errors import ConfigError, SessionNotFound, StoreError, ZapvisorError
+from ecosystem.errors import SessionNotFound
+from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.models import OPERATOR_FIELDS, RUNTIME_FIELDS, Event, NewSession, Session
 from ecosystem.store import migrations
 from ecosystem.store import pgcommon as pg
 from ecosystem.store.base import Store
+from ecosystem.store.pg_health import PgHealth
+from ecosystem.store.pg_outbox import PgOutbox
+from ecosystem.store.postgres_conn import Conn, Cur, PgConnection
 from ecosystem.store.sqlite import _summarise
-
-T = TypeVar("T")
-TCP_DEFAULTS = {
-    "keepalives": 1,
-    "keepalives_idle": 10,
-    "keepalives_interval": 5,
-    "keepalives_count": 3,
-    "tcp_user_timeout": 30_000,
-}
-Conn = psycopg.Connection[DictRow]
-Cur = psycopg.Cursor[DictRow]
+from ecosystem.webhooks import WebhookEvent
 
 
-class PostgresStore(Store):
+class PostgresStore(PgConnection, PgOutbox, PgHealth, Store):
     kind = "postgres"
     poll_interval = 5.0
     """LISTEN/NOTIFY wakes watchers at once; this slow look is the safety net for a
     transaction pooler, which does not pass notifications on."""
 
     def __init__(self, dsn: str, *, connect_timeout: float = 5.0) -> None:
-        self._dsn = dsn
-        try:
-            params = pg_conninfo.conninfo_to_dict(dsn)
-        except psycopg.Error:
-            # psycopg's message quotes the faulty part, which may be the password
-            raise ConfigError(
-                "ZAPVISOR_DATABASE_URL is not a PostgreSQL connection string: expected "
-                "postgresql://user:password@host:5432/dbname (percent-encode special "
-                "characters in the password)"
-            ) from None
-        self._secrets = [str(params.get("password") or ""), dsn]
-        self._extra: dict[str, Any] = {}
-        if "connect_timeout" not in params:
-            self._extra["connect_timeout"] = max(1, round(connect_timeout))
-        if "application_name" not in params:
-            self._extra["application_name"] = "zapvisor"
-        # A server that vanished without closing (a dead VPS, a cut link) must not hang
-        # a runner or the TUI for the kernel's 2-hour default: notice within ~30 s.
-        for option, value in TCP_DEFAULTS.items():
-            if option not in params:
-                self._extra[option] = value
-        host = str(params.get("host") or params.get("hostaddr") or "localhost")
-        port = str(params.get("port") or "5432")
-        db = str(params.get("dbname") or params.get("user") or "postgres")
-        user = str(params.get("user") or "")
-        self._where = f"{host}:{port}/{db}"
-        self._user = user
-        self._lock = threading.RLock()
-        self._conn: Conn | None = None
+        super().__init__(dsn, connect_timeout=connect_timeout)
         self._listen_lock = threading.Lock()
         self._listener: Conn | None = None
         self._listener_lost = False
-
-    @property
-    def name(self) -> str:
-        return f"postgres store at {self._where}"
 
     def describe(self) -> str:
         user = f"{self._user}@" if self._user else ""
@@ -97,76 +55,6 @@ class PostgresStore(Store):
             if self._listener is not None:
                 self._listener.close()
                 self._listener = None
-
-    # -- plumbing ------------------------------------------------------------------
-
-    def _connect(self) -> Conn:
-        try:
-            return psycopg.connect(
-                self._dsn,
-                autocommit=True,
-                prepare_threshold=None,
-                row_factory=dict_row,
-                **self._extra,
-            )
-        except psycopg.Error as exc:
-            raise self._unreachable(exc) from None
-
-    def _unreachable(self, exc: BaseException) -> StoreError:
-        cause = pg.first_line(str(exc)).removeprefix("connection failed: ")
-        return StoreError(f"the {self.name} is unreachable: {pg.redact(cause, self._secrets)}")
-
-    def _drop(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                self._conn.close()
-            self._conn = None
-
-    def _run(self, fn: Callable[[Cur], T], *, write: bool, **context: Any) -> T:
-        """Run ``fn`` on the connection (in a transaction when ``write``).
-
-        A connection that the server dropped while idle (a restart, a failover) is
-        replaced and the call made once more, but only when nothing of it reached the
-        server: a write is never sent twice.
-        """
-        with self._lock:
-            for attempt in (1, 2):
-                reused = self._conn is not None
-                if self._conn is None:
-                    self._conn = self._connect()
-                conn = self._conn
-                began = False
-                try:
-                    if write:
-                        with conn.transaction():
-                            began = True
-                            with conn.cursor() as cur:
-                                return fn(cur)
-                    began = True
-                    with conn.cursor() as cur:
-                        return fn(cur)
-                except psycopg.Error as exc:
-                    if conn.broken or conn.closed:
-                        self._drop()
-                        if attempt == 1 and reused and (not began or not write):
-                            continue
-                        raise self._unreachable(exc) from None
-                    raise self._error(exc, **context) from None
-            raise AssertionError("unreachable")  # pragma: no cover
-
-    def _error(self, exc: psycopg.Error, **context: Any) -> ZapvisorError:
-        found = pg.contract_error(exc.sqlstate, exc.diag.message_detail, **context)
-        if found is not None:
-            return found
-        if exc.sqlstate in pg.SCHEMA_MISSING:
-            return pg.schema_missing(self.name)
-        message = pg.redact(pg.first_line(str(exc)), self._secrets)
-        if exc.sqlstate == "42501":
-            return StoreError(
-                f"the {self.name} refused: {message} (connect as the user that ran "
-                "`zapvisor db migrate`, or the project's postgres user)"
-            )
-        return StoreError(f"the {self.name} failed: {message}")
 
     # -- schema --------------------------------------------------------------------
 
@@ -303,20 +191,18 @@ class PostgresStore(Store):
         self._run(op, write=True, name=name)
 
     def import_rows(
-        self, sessions: Sequence[Session], events: Sequence[Event], *, actor: str
+        self,
+        sessions: Sequence[Session],
+        events: Sequence[Event],
+        *,
+        actor: str,
+        outbox: Sequence[WebhookEvent] = (),
+        health: Sequence[SessionHealth] = (),
+        alerts: Sequence[Alert] = (),
     ) -> int:
-        def op(cur: Cur) -> int:
-            cur.execute(
-                "SELECT zapvisor_import(%s, %s, '[]') AS n",
-                (
-                    Jsonb([pg.session_to_row(s) for s in sessions]),
-                    Jsonb([pg.event_to_row(e) for e in pg.ordered_events(events)]),
-                ),
-            )
-            row = cur.fetchone()
-            return int(row["n"]) if row else 0
-
-        return self._run(op, write=True)
+        rows = pg.import_document(sessions, events, outbox, health, alerts)
+        count = self.call_function("zapvisor_import", {"p_rows": rows}, returns="value", write=True)
+        return int(count or 0)
 
     # -- events --------------------------------------------------------------------
 

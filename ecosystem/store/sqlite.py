@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ecosystem.errors import SessionExists, SessionNotFound, StoreError
-from ecosystem.health.model import Alert, NewAlert, SessionHealth
+from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.models import (
     OPERATOR_FIELDS,
     RUNTIME_FIELDS,
@@ -29,7 +29,9 @@ from ecosystem.ports import pick_port
 from ecosystem.store import migrations
 from ecosystem.store import sqlite_health as health_sql
 from ecosystem.store.base import Store
-from ecosystem.store.sqlite_outbox import SQLiteOutbox
+from ecosystem.store.sqlite_health import SQLiteHealth
+from ecosystem.store.sqlite_outbox import SQLiteOutbox, import_outbox
+from ecosystem.webhooks import WebhookEvent
 
 BUSY_TIMEOUT_MS = 10_000
 _JSON_FIELDS = ("ai_config", "timing_config", "webhook_events")
@@ -59,7 +61,7 @@ def _row_to_session(row: sqlite3.Row) -> Session:
     return Session.model_validate(data)
 
 
-class SQLiteStore(SQLiteOutbox, Store):
+class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
     kind = "sqlite"
 
     def __init__(self, path: Path) -> None:
@@ -288,7 +290,14 @@ class SQLiteStore(SQLiteOutbox, Store):
             self._insert_event(db, name, "delete", actor, {"port": session.port})
 
     def import_rows(
-        self, sessions: Sequence[Session], events: Sequence[Event], *, actor: str
+        self,
+        sessions: Sequence[Session],
+        events: Sequence[Event],
+        *,
+        actor: str,
+        outbox: Sequence[WebhookEvent] = (),
+        health: Sequence[SessionHealth] = (),
+        alerts: Sequence[Alert] = (),
     ) -> int:
         with self._cursor(write=True) as db:
             names = [s.name for s in sessions]
@@ -325,6 +334,8 @@ class SQLiteStore(SQLiteOutbox, Store):
                         json.dumps(event.detail, ensure_ascii=False, default=str),
                     ),
                 )
+            import_outbox(db, outbox)
+            health_sql.import_rows(db, health, alerts)
             return len(sessions)
 
     # -- events --------------------------------------------------------------------
@@ -355,42 +366,6 @@ class SQLiteStore(SQLiteOutbox, Store):
                 data["detail"] = json.loads(data["detail"])
                 out.append(Event.model_validate(data))
             return out
-
-    # -- health monitor (sqlite_health.py) -----------------------------------------
-
-    def get_health(self, name: str) -> SessionHealth:
-        with self._cursor() as db:
-            return health_sql.get_health(db, name)
-
-    def list_health(self, host: str | None = None) -> dict[str, SessionHealth]:
-        with self._cursor() as db:
-            return health_sql.list_health(db, host)
-
-    def save_health(self, health: SessionHealth) -> None:
-        with self._cursor(write=True) as db:
-            health_sql.save_health(db, health)
-
-    def raise_alert(self, alert: NewAlert) -> Alert | None:
-        with self._cursor(write=True) as db:
-            return health_sql.raise_alert(db, alert)
-
-    def clear_alert(self, host: str, key: str) -> Alert | None:
-        with self._cursor(write=True) as db:
-            return health_sql.clear_alert(db, host, key)
-
-    def list_alerts(
-        self, host: str | None = None, *, active: bool | None = None, limit: int = 100
-    ) -> list[Alert]:
-        with self._cursor() as db:
-            return health_sql.list_alerts(db, host, active, limit)
-
-    def pending_alert_notices(self, host: str, since: datetime) -> list[Alert]:
-        with self._cursor() as db:
-            return health_sql.pending_alert_notices(db, host, since)
-
-    def mark_alert_sent(self, alert_id: int, phase: str, at: datetime) -> None:
-        with self._cursor(write=True) as db:
-            health_sql.mark_alert_sent(db, alert_id, phase, at)
 
 
 def _summarise(changes: Mapping[str, Any]) -> dict[str, Any]:

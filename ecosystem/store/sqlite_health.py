@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecosystem.errors import SessionNotFound
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
@@ -58,11 +60,13 @@ def list_health(db: sqlite3.Connection, host: str | None) -> dict[str, SessionHe
     return {h.name: h for h in map(_health_row, rows.fetchall())}
 
 
-def save_health(db: sqlite3.Connection, health: SessionHealth) -> None:
+def save_health(
+    db: sqlite3.Connection, health: SessionHealth, updated_at: datetime | None = None
+) -> None:
     if not _exists(db, health.name):
         raise SessionNotFound(f"no session named {health.name!r} (see `zapvisor list`)")
     data: dict[str, Any] = health.model_dump(exclude={"name"})
-    data["updated_at"] = utcnow()
+    data["updated_at"] = updated_at or utcnow()
     data["recent_exits"] = json.dumps([_ts(t) for t in health.recent_exits])
     for key in _HEALTH_TIMES:
         data[key] = _ts(data[key])
@@ -145,3 +149,73 @@ def mark_alert_sent(db: sqlite3.Connection, alert_id: int, phase: str, at: datet
     if column is None:
         raise ValueError(f"phase must be 'raised' or 'cleared', got {phase!r}")
     db.execute(f"UPDATE alerts SET {column} = ? WHERE id = ?", (_ts(at), alert_id))  # noqa: S608 - column from a fixed map
+
+
+def import_rows(
+    db: sqlite3.Connection, health: Sequence[SessionHealth], alerts: Sequence[Alert]
+) -> None:
+    """`zapvisor db copy`: records and alerts as they are (alerts oldest first, new ids;
+    one already active here for its host and key is skipped), inside its transaction."""
+    for record in health:
+        save_health(db, record, record.updated_at)
+    for alert in sorted(alerts, key=lambda a: a.id):
+        db.execute(
+            "INSERT INTO alerts (host, key, kind, severity, message, session_name, value,"
+            " raised_at, cleared_at, raise_sent_at, clear_sent_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                alert.host,
+                alert.key,
+                str(alert.kind),
+                str(alert.severity),
+                alert.message,
+                alert.session_name,
+                alert.value,
+                _ts(alert.raised_at),
+                _ts(alert.cleared_at),
+                _ts(alert.raise_sent_at),
+                _ts(alert.clear_sent_at),
+            ),
+        )
+
+
+class SQLiteHealth:
+    """Mixed into SQLiteStore: the monitor's records and alerts, one transaction each."""
+
+    if TYPE_CHECKING:
+
+        def _cursor(self, write: bool = False) -> AbstractContextManager[sqlite3.Connection]: ...
+
+    def get_health(self, name: str) -> SessionHealth:
+        with self._cursor() as db:
+            return get_health(db, name)
+
+    def list_health(self, host: str | None = None) -> dict[str, SessionHealth]:
+        with self._cursor() as db:
+            return list_health(db, host)
+
+    def save_health(self, health: SessionHealth) -> None:
+        with self._cursor(write=True) as db:
+            save_health(db, health)
+
+    def raise_alert(self, alert: NewAlert) -> Alert | None:
+        with self._cursor(write=True) as db:
+            return raise_alert(db, alert)
+
+    def clear_alert(self, host: str, key: str) -> Alert | None:
+        with self._cursor(write=True) as db:
+            return clear_alert(db, host, key)
+
+    def list_alerts(
+        self, host: str | None = None, *, active: bool | None = None, limit: int = 100
+    ) -> list[Alert]:
+        with self._cursor() as db:
+            return list_alerts(db, host, active, limit)
+
+    def pending_alert_notices(self, host: str, since: datetime) -> list[Alert]:
+        with self._cursor() as db:
+            return pending_alert_notices(db, host, since)
+
+    def mark_alert_sent(self, alert_id: int, phase: str, at: datetime) -> None:
+        with self._cursor(write=True) as db:
+            mark_alert_sent(db, alert_id, phase, at)

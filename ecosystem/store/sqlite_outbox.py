@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ecosystem.errors import SessionNotFound, StoreError
+from ecosystem.store.base import DEFAULT_WEBHOOK_LEASE
 from ecosystem.webhooks import DeliveryState, WebhookEvent
 
 _COLUMNS = (
@@ -27,6 +29,31 @@ def _row(row: sqlite3.Row) -> WebhookEvent:
     return WebhookEvent.model_validate(data)
 
 
+def _values(event: WebhookEvent) -> tuple[object, ...]:
+    return (
+        event.event_id,
+        event.session_name,
+        event.event,
+        json.dumps(event.payload, ensure_ascii=False, separators=(",", ":")),
+        _ts(event.created_at),
+        str(event.state),
+        event.attempts,
+        _ts(event.next_attempt_at),
+        _ts(event.last_attempt_at),
+        event.last_status,
+        event.last_error,
+        _ts(event.delivered_at),
+    )
+
+
+_INSERT = f"INSERT INTO webhook_outbox ({_COLUMNS}) VALUES ({', '.join('?' * 12)})"  # noqa: S608
+
+
+def import_outbox(db: sqlite3.Connection, rows: Sequence[WebhookEvent]) -> None:
+    """`zapvisor db copy`: rows as they are, in the order given (inside its transaction)."""
+    db.executemany(_INSERT, [_values(r) for r in rows])
+
+
 class SQLiteOutbox:
     """Mixed into SQLiteStore; every method is one short transaction."""
 
@@ -37,38 +64,37 @@ class SQLiteOutbox:
     def enqueue_webhook(self, event: WebhookEvent) -> None:
         with self._cursor(write=True) as db:
             try:
-                db.execute(
-                    f"INSERT INTO webhook_outbox ({_COLUMNS}) VALUES"  # noqa: S608 - constant
-                    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-                    (
-                        event.event_id,
-                        event.session_name,
-                        event.event,
-                        json.dumps(event.payload, ensure_ascii=False, separators=(",", ":")),
-                        _ts(event.created_at),
-                        str(event.state),
-                        event.attempts,
-                        _ts(event.next_attempt_at),
-                        _ts(event.last_attempt_at),
-                        event.last_status,
-                        event.last_error,
-                        _ts(event.delivered_at),
-                    ),
-                )
+                db.execute(_INSERT + " ON CONFLICT (event_id) DO NOTHING", _values(event))
             except sqlite3.IntegrityError:
                 raise SessionNotFound(
                     f"no session named {event.session_name!r} for webhook event {event.event}"
                 ) from None
 
-    def due_webhooks(self, session_name: str, now: datetime, limit: int = 50) -> list[WebhookEvent]:
-        with self._cursor() as db:
+    def due_webhooks(
+        self,
+        session_name: str,
+        now: datetime,
+        limit: int = 50,
+        *,
+        lease: timedelta = DEFAULT_WEBHOOK_LEASE,
+    ) -> list[WebhookEvent]:
+        # BEGIN IMMEDIATE: one claimer at a time, so no two get the same row
+        until = _ts(now + lease)
+        with self._cursor(write=True) as db:
             rows = db.execute(
-                f"SELECT {_COLUMNS} FROM webhook_outbox"  # noqa: S608 - constant
+                f"SELECT id, {_COLUMNS} FROM webhook_outbox"  # noqa: S608 - constant
                 " WHERE session_name = ? AND state = 'pending' AND next_attempt_at <= ?"
                 " ORDER BY next_attempt_at, id LIMIT ?",
                 (session_name, _ts(now), limit),
             ).fetchall()
-        return [_row(r) for r in rows]
+            db.executemany(
+                "UPDATE webhook_outbox SET next_attempt_at = ? WHERE id = ?",
+                [(until, r["id"]) for r in rows],
+            )
+        claimed = [_row(r) for r in rows]
+        for row in claimed:
+            row.next_attempt_at = datetime.fromisoformat(str(until))
+        return claimed
 
     def next_webhook_due(self, session_name: str) -> datetime | None:
         with self._cursor() as db:
@@ -141,6 +167,15 @@ class SQLiteOutbox:
                 (_ts(now), session_name),
             )
             return cur.rowcount
+
+    def count_dead_letters(self, host: str) -> int | None:
+        with self._cursor() as db:
+            row = db.execute(
+                "SELECT COUNT(*) FROM webhook_outbox o JOIN whatsapp_sessions s"
+                " ON s.session_name = o.session_name WHERE s.host = ? AND o.state = 'dead'",
+                (host,),
+            ).fetchone()
+        return int(row[0]) if row else 0
 
     def prune_webhooks(self, session_name: str, delivered_before: datetime) -> int:
         with self._cursor(write=True) as db:

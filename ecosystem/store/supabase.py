@@ -4,7 +4,9 @@ It uses supabase-py's PostgREST client (the part of `supabase.create_client` tha
 to the database, without the auth, storage and realtime clients, which cost ~0.3 s more
 to import and are not needed) with the service role key. Writes are RPC calls of the SQL
 functions the migrations create, so the port reservation is the same atomic function the
-postgres store calls. Live updates poll (``poll_interval``).
+postgres store calls; the webhook outbox and the health records (pg_outbox.py,
+pg_health.py) are RPC calls only, the same functions as the postgres store's. Live
+updates poll (``poll_interval``).
 
 The schema cannot be created over REST: `zapvisor db migrate` needs the project's
 connection string in ZAPVISOR_DATABASE_URL, or `zapvisor db sql` prints the SQL for the
@@ -23,10 +25,15 @@ from postgrest import APIError, SyncPostgrestClient
 from postgrest.types import ReturnMethod
 
 from ecosystem.errors import ConfigError, SessionNotFound, StoreError, ZapvisorError
+from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.models import OPERATOR_FIELDS, RUNTIME_FIELDS, Event, NewSession, Session
 from ecosystem.store import pgcommon as pg
 from ecosystem.store.base import Store
+from ecosystem.store.pg_health import PgHealth
+from ecosystem.store.pg_outbox import PgOutbox
+from ecosystem.store.pgfunctions import Returns
 from ecosystem.store.sqlite import _summarise
+from ecosystem.webhooks import WebhookEvent
 
 T = TypeVar("T")
 
@@ -39,7 +46,7 @@ def _json_rows(data: Any) -> list[dict[str, Any]]:
     return []
 
 
-class SupabaseStore(Store):
+class SupabaseStore(PgOutbox, PgHealth, Store):
     kind = "supabase"
     poll_interval = 2.0
     """Seconds between two looks at the sessions when waiting for a change (one small
@@ -119,6 +126,21 @@ class SupabaseStore(Store):
 
     def _rpc(self, fn: str, params: dict[str, Any], **context: Any) -> Any:
         return self._call(lambda: self._client.rpc(fn, params).execute().data, **context)
+
+    def call_function(
+        self,
+        function: str,
+        args: dict[str, Any],
+        /,
+        *,
+        returns: Returns,
+        write: bool,
+        **context: Any,
+    ) -> Any:
+        data = self._rpc(function, args, **context)
+        if returns == "rows":
+            return _json_rows(data)
+        return data if returns == "value" else None
 
     # -- schema --------------------------------------------------------------------
 
@@ -247,17 +269,17 @@ class SupabaseStore(Store):
         self._rpc("zapvisor_delete_session", {"p_name": name, "p_actor": actor}, name=name)
 
     def import_rows(
-        self, sessions: Sequence[Session], events: Sequence[Event], *, actor: str
+        self,
+        sessions: Sequence[Session],
+        events: Sequence[Event],
+        *,
+        actor: str,
+        outbox: Sequence[WebhookEvent] = (),
+        health: Sequence[SessionHealth] = (),
+        alerts: Sequence[Alert] = (),
     ) -> int:
-        count = self._rpc(
-            "zapvisor_import",
-            {
-                "p_sessions": [pg.session_to_row(s) for s in sessions],
-                "p_events": [pg.event_to_row(e) for e in pg.ordered_events(events)],
-                "p_hosts": [],
-            },
-        )
-        return int(count or 0)
+        rows = pg.import_document(sessions, events, outbox, health, alerts)
+        return int(self._rpc("zapvisor_import", {"p_rows": rows}) or 0)
 
     # -- events --------------------------------------------------------------------
 

@@ -1,0 +1,176 @@
+"""The postgres store's connection: opened on first use, opened again after the server
+went away, every error turned into the contract's own (with no password in it), and the
+schema's SQL functions called by name (pgfunctions.FunctionCaller).
+
+One connection per store (autocommit; writes in explicit transactions). Prepared
+statements are never used server-side, so Supabase's transaction pooler (port 6543)
+works.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import conninfo as pg_conninfo
+from psycopg import sql
+from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import Jsonb
+
+from ecosystem.errors import ConfigError, StoreError, ZapvisorError
+from ecosystem.store import pgcommon as pg
+from ecosystem.store.pgfunctions import FunctionCaller, Returns
+
+T = TypeVar("T")
+TCP_DEFAULTS = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+Conn = psycopg.Connection[DictRow]
+Cur = psycopg.Cursor[DictRow]
+
+
+class PgConnection(FunctionCaller):
+    def __init__(self, dsn: str, *, connect_timeout: float = 5.0) -> None:
+        self._dsn = dsn
+        try:
+            params = pg_conninfo.conninfo_to_dict(dsn)
+        except psycopg.Error:
+            # psycopg's message quotes the faulty part, which may be the password
+            raise ConfigError(
+                "ZAPVISOR_DATABASE_URL is not a PostgreSQL connection string: expected "
+                "postgresql://user:password@host:5432/dbname (percent-encode special "
+                "characters in the password)"
+            ) from None
+        self._secrets = [str(params.get("password") or ""), dsn]
+        self._extra: dict[str, Any] = {}
+        if "connect_timeout" not in params:
+            self._extra["connect_timeout"] = max(1, round(connect_timeout))
+        if "application_name" not in params:
+            self._extra["application_name"] = "zapvisor"
+        # A server that vanished without closing (a dead VPS, a cut link) must not hang
+        # a runner or the TUI for the kernel's 2-hour default: notice within ~30 s.
+        for option, value in TCP_DEFAULTS.items():
+            if option not in params:
+                self._extra[option] = value
+        host = str(params.get("host") or params.get("hostaddr") or "localhost")
+        port = str(params.get("port") or "5432")
+        db = str(params.get("dbname") or params.get("user") or "postgres")
+        user = str(params.get("user") or "")
+        self._where = f"{host}:{port}/{db}"
+        self._user = user
+        self._lock = threading.RLock()
+        self._conn: Conn | None = None
+
+    @property
+    def name(self) -> str:
+        return f"postgres store at {self._where}"
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def _connect(self) -> Conn:
+        try:
+            return psycopg.connect(
+                self._dsn,
+                autocommit=True,
+                prepare_threshold=None,
+                row_factory=dict_row,
+                **self._extra,
+            )
+        except psycopg.Error as exc:
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: BaseException) -> StoreError:
+        cause = pg.first_line(str(exc)).removeprefix("connection failed: ")
+        return StoreError(f"the {self.name} is unreachable: {pg.redact(cause, self._secrets)}")
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None
+
+    def _run(self, fn: Callable[[Cur], T], *, write: bool, **context: Any) -> T:
+        """Run ``fn`` on the connection (in a transaction when ``write``).
+
+        A connection that the server dropped while idle (a restart, a failover) is
+        replaced and the call made once more, but only when nothing of it reached the
+        server: a write is never sent twice.
+        """
+        with self._lock:
+            for attempt in (1, 2):
+                reused = self._conn is not None
+                if self._conn is None:
+                    self._conn = self._connect()
+                conn = self._conn
+                began = False
+                try:
+                    if write:
+                        with conn.transaction():
+                            began = True
+                            with conn.cursor() as cur:
+                                return fn(cur)
+                    began = True
+                    with conn.cursor() as cur:
+                        return fn(cur)
+                except psycopg.Error as exc:
+                    if conn.broken or conn.closed:
+                        self._drop()
+                        if attempt == 1 and reused and (not began or not write):
+                            continue
+                        raise self._unreachable(exc) from None
+                    raise self._error(exc, **context) from None
+            raise AssertionError("unreachable")  # pragma: no cover
+
+    def call_function(
+        self,
+        function: str,
+        args: dict[str, Any],
+        /,
+        *,
+        returns: Returns,
+        write: bool,
+        **context: Any,
+    ) -> Any:
+        call = sql.SQL("{}({})").format(
+            sql.Identifier(function),
+            sql.SQL(", ").join(
+                sql.SQL("{} => {}").format(sql.Identifier(k), sql.Placeholder()) for k in args
+            ),
+        )
+        # jsonb arguments travel as Jsonb; text, times (ISO text) and NULL go untyped, so
+        # the function's signature types them
+        values = [Jsonb(v) if isinstance(v, dict | list) else v for v in args.values()]
+        if returns == "rows":
+            query = sql.SQL("SELECT * FROM {}").format(call)
+        else:
+            query = sql.SQL("SELECT {} AS value").format(call)
+
+        def op(cur: Cur) -> Any:
+            cur.execute(query, values)
+            if returns == "rows":
+                return cur.fetchall()
+            row = cur.fetchone()
+            return row["value"] if returns == "value" and row else None
+
+        return self._run(op, write=write, **context)
+
+    def _error(self, exc: psycopg.Error, **context: Any) -> ZapvisorError:
+        found = pg.contract_error(exc.sqlstate, exc.diag.message_detail, **context)
+        if found is not None:
+            return found
+        if exc.sqlstate in pg.SCHEMA_MISSING:
+            return pg.schema_missing(self.name)
+        message = pg.redact(pg.first_line(str(exc)), self._secrets)
+        if exc.sqlstate == "42501":
+            return StoreError(
+                f"the {self.name} refused: {message} (connect as the user that ran "
+                "`zapvisor db migrate`, or the project's postgres user)"
+            )
+        return StoreError(f"the {self.name} failed: {message}")

@@ -1,0 +1,99 @@
+"""The store contract for `zapvisor db copy`'s other rows: a session's webhook outbox,
+its health record and the alerts land in every store (sqlite, postgres, supabase)
+exactly as the SQLite store kept them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ecosystem.errors import SessionExists
+from ecosystem.health.model import AlertKind, NewAlert, SessionHealth, Severity
+from ecosystem.store import Store
+from ecosystem.store.sqlite import SQLiteStore
+from ecosystem.webhooks import DeliveryState, new_event
+from tests.test_store_contract import create
+from tests.test_store_contract import store as store
+from tests.test_store_contract import store_factory as store_factory
+
+T0 = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
+
+
+def test_import_rows_copies_outbox_health_and_alerts(store: Store, tmp_path: Path) -> None:
+    src = SQLiteStore(tmp_path / "src.db")
+    src.migrate()
+    create(src, "alpha", webhook_url="https://example.com/hook")
+    src.update_session(
+        "alpha", {"webhook_events": ["message_ack", "error"]}, actor="t", action="webhook"
+    )
+    pending = new_event("alpha", "message_ack", {"messageId": "M1", "status": "read"})
+    dead = new_event("alpha", "error", {"error": "boom", "code": "X", "recoverable": False})
+    done = new_event("alpha", "message_ack", {"messageId": "M0", "status": "sent"})
+    for row in (done, pending, dead):
+        src.enqueue_webhook(row)
+    src.record_webhook_attempt(
+        dead.event_id, state=DeliveryState.DEAD, attempts=4, at=T0, status=503, error="HTTP 503"
+    )
+    src.record_webhook_attempt(
+        done.event_id, state=DeliveryState.DELIVERED, attempts=1, at=T0, status=200
+    )
+    src.save_health(
+        SessionHealth(
+            name="alpha",
+            restarts=2,
+            exits=3,
+            recent_exits=[T0, T0 + timedelta(seconds=4)],
+            last_exit_status=1,
+            last_exit_at=T0 + timedelta(seconds=4),
+            parked_at=T0 + timedelta(seconds=5),
+            why_down="crash loop: 3 exits in 5 minutes",
+            stderr_tail="Traceback…",
+        )
+    )
+    cleared = src.raise_alert(
+        NewAlert(host="h1", key="ram", kind=AlertKind.RAM, message="RAM 91%", value=91.0)
+    )
+    assert cleared is not None and src.clear_alert("h1", "ram") is not None
+    src.mark_alert_sent(cleared.id, "raised", T0)
+    src.raise_alert(
+        NewAlert(
+            host="h1",
+            key="session_error:alpha",
+            kind=AlertKind.SESSION_ERROR,
+            severity=Severity.CRITICAL,
+            message="alpha is in error",
+            session_name="alpha",
+        )
+    )
+    sessions, events = src.list_sessions(), src.list_events(limit=1000)
+    outbox = list(reversed(src.list_webhooks("alpha", limit=1000)))
+    health = list(src.list_health().values())
+    alerts = src.list_alerts(limit=1000)
+
+    copied = store.import_rows(
+        sessions, events, actor="copy", outbox=outbox, health=health, alerts=alerts
+    )
+    assert copied == 1
+    assert store.get_session("alpha").webhook_events == ["message_ack", "error"]
+    assert store.list_webhooks("alpha", limit=1000) == src.list_webhooks("alpha", limit=1000)
+    assert store.webhook_counts("alpha") == {"pending": 1, "delivered": 1, "dead": 1}
+    assert store.count_dead_letters("h1") == 1
+    # the copied pending event is due in the new store, and only once
+    due = store.due_webhooks("alpha", datetime.now(UTC) + timedelta(seconds=1))
+    assert [r.event_id for r in due] == [pending.event_id]
+    got = store.get_health("alpha")
+    assert got.same_as(health[0]) and got.updated_at == health[0].updated_at
+    strip = {"id"}
+    assert [a.model_dump(exclude=strip) for a in store.list_alerts(limit=10)] == [
+        a.model_dump(exclude=strip) for a in alerts
+    ]
+    # the active alert is still the one that counts: raising it again is a no-op
+    assert store.raise_alert(alerts[0]) is None
+    assert store.pending_alert_notices("h1", T0 - timedelta(days=1)) != []
+
+    with pytest.raises(SessionExists, match="alpha"):
+        store.import_rows(sessions, events, actor="copy", outbox=outbox, health=health)
+    assert len(store.list_webhooks("alpha")) == 3, "all or nothing"
+    src.close()
