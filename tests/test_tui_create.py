@@ -67,9 +67,13 @@ def test_create_form_qr_rotation_scan_log_and_config(make_env: Any) -> None:
             assert connector.value == "sim"
             # submitted with enter from another field
             await pilot.press("shift+tab", "enter")
+            # app.screen is the new screen as soon as it is pushed; its widgets exist
+            # once it is mounted (on a loaded machine, a few polls later)
             screen = await until(
                 pilot,
-                lambda: isinstance(app.screen, SessionScreen) and app.screen,
+                lambda: (
+                    isinstance(app.screen, SessionScreen) and app.screen.is_mounted and app.screen
+                ),
                 timeout=40,
                 what="the new session's screen",
             )

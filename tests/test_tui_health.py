@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from textual.css.query import NoMatches
 
 from ecosystem.models import NewSession
 from ecosystem.orchestrator import Orchestrator
@@ -54,8 +55,12 @@ def notes(app: ZapvisorApp) -> str:
 def facts(app: ZapvisorApp) -> str:
     """The process panel of the session screen as plain text, one line per fact (read
     off the widget: at 80 columns the screen wraps the longer ones)."""
+    try:
+        panel = app.screen.query_one(ProcessFacts)
+    except NoMatches:  # not mounted yet
+        return ""
     console = Console(width=300, file=io.StringIO(), record=True)
-    console.print(app.screen.query_one(ProcessFacts).content)
+    console.print(panel.content)
     return "\n".join(" ".join(line.split()) for line in console.export_text().splitlines())
 
 
