@@ -12,7 +12,7 @@ from ecosystem.names import validate_name
 from ecosystem.states import DesiredState, Status
 
 CONNECTORS = ("neonize", "sim")
-DEFAULT_CONNECTOR = "sim"
+DEFAULT_CONNECTOR = "neonize"
 MAX_DESCRIPTION = 500
 
 

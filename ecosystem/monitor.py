@@ -1,10 +1,15 @@
 """What a live view shows, one tick at a time: sessions, their processes, the host.
 
-One tick costs one store query, one ``getAllProcessInfo`` and one psutil pass, whatever
-the number of sessions: never one call per session. The poller talks to supervisord
-through its own client so a long operator action (a stop waiting for a slow runner)
-never holds up the refresh, and it does not start supervisord when it finds it down:
-starting it is an action (``Orchestrator.ensure_up``), a refresh only reports.
+One tick costs two store queries (the sessions, and every session's health record in
+one batch), one ``getAllProcessInfo`` and one psutil pass, whatever the number of
+sessions: never one call per session. The active alerts are a third query, made at
+most every ``alerts_every`` seconds (the health monitor raises them at its own ticks,
+5 s apart by default, so reading them more often learns nothing).
+
+The poller talks to supervisord through its own client so a long operator action (a
+stop waiting for a slow runner) never holds up the refresh, and it does not start
+supervisord when it finds it down: starting it is an action (``Orchestrator.ensure_up``),
+a refresh only reports.
 """
 
 from __future__ import annotations
@@ -12,10 +17,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
+from ecosystem import session_access
 from ecosystem.errors import SupervisorError
+from ecosystem.health.model import Alert
+from ecosystem.health.model import Severity as AlertSeverity
 from ecosystem.metrics import HostStats, ProcessSampler, ProcStats, host_stats
 from ecosystem.models import utcnow
 from ecosystem.names import program_name
@@ -26,6 +34,10 @@ from ecosystem.supctl.rpc import Supervisor, SupervisorDown
 from ecosystem.views import SessionView
 
 Severity = Literal["information", "warning", "error"]
+ALERTS_EVERY = 5.0
+"""Seconds between two reads of the active alerts."""
+CLEARED_KEPT = timedelta(hours=24)
+"""How long a cleared alert stays in the alerts view."""
 POLL_RPC_TIMEOUT = 5.0
 """Seconds a refresh waits for supervisord before reporting it as not answering."""
 
@@ -39,8 +51,6 @@ class Snapshot:
     views: tuple[SessionView, ...]
     procs: Mapping[int, ProcStats]
     """By pid."""
-    restarts: Mapping[str, int]
-    """Runner (re)starts seen by this poller, by session name."""
     host: HostStats | None
     supervisord_up: bool
     store: str
@@ -48,6 +58,9 @@ class Snapshot:
     max_sessions: int
     elapsed: float = 0.0
     """Seconds the tick took."""
+    alerts: tuple[Alert, ...] | None = None
+    """This host's active alerts, newest first (as of at most ``alerts_every`` seconds
+    ago); None when the store keeps no alerts."""
     _by_name: dict[str, SessionView] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -68,13 +81,17 @@ class Poller:
         orch: Orchestrator,
         sampler: ProcessSampler | None = None,
         clock: Callable[[], datetime] = utcnow,
+        alerts_every: float = ALERTS_EVERY,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.orch = orch
         self.sampler = sampler or ProcessSampler()
         self.clock = clock
+        self.alerts_every = alerts_every
+        self.monotonic = monotonic
         self._sup: Supervisor | None = None
-        self._pids: dict[str, int] = {}
-        self._restarts: dict[str, int] = {}
+        self._alerts: tuple[Alert, ...] | None = None
+        self._alerts_read: float | None = None
 
     def boot(self) -> None:
         """Bring supervisord (and the sessions meant to run) up, as any command does."""
@@ -92,6 +109,9 @@ class Poller:
         started = time.monotonic()
         settings = self.orch.settings
         sessions = self.orch.store.list_sessions(settings.host_id)
+        # The second store query: every session's health record at once (list_health),
+        # joined here rather than asked per session.
+        health = self.orch.health()
         try:
             infos = self.sup.all_process_info()
             up = True
@@ -100,36 +120,51 @@ class Poller:
         except SupervisorError:
             self._sup = None  # reconnect with fresh credentials next time
             raise
-        views = tuple(SessionView(s, infos.get(program_name(s.name))) for s in sessions)
-        self._count_restarts(views)
+        views = tuple(
+            SessionView(s, infos.get(program_name(s.name)), health.get(s.name)) for s in sessions
+        )
         procs = self.sampler.sample(v.pid for v in views if v.pid)
         return Snapshot(
             taken_at=self.clock(),
             views=views,
             procs=procs,
-            restarts=dict(self._restarts),
             host=host_stats(settings.home),
             supervisord_up=up,
             store=self.orch.store.describe(),
             host_id=settings.host_id,
             max_sessions=settings.max_sessions,
             elapsed=time.monotonic() - started,
+            alerts=self._active_alerts(),
         )
 
-    def _count_restarts(self, views: tuple[SessionView, ...]) -> None:
-        names = set()
-        for view in views:
-            names.add(view.name)
-            pid = view.pid
-            if pid is None:
-                continue
-            last = self._pids.get(view.name)
-            if last is not None and last != pid:
-                self._restarts[view.name] = self._restarts.get(view.name, 0) + 1
-            self._pids[view.name] = pid
-        for gone in self._pids.keys() - names:
-            del self._pids[gone]
-            self._restarts.pop(gone, None)
+    # -- reads a screen makes when it is open (not every tick of the home screen) ------
+
+    def alert_history(self, limit: int = 100) -> list[Alert] | None:
+        """The active alerts and those cleared in the last ``CLEARED_KEPT``, newest
+        first; None when the store keeps no alerts."""
+        try:
+            found = self.orch.store.list_alerts(self.orch.settings.host_id, limit=limit)
+        except NotImplementedError:
+            return None
+        oldest = self.clock() - CLEARED_KEPT
+        return [a for a in found if a.cleared_at is None or a.cleared_at >= oldest]
+
+    def webhook_counts(self, name: str) -> dict[str, int] | None:
+        """One session's webhook deliveries by state; None without a webhook outbox."""
+        return session_access.webhook_counts(self.orch, name)
+
+    def _active_alerts(self) -> tuple[Alert, ...] | None:
+        now = self.monotonic()
+        if self._alerts_read is not None and now - self._alerts_read < self.alerts_every:
+            return self._alerts
+        try:
+            found = self.orch.store.list_alerts(self.orch.settings.host_id, active=True)
+        except NotImplementedError:
+            self._alerts = None
+        else:
+            self._alerts = tuple(found)
+        self._alerts_read = now
+        return self._alerts
 
 
 @dataclass(frozen=True)
@@ -146,11 +181,12 @@ def notable_changes(before: Snapshot | None, after: Snapshot) -> list[Change]:
     phone, or got paired. Nothing on the first snapshot: the table shows the state."""
     if before is None:
         return []
-    out: list[Change] = []
+    out: list[Change] = _new_alerts(before, after)
     for view in after.views:
         old = before.view(view.name)
         if old is None:
             continue
+        out += _health_changes(old, view)
         state, was = view.process_state, old.process_state
         if state != was and state in ("FATAL", "BACKOFF"):
             why = view.process.spawnerr if view.process else ""
@@ -181,3 +217,36 @@ def notable_changes(before: Snapshot | None, after: Snapshot) -> list[Change]:
             phone = view.session.phone or "?"
             out.append(Change(view.name, "information", f"{view.name}: connected as {phone}"))
     return out
+
+
+def _health_changes(old: SessionView, view: SessionView) -> list[Change]:
+    """What the health monitor did since: parked the session, or restarted its runner."""
+    h = view.health
+    if h is None:
+        return []
+    if view.parked and not old.parked:
+        why = h.why_down or view.session.last_error or "crash loop"
+        return [Change(view.name, "error", f"{view.name}: parked: {why} (s starts it again)")]
+    if view.restarts > old.restarts:
+        reason = h.last_restart_reason or "no reason recorded"
+        return [
+            Change(view.name, "warning", f"{view.name}: the health monitor restarted it ({reason})")
+        ]
+    return []
+
+
+def _new_alerts(before: Snapshot, after: Snapshot) -> list[Change]:
+    """Alerts raised since the previous read (none on the first read: the header
+    counts the ones already active)."""
+    if before.alerts is None or after.alerts is None:
+        return []
+    known = {a.id for a in before.alerts}
+    return [
+        Change(
+            a.session_name or "",
+            "error" if a.severity == AlertSeverity.CRITICAL else "warning",
+            f"alert: {a.message}",
+        )
+        for a in reversed(after.alerts)  # oldest first
+        if a.id not in known
+    ]

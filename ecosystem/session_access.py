@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ecosystem import apitoken, runner_client
 from ecosystem import webhooks as wh
-from ecosystem.errors import InvalidValue, RunnerError, ZapvisorError
+from ecosystem.errors import InvalidValue, OutboxUnavailable, RunnerError, ZapvisorError
 from ecosystem.models import utcnow
 from ecosystem.names import validate_name
 from ecosystem.orchestrator import Orchestrator
+from ecosystem.pairing import PairingCode, pairing_problem, phone_digits, phone_problem
 from ecosystem.webhooks import DeliveryState, WebhookEvent
 
 
@@ -42,16 +44,22 @@ def api_token(orch: Orchestrator, name: str, *, rotate: bool = False) -> str:
     return token
 
 
-def pair_phone(orch: Orchestrator, name: str, phone: str) -> dict[str, Any]:
+def pair_phone(orch: Orchestrator, name: str, phone: str) -> PairingCode:
     """A pairing code for ``phone`` (typed on the phone instead of scanning the QR)."""
-    digits = "".join(c for c in phone if c.isdigit())
-    if not 6 <= len(digits) <= 20 or any(c not in "0123456789 +-().\t" for c in phone):
-        raise InvalidValue(f"--phone {phone!r} is not a phone number with its country code")
-    view = orch.show(name)
-    if view.process_state != "RUNNING":
-        raise RunnerError(f"session {name} is not running ({view.display_status})")
-    answer: dict[str, Any] = _call(orch, name, "POST", "/pair-phone", {"phone": digits})
-    return answer
+    problem = phone_problem(phone)
+    if problem:
+        raise InvalidValue(f"phone number {problem}")
+    problem = pairing_problem(orch.show(name))
+    if problem:
+        raise RunnerError(problem)
+    answer = _call(orch, name, "POST", "/pair-phone", {"phone": phone_digits(phone)})
+    expires = answer.get("expiresAt") if isinstance(answer, dict) else None
+    return PairingCode(
+        name=name,
+        phone=str(answer.get("phone") or phone_digits(phone)),
+        code=str(answer["code"]),
+        expires_at=datetime.fromisoformat(expires) if isinstance(expires, str) else None,
+    )
 
 
 def webhook_secret(orch: Orchestrator, name: str, *, rotate: bool = False) -> str:
@@ -64,6 +72,15 @@ def webhook_secret(orch: Orchestrator, name: str, *, rotate: bool = False) -> st
         orch.store.add_event(name, "webhook_secret", actor=orch.actor)
         return secret
     return wh.ensure_secret(orch.paths, name)
+
+
+def webhook_counts(orch: Orchestrator, name: str) -> dict[str, int] | None:
+    """Deliveries of the session's webhook events by state (`pending`, `delivered`,
+    `dead`): one store query; None when the store keeps no webhook outbox."""
+    try:
+        return orch.store.webhook_counts(validate_name(name))
+    except OutboxUnavailable:
+        return None
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -150,13 +151,16 @@ class MessageRoutes:
 
     async def pair_phone(self, request: Request) -> Response:
         phone = Recipient.parse(body(request).get("phone")).user
-        code = await self.runner.connector.pair_phone(phone)
+        connector = self.runner.connector
+        code = await connector.pair_phone(phone)
+        expires = datetime.now(UTC) + timedelta(seconds=connector.pair_code_seconds)
         return Response.json(
             {
                 "success": True,
                 "sessionId": self.runner.name,
                 "phone": phone,
                 "code": code,
+                "expiresAt": expires.isoformat(timespec="seconds").replace("+00:00", "Z"),
                 "message": "on the phone: WhatsApp > Linked devices > Link a device > "
                 "Link with phone number instead, then type the code",
             }

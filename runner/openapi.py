@@ -199,7 +199,7 @@ def document(session: str, settings: Settings) -> dict[str, Any]:
             "post": _op(
                 "pairPhone",
                 "a pairing code to type on the phone, instead of scanning the QR",
-                _json(_obj(["code"], code=_STR, phone=_STR)),
+                _json(_obj(["code"], code=_STR, phone=_STR, expiresAt=_STR)),
                 400,
                 409,
                 501,

@@ -61,8 +61,8 @@ def test_hostile_names_are_refused_and_nothing_is_written(zv: Env) -> None:
 
 
 def test_duplicates_unknown_sessions_and_bad_values(zv: Env) -> None:
-    zv.cli("create", "alpha", "--description", "first")
-    dup = zv.cli("create", "alpha", "--description", "second", check=False)
+    zv.cli("create", "alpha", "--connector", "sim", "--description", "first")
+    dup = zv.cli("create", "alpha", "--connector", "sim", "--description", "second", check=False)
     assert dup.returncode == 73 and "already exists" in one_line_error(dup.stderr)
     assert zv.json("show", "alpha")["description"] == "first"
 
@@ -95,7 +95,7 @@ def test_duplicates_unknown_sessions_and_bad_values(zv: Env) -> None:
 
 
 def test_delete_needs_confirmation_without_a_terminal(zv: Env) -> None:
-    zv.cli("create", "alpha", "--stopped")
+    zv.cli("create", "alpha", "--connector", "sim", "--stopped")
     proc = zv.cli("delete", "alpha", check=False)
     assert proc.returncode == 2 and "--yes" in one_line_error(proc.stderr)
     proc = zv.cli("logout", "alpha", check=False)
@@ -110,24 +110,24 @@ def test_max_sessions_and_ports_held_by_other_processes(make_env) -> None:  # ty
     blocker.bind(("127.0.0.1", env.base_port))
     blocker.listen()
     try:
-        a = env.json("create", "a", "--stopped")
+        a = env.json("create", "a", "--connector", "sim", "--stopped")
         assert a["port"] == env.base_port + 1, "a port bound by another process was handed out"
-        env.json("create", "b", "--stopped")
-        full = env.cli("create", "c", "--stopped", check=False)
+        env.json("create", "b", "--connector", "sim", "--stopped")
+        full = env.cli("create", "c", "--connector", "sim", "--stopped", check=False)
         assert full.returncode == 75
         line = one_line_error(full.stderr)
         assert f"{env.base_port}-{env.base_port + 2}" in line
         assert f"{env.base_port} held by" in line and f"pid {os.getpid()}" in line
         env.cli("delete", "b", "--yes")
-        env.json("create", "c", "--stopped")
-        over = env.cli("create", "d", "--stopped", check=False)
+        env.json("create", "c", "--connector", "sim", "--stopped")
+        over = env.cli("create", "d", "--connector", "sim", "--stopped", check=False)
         assert over.returncode == 75
     finally:
         blocker.close()
     assert [s["name"] for s in env.json("list")] == ["a", "c"]
     env2: Env = make_env(max_sessions=1)
-    env2.json("create", "solo", "--stopped")
-    capped = env2.cli("create", "two", "--stopped", check=False)
+    env2.json("create", "solo", "--connector", "sim", "--stopped")
+    capped = env2.cli("create", "two", "--connector", "sim", "--stopped", check=False)
     assert capped.returncode == 75 and "MAX_SESSIONS (1) reached" in one_line_error(capped.stderr)
 
 
@@ -139,7 +139,7 @@ def test_bad_settings_and_unusable_state_dir(zv: Env, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     zv.extra["ZAPVISOR_HOME"] = str(blocker / "home")
-    proc = zv.cli("create", "alpha", check=False)
+    proc = zv.cli("create", "alpha", "--connector", "sim", check=False)
     assert proc.returncode == 73
     assert "ZAPVISOR_HOME" in one_line_error(proc.stderr)
 
@@ -147,13 +147,13 @@ def test_bad_settings_and_unusable_state_dir(zv: Env, tmp_path: Path) -> None:
 def test_supervisord_that_cannot_start(zv: Env) -> None:
     zv.home.mkdir(parents=True)
     (zv.home / "supervisor.sock").mkdir()  # something else sits where the socket goes
-    proc = zv.cli("create", "alpha", check=False)
+    proc = zv.cli("create", "alpha", "--connector", "sim", check=False)
     assert proc.returncode == 69, proc.stderr
     assert "supervisord" in one_line_error(proc.stderr)
     (zv.home / "supervisor.sock").rmdir()
     assert zv.json("list") == [], "a failed create left a session behind"
     assert not (zv.home / "secrets" / "alpha.token").exists()
-    assert zv.json("create", "alpha")["pid"]
+    assert zv.json("create", "alpha", "--connector", "sim")["pid"]
 
 
 def test_no_command_without_a_terminal_prints_help(zv: Env) -> None:

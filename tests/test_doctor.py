@@ -27,7 +27,7 @@ def test_doctor_reports_each_part(zv: Env) -> None:
     assert fresh["supervisord"]["level"] == "warn"
     assert "starts it" in fresh["supervisord"]["fix"]
 
-    zv.cli("create", "alpha")
+    zv.cli("create", "alpha", "--connector", "sim")
     blocker = socket.socket()
     blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     blocker.bind(("127.0.0.1", zv.base_port + 5))

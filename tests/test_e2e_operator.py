@@ -130,8 +130,8 @@ def test_supervisord_killed_comes_back_with_desired_states(zv: Env) -> None:
     import os
     import signal
 
-    up = zv.json("create", "up")
-    zv.json("create", "down", "--stopped")
+    up = zv.json("create", "up", "--connector", "sim")
+    zv.json("create", "down", "--connector", "sim", "--stopped")
     pid = zv.supervisord_pid()
     assert pid
     os.kill(pid, signal.SIGKILL)
@@ -145,7 +145,7 @@ def test_supervisord_killed_comes_back_with_desired_states(zv: Env) -> None:
 
 
 def test_logs_follow_shows_new_lines(zv: Env) -> None:
-    zv.json("create", "tail")
+    zv.json("create", "tail", "--connector", "sim")
     proc = subprocess.Popen(
         [sys.executable, "-m", "tui.cli.main", "logs", "tail", "-f", "-n", "0"],
         env=zv.vars,

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 def three_sessions(env: Env) -> dict[str, int]:
     """a (paired), b (running, unpaired), c (stopped); their ports."""
     for name in ("a", "b", "c"):
-        env.cli("create", name)
+        env.cli("create", name, "--connector", "sim")
     env.cli("sim-scan", "a")
     env.cli("stop", "c")
     return {s["name"]: s["port"] for s in env.json("list")}

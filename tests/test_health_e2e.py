@@ -27,11 +27,11 @@ def test_kill9_fifty_times_then_kill_the_monitor(make_env: Callable[..., Env]) -
         ZAPVISOR_BACKOFF_MAX="0.2",
     )
     names = [f"k{i}" for i in range(5)]
-    env.cli("create", names[0])
+    env.cli("create", names[0], "--connector", "sim")
     look = Look(env)
     monitor = wait_for(lambda: (m := look.monitor()) and m.state == "RUNNING" and m)
     for name in names[1:]:
-        env.cli("create", name)
+        env.cli("create", name, "--connector", "sim")
     for name in names:
         env.cli("sim-scan", name)
     assert look.monitor().pid == monitor.pid, "creating sessions restarted the monitor"
@@ -86,7 +86,7 @@ def test_kill9_fifty_times_then_kill_the_monitor(make_env: Callable[..., Env]) -
 
 def test_hung_runner_is_killed_and_restarted(make_env: Callable[..., Env]) -> None:
     env = make_env(max_sessions=2, **FAST)
-    env.cli("create", "frozen")
+    env.cli("create", "frozen", "--connector", "sim")
     look = Look(env)
     pid = wait_for(lambda: look.up("frozen"))
     checks = look.checks()
@@ -112,7 +112,14 @@ def test_crash_loop_backs_off_then_parks_and_start_unparks(make_env: Callable[..
         ZAPVISOR_BACKOFF_BASE="0.5",
         ZAPVISOR_BACKOFF_MAX="10",
     )
-    env.cli("create", "loop", "--timing-config", json.dumps({"sim": {"crash_after_seconds": 1}}))
+    env.cli(
+        "create",
+        "loop",
+        "--connector",
+        "sim",
+        "--timing-config",
+        json.dumps({"sim": {"crash_after_seconds": 1}}),
+    )
     look = Look(env)
     wait_for(lambda: look.session("loop").desired_state == "stopped", timeout=90)
 
@@ -157,11 +164,23 @@ def test_memory_cap_and_stuck_state_restart_gracefully(make_env: Callable[..., E
     env = make_env(
         max_sessions=3, **FAST, MAX_SESSION_MEMORY_MB="150", ZAPVISOR_RECONNECTING_TIMEOUT="1"
     )
-    env.cli("create", "fat", "--timing-config", json.dumps({"sim": {"allocate_mb": 250}}))
     env.cli(
-        "create", "lost", "--timing-config", json.dumps({"sim": {"stuck_status": "reconnecting"}})
+        "create",
+        "fat",
+        "--connector",
+        "sim",
+        "--timing-config",
+        json.dumps({"sim": {"allocate_mb": 250}}),
     )
-    env.cli("create", "fine")
+    env.cli(
+        "create",
+        "lost",
+        "--connector",
+        "sim",
+        "--timing-config",
+        json.dumps({"sim": {"stuck_status": "reconnecting"}}),
+    )
+    env.cli("create", "fine", "--connector", "sim")
     look = Look(env)
     fine = wait_for(lambda: look.up("fine"))
 

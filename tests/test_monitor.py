@@ -1,4 +1,4 @@
-"""The live view's core, without any UI: what one refresh costs, restarts seen, which
+"""The live view's core, without any UI: what one refresh costs, the monitor's records, which
 changes are announced, per-process figures, and following log files."""
 
 from __future__ import annotations
@@ -8,12 +8,15 @@ import subprocess
 import sys
 import threading
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ecosystem import logs
+from ecosystem.health.model import Alert, AlertKind, SessionHealth
+from ecosystem.health.model import Severity as AlertSeverity
 from ecosystem.metrics import ProcessSampler, read_proc_stat
 from ecosystem.models import Session
 from ecosystem.monitor import Poller, Snapshot, notable_changes
@@ -25,7 +28,7 @@ from ecosystem.supctl import daemon
 from ecosystem.supctl.rpc import ProcessInfo
 from ecosystem.views import SessionView
 from tests.conftest import wait_for
-from tests.tui_fixed import fixed_snapshot
+from tests.tui_fixed import NOW, fixed_snapshot
 
 
 class CountingStore:
@@ -33,11 +36,24 @@ class CountingStore:
 
     def __init__(self, sessions: list[Session]) -> None:
         self.sessions = sessions
+        self.health: dict[str, SessionHealth] = {}
+        self.alerts: list[Alert] = []
         self.calls: list[str] = []
 
     def list_sessions(self, host: str | None = None) -> list[Session]:
         self.calls.append("list_sessions")
         return self.sessions
+
+    def list_health(self, host: str | None = None) -> dict[str, SessionHealth]:
+        self.calls.append("list_health")
+        return dict(self.health)
+
+    def list_alerts(
+        self, host: str | None = None, *, active: bool | None = None, limit: int = 100
+    ) -> list[Alert]:
+        self.calls.append("list_alerts")
+        assert active is True
+        return list(self.alerts)
 
     def describe(self) -> str:
         return "counting"
@@ -58,37 +74,64 @@ def _info(name: str, pid: int | None) -> ProcessInfo:
     return ProcessInfo(f"wa-{name}", state, pid, 1, 2, 0, 0, "", "")
 
 
-def test_one_tick_is_one_store_query_and_one_rpc_and_counts_restarts(tmp_path: Path) -> None:
+def test_one_tick_is_two_batched_store_queries_and_one_rpc(tmp_path: Path) -> None:
     names = [f"s{i:03d}" for i in range(50)]
     store = CountingStore([Session(name=n, host="h", port=4000 + i) for i, n in enumerate(names)])
     # pids of this very process: psutil can read them; the figures are not under test
     sup = CountingSupervisor({f"wa-{n}": _info(n, os.getpid()) for n in names})
     orch = Orchestrator(make_settings(home=tmp_path, host_id="h"), store)  # type: ignore[arg-type]
-    poller = Poller(orch)
+    clock = [100.0]
+    poller = Poller(orch, alerts_every=5.0, monotonic=lambda: clock[0])
     poller._sup = sup  # type: ignore[assignment]
 
     snap = poller.tick()
-    assert store.calls == ["list_sessions"] and sup.calls == ["getAllProcessInfo"]
+    assert store.calls == ["list_sessions", "list_health", "list_alerts"]
+    assert sup.calls == ["getAllProcessInfo"]
     assert [v.name for v in snap.views] == names
     assert snap.procs[os.getpid()].rss > 0
-    assert snap.restarts == {}
+    assert all(v.restarts == 0 for v in snap.views) and snap.alerts == ()
 
-    sup.infos["wa-s001"] = _info("s001", 1)  # a new pid: one restart seen
-    sup.infos["wa-s002"] = _info("s002", None)  # stopped: not a restart (yet)
-    poller.tick()
-    sup.infos["wa-s002"] = _info("s002", 2)  # started again with a new pid
+    # the monitor's records reach the views; alerts are read again only after 5 s
+    store.health["s001"] = SessionHealth(name="s001", restarts=3, last_restart_reason="hung")
+    store.alerts.append(_alert(1, "disk 91% full"))
+    store.calls.clear()
+    clock[0] += 1.0
     snap = poller.tick()
-    assert snap.restarts == {"s001": 1, "s002": 1}
-    assert len(store.calls) == 3 and len(sup.calls) == 3
+    assert store.calls == ["list_sessions", "list_health"]
+    assert snap.view("s001").restarts == 3  # type: ignore[union-attr]
+    assert snap.alerts == ()
+    clock[0] += 5.0
+    snap = poller.tick()
+    assert store.calls[2:] == ["list_sessions", "list_health", "list_alerts"]
+    assert [a.message for a in snap.alerts or ()] == ["disk 91% full"]
+    assert len(sup.calls) == 3
 
 
-def _with(snap: Snapshot, name: str, state: str | None = None, **fields: Any) -> Snapshot:
+def _alert(id_: int, message: str, severity: str = "warning") -> Alert:
+    return Alert(
+        id=id_,
+        host="h",
+        key=f"k{id_}",
+        kind=AlertKind.DISK,
+        severity=AlertSeverity(severity),
+        message=message,
+        raised_at=datetime(2025, 3, 14, 12, tzinfo=UTC),
+    )
+
+
+def _with(
+    snap: Snapshot,
+    name: str,
+    state: str | None = None,
+    health: SessionHealth | None = None,
+    **fields: Any,
+) -> Snapshot:
     views = []
     for view in snap.views:
         if view.name == name:
             session = view.session.model_copy(update=fields)
             proc = replace(view.process, state=state) if (view.process and state) else view.process
-            view = SessionView(session, proc)
+            view = SessionView(session, proc, health or view.health)
         views.append(view)
     return replace(snap, views=tuple(views), _by_name={})
 
@@ -119,6 +162,27 @@ def test_changes_worth_a_notification() -> None:
     assert notable_changes(base, stopped) == []
     starting = _with(base, "cliente-001", "STARTING", status=Status.INITIALIZING)
     assert notable_changes(starting, base) == []
+
+    # what the health monitor did: a restart (with its reason), a parking
+    hung = SessionHealth(name="cliente-001", restarts=1, last_restart_reason="hung: 3 checks")
+    (change,) = notable_changes(base, _with(base, "cliente-001", health=hung))
+    assert change.message == "cliente-001: the health monitor restarted it (hung: 3 checks)"
+    parked = SessionHealth(
+        name="cliente-004", parked_at=NOW, why_down="crash loop: 5 exits in 10 minutes"
+    )
+    (change,) = notable_changes(base, _with(base, "cliente-004", health=parked))
+    assert change.severity == "error"
+    assert change.message == (
+        "cliente-004: parked: crash loop: 5 exits in 10 minutes (s starts it again)"
+    )
+
+    # a newly raised alert is announced once; the ones already active are not
+    before = replace(base, alerts=(_alert(1, "disk 91% full"),))
+    after = replace(before, alerts=(_alert(2, "RAM 90%", "critical"), *before.alerts))
+    (change,) = notable_changes(before, after)
+    assert change.severity == "error" and change.message == "alert: RAM 90%"
+    assert notable_changes(after, after) == []
+    assert notable_changes(replace(base, alerts=None), after) == []
 
 
 def _cpu_seconds(pid: int) -> float:

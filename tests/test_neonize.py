@@ -226,8 +226,8 @@ def test_watchdog_ends_a_silent_qr_window_and_start_opens_a_new_one(tmp_path: Pa
 def test_offline_neonize_runner_backs_off_without_crashing(make_env: Any) -> None:
     """For real: neonize's Go client dials WhatsApp, which cannot be reached here."""
     zv: Env = make_env()
-    created = zv.json("create", "real", "--connector", "neonize")
-    assert created["connector"] == "neonize"
+    created = zv.json("create", "real")
+    assert created["connector"] == "neonize", "the default for new sessions"
     pid = created["pid"]
     log = zv.home / "logs" / "wa-real.log"
 
@@ -240,6 +240,16 @@ def test_offline_neonize_runner_backs_off_without_crashing(make_env: Any) -> Non
     shown = zv.json("show", "real")
     assert shown["status"] == "reconnecting" and shown["pid"] == pid
     assert "retrying in" in shown["last_error"]
+
+    # no QR and no pairing code while offline: both say why, in one line
+    no_qr = zv.cli("qr", "real", "--wait", "1", check=False)
+    assert no_qr.returncode == 69 and len(no_qr.stderr.splitlines()) == 1
+    assert no_qr.stderr.startswith("zapvisor: error: real has no QR code after 1 s: ")
+    assert "it cannot reach WhatsApp yet (" in no_qr.stderr
+    assert "the QR appears once it gets through" in no_qr.stderr
+    pair = zv.cli("pair", "real", "--phone", "5511988887777", check=False)
+    assert pair.returncode == 69 and len(pair.stderr.splitlines()) == 1
+    assert "real cannot take a pairing code now: it cannot reach WhatsApp" in pair.stderr
 
     # no busy loop: between attempts the runner sleeps
     proc = psutil.Process(pid)

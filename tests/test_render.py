@@ -93,7 +93,7 @@ def test_a_config_supervisor_rejects_is_never_written(
 
 
 def test_config_and_secrets_are_private(zv: Env) -> None:
-    zv.cli("create", "alpha", "--stopped")
+    zv.cli("create", "alpha", "--connector", "sim", "--stopped")
     for path in (
         zv.home / "supervisord.conf",
         zv.home / "runtime.env",

@@ -35,7 +35,7 @@ def get(
 
 
 def test_api_auth_and_errors(zv: Env) -> None:
-    session = zv.json("create", "api-test")
+    session = zv.json("create", "api-test", "--connector", "sim")
     port = session["port"]
     token = (zv.home / "secrets" / "api-test.token").read_text().strip()
 

@@ -35,7 +35,7 @@ def test_postgres_outage_fails_loudly_then_carries_on(
     zv = make_env(ZAPVISOR_DATABASE_URL=own_server.dsn())
     try:
         zv.cli("db", "migrate")
-        zv.json("create", "alpha")
+        zv.json("create", "alpha", "--connector", "sim")
         wait_for(lambda: zv.json("show", "alpha")["status"] == "waiting_scan", timeout=30)
 
         own_server.stop()
@@ -66,7 +66,7 @@ def test_postgres_outage_fails_loudly_then_carries_on(
         own_server.start()
         # The runner's pending write lands; nothing typed or reported was lost.
         wait_for(lambda: zv.json("show", "alpha")["status"] == "connected", timeout=90)
-        assert zv.json("create", "beta")["port"] == zv.base_port + 1
+        assert zv.json("create", "beta", "--connector", "sim")["port"] == zv.base_port + 1
         assert [s["name"] for s in zv.json("list")] == ["alpha", "beta"]
     finally:
         teardown_env(zv)  # while PostgreSQL still runs, so runners stop cleanly
@@ -77,6 +77,8 @@ def test_db_copy_moves_sessions_out_of_sqlite(pg_dsn: str, make_env: Callable[..
     zv.cli(
         "create",
         "cliente-001",
+        "--connector",
+        "sim",
         "--description",
         "Loja — centro",
         "--ai-config",
@@ -86,7 +88,7 @@ def test_db_copy_moves_sessions_out_of_sqlite(pg_dsn: str, make_env: Callable[..
         "--webhook-url",
         "https://example.com/hook",
     )
-    zv.cli("create", "cliente-002", "--stopped")
+    zv.cli("create", "cliente-002", "--connector", "sim", "--stopped")
     before = {s["name"]: s for s in zv.json("list")}
 
     # runners still report to SQLite: refused, nothing copied

@@ -175,7 +175,7 @@ def test_sessions_on_postgres_end_to_end(pg_dsn: str, make_env: Callable[..., En
     """Runners get the store from runtime.env: a sim session pairs and its runner's
     status lands in PostgreSQL. A create whose supervisord step fails leaves no row."""
     zv = make_env(ZAPVISOR_DATABASE_URL=pg_dsn)
-    a = zv.json("create", "cliente-001")
+    a = zv.json("create", "cliente-001", "--connector", "sim")
     assert a["port"] == zv.base_port and a["pid"]
     wait_for(lambda: zv.json("show", "cliente-001")["status"] == "waiting_scan", timeout=30)
     zv.cli("sim-scan", "cliente-001")
@@ -197,7 +197,7 @@ def test_sessions_on_postgres_end_to_end(pg_dsn: str, make_env: Callable[..., En
     conf.unlink()
     conf.mkdir()
     try:
-        failed = zv.cli("create", "cliente-002", check=False)
+        failed = zv.cli("create", "cliente-002", "--connector", "sim", check=False)
         assert failed.returncode == 69 and "supervisord.conf" in failed.stderr
     finally:
         conf.rmdir()
@@ -213,7 +213,7 @@ def test_sessions_on_postgres_end_to_end(pg_dsn: str, make_env: Callable[..., En
     assert trail == "create,delete"
     assert not (zv.home / "secrets" / "cliente-002.token").exists()
     zv.cli("apply")
-    assert zv.json("create", "cliente-002")["port"] == zv.base_port + 1
+    assert zv.json("create", "cliente-002", "--connector", "sim")["port"] == zv.base_port + 1
 
 
 def test_supabase_connection_strings_and_redaction() -> None:

@@ -119,7 +119,7 @@ def test_sessions_on_supabase_from_the_cli(
     moved = zv.json("show", "old-001")
     assert moved["description"] == "antiga" and moved["ai_config"] == {"k": 1}
     assert moved["port"] == zv.base_port + 5
-    created = zv.json("create", "alpha", "--stopped")
+    created = zv.json("create", "alpha", "--connector", "sim", "--stopped")
     assert created["port"] == zv.base_port and created["process_state"] == "STOPPED"
     # the runner reads SUPABASE_* from runtime.env and reports over the REST API
     zv.json("start", "alpha")
@@ -149,7 +149,7 @@ def test_a_new_project_gets_its_schema_from_db_sql(
             conn.execute(script.encode())  # the SQL editor
         status = zv.json("db", "status")
         assert status["version"] == 3 and status["pending"] == []
-        assert zv.json("create", "alpha", "--stopped")["port"] == zv.base_port
+        assert zv.json("create", "alpha", "--connector", "sim", "--stopped")["port"] == zv.base_port
     finally:
         emulator.stop()
         pg_cluster.drop_database(name)

@@ -7,8 +7,10 @@ import asyncio
 from typing import Any
 
 import pytest
+from textual.widgets import Select
 
 from ecosystem.states import Status
+from runner.connectors.sim import sim_payload
 from tests.conftest import Env
 from tests.tui_helpers import decode_screen_qr, in_thread, until
 from tui.app import ZapvisorApp, make_app
@@ -56,33 +58,48 @@ def test_create_form_qr_rotation_scan_log_and_config(make_env: Any) -> None:
             assert isinstance(app.screen, CreateForm)
             assert app.orch.store.list_sessions() == []
 
-            # fixed, submitted with enter from another field
+            # fixed; the connector is neonize unless told: the simulated phone instead
             await pilot.press("backspace", "backspace", "backspace", *"alpha")
             assert not error.has_class("-error")
-            await pilot.press("tab", *"first one", "enter")
+            connector = app.screen.query_one("#connector", Select)
+            assert connector.value == "neonize"
+            await pilot.press("tab", *"first one", "tab", "enter", "down", "enter")
+            assert connector.value == "sim"
+            # submitted with enter from another field
+            await pilot.press("shift+tab", "enter")
+            # app.screen is the new screen as soon as it is pushed; its widgets exist
+            # once it is mounted (on a loaded machine, a few polls later)
             screen = await until(
                 pilot,
-                lambda: isinstance(app.screen, SessionScreen) and app.screen,
+                lambda: (
+                    isinstance(app.screen, SessionScreen) and app.screen.is_mounted and app.screen
+                ),
                 timeout=40,
                 what="the new session's screen",
             )
             assert screen.session_name == "alpha"
-            assert app.orch.store.get_session("alpha").description == "first one"
+            created = app.orch.store.get_session("alpha")
+            assert created.description == "first one" and created.connector == "sim"
             home = app.screen_stack[1]
             assert isinstance(home, SessionsScreen)
             await until(pilot, lambda: home.table.names == ["alpha"], what="the new row")
 
-            # the QR as drawn decodes to the payload the runner published
+            # the QR as drawn decodes to the payload the runner published (read together:
+            # on a loaded machine the 2 s rotation may fall between two separate looks)
             qr = screen.query_one(QRCode)
-            first = await until(pilot, lambda: qr.payload, what="a QR code")
-            await pilot.pause()
-            assert decode_screen_qr(app) == first == app.orch.store.get_session("alpha").qr_payload
+
+            def drawn() -> str | None:
+                payload = qr.payload
+                return payload if payload and decode_screen_qr(app) == payload else None
+
+            published = {sim_payload("alpha", seq) for seq in range(30)}
+            first = await until(pilot, drawn, what="a QR code drawn whole")
+            assert first in published
             assert "expires in" in _text(app, "#qr-caption")
 
             # rotation: a new payload replaces it on screen
-            second = await until(pilot, lambda: qr.payload != first and qr.payload, what="rotation")
-            await pilot.pause()
-            assert decode_screen_qr(app) == second
+            second = await until(pilot, lambda: (p := drawn()) != first and p, what="rotation")
+            assert second in published
             assert screen.rotations >= 2
 
             # the simulated phone scans (from outside the app): the UI turns connected

@@ -43,4 +43,5 @@ def test_a_qr_that_does_not_fit_says_the_size_it_needs(tmp_path: Path) -> None:
     assert "needs 61x31 cells" in text
     assert "at least 80x35" in text
     assert "zapvisor qr cliente-002 --png qr.png" in text
+    assert "press p to link with the phone number instead" in text  # the pairing code
     assert "▀" not in text and "▄" not in text  # no part of a cropped code

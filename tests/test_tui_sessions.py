@@ -29,7 +29,7 @@ def _created(env: Env, names: list[str]) -> None:
     orch = Orchestrator(env.settings())
     try:
         for name in names:
-            orch.create(NewSession(name=name))
+            orch.create(NewSession(name=name, connector="sim"))
     finally:
         orch.close()
 

@@ -1,4 +1,4 @@
-"""How the four main screens look, pinned as SVG screenshots.
+"""How the main screens look, pinned as SVG screenshots.
 
 The data is fixed (tests/tui_fixed.py: a constant snapshot in place of the store,
 supervisord and psutil, a frozen clock, UTC) so the pictures are the same on every run;
@@ -47,3 +47,16 @@ def test_create_form_with_an_inline_error(snap_compare: Any, tmp_path: Path) -> 
 def test_confirm_dialog_for_marked_rows(snap_compare: Any, tmp_path: Path) -> None:
     app = fixed_app(tmp_path / "home")
     assert snap_compare(app, press=["space", "space", "d"], terminal_size=(80, 24))
+
+
+def test_alerts_view(snap_compare: Any, tmp_path: Path) -> None:
+    # two raised (critical first), one cleared within the day; the one cleared 29 h ago
+    # is not listed
+    assert snap_compare(fixed_app(tmp_path / "home"), press=["a"], terminal_size=(80, 24))
+
+
+def test_session_screen_of_a_parked_session(snap_compare: Any, tmp_path: Path) -> None:
+    # the health monitor's facts: restarts and why, the last exit, parked and how to
+    # start it again; the webhook outbox's counts with the replay key
+    app = fixed_app(tmp_path / "home")
+    assert snap_compare(app, press=["down", "down", "enter"], terminal_size=(80, 24))

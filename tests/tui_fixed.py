@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ecosystem.health.model import Alert, AlertKind, SessionHealth, Severity
 from ecosystem.metrics import HostStats, ProcStats
 from ecosystem.models import Session
-from ecosystem.monitor import Poller, Snapshot
+from ecosystem.monitor import CLEARED_KEPT, Poller, Snapshot
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.settings import make_settings
 from ecosystem.states import DesiredState, Status
@@ -47,6 +48,69 @@ def _session(name: str, port: int, **fields: Any) -> Session:
     )
 
 
+CRASH_LOOP = "crash loop: 5 exits in 10 minutes"
+HEALTH = {
+    "cliente-003": SessionHealth(
+        name="cliente-003",
+        restarts=4,
+        exits=5,
+        last_exit_status=1,
+        last_exit_at=NOW - timedelta(minutes=7),
+        last_restart_at=NOW - timedelta(minutes=8),
+        last_restart_reason="exited with status 1",
+        parked_at=NOW - timedelta(minutes=7),
+        why_down=f"{CRASH_LOOP}; stderr: KeyError: 'phone'",
+    ),
+    "loja-centro": SessionHealth(
+        name="loja-centro",
+        restarts=3,
+        exits=0,
+        last_restart_at=NOW - timedelta(seconds=95),
+        last_restart_reason="stuck: reconnecting for 301 s",
+    ),
+}
+
+
+def _alert(id_: int, kind: AlertKind, message: str, ago: int, **extra: Any) -> Alert:
+    return Alert(
+        id=id_,
+        host="vps-sp-01",
+        key=f"{kind}:{extra.get('session_name', '')}",
+        kind=kind,
+        message=message,
+        raised_at=NOW - timedelta(minutes=ago),
+        **extra,
+    )
+
+
+ALERTS = (
+    _alert(
+        4,
+        AlertKind.SESSION_ERROR,
+        f"cliente-003 is in error: {CRASH_LOOP}",
+        7,
+        session_name="cliente-003",
+        severity=Severity.CRITICAL,
+    ),
+    _alert(3, AlertKind.DISK, "disk 87% full (threshold 85%)", 42, value=87.0),
+    _alert(
+        2,
+        AlertKind.WEBHOOK_DEAD_LETTERS,
+        "2 webhook events dead-lettered (zapvisor webhooks NAME --replay)",
+        60 * 3,
+        cleared_at=NOW - timedelta(hours=2),
+    ),
+    _alert(
+        1,
+        AlertKind.RAM,
+        "RAM 91% used (threshold 85%)",
+        60 * 30,
+        cleared_at=NOW - timedelta(hours=29),
+    ),
+)
+"""Newest first, as the store lists them; the last one was cleared over a day ago."""
+
+
 def fixed_snapshot() -> Snapshot:
     rows = [
         (
@@ -71,7 +135,13 @@ def fixed_snapshot() -> Snapshot:
             _proc("cliente-002", "RUNNING", 41023, up=45),
         ),
         (
-            _session("cliente-003", 3003, desired_state=DesiredState.STOPPED),
+            _session(
+                "cliente-003",
+                3003,
+                desired_state=DesiredState.STOPPED,
+                status=Status.ERROR,
+                last_error=CRASH_LOOP,
+            ),
             _proc("cliente-003", "STOPPED", None),
         ),
         (
@@ -97,7 +167,7 @@ def fixed_snapshot() -> Snapshot:
             _proc("loja-norte", "RUNNING", 41152, up=2 * 86400 + 7200),
         ),
     ]
-    views = tuple(SessionView(s, p) for s, p in rows)
+    views = tuple(SessionView(s, p, HEALTH.get(s.name)) for s, p in rows)
     procs = {
         41017: ProcStats(0.3, int(18.4 * MIB), int(14.1 * MIB)),
         41023: ProcStats(1.2, int(17.9 * MIB), None),
@@ -109,12 +179,12 @@ def fixed_snapshot() -> Snapshot:
         taken_at=NOW,
         views=views,
         procs=procs,
-        restarts={"loja-centro": 3},
         host=HostStats(12.0, 2, 0.42, int(3.1 * GIB), int(7.8 * GIB), 33 * GIB, 80 * GIB),
         supervisord_up=True,
         store="sqlite /var/lib/zapvisor/zapvisor.db",
         host_id="vps-sp-01",
         max_sessions=10,
+        alerts=tuple(a for a in ALERTS if a.active),
     )
 
 
@@ -124,6 +194,13 @@ class FixedPoller(Poller):
 
     def tick(self) -> Snapshot:
         return fixed_snapshot()
+
+    def alert_history(self, limit: int = 100) -> list[Alert] | None:
+        oldest = NOW - CLEARED_KEPT
+        return [a for a in ALERTS if a.cleared_at is None or a.cleared_at >= oldest]
+
+    def webhook_counts(self, name: str) -> dict[str, int] | None:
+        return {"pending": 1, "delivered": 118, "dead": 2}
 
 
 def fixed_app(home: Path) -> ZapvisorApp:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from textual import work
 from textual.app import App
 
+from ecosystem import session_access
 from ecosystem.errors import ZapvisorError
 from ecosystem.monitor import Snapshot
 from ecosystem.orchestrator import Orchestrator
@@ -19,7 +20,7 @@ from ecosystem.states import PROCESS_UP
 from tui.dialogs.confirm import ConfirmDialog, Confirmed
 from tui.messages import ActionsFinished
 
-VERBS = ("restart", "start", "stop", "logout", "delete", "sim_scan")
+VERBS = ("restart", "start", "stop", "logout", "delete", "sim_scan", "replay")
 PAST = {
     "restart": "restarted",
     "start": "started",
@@ -27,6 +28,7 @@ PAST = {
     "logout": "logged out",
     "delete": "deleted",
     "sim_scan": "scanned (sim)",
+    "replay": "webhooks",
 }
 
 
@@ -59,6 +61,13 @@ def perform(orch: Orchestrator, verb: str, name: str, *, purge: bool = False) ->
     if verb == "sim_scan":
         orch.sim_scan(name)
         return "scan sent"
+    if verb == "replay":
+        n = session_access.webhook_report(orch, name, replay=True, limit=0).replayed
+        return (
+            f"{n} dead-lettered event{'s' if n != 1 else ''} due again"
+            if n
+            else ("no dead-lettered events to replay")
+        )
     raise ValueError(f"unknown action {verb!r}")
 
 

@@ -17,12 +17,15 @@ from ecosystem.errors import ZapvisorError
 from ecosystem.models import utcnow
 from ecosystem.monitor import Poller, Snapshot, notable_changes
 from ecosystem.orchestrator import Orchestrator
+from ecosystem.pairing import pairing_problem
 from ecosystem.settings import Settings, load_settings
 from ecosystem.store import Store
 from tui.actions import SessionActions
 from tui.dialogs.create import Created, CreateForm
+from tui.dialogs.pair import PairDialog
 from tui.messages import BootFinished, RefreshFailed, SnapshotTaken
 from tui.palette import SessionCommands
+from tui.screens.alerts import AlertsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.session import SessionScreen
 from tui.screens.sessions import SessionsScreen
@@ -169,6 +172,21 @@ class ZapvisorApp(SessionActions):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    def action_alerts(self) -> None:
+        if isinstance(self.screen, AlertsScreen):
+            self.pop_screen()
+        else:
+            self.push_screen(AlertsScreen())
+
+    def pair_by_phone(self, name: str) -> None:
+        """The pairing dialog, when the session can take a code now; else why not."""
+        view = self.snapshot.view(name) if self.snapshot else None
+        problem = pairing_problem(view) if view else f"{name}: no such session"
+        if problem:
+            self.notify(problem, severity="warning", markup=False, timeout=10)
+            return
+        self.push_screen(PairDialog(name, blink=self.blink))
 
     def open_session(self, name: str, mode: str = "auto", *, focus_log: bool = False) -> None:
         if isinstance(self.screen, SessionScreen) and self.screen.session_name == name:

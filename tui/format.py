@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from ecosystem.states import PROCESS_UP
 from ecosystem.views import SessionView
 
 STATUS_STYLES = {
@@ -24,11 +25,21 @@ STATUS_STYLES = {
     "STOPPING": "bright_black",
     "UNKNOWN": "red",
     "NO PROGRAM": "red",
+    # parked by the health monitor after a crash loop, until an operator starts it
+    "PARKED": "reverse bold red",
 }
 
 
+def shown_status(view: SessionView) -> str:
+    """The status column: ``display_status``, or PARKED while the health monitor holds
+    the session stopped after a crash loop (an operator's `s` starts it again)."""
+    if view.parked and view.process_state not in PROCESS_UP:
+        return "PARKED"
+    return view.display_status
+
+
 def status_text(view: SessionView) -> Text:
-    shown = view.display_status
+    shown = shown_status(view)
     return Text(shown, style=STATUS_STYLES.get(shown, ""))
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from ecosystem.pairing import pairing_problem
 from ecosystem.states import PROCESS_UP
 
 if TYPE_CHECKING:
@@ -37,6 +38,11 @@ def session_commands(app: ZapvisorApp, name: str) -> Iterator[Command]:
         yield f"Start {name}", "and keep it running", partial(act, "start", [name])
     yield f"Log out {name}", "unlink the phone, delete its auth", partial(act, "logout", [name])
     yield f"Delete {name}", "remove its program, free its port", partial(act, "delete", [name])
+    if view is not None and pairing_problem(view) is None:
+        pair = partial(app.pair_by_phone, name)
+        yield f"Pair {name} by phone number", "a code to type on the phone", pair
+    replay = partial(act, "replay", [name])
+    yield f"Replay dead webhooks of {name}", "send the dead-lettered events again", replay
     if view is not None and view.session.connector == "sim" and running:
         scan = partial(act, "sim_scan", [name])
         yield f"Simulate a scan of {name}", "the sim phone scans its QR", scan
@@ -45,6 +51,7 @@ def session_commands(app: ZapvisorApp, name: str) -> Iterator[Command]:
 def general_commands(app: ZapvisorApp) -> Iterator[Command]:
     yield "New session", "the create form", app.action_new_session
     yield "Start supervisord", "and the sessions meant to run", app.start_supervisord
+    yield "Alerts", "raised by the health monitor, and recently cleared", app.action_alerts
     yield "Keys", "every key and column explained", app.action_help
 
 

@@ -149,6 +149,8 @@ class Connector(abc.ABC):
     `tokens/<name>/`, the only place it keeps authentication."""
 
     kind = "?"
+    pair_code_seconds = 180.0
+    """How long a code from :meth:`pair_phone` can be typed on the phone."""
 
     def __init__(
         self, session: str, auth_dir: Path, events: ConnectorEvents, settings: Settings

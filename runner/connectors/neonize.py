@@ -34,6 +34,7 @@ from runner.connectors.base import (
     UpstreamError,
 )
 from runner.connectors.neonize_map import (
+    PAIR_CODE_SECONDS,
     Backoff,
     QrWatchdog,
     Transition,
@@ -57,6 +58,7 @@ def quiet_neonize_logging() -> None:
 
 class NeonizeConnector(Connector):
     kind = "neonize"
+    pair_code_seconds = PAIR_CODE_SECONDS
 
     def __init__(
         self,

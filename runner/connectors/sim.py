@@ -4,7 +4,10 @@ It shows a QR payload shaped like WhatsApp's (``2@ref,noise,identity,adv``, 265
 characters), rotates it every ``ZAPVISOR_SIM_QR_SECONDS``, pairs when "scanned"
 (`zapvisor sim-scan NAME` or ``POST /sim/scan``) with a phone number derived from the
 session name, and keeps its "auth" in `tokens/<name>/sim-auth.json` so a restart
-reconnects without a new QR. Payloads are deterministic: the same session and rotation
+reconnects without a new QR. Pairing by number works as with WhatsApp: `POST
+/pair-phone` gives a deterministic 8-character code, valid as long as neonize's, and a
+scan within that time stands for the code typed on the phone: the session links to
+that number. Payloads are deterministic: the same session and rotation
 number always give the same payload.
 
 Once paired it behaves like a phone on the network: a message sent gets the `sent`,
@@ -90,6 +93,7 @@ class SimConnector(Connector):
         self._waiting = False
         self._phone: str | None = None
         self._pair_phone: str | None = None
+        self._pair_until = 0.0
         self._link_up = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._contacts: dict[str, str] = dict(SIM_CONTACTS)
@@ -144,7 +148,9 @@ class SimConnector(Connector):
                 except TimeoutError:
                     seq += 1
                     continue
-                phone = self._pair_phone or sim_phone(self.session)
+                # A pairing code typed in time links its number; else the QR was scanned.
+                by_code = self._pair_phone and time.monotonic() < self._pair_until
+                phone = (self._pair_phone if by_code else None) or sim_phone(self.session)
                 self.auth_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
                 paired = {"phone": phone, "paired_at": datetime.now(UTC).isoformat()}
                 write_private(self.auth_file, json.dumps(paired))
@@ -262,4 +268,5 @@ class SimConnector(Connector):
             raise NotWaitingForScan(f"session {self.session} is not waiting to be paired")
         who = Recipient.parse(phone)
         self._pair_phone = who.user
+        self._pair_until = time.monotonic() + self.pair_code_seconds
         return sim_pair_code(self.session, who.user)

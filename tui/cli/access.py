@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 from ecosystem import session_access
+from ecosystem.models import utcnow
 from ecosystem.orchestrator import Orchestrator
+from ecosystem.pairing import PAIR_STEPS
 from ecosystem.settings import load_settings
 from tui.cli import output
 from tui.cli.registry import SubParsers, add_command
@@ -52,13 +54,14 @@ def token(args: argparse.Namespace) -> int:
 
 
 def pair(args: argparse.Namespace) -> int:
-    answer = session_access.pair_phone(_orch(), args.name, args.phone)
+    found = session_access.pair_phone(_orch(), args.name, args.phone)
     if args.json:
-        output.emit_json({"name": args.name, "phone": answer.get("phone"), "code": answer["code"]})
-    else:
-        print(f"pairing code for {args.name}: {answer['code']}")
-        print(
-            "on the phone: WhatsApp > Linked devices > Link a device > "
-            "Link with phone number instead, then type the code"
-        )
+        output.emit_json(found.to_json())
+        return 0
+    print(f"pairing code for {found.name} ({found.phone}): {found.code}")
+    if found.expires_at is not None:
+        left = (found.expires_at - utcnow()).total_seconds()
+        until = found.expires_at.astimezone().strftime("%H:%M:%S")
+        print(f"valid until {until} (about {max(0, round(left / 60))} min)")
+    print(PAIR_STEPS)
     return 0

@@ -15,6 +15,7 @@ from ecosystem.doctor import FAIL, run_checks
 from ecosystem.errors import Aborted, InvalidValue, RunnerError
 from ecosystem.models import NewSession
 from ecosystem.orchestrator import Orchestrator
+from ecosystem.pairing import no_qr_reason
 from ecosystem.settings import load_settings
 from ecosystem.states import DesiredState, Status
 from ecosystem.supctl import daemon
@@ -180,8 +181,12 @@ def qr(args: argparse.Namespace) -> int:
         if session.qr_payload or session.status == Status.CONNECTED:
             break
         if time.monotonic() >= deadline:
-            hint = " (try --wait)" if args.wait is None else ""
-            raise RunnerError(f"{args.name} has no QR code now: status {session.status}{hint}")
+            waited = f" after {args.wait:g} s" if args.wait else ""
+            hint = " (--wait waits for one)" if args.wait is None else ""
+            state = orch.show(args.name).process_state
+            raise RunnerError(
+                f"{args.name} has no QR code{waited}: {no_qr_reason(session, state)}{hint}"
+            )
         time.sleep(0.2)
     if session.status == Status.CONNECTED and not session.qr_payload:
         if args.json:

@@ -26,6 +26,7 @@ from ecosystem.names import NAME_RULE, name_problem
 from ecosystem.orchestrator import Orchestrator
 
 FIELDS = ("name", "description", "connector", "webhook_url")
+CONNECTOR_HINT = "neonize: real WhatsApp · sim: a simulated phone (tests, demos)"
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class CreateForm(ModalScreen[Created | None]):
                 [(c, c) for c in CONNECTORS], value=DEFAULT_CONNECTOR, allow_blank=False,
                 id="connector", compact=True,
             )  # fmt: skip
+            yield Static(CONNECTOR_HINT, classes="hint")
             yield Label("webhook URL")
             yield Input(placeholder="https://… (optional)", id="webhook_url", compact=True)
             yield Static("", id="webhook_url-error", classes="hint")

@@ -24,6 +24,7 @@ HELP = """\
 | `space` | mark a row; `r` `s` `x` `d` then act on every marked row (asks first) |
 | `l` | the session's log |
 | `q` | the session's pairing QR |
+| `a` | alerts: raised by the health monitor, and those cleared in the last day |
 | `ctrl+p` | command palette: every action, by name |
 | `?` | this help; `ctrl+q` quits |
 
@@ -33,21 +34,32 @@ HELP = """\
 | `q` | switch between the QR and the details |
 | `l` | go to the log (scroll up to stop following; `end` follows again) |
 | `e` | edit the config (JSON checked before saving) |
-| `r` `s` `x` `d` | as on the sessions screen |
+| `p` | pair by phone number: a code to type on the phone instead of scanning |
+| `w` | replay the webhook events that exhausted their retries (dead letters) |
+| `r` `s` `x` `d` | as on the sessions screen; `s` also starts a parked session again |
+| `a` | alerts |
 | `escape` | back to the sessions |
+
+## Alerts
+| key | does |
+|---|---|
+| `enter` | open the alert's session |
+| `escape` `a` | back |
 
 ## Columns
 **STATUS** is what the runner reports while it runs (`initializing`, `waiting_scan`,
 `connected`, `disconnected`, `phone_disconnected`, `error`, `reconnecting`) and
 supervisord's process state otherwise (`STARTING`, `BACKOFF`, `STOPPED`, `EXITED`,
 `FATAL`), so a dead runner never looks connected.
-**RST** counts runner starts this app has seen since it opened.
+**RST** counts the health monitor's restarts of the runner (after a crash, a hang,
+the memory cap, a stuck state); the session screen says when and why, the last exit,
+the next restart pending, and whether a crash loop **PARKED** it (stopped until `s`).
 **CPU%** is of one core since the previous refresh; **RSS** is resident memory (the
 session screen also shows PSS, memory with shared pages split fairly).
 **ACTIVE** is the time since the session's last message.
 
 A red banner means the store or supervisord is not answering: the figures are as of
-the last refresh, and every key still works.
+the last refresh, and every key still works. The header counts the raised alerts.
 """
 
 

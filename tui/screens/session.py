@@ -21,6 +21,7 @@ from textual.worker import get_current_worker
 from ecosystem import logs as logfiles
 from ecosystem.errors import ZapvisorError
 from ecosystem.monitor import Snapshot
+from ecosystem.pairing import no_qr_reason
 from ecosystem.states import Status
 from ecosystem.views import SessionView
 from tui.dialogs.config import ConfigForm
@@ -45,11 +46,14 @@ class SessionScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "back"),
         Binding("q", "toggle_qr", "QR/details"),
         Binding("l", "logs", "log"),
-        Binding("e", "edit", "edit config"),
+        Binding("e", "edit", "config"),
         Binding("r", "act('restart')", "restart"),
         Binding("s", "act('toggle')", "start/stop"),
         Binding("x", "act('logout')", "logout"),
         Binding("d", "act('delete')", "delete"),
+        Binding("p", "pair", "pair by phone"),
+        Binding("w", "act('replay')", "replay"),
+        Binding("a", "app.alerts", "alerts"),
         Binding("question_mark", "app.help", "help", key_display="?"),
     ]
 
@@ -65,6 +69,10 @@ class SessionScreen(Screen[None]):
     class WhyDownFound(Message):
         text: str
 
+    @dataclass
+    class DeliveriesCounted(Message):
+        counts: dict[str, int] | None
+
     def __init__(self, name: str, *, mode: str = "auto", focus_log: bool = False) -> None:
         super().__init__()
         self.session_name = name
@@ -77,6 +85,8 @@ class SessionScreen(Screen[None]):
         self.rotated_at = ""
         self.why: str | None = None
         self._why_for: tuple[str, int] | None = None
+        self.deliveries: dict[str, int] | None = None
+        """The webhook outbox's counts, read once per refresh while this screen shows."""
 
     @property
     def zv(self) -> ZapvisorApp:
@@ -130,10 +140,10 @@ class SessionScreen(Screen[None]):
         self.seen, self.view = True, view
         assert snap is not None
         self._title(view)
-        proc = snap.proc(view)
-        restarts = snap.restarts.get(view.name, 0)
-        self.query_one(ProcessFacts).show(view, proc, restarts, snap.taken_at, self.why)
-        self.query_one(ConfigSummary).show(view)
+        self.query_one(ProcessFacts).show(view, snap.proc(view), snap.taken_at, self.why)
+        self.query_one(ConfigSummary).show(view, self.deliveries)
+        if self.is_current:
+            self._count_deliveries()
         waiting = view.process_state == "RUNNING" and view.session.status == Status.WAITING_SCAN
         payload = view.session.qr_payload if waiting else None
         qr = self.query_one(QRCode)
@@ -176,7 +186,8 @@ class SessionScreen(Screen[None]):
             if s.status == Status.CONNECTED and view.process_state == "RUNNING":
                 caption.update(f"connected as {s.phone} · q shows the details")
             else:
-                caption.update(f"no QR code: {view.display_status} · q shows the details")
+                why = no_qr_reason(s, view.process_state)
+                caption.update(f"no QR code: {why} · q shows the details")
             return
         text = Text("WhatsApp > Linked devices > Link a device", style="bold")
         if s.qr_expires_at is not None:
@@ -208,6 +219,21 @@ class SessionScreen(Screen[None]):
     def on_session_screen_why_down_found(self, message: WhyDownFound) -> None:
         self.why = message.text
         self._show(self.zv.snapshot)
+
+    # -- webhook deliveries (one store query per refresh, only while this screen shows) --
+
+    @work(thread=True, exclusive=True, group="deliveries", exit_on_error=False)
+    def _count_deliveries(self) -> None:
+        try:
+            counts = self.zv.poller.webhook_counts(self.session_name)
+        except ZapvisorError:
+            counts = None  # the refresh itself reports a store that fails
+        self.post_message(self.DeliveriesCounted(counts))
+
+    def on_session_screen_deliveries_counted(self, message: DeliveriesCounted) -> None:
+        if message.counts != self.deliveries and self.view is not None:
+            self.deliveries = message.counts
+            self.query_one(ConfigSummary).show(self.view, self.deliveries)
 
     # -- the log -------------------------------------------------------------------------
 
@@ -241,6 +267,9 @@ class SessionScreen(Screen[None]):
 
     def action_act(self, verb: str) -> None:
         self.zv.request_action(verb, [self.session_name])
+
+    def action_pair(self) -> None:
+        self.zv.pair_by_phone(self.session_name)
 
     def action_edit(self) -> None:
         if self.view is None:

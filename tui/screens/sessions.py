@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Input, Static
 
 from ecosystem.monitor import Snapshot
 from ecosystem.views import SessionView
+from tui.format import shown_status
 from tui.widgets.banner import DegradedBanner
 from tui.widgets.host_header import HostHeader
 from tui.widgets.key_bar import KeyBar
@@ -29,7 +30,7 @@ def matches(view: SessionView, needle: str) -> bool:
         return True
     return (
         needle in view.name
-        or needle in view.display_status.lower()
+        or needle in shown_status(view).lower()
         or needle in (view.session.phone or "")
     )
 
@@ -45,6 +46,7 @@ class SessionsScreen(Screen[None]):
         Binding("space", "mark", "mark", key_display="space"),
         Binding("l", "logs", "logs"),
         Binding("q", "qr", "QR"),
+        Binding("a", "app.alerts", "alerts"),
         Binding("question_mark", "app.help", "help", key_display="?"),
         Binding("escape", "clear", "clear filter/marks", show=False),
     ]

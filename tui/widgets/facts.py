@@ -46,14 +46,21 @@ class ProcessFacts(Static):
         self,
         view: SessionView,
         proc: ProcStats | None,
-        restarts: int,
         now: datetime,
         why: str | None,
     ) -> None:
+        """``why`` is supervisord's own account of a fall (spawn error, exit status,
+        last stderr lines), asked for once per fall."""
         s = view.session
         grid = _grid()
-        status = status_text(view)
-        status.append(f"  wanted {s.desired_state}", style="dim")
+        status = Text()
+        status.append_text(status_text(view))  # its colour on the status word only
+        h = view.health
+        if view.parked and h is not None and h.parked_at is not None:
+            status.append(f"  since {_local(h.parked_at)}", style="red")
+            status.append(" · s starts it again", style="bold")
+        else:
+            status.append(f"  wanted {s.desired_state}", style="dim")
         grid.add_row("status", status)
         if s.phone:
             phone = Text(s.phone, style="bold")
@@ -61,25 +68,49 @@ class ProcessFacts(Static):
                 phone.append(f"  since {_local(s.connected_at)}", style="dim")
                 phone.append(f" ({since(s.connected_at, now)})", style="dim")
             grid.add_row("phone", phone)
-        grid.add_row(
-            "runner",
-            f"pid {view.pid or '-'}  port {s.port}  up {age(view.uptime)}  rst {restarts}",
-        )
+        grid.add_row("runner", f"pid {view.pid or '-'}  port {s.port}  up {age(view.uptime)}")
         if proc is not None:
             pss = size(proc.pss) if proc.pss is not None else "…"
             grid.add_row(
                 "usage", f"cpu {percent(proc.cpu_percent)}%  rss {size(proc.rss)}  pss {pss}"
             )
         grid.add_row("messages", f"{s.messages_sent} sent, {s.messages_received} received")
+        _monitor_rows(grid, view, now)
         if view.process and view.process.state in ("EXITED", "FATAL", "BACKOFF"):
             grid.add_row("exit status", Text(str(view.process.exitstatus), style="red"))
         if view.process and view.process.spawnerr:
             grid.add_row("spawn error", Text(view.process.spawnerr, style="red"))
-        if s.last_error:
+        down = view.why_down
+        if s.last_error and not (down and s.last_error in down):
             grid.add_row("last error", Text(s.last_error, style="red"))
-        if why:
-            grid.add_row("why down", Text(why, style="bold red"))
+        if down:
+            grid.add_row("why down", Text(down, style="bold red"))
+        if why and (not down or why not in down):
+            grid.add_row("supervisord", Text(why, style="red"))
         self.update(grid)
+
+
+def _monitor_rows(grid: Table, view: SessionView, now: datetime) -> None:
+    """What the health monitor recorded: its restarts, the last exit, a pending
+    restart, a parking."""
+    h = view.health
+    restarts = Text(str(view.restarts))
+    if h is not None and h.last_restart_at is not None:
+        restarts.append(f" · last {since(h.last_restart_at, now)} ago", style="dim")
+        if h.last_restart_reason:
+            restarts.append(f": {h.last_restart_reason}", style="dim")
+    grid.add_row("restarts", restarts)
+    if h is None:
+        return
+    if h.last_exit_status is not None:
+        exit_ = f"status {h.last_exit_status}"
+        if h.last_exit_at is not None:
+            exit_ += f" at {_local(h.last_exit_at)} ({since(h.last_exit_at, now)} ago)"
+        grid.add_row("last exit", exit_)
+    if h.next_restart_at is not None:
+        left = (h.next_restart_at - now).total_seconds()
+        when = f"in {age(left)} (crash backoff)" if left > 0 else "now"
+        grid.add_row("next restart", Text(when, style="yellow"))
 
 
 class ConfigSummary(Static):
@@ -98,12 +129,20 @@ class ConfigSummary(Static):
         self.border_title = "config"
         self.border_subtitle = "e edit"
 
-    def show(self, view: SessionView) -> None:
+    def show(self, view: SessionView, deliveries: dict[str, int] | None = None) -> None:
+        """``deliveries``: the webhook outbox's counts by state, None when unknown."""
         s = view.session
         grid = _grid()
         grid.add_row("connector", s.connector)
         grid.add_row("description", s.description or "-")
         grid.add_row("webhook", s.webhook_url or "-")
+        if deliveries is not None and (s.webhook_url or any(deliveries.values())):
+            pending = deliveries.get("pending", 0)
+            grid.add_row("delivered", f"{deliveries.get('delivered', 0)} ({pending} pending)")
+            dead = deliveries.get("dead", 0)
+            grid.add_row(
+                "dead", Text(f"{dead} · w replays", style="bold red") if dead else Text("0")
+            )
         grid.add_row("ai_config", json.dumps(s.ai_config, ensure_ascii=False) or "{}")
         grid.add_row("timing", json.dumps(s.timing_config, ensure_ascii=False) or "{}")
         self.update(grid)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from ecosystem.health.model import Severity
 from ecosystem.monitor import Snapshot
 from tui.format import size
 
@@ -55,5 +56,23 @@ def header_text(snap: Snapshot | None, *, booting: bool = False) -> Text:
     text.append(f"{used}/{snap.max_sessions}", style="bold red" if full else "bold")
     running = sum(1 for v in snap.views if v.process_state == "RUNNING")
     text.append(f" ({running} running)", style="dim")
+    text.append_text(alerts_text(snap))  # before the store: a long path is cut, not this
     text.append(f"  store {snap.store}", style="dim")
+    return text
+
+
+def alerts_text(snap: Snapshot) -> Text:
+    """The count of raised alerts (`a` lists them); nothing when the store keeps none."""
+    if snap.alerts is None:
+        return Text()
+    count = len(snap.alerts)
+    if not count:
+        return Text("  no alerts", style="dim")
+    critical = any(a.severity == Severity.CRITICAL for a in snap.alerts)
+    text = Text("  ")
+    text.append(
+        f" {count} alert{'s' if count > 1 else ''} ",
+        style="bold reverse red" if critical else "bold reverse yellow",
+    )
+    text.append(" a", style="dim")
     return text

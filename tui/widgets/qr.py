@@ -72,7 +72,8 @@ class QRCode(Widget):
             f"This QR code needs {cols}x{rows} cells: make the terminal at least "
             f"{want_w}x{want_h} (it is {screen.width}x{screen.height}), or zoom out.\n"
             "A cropped code would not scan, so it is not drawn.\n\n"
-            "Or write it as an image and open that:\n"
+            "Or press p to link with the phone number instead (a code to type),\n"
+            "or write the QR as an image and open that:\n"
             f"zapvisor qr {self.session} --png qr.png",
             justify="center",
         )

@@ -19,7 +19,7 @@ from textual.widgets.data_table import ColumnKey
 
 from ecosystem.monitor import Snapshot
 from ecosystem.views import SessionView, age, since
-from tui.format import STATUS_STYLES, percent, size
+from tui.format import STATUS_STYLES, percent, shown_status, size
 
 COLUMNS = (
     ("name", "NAME"),
@@ -48,10 +48,10 @@ def _short(status: str) -> str:
 def row_texts(view: SessionView, snap: Snapshot, marked: bool) -> tuple[str, ...]:
     """The plain text of each cell, in COLUMNS order (marks included)."""
     proc = snap.proc(view)
-    restarts = snap.restarts.get(view.name, 0)
+    restarts = view.restarts  # the health monitor's count, from the store
     return (
         (MARK if marked else " ") + view.name,
-        _short(view.display_status),
+        _short(shown_status(view)),
         str(view.session.port),
         str(view.pid or "-"),
         age(view.uptime),
