@@ -34,6 +34,7 @@ COLUMNS = (
     ("phone", "PHONE"),
     ("active", "ACTIVE"),
 )
+_INDEX = {key: i for i, (key, _label) in enumerate(COLUMNS)}
 _RIGHT = frozenset({"port", "pid", "up", "rst", "cpu", "rss", "active"})
 MARK = "●"
 SHRINK = (("status", 10), ("name", 14))
@@ -77,9 +78,6 @@ def _widths(rows: Collection[tuple[str, ...]], budget: int) -> tuple[int, ...]:
         widths[i] -= cut
         excess -= cut
     return tuple(widths)
-
-
-_INDEX = {key: i for i, (key, _label) in enumerate(COLUMNS)}
 
 
 def _clip(value: str, width: int) -> str:
