@@ -32,6 +32,9 @@ TCP_DEFAULTS = {
     "keepalives_count": 3,
     "tcp_user_timeout": 30_000,
 }
+TRANSACTION_POOLER_PORT = "6543"
+"""Supabase's transaction pooler (Supavisor; PgBouncer's custom): a server connection
+per transaction, so session state such as LISTEN does not outlive one statement."""
 Conn = psycopg.Connection[DictRow]
 Cur = psycopg.Cursor[DictRow]
 
@@ -64,6 +67,7 @@ class PgConnection(FunctionCaller):
         db = str(params.get("dbname") or params.get("user") or "postgres")
         user = str(params.get("user") or "")
         self._where = f"{host}:{port}/{db}"
+        self.transaction_pooled = port == TRANSACTION_POOLER_PORT
         self._user = user
         self._lock = threading.RLock()
         self._conn: Conn | None = None
