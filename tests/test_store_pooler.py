@@ -11,9 +11,11 @@ import threading
 import psycopg
 import pytest
 
+from ecosystem.errors import StoreError
 from ecosystem.models import NewSession
 from ecosystem.store import pgcommon
 from ecosystem.store.postgres import POOLED_POLL_INTERVAL, PostgresStore
+from tests.conftest import PgCluster
 
 
 def _create(store: PostgresStore, name: str) -> None:
@@ -101,3 +103,28 @@ def test_a_refused_listen_falls_back_to_polling_not_to_an_outage(
     finally:
         writer.close()
         watcher.close()
+
+
+def test_a_full_server_is_named_full_not_unreachable(pg_cluster: PgCluster, pg_dsn: str) -> None:
+    """Every runner holds a connection: on a small plan the server fills up. The message
+    says so and points at the pooler, and the store carries on once a slot is free (a
+    role's CONNECTION LIMIT fills up the same way as max_connections)."""
+    role, password = f"zv_full_{id(pg_dsn) % 100_000}", "zv-full-pw-4d2"
+    dbname = pg_dsn.rsplit("/", 1)[1]
+    pg_cluster.server.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}' CONNECTION LIMIT 1")
+    try:
+        pg_cluster.server.execute(f"GRANT SELECT ON whatsapp_sessions TO {role}", dbname)
+        dsn = pg_cluster.dsn(dbname, user=role, password=password)
+        store = PostgresStore(dsn)
+        # another process took the last slot
+        with psycopg.connect(dsn), pytest.raises(StoreError) as info:
+            store.list_sessions()
+        message = str(info.value)
+        assert message.startswith(f"the postgres store at 127.0.0.1:{pg_cluster.server.port}/")
+        assert "has no connection left for us" in message and "too many connections" in message
+        assert "port 6543" in message and password not in message
+        assert store.list_sessions() == []
+        store.close()
+    finally:
+        pg_cluster.server.execute(f"REVOKE ALL ON whatsapp_sessions FROM {role}", dbname)
+        pg_cluster.server.execute(f"DROP ROLE {role}")
