@@ -203,6 +203,10 @@ class Store(abc.ABC):
                 self._change_baseline = marker
                 return True
 
+    pushes_changes: bool = False
+    """Whether :meth:`wait_for_change` is woken by the store itself (worth a watcher
+    thread beside a TUI's refresh tick) rather than by polling like the tick does."""
+
     @property
     def live_updates(self) -> str:
         """How watchers learn of changes, for `zapvisor doctor`."""

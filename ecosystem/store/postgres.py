@@ -65,6 +65,10 @@ class PostgresStore(PgConnection, PgOutbox, PgHealth, Store):
             self.poll_interval = POOLED_POLL_INTERVAL
 
     @property
+    def pushes_changes(self) -> bool:  # type: ignore[override]
+        return not (self.transaction_pooled or self._listen_refused)
+
+    @property
     def live_updates(self) -> str:
         """How watchers learn of changes, for `zapvisor doctor`."""
         polling = f"live updates by polling every {self.poll_interval:g} s"
