@@ -195,7 +195,7 @@ class Server:
                 raise HTTPError(400, "malformed header line")
             headers[name.strip().lower()] = value.strip()
         length_text = headers.get("content-length", "0") or "0"
-        if not length_text.isdigit():
+        if not (length_text.isascii() and length_text.isdigit()):  # "²".isdigit() is True
             raise HTTPError(400, "invalid Content-Length")
         if "chunked" in headers.get("transfer-encoding", "").lower():
             raise HTTPError(411, "send a Content-Length (chunked bodies are not accepted)")
