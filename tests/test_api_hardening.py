@@ -8,6 +8,7 @@ hosts; the public internet is not reachable here)."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -175,6 +176,16 @@ def test_a_runner_refuses_what_a_caller_must_not_do(
 
     assert wait_for(failed, timeout=30, interval=0.5)
     assert call(port, "/health", None)[1]["pid"] == pid
+
+    # idle connections (slowloris) are capped: past the cap a client gets a 503 at once
+    # and the runner keeps its file descriptors; closing them brings the API back
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(140)]
+    try:
+        assert wait_for(lambda: raw_request(port, "GET /health HTTP/1.1")[0] == 503, timeout=20)
+    finally:
+        for sock in idle:
+            sock.close()
+    wait_for(lambda: raw_request(port, "GET /health HTTP/1.1")[0] == 200, timeout=20)
 
     # no secret in any log the runner or supervisord wrote
     secret = (zv.home / "secrets" / "tight.webhook-secret").read_text().strip()
