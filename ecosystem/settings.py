@@ -78,9 +78,7 @@ class Settings(BaseSettings):
     )
     """Largest request body a session's API reads, in bytes (larger ones get 413)."""
 
-    media_allow_private: bool = Field(
-        False, validation_alias=_env("ZAPVISOR_MEDIA_ALLOW_PRIVATE")
-    )
+    media_allow_private: bool = Field(False, validation_alias=_env("ZAPVISOR_MEDIA_ALLOW_PRIVATE"))
     """Let send-image/send-file fetch media from loopback, private, link-local and other
     non-public addresses (off: an API caller cannot make the runner reach the host's or
     the LAN's internal services, or a cloud metadata endpoint)."""
