@@ -64,7 +64,7 @@ def _store_check(orch: Orchestrator) -> Check:
     latest = found[-1].version if found else 0
     detail = (
         f"{store.describe()} answers in {elapsed:.0f} ms, schema v{version}, "
-        f"{count} session(s) on host {orch.settings.host_id}"
+        f"{count} session(s) on host {orch.settings.host_id}; {store.live_updates}"
     )
     if version < latest:
         return Check("store", WARN, f"{detail}; v{latest} available", "`zapvisor db migrate`")

@@ -23,9 +23,22 @@ def utcnow() -> datetime:
 def check_webhook_url(value: str | None) -> str | None:
     if value is None or value == "":
         return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
-        raise ValueError(f"webhook URL must be an http:// or https:// URL, got {value!r}")
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises on a port out of range or not a number
+    except ValueError as exc:
+        raise ValueError(f"webhook URL {value!r} is not valid: {exc}") from None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or port == 0
+        or any(c.isspace() or ord(c) < 32 for c in value)
+    ):
+        raise ValueError(
+            f"webhook URL must be an http:// or https:// URL with a host, got {value!r}"
+        )
+    if not (parts.path + parts.query).isascii():
+        raise ValueError(f"webhook URL {value!r}: percent-encode its non-ASCII characters")
     return value
 
 

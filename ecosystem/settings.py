@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     )
     """Largest request body a session's API reads, in bytes (larger ones get 413)."""
 
+    media_allow_private: bool = Field(False, validation_alias=_env("ZAPVISOR_MEDIA_ALLOW_PRIVATE"))
+    """Let send-image/send-file fetch media from loopback, private, link-local and other
+    non-public addresses (off: an API caller cannot make the runner reach the host's or
+    the LAN's internal services, or a cloud metadata endpoint)."""
+
     webhook_retry_schedule: str = Field(
         "0,5,30,300", validation_alias=_env("ZAPVISOR_WEBHOOK_RETRY_SCHEDULE")
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 from ecosystem.health.model import SessionHealth
 from ecosystem.models import Session
+from ecosystem.redact import redact_url
 from ecosystem.states import DesiredState
 from ecosystem.supctl.rpc import ProcessInfo
 
@@ -124,6 +125,7 @@ class SessionView:
             spawn_error=(proc.spawnerr or None) if proc else None,
             why_down=self.why_down,
             restarts=self.restarts,
+            webhook_url=redact_url(self.session.webhook_url),
         )
         h = self.health.model_dump(mode="json") if self.health else {}
         for key in (

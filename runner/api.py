@@ -75,6 +75,9 @@ class Api:
     async def before(self, request: Request) -> None:
         if request.path in OPEN_PATHS:
             return
+        # The token first: requests without the right one must not use up the session's
+        # quota, or anyone who can reach the port could lock its client out with 429s.
+        await self._authenticate(request)
         wait = self.limit.take()
         if wait:
             raise HTTPError(
@@ -83,8 +86,11 @@ class Api:
                 f"retry in {math.ceil(wait)} s",
                 Retry_After=str(math.ceil(wait)),
             )
+
+    async def _authenticate(self, request: Request) -> None:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
+        token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise HTTPError(401, "a Bearer token is required", WWW_Authenticate="Bearer")
         if self._matches(token):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ecosystem.errors import InvalidValue, SessionNotFound, StoreError, ZapvisorError
+from runner import media
 from runner.connectors.base import (
     Media,
     NotConnected,
@@ -48,11 +49,18 @@ def text_field(data: dict[str, Any], key: str, *, required: bool = False, limit:
     return value
 
 
-def url_field(data: dict[str, Any], key: str) -> str:
+def url_field(data: dict[str, Any], key: str, *, allow_private: bool) -> str:
     value = text_field(data, key, required=True, limit=4096)
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise HTTPError(400, f"{key} is not a valid URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise HTTPError(400, f"{key} must be an http:// or https:// URL")
+    # Refused before any connector runs (the sim too); names are checked once
+    # resolved, when the media is fetched.
+    media.check_url(value, allow_private)
     return value
 
 
@@ -90,6 +98,7 @@ def guard(runner: Runner, handler: Handler) -> Handler:
 class MessageRoutes:
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
+        self._allow_private = runner.settings.media_allow_private
 
     def register(self, router: Router) -> None:
         routes: list[tuple[str, str, Handler]] = [
@@ -121,7 +130,7 @@ class MessageRoutes:
         to = Recipient.parse(data.get("phone"), data.get("isGroup", False))
         media = Media(
             "image",
-            url_field(data, "imageUrl"),
+            url_field(data, "imageUrl", allow_private=self._allow_private),
             caption=text_field(data, "caption", limit=MAX_TEXT),
         )
         return await self._sent(await self.runner.connector.send_media(to, media))
@@ -129,7 +138,7 @@ class MessageRoutes:
     async def send_file(self, request: Request) -> Response:
         data = body(request)
         to = Recipient.parse(data.get("phone"), data.get("isGroup", False))
-        url = url_field(data, "fileUrl")
+        url = url_field(data, "fileUrl", allow_private=self._allow_private)
         name = text_field(data, "fileName", limit=255)
         if "/" in name or "\\" in name or name in (".", ".."):
             raise HTTPError(400, "fileName must be a plain file name")

@@ -24,6 +24,17 @@ log = logging.getLogger("runner.http")
 MAX_HEADER_BYTES = 16 * 1024
 READ_TIMEOUT = 10.0
 MAX_DISCARD = 64 * 1024 * 1024
+MAX_CONNECTIONS = 128
+"""Connections served at once; more are answered 503 at once and closed. Without a cap a
+client holding thousands of idle connections (each allowed READ_TIMEOUT) would use up
+the runner's file descriptors, and with them its store and WhatsApp connections."""
+_BUSY_BODY = b'{"success": false, "error": "too many connections at once; retry"}'
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    + f"Content-Length: {len(_BUSY_BODY)}\r\n".encode()
+    + b"Connection: close\r\nRetry-After: 1\r\n\r\n"
+    + _BUSY_BODY
+)
 
 
 @dataclass
@@ -109,6 +120,7 @@ class Server:
         self.before = before
         self.rewrite = rewrite
         self._server: asyncio.Server | None = None
+        self._open = 0
 
     async def start(self, host: str, port: int) -> None:
         self._server = await asyncio.start_server(
@@ -121,6 +133,23 @@ class Server:
             await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._open >= MAX_CONNECTIONS:
+            # Take what the client already sent (briefly), so closing does not reset the
+            # connection before it reads the answer.
+            with contextlib.suppress(TimeoutError, ConnectionError):
+                await asyncio.wait_for(reader.read(MAX_HEADER_BYTES), 0.2)
+            writer.write(_BUSY)
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+            return
+        self._open += 1
+        try:
+            await self._serve(reader, writer)
+        finally:
+            self._open -= 1
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         unread = 0
         try:
@@ -195,7 +224,7 @@ class Server:
                 raise HTTPError(400, "malformed header line")
             headers[name.strip().lower()] = value.strip()
         length_text = headers.get("content-length", "0") or "0"
-        if not length_text.isdigit():
+        if not (length_text.isascii() and length_text.isdigit()):  # "²".isdigit() is True
             raise HTTPError(400, "invalid Content-Length")
         if "chunked" in headers.get("transfer-encoding", "").lower():
             raise HTTPError(411, "send a Content-Length (chunked bodies are not accepted)")

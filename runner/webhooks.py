@@ -18,6 +18,8 @@ import functools
 import http.client
 import json
 import logging
+import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -60,23 +62,50 @@ StoreCall = Callable[..., Awaitable[Any]]
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int | None, str]:
     """POST without following redirects; (HTTP status or None, a short description)."""
     parts = urlsplit(url)
+    try:
+        # A URL stored before its port was checked must fail this delivery, not crash
+        # the dispatcher (the runner would crash-loop on the same pending event).
+        port = parts.port
+    except ValueError as exc:
+        return None, f"invalid webhook URL: {exc}"
+    if not parts.hostname:
+        return None, "invalid webhook URL: no host"
     cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     headers = dict(headers)
     if parts.username is not None:
         creds = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         headers["Authorization"] = "Basic " + base64.b64encode(creds.encode()).decode()
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    conn = cls(parts.hostname or "", parts.port, timeout=timeout)
+    conn = cls(parts.hostname, port, timeout=timeout)
+    # `timeout` bounds each socket read; the watchdog bounds the whole attempt, so a
+    # receiver that drips its answer a byte at a time cannot hold the session's
+    # deliveries (nor outlive the event's lease, after which another runner may claim it).
+    expired = threading.Event()
+
+    def cut() -> None:
+        expired.set()
+        if conn.sock is not None:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+
+    watchdog = threading.Timer(timeout, cut)
+    watchdog.daemon = True
+    watchdog.start()
     try:
         conn.request("POST", path, body, headers)
         resp = conn.getresponse()
         resp.read(RESPONSE_READ_LIMIT)
+        if expired.is_set():
+            return None, f"the receiver took longer than {timeout:g} s"
         if 300 <= resp.status < 400:
             return resp.status, f"HTTP {resp.status} (redirects are not followed)"
         return resp.status, f"HTTP {resp.status}"
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        if expired.is_set():
+            return None, f"the receiver took longer than {timeout:g} s"
         return None, f"{type(exc).__name__}: {exc}"[:300]
     finally:
+        watchdog.cancel()
         conn.close()
 
 

@@ -62,6 +62,7 @@ def test_db_migrate_and_status_as_an_operator(
         assert doctor["store"] == "postgres" and store_check["level"] == "ok"
         assert store_check["detail"].startswith("postgres postgres@127.0.0.1:")
         assert "schema v3" in store_check["detail"]
+        assert store_check["detail"].endswith("; live updates by LISTEN/NOTIFY")
     finally:
         pg_cluster.drop_database(name)
 

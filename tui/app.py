@@ -3,6 +3,7 @@ core call run in a worker thread. `make_app` builds it for `zapvisor` and the te
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -12,6 +13,7 @@ from textual import work
 from textual.app import App
 from textual.reactive import var
 from textual.timer import Timer
+from textual.worker import get_current_worker
 
 from ecosystem.errors import ZapvisorError
 from ecosystem.models import utcnow
@@ -31,6 +33,8 @@ from tui.screens.session import SessionScreen
 from tui.screens.sessions import SessionsScreen
 
 REFRESH_SECONDS = 1.0
+WATCH_SECONDS = 1.0
+"""Longest wait for a pushed change before the watcher looks whether the app closed."""
 DEGRADED_AFTER = 2.5
 """Seconds a refresh may take before the screen says its data is stale."""
 
@@ -74,6 +78,8 @@ class ZapvisorApp(SessionActions):
         self._boot()
         self.request_refresh()
         self.set_interval(0.5, self._check_staleness)
+        if self.orch.store.pushes_changes:
+            self._watch_store()
 
     # -- the refresh loop: one tick at a time, the next one scheduled when it ends ----
 
@@ -98,6 +104,23 @@ class ZapvisorApp(SessionActions):
             self.post_message(RefreshFailed(f"refresh failed unexpectedly: {exc!r}"))
         else:
             self.post_message(SnapshotTaken(snap))
+
+    @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
+    def _watch_store(self) -> None:
+        """Refresh as soon as the store says a session changed (another operator's TUI or
+        CLI, a runner, another host: LISTEN/NOTIFY on PostgreSQL), not only at the next
+        tick. Short waits, so leaving the app is never held up for long."""
+        worker = get_current_worker()
+        while not worker.is_cancelled:
+            try:
+                changed = self.orch.store.wait_for_change(WATCH_SECONDS)
+            except ZapvisorError:
+                # the refresh tick reports the outage; listen again when it is over
+                time.sleep(WATCH_SECONDS)
+                continue
+            if changed and not worker.is_cancelled:
+                with contextlib.suppress(RuntimeError):  # the app closed meanwhile
+                    self.call_from_thread(self.request_refresh)
 
     def on_snapshot_taken(self, message: SnapshotTaken) -> None:
         before, self.snapshot = self.snapshot, message.snapshot

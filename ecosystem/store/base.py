@@ -203,6 +203,15 @@ class Store(abc.ABC):
                 self._change_baseline = marker
                 return True
 
+    pushes_changes: bool = False
+    """Whether :meth:`wait_for_change` is woken by the store itself (worth a watcher
+    thread beside a TUI's refresh tick) rather than by polling like the tick does."""
+
+    @property
+    def live_updates(self) -> str:
+        """How watchers learn of changes, for `zapvisor doctor`."""
+        return f"live updates by polling every {self.poll_interval:g} s"
+
     def change_marker(self) -> Hashable:
         """A value that differs whenever any session row changed (one cheap query)."""
         return tuple(

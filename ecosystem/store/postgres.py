@@ -31,18 +31,52 @@ from ecosystem.store.postgres_conn import Conn, Cur, PgConnection
 from ecosystem.store.sqlite import _summarise
 from ecosystem.webhooks import WebhookEvent
 
+POOLED_POLL_INTERVAL = 1.0
+"""Seconds between two looks at the sessions when LISTEN cannot be used: within a
+second, as with NOTIFY, for one cheap query (a count and a max) per watcher."""
+
 
 class PostgresStore(PgConnection, PgOutbox, PgHealth, Store):
     kind = "postgres"
     poll_interval = 5.0
     """LISTEN/NOTIFY wakes watchers at once; this slow look is the safety net for a
-    transaction pooler, which does not pass notifications on."""
+    pooler in front of the server that does not pass notifications on."""
 
-    def __init__(self, dsn: str, *, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        connect_timeout: float = 5.0,
+        transaction_pooled: bool | None = None,
+    ) -> None:
+        """``transaction_pooled``: whether a transaction pooler stands between us and the
+        server (None: judged by the DSN's port, 6543 being Supabase's)."""
         super().__init__(dsn, connect_timeout=connect_timeout)
+        if transaction_pooled is not None:
+            self.transaction_pooled = transaction_pooled
         self._listen_lock = threading.Lock()
         self._listener: Conn | None = None
         self._listener_lost = False
+        self._listen_refused: str | None = None
+        if self.transaction_pooled:
+            # A transaction pooler hands each transaction any server connection: a
+            # LISTEN would stay behind on one of them (Supavisor may reject it), and no
+            # notification would reach us. Look at the sessions every second instead.
+            self.poll_interval = POOLED_POLL_INTERVAL
+
+    @property
+    def pushes_changes(self) -> bool:  # type: ignore[override]
+        return not (self.transaction_pooled or self._listen_refused)
+
+    @property
+    def live_updates(self) -> str:
+        """How watchers learn of changes, for `zapvisor doctor`."""
+        polling = f"live updates by polling every {self.poll_interval:g} s"
+        if self.transaction_pooled:
+            return f"{polling} (transaction pooler: no LISTEN)"
+        if self._listen_refused:
+            return f"{polling} (LISTEN refused: {self._listen_refused})"
+        return "live updates by LISTEN/NOTIFY"
 
     def describe(self) -> str:
         user = f"{self._user}@" if self._user else ""
@@ -251,6 +285,8 @@ class PostgresStore(PgConnection, PgOutbox, PgHealth, Store):
 
     def wait_for_change(self, timeout: float) -> bool:
         """LISTEN on the schema's channel: True as soon as any session row changes."""
+        if self.transaction_pooled or self._listen_refused:
+            return Store.wait_for_change(self, timeout)
         deadline = time.monotonic() + timeout
         with self._listen_lock:
             if self._listener is None:
@@ -258,9 +294,16 @@ class PostgresStore(PgConnection, PgOutbox, PgHealth, Store):
                 try:
                     self._listener.execute(f"LISTEN {pg.NOTIFY_CHANNEL}")
                 except psycopg.Error as exc:
+                    broken = self._listener.broken or self._listener.closed
                     self._listener.close()
                     self._listener = None
-                    raise self._unreachable(exc) from None
+                    if broken:
+                        raise self._unreachable(exc) from None
+                    # the server (a standby) or a pooler refused LISTEN itself: the store
+                    # answers, so watch it by polling rather than report an outage
+                    self._listen_refused = pg.redact(pg.first_line(str(exc)), self._secrets)
+                    self.poll_interval = POOLED_POLL_INTERVAL
+                    return Store.wait_for_change(self, max(0.0, deadline - time.monotonic()))
                 self._change_baseline = self.change_marker()
                 if self._listener_lost:
                     self._listener_lost = False

@@ -32,6 +32,18 @@ TCP_DEFAULTS = {
     "keepalives_count": 3,
     "tcp_user_timeout": 30_000,
 }
+TRANSACTION_POOLER_PORT = "6543"
+"""Supabase's transaction pooler (Supavisor; PgBouncer's custom): a server connection
+per transaction, so session state such as LISTEN does not outlive one statement."""
+FULL_SIGNS = (
+    "too many connections",  # a role's or database's CONNECTION LIMIT
+    "too many clients",  # max_connections
+    "remaining connection slots are reserved",
+    "max client connections reached",  # Supavisor
+    "no more connections allowed",  # PgBouncer's max_client_conn
+)
+"""How a server or pooler that answers but is full says so (connection errors carry no
+SQLSTATE in psycopg, only the server's text)."""
 Conn = psycopg.Connection[DictRow]
 Cur = psycopg.Cursor[DictRow]
 
@@ -64,6 +76,7 @@ class PgConnection(FunctionCaller):
         db = str(params.get("dbname") or params.get("user") or "postgres")
         user = str(params.get("user") or "")
         self._where = f"{host}:{port}/{db}"
+        self.transaction_pooled = port == TRANSACTION_POOLER_PORT
         self._user = user
         self._lock = threading.RLock()
         self._conn: Conn | None = None
@@ -87,8 +100,19 @@ class PgConnection(FunctionCaller):
             raise self._unreachable(exc) from None
 
     def _unreachable(self, exc: BaseException) -> StoreError:
-        cause = pg.first_line(str(exc)).removeprefix("connection failed: ")
-        return StoreError(f"the {self.name} is unreachable: {pg.redact(cause, self._secrets)}")
+        cause = pg.redact(
+            pg.first_line(str(exc)).removeprefix("connection failed: "), self._secrets
+        )
+        if any(sign in cause.lower() for sign in FULL_SIGNS):
+            # The server answers but is full: every runner holds a connection, so "many
+            # sessions on a small plan" lands here; "unreachable" would send the
+            # operator after the network.
+            return StoreError(
+                f"the {self.name} has no connection left for us: {cause} (every runner "
+                "holds one: use Supabase's transaction pooler string, port 6543, or raise "
+                "the server's max_connections)"
+            )
+        return StoreError(f"the {self.name} is unreachable: {cause}")
 
     def _drop(self) -> None:
         if self._conn is not None:

@@ -26,6 +26,7 @@ from ecosystem.models import (
     utcnow,
 )
 from ecosystem.ports import pick_port
+from ecosystem.redact import redact_url
 from ecosystem.store import migrations
 from ecosystem.store import sqlite_health as health_sql
 from ecosystem.store.base import Store
@@ -375,6 +376,8 @@ def _summarise(changes: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in changes.items():
         if key == "api_token_hash":
             out[key] = "rotated"
+        elif key == "webhook_url":
+            out[key] = redact_url(value)
         elif isinstance(value, str | int | float | bool) or value is None:
             out[key] = str(value) if hasattr(value, "value") else value
         else:

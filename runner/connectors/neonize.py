@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import shutil
 from collections.abc import Callable
@@ -292,7 +293,11 @@ class NeonizeConnector(Connector):
 
     async def send_media(self, to: Recipient, media: Media) -> Sent:
         client = self._connected_client()
-        data, mimetype = await asyncio.to_thread(media_fetch.fetch, media.url)
+        data, mimetype = await asyncio.to_thread(
+            functools.partial(
+                media_fetch.fetch, media.url, allow_private=self.settings.media_allow_private
+            )
+        )
         try:
             if media.kind == "image":
                 resp = await client.send_image(_jid(to), data, caption=media.caption or None)

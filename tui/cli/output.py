@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from ecosystem.redact import redact_url
 from ecosystem.views import SessionView, age, since
 
 _COLOURS = {
@@ -95,7 +96,7 @@ def session_details(view: SessionView) -> str:
         ("connector", s.connector),
         ("host", s.host),
         ("description", s.description or "-"),
-        ("webhook", s.webhook_url or "-"),
+        ("webhook", redact_url(s.webhook_url) or "-"),
         ("messages", f"{s.messages_sent} sent, {s.messages_received} received"),
         ("connected", since(s.connected_at, now) + (" ago" if s.connected_at else "")),
         ("last error", s.last_error or "-"),
