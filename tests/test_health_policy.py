@@ -85,6 +85,30 @@ def test_exits_leave_the_sliding_window() -> None:
     assert d.delay == 4
 
 
+def test_forced_restarts_back_off_and_park_like_crashes() -> None:
+    """A runner that hangs (or bloats, or gets stuck) again after every restart loops
+    like a crash loop: same window, same backoff, parked instead of restarted forever."""
+    h = SessionHealth(name="s")
+    h, d = crash(h, 0)  # a crash and forced restarts share one window
+    delays = []
+    for t in (30, 60, 90):
+        h, d = P.on_forced_restart(POLICY, h, at(t), reason="hung: /health failed 3 checks")
+        assert not d.park and h.next_restart_at == at(t + d.delay)
+        assert h.why_down == h.last_restart_reason == "hung: /health failed 3 checks"
+        delays.append(d.delay)
+        h = P.restarted(h, at(t + d.delay))
+    assert delays == [1, 2, 4] and h.exits == 1, "a forced restart is not a crash"
+    h, d = P.on_forced_restart(POLICY, h, at(120), reason="memory: 900 MB PSS over the 500 MB cap")
+    assert d.park and d.reason == "crash loop: 5 exits in 10 minutes"
+    assert h.parked_at == at(120) and h.next_restart_at is None
+    assert h.why_down == "crash loop: 5 exits in 10 minutes; memory: 900 MB PSS over the 500 MB cap"
+    # one restart an hour (a slow leak) never parks
+    h = SessionHealth(name="s")
+    for hour in range(10):
+        h, d = P.on_forced_restart(POLICY, h, at(hour * 3600), reason="memory")
+        assert not d.park and d.delay == 0 and len(h.recent_exits) == 1
+
+
 def test_describe_exit() -> None:
     assert P.describe_exit("EXITED", 1) == "exited with status 1"
     assert P.describe_exit("EXITED", -1) == "killed by a signal"

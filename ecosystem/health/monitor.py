@@ -261,7 +261,9 @@ class Monitor:
         **detail: Any,
     ) -> SessionHealth:
         """Stop the runner (KILL when it is hung: it would not handle TERM) and mark the
-        restart due; the next pass that sees it stopped starts it."""
+        restart due (backed off, counted in the crash window: see
+        ``policy.on_forced_restart``); the next pass that sees it stopped starts it, unless
+        the restarts looped and the session is parked."""
         program = program_name(s.name)
         try:
             self.sup.stop(program, wait=False)
@@ -271,11 +273,16 @@ class Monitor:
         except (ZapvisorError, xmlrpc.client.Fault) as exc:
             log.warning("stopping %s: %s", s.name, exc, extra={"session": s.name})
         self.hung.forget(s.name)
+        h, decision = P.on_forced_restart(self.policy, h, now, reason=reason)
+        detail.update(exits_in_window=decision.exits_in_window, restart_in=decision.delay)
         self._event(s.name, kind, {"reason": reason, **detail})
-        log.warning("%s: %s; restarting", s.name, reason, extra={"session": s.name})
-        h = h.model_copy(
-            update={"next_restart_at": now, "last_restart_reason": reason, "why_down": reason}
-        )
+        if decision.park:
+            self._park(s, decision.reason)
+            log.error("%s parked: %s", s.name, decision.reason, extra={"session": s.name})
+        else:
+            log.warning(
+                "%s: %s; restart in %g s", s.name, reason, decision.delay, extra={"session": s.name}
+            )
         self._save(h)
         return h
 

@@ -124,6 +124,31 @@ def on_exit(
     return updated, ExitDecision(False, delay, n, what)
 
 
+def on_forced_restart(
+    policy: Policy, health: SessionHealth, now: datetime, *, reason: str
+) -> tuple[SessionHealth, ExitDecision]:
+    """Count one restart the monitor forces (hung, memory, stuck) in the same sliding
+    window as exits: a runner that hangs, bloats or gets stuck again right after every
+    restart is a loop like a crash loop, backed off the same way and parked after
+    ``crash_max_exits`` in the window, instead of restarted forever. Its ``exits``
+    (crashes) do not change."""
+    window = timedelta(seconds=policy.crash_window)
+    recent = [t for t in health.recent_exits if now - t < window] + [now]
+    n = len(recent)
+    updated = health.model_copy(
+        update={"recent_exits": recent, "last_restart_reason": reason, "why_down": reason}
+    )
+    if n >= policy.crash_max_exits:
+        park = f"crash loop: {n} exits in {window_text(policy.crash_window)}"
+        updated = updated.model_copy(
+            update={"parked_at": now, "next_restart_at": None, "why_down": f"{park}; {reason}"}
+        )
+        return updated, ExitDecision(True, 0.0, n, park)
+    delay = backoff_delay(policy, n)
+    updated = updated.model_copy(update={"next_restart_at": now + timedelta(seconds=delay)})
+    return updated, ExitDecision(False, delay, n, reason)
+
+
 def unpark(health: SessionHealth) -> SessionHealth:
     """An operator started a parked session: its crash window starts afresh."""
     return health.model_copy(
