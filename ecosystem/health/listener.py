@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import queue
 import sys
 import threading
@@ -87,6 +88,20 @@ def configure_logging() -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+
+
+def claim_stdout() -> IO[str]:
+    """Keep stdout for the protocol alone and point fd 1 at stderr.
+
+    One stray byte on stdout breaks the listener protocol: supervisord drops the
+    listener's state and the monitor stops receiving events. Logging goes to stderr, but
+    a print() in a library, a C extension writing to fd 1, or a child process inheriting
+    it would not; after this they all land in the monitor's stderr log instead."""
+    sys.stdout.flush()
+    protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", closefd=True)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return protocol
 
 
 def serve_protocol(
@@ -263,6 +278,7 @@ def build(settings: Settings) -> Built:
 
 def main(home: Path) -> int:
     configure_logging()
+    protocol = claim_stdout()
     paths = StatePaths(home)
     try:
         read_runtime_settings(paths.runtime_env, home)
@@ -276,7 +292,7 @@ def main(home: Path) -> int:
         lambda: build(read_runtime_settings(paths.runtime_env, home)), events, paths.runtime_env
     )
     worker.start()
-    code = serve_protocol(sys.stdin.buffer, sys.stdout, events, worker.is_alive)
+    code = serve_protocol(sys.stdin.buffer, protocol, events, worker.is_alive)
     if code:
         log.error("the health worker stopped; exiting so supervisord restarts the monitor")
     return code
