@@ -3,9 +3,12 @@ that hangs again after every restart, and a stuck state timed across monitor res
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import time
 from collections.abc import Callable
+from datetime import datetime
 
 import pytest
 
@@ -57,4 +60,39 @@ def test_a_runner_that_hangs_after_every_restart_is_parked(make_env: Callable[..
     wait_for(lambda: look.up("sleepy"))
     wait_for(lambda: look.health("sleepy").parked_at is None)
     assert look.health("sleepy").recent_exits == []
+    look.close()
+
+
+def test_a_stuck_state_is_timed_across_monitor_restarts(make_env: Callable[..., Env]) -> None:
+    """The monitor is killed again and again, each time long before the timeout: the
+    stuck session is restarted all the same, timed from when it got stuck."""
+    env = make_env(max_sessions=1, **FAST, ZAPVISOR_RECONNECTING_TIMEOUT="5")
+    stuck = json.dumps({"sim": {"stuck_status": "reconnecting"}})
+    env.cli("create", "lost", "--connector", "sim", "--timing-config", stuck)
+    look = Look(env)
+    wait_for(lambda: look.session("lost").status == "reconnecting", timeout=30)
+    killed: list[int] = []
+    deadline = time.monotonic() + 120
+    while True:
+        assert time.monotonic() < deadline, f"not restarted after {len(killed)} monitor kills"
+        m = wait_for(
+            lambda: (x := look.monitor()) and x.state == "RUNNING" and x.pid not in killed and x,
+            timeout=30,
+        )
+        if killed:  # each new monitor has two checks before it is killed in its turn
+            wait_for(
+                lambda m=m: (st := look.status()).get("pid") == m.pid and st["checks"] >= 2,
+                timeout=30,
+            )
+            if look.health("lost").restarts:
+                break
+        os.kill(m.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        killed.append(m.pid)  # type: ignore[arg-type]
+    h = look.health("lost")
+    assert h.restarts == 1 and h.last_restart_reason is not None
+    assert h.last_restart_reason.startswith("stuck: reconnecting for "), h.last_restart_reason
+    (event,) = look.events("lost", "stuck")
+    since = datetime.fromisoformat(event.detail["since"])
+    restarted_by = datetime.fromisoformat(look.status()["started_at"])
+    assert since < restarted_by, "timed from when it got stuck, not from the monitor's start"
     look.close()

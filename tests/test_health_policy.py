@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -191,9 +192,32 @@ def test_stuck_states() -> None:
     assert P.stuck_reason(policy, stale, at(0), at(81)) == (
         "stuck: waiting_scan with no fresh QR for 61 s"
     )
-    # a monitor that just started counts from its own start, never sooner
+    # with no record of when the status began, a monitor counts from its own start
     assert P.stuck_reason(policy, stale, at(500), at(540)) is None
     assert P.stuck_reason(policy, session(status=Status.CONNECTED), at(0), at(10**6)) is None
+
+
+def test_a_restarted_monitor_dates_a_status_from_the_trail() -> None:
+    asked: list[str] = []
+
+    def trail(t: float | None) -> Callable[[], datetime | None]:
+        def first_seen() -> datetime | None:
+            asked.append("trail")
+            return None if t is None else at(t)
+
+        return first_seen
+
+    clock = P.StatusClock()  # a monitor started at t=400, the status began at t=100
+    assert clock.observe("s", Status.RECONNECTING, at(400), trail(100)) == at(100)
+    assert clock.observe("s", Status.RECONNECTING, at(405), trail(0)) == at(100)
+    assert asked == ["trail"], "read once, then kept"
+    # a change seen between two checks is dated by the check, not by the trail
+    clock.observe("s", Status.CONNECTED, at(410), trail(0))
+    assert clock.observe("s", Status.RECONNECTING, at(415), trail(0)) == at(415)
+    assert asked == ["trail"], "connected is not a status that can get stuck"
+    # no record, or one from the future (clock skew): from now
+    assert P.StatusClock().observe("t", Status.WAITING_SCAN, at(9), trail(None)) == at(9)
+    assert P.StatusClock().observe("t", Status.WAITING_SCAN, at(9), trail(50)) == at(9)
 
 
 TH = Thresholds(ram_percent=85, cpu_percent=80, cpu_seconds=300, disk_percent=85)

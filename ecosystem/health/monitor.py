@@ -12,6 +12,7 @@ not count a runner refusing connections as hung (it is waiting for the store).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -38,7 +39,7 @@ from ecosystem.health.alerts import (
 from ecosystem.health.memory import MemoryMeter
 from ecosystem.health.model import MONITOR_ACTOR, SessionHealth
 from ecosystem.health.notify import Notifier
-from ecosystem.health.outage import StoreMemory
+from ecosystem.health.outage import StoreMemory, status_since
 from ecosystem.health.probe import REFUSED, probe_many
 from ecosystem.health.proctable import ProcessTable
 from ecosystem.models import Session, utcnow
@@ -350,11 +351,12 @@ class Monitor:
                 # not answering yet: the status in the store may still be the last runner's
                 self.status_clock.forget(s.name)
                 continue
-            since = self.status_clock.observe(s.name, s.status, now)
+            first_seen = functools.partial(status_since, self.store, s, info)
+            since = self.status_clock.observe(s.name, s.status, now, first_seen)
             reason = P.stuck_reason(self.policy, s, since, now)
             if reason:
                 obs.health[s.name] = self._restart_for(
-                    s, h, now, reason, kind="stuck", status=str(s.status)
+                    s, h, now, reason, kind="stuck", status=str(s.status), since=since.isoformat()
                 )
 
     # -- alerts ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """What the monitor remembers of the store, so it keeps supervising while the store does
-not answer (PostgreSQL restarting, a network cut, a locked SQLite file).
+not answer (PostgreSQL restarting, a network cut, a locked SQLite file); and what it
+reads back from the store's audit trail when it starts again.
 
 Runners restarted meanwhile wait for the store before they serve (runner/core.py), so
 restarting them loses nothing and they serve the moment it is back. What the monitor
@@ -12,13 +13,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
-from ecosystem.errors import SessionNotFound, StoreError
+from ecosystem.errors import SessionNotFound, StoreError, ZapvisorError
 from ecosystem.health.model import MONITOR_ACTOR, SessionHealth
 from ecosystem.models import Session
 from ecosystem.states import DesiredState, Status
 from ecosystem.store import Store
+from ecosystem.supctl.rpc import ProcessInfo
 
 log = logging.getLogger("health")
 
@@ -32,6 +34,23 @@ def park_write(store: Store, name: str, reason: str) -> None:
         store.set_runtime(name, {"status": Status.ERROR, "last_error": reason}, actor=MONITOR_ACTOR)
     except SessionNotFound:
         pass
+
+
+def status_since(store: Store, s: Session, info: ProcessInfo) -> datetime | None:
+    """When ``s`` entered its current status, from the audit trail, but not before its
+    runner started (a new runner may report the status its predecessor was stuck in).
+    So a restarted monitor does not start timing a stuck state again."""
+    try:
+        events = store.list_events(s.name, limit=20)
+    except ZapvisorError:
+        return None
+    started = datetime.fromtimestamp(info.start, UTC) if info.start else None
+    for e in events:  # newest first
+        if e.action == "status" and e.to_status is not None:
+            if e.to_status != s.status:
+                return None
+            return max(e.ts, started) if started else e.ts
+    return started
 
 
 class StoreMemory:
