@@ -16,7 +16,7 @@ from ecosystem.models import utcnow
 from ecosystem.names import program_name
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.ports import port_is_free, who_holds
-from ecosystem.states import DesiredState
+from ecosystem.states import DesiredState, Status
 from ecosystem.store import migrations
 from ecosystem.supctl import daemon
 from ecosystem.supctl.render import MONITOR_PROGRAM
@@ -216,7 +216,22 @@ def run_checks(orch: Orchestrator) -> list[Check]:
                         f"`zapvisor restart {x.name}`",
                     )
                 )
+            elif x.status in _TROUBLED:
+                checks.append(_troubled(x.name, x.status, x.last_error))
     return checks
+
+
+# The process is fine but the session is not: say why, with the runner's own words.
+_TROUBLED = {
+    Status.RECONNECTING: "check that this host reaches web.whatsapp.com (DNS, outbound HTTPS)",
+    Status.ERROR: "`zapvisor logs {name}`, then `zapvisor restart {name}`",
+    Status.PHONE_DISCONNECTED: "the phone logged this device out: `zapvisor qr {name}` to pair",
+}
+
+
+def _troubled(name: str, status: Status, last_error: str | None) -> Check:
+    reason = f": {last_error}" if last_error else ""
+    return Check(f"session {name}", WARN, f"{status}{reason}", _TROUBLED[status].format(name=name))
 
 
 def _ephemeral_overlap(ports: range) -> tuple[int, int] | None:

@@ -20,7 +20,7 @@ from ecosystem.names import program_name, validate_name
 from ecosystem.paths import StatePaths
 from ecosystem.ports import busy_ports, who_holds
 from ecosystem.settings import Settings
-from ecosystem.states import DesiredState
+from ecosystem.states import PROCESS_SERVING, DesiredState
 from ecosystem.store import Store, open_store
 from ecosystem.supctl import apply as applier
 from ecosystem.supctl import daemon
@@ -328,7 +328,7 @@ class Orchestrator:
         """Unlink the device and delete its auth; the next connection needs a new QR."""
         view = self.show(name)
         self.store.add_event(name, "logout", actor=self.actor)
-        if view.process_state == "RUNNING":
+        if view.process_state in PROCESS_SERVING:
             self._runner_call(view.session, "POST", "/logout")
         else:
             auth = self.paths.token_dir(name)
@@ -342,7 +342,7 @@ class Orchestrator:
     def sim_scan(self, name: str) -> SessionView:
         """Make the simulated phone scan the session's current QR."""
         view = self.show(name)
-        if view.process_state != "RUNNING":
+        if view.process_state not in PROCESS_SERVING:
             raise RunnerError(f"session {name} is not running ({view.display_status})")
         self._runner_call(view.session, "POST", "/sim/scan")
         return view

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ecosystem.models import Session
-from ecosystem.states import Status
+from ecosystem.states import PROCESS_SERVING, Status
 from ecosystem.views import SessionView
 
 PHONE_RULE = "the number with its country code, 8 to 15 digits (e.g. 5511987654321)"
@@ -40,7 +40,7 @@ def phone_digits(text: str) -> str:
 def no_qr_reason(session: Session, process_state: str | None = "RUNNING") -> str:
     """One line on why there is no QR code to scan right now, and what comes next."""
     name, error = session.name, session.last_error
-    if process_state != "RUNNING":
+    if process_state not in PROCESS_SERVING:
         state = process_state or "without a program"
         return f"its runner is {state}: `zapvisor start {name}` starts it"
     status = session.status
@@ -65,7 +65,7 @@ def pairing_problem(view: SessionView) -> str | None:
     """Why a pairing code cannot be asked for now (None when it can): the connector asks
     WhatsApp for one only while the session is waiting for a scan."""
     s = view.session
-    if view.process_state != "RUNNING" or s.status != Status.WAITING_SCAN:
+    if view.process_state not in PROCESS_SERVING or s.status != Status.WAITING_SCAN:
         return f"{s.name} cannot take a pairing code now: {no_qr_reason(s, view.process_state)}"
     return None
 

@@ -29,5 +29,8 @@ class DesiredState(StrEnum):
 
 # supervisord's process state names (supervisor.states.ProcessStates), by name only.
 PROCESS_RUNNING = "RUNNING"
+# The runner may answer its API: RUNNING, or STARTING within supervisord's startsecs
+# (create returns as soon as /health answers, which is before supervisord says RUNNING).
+PROCESS_SERVING = frozenset({"RUNNING", "STARTING"})
 PROCESS_UP = frozenset({"RUNNING", "STARTING", "BACKOFF", "STOPPING"})
 PROCESS_DOWN = frozenset({"STOPPED", "EXITED", "FATAL", "UNKNOWN"})

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Env
+from ecosystem import runner_client
+from tests.conftest import Env, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -58,3 +59,29 @@ def test_doctor_warns_about_ports_in_the_ephemeral_range(zv: Env) -> None:
     assert f"BASE_PORT below {lo}" in found["port range"]["fix"]
     zv.extra.pop("BASE_PORT")
     assert "port range" not in checks(zv)
+
+
+def test_doctor_says_why_a_running_session_is_not_connected(zv: Env) -> None:
+    """A runner that is up but has lost WhatsApp is a warning with its reason and a fix."""
+    zv.cli("create", "alpha", "--connector", "sim")
+    zv.cli("qr", "alpha", "--wait", "20")
+    zv.cli("sim-scan", "alpha")
+    assert "session alpha" not in checks(zv)
+
+    port = zv.json("show", "alpha")["port"]
+    token = (zv.home / "secrets" / "alpha.token").read_text().strip()
+    status, _ = runner_client.call(
+        "127.0.0.1",
+        port,
+        "/sim/disconnect",
+        method="POST",
+        token=token,
+        body={"kind": "network", "seconds": 60},
+        timeout=10,
+    )
+    assert status == 200
+    wait_for(lambda: zv.json("show", "alpha")["status"] == "reconnecting")
+    found = checks(zv)["session alpha"]
+    assert found["level"] == "warn"
+    assert found["detail"] == "reconnecting: network lost"
+    assert "web.whatsapp.com" in found["fix"]

@@ -72,12 +72,11 @@ def create(args: argparse.Namespace) -> int:
         raise InvalidValue(_first_error(exc)) from None
     orch = _orch()
     view = orch.create(new)
-    return _print_view(
-        view,
-        args.json,
-        f"created {view.name} on port {view.session.port} "
-        f"({view.process_state or 'no process'}" + (f", pid {view.pid})" if view.pid else ")"),
-    )
+    # create returns once the runner answers /health, even if supervisord still says
+    # STARTING for the rest of startsecs: the operator wants to know "is it up".
+    up = f"runner up, pid {view.pid}"
+    how = up if view.pid else (view.process_state or "no process").lower()
+    return _print_view(view, args.json, f"created {view.name} on port {view.session.port} ({how})")
 
 
 def _first_error(exc: ValueError) -> str:
