@@ -63,9 +63,12 @@ class Look:
     def monitor(self) -> ProcessInfo | None:
         return self.sup.process_info(MONITOR_PROGRAM)
 
+    def status(self) -> dict[str, Any]:
+        """monitor.json: what the running monitor last wrote."""
+        return monitor_status.read(self.paths) or {}
+
     def checks(self) -> int:
-        data: dict[str, Any] = monitor_status.read(self.paths) or {}
-        return int(data.get("checks", 0))
+        return int(self.status().get("checks", 0))
 
 
 def alive(pid: int) -> bool:

@@ -81,8 +81,14 @@ def test_serve_boots_supervisord_and_the_monitor_starts_sessions(
         assert serve.poll() is None, serve.stderr.read() if serve.stderr else ""
         assert serve.poll() is None and env.supervisord_pid() == serve.pid, "exec'd in place"
         wait_for(lambda: look.session("a").status == "connected")
-        boots = look.store.list_events(None, limit=200)
-        started = [e for e in boots if e.action == "boot_start" and e.actor == "health"]
+        # recorded once the last wave answered /health: at about the time we saw it
+        started = wait_for(
+            lambda: [
+                e
+                for e in look.store.list_events(None, limit=200)
+                if e.action == "boot_start" and e.actor == "health"
+            ]
+        )
         assert len(started) == 1 and started[0].detail["started"] == 2
         assert look.info("c").state == "STOPPED" and look.info("c").start == 0  # type: ignore[union-attr]
         assert {n: look.session(n).port for n in ports} == ports

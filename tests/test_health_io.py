@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from ecosystem.health.notify import Notifier
 from ecosystem.health.probe import FAILED, OK, REFUSED, healthy_response, probe_many
 from ecosystem.store.sqlite import SQLiteStore
 from tests.alert_receiver import Receiver
+from tests.conftest import ROOT
 
 
 def test_healthy_response_parsing() -> None:
@@ -115,3 +118,30 @@ def test_notifier_delivers_each_phase_once_and_retries(tmp_path: Path) -> None:
         assert silent.deliver_pending() == 0
         assert len(store.pending_alert_notices("h1", now[0] - timedelta(hours=1))) == 1
     store.close()
+
+
+STRAYS = """
+import logging, os, subprocess, warnings
+from ecosystem.health.listener import claim_stdout, configure_logging
+configure_logging()
+protocol = claim_stdout()
+print("stray print")
+os.write(1, b"stray fd write\\n")
+subprocess.run(["echo", "stray child"], check=True)
+warnings.warn("stray warning", stacklevel=1)
+logging.getLogger("lib").warning("stray log")
+protocol.write("READY\\n")
+protocol.flush()
+"""
+
+
+def test_only_the_listener_protocol_reaches_stdout() -> None:
+    """Whatever a library, a C extension or a child process writes to stdout would break
+    supervisord's listener protocol: after claim_stdout it all goes to stderr."""
+    out = subprocess.run(
+        [sys.executable, "-c", STRAYS], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "READY\n"
+    for stray in ("stray print", "stray fd write", "stray child", "stray warning", "stray log"):
+        assert stray in out.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -83,6 +84,30 @@ def test_exits_leave_the_sliding_window() -> None:
     h, d = crash(h, 600)
     assert not d.park and d.exits_in_window == 4 and len(h.recent_exits) == 4
     assert d.delay == 4
+
+
+def test_forced_restarts_back_off_and_park_like_crashes() -> None:
+    """A runner that hangs (or bloats, or gets stuck) again after every restart loops
+    like a crash loop: same window, same backoff, parked instead of restarted forever."""
+    h = SessionHealth(name="s")
+    h, d = crash(h, 0)  # a crash and forced restarts share one window
+    delays = []
+    for t in (30, 60, 90):
+        h, d = P.on_forced_restart(POLICY, h, at(t), reason="hung: /health failed 3 checks")
+        assert not d.park and h.next_restart_at == at(t + d.delay)
+        assert h.why_down == h.last_restart_reason == "hung: /health failed 3 checks"
+        delays.append(d.delay)
+        h = P.restarted(h, at(t + d.delay))
+    assert delays == [1, 2, 4] and h.exits == 1, "a forced restart is not a crash"
+    h, d = P.on_forced_restart(POLICY, h, at(120), reason="memory: 900 MB PSS over the 500 MB cap")
+    assert d.park and d.reason == "crash loop: 5 exits in 10 minutes"
+    assert h.parked_at == at(120) and h.next_restart_at is None
+    assert h.why_down == "crash loop: 5 exits in 10 minutes; memory: 900 MB PSS over the 500 MB cap"
+    # one restart an hour (a slow leak) never parks
+    h = SessionHealth(name="s")
+    for hour in range(10):
+        h, d = P.on_forced_restart(POLICY, h, at(hour * 3600), reason="memory")
+        assert not d.park and d.delay == 0 and len(h.recent_exits) == 1
 
 
 def test_describe_exit() -> None:
@@ -167,9 +192,32 @@ def test_stuck_states() -> None:
     assert P.stuck_reason(policy, stale, at(0), at(81)) == (
         "stuck: waiting_scan with no fresh QR for 61 s"
     )
-    # a monitor that just started counts from its own start, never sooner
+    # with no record of when the status began, a monitor counts from its own start
     assert P.stuck_reason(policy, stale, at(500), at(540)) is None
     assert P.stuck_reason(policy, session(status=Status.CONNECTED), at(0), at(10**6)) is None
+
+
+def test_a_restarted_monitor_dates_a_status_from_the_trail() -> None:
+    asked: list[str] = []
+
+    def trail(t: float | None) -> Callable[[], datetime | None]:
+        def first_seen() -> datetime | None:
+            asked.append("trail")
+            return None if t is None else at(t)
+
+        return first_seen
+
+    clock = P.StatusClock()  # a monitor started at t=400, the status began at t=100
+    assert clock.observe("s", Status.RECONNECTING, at(400), trail(100)) == at(100)
+    assert clock.observe("s", Status.RECONNECTING, at(405), trail(0)) == at(100)
+    assert asked == ["trail"], "read once, then kept"
+    # a change seen between two checks is dated by the check, not by the trail
+    clock.observe("s", Status.CONNECTED, at(410), trail(0))
+    assert clock.observe("s", Status.RECONNECTING, at(415), trail(0)) == at(415)
+    assert asked == ["trail"], "connected is not a status that can get stuck"
+    # no record, or one from the future (clock skew): from now
+    assert P.StatusClock().observe("t", Status.WAITING_SCAN, at(9), trail(None)) == at(9)
+    assert P.StatusClock().observe("t", Status.WAITING_SCAN, at(9), trail(50)) == at(9)
 
 
 TH = Thresholds(ram_percent=85, cpu_percent=80, cpu_seconds=300, disk_percent=85)

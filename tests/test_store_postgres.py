@@ -20,7 +20,7 @@ from ecosystem.webhooks import new_event
 from tests.conftest import Env, PgCluster, wait_for
 from tests.pgserver import AUTHENTICATOR_PASSWORD, PASSWORD
 
-MIGRATIONS = ["0001_init", "0002_webhooks", "0003_health"]
+MIGRATIONS = ["0001_init", "0002_webhooks", "0003_health", "0004_revoke_leftovers"]
 NEW_TABLES = ("webhook_outbox", "session_health", "alerts")
 
 
@@ -50,9 +50,9 @@ def test_db_migrate_and_status_as_an_operator(
         assert zv.json("db", "migrate")["applied"] == MIGRATIONS
         assert "schema up to date" in zv.cli("db", "migrate").stdout
         after = zv.json("db", "status")
-        assert after["version"] == after["latest"] == 3 and after["pending"] == []
+        assert after["version"] == after["latest"] == 4 and after["pending"] == []
         applied = "SELECT string_agg(name, ',' ORDER BY version) FROM zapvisor_schema_migrations"
-        assert _scalar(pg_cluster.dsn(name), applied) == "init,webhooks,health"
+        assert _scalar(pg_cluster.dsn(name), applied) == "init,webhooks,health,revoke_leftovers"
         # `db sql` has nothing left to print for this store but the wrapper
         assert "CREATE TABLE whatsapp_sessions" not in zv.cli("db", "sql").stdout
         assert "CREATE TABLE whatsapp_sessions" in zv.cli("db", "sql", "--all").stdout
@@ -61,7 +61,7 @@ def test_db_migrate_and_status_as_an_operator(
         store_check = next(c for c in doctor["checks"] if c["name"] == "store")
         assert doctor["store"] == "postgres" and store_check["level"] == "ok"
         assert store_check["detail"].startswith("postgres postgres@127.0.0.1:")
-        assert "schema v3" in store_check["detail"]
+        assert "schema v4" in store_check["detail"]
         assert store_check["detail"].endswith("; live updates by LISTEN/NOTIFY")
     finally:
         pg_cluster.drop_database(name)
@@ -103,6 +103,18 @@ def test_row_level_security_keeps_the_anon_key_out(pg_cluster: PgCluster, pg_dsn
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(query.encode())
+        # Not a sequence, not a function of ours: anon has no right at all.
+        granted = conn.execute(
+            b"SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            b" WHERE n.nspname = 'public' AND c.relkind = 'S'"
+            b" AND CASE WHEN c.relkind = 'S'"
+            b" THEN has_sequence_privilege(c.oid, 'SELECT, USAGE, UPDATE') END"
+            b" UNION ALL SELECT p.proname FROM pg_proc p"
+            b" JOIN pg_namespace n ON n.oid = p.pronamespace"
+            b" WHERE n.nspname = 'public' AND p.proname LIKE 'zapvisor%'"
+            b" AND has_function_privilege(p.oid, 'EXECUTE')"
+        ).fetchall()
+        assert granted == []
         conn.execute("RESET ROLE")
 
         # Even after a careless broad grant, RLS leaves anon with nothing to read.

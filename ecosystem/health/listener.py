@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import queue
 import sys
 import threading
@@ -31,7 +32,7 @@ from typing import IO, Any
 
 from supervisor import childutils
 
-from ecosystem.errors import ZapvisorError
+from ecosystem.errors import StoreError, ZapvisorError
 from ecosystem.health.monitor import Monitor
 from ecosystem.health.notify import Notifier
 from ecosystem.health.proctable import RESYNC_SECONDS
@@ -89,6 +90,20 @@ def configure_logging() -> None:
     root.setLevel(logging.INFO)
 
 
+def claim_stdout() -> IO[str]:
+    """Keep stdout for the protocol alone and point fd 1 at stderr.
+
+    One stray byte on stdout breaks the listener protocol: supervisord drops the
+    listener's state and the monitor stops receiving events. Logging goes to stderr, but
+    a print() in a library, a C extension writing to fd 1, or a child process inheriting
+    it would not; after this they all land in the monitor's stderr log instead."""
+    sys.stdout.flush()
+    protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", closefd=True)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return protocol
+
+
 def serve_protocol(
     stdin: IO[bytes], stdout: IO[str], events: queue.Queue[Event], alive: Any
 ) -> int:
@@ -108,22 +123,57 @@ def serve_protocol(
             return 1
 
 
+Built = tuple[Monitor, Notifier, Callable[[], bool] | None]
+
+
 class Worker(threading.Thread):
     def __init__(
         self,
-        monitor: Monitor,
+        setup: Callable[[], Built],
         events: queue.Queue[Event],
         env_file: Path,
-        store_ready: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__(name="health-worker", daemon=True)
-        self.monitor = monitor
+        self.setup = setup
         self.events = events
         self.env_file = env_file
-        self.store_ready = store_ready
         self._env_mtime = _mtime(env_file)
+        self._skipped: tuple[str, float] = ("", 0.0)
+
+    def _build(self) -> bool:
+        """Build the monitor, waiting out a store that does not answer (exiting instead
+        would have supervisord restart the monitor in a loop, then give up on it:
+        FATAL). False at EOF."""
+        delay = 1.0
+        while True:
+            try:
+                self.monitor, notifier, self.store_ready = self.setup()
+                notifier.start()
+                return True
+            except StoreError as exc:
+                log.error("the store does not answer; retrying in %g s: %s", delay, exc)
+            deadline = time.monotonic() + delay
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    if self.events.get(timeout=left) == EOF_EVENT:
+                        return False
+                except queue.Empty:
+                    break
+            delay = min(delay * 2, 30.0)
+
+    def _skip(self, exc: ZapvisorError) -> None:
+        """Say a pass was skipped, once a minute for the same reason (a store down for
+        an hour must not write 720 lines)."""
+        text, at = self._skipped
+        now = time.monotonic()
+        if str(exc) != text or now - at >= 60:
+            log.warning("health pass skipped: %s", exc)
+            self._skipped = (str(exc), now)
 
     def run(self) -> None:
+        if not self._build():
+            return
+        self._env_mtime = _mtime(self.env_file)
         next_check = time.monotonic()
         failures = 0
         while True:
@@ -143,7 +193,7 @@ class Worker(threading.Thread):
                     self.monitor.react()
                 failures = 0
             except ZapvisorError as exc:
-                log.warning("health pass skipped: %s", exc)
+                self._skip(exc)
             except Exception:
                 failures += 1
                 log.exception("health pass failed")
@@ -202,7 +252,7 @@ def _alert_url(monitor: Monitor) -> str | None:
     return url.get_secret_value() if url is not None else None
 
 
-def build(settings: Settings) -> tuple[Monitor, Notifier, Callable[[], bool] | None]:
+def build(settings: Settings) -> Built:
     """The monitor, its alert notifier, and (when the store cannot keep the monitor's
     records yet) a probe that says when it can: the worker then exits, and supervisord
     starts the monitor again, onto the store."""
@@ -228,20 +278,21 @@ def build(settings: Settings) -> tuple[Monitor, Notifier, Callable[[], bool] | N
 
 def main(home: Path) -> int:
     configure_logging()
+    protocol = claim_stdout()
     paths = StatePaths(home)
     try:
-        settings = read_runtime_settings(paths.runtime_env, home)
-        monitor, notifier, probe = build(settings)
+        read_runtime_settings(paths.runtime_env, home)
     except ZapvisorError as exc:
         log.error("cannot start: %s", exc)
         print(f"zapvisor-health: {exc}", file=sys.stderr)
         return 1
-    log.info("health monitor started", extra={"interval": settings.health_interval})
+    log.info("health monitor started")
     events: queue.Queue[Event] = queue.Queue()
-    worker = Worker(monitor, events, paths.runtime_env, probe)
+    worker = Worker(
+        lambda: build(read_runtime_settings(paths.runtime_env, home)), events, paths.runtime_env
+    )
     worker.start()
-    notifier.start()
-    code = serve_protocol(sys.stdin.buffer, sys.stdout, events, worker.is_alive)
+    code = serve_protocol(sys.stdin.buffer, protocol, events, worker.is_alive)
     if code:
         log.error("the health worker stopped; exiting so supervisord restarts the monitor")
     return code

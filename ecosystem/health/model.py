@@ -27,7 +27,8 @@ class SessionHealth(BaseModel):
     exits: int = 0
     """Unexpected exits seen in total."""
     recent_exits: list[datetime] = Field(default_factory=list)
-    """Exit times still inside the crash window, oldest first."""
+    """Times of exits and of the monitor's forced restarts (hung, memory, stuck) still
+    inside the crash window, oldest first."""
     last_exit_status: int | None = None
     last_exit_at: datetime | None = None
     last_restart_at: datetime | None = None

@@ -3,14 +3,16 @@ act (XML-RPC starts, stops and kills; store writes; audit events).
 
 ``react`` handles exits and due restarts (run after each process event);
 ``check`` is the periodic full pass that adds /health probes, memory, stuck states and
-alerts. Both are idempotent: what was already handled is recorded in the store
-(``next_restart_at``, ``parked_at``), so a pass seen twice, or a monitor restarted
-between two passes, neither double-counts an exit nor loses a pending restart.
+alerts.
+
+While the store does not answer, the monitor supervises from what it last read
+(outage.py); it judges no stuck state then (the statuses it knows are stale) and does
+not count a runner refusing connections as hung (it is waiting for the store).
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
 import os
 import time
@@ -21,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ecosystem import boot
-from ecosystem.errors import SessionNotFound, ZapvisorError
+from ecosystem.errors import SessionNotFound, StoreError, ZapvisorError
 from ecosystem.health import bootpass, status
 from ecosystem.health import policy as P
 from ecosystem.health.alerts import (
@@ -37,13 +39,14 @@ from ecosystem.health.alerts import (
 from ecosystem.health.memory import MemoryMeter
 from ecosystem.health.model import MONITOR_ACTOR, SessionHealth
 from ecosystem.health.notify import Notifier
+from ecosystem.health.outage import StoreMemory, status_since
 from ecosystem.health.probe import REFUSED, probe_many
 from ecosystem.health.proctable import ProcessTable
 from ecosystem.models import Session, utcnow
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings
-from ecosystem.states import DesiredState, Status
+from ecosystem.states import DesiredState
 from ecosystem.store import Store
 from ecosystem.supctl.rpc import ProcessInfo, Supervisor
 
@@ -58,6 +61,7 @@ class Observed:
     sessions: list[Session]
     health: dict[str, SessionHealth]
     procs: dict[str, ProcessInfo]
+    store_up: bool = True
 
 
 class Monitor:
@@ -84,6 +88,8 @@ class Monitor:
         self.booted = False
         self.started_at = clock()
         self.next_due: datetime | None = None
+        self.memo = StoreMemory(clock)
+        """What the store last said, to supervise from while it is down."""
         self.reconfigure(settings)
 
     def reconfigure(self, settings: Settings) -> None:
@@ -99,8 +105,8 @@ class Monitor:
     # -- observing -------------------------------------------------------------------
 
     def observe(self) -> Observed:
-        sessions = self.store.list_sessions(self.host)
-        return Observed(sessions, self.store.list_health(self.host), self.procs.snapshot())
+        sessions, health, up = self.memo.read(self.store, self.host)
+        return Observed(sessions, health, self.procs.snapshot(), up)
 
     # -- the passes --------------------------------------------------------------------
 
@@ -114,12 +120,19 @@ class Monitor:
         """The full periodic pass."""
         began = time.monotonic()
         if not self.booted:
-            self.boot()
+            try:
+                self.boot()
+            except ZapvisorError as exc:  # retried next check; supervise meanwhile
+                log.warning("boot pass postponed: %s", exc)
         obs = self.react()
         now = self.clock()
         self._probe(obs, now)
         self._memory_and_stuck(obs, now)
-        self._alerts(obs, now)
+        if obs.store_up:
+            try:
+                self._alerts(obs, now)
+            except StoreError as exc:
+                self.memo.failed(exc)
         self.checks += 1
         self._write_status(obs, now, time.monotonic() - began)
         if self.notifier is not None:
@@ -217,21 +230,17 @@ class Monitor:
         return h
 
     def _park(self, s: Session, reason: str) -> None:
-        try:
-            self.store.update_session(
-                s.name, {"desired_state": DesiredState.STOPPED}, actor=MONITOR_ACTOR, action="park"
-            )
-            self.store.set_runtime(
-                s.name, {"status": Status.ERROR, "last_error": reason}, actor=MONITOR_ACTOR
-            )
-        except SessionNotFound:
-            pass
+        self.memo.park(self.store, s, reason)
 
     def _start(self, s: Session, h: SessionHealth, now: datetime) -> SessionHealth:
         try:
             fresh = self.store.get_session(s.name)
         except SessionNotFound:
             return h
+        except StoreError as exc:
+            # no operator can stop it meanwhile: every command needs the store
+            self.memo.failed(exc)
+            fresh = s
         if fresh.desired_state != DesiredState.RUNNING:
             # an operator stopped it since this pass read the store
             return h.model_copy(update={"next_restart_at": None})
@@ -261,7 +270,9 @@ class Monitor:
         **detail: Any,
     ) -> SessionHealth:
         """Stop the runner (KILL when it is hung: it would not handle TERM) and mark the
-        restart due; the next pass that sees it stopped starts it."""
+        restart due (backed off, counted in the crash window: see
+        ``policy.on_forced_restart``); the next pass that sees it stopped starts it, unless
+        the restarts looped and the session is parked."""
         program = program_name(s.name)
         try:
             self.sup.stop(program, wait=False)
@@ -271,11 +282,16 @@ class Monitor:
         except (ZapvisorError, xmlrpc.client.Fault) as exc:
             log.warning("stopping %s: %s", s.name, exc, extra={"session": s.name})
         self.hung.forget(s.name)
+        h, decision = P.on_forced_restart(self.policy, h, now, reason=reason)
+        detail.update(exits_in_window=decision.exits_in_window, restart_in=decision.delay)
         self._event(s.name, kind, {"reason": reason, **detail})
-        log.warning("%s: %s; restarting", s.name, reason, extra={"session": s.name})
-        h = h.model_copy(
-            update={"next_restart_at": now, "last_restart_reason": reason, "why_down": reason}
-        )
+        if decision.park:
+            self._park(s, decision.reason)
+            log.error("%s parked: %s", s.name, decision.reason, extra={"session": s.name})
+        else:
+            log.warning(
+                "%s: %s; restart in %g s", s.name, reason, decision.delay, extra={"session": s.name}
+            )
         self._save(h)
         return h
 
@@ -306,6 +322,8 @@ class Monitor:
         )
         for s, info, h in running:
             pid, up = info.pid or 0, info.uptime or 0
+            if not obs.store_up and results[s.name] == REFUSED:
+                continue  # a runner started during the outage waits for the store
             failed = self.hung.observe(s.name, pid, results[s.name], up, now)
             if self.hung.hung(s.name):
                 how = "refused" if results[s.name] == REFUSED else "failed"
@@ -329,15 +347,16 @@ class Monitor:
                         s, h, now, reason, kind="memory", pss_mb=mb, cap_mb=cap
                     )
                     continue
-            if not self.hung.up(s.name, pid):
+            if not self.hung.up(s.name, pid) or not obs.store_up:
                 # not answering yet: the status in the store may still be the last runner's
                 self.status_clock.forget(s.name)
                 continue
-            since = self.status_clock.observe(s.name, s.status, now)
+            first_seen = functools.partial(status_since, self.store, s, info)
+            since = self.status_clock.observe(s.name, s.status, now, first_seen)
             reason = P.stuck_reason(self.policy, s, since, now)
             if reason:
                 obs.health[s.name] = self._restart_for(
-                    s, h, now, reason, kind="stuck", status=str(s.status)
+                    s, h, now, reason, kind="stuck", status=str(s.status), since=since.isoformat()
                 )
 
     # -- alerts ---------------------------------------------------------------------------
@@ -363,8 +382,7 @@ class Monitor:
     # -- plumbing -------------------------------------------------------------------------
 
     def _save(self, h: SessionHealth) -> None:
-        with contextlib.suppress(SessionNotFound):  # deleted meanwhile
-            self.store.save_health(h)
+        self.memo.save(self.store, h)
 
     def _event(self, name: str, action: str, detail: dict[str, Any]) -> None:
         try:
@@ -385,5 +403,6 @@ class Monitor:
                 "interval": self.policy.interval,
                 "sessions": len(obs.sessions),
                 "next_restart_at": self.next_due.isoformat() if self.next_due else None,
+                "store_down_since": down.isoformat() if (down := self.memo.down_since) else None,
             },
         )

@@ -6,6 +6,7 @@ passed in, so every rule is unit-tested with a made-up clock (tests/test_health_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -124,6 +125,31 @@ def on_exit(
     return updated, ExitDecision(False, delay, n, what)
 
 
+def on_forced_restart(
+    policy: Policy, health: SessionHealth, now: datetime, *, reason: str
+) -> tuple[SessionHealth, ExitDecision]:
+    """Count one restart the monitor forces (hung, memory, stuck) in the same sliding
+    window as exits: a runner that hangs, bloats or gets stuck again right after every
+    restart is a loop like a crash loop, backed off the same way and parked after
+    ``crash_max_exits`` in the window, instead of restarted forever. Its ``exits``
+    (crashes) do not change."""
+    window = timedelta(seconds=policy.crash_window)
+    recent = [t for t in health.recent_exits if now - t < window] + [now]
+    n = len(recent)
+    updated = health.model_copy(
+        update={"recent_exits": recent, "last_restart_reason": reason, "why_down": reason}
+    )
+    if n >= policy.crash_max_exits:
+        park = f"crash loop: {n} exits in {window_text(policy.crash_window)}"
+        updated = updated.model_copy(
+            update={"parked_at": now, "next_restart_at": None, "why_down": f"{park}; {reason}"}
+        )
+        return updated, ExitDecision(True, 0.0, n, park)
+    delay = backoff_delay(policy, n)
+    updated = updated.model_copy(update={"next_restart_at": now + timedelta(seconds=delay)})
+    return updated, ExitDecision(False, delay, n, reason)
+
+
 def unpark(health: SessionHealth) -> SessionHealth:
     """An operator started a parked session: its crash window starts afresh."""
     return health.model_copy(
@@ -217,19 +243,36 @@ def memory_reason(policy: Policy, pss_bytes: int) -> str | None:
     return f"memory: {mb:.0f} MB PSS over the {cap} MB cap"
 
 
+TIMED = frozenset({Status.RECONNECTING, Status.WAITING_SCAN})
+"""The statuses a session can get stuck in (see :func:`stuck_reason`)."""
+
+
 @dataclass
 class StatusClock:
-    """Since when each session has been in its current status, as this monitor saw it
-    (a restarted monitor starts counting again: it may restart later, never sooner)."""
+    """Since when each session has been in its current status.
+
+    A status first seen by this monitor (it just started, or the runner just came up)
+    is dated by ``first_seen`` (the audit trail's last transition, not before the
+    runner's start), so a monitor restarted meanwhile does not start counting again;
+    a change seen from one check to the next is dated by the check."""
 
     seen: dict[str, tuple[Status, datetime]] = field(default_factory=dict)
 
-    def observe(self, name: str, status: Status, now: datetime) -> datetime:
+    def observe(
+        self,
+        name: str,
+        status: Status,
+        now: datetime,
+        first_seen: Callable[[], datetime | None] | None = None,
+    ) -> datetime:
         previous = self.seen.get(name)
-        if previous is None or previous[0] != status:
-            self.seen[name] = (status, now)
-            return now
-        return previous[1]
+        if previous is not None and previous[0] == status:
+            return previous[1]
+        since = now
+        if previous is None and first_seen is not None and status in TIMED:
+            since = min(now, first_seen() or now)
+        self.seen[name] = (status, since)
+        return since
 
     def forget(self, name: str) -> None:
         self.seen.pop(name, None)

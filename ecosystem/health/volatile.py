@@ -10,7 +10,7 @@ import itertools
 from datetime import datetime
 from typing import Any, cast
 
-from ecosystem.errors import SchemaMissing
+from ecosystem.errors import SchemaMissing, StoreError
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
 from ecosystem.models import utcnow
 from ecosystem.store.base import Store
@@ -31,7 +31,10 @@ def health_gap(store: Store) -> str | None:
 
 
 def keeps_health(store: Store) -> bool:
-    return health_gap(store) is None
+    try:
+        return health_gap(store) is None
+    except StoreError:
+        return False  # down: asked again at the next check
 
 
 class _Volatile:
