@@ -118,6 +118,9 @@ def test_restarts_parking_alerts_and_unparking(make_env: Callable[..., Env]) -> 
             assert "last exit status 1 at " in shown
             assert "why down crash loop: 3 exits in 2 minutes" in shown
             assert "sim fault: crash after 1 s" in shown, "its last stderr lines"
+            # as drawn at 80x24 (where the panel's last rows are cut), why comes first
+            panel = screen_text(app).split("─ log ─")[0]
+            assert "why down" in panel and "sim fault" in panel, panel
 
             # fixed, then `s`: started, un-parked, the alert clears
             await in_thread(lambda: app.orch.configure("loop", {"timing_config": {}}))

@@ -204,6 +204,14 @@ def test_filter_palette_screens_logout_and_notifications(make_env: Any) -> None:
             await in_thread(lambda: env.cli("sim-scan", "alpha"))
             await until(pilot, lambda: _state(app, "alpha") == "connected", what="paired")
             await until(pilot, lambda: "alpha: connected as" in " ".join(_notes(app)))
+
+            # / finds a session by a piece of its phone number too
+            phone = app.orch.store.get_session("alpha").phone
+            assert phone
+            await pilot.press("slash", *phone[-6:])
+            assert home.table.names == ["alpha"]
+            await pilot.press("escape")
+            assert home.table.names == ["alpha", "bravo"]
             await pilot.press("l")
             log = app.screen.query_one(LogPane)
             assert log.has_focus

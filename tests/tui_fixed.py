@@ -5,6 +5,7 @@ tests use it; every behaviour test runs against a real supervisord and real runn
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -207,3 +208,29 @@ def fixed_app(home: Path) -> ZapvisorApp:
     """The app over the fixed snapshot (its orchestrator is never called)."""
     orch = Orchestrator(make_settings(home=home, host_id="vps-sp-01"))
     return ZapvisorApp(orch, poller=FixedPoller(orch), clock=lambda: NOW, blink=False)
+
+
+def crowded_snapshot(extra: int) -> Snapshot:
+    """The fixed snapshot and ``extra`` more connected sessions: more rows than 80x24
+    shows, so the table scrolls."""
+    snap = fixed_snapshot()
+    views = list(snap.views)
+    procs = dict(snap.procs)
+    for i in range(8, 8 + extra):
+        name, pid = f"cliente-{i:03d}", 42000 + i
+        session = _session(name, 3000 + i, status=Status.CONNECTED, phone=f"55119{i:08d}")
+        views.append(SessionView(session, _proc(name, "RUNNING", pid, up=1000 * i), None))
+        procs[pid] = ProcStats(1.0, 18 * MIB, None)
+    return replace(snap, views=tuple(views), procs=procs, max_sessions=200)
+
+
+class CrowdedPoller(FixedPoller):
+    extra = 40
+
+    def tick(self) -> Snapshot:
+        return crowded_snapshot(self.extra)
+
+
+def crowded_app(home: Path) -> ZapvisorApp:
+    orch = Orchestrator(make_settings(home=home, host_id="vps-sp-01", max_sessions=200))
+    return ZapvisorApp(orch, poller=CrowdedPoller(orch), clock=lambda: NOW, blink=False)

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, TextArea
@@ -64,17 +64,20 @@ class ConfigForm(ModalScreen[list[str] | None]):
         s = self.session
         with Vertical(id="dialog"):
             yield Label(f"Config of {s.name}", id="title")
-            yield Label("description")
-            yield Input(s.description, id="description", compact=True)
-            yield Static("", id="description-error", classes="hint")
-            yield Label("webhook URL")
-            yield Input(s.webhook_url or "", id="webhook_url", compact=True)
-            yield Static("", id="webhook_url-error", classes="hint")
-            for field in JSON_FIELDS:
-                yield Label(f"{field} (JSON object)")
-                text = json.dumps(getattr(s, field), indent=2, ensure_ascii=False)
-                yield TextArea(text, id=field, soft_wrap=True)
-                yield Static("", id=f"{field}-error", classes="hint")
+            # The fields scroll (to the focused one) and the buttons stay in view: at
+            # 80x24 the two JSON editors do not fit with everything else.
+            with VerticalScroll(id="fields"):
+                yield Label("description")
+                yield Input(s.description, id="description", compact=True)
+                yield Static("", id="description-error", classes="hint")
+                yield Label("webhook URL")
+                yield Input(s.webhook_url or "", id="webhook_url", compact=True)
+                yield Static("", id="webhook_url-error", classes="hint")
+                for field in JSON_FIELDS:
+                    yield Label(f"{field} (JSON object)")
+                    text = json.dumps(getattr(s, field), indent=2, ensure_ascii=False)
+                    yield TextArea(text, id=field, soft_wrap=True)
+                    yield Static("", id=f"{field}-error", classes="hint")
             yield Static("", id="form-error", classes="hint")
             with Horizontal(id="buttons"):
                 yield Button("Save (ctrl+s)", variant="primary", id="save", compact=True)

@@ -62,6 +62,7 @@ class ProcessFacts(Static):
         else:
             status.append(f"  wanted {s.desired_state}", style="dim")
         grid.add_row("status", status)
+        _down_rows(grid, view, why)  # first: at 80x24 the panel's last rows are cut
         if s.phone:
             phone = Text(s.phone, style="bold")
             if s.connected_at:
@@ -76,18 +77,31 @@ class ProcessFacts(Static):
             )
         grid.add_row("messages", f"{s.messages_sent} sent, {s.messages_received} received")
         _monitor_rows(grid, view, now)
-        if view.process and view.process.state in ("EXITED", "FATAL", "BACKOFF"):
-            grid.add_row("exit status", Text(str(view.process.exitstatus), style="red"))
-        if view.process and view.process.spawnerr:
-            grid.add_row("spawn error", Text(view.process.spawnerr, style="red"))
-        down = view.why_down
-        if s.last_error and not (down and s.last_error in down):
-            grid.add_row("last error", Text(s.last_error, style="red"))
-        if down:
-            grid.add_row("why down", Text(down, style="bold red"))
-        if why and (not down or why not in down):
-            grid.add_row("supervisord", Text(why, style="red"))
         self.update(grid)
+
+
+def _down_rows(grid: Table, view: SessionView, why: str | None) -> None:
+    """Why it is not running, each fact once: the monitor's account, then what
+    supervisord adds to it (spawn error, exit status, last stderr lines)."""
+    s, proc, h = view.session, view.process, view.health
+    down = view.why_down
+    said = [down] if down else []
+    if down:
+        grid.add_row("why down", Text(down, style="bold red"))
+    if proc is not None and proc.spawnerr and not any(proc.spawnerr in t for t in said):
+        grid.add_row("spawn error", Text(proc.spawnerr, style="red"))
+        said.append(proc.spawnerr)
+    if proc is not None and proc.state in ("EXITED", "FATAL", "BACKOFF"):
+        exit_ = f"exit status {proc.exitstatus}"
+        said.append(exit_)
+        if h is None or h.last_exit_status != proc.exitstatus:  # else "last exit" says it
+            grid.add_row("exit status", Text(str(proc.exitstatus), style="red"))
+    if why:
+        new = [part for part in why.split("; ") if not any(part in t for t in said)]
+        if new:
+            grid.add_row("supervisord", Text("; ".join(new), style="red"))
+    if s.last_error and not any(s.last_error in t for t in said):
+        grid.add_row("last error", Text(s.last_error, style="red"))
 
 
 def _monitor_rows(grid: Table, view: SessionView, now: datetime) -> None:

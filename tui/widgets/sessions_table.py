@@ -14,6 +14,7 @@ from collections.abc import Collection, Sequence
 
 from rich.text import Span, Text
 from textual.binding import Binding
+from textual.events import Resize
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
@@ -33,25 +34,24 @@ COLUMNS = (
     ("phone", "PHONE"),
     ("active", "ACTIVE"),
 )
+_INDEX = {key: i for i, (key, _label) in enumerate(COLUMNS)}
 _RIGHT = frozenset({"port", "pid", "up", "rst", "cpu", "rss", "active"})
 MARK = "●"
-STATUS_WIDTH = 12
-"""phone_disconnected is cut to fit 80 columns; the session screen shows it whole."""
+SHRINK = (("status", 10), ("name", 14))
+"""When a row is wider than the table, these columns are cut (ending in …) in this
+order, down to these widths: phone_disconnected reads "phone_disco…" at 80 columns
+(the session screen shows it whole), and a long name gives way before any figure."""
 ROW = "row"
 OFFSCREEN_EVERY = 5
 
 
-def _short(status: str) -> str:
-    return status if len(status) <= STATUS_WIDTH else status[: STATUS_WIDTH - 1] + "…"
-
-
 def row_texts(view: SessionView, snap: Snapshot, marked: bool) -> tuple[str, ...]:
-    """The plain text of each cell, in COLUMNS order (marks included)."""
+    """The plain text of each cell, in COLUMNS order (marks included), uncut."""
     proc = snap.proc(view)
     restarts = view.restarts  # the health monitor's count, from the store
     return (
         (MARK if marked else " ") + view.name,
-        _short(shown_status(view)),
+        shown_status(view),
         str(view.session.port),
         str(view.pid or "-"),
         age(view.uptime),
@@ -63,29 +63,44 @@ def row_texts(view: SessionView, snap: Snapshot, marked: bool) -> tuple[str, ...
     )
 
 
-def _widths(rows: Collection[tuple[str, ...]]) -> tuple[int, ...]:
-    # One leading space per column is the gap between columns.
-    return tuple(
-        1 + max([len(label), *(len(texts[i]) for texts in rows)])
+def _widths(rows: Collection[tuple[str, ...]], budget: int) -> tuple[int, ...]:
+    """Each column's width, the gap before it included, cut to fit ``budget``.
+
+    The name column has no gap: its first cell is the mark slot, blank unless marked."""
+    widths = [
+        max([len(label) + 1, *(len(texts[i]) + (i > 0) for texts in rows)])
         for i, (_key, label) in enumerate(COLUMNS)
-    )
+    ]
+    excess = sum(widths) - budget
+    for key, floor in SHRINK:
+        i = _INDEX[key]
+        cut = max(0, min(excess, widths[i] - floor))
+        widths[i] -= cut
+        excess -= cut
+    return tuple(widths)
+
+
+def _clip(value: str, width: int) -> str:
+    return value if len(value) <= width else value[: max(width - 1, 0)] + "…"
 
 
 def _line(texts: Sequence[str], widths: Sequence[int], header: bool = False) -> Text:
-    # Built as one string and three style spans: this runs for most rows every second.
+    # Built as one string and a few style spans: this runs for most rows every second.
     parts = []
     spans = []
     at = 0
     for (column, _label), value, width in zip(COLUMNS, texts, widths, strict=True):
-        cell = value.rjust(width) if column in _RIGHT else " " + value.ljust(width - 1)
-        if not header:
-            if column == "name":
-                spans.append(Span(at + 1, at + 2, "bold yellow"))
-                spans.append(Span(at + 2, at + 1 + len(value), "bold"))
-            elif column == "status":
-                full = "phone_disconnected" if value.endswith("…") else value
-                if style := STATUS_STYLES.get(full):
-                    spans.append(Span(at + 1, at + 1 + len(value), style))
+        if column == "name":
+            shown = _clip(" " + value if header else value, width)
+            cell = shown.ljust(width)
+            if not header:
+                spans.append(Span(at, at + 1, "bold yellow"))
+                spans.append(Span(at + 1, at + len(shown), "bold"))
+        else:
+            shown = _clip(value, width - 1)
+            cell = shown.rjust(width) if column in _RIGHT else " " + shown.ljust(width - 1)
+            if column == "status" and not header and (style := STATUS_STYLES.get(value)):
+                spans.append(Span(at + 1, at + 1 + len(shown), style))
         parts.append(cell)
         at += width
     return Text("".join(parts), spans=spans, no_wrap=True, end="")
@@ -96,20 +111,42 @@ class SessionsTable(DataTable[Text]):
     DEFAULT_CSS = """
     SessionsTable {
         height: 1fr;
+        scrollbar-size-vertical: 1;
     }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", cell_padding=0, zebra_stripes=False)
         self._shown: dict[str, tuple[str, ...]] = {}
-        self._col_widths: tuple[int, ...] = _widths([])
+        self._col_widths: tuple[int, ...] = _widths([], self._budget())
         self._ticks = 0
 
     def on_mount(self) -> None:
         self.add_column(self._header(), key=ROW)
 
+    def _budget(self) -> int:
+        # One column stays free for the scrollbar, even before the rows outgrow the
+        # screen, so that the 19th session at 80x24 does not push ACTIVE off the edge.
+        return (self.size.width or 80) - 1
+
     def _header(self) -> Text:
         return _line([label for _key, label in COLUMNS], self._col_widths, header=True)
+
+    def _set_widths(self, widths: tuple[int, ...]) -> None:
+        self._col_widths = widths
+        column = self.columns[ColumnKey(ROW)]
+        column.label = self._header()
+        # Every line is exactly this wide. Set here, the table neither keeps a wider
+        # width after a narrowing (it only ever grows it on its own) nor re-measures
+        # every row for each row updated.
+        column.content_width = sum(widths)
+
+    def on_resize(self, _: Resize) -> None:
+        widths = _widths(self._shown.values(), self._budget())
+        if widths != self._col_widths and self.columns:
+            self._set_widths(widths)
+            for name, texts in self._shown.items():
+                self.update_cell(name, ROW, _line(texts, widths), update_width=True)
 
     @property
     def highlighted(self) -> str | None:
@@ -126,11 +163,10 @@ class SessionsTable(DataTable[Text]):
 
     def show(self, snap: Snapshot, views: Sequence[SessionView], marks: Collection[str]) -> None:
         rows = {v.name: row_texts(v, snap, v.name in marks) for v in views}
-        widths = _widths(rows.values())
+        widths = _widths(rows.values(), self._budget())
         resized = widths != self._col_widths
         if resized:
-            self._col_widths = widths
-            self.columns[ColumnKey(ROW)].label = self._header()
+            self._set_widths(widths)
         if list(rows) != list(self._shown):
             self._rebuild(rows)
             return
@@ -150,6 +186,7 @@ class SessionsTable(DataTable[Text]):
     def _rebuild(self, rows: dict[str, tuple[str, ...]]) -> None:
         current, index = self.highlighted, self.cursor_row
         self.clear()
+        self.columns[ColumnKey(ROW)].content_width = sum(self._col_widths)
         for name, texts in rows.items():
             self.add_row(_line(texts, self._col_widths), key=name)
         self._shown = rows
