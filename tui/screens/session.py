@@ -22,7 +22,7 @@ from ecosystem import logs as logfiles
 from ecosystem.errors import ZapvisorError
 from ecosystem.monitor import Snapshot
 from ecosystem.pairing import no_qr_reason
-from ecosystem.states import Status
+from ecosystem.states import PROCESS_SERVING, Status
 from ecosystem.views import SessionView
 from tui.dialogs.config import ConfigForm
 from tui.format import status_text
@@ -144,7 +144,8 @@ class SessionScreen(Screen[None]):
         self.query_one(ConfigSummary).show(view, self.deliveries)
         if self.is_current:
             self._count_deliveries()
-        waiting = view.process_state == "RUNNING" and view.session.status == Status.WAITING_SCAN
+        serving = view.process_state in PROCESS_SERVING
+        waiting = serving and view.session.status == Status.WAITING_SCAN
         payload = view.session.qr_payload if waiting else None
         qr = self.query_one(QRCode)
         if payload and payload != qr.payload:
@@ -183,7 +184,7 @@ class SessionScreen(Screen[None]):
         s = view.session
         qr = self.query_one(QRCode)
         if qr.payload is None:
-            if s.status == Status.CONNECTED and view.process_state == "RUNNING":
+            if s.status == Status.CONNECTED and view.process_state in PROCESS_SERVING:
                 caption.update(f"connected as {s.phone} · q shows the details")
             else:
                 why = no_qr_reason(s, view.process_state)
