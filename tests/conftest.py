@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import pytest
 
@@ -24,10 +24,35 @@ ROOT = Path(__file__).resolve().parents[1]
 _SCRUB = ("ZAPVISOR_", "SUPABASE_", "BASE_PORT", "MAX_SESSIONS")
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail with a clear message."""
+T = TypeVar("T")
+
+# The predicate is called with no arguments; it is typed Callable[..., ...] only because
+# mypy cannot infer a lambda with a default argument (``lambda n=name: ...``, how a loop
+# variable is captured) against Callable[[], ...] (python/mypy#12557).
+
+
+@overload
+def wait_for(
+    predicate: Callable[..., bool], timeout: float = 15.0, interval: float = 0.05
+) -> bool: ...
+
+
+@overload
+def wait_for(
+    predicate: Callable[..., T | bool | None], timeout: float = 15.0, interval: float = 0.05
+) -> T: ...
+
+
+def wait_for(
+    predicate: Callable[..., object], timeout: float = 15.0, interval: float = 0.05
+) -> object:
+    """Poll ``predicate`` until it returns something truthy; fail with a clear message.
+
+    Returns that truthy value, so ``(m := f()) and m.ok and m`` gives back ``m``: the
+    type is the predicate's without the None and False it returns while still waiting.
+    """
     deadline = time.monotonic() + timeout
-    last: Any = None
+    last: object = None
     while time.monotonic() < deadline:
         last = predicate()
         if last:

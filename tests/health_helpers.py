@@ -38,6 +38,12 @@ class Look:
     def info(self, name: str) -> ProcessInfo | None:
         return self.sup.process_info(program_name(name))
 
+    def proc(self, name: str) -> ProcessInfo:
+        """info() of a session whose program supervisord must have."""
+        info = self.info(name)
+        assert info is not None, f"supervisord has no program for {name}"
+        return info
+
     def session(self, name: str) -> Session:
         return self.store.get_session(name)
 
@@ -62,6 +68,12 @@ class Look:
 
     def monitor(self) -> ProcessInfo | None:
         return self.sup.process_info(MONITOR_PROGRAM)
+
+    def monitor_proc(self) -> ProcessInfo:
+        """monitor() once supervisord must have the monitor's program."""
+        info = self.monitor()
+        assert info is not None, "supervisord has no program for the monitor"
+        return info
 
     def status(self) -> dict[str, Any]:
         """monitor.json: what the running monitor last wrote."""

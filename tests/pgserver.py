@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import quote
 
 import psycopg
@@ -39,7 +40,13 @@ def find_bin() -> Path | None:
     return None
 
 
-def _demote() -> dict[str, object]:
+class _Demote(TypedDict, total=False):
+    user: str
+    group: str
+    extra_groups: list[str]
+
+
+def _demote() -> _Demote:
     """Popen arguments that run the child as the postgres user when we are root."""
     if os.geteuid() != 0:
         return {}
@@ -86,7 +93,7 @@ class PgServer:
             check=True,
             capture_output=True,
             timeout=120,
-            **_demote(),  # type: ignore[arg-type]
+            **_demote(),
         )
         pwfile.unlink()
 
@@ -124,7 +131,7 @@ class PgServer:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            **_demote(),  # type: ignore[arg-type]
+            **_demote(),
         )
         log.close()
         deadline = time.monotonic() + timeout

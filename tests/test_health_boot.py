@@ -34,7 +34,7 @@ def test_supervisord_killed_any_command_restores_desired_states(
     env = make_env(max_sessions=3, **FAST)
     ports = three_sessions(env)
     look = Look(env)
-    before = {n: look.info(n).pid for n in ("a", "b")}  # type: ignore[union-attr]
+    before = {n: look.proc(n).pid for n in ("a", "b")}
     sup_pid = env.supervisord_pid()
     assert sup_pid
     os.kill(sup_pid, signal.SIGKILL)
@@ -51,10 +51,10 @@ def test_supervisord_killed_any_command_restores_desired_states(
     assert listing["c"]["process_state"] == "STOPPED" and listing["c"]["pid"] is None
     wait_for(lambda: look.session("a").status == "connected"), "resumed its saved auth"
     assert look.session("a").phone
-    assert look.info("c").start == 0, "the stopped session was never started"  # type: ignore[union-attr]
+    assert look.proc("c").start == 0, "the stopped session was never started"
     # the monitor came back with supervisord and found nothing left to start
     wait_for(lambda: (m := look.monitor()) and m.state == "RUNNING" and look.checks() >= 2)
-    assert look.info("c").state == "STOPPED"  # type: ignore[union-attr]
+    assert look.proc("c").state == "STOPPED"
     look.close()
 
 
@@ -90,7 +90,7 @@ def test_serve_boots_supervisord_and_the_monitor_starts_sessions(
             ]
         )
         assert len(started) == 1 and started[0].detail["started"] == 2
-        assert look.info("c").state == "STOPPED" and look.info("c").start == 0  # type: ignore[union-attr]
+        assert look.proc("c").state == "STOPPED" and look.proc("c").start == 0
         assert {n: look.session(n).port for n in ports} == ports
 
         # a second serve refuses: one supervisord per state dir
@@ -137,5 +137,5 @@ def test_alerts_raised_once_cleared_once_delivered_once(make_env: Callable[..., 
         checks = look.checks()
         wait_for(lambda: look.checks() >= checks + 4)
         assert receiver.events("ram") == ["alert.raised", "alert.cleared"], "delivered once"
-        assert look.monitor().pid == monitor.pid, "a settings change did not restart it"  # type: ignore[union-attr]
+        assert look.monitor_proc().pid == monitor.pid, "a settings change did not restart it"
         look.close()

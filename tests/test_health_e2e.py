@@ -34,7 +34,7 @@ def test_kill9_fifty_times_then_kill_the_monitor(make_env: Callable[..., Env]) -
         env.cli("create", name, "--connector", "sim")
     for name in names:
         env.cli("sim-scan", name)
-    assert look.monitor().pid == monitor.pid, "creating sessions restarted the monitor"
+    assert look.monitor_proc().pid == monitor.pid, "creating sessions restarted the monitor"
     ports = {n: look.session(n).port for n in names}
     assert sorted(ports.values()) == list(range(env.base_port, env.base_port + 5))
 
@@ -47,7 +47,8 @@ def test_kill9_fifty_times_then_kill_the_monitor(make_env: Callable[..., Env]) -
             lambda: [n for n in names if (pid := look.up(n)) and pid not in killed], timeout=30
         )
         name = rng.choice(ready)
-        pid = look.info(name).pid  # type: ignore[union-attr]
+        pid = look.proc(name).pid
+        assert pid, f"{name} is up, so it has a pid"
         os.kill(pid, signal.SIGKILL)
         killed.add(pid)
         kills[name] += 1
@@ -69,16 +70,18 @@ def test_kill9_fifty_times_then_kill_the_monitor(make_env: Callable[..., Env]) -
 
     # the monitor itself: supervisord brings it back, and nothing it knew is lost
     before = {n: look.health(n) for n in names}
-    os.kill(monitor.pid, signal.SIGKILL)  # type: ignore[arg-type]
+    assert monitor.pid, "a RUNNING monitor has a pid"
+    os.kill(monitor.pid, signal.SIGKILL)
     reborn = wait_for(
         lambda: (m := look.monitor()) and m.state == "RUNNING" and m.pid != monitor.pid and m,
         timeout=30,
     )
-    wait_for(lambda: look.checks() >= 3 and look.monitor().pid == reborn.pid)
+    wait_for(lambda: look.checks() >= 3 and look.monitor_proc().pid == reborn.pid)
     assert {n: look.health(n) for n in names} == before
     victim = names[2]
-    old = look.info(victim).pid  # type: ignore[union-attr]
-    os.kill(old, signal.SIGKILL)  # type: ignore[arg-type]
+    old = look.proc(victim).pid
+    assert old, f"{victim} is up, so it has a pid"
+    os.kill(old, signal.SIGKILL)
     wait_for(lambda: (pid := look.up(victim)) and pid != old, timeout=30)
     wait_for(lambda: look.health(victim).restarts == kills[victim] + 1)
     look.close()
@@ -141,7 +144,7 @@ def test_crash_loop_backs_off_then_parks_and_start_unparks(make_env: Callable[..
     # parked is parked: nothing restarts it
     checks = look.checks()
     wait_for(lambda: look.checks() >= checks + 4)
-    assert look.info("loop").state == "EXITED"  # type: ignore[union-attr]
+    assert look.proc("loop").state == "EXITED"
     assert look.health("loop").restarts == 3
     alerts = wait_for(lambda: env.json("alerts"))
     assert [a["key"] for a in alerts] == ["session_error:loop"]

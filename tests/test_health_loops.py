@@ -47,12 +47,12 @@ def test_a_runner_that_hangs_after_every_restart_is_parked(make_env: Callable[..
     assert h.why_down == (
         "crash loop: 3 exits in 10 minutes; hung: /health failed 2 checks in a row"
     )
-    wait_for(lambda: look.info("sleepy").state == "STOPPED")  # type: ignore[union-attr]
+    wait_for(lambda: look.proc("sleepy").state == "STOPPED")
     wait_for(lambda: not any(alive(p) for p in frozen))
     # parked is parked: nothing starts it again
     checks = look.checks()
     wait_for(lambda: look.checks() >= checks + 4)
-    assert look.info("sleepy").state == "STOPPED"  # type: ignore[union-attr]
+    assert look.proc("sleepy").state == "STOPPED"
     shown = env.json("show", "sleepy")
     assert shown["why_down"] == h.why_down and shown["restarts"] == 2
 
@@ -86,8 +86,9 @@ def test_a_stuck_state_is_timed_across_monitor_restarts(make_env: Callable[..., 
             )
             if look.health("lost").restarts:
                 break
-        os.kill(m.pid, signal.SIGKILL)  # type: ignore[arg-type]
-        killed.append(m.pid)  # type: ignore[arg-type]
+        assert m.pid, "a RUNNING monitor has a pid"
+        os.kill(m.pid, signal.SIGKILL)
+        killed.append(m.pid)
     h = look.health("lost")
     assert h.restarts == 1 and h.last_restart_reason is not None
     assert h.last_restart_reason.startswith("stuck: reconnecting for "), h.last_restart_reason

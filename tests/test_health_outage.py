@@ -58,6 +58,7 @@ def test_monitor_keeps_supervising_while_the_store_is_down(
             return monitor_status.read(paths) or {}
 
         first = wait_for(lambda: (p := runner()) and p.state == "RUNNING" and p.pid)
+        assert isinstance(first, int), "the predicate's truthy value is the runner's pid"
         checks = status().get("checks", 0)
         wait_for(lambda: status().get("checks", 0) >= checks + 2, timeout=30)
 

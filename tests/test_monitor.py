@@ -177,8 +177,9 @@ def test_changes_worth_a_notification() -> None:
     )
 
     # a newly raised alert is announced once; the ones already active are not
-    before = replace(base, alerts=(_alert(1, "disk 91% full"),))
-    after = replace(before, alerts=(_alert(2, "RAM 90%", "critical"), *before.alerts))
+    active = (_alert(1, "disk 91% full"),)
+    before = replace(base, alerts=active)
+    after = replace(before, alerts=(_alert(2, "RAM 90%", "critical"), *active))
     (change,) = notable_changes(before, after)
     assert change.severity == "error" and change.message == "alert: RAM 90%"
     assert notable_changes(after, after) == []

@@ -15,7 +15,9 @@ from tests.qrdecode import decode_half_blocks, decode_png
 
 
 def whatsapp_like(seed: int) -> str:
-    rnd = lambda n: base64.b64encode(os.urandom(n)).decode()  # noqa: E731
+    def rnd(n: int) -> str:
+        return base64.b64encode(os.urandom(n)).decode()
+
     return f"2@{rnd(96)},{rnd(32)},{rnd(32)},{rnd(32)}"
 
 

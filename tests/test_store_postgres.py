@@ -264,6 +264,6 @@ def test_times_come_back_in_utc_whatever_the_server_zone(pg_dsn: str) -> None:
             "America/Sao_Paulo"
         )
         for value in (created.created_at, store.list_events("alpha")[0].ts):
-            assert value.utcoffset() is not None and value.utcoffset().total_seconds() == 0
+            assert (offset := value.utcoffset()) is not None and offset.total_seconds() == 0
     finally:
         store.close()

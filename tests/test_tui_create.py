@@ -7,12 +7,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from textual.widgets import Select
+from textual.widgets import ContentSwitcher, Select, TextArea
 
 from ecosystem.states import Status
 from runner.connectors.sim import sim_payload
 from tests.conftest import Env
-from tests.tui_helpers import decode_screen_qr, in_thread, until
+from tests.tui_helpers import decode_screen_qr, in_thread, top_screen, until
 from tui.app import ZapvisorApp, make_app
 from tui.dialogs.config import ConfigForm
 from tui.dialogs.confirm import ConfirmDialog
@@ -47,7 +47,7 @@ def test_create_form_qr_rotation_scan_log_and_config(make_env: Any) -> None:
         async with app.run_test(size=(100, 40)) as pilot:
             await _ready(pilot, app)
             await pilot.press("n")
-            assert isinstance(app.screen, CreateForm)
+            assert isinstance(top_screen(app), CreateForm)
 
             # an invalid name is refused inline, as it is typed and again on enter
             await pilot.press(*"Bad")
@@ -55,7 +55,7 @@ def test_create_form_qr_rotation_scan_log_and_config(make_env: Any) -> None:
             assert error.has_class("-error")
             assert "invalid session name 'Bad'" in _text(app, "#name-error")
             await pilot.press("enter")
-            assert isinstance(app.screen, CreateForm)
+            assert isinstance(top_screen(app), CreateForm)
             assert app.orch.store.list_sessions() == []
 
             # fixed; the connector is neonize unless told: the simulated phone instead
@@ -113,7 +113,7 @@ def test_create_form_qr_rotation_scan_log_and_config(make_env: Any) -> None:
             assert "connected" in _text(app, "#title")
             phone = app.orch.store.get_session("alpha").phone
             assert phone and phone in _text(app, "#title")
-            assert app.screen.query_one("#body").current == "details"  # type: ignore[attr-defined]
+            assert app.screen.query_one("#body", ContentSwitcher).current == "details"
 
             # the log pane received the line the runner wrote when it paired
             log = screen.query_one(LogPane)
@@ -123,12 +123,12 @@ def test_create_form_qr_rotation_scan_log_and_config(make_env: Any) -> None:
             # config: invalid JSON is refused inline, valid JSON is saved
             await pilot.press("e")
             assert isinstance(app.screen, ConfigForm)
-            area = app.screen.query_one("#ai_config")
-            area.text = '{"model": '  # type: ignore[attr-defined]
+            area = app.screen.query_one("#ai_config", TextArea)
+            area.text = '{"model": '
             await pilot.press("ctrl+s")
             assert isinstance(app.screen, ConfigForm)
             assert "not valid JSON" in _text(app, "#ai_config-error")
-            area.text = '{"model": "small", "temperature": 0.2}'  # type: ignore[attr-defined]
+            area.text = '{"model": "small", "temperature": 0.2}'
             await pilot.press("ctrl+s")
             await until(pilot, lambda: isinstance(app.screen, SessionScreen), what="saved")
             saved = await in_thread(lambda: env.json("show", "alpha"))

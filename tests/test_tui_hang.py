@@ -12,7 +12,7 @@ import pytest
 from ecosystem.models import Session
 from ecosystem.store.sqlite import SQLiteStore
 from tests.conftest import Env
-from tests.tui_helpers import until
+from tests.tui_helpers import top_screen, until
 from tui.app import make_app
 from tui.dialogs.create import CreateForm
 from tui.screens.help import HelpScreen
@@ -70,10 +70,10 @@ def test_keys_work_while_the_store_hangs(make_env: Any) -> None:
 
                 # keys are handled while the refresh is still stuck
                 await pilot.press("question_mark")
-                assert isinstance(app.screen, HelpScreen)
+                assert isinstance(top_screen(app), HelpScreen)
                 await pilot.press("escape")
                 await pilot.press("n")
-                assert isinstance(app.screen, CreateForm)
+                assert isinstance(top_screen(app), CreateForm)
                 await pilot.press(*"Oops")
                 assert app.screen.query_one("#name-error").has_class("-error")
                 await pilot.press("escape")

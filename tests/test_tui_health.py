@@ -19,7 +19,7 @@ from ecosystem.models import NewSession
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.settings import ENV_NAMES, Settings
 from tests.conftest import Env
-from tests.tui_helpers import in_thread, screen_text, until
+from tests.tui_helpers import in_thread, screen_as, screen_text, top_screen, until
 from tui.app import ZapvisorApp, make_app
 from tui.screens.alerts import AlertsScreen
 from tui.screens.session import SessionScreen
@@ -101,8 +101,7 @@ def test_restarts_parking_alerts_and_unparking(make_env: Callable[..., Env]) -> 
             await until(pilot, lambda: "1 alert" in screen_text(app), what="the header count")
             assert "alert: " in notes(app)
             await pilot.press("a")
-            alerts = app.screen
-            assert isinstance(alerts, AlertsScreen)
+            alerts = screen_as(app, AlertsScreen)
             await until(pilot, lambda: alerts.alerts, what="the alerts listed")
             (alert,) = alerts.alerts
             assert alert.session_name == "loop" and alert.active
@@ -136,7 +135,7 @@ def test_restarts_parking_alerts_and_unparking(make_env: Callable[..., Env]) -> 
                 what="un-parked and running",
             )
             await pilot.press("escape")
-            assert app.screen is alerts
+            assert top_screen(app) is alerts
             await until(
                 pilot, lambda: alerts.alerts and not alerts.alerts[0].active, what="cleared"
             )

@@ -13,7 +13,7 @@ from ecosystem.models import NewSession
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.states import Status
 from tests.conftest import Env
-from tests.tui_helpers import in_thread, until
+from tests.tui_helpers import in_thread, top_screen, until
 from tui.app import ZapvisorApp, make_app
 from tui.dialogs.confirm import ConfirmDialog
 from tui.screens.help import HelpScreen
@@ -131,7 +131,7 @@ def test_restart_stop_start_bulk_restart_and_delete(make_env: Any) -> None:
             # d asks first: cancelling changes nothing
             await _cursor_to(pilot, home, "carol")
             await pilot.press("d")
-            assert isinstance(app.screen, ConfirmDialog)
+            assert isinstance(top_screen(app), ConfirmDialog)
             await pilot.press("escape")
             await pilot.pause(0.5)
             assert [s.name for s in app.orch.store.list_sessions()] == NAMES
@@ -176,7 +176,7 @@ def test_filter_palette_screens_logout_and_notifications(make_env: Any) -> None:
 
             # ? help, escape back
             await pilot.press("question_mark")
-            assert isinstance(app.screen, HelpScreen)
+            assert isinstance(top_screen(app), HelpScreen)
             await pilot.press("escape")
             assert app.screen is home
 

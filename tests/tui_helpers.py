@@ -6,13 +6,32 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.color import Color
 from textual.app import App
+from textual.screen import Screen
 from textual.strip import Strip
 
 from tests.qrdecode import decode_pixels
+
+
+def top_screen(app: App[Any]) -> Screen[Any]:
+    """The screen on top now. A call rather than ``app.screen`` for checks made after
+    keys change screens: mypy keeps an ``isinstance(app.screen, X)`` narrowing across
+    the awaits, and would call the next ``app.screen is home`` impossible."""
+    return app.screen
+
+
+ScreenT = TypeVar("ScreenT", bound=Screen[Any])
+
+
+def screen_as(app: App[Any], kind: type[ScreenT]) -> ScreenT:
+    """The screen on top, checked to be a ``kind`` and typed as one: a variable narrowed
+    by isinstance would be widened back by a later ``top_screen(app) is variable``."""
+    screen = app.screen
+    assert isinstance(screen, kind), f"{type(screen).__name__} on top, not {kind.__name__}"
+    return screen
 
 
 def _strips(app: App[Any]) -> list[Strip]:

@@ -53,7 +53,8 @@ def free_block(size: int, start: int = 12000) -> int:
 def healthy(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=0.5) as r:
-            return r.status == 200
+            status: int = r.status  # urlopen is typed as returning Any
+            return status == 200
     except OSError:
         return False
 

@@ -20,15 +20,14 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from create_latency import free_block  # noqa: E402
 
 from ecosystem.health import status as monitor_status  # noqa: E402
 from ecosystem.health.probe import OK, probe_many  # noqa: E402
@@ -39,9 +38,12 @@ from ecosystem.ports import busy_ports  # noqa: E402
 from ecosystem.settings import make_settings  # noqa: E402
 from ecosystem.supctl import daemon  # noqa: E402
 from ecosystem.supctl.render import MONITOR_PROGRAM  # noqa: E402
+from scripts.bench.create_latency import free_block  # noqa: E402
+
+T = TypeVar("T")
 
 
-def wait(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
+def wait(predicate: Callable[[], T | None], timeout: float, what: str) -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -112,6 +114,7 @@ def main() -> None:
         n = len(up)
 
         mon = wait(lambda: orch.sup.process_info(MONITOR_PROGRAM), 30, "the monitor")
+        assert mon.pid, "supervisord started the monitor with the sessions"
         sup_pid = orch.sup.pid()
 
         def checks() -> int:
@@ -135,13 +138,16 @@ def main() -> None:
         )
         print(f"monitor memory: RSS {info.rss / 2**20:.1f} MB, PSS {info.pss / 2**20:.1f} MB")
 
-        hang_times, crash_times = [], []
+        hang_times: list[float] = []
+        crash_times: list[float] = []
         for i in range(args.hangs):
             for sig, out in ((signal.SIGSTOP, hang_times), (signal.SIGKILL, crash_times)):
                 name = names[(i * 37 + (sig == signal.SIGKILL) * 11) % n]
-                old = orch.sup.process_info(program_name(name)).pid  # type: ignore[union-attr]
+                running = orch.sup.process_info(program_name(name))
+                assert running is not None and running.pid, f"{name} is up, so it has a pid"
+                old = running.pid
                 t0 = time.perf_counter()
-                os.kill(old, sig)  # type: ignore[arg-type]
+                os.kill(old, sig)
 
                 def replaced(name: str = name, old: int | None = old) -> bool:
                     info = orch.sup.process_info(program_name(name))

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +182,7 @@ def main() -> None:
         for kind, (factory, extra) in stores.items():
             store = factory()
             fill_s = fill(store, n, base)
-            tick = timed(lambda s=store: s.list_sessions(HOST), args.runs * 4) * 1000
+            tick = timed(partial(store.list_sessions, HOST), args.runs * 4) * 1000
             store.close()
             env = env_base | extra
             cmd = [sys.executable, "-m", "tui.cli.main", "list", "--json"]
