@@ -3,6 +3,7 @@ core call run in a worker thread. `make_app` builds it for `zapvisor` and the te
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Callable
@@ -31,12 +32,16 @@ from tui.screens.alerts import AlertsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.session import SessionScreen
 from tui.screens.sessions import SessionsScreen
+from tui.threads import DaemonExecutor
 
 REFRESH_SECONDS = 1.0
 WATCH_SECONDS = 1.0
 """Longest wait for a pushed change before the watcher looks whether the app closed."""
 DEGRADED_AFTER = 2.5
 """Seconds a refresh may take before the screen says its data is stale."""
+QUIT_GRACE = 0.2
+"""Seconds leaving the app gives calls in flight to end (a write on a healthy store takes
+milliseconds) before it abandons them."""
 
 
 class ZapvisorApp(SessionActions):
@@ -243,6 +248,18 @@ def run_app() -> int:
         output.error(str(exc))
         return exc.exit_code
     app = make_app(settings)
-    app.run()
-    app.orch.close()
+    # Our own loop, so that its default executor (where Textual runs thread workers) is
+    # one that leaving does not wait for, and so that no asyncio.run joins it.
+    executor = DaemonExecutor()
+    loop = asyncio.new_event_loop()
+    loop.set_default_executor(executor)
+    try:
+        app.run(loop=loop)  # returns once Textual restored the terminal
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()  # shuts the executor down without waiting
+    if executor.wait_idle(QUIT_GRACE):
+        app.orch.close()
+    # else a worker is stuck in the store or supervisord, holding the store's lock:
+    # leave it (tui/threads.py says why that is safe); exit closes its socket.
     return app.return_code or 0
