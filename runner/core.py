@@ -93,14 +93,19 @@ class Runner:
         dispatcher.add_done_callback(self._dispatcher_ended)
         faults = sim_faults.start(self)  # test/demo-only fault injection (sim sessions)
         await self._stop.wait()
-        if faults is not None:
-            faults.cancel()
         log.info("stopping", extra={"event": "stopping"})
-        task.cancel()
+        # Producers first, each awaited to its end: the connector, its own tasks, the
+        # faults and the API's requests in flight. Only then is the outbox sealed and
+        # flushed and are the store and webhook threads shut: an event accepted before
+        # the stop reaches the outbox, and nothing reaches for a closed thread pool.
+        producers = [t for t in (faults, task) if t is not None]
+        for t in producers:
+            t.cancel()
         try:
             await self.connector.close()
         except Exception:
             log.exception("connector close failed", extra={"event": "close_failed"})
+        await _settle(producers, "connector")
         await server.close()
         if self.live.status != Status.ERROR:
             await self.reporter.update(
@@ -108,8 +113,9 @@ class Runner:
             )
         # Events still on their way to the outbox get there; delivery resumes at the
         # next start, so a stop never waits on a slow receiver.
+        self.outbox.seal()
         await self.outbox.flush()
-        dispatcher.cancel()
+        await _settle([dispatcher], "webhook dispatcher")
         self.outbox.close()
         await self.reporter.close()
         return self._exit_code
@@ -146,6 +152,27 @@ class Runner:
 
     def request_stop(self) -> None:
         self._stop.set()
+
+
+async def _settle(tasks: list[asyncio.Task[None]], what: str, timeout: float = 5.0) -> None:
+    """Cancel ``tasks`` and wait for them to end, so none still runs (and schedules
+    work) once the stop sequence moves on; their errors are logged, not lost.
+
+    Cancelled again until they end: on Python 3.11 ``asyncio.wait_for`` swallows a
+    cancellation that lands as its inner wait completes (the dispatcher woken by the
+    very events the stop flushes), and the task runs on into the closed pools."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    pending = set(tasks)
+    while pending and loop.time() < deadline:
+        for t in pending:
+            t.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+    if pending:
+        log.warning("%s did not stop within %g s", what, timeout, extra={"event": "stop_slow"})
+    for t in tasks:
+        if t.done() and not t.cancelled() and (exc := t.exception()) is not None:
+            log.error("%s failed: %r", what, exc, exc_info=exc, extra={"event": "crash"})
 
 
 async def _connect(settings: Settings, name: str, port: int) -> Runner | None:

@@ -121,18 +121,37 @@ class Server:
         self.rewrite = rewrite
         self._server: asyncio.Server | None = None
         self._open = 0
+        self._handlers: set[asyncio.Task[Any]] = set()
 
     async def start(self, host: str, port: int) -> None:
         self._server = await asyncio.start_server(
             self._handle, host, port, reuse_address=True, limit=MAX_HEADER_BYTES
         )
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 3.0) -> None:
+        """Stop listening, then let requests in flight finish (``grace`` seconds at
+        most, then they are cancelled). On Python 3.11 ``wait_closed`` does not wait for
+        them: a request that outlived the stop would reach a closed store thread."""
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        handlers = {t for t in self._handlers if t is not asyncio.current_task()}
+        if not handlers:
+            return
+        _, late = await asyncio.wait(handlers, timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+        await self._handle_one(reader, writer)
+
+    async def _handle_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._open >= MAX_CONNECTIONS:
             # Take what the client already sent (briefly), so closing does not reset the
             # connection before it reads the answer.

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ecosystem.errors import ZapvisorError
+from ecosystem.errors import RunnerError, ZapvisorError
 from ecosystem.models import Session, utcnow
 from ecosystem.states import Status
 from ecosystem.store import Store
@@ -62,6 +62,7 @@ class Reporter:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
         self.on_status: Callable[[Status, Status, str | None], None] | None = None
         """Called on every status transition (the runner turns it into a webhook)."""
 
@@ -87,7 +88,13 @@ class Reporter:
         self._wake.set()
 
     async def call(self, fn: Any, *args: Any) -> Any:
-        """Run a blocking store call on the writer's thread (keeps ordering)."""
+        """Run a blocking store call on the writer's thread (keeps ordering).
+
+        After :meth:`close` the thread is gone: a caller still running then (a request
+        the stop outlived, a late connector callback) gets a RunnerError it can handle,
+        not the executor's RuntimeError."""
+        if self._closed:
+            raise RunnerError(f"session {self.session}'s runner is stopping")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, fn, *args)
 
@@ -127,8 +134,11 @@ class Reporter:
 
     async def close(self) -> None:
         await self.flush()
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
+            # Wait for it to end: cancelled mid-write it must not reach for the pool again.
+            await asyncio.wait({self._task})
         self._pool.shutdown(wait=True)
 
     async def touch(self) -> None:

@@ -138,12 +138,25 @@ class Outbox:
         self._unsaved: list[WebhookEvent] = []
         self._pruned = 0.0
         self._saving: set[asyncio.Future[Any]] = set()
+        self._sealed = False
 
     # -- producing -----------------------------------------------------------------
 
     def emit(self, event: str, data: dict[str, Any]) -> asyncio.Future[Any]:
         """Queue ``event`` for the outbox; never raises. Await the result to know the
-        event is in the store (or, with the store down, kept in memory to retry)."""
+        event is in the store (or, with the store down, kept in memory to retry).
+
+        Once the runner's stop has sealed the outbox, an event is logged and dropped:
+        the store thread is about to go, and what the stop flushes must be final."""
+        if self._sealed:
+            log.warning(
+                "webhook event %s dropped: the runner is stopping",
+                event,
+                extra={"event": "webhook_dropped", "webhook": event},
+            )
+            done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
         row = new_event(self.session, event, data)
         row.next_attempt_at = row.created_at + timedelta(seconds=self.delays[0])
         future = asyncio.ensure_future(self.call(self._save, row))
@@ -183,6 +196,10 @@ class Outbox:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def seal(self) -> None:
+        """Accept no more events (the stop sequence, once every producer has stopped)."""
+        self._sealed = True
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait until emitted events reached the store (used before a clean exit)."""
@@ -330,4 +347,5 @@ class Outbox:
         await self.call(functools.partial(self.store.record_webhook_attempt, event_id, **outcome))
 
     def close(self) -> None:
+        self._sealed = True
         self._http.shutdown(wait=False, cancel_futures=True)

@@ -177,8 +177,13 @@ class SimConnector(Connector):
         self._logged_out.set()
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        # Awaited, not just cancelled: an ack or a reconnect still running after close
+        # would emit into an outbox the runner is about to seal.
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
 
     # -- a phone on the network ----------------------------------------------------
 
