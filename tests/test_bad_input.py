@@ -97,7 +97,9 @@ def test_duplicates_unknown_sessions_and_bad_values(zv: Env) -> None:
 def test_delete_needs_confirmation_without_a_terminal(zv: Env) -> None:
     zv.cli("create", "alpha", "--connector", "sim", "--stopped")
     proc = zv.cli("delete", "alpha", check=False)
-    assert proc.returncode == 2 and "--yes" in one_line_error(proc.stderr)
+    assert proc.returncode == 2
+    assert "error: not confirmed: to delete session alpha (port " in one_line_error(proc.stderr)
+    assert "pass --yes" in proc.stderr
     proc = zv.cli("logout", "alpha", check=False)
     assert proc.returncode == 2 and "--yes" in one_line_error(proc.stderr)
     assert zv.json("show", "alpha")["name"] == "alpha"

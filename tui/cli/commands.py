@@ -39,12 +39,13 @@ def _json_object(text: str | None, flag: str) -> dict[str, Any]:
     return value
 
 
-def _confirm(question: str, yes: bool) -> None:
+def _confirm(action: str, yes: bool) -> None:
+    """Ask on a terminal before ``action`` (e.g. "delete session a (port 3001)")."""
     if yes:
         return
     if not sys.stdin.isatty():
-        raise Aborted(f"{question} needs confirmation: pass --yes (no terminal to ask on)")
-    answer = input(f"{question} [y/N] ").strip().lower()
+        raise Aborted(f"not confirmed: to {action}, pass --yes (no terminal to ask on)")
+    answer = input(f"{action[0].upper()}{action[1:]}? [y/N] ").strip().lower()
     if answer not in ("y", "yes"):
         raise Aborted("nothing done")
 
@@ -150,7 +151,7 @@ def delete(args: argparse.Namespace) -> int:
     what = f"delete session {session.name} (port {session.port})"
     if args.purge:
         what += " and its WhatsApp auth"
-    _confirm(what.capitalize() + "?", args.yes)
+    _confirm(what, args.yes)
     orch.delete(args.name, purge=args.purge)
     if args.json:
         output.emit_json(
@@ -167,7 +168,7 @@ def delete(args: argparse.Namespace) -> int:
 def logout(args: argparse.Namespace) -> int:
     orch = _orch()
     orch.store.get_session(args.name)
-    _confirm(f"Log {args.name} out (its phone must scan a new QR to connect again)?", args.yes)
+    _confirm(f"log {args.name} out (its phone must scan a new QR to connect again)", args.yes)
     view = orch.logout(args.name)
     return _print_view(view, args.json, f"logged {view.name} out")
 
