@@ -37,7 +37,7 @@ from ecosystem.health.alerts import (
     store_dead_letters,
 )
 from ecosystem.health.memory import MemoryMeter
-from ecosystem.health.model import MONITOR_ACTOR, SessionHealth
+from ecosystem.health.model import SessionHealth
 from ecosystem.health.notify import Notifier
 from ecosystem.health.outage import StoreMemory, status_since
 from ecosystem.health.probe import REFUSED, probe_many
@@ -385,10 +385,7 @@ class Monitor:
         self.memo.save(self.store, h)
 
     def _event(self, name: str, action: str, detail: dict[str, Any]) -> None:
-        try:
-            self.store.add_event(name, action, actor=MONITOR_ACTOR, detail=detail)
-        except ZapvisorError as exc:
-            log.warning("cannot record %s for %s: %s", action, name, exc)
+        self.memo.event(self.store, name, action, detail)
 
     def _write_status(self, obs: Observed, now: datetime, took: float) -> None:
         """`monitor.json`: proof of life for `zapvisor doctor`, the TUI and tests."""
