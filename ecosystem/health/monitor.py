@@ -90,6 +90,8 @@ class Monitor:
         self.next_due: datetime | None = None
         self.memo = StoreMemory(clock)
         """What the store last said, to supervise from while it is down."""
+        self.settings_problem: dict[str, Any] | None = None
+        """What is wrong with runtime.env, if anything (health/envwatch.py)."""
         self.reconfigure(settings)
 
     def reconfigure(self, settings: Settings) -> None:
@@ -401,5 +403,6 @@ class Monitor:
                 "sessions": len(obs.sessions),
                 "next_restart_at": self.next_due.isoformat() if self.next_due else None,
                 "store_down_since": down.isoformat() if (down := self.memo.down_since) else None,
+                "settings_error": self.settings_problem,
             },
         )
