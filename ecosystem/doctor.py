@@ -266,6 +266,16 @@ def monitor_check(orch: Orchestrator, info: ProcessInfo | None) -> Check:
     if age is None or age > late:
         shown = "never" if age is None else f"{age:.0f} s ago"
         return Check("health monitor", WARN, f"pid {info.pid}, last check {shown}", f"see {log}")
+    problem = status.get("settings_error")
+    if isinstance(problem, dict):
+        names = ", ".join(problem.get("variables") or []) or orch.paths.runtime_env.name
+        return Check(
+            "health monitor",
+            WARN,
+            f"pid {info.pid} runs on {problem.get('runs_on')}: {problem.get('message')}",
+            f"fix {names} (in .env or the environment), then `zapvisor apply` rewrites "
+            f"{orch.paths.runtime_env}",
+        )
     return Check(
         "health monitor",
         OK,

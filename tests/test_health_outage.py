@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from ecosystem.health import status as monitor_status
+from ecosystem.health.model import MONITOR_ACTOR
+from ecosystem.models import Event, utcnow
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths
 from ecosystem.store.postgres import PostgresStore
@@ -35,6 +37,10 @@ def own_server() -> Iterator[PgServer]:
         yield server
     finally:
         server.destroy()
+
+
+def monitor_events(store: PostgresStore) -> list[Event]:
+    return [e for e in store.list_events("alpha") if e.actor == MONITOR_ACTOR]
 
 
 def test_monitor_keeps_supervising_while_the_store_is_down(
@@ -63,14 +69,22 @@ def test_monitor_keeps_supervising_while_the_store_is_down(
         wait_for(lambda: status().get("checks", 0) >= checks + 2, timeout=30)
 
         # A crash during the outage: restarted from the sessions the monitor last read.
+        down_at = utcnow()
         own_server.stop()
         os.kill(first, signal.SIGKILL)
         wait_for(lambda: (p := runner()) and p.state == "RUNNING" and p.pid != first, timeout=30)
         assert wait_for(lambda: status().get("store_down_since"), timeout=30)
-        # ...and it is recorded once the store answers again.
+        # ...and it is recorded once the store answers again: its health record, and
+        # its audit events in order, at the time they happened.
+        up_at = utcnow()
         own_server.start()
         h = wait_for(lambda: (x := store.get_health("alpha")).restarts == 1 and x, timeout=60)
         assert h.exits == 1 and h.last_exit_status == -1 and h.parked_at is None
+        mine = wait_for(lambda: len(x := monitor_events(store)) >= 2 and x, timeout=30)
+        assert [e.action for e in mine] == ["auto_restart", "crash"]  # newest first
+        assert mine[1].detail["exit_status"] == -1 and mine[0].detail["restarts"] == 1
+        assert all(down_at < e.ts < up_at for e in mine), (down_at, up_at, mine)
+        assert mine[1].ts <= mine[0].ts
         wait_for(lambda: status().get("store_down_since") is None, timeout=30)
         assert store.get_session("alpha").desired_state == "running"
 

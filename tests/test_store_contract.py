@@ -209,6 +209,17 @@ def test_operator_updates_are_audited(store: Store) -> None:
     assert store.list_events(limit=1)[0].detail == {"k": "v"}
 
 
+def test_an_event_keeps_the_time_it_happened(store: Store) -> None:
+    """The health monitor writes what it did during a store outage when the store
+    answers again, each event at the time it happened."""
+    then = datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
+    store.add_event("alpha", "crash", actor="health", detail={"n": 1}, ts=then)
+    store.add_event("alpha", "auto_restart", actor="health")
+    restart, crash = store.list_events("alpha", limit=2)
+    assert (crash.action, crash.ts, crash.detail) == ("crash", then, {"n": 1})
+    assert restart.action == "auto_restart" and restart.ts > then + timedelta(days=30)
+
+
 def test_unknown_session(store: Store) -> None:
     with pytest.raises(SessionNotFound):
         store.update_session("ghost", {"description": "x"}, actor="t", action="configure")

@@ -33,13 +33,14 @@ from typing import IO, Any
 from supervisor import childutils
 
 from ecosystem.errors import StoreError, ZapvisorError
+from ecosystem.health.envwatch import RuntimeEnv
 from ecosystem.health.monitor import Monitor
 from ecosystem.health.notify import Notifier
 from ecosystem.health.proctable import RESYNC_SECONDS
 from ecosystem.health.volatile import health_gap, keeps_health, volatile
 from ecosystem.names import session_from_program
 from ecosystem.paths import StatePaths
-from ecosystem.settings import Settings, read_runtime_settings
+from ecosystem.settings import Settings
 from ecosystem.store import open_store
 from ecosystem.supctl import daemon
 
@@ -131,13 +132,12 @@ class Worker(threading.Thread):
         self,
         setup: Callable[[], Built],
         events: queue.Queue[Event],
-        env_file: Path,
+        runtime: RuntimeEnv,
     ) -> None:
         super().__init__(name="health-worker", daemon=True)
         self.setup = setup
         self.events = events
-        self.env_file = env_file
-        self._env_mtime = _mtime(env_file)
+        self.runtime = runtime
         self._skipped: tuple[str, float] = ("", 0.0)
 
     def _build(self) -> bool:
@@ -173,7 +173,7 @@ class Worker(threading.Thread):
     def run(self) -> None:
         if not self._build():
             return
-        self._env_mtime = _mtime(self.env_file)
+        self._show_problem()
         next_check = time.monotonic()
         failures = 0
         while True:
@@ -227,24 +227,17 @@ class Worker(threading.Thread):
     def _reload_settings(self) -> None:
         """Any zapvisor command rewrites runtime.env; thresholds changed there apply
         without restarting the monitor."""
-        mtime = _mtime(self.env_file)
-        if mtime == self._env_mtime:
+        if not self.runtime.changed():
             return
-        self._env_mtime = mtime
-        try:
-            settings = read_runtime_settings(self.env_file, self.monitor.paths.home)
-        except ZapvisorError as exc:
-            log.error("keeping the previous settings: %s", exc)
-            return
-        self.monitor.reconfigure(settings)
-        log.info("settings reloaded from %s", self.env_file)
+        settings = self.runtime.load()  # the last good ones when the file is bad
+        self._show_problem()
+        if settings is not self.monitor.settings:
+            self.monitor.reconfigure(settings)
+            log.info("settings reloaded from %s", self.runtime.env_file)
 
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
+    def _show_problem(self) -> None:
+        problem = self.runtime.problem
+        self.monitor.settings_problem = problem.to_json() if problem else None
 
 
 def _alert_url(monitor: Monitor) -> str | None:
@@ -279,18 +272,11 @@ def build(settings: Settings) -> Built:
 def main(home: Path) -> int:
     configure_logging()
     protocol = claim_stdout()
-    paths = StatePaths(home)
-    try:
-        read_runtime_settings(paths.runtime_env, home)
-    except ZapvisorError as exc:
-        log.error("cannot start: %s", exc)
-        print(f"zapvisor-health: {exc}", file=sys.stderr)
-        return 1
+    runtime = RuntimeEnv(StatePaths(home).runtime_env, home)
+    runtime.load()  # a bad file is said and shown, not fatal (envwatch.py)
     log.info("health monitor started")
     events: queue.Queue[Event] = queue.Queue()
-    worker = Worker(
-        lambda: build(read_runtime_settings(paths.runtime_env, home)), events, paths.runtime_env
-    )
+    worker = Worker(lambda: build(runtime.current()), events, runtime)
     worker.start()
     code = serve_protocol(sys.stdin.buffer, protocol, events, worker.is_alive)
     if code:

@@ -37,7 +37,7 @@ from ecosystem.health.alerts import (
     store_dead_letters,
 )
 from ecosystem.health.memory import MemoryMeter
-from ecosystem.health.model import MONITOR_ACTOR, SessionHealth
+from ecosystem.health.model import SessionHealth
 from ecosystem.health.notify import Notifier
 from ecosystem.health.outage import StoreMemory, status_since
 from ecosystem.health.probe import REFUSED, probe_many
@@ -90,6 +90,8 @@ class Monitor:
         self.next_due: datetime | None = None
         self.memo = StoreMemory(clock)
         """What the store last said, to supervise from while it is down."""
+        self.settings_problem: dict[str, Any] | None = None
+        """What is wrong with runtime.env, if anything (health/envwatch.py)."""
         self.reconfigure(settings)
 
     def reconfigure(self, settings: Settings) -> None:
@@ -385,10 +387,7 @@ class Monitor:
         self.memo.save(self.store, h)
 
     def _event(self, name: str, action: str, detail: dict[str, Any]) -> None:
-        try:
-            self.store.add_event(name, action, actor=MONITOR_ACTOR, detail=detail)
-        except ZapvisorError as exc:
-            log.warning("cannot record %s for %s: %s", action, name, exc)
+        self.memo.event(self.store, name, action, detail)
 
     def _write_status(self, obs: Observed, now: datetime, took: float) -> None:
         """`monitor.json`: proof of life for `zapvisor doctor`, the TUI and tests."""
@@ -404,5 +403,6 @@ class Monitor:
                 "sessions": len(obs.sessions),
                 "next_restart_at": self.next_due.isoformat() if self.next_due else None,
                 "store_down_since": down.isoformat() if (down := self.memo.down_since) else None,
+                "settings_error": self.settings_problem,
             },
         )

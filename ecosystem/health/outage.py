@@ -4,16 +4,19 @@ reads back from the store's audit trail when it starts again.
 
 Runners restarted meanwhile wait for the store before they serve (runner/core.py), so
 restarting them loses nothing and they serve the moment it is back. What the monitor
-could not write (health records, a parking) is written at the first pass that reads
-the store again. Audit events of the outage are not kept: they are logged instead.
+could not write (health records, a parking, its audit events: crash, auto_restart,
+hung...) is written at the first pass that reads the store again, the events in order
+and at the time they happened. Only the last ``EVENTS_KEPT`` events are kept.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from ecosystem.errors import SessionNotFound, StoreError, ZapvisorError
 from ecosystem.health.model import MONITOR_ACTOR, SessionHealth
@@ -23,6 +26,10 @@ from ecosystem.store import Store
 from ecosystem.supctl.rpc import ProcessInfo
 
 log = logging.getLogger("health")
+
+EVENTS_KEPT = 1000
+"""Audit events kept while the store is down (the oldest go first): a crash loop through
+an hour-long outage must not grow the monitor's memory without end."""
 
 
 def park_write(store: Store, name: str, reason: str) -> None:
@@ -62,6 +69,9 @@ class StoreMemory:
         """The health records as last read or written (the passes update this dict)."""
         self.unsaved: set[str] = set()
         self.unsaved_parks: dict[str, str] = {}
+        self.events: deque[tuple[datetime, str, str, Mapping[str, Any]]] = deque()
+        """Audit events not written yet: (when, session, action, detail), oldest first."""
+        self.dropped = 0
         self.down_since: datetime | None = None
 
     def read(self, store: Store, host: str) -> tuple[list[Session], dict[str, SessionHealth], bool]:
@@ -113,8 +123,45 @@ class StoreMemory:
             }
         )
 
+    def event(self, store: Store, name: str, action: str, detail: Mapping[str, Any]) -> None:
+        """Record an audit event; kept for later while the store is down (or events of
+        the outage are still waiting: they come first)."""
+        at = self.clock()
+        if self.down_since is None and not self.events:
+            try:
+                store.add_event(name, action, actor=MONITOR_ACTOR, detail=detail, ts=at)
+                return
+            except StoreError as exc:
+                self.failed(exc)
+            except ZapvisorError as exc:
+                log.warning("cannot record %s for %s: %s", action, name, exc)
+                return
+        if len(self.events) >= EVENTS_KEPT:
+            self.events.popleft()
+            if not self.dropped:
+                log.warning("over %d audit events wait for the store: the oldest go", EVENTS_KEPT)
+            self.dropped += 1
+        self.events.append((at, name, action, detail))
+
     def _flush(self, store: Store) -> None:
-        """Parks first, so a parked session reads back as stopped."""
+        """Events first, in order, each removed once written (a store that stops again
+        midway keeps the rest); then parks, so a parked session reads back as stopped."""
+        if self.dropped:
+            log.warning(
+                "%d audit event(s) of the outage were dropped: only the last %d were kept",
+                self.dropped,
+                EVENTS_KEPT,
+            )
+            self.dropped = 0
+        while self.events:
+            at, name, action, detail = self.events[0]
+            try:
+                store.add_event(name, action, actor=MONITOR_ACTOR, detail=detail, ts=at)
+            except StoreError:
+                raise
+            except ZapvisorError as exc:  # not the outage: this one will never go in
+                log.warning("cannot record %s for %s: %s", action, name, exc)
+            self.events.popleft()
         for name, reason in list(self.unsaved_parks.items()):
             park_write(store, name, reason)
             del self.unsaved_parks[name]

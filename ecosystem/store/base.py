@@ -92,8 +92,10 @@ class Store(abc.ABC):
         *,
         actor: str,
         detail: Mapping[str, Any] | None = None,
+        ts: datetime | None = None,
     ) -> None:
-        """Record an action in the audit trail."""
+        """Record an action in the audit trail, at ``ts`` when given (an action taken
+        while the store did not answer, written when it answers again), else now."""
 
     @abc.abstractmethod
     def list_events(self, session_name: str | None = None, limit: int = 100) -> list[Event]:

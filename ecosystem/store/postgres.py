@@ -14,6 +14,7 @@ import json
 import threading
 import time
 from collections.abc import Hashable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -247,14 +248,15 @@ class PostgresStore(PgConnection, PgOutbox, PgHealth, Store):
         *,
         actor: str,
         detail: Mapping[str, Any] | None = None,
+        ts: datetime | None = None,
     ) -> None:
         text = json.dumps(dict(detail or {}), ensure_ascii=False, default=str)
 
         def op(cur: Cur) -> None:
             cur.execute(
-                "INSERT INTO session_events (session_name, actor, action, detail)"
-                " VALUES (%s, %s, %s, %s::jsonb)",
-                (session_name, actor, action, text),
+                "INSERT INTO session_events (ts, session_name, actor, action, detail)"
+                " VALUES (coalesce(%s::timestamptz, now()), %s, %s, %s, %s::jsonb)",
+                (ts, session_name, actor, action, text),
             )
 
         self._run(op, write=True)

@@ -122,12 +122,13 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
         detail: Mapping[str, Any] | None = None,
         from_status: str | None = None,
         to_status: str | None = None,
+        ts: datetime | None = None,
     ) -> None:
         db.execute(
             "INSERT INTO session_events (ts, session_name, actor, action, from_status,"
             " to_status, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
-                _ts(utcnow()),
+                _ts(ts or utcnow()),
                 session_name,
                 actor,
                 action,
@@ -348,9 +349,10 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
         *,
         actor: str,
         detail: Mapping[str, Any] | None = None,
+        ts: datetime | None = None,
     ) -> None:
         with self._cursor(write=True) as db:
-            self._insert_event(db, session_name, action, actor, detail)
+            self._insert_event(db, session_name, action, actor, detail, ts=ts)
 
     def list_events(self, session_name: str | None = None, limit: int = 100) -> list[Event]:
         with self._cursor() as db:

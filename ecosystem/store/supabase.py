@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -290,6 +291,7 @@ class SupabaseStore(PgOutbox, PgHealth, Store):
         *,
         actor: str,
         detail: Mapping[str, Any] | None = None,
+        ts: datetime | None = None,
     ) -> None:
         row = {
             "session_name": session_name,
@@ -297,6 +299,8 @@ class SupabaseStore(PgOutbox, PgHealth, Store):
             "action": action,
             "detail": json.loads(json.dumps(dict(detail or {}), default=str)),
         }
+        if ts is not None:  # else the column's default: the database's now()
+            row["ts"] = ts.isoformat()
         self._call(
             lambda: (
                 self._client.table("session_events")
