@@ -65,6 +65,11 @@ class Watchdog:
             with self._cond:
                 self._armed = None
 
+    @property
+    def armed(self) -> bool:
+        """Whether a bounded call is in progress."""
+        return self._armed is not None
+
     def abort(self) -> bool:
         """Cut the call in progress short now (the store is closing); whether one was."""
         with self._cond:
