@@ -91,7 +91,8 @@ def run_checks(orch: Orchestrator) -> list[Check]:
 
     sessions = []
     checks.append(_store_check(orch))
-    if checks[-1].level != FAIL:
+    store_ok = checks[-1].level != FAIL
+    if store_ok:
         with contextlib.suppress(ZapvisorError):
             sessions = orch.store.list_sessions(s.host_id)
 
@@ -163,10 +164,10 @@ def run_checks(orch: Orchestrator) -> list[Check]:
             )
         )
 
-    try:
-        health = orch.health()
-    except ZapvisorError:
-        health = {}
+    health = {}
+    if store_ok:  # a store that failed its check is not asked (and waited on) again
+        with contextlib.suppress(ZapvisorError):
+            health = orch.health()
     for x in sessions:
         h = health.get(x.name)
         if h is not None and h.parked_at is not None and x.desired_state != DesiredState.RUNNING:

@@ -28,10 +28,13 @@ from ecosystem.store import pgcommon as pg
 from ecosystem.store.base import Store
 from ecosystem.store.pg_health import PgHealth
 from ecosystem.store.pg_outbox import PgOutbox
-from ecosystem.store.postgres_conn import Conn, Cur, PgConnection
+from ecosystem.store.pgwatch import Watchdog
+from ecosystem.store.postgres_conn import ANSWER_TIMEOUT, MIGRATE_TIMEOUT, Conn, Cur, PgConnection
 from ecosystem.store.sqlite import _summarise
 from ecosystem.webhooks import WebhookEvent
 
+CLOSE_WAIT = 2.0
+"""Seconds close() waits for a call it cut short to let go of the connection."""
 POOLED_POLL_INTERVAL = 1.0
 """Seconds between two looks at the sessions when LISTEN cannot be used: within a
 second, as with NOTIFY, for one cheap query (a count and a max) per watcher."""
@@ -56,6 +59,7 @@ class PostgresStore(PgConnection, PgOutbox, PgHealth, Store):
         if transaction_pooled is not None:
             self.transaction_pooled = transaction_pooled
         self._listen_lock = threading.Lock()
+        self._listen_watchdog = Watchdog()
         self._listener: Conn | None = None
         self._listener_lost = False
         self._listen_refused: str | None = None
@@ -84,12 +88,25 @@ class PostgresStore(PgConnection, PgOutbox, PgHealth, Store):
         return f"postgres {user}{self._where}"
 
     def close(self) -> None:
-        with self._lock:
-            self._drop()
-        with self._listen_lock:
-            if self._listener is not None:
-                self._listener.close()
-                self._listener = None
+        """Never waits on the server: a call stuck on a frozen one is cut short first
+        (it fails with the store's timeout error in its own thread)."""
+        self._watchdog.abort()
+        self._listen_watchdog.abort()
+        if self._lock.acquire(timeout=CLOSE_WAIT):
+            try:
+                self._drop()
+            finally:
+                self._lock.release()
+        # else the cut-short call drops its connection itself on the way out
+        self._watchdog.stop()
+        if self._listen_lock.acquire(timeout=CLOSE_WAIT):
+            try:
+                if self._listener is not None:
+                    self._listener.close()
+                    self._listener = None
+            finally:
+                self._listen_lock.release()
+        self._listen_watchdog.stop()
 
     # -- schema --------------------------------------------------------------------
 
@@ -111,7 +128,7 @@ class PostgresStore(PgConnection, PgOutbox, PgHealth, Store):
                 applied.append(f"{mig.version:04d}_{mig.name}")
             return applied
 
-        return self._run(op, write=True)
+        return self._run(op, write=True, timeout=MIGRATE_TIMEOUT)
 
     def schema_version(self) -> int:
         def op(cur: Cur) -> int:
@@ -294,11 +311,14 @@ class PostgresStore(PgConnection, PgOutbox, PgHealth, Store):
             if self._listener is None:
                 self._listener = self._connect()
                 try:
-                    self._listener.execute(f"LISTEN {pg.NOTIFY_CHANNEL}")
+                    with self._listen_watchdog.bound(self._listener, ANSWER_TIMEOUT):
+                        self._listener.execute(f"LISTEN {pg.NOTIFY_CHANNEL}")
                 except psycopg.Error as exc:
                     broken = self._listener.broken or self._listener.closed
                     self._listener.close()
                     self._listener = None
+                    if self._listen_watchdog.fired:
+                        raise self._no_answer(f"{ANSWER_TIMEOUT:g} s") from None
                     if broken:
                         raise self._unreachable(exc) from None
                     # the server (a standby) or a pooler refused LISTEN itself: the store
@@ -315,20 +335,20 @@ class PostgresStore(PgConnection, PgOutbox, PgHealth, Store):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
+                wait = min(remaining, self.poll_interval)
                 try:
-                    heard = any(
-                        True
-                        for _ in listener.notifies(
-                            timeout=min(remaining, self.poll_interval), stop_after=1
-                        )
-                    )
-                    if heard:
-                        for _ in listener.notifies(timeout=0.01):
-                            pass  # drain the burst one change usually is
+                    # notifies() ends by itself; the bound lets close() cut it short
+                    with self._listen_watchdog.bound(listener, wait + ANSWER_TIMEOUT):
+                        heard = any(True for _ in listener.notifies(timeout=wait, stop_after=1))
+                        if heard:
+                            for _ in listener.notifies(timeout=0.01):
+                                pass  # drain the burst one change usually is
                 except psycopg.Error as exc:
                     listener.close()
                     self._listener = None
                     self._listener_lost = True
+                    if self._listen_watchdog.fired:
+                        raise self._no_answer(f"{wait + ANSWER_TIMEOUT:g} s") from None
                     raise self._unreachable(exc) from None
                 marker = self.change_marker()
                 if heard or marker != self._change_baseline:

@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 from ecosystem.errors import ConfigError, StoreError, ZapvisorError
 from ecosystem.store import pgcommon as pg
 from ecosystem.store.pgfunctions import FunctionCaller, Returns
+from ecosystem.store.pgwatch import Watchdog
 
 T = TypeVar("T")
 TCP_DEFAULTS = {
@@ -32,6 +33,12 @@ TCP_DEFAULTS = {
     "keepalives_count": 3,
     "tcp_user_timeout": 30_000,
 }
+ANSWER_TIMEOUT = 10.0
+"""Seconds a call on an open connection may take before the store gives up on the server
+(see pgwatch.py): every call is one small SQL function, so only a frozen or drowning
+server takes this long, and a runner, the monitor or the TUI must not wait on it forever."""
+MIGRATE_TIMEOUT = 120.0
+"""A migration waits for another one in progress (an advisory lock) and runs DDL."""
 TRANSACTION_POOLER_PORT = "6543"
 """Supabase's transaction pooler (Supavisor; PgBouncer's custom): a server connection
 per transaction, so session state such as LISTEN does not outlive one statement."""
@@ -64,6 +71,7 @@ class PgConnection(FunctionCaller):
         self._extra: dict[str, Any] = {}
         if "connect_timeout" not in params:
             self._extra["connect_timeout"] = max(1, round(connect_timeout))
+        self._connect_timeout = str(params.get("connect_timeout") or self._extra["connect_timeout"])
         if "application_name" not in params:
             self._extra["application_name"] = "zapvisor"
         # A server that vanished without closing (a dead VPS, a cut link) must not hang
@@ -80,6 +88,7 @@ class PgConnection(FunctionCaller):
         self._user = user
         self._lock = threading.RLock()
         self._conn: Conn | None = None
+        self._watchdog = Watchdog()
 
     @property
     def name(self) -> str:
@@ -96,8 +105,18 @@ class PgConnection(FunctionCaller):
                 row_factory=dict_row,
                 **self._extra,
             )
+        except psycopg.errors.ConnectionTimeout:
+            # The server accepted the connection (or the network swallowed it) and
+            # never answered: frozen, drowning, or a stuck pooler in front of it.
+            raise self._no_answer(f"{self._connect_timeout} s") from None
         except psycopg.Error as exc:
             raise self._unreachable(exc) from None
+
+    def _no_answer(self, within: str) -> StoreError:
+        return StoreError(
+            f"the {self.name} did not answer within {within}: check that the server (or "
+            "its pooler) is running and not overloaded"
+        )
 
     def _unreachable(self, exc: BaseException) -> StoreError:
         cause = pg.redact(
@@ -120,12 +139,21 @@ class PgConnection(FunctionCaller):
                 self._conn.close()
             self._conn = None
 
-    def _run(self, fn: Callable[[Cur], T], *, write: bool, **context: Any) -> T:
-        """Run ``fn`` on the connection (in a transaction when ``write``).
+    def _run(
+        self,
+        fn: Callable[[Cur], T],
+        *,
+        write: bool,
+        timeout: float = ANSWER_TIMEOUT,
+        **context: Any,
+    ) -> T:
+        """Run ``fn`` on the connection (in a transaction when ``write``), within
+        ``timeout`` seconds once connected.
 
         A connection that the server dropped while idle (a restart, a failover) is
         replaced and the call made once more, but only when nothing of it reached the
-        server: a write is never sent twice.
+        server: a write is never sent twice. A call cut short by its bound is not
+        retried: the server did not answer, a second try would only double the wait.
         """
         with self._lock:
             for attempt in (1, 2):
@@ -135,15 +163,19 @@ class PgConnection(FunctionCaller):
                 conn = self._conn
                 began = False
                 try:
-                    if write:
-                        with conn.transaction():
-                            began = True
-                            with conn.cursor() as cur:
-                                return fn(cur)
-                    began = True
-                    with conn.cursor() as cur:
-                        return fn(cur)
+                    with self._watchdog.bound(conn, timeout):
+                        if write:
+                            with conn.transaction():
+                                began = True
+                                with conn.cursor() as cur:
+                                    return fn(cur)
+                        began = True
+                        with conn.cursor() as cur:
+                            return fn(cur)
                 except psycopg.Error as exc:
+                    if self._watchdog.fired:
+                        self._drop()
+                        raise self._no_answer(f"{timeout:g} s") from None
                     if conn.broken or conn.closed:
                         self._drop()
                         if attempt == 1 and reused and (not began or not write):
