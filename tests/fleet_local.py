@@ -34,6 +34,7 @@ class LocalFleet:
         if host in self.down:
             raise ConnectionRefusedError(f"connect to {host}: Connection refused")
         env = self.remotes[host]
+        env.home.parent.mkdir(parents=True, exist_ok=True)
         errlog = (env.home.parent / "agent.err").open("ab")
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -68,12 +69,14 @@ class LocalFleet:
     def hosts(self) -> list[str]:
         return sorted(self.remotes)
 
-    def orchestrator(self, **kwargs: object) -> Orchestrator:
+    def orchestrator(self, **settings_fields: object) -> Orchestrator:
         """The control side, on the local host, with links to the remote ones."""
         links = HostLinks(self.open_agent, hosts=self.hosts)
         self.links.append(links)
-        settings = self.local.settings(database_url=self.dsn, host_id=self.local_id)
-        orch = Orchestrator(settings, links=links, **kwargs)  # type: ignore[arg-type]
+        settings = self.local.settings(
+            database_url=self.dsn, host_id=self.local_id, **settings_fields
+        )
+        orch = Orchestrator(settings, links=links)
         self.made.append(orch)
         return orch
 

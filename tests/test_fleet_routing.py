@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -16,6 +17,7 @@ import pytest
 from ecosystem.errors import HostUnreachable, InvalidValue, SessionExists
 from ecosystem.liveview import Poller
 from ecosystem.models import NewSession
+from ecosystem.orchestrator import Orchestrator
 from ecosystem.states import DesiredState
 from tests.conftest import Env, wait_for
 from tests.fleet_local import LocalFleet, make_fleet
@@ -83,6 +85,11 @@ def test_every_action_on_a_remote_session_runs_on_its_host(fleet: LocalFleet) ->
     assert listing == {"local-1": ("host-a", "RUNNING"), "remote-1": ("host-b", "RUNNING")}
     assert [v.name for v in orch.list_sessions(host="host-b")] == ["remote-1"]
 
+    # doctor checks the other hosts too
+    checks = {c.name: c for c in orch.doctor()}
+    assert checks["host host-b"].level == "ok", checks["host host-b"]
+    assert "zapvisor" in checks["host host-b"].detail
+
     # one agent served all of it
     assert len(fleet.agents["host-b"]) == 1
 
@@ -125,6 +132,14 @@ def test_a_silent_host_turns_grey_within_10_s_and_comes_back(fleet: LocalFleet) 
     assert snap.hosts["host-b"].reachable and snap.view("there").process_state == "RUNNING"  # type: ignore[union-attr]
     agent = fleet.agents["host-b"][-1]
 
+    # each tick asks host-b once, on the link it has: no process started per tick
+    assert orch.links is not None
+    asked = orch.links.calls[("host-b", "host_report")]
+    for _ in range(5):
+        poller.tick()
+    assert orch.links.calls[("host-b", "host_report")] - asked <= 5
+    assert fleet.agents["host-b"] == [agent]
+
     # the host stops answering mid-refresh (its agent frozen, no new link possible)
     fleet.down.add("host-b")
     os.kill(agent, signal.SIGSTOP)
@@ -153,3 +168,57 @@ def test_a_silent_host_turns_grey_within_10_s_and_comes_back(fleet: LocalFleet) 
     wait_for(lambda: poller.tick().hosts["host-b"].reachable, 20)
     snap = poller.tick()
     assert snap.view("there").unreachable is None  # type: ignore[union-attr]
+
+    # the host leaves the fleet while the view is open: it goes from the view, quietly
+    orch.delete("there")
+    del fleet.remotes["host-b"]
+    snap = poller.tick()
+    assert set(snap.hosts) == set() and [v.name for v in snap.views] == ["here"]
+
+
+def test_two_control_machines_at_once_and_a_host_whose_supervisord_is_down(
+    fleet: LocalFleet,
+) -> None:
+    """Two control sides (each its own links and agent) create on host-b at the same
+    moment: the store gives distinct ports. Then host-b's supervisord is shut down: the
+    next listing brings it up there, as a local command does here."""
+    one, two = fleet.orchestrator(), fleet.orchestrator()
+    made: dict[str, int] = {}
+    failed: list[BaseException] = []
+
+    def create(orch: Orchestrator, name: str) -> None:
+        try:
+            new = NewSession(name=name, connector="sim")
+            made[name] = orch.create(new, host="host-b").session.port
+        except BaseException as exc:  # reported below
+            failed.append(exc)
+
+    threads = [
+        threading.Thread(target=create, args=(orch, name))
+        for orch, name in ((one, "from-one"), (two, "from-two"))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not failed, failed
+    assert sorted(made.values()) == [fleet.remotes["host-b"].base_port + i for i in (0, 1)]
+    assert len(fleet.agents["host-b"]) == 2  # one link per control side
+
+    b = fleet.remotes["host-b"]
+    pid = b.supervisord_pid()
+    b.cli("shutdown")
+    assert wait_for(lambda: not _alive(pid), 30)
+    listing = {v.name: v.process_state for v in one.list_sessions(host="host-b")}
+    assert listing == {"from-one": "RUNNING", "from-two": "RUNNING"}
+    assert b.supervisord_pid() not in (None, pid)
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

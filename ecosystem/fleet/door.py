@@ -7,6 +7,8 @@ import concurrent.futures
 from collections import Counter
 from typing import Any
 
+from ecosystem import __version__
+from ecosystem.doctor import FAIL, OK, WARN, Check
 from ecosystem.errors import CapacityError, InvalidValue, ZapvisorError
 from ecosystem.fleet import codec
 from ecosystem.fleet.routing import CALL_TIMEOUT
@@ -107,6 +109,42 @@ class FleetDoor(Reads):
             info = (table or {}).get(program_name(s.name))
             views.append(SessionView(s, info, health.get(s.name), unreachable=why))
         return views
+
+    def doctor(self) -> list[Check]:
+        """This host's checks, then one per other host of the fleet: does it answer,
+        does it run this zapvisor version, is its supervisord up."""
+        checks = super().doctor()
+        others = self.fleet_hosts()[1:]
+        for host, report in self.on_hosts(others, "host_report", HostReport).items():
+            name = f"host {host}"
+            if not isinstance(report, HostReport):
+                checks.append(
+                    Check(name, FAIL, str(report), f"is {host} up, and its sshd? then retry")
+                )
+            elif report.version != __version__:
+                checks.append(
+                    Check(
+                        name,
+                        WARN,
+                        f"runs zapvisor {report.version}, this is {__version__}: actions "
+                        "whose format changed between them are refused",
+                        f"`zapvisor hosts upgrade {host}`",
+                    )
+                )
+            elif not report.supervisord_up:
+                checks.append(
+                    Check(
+                        name,
+                        WARN,
+                        "answers; its supervisord is not running",
+                        "any command on one of its sessions starts it",
+                    )
+                )
+            else:
+                ms = self.links.reach(host).latency_ms if self.links else None
+                took = f" in {ms:.0f} ms" if ms is not None else ""
+                checks.append(Check(name, OK, f"answers{took}, zapvisor {report.version}"))
+        return checks
 
     def place(self, name: str) -> str:
         """The reachable host with the most room for one more session: free session

@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=15)
     parser.add_argument("--creates", type=int, default=3)
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # figures as they come
 
     top = Path(tempfile.mkdtemp(prefix="zv-fleet-bench-"))
     pg = PgServer(free_port_block(1))
@@ -85,11 +86,16 @@ def main() -> None:
             name = f"host-{chr(ord('a') + i)}"
             home = top / name / "home"
             env = Env(home, free_port_block(size), size)
-            env.extra = {"ZAPVISOR_DATABASE_URL": dsn, "ZAPVISOR_HOST_ID": name}
+            env.extra = {
+                "ZAPVISOR_DATABASE_URL": dsn,
+                "ZAPVISOR_HOST_ID": name,
+                # a loaded 2-core machine starts 200 runners slowly: give them time
+                "ZAPVISOR_START_TIMEOUT": "120",
+            }
             envs.append(env)
         local, remotes = envs[0], {e.extra["ZAPVISOR_HOST_ID"]: e for e in envs[1:]}
         fleet = LocalFleet(dsn, local, "host-a", remotes)
-        orch = fleet.orchestrator()
+        orch = fleet.orchestrator(start_timeout=120)
         hosts = orch.fleet_hosts()
         t0 = time.perf_counter()
         for env in envs:
