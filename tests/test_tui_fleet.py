@@ -9,12 +9,14 @@ import asyncio
 from collections.abc import Callable, Iterator
 
 import pytest
+from textual.widgets import Select
 
 from ecosystem.models import NewSession
 from tests.conftest import Env
 from tests.fleet_local import LocalFleet, make_fleet
 from tests.tui_helpers import decode_screen_qr, screen_as, screen_text, until
 from tui.app import ZapvisorApp
+from tui.dialogs.create import AUTOMATIC, CreateForm
 from tui.screens.hosts import HostsScreen
 from tui.screens.session import SessionScreen
 from tui.screens.sessions import SessionsScreen
@@ -54,6 +56,15 @@ def test_hosts_screen_host_column_and_a_remote_session(fleet: LocalFleet) -> Non
             rows = {line.split()[0]: line.split()[1] for line in screen_text(app).splitlines()
                     if line.strip().startswith(("here", "there"))}  # fmt: skip
             assert rows == {"here": "host-a", "there": "host-b"}
+
+            # n: the create form offers the hosts, automatic placement first
+            await pilot.press("n")
+            form = screen_as(app, CreateForm)
+            choice = form.query_one("#host", Select)
+            assert choice.value == AUTOMATIC
+            assert [v for _label, v in choice._options] == [AUTOMATIC, "host-a", "host-b"]
+            await pilot.press("escape")
+            assert app.screen is home
 
             # h: both hosts, answering, with their sessions and version
             await pilot.press("h")
