@@ -14,6 +14,7 @@ machine is shared and noisy, compare the ratios within one run.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import os
 import shutil
 import signal
@@ -101,10 +102,15 @@ def main() -> None:
         for env in envs:
             host = env.extra["ZAPVISOR_HOST_ID"]
             populate(orch, host, env.base_port, args.sessions)
-        orch.apply()
         assert orch.links is not None
-        for host in hosts[1:]:
-            orch.links.call(host, "apply", {}, timeout=600)
+        links = orch.links
+        # every host starts its runners at once, as their operators' boots would
+        with concurrent.futures.ThreadPoolExecutor(len(hosts)) as pool:
+            applies = [pool.submit(orch.apply)] + [
+                pool.submit(links.call, host, "apply", {}, timeout=1800) for host in hosts[1:]
+            ]
+            for done in applies:
+                done.result()
         print(
             f"{len(hosts)} hosts x {args.sessions} sim sessions started in "
             f"{time.perf_counter() - t0:.1f} s"
