@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from ecosystem.errors import ZapvisorError
 from ecosystem.fleet import codec
 from ecosystem.fleet.door import HOST_TIMEOUT
 from ecosystem.health.model import Alert, Severity
@@ -185,7 +184,7 @@ class Poller:
                 reach = links.reach(host)
                 try:
                     report = codec.decode(future.result(), HostReport)
-                except (ZapvisorError, concurrent.futures.CancelledError) as exc:
+                except Exception as exc:  # whatever it was, the host did not answer
                     since = reach.since or utcnow()
                     before = HostState(
                         host, before.report, reachable=False, since=since, error=str(exc)

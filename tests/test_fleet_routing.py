@@ -58,6 +58,7 @@ def test_every_action_on_a_remote_session_runs_on_its_host(fleet: LocalFleet) ->
     with pytest.raises(InvalidValue) as bad:
         orch.pair_phone("remote-1", "12ab")
     assert bad.value.exit_code == 65 and "'ab'" in str(bad.value)
+    assert orch.links is not None and orch.links.reach("host-b").reachable is True
 
     # the QR, then its log followed while the simulated phone scans it
     code = orch.qr("remote-1", wait=15)

@@ -76,6 +76,8 @@ class FleetDoor(Reads):
             except concurrent.futures.TimeoutError:
                 future.cancel()
                 out[host] = links.unreachable(host, f"{host} did not answer {method}")
+            except Exception as exc:  # an opener's own failure: the host is not reached
+                out[host] = links.unreachable(host, f"{host} cannot be reached: {exc!r:.120}")
         return out
 
     def list_sessions(self, host: str | None = None) -> list[SessionView]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from ecosystem.errors import HostUnreachable, ProtocolError, VersionSkew, ZapvisorError
+from ecosystem.errors import HostUnreachable, ProtocolError, ZapvisorError
 from ecosystem.fleet.client import AgentClient, Reader, Writer
 from ecosystem.fleet.loop import FleetLoop
 from ecosystem.fleet.protocol import Hello
@@ -138,23 +138,28 @@ class HostLinks:
     ) -> Any:
         started = time.monotonic()
         self.calls[(host, method)] += 1
+        client: AgentClient | None = None
         try:
             client = await self.client(host)
             result = await client.call(
                 method, params, timeout=timeout, on_event=on_event, actor=actor
             )
-        except (HostUnreachable, ProtocolError, OSError, TimeoutError) as exc:
-            error = exc if isinstance(exc, ZapvisorError) else _unreachable(host, exc)
+        except ZapvisorError as exc:
+            # The host answered with an error (its own, a refused revision, a request it
+            # did not understand) while the link stands: it is reachable. No link, a
+            # dropped one, or no answer in time: it is not.
+            if client is not None and client.alive and not isinstance(exc, HostUnreachable):
+                self._answered(host, started, client.hello)
+                raise
+            self._silent(host, exc)
+            await self._drop(host)
+            raise
+        except (OSError, TimeoutError) as exc:
+            error = _unreachable(host, exc)
             self._silent(host, error)
             await self._drop(host)
             raise error from None
-        except VersionSkew:
-            self._answered(host, started, self.hello(host))
-            raise
-        except ZapvisorError:
-            self._answered(host, started, self.hello(host))  # it answered: with an error
-            raise
-        self._answered(host, started, self.hello(host))
+        self._answered(host, started, client.hello)
         return result
 
     async def within(self, host: str, method: str, timeout: float) -> Any:
