@@ -23,6 +23,8 @@ from runner.connectors.base import UpstreamError
 from tests.conftest import Env, wait_for
 from tests.test_session_api import call, raw_request
 
+HEALTH = "GET /health HTTP/1.1\r\nHost: x"
+
 
 class MediaServer:
     """Serves `image/png` bytes; `/redir?to=URL` answers 302 to URL. Records hits."""
@@ -181,11 +183,11 @@ def test_a_runner_refuses_what_a_caller_must_not_do(
     # and the runner keeps its file descriptors; closing them brings the API back
     idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(140)]
     try:
-        assert wait_for(lambda: raw_request(port, "GET /health HTTP/1.1")[0] == 503, timeout=20)
+        assert wait_for(lambda: raw_request(port, HEALTH)[0] == 503, timeout=20)
     finally:
         for sock in idle:
             sock.close()
-    wait_for(lambda: raw_request(port, "GET /health HTTP/1.1")[0] == 200, timeout=20)
+    wait_for(lambda: raw_request(port, HEALTH)[0] == 200, timeout=20)
 
     # no secret in any log the runner or supervisord wrote
     secret = (zv.home / "secrets" / "tight.webhook-secret").read_text().strip()
