@@ -116,7 +116,7 @@ class Runner:
         self.outbox.seal()
         await self.outbox.flush()
         await _settle([dispatcher], "webhook dispatcher")
-        self.outbox.close()
+        await self.outbox.close()
         await self.reporter.close()
         return self._exit_code
 

@@ -1,8 +1,9 @@
 """The supabase store: the same contract over a Supabase project's REST API (PostgREST).
 
-It uses supabase-py's PostgREST client (the part of `supabase.create_client` that talks
-to the database, without the auth, storage and realtime clients, which cost ~0.3 s more
-to import and are not needed) with the service role key. Writes are RPC calls of the SQL
+It uses `postgrest`, supabase-py's PostgREST client (the part of `supabase.create_client`
+that talks to the database; zapvisor depends on it alone, without the auth, storage and
+realtime clients, which cost ~0.3 s more to import and are not needed), with the
+service role key. Writes are RPC calls of the SQL
 functions the migrations create, so the port reservation is the same atomic function the
 postgres store calls; the webhook outbox and the health records (pg_outbox.py,
 pg_health.py) are RPC calls only, the same functions as the postgres store's. Live
