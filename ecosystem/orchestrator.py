@@ -20,7 +20,7 @@ from ecosystem.names import program_name, validate_name
 from ecosystem.paths import StatePaths
 from ecosystem.ports import busy_ports, who_holds
 from ecosystem.settings import Settings
-from ecosystem.states import PROCESS_SERVING, DesiredState
+from ecosystem.states import FAILING_STATES, PROCESS_SERVING, STOPPED_STATES, DesiredState
 from ecosystem.store import Store, open_store
 from ecosystem.supctl import apply as applier
 from ecosystem.supctl import daemon
@@ -140,7 +140,7 @@ class Orchestrator:
             polls += 1
             if polls % 5 == 0:
                 info = self.sup.process_info(program_name(name))
-                if info is not None and info.state in ("FATAL", "EXITED", "STOPPED"):
+                if info is not None and info.state in STOPPED_STATES:
                     raise RunnerError(f"{name}'s runner is {info.state}: {self.why_down(name)}")
             time.sleep(0.05)
         raise RunnerError(
@@ -158,7 +158,7 @@ class Orchestrator:
         parts = []
         if info.spawnerr:
             parts.append(info.spawnerr)
-        if info.state in ("EXITED", "FATAL", "BACKOFF"):
+        if info.state in FAILING_STATES:
             parts.append(f"exit status {info.exitstatus}")
         lines = [ln for ln in self.sup.tail_stderr(program).splitlines() if ln.strip()]
         if lines:

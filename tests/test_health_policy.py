@@ -20,7 +20,7 @@ from ecosystem.health.alerts import (
 )
 from ecosystem.health.model import Alert, AlertKind, SessionHealth, Severity
 from ecosystem.models import Session
-from ecosystem.states import DesiredState, Status
+from ecosystem.states import DesiredState, ProcessState, Status
 from ecosystem.store.base import Store
 from ecosystem.store.sqlite import SQLiteStore
 from ecosystem.supctl.rpc import ProcessInfo
@@ -254,7 +254,7 @@ def test_host_thresholds_with_hysteresis_and_sustained_cpu() -> None:
 
 
 def proc(state: str, uptime: int = 100, spawnerr: str = "") -> ProcessInfo:
-    return ProcessInfo("wa-s", state, 1, 1000, 1000 + uptime, 0, 1, spawnerr, "")
+    return ProcessInfo("wa-s", ProcessState(state), 1, 1000, 1000 + uptime, 0, 1, spawnerr, "")
 
 
 def test_session_alerts_error_parked_and_fatal() -> None:
@@ -318,7 +318,7 @@ def test_process_table_follows_events_and_resyncs() -> None:
 
     def fetch() -> dict[str, ProcessInfo]:
         fetched.append(clock[0])
-        return {"wa-s": ProcessInfo("wa-s", "RUNNING", 10, 900, 1000, 0, 0, "", "")}
+        return {"wa-s": ProcessInfo("wa-s", ProcessState.RUNNING, 10, 900, 1000, 0, 0, "", "")}
 
     table = ProcessTable(fetch, resync=60, clock=lambda: clock[0])
     assert table.snapshot()["wa-s"].pid == 10 and len(fetched) == 1
@@ -326,7 +326,7 @@ def test_process_table_follows_events_and_resyncs() -> None:
     clock[0] += 1
     info = table.snapshot()["wa-s"]
     assert info.state == "EXITED" and info.uptime is None and len(fetched) == 1
-    table.note("wa-s", "STARTING")
+    table.note("wa-s", ProcessState.STARTING)
     table.apply("PROCESS_STATE_RUNNING", {"processname": "wa-s", "pid": "11"})
     clock[0] += 5
     info = table.snapshot()["wa-s"]

@@ -23,7 +23,7 @@ from ecosystem.monitor import Poller, Snapshot, notable_changes
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.paths import StatePaths
 from ecosystem.settings import make_settings
-from ecosystem.states import Status
+from ecosystem.states import ProcessState, Status
 from ecosystem.supctl import daemon
 from ecosystem.supctl.rpc import ProcessInfo
 from ecosystem.views import SessionView
@@ -70,7 +70,7 @@ class CountingSupervisor:
 
 
 def _info(name: str, pid: int | None) -> ProcessInfo:
-    state = "RUNNING" if pid else "STOPPED"
+    state = ProcessState.RUNNING if pid else ProcessState.STOPPED
     return ProcessInfo(f"wa-{name}", state, pid, 1, 2, 0, 0, "", "")
 
 
@@ -130,7 +130,11 @@ def _with(
     for view in snap.views:
         if view.name == name:
             session = view.session.model_copy(update=fields)
-            proc = replace(view.process, state=state) if (view.process and state) else view.process
+            proc = (
+                replace(view.process, state=ProcessState(state))
+                if (view.process and state)
+                else view.process
+            )
             view = SessionView(session, proc, health or view.health)
         views.append(view)
     return replace(snap, views=tuple(views), _by_name={})

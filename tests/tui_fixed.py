@@ -16,7 +16,7 @@ from ecosystem.models import Session
 from ecosystem.monitor import CLEARED_KEPT, Poller, Snapshot
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.settings import make_settings
-from ecosystem.states import DesiredState, Status
+from ecosystem.states import DesiredState, ProcessState, Status
 from ecosystem.supctl.rpc import ProcessInfo
 from ecosystem.views import SessionView
 from runner.connectors.sim import sim_payload
@@ -31,7 +31,7 @@ MIB = 1 << 20
 def _proc(name: str, state: str, pid: int | None, up: int = 0, **extra: Any) -> ProcessInfo:
     return ProcessInfo(
         name=f"wa-{name}",
-        state=state,
+        state=ProcessState(state),
         pid=pid,
         start=EPOCH - up if pid else 0,
         now=EPOCH,

@@ -13,7 +13,7 @@ from ecosystem.health.model import Alert, AlertKind, NewAlert, SessionHealth, Se
 from ecosystem.models import Session
 from ecosystem.names import program_name
 from ecosystem.settings import Settings
-from ecosystem.states import DesiredState, Status
+from ecosystem.states import DesiredState, ProcessState, Status
 from ecosystem.store.base import Store
 from ecosystem.supctl.rpc import ProcessInfo
 
@@ -141,7 +141,9 @@ def session_alerts(
         parked = h is not None and h.parked_at is not None
         info = procs.get(program_name(s.name))
         settled = (
-            info is not None and info.state == "RUNNING" and (info.uptime or 0) >= th.startup_grace
+            info is not None
+            and info.state == ProcessState.RUNNING
+            and (info.uptime or 0) >= th.startup_grace
         )
         key = f"session_error:{s.name}"
         if s.status == Status.ERROR and (
@@ -163,7 +165,7 @@ def session_alerts(
         if (
             info is not None
             and wanted
-            and (info.state == "FATAL" or (key in active and not settled))
+            and (info.state == ProcessState.FATAL or (key in active and not settled))
         ):
             out.append(
                 NewAlert(

@@ -46,14 +46,14 @@ from ecosystem.models import Session, utcnow
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings
-from ecosystem.states import DesiredState
+from ecosystem.states import EXITED_STATES, PROCESS_SERVING, DesiredState, ProcessState
 from ecosystem.store import Store
 from ecosystem.supctl.rpc import ProcessInfo, Supervisor
 
 log = logging.getLogger("health")
 
 MONITOR_PROGRAM = "zapvisor-health"
-DOWN = frozenset({"EXITED", "FATAL"})
+DOWN = EXITED_STATES
 
 
 @dataclass
@@ -184,11 +184,11 @@ class Monitor:
                 return h
             info = fresh
             h = self._exited(s, h, info, now)
-        if state in DOWN | {"STOPPED"} and P.restart_due(h, now):
+        if state in DOWN | {ProcessState.STOPPED} and P.restart_due(h, now):
             h = self._start(s, h, now)
-        elif state == "RUNNING" and h.next_restart_at is None and h.why_down:
+        elif state == ProcessState.RUNNING and h.next_restart_at is None and h.why_down:
             h = h.model_copy(update={"why_down": None})
-        elif state in ("RUNNING", "STARTING") and h.next_restart_at is not None:
+        elif state in PROCESS_SERVING and h.next_restart_at is not None:
             # started by someone else (an operator) while a restart was pending
             h = h.model_copy(update={"next_restart_at": None})
         return h
@@ -252,7 +252,7 @@ class Monitor:
             # Seen as a new exit on the next pass (FATAL), with its own backoff.
             log.warning("cannot start %s: %s", s.name, exc, extra={"session": s.name})
             return h.model_copy(update={"next_restart_at": None})
-        self.procs.note(program_name(s.name), "STARTING")
+        self.procs.note(program_name(s.name), ProcessState.STARTING)
         h = P.restarted(h, now)
         self.status_clock.forget(s.name)
         detail = {"reason": h.last_restart_reason, "restarts": h.restarts}
@@ -278,7 +278,7 @@ class Monitor:
         program = program_name(s.name)
         try:
             self.sup.stop(program, wait=False)
-            self.procs.note(program, "STOPPING")
+            self.procs.note(program, ProcessState.STOPPING)
             if kill:
                 self.sup.signal(program, "KILL")
         except (ZapvisorError, xmlrpc.client.Fault) as exc:
@@ -308,7 +308,7 @@ class Monitor:
             if (
                 s.desired_state == DesiredState.RUNNING
                 and info is not None
-                and info.state == "RUNNING"
+                and info.state == ProcessState.RUNNING
                 and info.pid
                 and h.next_restart_at is None
             ):

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from ecosystem.health.model import SessionHealth
 from ecosystem.models import Session
 from ecosystem.settings import Settings
-from ecosystem.states import Status
+from ecosystem.states import ProcessState, Status
 
 STDERR_LINES = 20
 """How many of a runner's last stderr lines are kept with a crash."""
@@ -70,12 +70,12 @@ def window_text(seconds: float) -> str:
 
 def describe_exit(state: str, exit_status: int | None, spawn_error: str = "") -> str:
     """Why a runner went down, in words (supervisord reports -1 for a signal)."""
-    if state == "FATAL" and spawn_error and "too quickly" not in spawn_error:
+    if state == ProcessState.FATAL and spawn_error and "too quickly" not in spawn_error:
         return f"could not start: {spawn_error}"
     if exit_status is None:
         return f"runner {state}"
     text = "killed by a signal" if exit_status < 0 else f"exited with status {exit_status}"
-    return text + (" right after starting" if state == "FATAL" else "")
+    return text + (" right after starting" if state == ProcessState.FATAL else "")
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,9 @@ from ecosystem.models import Session
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths, write_private
 from ecosystem.settings import Settings, settings_to_env
-from ecosystem.states import DesiredState
+from ecosystem.states import PROCESS_UP, DesiredState
 from ecosystem.supctl import daemon, render
 from ecosystem.supctl.rpc import Supervisor
-
-UP_STATES = frozenset({"RUNNING", "STARTING", "BACKOFF", "STOPPING"})
 
 
 @dataclass
@@ -144,7 +142,7 @@ def sync(
         if program == render.MONITOR_PROGRAM:
             # not a session: swap its entry at once (it autostarts when added back)
             sup.stop(program)
-        elif info is not None and info.state in UP_STATES:
+        elif info is not None and info.state in PROCESS_UP:
             result.deferred.append(program)
             continue
         sup.remove_group(program)

@@ -22,7 +22,7 @@ from ecosystem import logs as logfiles
 from ecosystem.errors import ZapvisorError
 from ecosystem.monitor import Snapshot
 from ecosystem.pairing import no_qr_reason
-from ecosystem.states import PROCESS_SERVING, Status
+from ecosystem.states import FAILING_STATES, PROCESS_SERVING, Status
 from ecosystem.views import SessionView
 from tui.dialogs.config import ConfigForm
 from tui.format import status_text
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 LOG_BACKLOG = 200
 """Lines of the log shown when the screen opens."""
 LOG_POLL = 0.25
-DOWN_STATES = ("FATAL", "EXITED", "BACKOFF")
 
 
 class SessionScreen(Screen[None]):
@@ -201,7 +200,7 @@ class SessionScreen(Screen[None]):
 
     def _explain_if_down(self, view: SessionView) -> None:
         proc = view.process
-        if proc is None or proc.state not in DOWN_STATES:
+        if proc is None or proc.state not in FAILING_STATES:
             self.why, self._why_for = None, None
             return
         key = (proc.state, proc.stop)
