@@ -8,11 +8,9 @@ import logging
 import signal
 from pathlib import Path
 
-from dotenv import dotenv_values
-
 from ecosystem.errors import ConfigError, RunnerError, StoreError, ZapvisorError
 from ecosystem.paths import StatePaths
-from ecosystem.settings import Settings, settings_from_vars
+from ecosystem.settings import Settings, read_runtime_settings
 from ecosystem.states import Status
 from ecosystem.store import Store, open_store
 from runner.api import build_server
@@ -22,17 +20,6 @@ from runner.state import LiveState, Reporter
 from runner.webhooks import Outbox
 
 log = logging.getLogger("runner")
-
-
-def load_runtime_settings(home: Path) -> Settings:
-    """Settings exactly as zapvisor last wrote them to `runtime.env`; nothing from the
-    environment supervisord happened to start with."""
-    env_file = StatePaths(home).runtime_env
-    if not env_file.is_file():
-        raise ConfigError(f"{env_file} is missing: run any zapvisor command to write it")
-    values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
-    values.setdefault("ZAPVISOR_HOME", str(home))
-    return settings_from_vars(values, where=str(env_file))
 
 
 class Runner:
@@ -214,7 +201,7 @@ async def _connect(settings: Settings, name: str, port: int) -> Runner | None:
 
 
 async def run(home: Path, name: str, port: int) -> int:
-    settings = load_runtime_settings(home)
+    settings = read_runtime_settings(StatePaths(home).runtime_env, home)
     runner = await _connect(settings, name, port)
     if runner is None:
         return 0
