@@ -8,6 +8,7 @@ import logging
 import signal
 from pathlib import Path
 
+from ecosystem.backoff import Backoff
 from ecosystem.errors import ConfigError, RunnerError, StoreError, ZapvisorError
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings, read_runtime_settings
@@ -173,7 +174,7 @@ async def _connect(settings: Settings, name: str, port: int) -> Runner | None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    delay = 1.0
+    backoff = Backoff(1.0, 30.0)
     try:
         while True:
             store: Store | None = None
@@ -184,6 +185,7 @@ async def _connect(settings: Settings, name: str, port: int) -> Runner | None:
             except StoreError as exc:
                 if store is not None:
                     store.close()
+                delay = backoff.next()
                 log.warning(
                     "store unavailable, retrying in %.0f s: %s",
                     delay,
@@ -194,7 +196,7 @@ async def _connect(settings: Settings, name: str, port: int) -> Runner | None:
                 await asyncio.wait_for(stop.wait(), delay)
                 return None
             except TimeoutError:
-                delay = min(delay * 2, 30.0)
+                pass
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

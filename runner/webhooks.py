@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ecosystem import __version__
+from ecosystem.backoff import Backoff
 from ecosystem.errors import OutboxUnavailable, ZapvisorError
 from ecosystem.models import utcnow
 from ecosystem.paths import StatePaths
@@ -237,7 +238,7 @@ class Outbox:
         await asyncio.get_running_loop().run_in_executor(
             None, ensure_secret, self.paths, self.session
         )
-        failures = 0
+        backoff = Backoff(1.0, 30.0)
         while True:
             self._wake.clear()
             try:
@@ -251,17 +252,16 @@ class Outbox:
                 )
                 if due:
                     await self._deliver_batch(due)
-                    failures = 0
+                    backoff.reset()
                     continue
                 nxt = await self.call(self.store.next_webhook_due, self.session)
-                failures = 0
+                backoff.reset()
             except OutboxUnavailable as exc:
                 log.warning("%s", exc, extra={"event": "webhooks_off"})
                 self._unsaved.clear()
                 return
             except ZapvisorError as exc:
-                failures += 1
-                delay = min(30.0, 0.5 * 2**failures)
+                delay = backoff.next()
                 log.warning(
                     "webhook outbox unavailable, retrying in %.1f s: %s",
                     delay,

@@ -32,6 +32,7 @@ from typing import IO, Any
 
 from supervisor import childutils
 
+from ecosystem.backoff import Backoff
 from ecosystem.errors import StoreError, ZapvisorError
 from ecosystem.health.envwatch import RuntimeEnv
 from ecosystem.health.monitor import Monitor
@@ -144,13 +145,14 @@ class Worker(threading.Thread):
         """Build the monitor, waiting out a store that does not answer (exiting instead
         would have supervisord restart the monitor in a loop, then give up on it:
         FATAL). False at EOF."""
-        delay = 1.0
+        backoff = Backoff(1.0, 30.0)
         while True:
             try:
                 self.monitor, notifier, self.store_ready = self.setup()
                 notifier.start()
                 return True
             except StoreError as exc:
+                delay = backoff.next()
                 log.error("the store does not answer; retrying in %g s: %s", delay, exc)
             deadline = time.monotonic() + delay
             while (left := deadline - time.monotonic()) > 0:
@@ -159,7 +161,6 @@ class Worker(threading.Thread):
                         return False
                 except queue.Empty:
                     break
-            delay = min(delay * 2, 30.0)
 
     def _skip(self, exc: ZapvisorError) -> None:
         """Say a pass was skipped, once a minute for the same reason (a store down for

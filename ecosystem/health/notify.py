@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from ecosystem.backoff import scheduled
 from ecosystem.errors import ZapvisorError
 from ecosystem.health.model import Alert
 from ecosystem.store import Store
@@ -142,5 +143,5 @@ class Notifier:
 
     def _failed(self, alert_id: int, phase: str, now: datetime) -> None:
         count = self._attempts.get((alert_id, phase), (0, now))[0] + 1
-        delay = RETRY_DELAYS[min(count, len(RETRY_DELAYS) - 1)]
+        delay = scheduled(RETRY_DELAYS, count)
         self._attempts[(alert_id, phase)] = (count, now + timedelta(seconds=delay))

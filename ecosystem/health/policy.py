@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from ecosystem.backoff import doubling
 from ecosystem.health.model import SessionHealth
 from ecosystem.models import Session
 from ecosystem.settings import Settings
@@ -59,7 +60,7 @@ def backoff_delay(policy: Policy, exits_in_window: int) -> float:
     up to ``backoff_max``."""
     if exits_in_window <= 1:
         return 0.0
-    return float(min(policy.backoff_max, policy.backoff_base * 2 ** (exits_in_window - 2)))
+    return doubling(exits_in_window - 2, policy.backoff_base, policy.backoff_max)
 
 
 def window_text(seconds: float) -> str:
