@@ -1,36 +1,13 @@
-"""One JSON object per log line, each carrying the session's name."""
+"""A runner's logging: one JSON object per line on stdout, each carrying the session's
+name (supervisord writes it to `logs/wa-<name>.log`)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TextIO
 
-# LogRecord attributes that are plumbing, not fields worth printing.
-_SKIP = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
-
-
-class JsonFormatter(logging.Formatter):
-    def __init__(self, session: str) -> None:
-        super().__init__()
-        self.session = session
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "session": self.session,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for key, value in record.__dict__.items():
-            if key not in _SKIP and not key.startswith("_"):
-                out[key] = value
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False, default=str)
+from ecosystem.jsonlog import JsonFormatter
 
 
 def private_stdout() -> TextIO:

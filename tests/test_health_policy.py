@@ -10,7 +10,6 @@ from pathlib import Path
 from ecosystem.health import policy as P
 from ecosystem.health.alerts import (
     CpuTracker,
-    HostSample,
     Thresholds,
     dead_letter_alerts,
     host_alerts,
@@ -19,6 +18,7 @@ from ecosystem.health.alerts import (
     store_dead_letters,
 )
 from ecosystem.health.model import Alert, AlertKind, SessionHealth, Severity
+from ecosystem.metrics import HostStats
 from ecosystem.models import Session
 from ecosystem.states import DesiredState, ProcessState, Status
 from ecosystem.store.base import Store
@@ -223,8 +223,8 @@ def test_a_restarted_monitor_dates_a_status_from_the_trail() -> None:
 TH = Thresholds(ram_percent=85, cpu_percent=80, cpu_seconds=300, disk_percent=85)
 
 
-def host(ram: float = 10, cpu: float = 10, disk: float = 10) -> HostSample:
-    return HostSample(ram, cpu, disk)
+def host(ram: float = 10, cpu: float = 10, disk: float = 10) -> HostStats:
+    return HostStats(cpu, 2, 0.5, int(ram * 10), 1000, int(disk * 10), 1000, disk)
 
 
 def keys(alerts: list) -> set[str]:  # type: ignore[type-arg]

@@ -180,7 +180,7 @@ def fixed_snapshot() -> Snapshot:
         taken_at=NOW,
         views=views,
         procs=procs,
-        host=HostStats(12.0, 2, 0.42, int(3.1 * GIB), int(7.8 * GIB), 33 * GIB, 80 * GIB),
+        host=HostStats(12.0, 2, 0.42, int(3.1 * GIB), int(7.8 * GIB), 33 * GIB, 80 * GIB, 41.25),
         supervisord_up=True,
         store="sqlite /var/lib/zapvisor/zapvisor.db",
         host_id="vps-sp-01",

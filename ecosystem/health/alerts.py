@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Protocol
 
 from ecosystem.health.model import Alert, AlertKind, NewAlert, SessionHealth, Severity
+from ecosystem.metrics import HostStats
 from ecosystem.models import Session
 from ecosystem.names import program_name
 from ecosystem.settings import Settings
@@ -38,24 +39,6 @@ class Thresholds:
         )
 
 
-@dataclass(frozen=True)
-class HostSample:
-    ram_percent: float
-    cpu_percent: float
-    disk_percent: float
-
-
-def sample_host(disk_path: str) -> HostSample:
-    """One psutil reading; CPU is the average since the previous call (no sleeping)."""
-    import psutil
-
-    return HostSample(
-        ram_percent=psutil.virtual_memory().percent,
-        cpu_percent=psutil.cpu_percent(interval=None),
-        disk_percent=psutil.disk_usage(disk_path).percent,
-    )
-
-
 class CpuTracker:
     """Since when the CPU has been above its threshold without a break."""
 
@@ -79,20 +62,20 @@ def _over(value: float, threshold: float, active: bool) -> bool:
 def host_alerts(
     host: str,
     th: Thresholds,
-    sample: HostSample,
+    sample: HostStats,
     cpu: CpuTracker,
     now: datetime,
     active: set[str],
 ) -> list[NewAlert]:
     out = []
-    if _over(sample.ram_percent, th.ram_percent, "ram" in active):
+    if _over(sample.mem_percent, th.ram_percent, "ram" in active):
         out.append(
             NewAlert(
                 host=host,
                 key="ram",
                 kind=AlertKind.RAM,
-                message=f"memory in use {sample.ram_percent:.0f}% (threshold {th.ram_percent:g}%)",
-                value=sample.ram_percent,
+                message=f"memory in use {sample.mem_percent:.0f}% (threshold {th.ram_percent:g}%)",
+                value=sample.mem_percent,
             )
         )
     above = cpu.update(_over(sample.cpu_percent, th.cpu_percent, "cpu" in active), now)

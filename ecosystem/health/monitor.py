@@ -32,7 +32,6 @@ from ecosystem.health.alerts import (
     dead_letter_alerts,
     host_alerts,
     reconcile,
-    sample_host,
     session_alerts,
     store_dead_letters,
 )
@@ -42,6 +41,7 @@ from ecosystem.health.notify import Notifier
 from ecosystem.health.outage import StoreMemory, status_since
 from ecosystem.health.probe import REFUSED, probe_many
 from ecosystem.health.proctable import ProcessTable
+from ecosystem.metrics import host_stats
 from ecosystem.models import Session, utcnow
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths
@@ -367,7 +367,7 @@ class Monitor:
         active = self.store.list_alerts(self.host, active=True, limit=10_000)
         keys = {a.key for a in active}
         wanted = host_alerts(
-            self.host, self.thresholds, sample_host(str(self.paths.home)), self.cpu, now, keys
+            self.host, self.thresholds, host_stats(self.paths.home), self.cpu, now, keys
         )
         wanted += session_alerts(
             self.host, self.thresholds, obs.sessions, obs.procs, obs.health, keys

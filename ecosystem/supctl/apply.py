@@ -7,16 +7,14 @@ store alone decides what runs.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ecosystem import boot
 from ecosystem.errors import SupervisorError
+from ecosystem.filelock import file_lock
 from ecosystem.models import Session
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths, write_private
@@ -44,23 +42,13 @@ def apply_lock(paths: StatePaths, timeout: float = 60.0) -> Iterator[None]:
     """Serialise config writes on this host: each apply renders from the store while
     holding it, so two concurrent creates can never drop each other's program."""
     paths.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(paths.apply_lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise SupervisorError(
-                        f"another zapvisor has held {paths.apply_lock} for {timeout:g} s; "
-                        "is a command stuck?"
-                    ) from None
-                time.sleep(0.02)
+    with file_lock(paths.apply_lock, timeout) as held:
+        if not held:
+            raise SupervisorError(
+                f"another zapvisor has held {paths.apply_lock} for {timeout:g} s; "
+                "is a command stuck?"
+            )
         yield
-    finally:
-        os.close(fd)
 
 
 def render_for(
