@@ -27,9 +27,6 @@ from ecosystem.supctl import daemon
 from ecosystem.supctl.rpc import ProcessInfo, Supervisor, SupervisorDown
 from ecosystem.views import SessionView
 
-START_CONCURRENCY = 8
-"""The default of ZAPVISOR_START_CONCURRENCY (runners started at once at boot)."""
-
 Progress = Callable[[str], None]
 
 

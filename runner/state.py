@@ -17,7 +17,7 @@ from typing import Any
 
 from ecosystem.backoff import Backoff
 from ecosystem.errors import RunnerError, ZapvisorError
-from ecosystem.models import Session, utcnow
+from ecosystem.models import Session
 from ecosystem.states import Status
 from ecosystem.store import Store
 
@@ -141,6 +141,3 @@ class Reporter:
             # Wait for it to end: cancelled mid-write it must not reach for the pool again.
             await asyncio.wait({self._task})
         self._pool.shutdown(wait=True)
-
-    async def touch(self) -> None:
-        await self.update(last_activity_at=utcnow())
