@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from ecosystem import session_access
-from ecosystem.errors import SupervisorError
+from ecosystem.errors import StoreUnsupported, SupervisorError
 from ecosystem.health.model import Alert
 from ecosystem.health.model import Severity as AlertSeverity
 from ecosystem.metrics import HostStats, ProcessSampler, ProcStats, host_stats
@@ -144,7 +144,7 @@ class Poller:
         first; None when the store keeps no alerts."""
         try:
             found = self.orch.store.list_alerts(self.orch.settings.host_id, limit=limit)
-        except NotImplementedError:
+        except StoreUnsupported:
             return None
         oldest = self.clock() - CLEARED_KEPT
         return [a for a in found if a.cleared_at is None or a.cleared_at >= oldest]
@@ -159,7 +159,7 @@ class Poller:
             return self._alerts
         try:
             found = self.orch.store.list_alerts(self.orch.settings.host_id, active=True)
-        except NotImplementedError:
+        except StoreUnsupported:
             self._alerts = None
         else:
             self._alerts = tuple(found)

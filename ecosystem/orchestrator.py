@@ -13,7 +13,13 @@ from collections.abc import Callable
 
 from ecosystem import apitoken, runner_client, webhooks
 from ecosystem.boot import StartReport, start_in_waves
-from ecosystem.errors import PortsExhausted, RunnerError, StoreError, ZapvisorError
+from ecosystem.errors import (
+    PortsExhausted,
+    RunnerError,
+    StoreError,
+    StoreUnsupported,
+    ZapvisorError,
+)
 from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.models import NewSession, Session, SessionFields
 from ecosystem.names import program_name, validate_name
@@ -185,10 +191,9 @@ class Orchestrator:
             return self.store.list_alerts(
                 self.settings.host_id, active=None if include_cleared else True, limit=limit
             )
-        except NotImplementedError:
+        except StoreUnsupported as exc:
             raise StoreError(
-                f"the {self.store.kind} store does not keep alerts yet; see the health "
-                f"monitor's log, {self.paths.logs}/zapvisor-health.log"
+                f"{exc}; see the health monitor's log, {self.paths.logs}/zapvisor-health.log"
             ) from None
 
     def health(self) -> dict[str, SessionHealth]:
@@ -196,7 +201,7 @@ class Orchestrator:
         with a store that does not keep them yet."""
         try:
             return self.store.list_health(self.settings.host_id)
-        except NotImplementedError:
+        except StoreUnsupported:
             return {}
 
     def _process_infos(self) -> dict[str, ProcessInfo]:

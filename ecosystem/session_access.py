@@ -10,7 +10,7 @@ from typing import Any
 
 from ecosystem import apitoken, runner_client
 from ecosystem import webhooks as wh
-from ecosystem.errors import InvalidValue, OutboxUnavailable, RunnerError, ZapvisorError
+from ecosystem.errors import InvalidValue, RunnerError, StoreUnsupported, ZapvisorError
 from ecosystem.models import utcnow
 from ecosystem.names import validate_name
 from ecosystem.orchestrator import Orchestrator
@@ -79,7 +79,7 @@ def webhook_counts(orch: Orchestrator, name: str) -> dict[str, int] | None:
     `dead`): one store query; None when the store keeps no webhook outbox."""
     try:
         return orch.store.webhook_counts(validate_name(name))
-    except OutboxUnavailable:
+    except StoreUnsupported:
         return None
 
 

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from ecosystem import __version__
 from ecosystem.backoff import Backoff
-from ecosystem.errors import OutboxUnavailable, ZapvisorError
+from ecosystem.errors import StoreUnsupported, ZapvisorError
 from ecosystem.models import utcnow
 from ecosystem.paths import StatePaths
 from ecosystem.store import Store
@@ -205,7 +205,7 @@ class Outbox:
         if future.cancelled():
             return
         exc = future.exception()
-        if isinstance(exc, OutboxUnavailable):
+        if isinstance(exc, StoreUnsupported):
             return  # said once by the dispatcher; nothing to keep
         if exc is None:
             if future.result():
@@ -256,7 +256,7 @@ class Outbox:
                     continue
                 nxt = await self.call(self.store.next_webhook_due, self.session)
                 backoff.reset()
-            except OutboxUnavailable as exc:
+            except StoreUnsupported as exc:
                 log.warning("%s", exc, extra={"event": "webhooks_off"})
                 self._unsaved.clear()
                 return

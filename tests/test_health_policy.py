@@ -295,7 +295,7 @@ def test_reconcile_and_dead_letters_hook() -> None:
     assert keys(dead_letter_alerts("h", 3)) == {"webhook_dead_letters"}
 
     class WithOutbox(SQLiteStore):
-        def count_dead_letters(self, host: str) -> int | None:
+        def count_dead_letters(self, host: str) -> int:
             return 7 if host == "h" else 0
 
     class NoOutbox(SQLiteStore):

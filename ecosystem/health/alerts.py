@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from ecosystem.errors import StoreUnsupported
 from ecosystem.health.model import Alert, AlertKind, NewAlert, SessionHealth, Severity
 from ecosystem.metrics import HostStats
 from ecosystem.models import Session
@@ -174,7 +175,7 @@ def store_dead_letters(store: Store, host: str) -> DeadLetterSource:
     def count() -> int | None:
         try:
             return store.count_dead_letters(host)
-        except NotImplementedError:
+        except StoreUnsupported:
             return None
 
     return count

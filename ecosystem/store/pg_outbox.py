@@ -131,7 +131,7 @@ class PgOutbox(FunctionCaller):
             )
         )
 
-    def count_dead_letters(self, host: str) -> int | None:
+    def count_dead_letters(self, host: str) -> int:
         return int(
             self.call_function(
                 "zapvisor_count_dead_letters", {"p_host": host}, returns="value", write=False

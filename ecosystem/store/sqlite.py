@@ -26,10 +26,9 @@ from ecosystem.models import (
     utcnow,
 )
 from ecosystem.ports import pick_port
-from ecosystem.redact import redact_url
 from ecosystem.store import migrations
 from ecosystem.store import sqlite_health as health_sql
-from ecosystem.store.base import Store
+from ecosystem.store.base import Store, audit_detail
 from ecosystem.store.sqlite_health import SQLiteHealth
 from ecosystem.store.sqlite_outbox import SQLiteOutbox, import_outbox
 from ecosystem.webhooks import WebhookEvent
@@ -264,7 +263,7 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
                 [_to_db(f, getattr(after, f)) for f in fields] + [name],
             )
             if action is not None:
-                self._insert_event(db, name, action, actor, _summarise(changes))
+                self._insert_event(db, name, action, actor, audit_detail(changes))
             if before.status != after.status:
                 self._insert_event(
                     db,
@@ -369,22 +368,6 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
                 data["detail"] = json.loads(data["detail"])
                 out.append(Event.model_validate(data))
             return out
-
-
-def _summarise(changes: Mapping[str, Any]) -> dict[str, Any]:
-    """What an event records of a change: field names, and short values that hold no
-    secrets (the token hash is never copied into the audit trail)."""
-    out: dict[str, Any] = {}
-    for key, value in changes.items():
-        if key == "api_token_hash":
-            out[key] = "rotated"
-        elif key == "webhook_url":
-            out[key] = redact_url(value)
-        elif isinstance(value, str | int | float | bool) or value is None:
-            out[key] = str(value) if hasattr(value, "value") else value
-        else:
-            out[key] = "changed"
-    return out
 
 
 def _statements(script: str) -> Iterator[str]:

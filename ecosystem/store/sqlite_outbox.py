@@ -168,7 +168,7 @@ class SQLiteOutbox:
             )
             return cur.rowcount
 
-    def count_dead_letters(self, host: str) -> int | None:
+    def count_dead_letters(self, host: str) -> int:
         with self._cursor() as db:
             row = db.execute(
                 "SELECT COUNT(*) FROM webhook_outbox o JOIN whatsapp_sessions s"
