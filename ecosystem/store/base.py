@@ -10,7 +10,7 @@ from typing import Any
 
 from ecosystem.errors import StoreUnsupported
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
-from ecosystem.models import Event, NewSession, Session
+from ecosystem.models import OPERATOR_FIELDS, RUNTIME_FIELDS, Event, NewSession, Session
 from ecosystem.redact import redact_url
 from ecosystem.webhooks import DeliveryState, WebhookEvent
 
@@ -77,15 +77,24 @@ class Store(abc.ABC):
     def list_sessions(self, host: str | None = None) -> list[Session]:
         """Every session (of one host when ``host`` is given), ordered by name."""
 
-    @abc.abstractmethod
     def update_session(
         self, name: str, changes: Mapping[str, Any], *, actor: str, action: str
     ) -> Session:
         """Change operator fields (config, desired state) and record the event."""
+        _only(changes, OPERATOR_FIELDS | {"api_token_hash"})
+        return self._update(name, changes, actor, action)
 
-    @abc.abstractmethod
     def set_runtime(self, name: str, changes: Mapping[str, Any], *, actor: str) -> Session:
         """Change runner-reported fields; a status change is recorded as an event."""
+        _only(changes, RUNTIME_FIELDS)
+        return self._update(name, changes, actor, None)
+
+    @abc.abstractmethod
+    def _update(
+        self, name: str, changes: Mapping[str, Any], actor: str, action: str | None
+    ) -> Session:
+        """Apply ``changes`` (fields already checked) and record ``action`` as an event
+        (None: a runtime change, recorded when the status changes)."""
 
     @abc.abstractmethod
     def delete_session(self, name: str, *, actor: str) -> None:
@@ -293,3 +302,9 @@ def audit_detail(changes: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = "changed"
     return out
+
+
+def _only(changes: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValueError(f"cannot change {', '.join(sorted(unknown))} here")

@@ -6,32 +6,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ecosystem.models import OPERATOR_FIELDS, RUNTIME_FIELDS, Session
+from ecosystem.models import Session
 from ecosystem.store import pgcommon as pg
 from ecosystem.store.base import audit_detail
 from ecosystem.store.pgfunctions import FunctionCaller
 
 
 class PgSessions(FunctionCaller):
-    def update_session(
-        self, name: str, changes: Mapping[str, Any], *, actor: str, action: str
-    ) -> Session:
-        return self._update(name, changes, OPERATOR_FIELDS | {"api_token_hash"}, actor, action)
-
-    def set_runtime(self, name: str, changes: Mapping[str, Any], *, actor: str) -> Session:
-        return self._update(name, changes, RUNTIME_FIELDS, actor, None)
-
     def _update(
-        self,
-        name: str,
-        changes: Mapping[str, Any],
-        allowed: frozenset[str],
-        actor: str,
-        action: str | None,
+        self, name: str, changes: Mapping[str, Any], actor: str, action: str | None
     ) -> Session:
-        unknown = set(changes) - allowed
-        if unknown:
-            raise ValueError(f"cannot change {', '.join(sorted(unknown))} here")
         probe = Session.model_validate({"name": name, "host": "-", "port": 1, **changes})
         values = pg.changes_json({k: getattr(probe, k) for k in changes})
         if "api_token_hash" in changes:

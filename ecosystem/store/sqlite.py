@@ -18,8 +18,6 @@ from typing import Any
 from ecosystem.errors import SessionExists, SessionNotFound, StoreError
 from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.models import (
-    OPERATOR_FIELDS,
-    RUNTIME_FIELDS,
     Event,
     NewSession,
     Session,
@@ -241,16 +239,8 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
             return [_row_to_session(r) for r in rows.fetchall()]
 
     def _update(
-        self,
-        name: str,
-        changes: Mapping[str, Any],
-        allowed: frozenset[str],
-        actor: str,
-        action: str | None,
+        self, name: str, changes: Mapping[str, Any], actor: str, action: str | None
     ) -> Session:
-        unknown = set(changes) - allowed
-        if unknown:
-            raise ValueError(f"cannot change {', '.join(sorted(unknown))} here")
         with self._cursor(write=True) as db:
             before = self._fetch(db, name)
             merged = before.model_copy(update=dict(changes))
@@ -275,14 +265,6 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
                     to_status=after.status,
                 )
             return after
-
-    def update_session(
-        self, name: str, changes: Mapping[str, Any], *, actor: str, action: str
-    ) -> Session:
-        return self._update(name, changes, OPERATOR_FIELDS | {"api_token_hash"}, actor, action)
-
-    def set_runtime(self, name: str, changes: Mapping[str, Any], *, actor: str) -> Session:
-        return self._update(name, changes, RUNTIME_FIELDS, actor, None)
 
     def delete_session(self, name: str, *, actor: str) -> None:
         with self._cursor(write=True) as db:
