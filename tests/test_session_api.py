@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from ecosystem import runner_client
+from runner import api_models
 from tests.conftest import Env, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -53,6 +54,16 @@ def test_auth_limits_and_routes(make_env: Any) -> None:
     assert call(port, "/health", None)[0] == 200
     status, doc = call(port, "/openapi.json", None)
     assert status == 200 and doc["openapi"].startswith("3.") and "/send-message" in doc["paths"]
+    # generated from the models the runner validates with: the same limits
+    schemas = doc["components"]["schemas"]
+    assert schemas["SendMessage"]["properties"]["message"]["maxLength"] == api_models.MAX_TEXT
+    assert schemas["SendMessage"]["required"] == ["phone", "message"]
+    send = doc["paths"]["/send-message"]["post"]
+    assert send["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/SendMessage"
+    )
+    assert {"200", "400", "401", "413", "429", "503"} <= set(send["responses"])
+    assert sum(len(ops) for ops in doc["paths"].values()) == 17
     assert call(port, "/status", None)[0] == 401
     assert call(port, "/status", "zv_wrong")[0] == 401
     status, body = call(port, "/status", token)
