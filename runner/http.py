@@ -35,13 +35,6 @@ MAX_CONNECTIONS = 128
 """Connections served at once; more are answered 503 at once and closed. Without a cap a
 client holding thousands of idle connections (each allowed READ_TIMEOUT) would use up
 the runner's file descriptors, and with them its store and WhatsApp connections."""
-_BUSY_BODY = b'{"success": false, "error": "too many connections at once; retry"}'
-_BUSY = (
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-    + f"Content-Length: {len(_BUSY_BODY)}\r\n".encode()
-    + b"Connection: close\r\nRetry-After: 1\r\n\r\n"
-    + _BUSY_BODY
-)
 
 
 @dataclass
@@ -304,10 +297,9 @@ def _response_head(response: Response) -> list[tuple[str, str]]:
     return head
 
 
-async def _write(writer: asyncio.StreamWriter, response: Response) -> None:
-    """One answer, then the connection closes. The head is h11's, from a connection of
-    its own: the request's may be in h11's ERROR state (a malformed request still gets
-    its 400)."""
+def _serialise(response: Response) -> bytes:
+    """The answer's bytes. The head is h11's, from a connection of its own: the
+    request's may be in h11's ERROR state (a malformed request still gets its 400)."""
     head = h11.Connection(h11.SERVER).send(
         h11.Response(
             status_code=response.status,
@@ -315,6 +307,19 @@ async def _write(writer: asyncio.StreamWriter, response: Response) -> None:
             reason=HTTPStatus(response.status).phrase,
         )
     )
-    writer.write(b"".join((head or b"", response.body)))
+    return (head or b"") + response.body
+
+
+async def _write(writer: asyncio.StreamWriter, response: Response) -> None:
+    """One answer, then the connection closes."""
+    writer.write(_serialise(response))
     with contextlib.suppress(ConnectionError):
         await writer.drain()
+
+
+_BUSY = _serialise(
+    Response.json(
+        {"success": False, "error": "too many connections at once; retry"}, 503, Retry_After="1"
+    )
+)
+"""What a client past MAX_CONNECTIONS gets at once (made once: no parsing, no state)."""
