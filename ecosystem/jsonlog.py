@@ -1,5 +1,5 @@
 """One JSON object per log line: what runners and the health monitor write, and what
-`zapvisor logs` reads back (ecosystem/logs.py `pretty`)."""
+`zapvisor logs` reads back (ecosystem/logfiles.py `pretty`)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ecosystem import apitoken, runner_client, webhooks
+from ecosystem import apitoken, runner_client, webhook_events
 from ecosystem.boot import StartReport, start_in_waves
 from ecosystem.errors import (
     PortsExhausted,
@@ -239,7 +239,7 @@ class Orchestrator:
                 raise PortsExhausted(f"{exc.message} ({held})", exc.busy) from None
             raise
         apitoken.save_token(self.paths, new.name, token)
-        webhooks.save_secret(self.paths, new.name, webhooks.new_secret())
+        webhook_events.save_secret(self.paths, new.name, webhook_events.new_secret())
         self.progress(f"adding program {program_name(new.name)} on port {session.port}")
         try:
             self.apply()
@@ -258,7 +258,7 @@ class Orchestrator:
         with contextlib.suppress(ZapvisorError):
             self.store.delete_session(name, actor=self.actor)
         self.paths.api_token_file(name).unlink(missing_ok=True)
-        webhooks.secret_file(self.paths, name).unlink(missing_ok=True)
+        webhook_events.secret_file(self.paths, name).unlink(missing_ok=True)
         with contextlib.suppress(ZapvisorError):
             self.apply()
 
@@ -320,7 +320,7 @@ class Orchestrator:
         self.apply(without=name)
         self.store.delete_session(name, actor=self.actor)
         self.paths.api_token_file(name).unlink(missing_ok=True)
-        webhooks.secret_file(self.paths, name).unlink(missing_ok=True)
+        webhook_events.secret_file(self.paths, name).unlink(missing_ok=True)
         if purge:
             shutil.rmtree(self.paths.token_dir(name), ignore_errors=True)
             self.store.add_event(name, "purge", actor=self.actor)

@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ecosystem import apitoken, runner_client
-from ecosystem import webhooks as wh
+from ecosystem import apitoken, runner_client, webhook_events
 from ecosystem.errors import InvalidValue, RunnerError, StoreUnsupported, ZapvisorError
 from ecosystem.models import utcnow
 from ecosystem.names import validate_name
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.pairing import PairingCode, pairing_problem, phone_digits, phone_problem
-from ecosystem.webhooks import DeliveryState, WebhookEvent
+from ecosystem.webhook_events import DeliveryState, WebhookEvent
 
 
 def _call(orch: Orchestrator, name: str, method: str, path: str, body: Any = None) -> Any:
@@ -67,11 +66,11 @@ def webhook_secret(orch: Orchestrator, name: str, *, rotate: bool = False) -> st
     at its next delivery."""
     orch.store.get_session(validate_name(name))
     if rotate:
-        secret = wh.new_secret()
-        wh.save_secret(orch.paths, name, secret)
+        secret = webhook_events.new_secret()
+        webhook_events.save_secret(orch.paths, name, secret)
         orch.store.add_event(name, "webhook_secret", actor=orch.actor)
         return secret
-    return wh.ensure_secret(orch.paths, name)
+    return webhook_events.ensure_secret(orch.paths, name)
 
 
 def webhook_counts(orch: Orchestrator, name: str) -> dict[str, int] | None:
@@ -126,7 +125,7 @@ def webhook_report(
     return WebhookReport(
         name=name,
         url=session.webhook_url,
-        events=session.webhook_events or list(wh.EVENTS),
+        events=session.webhook_events or list(webhook_events.EVENTS),
         counts=orch.store.webhook_counts(name),
         rows=orch.store.list_webhooks(name, state, limit),
         replayed=replayed,

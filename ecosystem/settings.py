@@ -220,14 +220,14 @@ class Settings(BaseSettings):
     @field_validator("webhook_retry_schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
-        from ecosystem.webhooks import parse_schedule
+        from ecosystem.webhook_events import parse_schedule
 
         parse_schedule(value)
         return value
 
     @property
     def webhook_delays(self) -> tuple[float, ...]:
-        from ecosystem.webhooks import parse_schedule
+        from ecosystem.webhook_events import parse_schedule
 
         return parse_schedule(self.webhook_retry_schedule)
 

@@ -19,7 +19,7 @@ from ecosystem.apitoken import hash_token
 from ecosystem.errors import ZapvisorError
 from ecosystem.models import check_webhook_url
 from ecosystem.states import Status
-from ecosystem.webhooks import EVENTS, check_events
+from ecosystem.webhook_events import EVENTS, check_events
 from runner import api_messages
 from runner import api_models as m
 from runner.api_models import reply

@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from ecosystem.states import Status
-from ecosystem.webhooks import EVENTS
+from ecosystem.webhook_events import EVENTS
 from runner.http import HTTPError, Request, Response
 
 MAX_TEXT = 65536

@@ -17,8 +17,8 @@ from ecosystem.store import Store, open_store
 from runner.api import build_server
 from runner.connectors import Connector, make_connector, sim_faults
 from runner.events import Events
+from runner.outbox import Outbox
 from runner.state import LiveState, Reporter
-from runner.webhooks import Outbox
 
 log = logging.getLogger("runner")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ecosystem import logs
+from ecosystem import logfiles
 from ecosystem.health.model import Alert, AlertKind, SessionHealth
 from ecosystem.health.model import Severity as AlertSeverity
 from ecosystem.metrics import ProcessSampler, read_proc_stat
@@ -220,7 +220,7 @@ def test_sampler_measures_cpu_between_calls_and_reads_pss_sometimes(use_proc: bo
 def test_follower_reads_appended_lines_and_survives_rotation(tmp_path: Path) -> None:
     log = tmp_path / "wa-x.log"
     log.write_text("old line\n")
-    follower = logs.Follower([log, tmp_path / "missing.log"])
+    follower = logfiles.Follower([log, tmp_path / "missing.log"])
     assert follower.read() == []
     with log.open("a") as fh:
         fh.write("one\ntwo\npart")

@@ -13,7 +13,7 @@ from ecosystem.errors import SessionExists
 from ecosystem.health.model import AlertKind, NewAlert, SessionHealth, Severity
 from ecosystem.store import Store
 from ecosystem.store.sqlite import SQLiteStore
-from ecosystem.webhooks import DeliveryState, new_event
+from ecosystem.webhook_events import DeliveryState, new_event
 from tests.test_store_contract import create
 from tests.test_store_contract import store as store
 from tests.test_store_contract import store_factory as store_factory

@@ -16,7 +16,7 @@ from ecosystem.health.model import AlertKind, NewAlert, SessionHealth
 from ecosystem.models import NewSession
 from ecosystem.store.pgcommon import redact
 from ecosystem.store.postgres import PostgresStore
-from ecosystem.webhooks import new_event
+from ecosystem.webhook_events import new_event
 from tests.conftest import Env, PgCluster, wait_for
 from tests.pgserver import AUTHENTICATOR_PASSWORD, PASSWORD
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from runner.webhooks import Sender
+from runner.outbox import Sender
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from ecosystem.errors import StoreUnsupported
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
 from ecosystem.models import OPERATOR_FIELDS, RUNTIME_FIELDS, Event, NewSession, Session
 from ecosystem.redact import redact_url
-from ecosystem.webhooks import DeliveryState, WebhookEvent
+from ecosystem.webhook_events import DeliveryState, WebhookEvent
 
 NO_OUTBOX = "has no webhook outbox: webhooks are off"
 NO_HEALTH = "does not keep session health"

@@ -9,7 +9,7 @@ from typing import Any
 
 from ecosystem.store.base import DEFAULT_WEBHOOK_LEASE
 from ecosystem.store.pgfunctions import FunctionCaller, in_utc, ms, parse_time
-from ecosystem.webhooks import DeliveryState, WebhookEvent
+from ecosystem.webhook_events import DeliveryState, WebhookEvent
 
 
 def event_to_json(event: WebhookEvent) -> dict[str, Any]:

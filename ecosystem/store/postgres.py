@@ -31,7 +31,7 @@ from ecosystem.store.pg_outbox import PgOutbox
 from ecosystem.store.pg_sessions import PgSessions
 from ecosystem.store.pgwatch import Watchdog
 from ecosystem.store.postgres_conn import ANSWER_TIMEOUT, MIGRATE_TIMEOUT, Conn, Cur, PgConnection
-from ecosystem.webhooks import WebhookEvent
+from ecosystem.webhook_events import WebhookEvent
 
 CLOSE_WAIT = 2.0
 """Seconds close() waits for a call it cut short to let go of the connection."""

@@ -29,7 +29,7 @@ from ecosystem.store import sqlite_health as health_sql
 from ecosystem.store.base import Store, audit_detail
 from ecosystem.store.sqlite_health import SQLiteHealth
 from ecosystem.store.sqlite_outbox import SQLiteOutbox, import_outbox
-from ecosystem.webhooks import WebhookEvent
+from ecosystem.webhook_events import WebhookEvent
 
 BUSY_TIMEOUT_MS = 10_000
 _JSON_FIELDS = ("ai_config", "timing_config", "webhook_events")

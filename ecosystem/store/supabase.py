@@ -35,7 +35,7 @@ from ecosystem.store.pg_health import PgHealth
 from ecosystem.store.pg_outbox import PgOutbox
 from ecosystem.store.pg_sessions import PgSessions
 from ecosystem.store.pgfunctions import Returns
-from ecosystem.webhooks import WebhookEvent
+from ecosystem.webhook_events import WebhookEvent
 
 T = TypeVar("T")
 

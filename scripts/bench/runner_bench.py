@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from ecosystem.models import utcnow  # noqa: E402
 from ecosystem.store.sqlite import SQLiteStore  # noqa: E402
-from ecosystem.webhooks import new_event  # noqa: E402
+from ecosystem.webhook_events import new_event  # noqa: E402
 
 
 def free_block(size: int) -> int:

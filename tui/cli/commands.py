@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ecosystem import logs as logfiles
+from ecosystem import logfiles
 from ecosystem import qr as qrcodes
 from ecosystem.doctor import FAIL, run_checks
 from ecosystem.errors import Aborted, InvalidValue, RunnerError

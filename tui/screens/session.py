@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Static
 from textual.worker import get_current_worker
 
-from ecosystem import logs as logfiles
+from ecosystem import logfiles
 from ecosystem.errors import ZapvisorError
 from ecosystem.monitor import Snapshot
 from ecosystem.pairing import no_qr_reason

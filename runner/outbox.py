@@ -28,7 +28,7 @@ from ecosystem.errors import StoreUnsupported, ZapvisorError
 from ecosystem.models import utcnow
 from ecosystem.paths import StatePaths
 from ecosystem.store import Store
-from ecosystem.webhooks import (
+from ecosystem.webhook_events import (
     EVENT_HEADER,
     ID_HEADER,
     SIGNATURE_HEADER,
@@ -44,7 +44,7 @@ from ecosystem.webhooks import (
 if TYPE_CHECKING:
     import httpx
 
-log = logging.getLogger("runner.webhooks")
+log = logging.getLogger("runner.outbox")
 
 IDLE_RECHECK = 60.0
 """With nothing due, look at the outbox again this often (events replayed from the CLI

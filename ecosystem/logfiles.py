@@ -1,4 +1,4 @@
-"""Reading a session's log files: the last lines, following new ones, made readable."""
+"""A session's log files: the last lines, following new ones, made readable."""
 
 from __future__ import annotations
 
