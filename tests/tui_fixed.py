@@ -19,7 +19,7 @@ from ecosystem.models import Session
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.reads import CLEARED_KEPT
 from ecosystem.settings import make_settings
-from ecosystem.states import DesiredState, Status
+from ecosystem.states import DesiredState, ProcessState, Status
 from ecosystem.supctl.rpc import ProcessInfo
 from ecosystem.views import SessionView
 from runner.connectors.sim import sim_payload
@@ -34,7 +34,7 @@ MIB = 1 << 20
 def _proc(name: str, state: str, pid: int | None, up: int = 0, **extra: Any) -> ProcessInfo:
     return ProcessInfo(
         name=f"wa-{name}",
-        state=state,
+        state=ProcessState(state),
         pid=pid,
         start=EPOCH - up if pid else 0,
         now=EPOCH,
@@ -183,7 +183,7 @@ def fixed_snapshot() -> Snapshot:
         taken_at=NOW,
         views=views,
         procs=procs,
-        host=HostStats(12.0, 2, 0.42, int(3.1 * GIB), int(7.8 * GIB), 33 * GIB, 80 * GIB),
+        host=HostStats(12.0, 2, 0.42, int(3.1 * GIB), int(7.8 * GIB), 33 * GIB, 80 * GIB, 41.25),
         supervisord_up=True,
         store="sqlite /var/lib/zapvisor/zapvisor.db",
         host_id="vps-sp-01",
@@ -252,7 +252,7 @@ def fleet_snapshot() -> Snapshot:
         views.append(SessionView(session, view.process, view.health, silent))
 
     def report(host: str, version: str, mem: float, procs: dict[int, ProcStats]) -> HostReport:
-        stats = HostStats(20.0, 4, 0.9, int(mem * GIB), int(15.6 * GIB), 20 * GIB, 160 * GIB)
+        stats = HostStats(20.0, 4, 0.9, int(mem * GIB), int(15.6 * GIB), 20 * GIB, 160 * GIB, 12.5)
         return HostReport(host, version, NOW, True, 40, 3001, {}, procs, stats)
 
     rj = {41101: snap.procs[41101]}
