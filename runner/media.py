@@ -168,8 +168,8 @@ def fetch(
     limit: int = MEDIA_MAX_BYTES,
     timeout: float = TIMEOUT,
 ) -> tuple[bytes, str]:
-    """(content, content type); InvalidValue when the host is refused, UpstreamError
-    with the reason when the download fails."""
+    """(content, content type or "" when the server sent none); InvalidValue when the
+    host is refused, UpstreamError with the reason when the download fails."""
     if urlsplit(url).scheme not in ("http", "https"):
         raise UpstreamError(f"{url!r} is not an http(s) URL")
     check_url(url, allow_private or allowed is not None)
@@ -184,7 +184,9 @@ def fetch(
             data = resp.read(limit + 1)
             if len(data) > limit:
                 raise UpstreamError(f"{url} is over {limit} bytes")
-            return data, resp.headers.get_content_type()
+            # "" when the server sent none (get_content_type() would say text/plain)
+            declared = resp.headers.get("Content-Type") is not None
+            return data, resp.headers.get_content_type() if declared else ""
     except urllib.error.HTTPError as exc:
         raise UpstreamError(f"downloading {url} failed: HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:

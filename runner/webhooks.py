@@ -209,8 +209,10 @@ class Outbox:
     # -- delivering ----------------------------------------------------------------
 
     async def run(self) -> None:
+        # Webhook work stays on its own thread, never on the loop's default executor:
+        # a connector's native call blocked there must not stall deliveries.
         await asyncio.get_running_loop().run_in_executor(
-            None, ensure_secret, self.paths, self.session
+            self._http, ensure_secret, self.paths, self.session
         )
         failures = 0
         while True:
@@ -269,9 +271,9 @@ class Outbox:
         session = await self.call(self.store.get_session, self.session)
         loop = asyncio.get_running_loop()
         try:
-            secret = await loop.run_in_executor(None, read_secret, self.paths, self.session)
+            secret = await loop.run_in_executor(self._http, read_secret, self.paths, self.session)
         except ZapvisorError:
-            secret = await loop.run_in_executor(None, ensure_secret, self.paths, self.session)
+            secret = await loop.run_in_executor(self._http, ensure_secret, self.paths, self.session)
         for row in due:
             await self._deliver(row, session.webhook_url, secret)
 
