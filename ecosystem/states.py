@@ -34,3 +34,9 @@ PROCESS_RUNNING = "RUNNING"
 PROCESS_SERVING = frozenset({"RUNNING", "STARTING"})
 PROCESS_UP = frozenset({"RUNNING", "STARTING", "BACKOFF", "STOPPING"})
 PROCESS_DOWN = frozenset({"STOPPED", "EXITED", "FATAL", "UNKNOWN"})
+
+RUNNER_RECYCLE_EXIT = 79
+"""The exit status of a runner that ends itself to be started afresh (a native call
+it cannot cancel is still blocked, or it has used up its client generations): not a
+crash. supervisord's `exitcodes` lists it; the health monitor restarts such a runner at
+once and counts it like the restarts it forces itself (only a loop of them parks)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -162,7 +161,7 @@ class MessageRoutes:
         phone = Recipient.parse(body(request).get("phone")).user
         connector = self.runner.connector
         code = await connector.pair_phone(phone)
-        expires = datetime.now(UTC) + timedelta(seconds=connector.pair_code_seconds)
+        expires = connector.pair_code_expires_at()
         return Response.json(
             {
                 "success": True,

@@ -20,7 +20,7 @@ from ecosystem.health.alerts import (
 )
 from ecosystem.health.model import Alert, AlertKind, SessionHealth, Severity
 from ecosystem.models import Session
-from ecosystem.states import DesiredState, Status
+from ecosystem.states import RUNNER_RECYCLE_EXIT, DesiredState, Status
 from ecosystem.store.base import Store
 from ecosystem.store.sqlite import SQLiteStore
 from ecosystem.supctl.rpc import ProcessInfo
@@ -120,6 +120,13 @@ def test_describe_exit() -> None:
         "could not start: can't find command 'x'"
     )
     assert P.window_text(60) == "1 minute" and P.window_text(90) == "1.5 minutes"
+
+
+def test_only_an_exit_with_the_recycle_status_is_a_recycle() -> None:
+    assert P.recycled("EXITED", RUNNER_RECYCLE_EXIT)
+    assert not P.recycled("EXITED", 1) and not P.recycled("EXITED", 0)
+    # one that did not even stay up for supervisord's startsecs is a failed start
+    assert not P.recycled("FATAL", RUNNER_RECYCLE_EXIT)
 
 
 def test_hung_after_consecutive_failures_only() -> None:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from ecosystem.health.model import SessionHealth
 from ecosystem.models import Session
 from ecosystem.settings import Settings
-from ecosystem.states import Status
+from ecosystem.states import RUNNER_RECYCLE_EXIT, Status
 
 STDERR_LINES = 20
 """How many of a runner's last stderr lines are kept with a crash."""
@@ -76,6 +76,13 @@ def describe_exit(state: str, exit_status: int | None, spawn_error: str = "") ->
         return f"runner {state}"
     text = "killed by a signal" if exit_status < 0 else f"exited with status {exit_status}"
     return text + (" right after starting" if state == "FATAL" else "")
+
+
+def recycled(state: str, exit_status: int | None) -> bool:
+    """The runner exited by itself to be started afresh (RUNNER_RECYCLE_EXIT): not a
+    crash. It is restarted at once and counted like the monitor's own forced restarts,
+    so only a loop of them backs off and parks."""
+    return state == "EXITED" and exit_status == RUNNER_RECYCLE_EXIT
 
 
 @dataclass(frozen=True)
