@@ -23,6 +23,7 @@ import pytest
 from neonize.proto import Neonize_pb2 as pb
 from neonize.utils.jid import build_jid
 
+from ecosystem.models import utcnow
 from ecosystem.settings import Settings
 from ecosystem.states import Status
 from runner.connectors.base import NotConnected, Recipient, RestartRunner
@@ -83,6 +84,10 @@ class StandIn:
         self.stops += 1
         if self.ends_on_stop:
             self.blocker.set()
+
+    async def PairPhone(self, phone: str, notify: bool, **kw: Any) -> str:
+        self.sent.append((phone, notify, kw))
+        return "ABCD-EFGH"
 
     async def emit(self, event: Any) -> None:
         """What neonize's Event.execute does: schedule the registered handler."""
@@ -338,5 +343,26 @@ def test_close_takes_the_link_down_first_and_waits_for_calls(tmp_path: Path) -> 
         assert client.sent[0].conversation == "olá"
         assert [m[0].id for m in events.named("message_received")] == ["LATE"]
         assert not c.leaves_thread
+
+    asyncio.run(scenario())
+
+
+def test_a_pairing_code_expires_with_the_qr_window(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        c, task, events, clients = running(tmp_path, ends_on_stop=True, watchdog=QrWatchdog(clock))
+        await until(lambda: events.named("qr"))
+        clock.now += 100  # whatsmeow closes the login socket 160 s after the first code
+        assert await c.pair_phone("5511977776666") == "ABCD-EFGH"
+        left = (c.pair_code_expires_at() - utcnow()).total_seconds()
+        assert 58 <= left <= 60, "not WhatsApp's 3 minutes: the window's last 60 s"
+        phone, notify, kw = clients[0].sent[0]
+        assert (phone, notify, kw["client_type"].name) == ("5511977776666", True, "Chrome")
+        await clients[0].emit(pb.Connected(status=True))
+        await until(lambda: events.named("connected"))
+        with pytest.raises(NotConnected, match="not waiting to be paired"):
+            await c.pair_phone("5511977776666")
+        task.cancel()
+        await c.close()
 
     asyncio.run(scenario())

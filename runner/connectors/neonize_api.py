@@ -85,7 +85,8 @@ class NeonizeRequests(Connector):
 
     async def pair_phone(self, phone: str) -> str:
         client = self._client
-        if not self._current(client) or self._link_up or self.watchdog.deadline is None:
+        waiting = client is not None and self._current(client) and not self._link_up
+        if not waiting or self.watchdog.deadline is None:
             raise NotConnected(
                 f"session {self.session} is not waiting to be paired (it must show a QR)"
             )
