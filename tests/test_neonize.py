@@ -16,7 +16,7 @@ from neonize.proto import Neonize_pb2 as pb
 
 from ecosystem.states import Status
 from runner.connectors.neonize import AUTH_DB
-from runner.connectors.neonize_map import Backoff, QrWatchdog, transition_for
+from runner.connectors.neonize_map import QrWatchdog, transition_for
 from tests.conftest import Env, wait_for
 
 
@@ -105,10 +105,6 @@ def test_qr_watchdog_follows_whatsmeows_window() -> None:
     assert dog.pairing_code_issued() == pytest.approx(180), "no QR yet: no window to cap"
     dog.disarm()
     assert not dog.expired() and dog.remaining() is None
-    backoff = Backoff(1, 8)
-    assert [backoff.next() for _ in range(6)] == [1, 2, 4, 8, 8, 8]
-    backoff.reset()
-    assert backoff.next() == 1
 
 
 @pytest.mark.e2e

@@ -23,13 +23,14 @@ import pytest
 from neonize.proto import Neonize_pb2 as pb
 from neonize.utils.jid import build_jid
 
+from ecosystem.backoff import Backoff
 from ecosystem.models import utcnow
 from ecosystem.settings import Settings
 from ecosystem.states import Status
 from runner.connectors.base import NotConnected, Recipient, RestartRunner
 from runner.connectors.neonize import AUTH_DB, NeonizeConnector
 from runner.connectors.neonize_handover import HANDOVER, MAX_CLIENTS
-from runner.connectors.neonize_map import Backoff, QrWatchdog
+from runner.connectors.neonize_map import QrWatchdog
 from tests.test_neonize import FakeClock
 
 OWN = "5511999999999"
@@ -242,7 +243,20 @@ def test_after_max_clients_the_runner_recycles_keeping_the_backoff(tmp_path: Pat
         status, reason = events.named("disconnected")[-1]
         assert status == Status.RECONNECTING and "no route to host; retrying in" in reason
         saved = json.loads((tmp_path / "tokens" / "s1" / HANDOVER).read_text())
-        assert saved["wait"] == 0.004 and saved["backoff"] == 0.004
+        assert saved["wait"] == 0.004 and saved["failures"] == MAX_CLIENTS
+        await c.close()
+
+        # the next runner waits that delay first, and goes on from the same step
+        events, clients = Recorder(), list[StandIn]()
+        backoff = Backoff(0.001, 0.004)
+        c = connector(
+            tmp_path, events, clients, lambda: StandIn(ends_on_stop=True), backoff=backoff
+        )
+        task = asyncio.create_task(c.run())
+        await until(lambda: events.named("qr"))
+        assert events.named("disconnected")[0] == (status, reason)
+        assert backoff.failures == MAX_CLIENTS, "not back to the first delay"
+        task.cancel()
         await c.close()
 
     asyncio.run(scenario())

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ecosystem.backoff import Backoff
 from ecosystem.models import utcnow
 from ecosystem.settings import Settings
 from ecosystem.states import Status
@@ -38,7 +39,6 @@ from runner.connectors.neonize_handover import MAX_CLIENTS, Next
 from runner.connectors.neonize_inbound import ack_chat, inbound_from, lids_to_resolve, media_of
 from runner.connectors.neonize_map import (
     PAIR_CODE_SECONDS,
-    Backoff,
     QrWatchdog,
     Transition,
     ack_status,
@@ -118,8 +118,8 @@ class NeonizeConnector(NeonizeRequests):
         self.auth_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.auth_dir.chmod(0o700)
         step = neonize_handover.take(self.auth_dir) or Next()
-        if step.backoff is not None:
-            self.backoff.resume(step.backoff)
+        if step.failures is not None:
+            self.backoff.failures = step.failures
         self._pump.start()
         while not self._closing:
             if step.status is not None:
@@ -144,7 +144,9 @@ class NeonizeConnector(NeonizeRequests):
             if self.leaves_thread
             else f"{MAX_CLIENTS} clients used (neonize keeps a store open for each)"
         )
-        neonize_handover.save(self.auth_dir, dataclasses.replace(step, backoff=self.backoff.peek()))
+        neonize_handover.save(
+            self.auth_dir, dataclasses.replace(step, failures=self.backoff.failures)
+        )
         raise RestartRunner(f"{why}; a fresh runner carries on")
 
     async def _wait_start(self, timeout: float | None) -> None:

@@ -41,8 +41,8 @@ class Next:
     reason: str = ""
     forget_auth: bool = False
     """Remove `tokens/<name>/` first: the device was unlinked or logged out."""
-    backoff: float | None = None
-    """The connect backoff's next delay, carried over a recycle."""
+    failures: int | None = None
+    """Failed connects so far (the backoff's step), carried over a recycle."""
 
 
 def save(auth_dir: Path, step: Next, *, clock: float | None = None) -> None:

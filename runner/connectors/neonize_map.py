@@ -1,5 +1,5 @@
 """What the neonize connector decides, without a client: whatsmeow events → the seed's
-seven states, receipts → acks, the connect backoff and the QR watchdog. Pure and
+seven states, receipts → acks and the QR watchdog. Pure and
 clock-injectable, so it is tested with real neonize event objects and a fake clock."""
 
 from __future__ import annotations
@@ -151,30 +151,6 @@ def ack_status(receipt: Any) -> str | None:
     if not receipt.HasField("Type"):
         return "failed"
     return ACKS.get(pb.Receipt.ReceiptType.Name(receipt.Type))
-
-
-class Backoff:
-    """Capped exponential delays: 1, 2, 4 … ``cap`` seconds."""
-
-    def __init__(self, initial: float = 1.0, cap: float = 60.0) -> None:
-        self.initial = initial
-        self.cap = cap
-        self._next = initial
-
-    def next(self) -> float:
-        delay = self._next
-        self._next = min(self.cap, self._next * 2)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial
-
-    def peek(self) -> float:
-        """The delay the next failure will wait (kept across a runner's recycle)."""
-        return self._next
-
-    def resume(self, delay: float) -> None:
-        self._next = min(self.cap, max(self.initial, delay))
 
 
 class QrWatchdog:
