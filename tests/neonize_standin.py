@@ -6,7 +6,10 @@ cancellation), and whose stop() returns without ending it, as neonize's Stop doe
 WhatsApp's servers cannot be reached here; everything else is the real runner.
 
 `ZV_STANDIN_QR_SECONDS` shortens whatsmeow's QR window (first code and watchdog grace),
-so a test sees it end in seconds.
+so a test sees it end in seconds. `ZV_STANDIN_EXECUTOR_THREADS=N` gives the loop a
+default executor of N threads, and the blocked call takes one as the client is made
+(before the runner's other tasks first run): with 1, the default executor is held for
+good, as leaked QR loops would hold it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import functools
 import os
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 
@@ -26,6 +30,12 @@ class BlockedClient:
         self.event = self
         self.qr_cb: Any = None
         self.never = threading.Event()
+        loop = asyncio.get_running_loop()
+        threads = os.environ.get("ZV_STANDIN_EXECUTOR_THREADS")
+        if threads:
+            loop.set_default_executor(ThreadPoolExecutor(int(threads)))
+        # neonize runs Neonize() with asyncio.to_thread: the default executor's thread
+        self.call = loop.run_in_executor(None, self.never.wait)
 
     def qr(self, cb: Any) -> None:
         self.qr_cb = cb
@@ -34,10 +44,8 @@ class BlockedClient:
         return lambda _handler: None
 
     async def connect(self) -> asyncio.Future[Any]:
-        # neonize runs Neonize() with asyncio.to_thread: the default executor's thread
-        task = asyncio.ensure_future(asyncio.to_thread(self.never.wait))
         await self.qr_cb(self, b"2@standin-qr-payload")
-        return task
+        return self.call
 
     async def stop(self) -> None:
         """neonize's Stop: disconnects, but the QR loop goes on."""

@@ -3,15 +3,19 @@ be ended, retries, event order and errors, stop.
 
 Real: the connector, the events it receives (real neonize protos: `neonize.proto`), its
 handover file, the QR watchdog (on a controllable clock). Stands in: neonize's client,
-since WhatsApp's servers cannot be reached here. `StandIn` registers handlers as
-neonize's `Event` does, shows a QR on connect and returns a connect task that ends on
-stop() only when told to: a paired neonize client's Neonize() call returns after Stop,
-an unpaired one's never does (whatsmeow's QR loop checks no cancellation).
+since WhatsApp's servers cannot be reached here. `StandIn` carries neonize's real
+`Event` (handlers register on it; an event reaches them as the Go side delivers it:
+serialised bytes through `Event.execute`, which decodes them, keeps a `Device` as
+``client.me`` and schedules the handler with ``run_coroutine_threadsafe`` without
+awaiting it), shows a QR on connect and returns a connect task that ends on stop() only
+when told to: a paired neonize client's Neonize() call returns after Stop, an unpaired
+one's never does (whatsmeow's QR loop checks no cancellation).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import json
 import logging
@@ -20,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from neonize.aioze import events as neonize_events
+from neonize.events import EVENT_TO_INT
 from neonize.proto import Neonize_pb2 as pb
 from neonize.utils.jid import build_jid
 
@@ -32,6 +38,7 @@ from runner.connectors.neonize import AUTH_DB, NeonizeConnector
 from runner.connectors.neonize_handover import HANDOVER, MAX_CLIENTS
 from runner.connectors.neonize_map import QrWatchdog
 from tests.test_neonize import FakeClock
+from tests.test_neonize_messages import LID, PHONE, lid_source, message, wire
 
 OWN = "5511999999999"
 
@@ -59,26 +66,21 @@ class StandIn:
     def __init__(self, *, ends_on_stop: bool, me: Any = None, fail: Exception | None = None):
         self.ends_on_stop = ends_on_stop
         self.fail = fail
-        self.handlers: dict[Any, Any] = {}
-        self.qr_cb: Any = None
-        self.event = self
+        # neonize's connect() points its dispatch at the running loop (once a process)
+        neonize_events.event_global_loop = asyncio.get_running_loop()
+        self.event = neonize_events.Event(self)
         self.me = me
+        self.get_me_calls = 0
         self.stops = 0
         self.blocker = asyncio.Event()
         self.sent: list[Any] = []
         self.release = asyncio.Event()
         self.release.set()
 
-    def qr(self, cb: Any) -> None:
-        self.qr_cb = cb
-
-    def __call__(self, kind: Any) -> Any:
-        return lambda f: self.handlers.__setitem__(kind, f)
-
     async def connect(self) -> asyncio.Future[Any]:
         if self.fail is not None:
             raise self.fail
-        await self.qr_cb(self, b"2@fake-qr-payload")
+        await self.event._qr(self, b"2@fake-qr-payload")
         return asyncio.ensure_future(self.blocker.wait())
 
     async def stop(self) -> None:
@@ -91,8 +93,23 @@ class StandIn:
         return "ABCD-EFGH"
 
     async def emit(self, event: Any) -> None:
-        """What neonize's Event.execute does: schedule the registered handler."""
-        await self.handlers[type(event)](self, event)
+        """What neonize's Go side does with an event: hand its bytes to Event.execute,
+        which schedules the registered handler and returns at once."""
+        data = wire(event)
+        buf = ctypes.create_string_buffer(data, len(data))
+        self.event.execute(0, ctypes.addressof(buf), len(data), EVENT_TO_INT[type(event)])
+
+    async def get_pn_from_lid(self, lid: pb.JID) -> pb.JID:
+        """whatsmeow's LID → number store, which knows one contact."""
+        if lid.User != LID:
+            raise RuntimeError("no mapping")
+        return build_jid(PHONE)
+
+    async def get_me(self) -> pb.Device:
+        """A round trip to the Go side: other events are scheduled meanwhile."""
+        self.get_me_calls += 1
+        await asyncio.sleep(0.05)
+        return pb.Device(JID=build_jid(OWN))
 
     async def send_message(self, to: Any, message: Any) -> Any:
         await self.release.wait()
@@ -264,14 +281,14 @@ def test_after_max_clients_the_runner_recycles_keeping_the_backoff(tmp_path: Pat
 
 def test_connect_failure_stops_the_client_and_retries(tmp_path: Path) -> None:
     async def scenario() -> None:
-        me = pb.Device(JID=build_jid(OWN))
-        c, task, events, clients = running(
-            tmp_path, ends_on_stop=True, me=me, backoff=Backoff(0.01, 0.01)
-        )
+        c, task, events, clients = running(tmp_path, ends_on_stop=True, backoff=Backoff(0.01, 0.01))
         await until(lambda: clients)
+        # whatsmeow sends its Device before Connected; neonize keeps it as client.me
+        await clients[0].emit(pb.Device(JID=build_jid(OWN)))
         await clients[0].emit(pb.Connected(status=True))
         await until(lambda: events.named("connected"))
-        assert events.named("connected") == [(OWN,)], "client.me, no get_me() round trip"
+        assert events.named("connected") == [(OWN,)]
+        assert clients[0].get_me_calls == 0, "client.me, no get_me() round trip"
         reason = pb.ConnectFailureReason.Value("GENERIC")
         await clients[0].emit(pb.ConnectFailure(Reason=reason, Message="bad"))
         await until(lambda: len(clients) == 2)
@@ -301,14 +318,16 @@ def test_events_are_handled_in_order_and_failures_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def scenario() -> None:
-        me = pb.Device(JID=build_jid(OWN))
-        c, task, events, clients = running(tmp_path, ends_on_stop=True, me=me)
+        c, task, events, clients = running(tmp_path, ends_on_stop=True)
         await until(lambda: clients)
         client = clients[0]
-        # scheduled back to back, as neonize does: Disconnected must win
+        # scheduled back to back, as neonize does; Connected's handler asks the Go side
+        # for the own number (no Device came), and Disconnected must still win
         await client.emit(pb.Connected(status=True))
         await client.emit(pb.Disconnected(status=True))
         await until(lambda: events.named("disconnected"))
+        await asyncio.sleep(0.1)
+        assert client.get_me_calls == 1
         assert [n for n, _ in events.calls if n != "qr"] == ["connected", "disconnected"]
         with pytest.raises(NotConnected):
             await c.send_text(Recipient("5511977776666"), "x")
@@ -376,6 +395,44 @@ def test_a_pairing_code_expires_with_the_qr_window(tmp_path: Path) -> None:
         await until(lambda: events.named("connected"))
         with pytest.raises(NotConnected, match="not waiting to be paired"):
             await c.pair_phone("5511977776666")
+        task.cancel()
+        await c.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_lid_is_reported_by_its_number_from_whatsmeows_store(tmp_path: Path) -> None:
+    """A contact addressed by LID with no number in the event (no sender_pn): the
+    linked client's store gives the number for the message and for the acks, which
+    come for every id, also ones typed on the phone that the API never returned."""
+
+    async def scenario() -> None:
+        c, task, events, clients = running(tmp_path, ends_on_stop=True)
+        await until(lambda: clients)
+        client = clients[0]
+        await client.emit(pb.Device(JID=build_jid(OWN)))
+        await client.emit(pb.Connected(status=True))
+        await until(lambda: events.named("connected"))
+        event = message(lid_source(alt=False))
+        event.Message.conversation = "oi"
+        await client.emit(event)
+        read = pb.Receipt(
+            MessageSource=lid_source(alt=False),
+            MessageIDs=["3EB0PHONE1", "3EB0PHONE2"],
+            Type=pb.Receipt.READ,
+        )
+        await client.emit(read)
+        await until(lambda: len(events.named("message_ack")) == 2)
+        (got,) = events.named("message_received")
+        assert (got[0].chat, got[0].sender, got[0].timestamp) == (
+            f"{PHONE}@c.us",
+            PHONE,
+            1739202900,
+        )
+        assert events.named("message_ack") == [
+            ("3EB0PHONE1", "read", f"{PHONE}@c.us"),
+            ("3EB0PHONE2", "read", f"{PHONE}@c.us"),
+        ]
         task.cancel()
         await c.close()
 

@@ -30,6 +30,7 @@ from ecosystem.store.sqlite import SQLiteStore
 from runner.connectors.neonize_handover import HANDOVER
 from tests.conftest import Env, wait_for
 from tests.health_helpers import FAST, Look
+from tests.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -71,17 +72,25 @@ def outbox(env: Env, name: str) -> list[tuple[str, Any]]:
         store.close()
 
 
-def create(env: Env, name: str) -> tuple[int, str]:
+def create(env: Env, name: str, hook: str = DEAD_HOOK) -> tuple[int, str]:
     """A neonize session created by the CLI and left stopped: the test runs its runner."""
-    shown = env.json("create", name, "--stopped", "--webhook-url", DEAD_HOOK)
+    shown = env.json("create", name, "--stopped", "--webhook-url", hook)
     assert shown["connector"] == "neonize"
     return shown["port"], env.cli("token", name).stdout.strip()
 
 
 def test_stop_during_the_qr_phase_exits_in_budget_with_the_outbox_flushed(zv: Env) -> None:
-    port, _ = create(zv, "qr")
-    proc = standin(zv, "qr", port)
-    wait_for(lambda: zv.json("show", "qr")["status"] == "waiting_scan", timeout=30)
+    """The blocked call holds the loop's whole default executor (one thread, as the QR
+    loops of expired clients would hold it): webhooks are delivered all the same."""
+    receiver = Receiver()
+    try:
+        port, _ = create(zv, "qr", receiver.url)
+        proc = standin(zv, "qr", port, ZV_STANDIN_EXECUTOR_THREADS="1")
+        wait_for(lambda: zv.json("show", "qr")["status"] == "waiting_scan", timeout=30)
+        delivered = wait_for(lambda: receiver.of("qr_code"), timeout=30)
+        assert delivered[0].payload["qrCode"].startswith("data:image/png;base64,")
+    finally:
+        receiver.down()
     proc.send_signal(signal.SIGTERM)
     code, took = exit_within(proc, STOP_BUDGET)
     assert code == 0, "a stop, not a crash"
