@@ -67,6 +67,14 @@ class StatePaths:
         digest = hashlib.sha256(os.fsencode(self.home)).hexdigest()[:16]
         return Path(tempfile.gettempdir()) / f"zapvisor-{digest}" / "supervisor.sock"
 
+    def health_socket(self, name: str) -> Path:
+        """`run/<name>.sock`: the runner's /health for the health monitor alone (see
+        runner/lane.py); beside supervisord's socket when the home path is too long."""
+        path = self.home / "run" / f"{validate_name(name)}.sock"
+        if len(os.fsencode(path)) <= _SOCKET_MAX:
+            return path
+        return self.socket.parent / "run" / f"{name}.sock"
+
     def token_dir(self, name: str) -> Path:
         """`tokens/<name>/`: a session's WhatsApp auth; the name is validated first so
         no input can point outside the state directory."""

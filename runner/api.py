@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hmac
 import math
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -117,16 +116,7 @@ class Api:
     # -- session ---------------------------------------------------------------------
 
     async def health(self, _: Request) -> Response:
-        live = self.runner.live
-        return Response.json(
-            {
-                "ok": True,
-                "session": self.runner.name,
-                "status": str(live.status),
-                "pid": os.getpid(),
-                "uptime_seconds": round(time.monotonic() - live.started, 1),
-            }
-        )
+        return Response.json(self.runner.health())
 
     async def openapi(self, _: Request) -> Response:
         return Response.json(document(self.runner.name, self.runner.settings))

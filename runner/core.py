@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import signal
+import time
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 
@@ -18,6 +21,7 @@ from ecosystem.store import Store, open_store
 from runner.api import build_server
 from runner.connectors import Connector, make_connector, sim_faults
 from runner.events import Events
+from runner.lane import HealthLane
 from runner.state import LiveState, Reporter
 from runner.webhooks import Outbox
 
@@ -66,6 +70,16 @@ class Runner:
         self._stop = asyncio.Event()
         self._exit_code = 0
 
+    def health(self) -> dict[str, Any]:
+        """What `/health` answers (on the port and on the monitor's socket)."""
+        return {
+            "ok": True,
+            "session": self.name,
+            "status": str(self.live.status),
+            "pid": os.getpid(),
+            "uptime_seconds": round(time.monotonic() - self.live.started, 1),
+        }
+
     async def serve(self) -> int:
         self.reporter.start()
         await self.reporter.update(
@@ -81,6 +95,8 @@ class Runner:
             raise RunnerError(
                 f"cannot listen on {self.settings.bind}:{self.port}: {reason}"
             ) from None
+        lane = HealthLane(self.paths.health_socket(self.name), self.health)
+        await lane.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
@@ -107,6 +123,7 @@ class Runner:
             log.exception("connector close failed", extra={"event": "close_failed"})
         await _settle(producers, "connector")
         await server.close()
+        await lane.close()
         if self.live.status != Status.ERROR:
             await self.reporter.update(
                 status=Status.DISCONNECTED, qr_payload=None, qr_expires_at=None

@@ -40,7 +40,7 @@ from ecosystem.health.memory import MemoryMeter
 from ecosystem.health.model import SessionHealth
 from ecosystem.health.notify import Notifier
 from ecosystem.health.outage import StoreMemory, status_since
-from ecosystem.health.probe import REFUSED, probe_many
+from ecosystem.health.probe import BUSY, REFUSED, probe_many, second_opinion
 from ecosystem.health.proctable import ProcessTable
 from ecosystem.models import Session, utcnow
 from ecosystem.names import program_name
@@ -90,6 +90,9 @@ class Monitor:
         self.next_due: datetime | None = None
         self.memo = StoreMemory(clock)
         """What the store last said, to supervise from while it is down."""
+        self.saturated: set[str] = set()
+        """Sessions whose port turned the last check away while they answered on their
+        health socket."""
         self.settings_problem: dict[str, Any] | None = None
         """What is wrong with runtime.env, if anything (health/envwatch.py)."""
         self.reconfigure(settings)
@@ -319,9 +322,11 @@ class Monitor:
 
     def _probe(self, obs: Observed, now: datetime) -> None:
         running = self._running(obs)
-        results = probe_many(
-            self.settings.bind, {s.name: s.port for s, _, _ in running}, self.policy.probe_timeout
-        )
+        timeout = self.policy.probe_timeout
+        results = probe_many(self.settings.bind, {s.name: s.port for s, _, _ in running}, timeout)
+        sockets = {s.name: self.paths.health_socket(s.name) for s, _, _ in running}
+        results = second_opinion(results, sockets, timeout)
+        self._note_saturated({name for name, r in results.items() if r == BUSY})
         for s, info, h in running:
             pid, up = info.pid or 0, info.uptime or 0
             if not obs.store_up and results[s.name] == REFUSED:
@@ -333,6 +338,20 @@ class Monitor:
                 obs.health[s.name] = self._restart_for(
                     s, h, now, reason, kind="hung", kill=True, failed_checks=failed
                 )
+
+    def _note_saturated(self, names: set[str]) -> None:
+        """Say once when a runner's port stops taking the checks while the runner is
+        alive (someone holds its connections), and once when that is over."""
+        for name in sorted(names - self.saturated):
+            log.warning(
+                "%s: its port turns the health check away (too many connections at once); "
+                "it answers on its health socket, so it is not restarted",
+                name,
+                extra={"session": name},
+            )
+        for name in sorted(self.saturated - names):
+            log.info("%s: its port answers the health check again", name, extra={"session": name})
+        self.saturated = names
 
     def _memory_and_stuck(self, obs: Observed, now: datetime) -> None:
         cap = self.policy.memory_cap_mb

@@ -1,0 +1,101 @@
+"""What a local client, with or without the session's token, can do to a runner over
+its port: starve the health check by holding connections, send absurd headers and
+bodies, point the webhook at internal addresses. Real runners under a real supervisord
+with the health monitor on; every request goes over a real socket."""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.conftest import Env, wait_for
+from tests.health_helpers import FAST, Look
+from tests.test_session_api import call, raw_request
+
+pytestmark = pytest.mark.e2e
+
+
+class Flood:
+    """Holds ``n`` idle connections to a port, opening a new one whenever the server
+    closes one (what a client starving the runner does)."""
+
+    def __init__(self, port: int, n: int) -> None:
+        self.port, self.n = port, n
+        self.stop = threading.Event()
+        self.opened = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Flood:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+    def _open(self, sel: selectors.BaseSelector) -> None:
+        try:
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
+        except OSError:
+            return
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+        self.opened += 1
+
+    def _run(self) -> None:
+        sel = selectors.DefaultSelector()
+        try:
+            while not self.stop.is_set():
+                while len(sel.get_map()) < self.n and not self.stop.is_set():
+                    self._open(sel)
+                for key, _ in sel.select(0.1):
+                    sock: socket.socket = key.fileobj  # type: ignore[assignment]
+                    try:
+                        data = sock.recv(4096)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        sel.unregister(sock)
+                        sock.close()
+        finally:
+            for key in list(sel.get_map().values()):
+                key.fileobj.close()  # type: ignore[union-attr]
+            sel.close()
+
+
+def test_idle_connections_do_not_make_the_runner_look_hung(make_env: Callable[..., Env]) -> None:
+    """500 idle connections held on the runner's port for many checks: its port answers
+    503 past the connection cap, yet the monitor neither restarts nor parks it (it
+    answers on its private health socket), and the API serves again once they go."""
+    env = make_env(max_sessions=2, **FAST, ZAPVISOR_CRASH_MAX_EXITS="2")
+    env.cli("create", "busy", "--connector", "sim")
+    look = Look(env)
+    pid = wait_for(lambda: look.up("busy"))
+    port = look.session("busy").port
+    wait_for(lambda: look.checks() >= 2)
+    sock = env.home / "run" / "busy.sock"
+    assert sock.is_socket() and (sock.parent.stat().st_mode & 0o777) == 0o700
+
+    with Flood(port, 500) as flood:
+        saw_503 = wait_for(lambda: raw_request(port, "GET /status HTTP/1.1")[0] == 503)
+        checks = look.checks()
+        deadline = time.monotonic() + 60
+        while look.checks() < checks + 12 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert look.checks() >= checks + 12, "the monitor kept checking"
+        assert flood.opened >= 500
+    assert saw_503
+    assert look.events("busy", "hung") == [], "a starved port was read as a hung runner"
+    h = look.health("busy")
+    assert h.restarts == 0 and h.parked_at is None
+    assert look.proc("busy").pid == pid and look.session("busy").desired_state == "running"
+    log = (env.home / "logs" / "zapvisor-health.log").read_text()
+    assert "busy: its port turns the health check away" in log
+    wait_for(lambda: call(port, "/health", None)[0] == 200, timeout=30)
+    look.close()
