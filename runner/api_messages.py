@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ecosystem import jsonvalue
 from ecosystem.errors import InvalidValue, SessionNotFound, StoreError, ZapvisorError
 from runner import media
 from runner.connectors.base import (
@@ -28,7 +29,14 @@ MAX_TEXT = 65536
 
 
 def body(request: Request) -> dict[str, Any]:
-    data = request.json()
+    """The request's JSON object; nesting past jsonvalue.MAX_DEPTH, NaN and the like
+    are a 400 (a 100,000-deep body must not reach the recursion limit as a 500)."""
+    if not request.body:
+        return {}
+    try:
+        data = jsonvalue.loads(request.body, "the body")
+    except jsonvalue.BadJSON as exc:
+        raise HTTPError(400, str(exc)) from None
     if not isinstance(data, dict):
         raise HTTPError(400, "the body must be a JSON object")
     return data

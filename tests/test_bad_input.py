@@ -162,3 +162,54 @@ def test_no_command_without_a_terminal_prints_help(zv: Env) -> None:
     proc = zv.cli(check=False)
     assert proc.returncode == 2 and "usage: zapvisor" in proc.stderr
     assert sys.executable  # the CLI ran in a separate process without a TTY
+
+
+def test_undecodable_text_non_finite_numbers_and_deep_json_are_bad_input(zv: Env) -> None:
+    """Undecodable bytes on the command line (Python sees lone surrogates), `\\udcff`
+    escapes, NaN/Infinity/1e999 and absurd nesting: exit 65 with one line, on create and
+    on config, and nothing is written."""
+    zv.cli("create", "alpha", "--connector", "sim", "--stopped", "--ai-config", '{"k": 1}')
+    deep = '{"a":' * 5000 + "1" + "}" * 5000
+    base = ["create", "v1", "--connector", "sim", "--stopped"]
+    cases = [
+        ([*base, "--description", "\udcff\udcfe"], "description holds bytes that are not"),
+        ([*base, "--ai-config", '{"a": "\\udcff"}'], "--ai-config holds bytes"),
+        ([*base, "--ai-config", '{"a": "\udcff"}'], "--ai-config holds bytes"),
+        ([*base, "--timing-config", '{"\\udcff": 1}'], "--timing-config holds bytes"),
+        ([*base, "--webhook-url", "http://x/\udcff"], "webhook URL holds bytes"),
+        ([*base, "--ai-config", deep], "--ai-config is nested deeper than 64 levels"),
+        ([*base, "--ai-config", '{"a": NaN}'], "NaN, which is not a JSON number"),
+        (["config", "alpha", "--ai-config", deep], "nested deeper than 64 levels"),
+        (["config", "alpha", "--timing-config", deep], "nested deeper than 64 levels"),
+        (["config", "alpha", "--ai-config", '{"a": NaN}'], "NaN, which is not a JSON number"),
+        (["config", "alpha", "--ai-config", '{"a": -Infinity}'], "-Infinity, which is not"),
+        (["config", "alpha", "--timing-config", '{"a": 1e999}'], "1e999, out of range"),
+        (["config", "alpha", "--description", "\udcff"], "description holds bytes"),
+    ]
+    for args, expect in cases:
+        proc = zv.cli(*args, check=False)
+        assert proc.returncode == 65, (args[:4], proc.returncode, proc.stderr[-300:])
+        assert expect in one_line_error(proc.stderr), (args[:4], proc.stderr)
+        assert "Traceback" not in proc.stderr
+    assert [s["name"] for s in zv.json("list")] == ["alpha"]
+    shown = zv.json("show", "alpha")
+    assert shown["ai_config"] == {"k": 1} and shown["timing_config"] == {}
+    assert shown["description"] == ""
+
+
+def test_control_and_direction_characters_in_a_description_are_refused(zv: Env) -> None:
+    """U+009B (CSI on many terminals) or U+202E (right-to-left override) would make
+    `show` print something else than what was typed."""
+    zv.cli("create", "alpha", "--connector", "sim", "--stopped", "--description", "ok ✓ 👍🏽")
+    for bad in ("a\u009b2Jb", "invoice \u202egpj.exe", "a\u2028b", "del\x7f"):
+        for args in (
+            ["create", "beta", "--connector", "sim", "--stopped", "--description", bad],
+            ["config", "alpha", "--description", bad],
+        ):
+            proc = zv.cli(*args, check=False)
+            assert proc.returncode == 65, (bad, proc.stderr)
+            assert f"U+{ord(next(c for c in bad if not c.isalnum() and c not in ' .')):04X}" in (
+                one_line_error(proc.stderr)
+            )
+    assert [s["name"] for s in zv.json("list")] == ["alpha"]
+    assert zv.json("show", "alpha")["description"] == "ok ✓ 👍🏽"

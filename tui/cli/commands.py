@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from ecosystem import jsonvalue
 from ecosystem import logs as logfiles
 from ecosystem import qr as qrcodes
 from ecosystem.doctor import FAIL, run_checks
@@ -31,9 +31,9 @@ def _json_object(text: str | None, flag: str) -> dict[str, Any]:
     if text is None:
         return {}
     try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise InvalidValue(f"{flag} is not valid JSON: {exc}") from None
+        value = jsonvalue.loads(text, flag)
+    except jsonvalue.BadJSON as exc:
+        raise InvalidValue(str(exc)) from None
     if not isinstance(value, dict):
         raise InvalidValue(f"{flag} must be a JSON object ({{...}}), got {type(value).__name__}")
     return value
