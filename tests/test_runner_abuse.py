@@ -99,3 +99,36 @@ def test_idle_connections_do_not_make_the_runner_look_hung(make_env: Callable[..
     assert "busy: its port turns the health check away" in log
     wait_for(lambda: call(port, "/health", None)[0] == 200, timeout=30)
     look.close()
+
+
+def test_absurd_content_length_and_deep_json_bodies_are_client_errors(zv: Env) -> None:
+    """A 5,000-digit Content-Length (no token needed) and a 100,000-deep JSON body (with
+    the token) are 4xx answers, never a 500 or a traceback in the runner's log."""
+    zv.cli("create", "bodies", "--connector", "sim")
+    port = zv.json("show", "bodies")["port"]
+    token = zv.cli("token", "bodies").stdout.strip()
+    huge = "9" * 5000
+    anon = f"POST /send-message HTTP/1.1\r\nHost: x\r\nContent-Length: {huge}"
+    assert raw_request(port, anon)[0] == 401
+    authed = anon + f"\r\nAuthorization: Bearer {token}"
+    status, data = raw_request(port, authed)
+    assert status == 413 and b"limit" in data
+    assert raw_request(port, f"GET /health HTTP/1.1\r\nContent-Length: 000{huge}")[0] == 413
+
+    for depth in (100_000, 65):
+        deep = b"[" * depth + b"]" * depth
+        head = (
+            f"PUT /webhook HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(deep)}"
+        )
+        status, data = raw_request(port, head, deep)
+        assert status == 400 and b"nested deeper than 64 levels" in data, data[-200:]
+    status, data = raw_request(
+        port,
+        f"POST /send-message HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Length: 32",
+        b'{"phone": NaN, "message": "ola"}',
+    )
+    assert status == 400 and b"NaN" in data
+    assert call(port, "/health", None)[0] == 200
+    logs = "".join(p.read_text(errors="replace") for p in (zv.home / "logs").glob("wa-*.log"))
+    assert "request failed" not in logs and "Traceback" not in logs
