@@ -5,6 +5,7 @@ with the health monitor on; every request goes over a real socket."""
 
 from __future__ import annotations
 
+import ipaddress
 import selectors
 import socket
 import threading
@@ -132,3 +133,49 @@ def test_absurd_content_length_and_deep_json_bodies_are_client_errors(zv: Env) -
     assert call(port, "/health", None)[0] == 200
     logs = "".join(p.read_text(errors="replace") for p in (zv.home / "logs").glob("wa-*.log"))
     assert "request failed" not in logs and "Traceback" not in logs
+
+
+def test_a_webhook_url_set_through_the_api_must_be_public(
+    make_env: Callable[..., Env],
+) -> None:
+    """PUT /webhook follows the media URLs' address policy (and its opt-in setting): a
+    token holder cannot make the runner POST events to this host's loopback, its network
+    or the cloud metadata address. The operator's own `config --webhook-url` may."""
+    env = make_env(max_sessions=2)
+    env.cli("create", "hooks", "--connector", "sim")
+    port = env.json("show", "hooks")["port"]
+    token = env.cli("token", "hooks").stdout.strip()
+    internal = [
+        "http://127.0.0.1:9/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://localhost:8080/x",
+        "http://[::1]:9/",
+        "http://10.0.0.5/hook",
+        "http://[::ffff:169.254.169.254]/",
+    ]
+    me = socket.gethostname()
+    if not any(media_public(str(a[4][0])) for a in socket.getaddrinfo(me, 80)):
+        internal.append(f"http://{me}:9/hook")  # a name that resolves to loopback
+    else:
+        print(f"{me} resolves to a public address here; the by-name case is not checked")
+    for url in internal:
+        status, body = call(port, "/webhook", token, "PUT", {"url": url})
+        assert status == 400, (url, body)
+        assert "ZAPVISOR_MEDIA_ALLOW_PRIVATE" in body["error"], body
+    status, body = call(port, "/webhook", token, "PUT", {"url": "http://zv-none.invalid/h"})
+    assert status == 400 and "does not resolve" in body["error"]
+    assert env.json("show", "hooks")["webhook_url"] is None
+    assert env.json("config", "hooks", "--webhook-url", "http://127.0.0.1:9/hook")["webhook_url"]
+
+    opted = make_env(max_sessions=2, ZAPVISOR_MEDIA_ALLOW_PRIVATE="true")
+    opted.cli("create", "lan", "--connector", "sim")
+    port = opted.json("show", "lan")["port"]
+    token = opted.cli("token", "lan").stdout.strip()
+    status, body = call(port, "/webhook", token, "PUT", {"url": "http://127.0.0.1:9/hook"})
+    assert status == 200 and body["webhookUrl"] == "http://127.0.0.1:9/hook"
+
+
+def media_public(address: str) -> bool:
+    from runner.media import is_public
+
+    return is_public(ipaddress.ip_address(address.split("%", 1)[0]))
