@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import stat
 import time
 from dataclasses import asdict, dataclass
@@ -230,9 +231,16 @@ _TROUBLED = {
 }
 
 
+_ADVICE = re.compile(r"`zapvisor [^`]+`")
+
+
 def _troubled(name: str, status: Status, last_error: str | None) -> Check:
+    """The runner's own advice when its error names a command (a corrupt auth says
+    `zapvisor logout NAME`: a restart would load the same file again), else ours."""
     reason = f": {last_error}" if last_error else ""
-    return Check(f"session {name}", WARN, f"{status}{reason}", _TROUBLED[status].format(name=name))
+    advice = _ADVICE.findall(last_error or "")
+    fix = ", then ".join(advice) if advice else _TROUBLED[status].format(name=name)
+    return Check(f"session {name}", WARN, f"{status}{reason}", fix)
 
 
 def _ephemeral_overlap(ports: range) -> tuple[int, int] | None:

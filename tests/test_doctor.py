@@ -85,3 +85,21 @@ def test_doctor_says_why_a_running_session_is_not_connected(zv: Env) -> None:
     assert found["level"] == "warn"
     assert found["detail"] == "reconnecting: network lost"
     assert "web.whatsapp.com" in found["fix"]
+
+
+def test_a_corrupt_sim_auth_is_an_error_and_doctor_says_logout(zv: Env) -> None:
+    """A phone of fullwidth digits is not a phone number: the auth is corrupt, the
+    session says so, and doctor passes on the runner's advice (`logout`, which clears
+    it), not `restart` (which would load the same file again)."""
+    zv.cli("create", "alpha", "--connector", "sim", "--stopped")
+    auth = zv.home / "tokens" / "alpha"
+    auth.mkdir(parents=True, exist_ok=True)
+    (auth / "sim-auth.json").write_text('{"phone": "\uff15\uff15\uff11\uff11\uff19\uff19"}')
+    zv.cli("start", "alpha")
+    shown = wait_for(lambda: (s := zv.json("show", "alpha"))["status"] == "error" and s)
+    assert shown["phone"] is None and "is corrupt" in shown["last_error"]
+    found = checks(zv)["session alpha"]
+    assert found["level"] == "warn" and "is corrupt" in found["detail"]
+    assert found["fix"] == "`zapvisor logout alpha`"
+    zv.cli("logout", "alpha", "--yes")
+    assert wait_for(lambda: zv.json("show", "alpha")["status"] == "waiting_scan")

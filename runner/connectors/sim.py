@@ -110,7 +110,8 @@ class SimConnector(Connector):
             return None
         data = json.loads(text)
         phone = data["phone"]
-        if not isinstance(phone, str) or not phone.isdigit():
+        # isdigit() alone passes fullwidth digits (U+FF10-U+FF19) and "²": ASCII only
+        if not isinstance(phone, str) or not (phone.isascii() and phone.isdigit()):
             raise ValueError("phone is not a number")
         return phone
 
