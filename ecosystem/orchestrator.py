@@ -13,7 +13,13 @@ from collections.abc import Callable
 
 from ecosystem import apitoken, runner_client, webhooks
 from ecosystem.boot import StartReport, start_in_waves
-from ecosystem.errors import PortsExhausted, RunnerError, StoreError, ZapvisorError
+from ecosystem.errors import (
+    PortsExhausted,
+    RunnerError,
+    StoreError,
+    SupervisorError,
+    ZapvisorError,
+)
 from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.models import NewSession, Session, SessionFields
 from ecosystem.names import program_name, validate_name
@@ -310,13 +316,24 @@ class Orchestrator:
         return self.show(name)
 
     def delete(self, name: str, *, purge: bool = False) -> Session:
-        """Stop and remove the program, then the row (freeing the port). With ``purge``
-        the session's auth in `tokens/<name>/` goes too."""
+        """Remove the row (freeing the port), then the program, then the session's
+        secrets. With ``purge`` its auth in `tokens/<name>/` and its logs go too.
+
+        The store comes first: it is the step most likely to refuse (a read-only or
+        full disk, a store that is down), and when it does nothing has changed, the
+        runner still runs. Once the row is gone, supervisord follows it: if that step
+        fails, the next `zapvisor apply` (any create or delete) finishes the job."""
         session = self.store.get_session(validate_name(name))
         self.ensure_up()
-        self.progress(f"removing program {program_name(name)}")
-        self.apply(without=name)
         self.store.delete_session(name, actor=self.actor)
+        self.progress(f"removing program {program_name(name)}")
+        try:
+            self.apply()
+        except ZapvisorError as exc:
+            raise SupervisorError(
+                f"session {name} is deleted from the store, but its program could not be "
+                f"removed: {exc}; `zapvisor apply` removes it"
+            ) from None
         self.paths.api_token_file(name).unlink(missing_ok=True)
         webhooks.secret_file(self.paths, name).unlink(missing_ok=True)
         if purge:
