@@ -165,6 +165,17 @@ def run_checks(orch: Orchestrator) -> list[Check]:
             )
         )
 
+    for x in sessions:
+        if not paths.api_token_file(x.name).exists():
+            checks.append(
+                Check(
+                    f"session {x.name}",
+                    WARN,
+                    f"no API token on this host ({paths.api_token_file(x.name)} is missing)",
+                    f"`zapvisor token {x.name} --rotate` makes a new one",
+                )
+            )
+
     health = {}
     if store_ok:  # a store that failed its check is not asked (and waited on) again
         with contextlib.suppress(ZapvisorError):
@@ -200,6 +211,15 @@ def run_checks(orch: Orchestrator) -> list[Check]:
                 )
             elif info.state == "STARTING":
                 checks.append(Check(f"session {x.name}", OK, "starting"))
+            elif info.state == "STOPPED" and info.start == 0:
+                checks.append(
+                    Check(
+                        f"session {x.name}",
+                        FAIL,
+                        "meant to run but never started (a create or start was interrupted)",
+                        "`zapvisor apply` starts it",
+                    )
+                )
             elif info.state != "RUNNING":
                 checks.append(
                     Check(

@@ -16,6 +16,8 @@ from ecosystem.boot import StartReport, start_in_waves
 from ecosystem.errors import (
     PortsExhausted,
     RunnerError,
+    SessionExists,
+    SessionNotFound,
     StoreError,
     SupervisorError,
     ZapvisorError,
@@ -225,25 +227,9 @@ class Orchestrator:
         stays (its status and logs say why) and RunnerError is raised.
         """
         self.paths.ensure()
-        token = apitoken.new_token()
         self.progress(f"reserving a port for {new.name}")
-        try:
-            session = self.store.create_session(
-                new,
-                host=self.settings.host_id,
-                ports=self.ports,
-                exclude_ports=busy_ports(self.ports, self.settings.bind),
-                max_sessions=self.settings.max_sessions,
-                actor=self.actor,
-                api_token_hash=apitoken.hash_token(token),
-            )
-        except PortsExhausted as exc:
-            if exc.busy:
-                held = ", ".join(str(who_holds(p)) for p in exc.busy[:5])
-                raise PortsExhausted(f"{exc.message} ({held})", exc.busy) from None
-            raise
-        apitoken.save_token(self.paths, new.name, token)
-        webhooks.save_secret(self.paths, new.name, webhooks.new_secret())
+        with applier.apply_lock(self.paths):
+            session = self._insert(new)
         self.progress(f"adding program {program_name(new.name)} on port {session.port}")
         try:
             self.apply()
@@ -257,6 +243,35 @@ class Orchestrator:
                 f"healthy: {failure}"
             )
         return self.show(new.name)
+
+    def _insert(self, new: NewSession) -> Session:
+        """The row and its port, with the session's secrets written first: a create
+        killed at any point leaves either no row, or a row whose token works (a later
+        `apply` adds and starts its program). Under the apply lock, so no other create
+        on this host writes the same name's files meanwhile."""
+        with contextlib.suppress(SessionNotFound):
+            self.store.get_session(new.name)
+            raise SessionExists(f"a session named {new.name!r} already exists")
+        token = apitoken.new_token()
+        apitoken.save_token(self.paths, new.name, token)
+        webhooks.save_secret(self.paths, new.name, webhooks.new_secret())
+        try:
+            return self.store.create_session(
+                new,
+                host=self.settings.host_id,
+                ports=self.ports,
+                exclude_ports=busy_ports(self.ports, self.settings.bind),
+                max_sessions=self.settings.max_sessions,
+                actor=self.actor,
+                api_token_hash=apitoken.hash_token(token),
+            )
+        except ZapvisorError as exc:
+            self.paths.api_token_file(new.name).unlink(missing_ok=True)
+            webhooks.secret_file(self.paths, new.name).unlink(missing_ok=True)
+            if isinstance(exc, PortsExhausted) and exc.busy:
+                held = ", ".join(str(who_holds(p)) for p in exc.busy[:5])
+                raise PortsExhausted(f"{exc.message} ({held})", exc.busy) from None
+            raise
 
     def _undo_create(self, name: str) -> None:
         with contextlib.suppress(ZapvisorError):

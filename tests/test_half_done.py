@@ -6,13 +6,16 @@ reported by `doctor` meanwhile. Real supervisord, real runners, a real read-only
 from __future__ import annotations
 
 import contextlib
+import json
+import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Env
+from tests.conftest import Env, wait_for
 from tests.test_bad_input import one_line_error
 from tests.test_session_api import call
 
@@ -50,3 +53,74 @@ def test_a_delete_the_store_refuses_changes_nothing(zv: Env) -> None:
     assert zv.json("list") == [] and not token.exists()
     status = zv.cli("ctl", "status").stdout
     assert "wa-alpha" not in status
+
+
+# A create that SIGKILLs itself at one instant (a real process, a real supervisord):
+# right after the store insert, or after supervisord added the program but before it
+# was started.
+_KILLED_CREATE = """
+import os, signal, sys
+from ecosystem.models import NewSession
+from ecosystem.orchestrator import Orchestrator
+from ecosystem.settings import load_settings
+from ecosystem.supctl.rpc import Supervisor
+
+step, name = sys.argv[1:]
+orch = Orchestrator(load_settings())
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+if step == "after-insert":
+    insert = orch.store.create_session
+    def insert_then_die(*args, **kwargs):
+        insert(*args, **kwargs)
+        die()
+    orch.store.create_session = insert_then_die
+else:
+    Supervisor.start = die
+orch.create(NewSession(name=name, connector="sim"))
+"""
+
+
+def killed_create(env: Env, step: str, name: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_CREATE, step, name],
+        env=env.vars,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+
+
+def doctor(env: Env) -> dict[str, dict[str, str]]:
+    data = json.loads(env.cli("doctor", "--json", check=False).stdout)
+    return {c["name"]: c for c in data["checks"]}
+
+
+@pytest.mark.parametrize(
+    ("step", "said"),
+    [
+        ("after-insert", "no program in supervisord"),
+        ("before-start", "meant to run but never started"),
+    ],
+)
+def test_a_create_killed_half_way_is_finished_by_the_next_apply(
+    zv: Env, step: str, said: str
+) -> None:
+    zv.cli("list")  # supervisord runs: the next apply will not start it (and so boot)
+    killed_create(zv, step, "half")
+    found = doctor(zv)["session half"]
+    assert found["level"] == "fail" and said in found["detail"], found
+    assert "`zapvisor apply`" in found["fix"]
+
+    zv.cli("apply")
+    shown = wait_for(lambda: (s := zv.json("show", "half"))["process_state"] == "RUNNING" and s)
+    assert shown["desired_state"] == "running"
+    token = zv.cli("token", "half").stdout.strip()
+    assert call(shown["port"], "/status", token)[0] == 200, "its token works"
+    assert "session half" not in doctor(zv)
+    (zv.home / "secrets" / "half.token").unlink()  # e.g. moved here without its files
+    found = doctor(zv)["session half"]
+    assert "no API token on this host" in found["detail"]
+    assert found["fix"] == "`zapvisor token half --rotate` makes a new one"

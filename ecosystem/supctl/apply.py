@@ -23,7 +23,7 @@ from ecosystem.paths import StatePaths, write_private
 from ecosystem.settings import Settings, settings_to_env
 from ecosystem.states import DesiredState
 from ecosystem.supctl import daemon, render
-from ecosystem.supctl.rpc import Supervisor
+from ecosystem.supctl.rpc import ProcessInfo, Supervisor
 
 UP_STATES = frozenset({"RUNNING", "STARTING", "BACKOFF", "STOPPING"})
 
@@ -138,7 +138,7 @@ def sync(
     for program in removed:
         sup.stop(program)
         sup.remove_group(program)
-    infos = sup.all_process_info() if changed else {}
+    infos = sup.all_process_info()
     for program in changed:
         info = infos.get(program)
         if program == render.MONITOR_PROGRAM:
@@ -155,10 +155,18 @@ def sync(
         sup.add_group(program)
     result.added = [p for p in added if p in ours]
     result.removed = list(removed)
-    to_start = [wanted_running[p] for p in (*added, *result.changed) if p in wanted_running]
+    to_start = {wanted_running[p] for p in (*added, *result.changed) if p in wanted_running}
+    to_start |= {wanted_running[p] for p in never_started(infos) if p in wanted_running}
     if to_start:
         result.started = start(sorted(to_start))
     return result
+
+
+def never_started(infos: dict[str, ProcessInfo]) -> list[str]:
+    """Programs this supervisord has never started (STOPPED, start time 0): a create or
+    a start killed between adding the program and starting it leaves one so. One an
+    operator stopped, even with supervisorctl, has a start time and is left alone."""
+    return [p for p, i in infos.items() if i.state == "STOPPED" and i.start == 0]
 
 
 def write_for_boot(paths: StatePaths, settings: Settings, sessions: Sequence[Session]) -> None:
