@@ -12,9 +12,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ecosystem.errors import RunnerError
 from tests.conftest import Env, wait_for
 from tests.test_bad_input import one_line_error
 from tests.test_session_api import call
@@ -124,3 +126,31 @@ def test_a_create_killed_half_way_is_finished_by_the_next_apply(
     found = doctor(zv)["session half"]
     assert "no API token on this host" in found["detail"]
     assert found["fix"] == "`zapvisor token half --rotate` makes a new one"
+
+
+def test_a_runner_started_on_a_read_only_store_reports_once_it_is_writable(zv: Env) -> None:
+    """SQLite opens a file it cannot write read-only and keeps it so: the runner's
+    status writes failed for ever after the file was writable again, the store saying
+    `disconnected` while /health said `connected`."""
+    zv.cli("create", "alpha", "--connector", "sim")
+    zv.cli("qr", "alpha", "--wait", "20")
+    zv.cli("sim-scan", "alpha")
+    port = zv.json("show", "alpha")["port"]
+    with immutable(zv.home / "zapvisor.db"):
+        old = call(port, "/health", None)[1]["pid"]
+        zv.cli("ctl", "restart", "wa-alpha")  # supervisorctl: no store write of ours
+
+        def up_again() -> Any:
+            try:
+                body = call(port, "/health", None)[1]
+            except RunnerError:
+                return None
+            return body["pid"] != old and body["status"] == "connected" and body
+
+        new = wait_for(up_again, timeout=30)["pid"]
+    shown = wait_for(
+        lambda: (s := zv.json("show", "alpha"))["status"] == "connected" and s, timeout=60
+    )
+    assert shown["pid"] == new
+    log = (zv.home / "logs" / "wa-alpha.log").read_text()
+    assert "readonly database" in log, "the runner did start on a read-only store"

@@ -11,6 +11,7 @@ from typing import Any
 from ecosystem.errors import OutboxUnavailable
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
 from ecosystem.models import Event, NewSession, Session
+from ecosystem.redact import redact_url
 from ecosystem.webhooks import DeliveryState, WebhookEvent
 
 DEFAULT_WEBHOOK_LEASE = timedelta(seconds=60)
@@ -270,3 +271,19 @@ class Store(abc.ABC):
     def mark_alert_sent(self, alert_id: int, phase: str, at: datetime) -> None:
         """Record that the ``phase`` ('raised' or 'cleared') notice was delivered."""
         raise NotImplementedError(f"the {self.kind} store does not keep alerts yet")
+
+
+def summarise(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """What an event records of a change: field names, and short values that hold no
+    secrets (the token hash is never copied into the audit trail)."""
+    out: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key == "api_token_hash":
+            out[key] = "rotated"
+        elif key == "webhook_url":
+            out[key] = redact_url(value)
+        elif isinstance(value, str | int | float | bool) or value is None:
+            out[key] = str(value) if hasattr(value, "value") else value
+        else:
+            out[key] = "changed"
+    return out

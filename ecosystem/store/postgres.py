@@ -25,12 +25,11 @@ from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.models import OPERATOR_FIELDS, RUNTIME_FIELDS, Event, NewSession, Session
 from ecosystem.store import migrations
 from ecosystem.store import pgcommon as pg
-from ecosystem.store.base import Store
+from ecosystem.store.base import Store, summarise
 from ecosystem.store.pg_health import PgHealth
 from ecosystem.store.pg_outbox import PgOutbox
 from ecosystem.store.pgwatch import Watchdog
 from ecosystem.store.postgres_conn import ANSWER_TIMEOUT, MIGRATE_TIMEOUT, Conn, Cur, PgConnection
-from ecosystem.store.sqlite import _summarise
 from ecosystem.webhooks import WebhookEvent
 
 CLOSE_WAIT = 2.0
@@ -215,7 +214,7 @@ class PostgresStore(PgConnection, PgOutbox, PgHealth, Store):
         values = pg.changes_json({k: getattr(probe, k) for k in changes})
         if "api_token_hash" in changes:
             values["api_token_hash"] = changes["api_token_hash"]
-        detail = Jsonb(_summarise(changes)) if action is not None else None
+        detail = Jsonb(summarise(changes)) if action is not None else None
 
         def op(cur: Cur) -> Session:
             cur.execute(

@@ -6,6 +6,7 @@ SQLite's lock (``BEGIN IMMEDIATE``) and wait up to ``BUSY_TIMEOUT_MS`` for it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -26,15 +27,17 @@ from ecosystem.models import (
     utcnow,
 )
 from ecosystem.ports import pick_port
-from ecosystem.redact import redact_url
 from ecosystem.store import migrations
 from ecosystem.store import sqlite_health as health_sql
-from ecosystem.store.base import Store
+from ecosystem.store.base import Store, summarise
 from ecosystem.store.sqlite_health import SQLiteHealth
 from ecosystem.store.sqlite_outbox import SQLiteOutbox, import_outbox
 from ecosystem.webhooks import WebhookEvent
 
 BUSY_TIMEOUT_MS = 10_000
+_SQLITE_READONLY = 8
+"""SQLITE_READONLY, the primary result code of every "attempt to write a readonly
+database" (the extended codes keep it in their low byte)."""
 _JSON_FIELDS = ("ai_config", "timing_config", "webhook_events")
 _TIME_FIELDS = ("qr_expires_at", "created_at", "updated_at", "connected_at", "last_activity_at")
 
@@ -68,21 +71,35 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
+        self._db = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        path = self.path
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fresh = not path.exists()
-            self._db = sqlite3.connect(
+            db = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
             )
             if fresh:
                 path.chmod(0o600)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.execute("PRAGMA foreign_keys = ON")
+            db.row_factory = sqlite3.Row
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA foreign_keys = ON")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the sqlite store at {path}: {exc}") from None
+        return db
+
+    def _reopen(self) -> None:
+        """SQLite opens a file it cannot write read-only, silently, and the connection
+        stays so after the file is writable again: a runner started during a read-only
+        or full-disk spell would fail every write for ever. A new connection is made
+        after each such failure (the caller retries), so writes resume with the disk."""
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+        self._db = self._connect()
 
     def describe(self) -> str:
         return f"sqlite {self.path}"
@@ -111,6 +128,9 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
             except sqlite3.IntegrityError:
                 raise
             except sqlite3.Error as exc:
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_READONLY:
+                    with contextlib.suppress(StoreError):  # still unwritable: next time
+                        self._reopen()
                 raise StoreError(f"the sqlite store at {self.path} failed: {exc}") from None
 
     def _insert_event(
@@ -264,7 +284,7 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
                 [_to_db(f, getattr(after, f)) for f in fields] + [name],
             )
             if action is not None:
-                self._insert_event(db, name, action, actor, _summarise(changes))
+                self._insert_event(db, name, action, actor, summarise(changes))
             if before.status != after.status:
                 self._insert_event(
                     db,
@@ -369,22 +389,6 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
                 data["detail"] = json.loads(data["detail"])
                 out.append(Event.model_validate(data))
             return out
-
-
-def _summarise(changes: Mapping[str, Any]) -> dict[str, Any]:
-    """What an event records of a change: field names, and short values that hold no
-    secrets (the token hash is never copied into the audit trail)."""
-    out: dict[str, Any] = {}
-    for key, value in changes.items():
-        if key == "api_token_hash":
-            out[key] = "rotated"
-        elif key == "webhook_url":
-            out[key] = redact_url(value)
-        elif isinstance(value, str | int | float | bool) or value is None:
-            out[key] = str(value) if hasattr(value, "value") else value
-        else:
-            out[key] = "changed"
-    return out
 
 
 def _statements(script: str) -> Iterator[str]:

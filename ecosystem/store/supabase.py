@@ -29,11 +29,10 @@ from ecosystem.errors import ConfigError, SessionNotFound, StoreError, ZapvisorE
 from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.models import OPERATOR_FIELDS, RUNTIME_FIELDS, Event, NewSession, Session
 from ecosystem.store import pgcommon as pg
-from ecosystem.store.base import Store
+from ecosystem.store.base import Store, summarise
 from ecosystem.store.pg_health import PgHealth
 from ecosystem.store.pg_outbox import PgOutbox
 from ecosystem.store.pgfunctions import Returns
-from ecosystem.store.sqlite import _summarise
 from ecosystem.webhooks import WebhookEvent
 
 T = TypeVar("T")
@@ -252,7 +251,7 @@ class SupabaseStore(PgOutbox, PgHealth, Store):
                 "p_changes": values,
                 "p_actor": actor,
                 "p_action": action,
-                "p_detail": _summarise(changes) if action is not None else None,
+                "p_detail": summarise(changes) if action is not None else None,
             },
             name=name,
         )
