@@ -28,7 +28,7 @@ from ecosystem.names import program_name, validate_name
 from ecosystem.paths import StatePaths
 from ecosystem.ports import busy_ports, who_holds
 from ecosystem.settings import Settings
-from ecosystem.states import PROCESS_SERVING, DesiredState
+from ecosystem.states import PROCESS_SERVING, DesiredState, Status
 from ecosystem.store import Store, open_store
 from ecosystem.supctl import apply as applier
 from ecosystem.supctl import daemon
@@ -371,13 +371,20 @@ class Orchestrator:
             )
         return self.show(name)
 
-    def sim_scan(self, name: str) -> SessionView:
-        """Make the simulated phone scan the session's current QR."""
+    def sim_scan(self, name: str, wait: float = 10.0) -> SessionView:
+        """Make the simulated phone scan the session's current QR; returns once the
+        session is connected, or says why it is not."""
         view = self.show(name)
         if view.process_state not in PROCESS_SERVING:
             raise RunnerError(f"session {name} is not running ({view.display_status})")
         self._runner_call(view.session, "POST", "/sim/scan")
-        return view
+        deadline = time.monotonic() + wait
+        while (session := self.store.get_session(name)).status != Status.CONNECTED:
+            if time.monotonic() > deadline:
+                why = f": {session.last_error}" if session.last_error else ""
+                raise RunnerError(f"{name} was scanned but is {session.status}{why}")
+            time.sleep(0.05)
+        return self.show(name)
 
     def _runner_call(self, session: Session, method: str, path: str) -> object:
         token = apitoken.read_token(self.paths, session.name)

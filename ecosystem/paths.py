@@ -113,7 +113,18 @@ class StatePaths:
 
 def write_private(path: Path, text: str, *, replace: bool = True) -> None:
     """Write ``text`` atomically (temp file + rename) with mode 0600. With
-    ``replace=False`` an existing file wins: FileExistsError, nothing written."""
+    ``replace=False`` an existing file wins: FileExistsError, nothing written.
+    Any other failure (a full or read-only disk) is a StateDirError naming the file;
+    the old file, if any, is left as it was."""
+    try:
+        _write_private(path, text, replace)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise StateDirError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _write_private(path: Path, text: str, replace: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

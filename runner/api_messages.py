@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ecosystem import jsonvalue
-from ecosystem.errors import InvalidValue, SessionNotFound, StoreError, ZapvisorError
+from ecosystem.errors import (
+    InvalidValue,
+    SessionNotFound,
+    StateDirError,
+    StoreError,
+    ZapvisorError,
+)
 from runner import media
 from runner.connectors.base import (
     Media,
@@ -194,7 +200,10 @@ class MessageRoutes:
         return connector
 
     async def sim_scan(self, _: Request) -> Response:
-        self._sim().scan()
+        try:
+            await self._sim().scan()
+        except StateDirError as exc:
+            raise HTTPError(507, f"not paired: {exc}") from None
         return Response.json({"success": True, "sessionId": self.runner.name})
 
     async def sim_inbound(self, request: Request) -> Response:

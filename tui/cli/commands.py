@@ -228,20 +228,9 @@ def qr(args: argparse.Namespace) -> int:
 
 
 def sim_scan(args: argparse.Namespace) -> int:
-    orch = _orch()
-    orch.sim_scan(args.name)
-    deadline = time.monotonic() + 10
-    session = orch.store.get_session(args.name)
-    while session.status != Status.CONNECTED and time.monotonic() < deadline:
-        time.sleep(0.05)
-        session = orch.store.get_session(args.name)
-    view = orch.show(args.name)
-    return _print_view(
-        view,
-        args.json,
-        f"{view.name} scanned: {session.status}"
-        + (f" as {session.phone}" if session.phone else ""),
-    )
+    view = _orch().sim_scan(args.name)
+    s = view.session
+    return _print_view(view, args.json, f"{view.name} scanned: {s.status} as {s.phone}")
 
 
 def logs(args: argparse.Namespace) -> int:
