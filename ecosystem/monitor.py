@@ -190,8 +190,8 @@ def notable_changes(before: Snapshot | None, after: Snapshot) -> list[Change]:
         state, was = view.process_state, old.process_state
         if state != was and state in ("FATAL", "BACKOFF"):
             why = view.process.spawnerr if view.process else ""
-            if not why and view.process:
-                why = f"exit status {view.process.exitstatus}"
+            if not why and view.exit_status is not None:
+                why = f"exit status {view.exit_status}"
             verb = "gave up on" if state == "FATAL" else "is restarting"
             out.append(
                 Change(

@@ -167,7 +167,9 @@ class Orchestrator:
         if info.spawnerr:
             parts.append(info.spawnerr)
         if info.state in ("EXITED", "FATAL", "BACKOFF"):
-            parts.append(f"exit status {info.exitstatus}")
+            status = self.sup.exit_status(info)
+            if status is not None:
+                parts.append("killed by a signal" if status < 0 else f"exit status {status}")
         lines = [ln for ln in self.sup.tail_stderr(program).splitlines() if ln.strip()]
         if lines:
             parts.append("stderr: " + " | ".join(lines[-3:]))

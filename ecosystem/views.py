@@ -110,9 +110,26 @@ class SessionView:
             return "stopped (not started since supervisord started, or by supervisorctl)"
         if h is not None and h.why_down:
             return h.why_down
-        if proc.spawnerr:
+        status = self.exit_status
+        if proc.spawnerr and status is None:
             return proc.spawnerr
-        return f"{proc.state.lower()} with exit status {proc.exitstatus}"
+        if status is None:
+            return f"{proc.state.lower()} (exit status not known)"
+        return f"{proc.state.lower()} with exit status {status}"
+
+    @property
+    def exit_status(self) -> int | None:
+        """The runner's last exit status while it is down (-1: a signal). supervisord
+        reports 0 for an exit within `startsecs` (FATAL): then the health monitor's
+        record of that exit (read from supervisord's log) is used, else None."""
+        proc, h = self.process, self.health
+        if proc is None or proc.state not in ("EXITED", "FATAL"):
+            return None
+        if proc.state == "EXITED":
+            return proc.exitstatus
+        if h is None or h.last_exit_at is None or h.last_exit_at.timestamp() < proc.stop - 2:
+            return None  # no record of this exit (the monitor is off, or not there yet)
+        return h.last_exit_status
 
     def to_json(self) -> dict[str, Any]:
         data = self.session.model_dump(mode="json")
@@ -121,7 +138,7 @@ class SessionView:
             process_state=self.process_state,
             pid=self.pid,
             uptime_seconds=self.uptime,
-            exit_status=proc.exitstatus if proc and proc.state in ("EXITED", "FATAL") else None,
+            exit_status=self.exit_status,
             spawn_error=(proc.spawnerr or None) if proc else None,
             why_down=self.why_down,
             restarts=self.restarts,

@@ -200,13 +200,14 @@ class Monitor:
         self, s: Session, h: SessionHealth, info: ProcessInfo, now: datetime
     ) -> SessionHealth:
         program = program_name(s.name)
-        what = P.describe_exit(info.state, info.exitstatus, info.spawnerr)
         try:
+            status: int | None = self.sup.exit_status(info)
             stderr = self.sup.tail_stderr(program, 4096)
         except ZapvisorError:
-            stderr = ""
+            status, stderr = (None if info.state == "FATAL" else info.exitstatus), ""
+        what = P.describe_exit(info.state, status, info.spawnerr)
         h, decision = P.on_exit(
-            self.policy, h, now, what=what, exit_status=info.exitstatus, stderr_tail=stderr
+            self.policy, h, now, what=what, exit_status=status, stderr_tail=stderr
         )
         self.hung.forget(s.name)
         if decision.park:
@@ -219,7 +220,7 @@ class Monitor:
             "crash",
             {
                 "what": what,
-                "exit_status": info.exitstatus,
+                "exit_status": status,
                 "exits_in_window": decision.exits_in_window,
                 "restart_in": decision.delay,
             },

@@ -73,7 +73,7 @@ def describe_exit(state: str, exit_status: int | None, spawn_error: str = "") ->
     if state == "FATAL" and spawn_error and "too quickly" not in spawn_error:
         return f"could not start: {spawn_error}"
     if exit_status is None:
-        return f"runner {state}"
+        return "exited right after starting" if state == "FATAL" else f"runner {state}"
     text = "killed by a signal" if exit_status < 0 else f"exited with status {exit_status}"
     return text + (" right after starting" if state == "FATAL" else "")
 

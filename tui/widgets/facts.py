@@ -91,11 +91,11 @@ def _down_rows(grid: Table, view: SessionView, why: str | None) -> None:
     if proc is not None and proc.spawnerr and not any(proc.spawnerr in t for t in said):
         grid.add_row("spawn error", Text(proc.spawnerr, style="red"))
         said.append(proc.spawnerr)
-    if proc is not None and proc.state in ("EXITED", "FATAL", "BACKOFF"):
-        exit_ = f"exit status {proc.exitstatus}"
-        said.append(exit_)
-        if h is None or h.last_exit_status != proc.exitstatus:  # else "last exit" says it
-            grid.add_row("exit status", Text(str(proc.exitstatus), style="red"))
+    status = view.exit_status
+    if status is not None:
+        said.append(f"exit status {status}")
+        if h is None or h.last_exit_status != status:  # else "last exit" says it
+            grid.add_row("exit status", Text(str(status), style="red"))
     if why:
         new = [part for part in why.split("; ") if not any(part in t for t in said)]
         if new:
