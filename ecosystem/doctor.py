@@ -6,35 +6,30 @@ import contextlib
 import re
 import stat
 import time
-from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
 from ecosystem import runner_client
+from ecosystem.doctor_state import (
+    FAIL,
+    OK,
+    WARN,
+    Check,
+    config_check,
+    ports_check,
+    session_file_checks,
+)
 from ecosystem.errors import ZapvisorError
 from ecosystem.health import status as monitor_status
 from ecosystem.models import utcnow
 from ecosystem.names import program_name
 from ecosystem.orchestrator import Orchestrator
-from ecosystem.ports import port_is_free, who_holds
 from ecosystem.states import DesiredState, Status
 from ecosystem.store import migrations
 from ecosystem.supctl import daemon
 from ecosystem.supctl.render import MONITOR_PROGRAM
 from ecosystem.supctl.rpc import ProcessInfo
-
-OK, WARN, FAIL = "ok", "warn", "fail"
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    level: str
-    detail: str
-    fix: str = ""
-
-    def to_json(self) -> dict[str, str]:
-        return asdict(self)
+from ecosystem.views import session_views
 
 
 def _mode(path: object) -> int | None:
@@ -61,6 +56,16 @@ def _store_check(orch: Orchestrator) -> Check:
             "supabase": "check SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY and the project's status",
         }[kind]
         return Check("store", FAIL, f"{kind}: {exc}", fix)
+    try:
+        store.check_writable()
+    except ZapvisorError as exc:
+        fix = {
+            "sqlite": f"check that {orch.settings.home} is writable and its disk is not full "
+            f"(`df -h {orch.settings.home}`, `lsattr {orch.settings.home}`)",
+            "postgres": "point ZAPVISOR_DATABASE_URL at the primary, writable server",
+            "supabase": "check the project's status (paused, read-only, over its disk)",
+        }[kind]
+        return Check("store", FAIL, f"{kind} answers reads but refuses writes: {exc}", fix)
     found = migrations.load("sqlite" if kind == "sqlite" else "postgres")
     latest = found[-1].version if found else 0
     detail = (
@@ -136,21 +141,10 @@ def run_checks(orch: Orchestrator) -> list[Check]:
             )
         )
 
-    owned = {x.port: x.name for x in sessions}
-    busy = []
-    for port in orch.ports:
-        if port not in owned and not port_is_free(port, s.bind):
-            busy.append(str(who_holds(port)))
-    free = len(orch.ports) - len(owned) - len(busy)
-    level = OK if not busy else WARN
-    detail = f"{s.base_port}-{s.last_port}: {len(owned)} used by sessions, {free} free"
-    if busy:
-        detail += "; bound by other processes: " + ", ".join(busy)
-    checks.append(
-        Check(
-            "ports", level, detail, "" if level == OK else "stop those processes or move BASE_PORT"
-        )
-    )
+    conf = config_check(orch, sessions if store_ok else None)
+    if conf is not None:
+        checks.append(conf)
+    checks.append(ports_check(orch, sessions if store_ok else None))
 
     overlap = _ephemeral_overlap(orch.ports)
     if overlap:
@@ -164,17 +158,6 @@ def run_checks(orch: Orchestrator) -> list[Check]:
                 f"set BASE_PORT below {lo} (the default is 3001)",
             )
         )
-
-    for x in sessions:
-        if not paths.api_token_file(x.name).exists():
-            checks.append(
-                Check(
-                    f"session {x.name}",
-                    WARN,
-                    f"no API token on this host ({paths.api_token_file(x.name)} is missing)",
-                    f"`zapvisor token {x.name} --rotate` makes a new one",
-                )
-            )
 
     health = {}
     if store_ok:  # a store that failed its check is not asked (and waited on) again
@@ -192,8 +175,9 @@ def run_checks(orch: Orchestrator) -> list[Check]:
                 )
             )
 
+    infos = orch.sup.all_process_info() if sup_up else {}
+    checks += session_file_checks(orch, session_views(sessions, infos, health, s.bind))
     if sup_up:
-        infos = orch.sup.all_process_info()
         if s.monitor:
             checks.append(monitor_check(orch, infos.get(MONITOR_PROGRAM)))
         for x in sessions:
@@ -279,6 +263,8 @@ def monitor_check(orch: Orchestrator, info: ProcessInfo | None) -> Check:
     log = orch.paths.logs / f"{MONITOR_PROGRAM}.log"
     if info is None:
         return Check("health monitor", FAIL, "no program in supervisord", "`zapvisor apply`")
+    if info.state == "STARTING":  # supervisord itself just started
+        return Check("health monitor", OK, f"starting (pid {info.pid})")
     if info.state != "RUNNING":
         return Check(
             "health monitor",

@@ -26,12 +26,11 @@ from ecosystem.health.model import Alert
 from ecosystem.health.model import Severity as AlertSeverity
 from ecosystem.metrics import HostStats, ProcessSampler, ProcStats, host_stats
 from ecosystem.models import utcnow
-from ecosystem.names import program_name
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.states import Status
 from ecosystem.supctl import daemon
 from ecosystem.supctl.rpc import Supervisor, SupervisorDown
-from ecosystem.views import SessionView
+from ecosystem.views import SessionView, session_views
 
 Severity = Literal["information", "warning", "error"]
 ALERTS_EVERY = 5.0
@@ -120,9 +119,7 @@ class Poller:
         except SupervisorError:
             self._sup = None  # reconnect with fresh credentials next time
             raise
-        views = tuple(
-            SessionView(s, infos.get(program_name(s.name)), health.get(s.name)) for s in sessions
-        )
+        views = tuple(session_views(sessions, infos, health, settings.bind))
         procs = self.sampler.sample(v.pid for v in views if v.pid)
         return Snapshot(
             taken_at=self.clock(),

@@ -33,7 +33,7 @@ from ecosystem.store import Store, open_store
 from ecosystem.supctl import apply as applier
 from ecosystem.supctl import daemon
 from ecosystem.supctl.rpc import ProcessInfo, Supervisor, SupervisorDown
-from ecosystem.views import SessionView
+from ecosystem.views import SessionView, session_views
 
 START_CONCURRENCY = 8
 """The default of ZAPVISOR_START_CONCURRENCY (runners started at once at boot)."""
@@ -178,17 +178,18 @@ class Orchestrator:
     # -- reads ---------------------------------------------------------------------
 
     def list(self) -> list[SessionView]:
-        sessions = self.store.list_sessions(self.settings.host_id)
+        # supervisord first: when this starts it (and the sessions), the store then
+        # says what the runners just reported, not what it held before they started
         infos = self._process_infos()
-        health = self.health()
-        return [
-            SessionView(s, infos.get(program_name(s.name)), health.get(s.name)) for s in sessions
-        ]
+        sessions = self.store.list_sessions(self.settings.host_id)
+        return session_views(sessions, infos, self.health(), self.settings.bind)
 
     def show(self, name: str) -> SessionView:
-        session = self.store.get_session(validate_name(name))
-        info = self._process_infos().get(program_name(name))
-        return SessionView(session, info, self.health().get(name))
+        self.store.get_session(validate_name(name))  # an unknown name starts nothing
+        infos = self._process_infos()
+        session = self.store.get_session(name)  # as its runner reports it, once up
+        health = self.health()
+        return session_views([session], infos, health, self.settings.bind)[0]
 
     def alerts(self, *, include_cleared: bool = False, limit: int = 100) -> builtins.list[Alert]:
         """This host's alerts, newest first: the active ones, or the history too.

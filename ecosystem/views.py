@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from ecosystem.health.model import SessionHealth
 from ecosystem.models import Session
+from ecosystem.names import program_name
+from ecosystem.ports import port_is_free, who_holds
 from ecosystem.redact import redact_url
-from ecosystem.states import DesiredState
+from ecosystem.states import PROCESS_UP, DesiredState
 from ecosystem.supctl.rpc import ProcessInfo
 
 JSON_FIELDS = (
@@ -40,6 +43,7 @@ JSON_FIELDS = (
     "last_exit_at",
     "last_restart_reason",
     "why_down",
+    "port_conflict",
     "parked_at",
     "next_restart_at",
     "created_at",
@@ -57,6 +61,9 @@ class SessionView:
     """None when supervisord has no program for the session (or is down)."""
     health: SessionHealth | None = None
     """The health monitor's record (restarts, exits, parking); None when it has none."""
+    port_holder: str | None = None
+    """Who holds the session's port while its runner is down ("held by nginx (pid
+    42)"): it could not start. Set by :func:`session_views`."""
 
     @property
     def name(self) -> str:
@@ -82,9 +89,33 @@ class SessionView:
         so a killed runner never shows a stale "connected"."""
         if self.process is None:
             return "NO PROGRAM"
-        if self.process.state == "RUNNING":
+        if self.process.state == "RUNNING" or self._reported_since_start:
             return str(self.session.status)
         return self.process.state
+
+    @property
+    def _reported_since_start(self) -> bool:
+        """STARTING for supervisord (inside its `startsecs`) but the runner already
+        reported: `create` said "runner up", so `list` must not say STARTING."""
+        proc = self.process
+        return (
+            proc is not None
+            and proc.state == "STARTING"
+            and bool(proc.start)
+            and self.session.updated_at.timestamp() >= proc.start
+        )
+
+    @property
+    def status_label(self) -> str:
+        """The STATUS column of `list` and of the app: PARKED while a crash loop holds
+        it stopped, PORT TAKEN while its runner is down and another process holds its
+        port (it could not start), else :attr:`display_status`."""
+        if self.process_state not in PROCESS_UP:
+            if self.parked:
+                return "PARKED"
+            if self.port_holder:
+                return "PORT TAKEN"
+        return self.display_status
 
     @property
     def restarts(self) -> int:
@@ -97,6 +128,12 @@ class SessionView:
     @property
     def why_down(self) -> str | None:
         """Why the runner is not running, in one line; None while it runs."""
+        why = self._why_down()
+        if why is not None and self.port_holder:
+            why += f"; port {self.session.port} is {self.port_holder}: it cannot start"
+        return why
+
+    def _why_down(self) -> str | None:
         proc, h = self.process, self.health
         if proc is not None and proc.state in ("RUNNING", "STARTING", "STOPPING"):
             return None
@@ -141,6 +178,7 @@ class SessionView:
             exit_status=self.exit_status,
             spawn_error=(proc.spawnerr or None) if proc else None,
             why_down=self.why_down,
+            port_conflict=self.port_holder,
             restarts=self.restarts,
             webhook_url=redact_url(self.session.webhook_url),
         )
@@ -154,6 +192,29 @@ class SessionView:
         ):
             data[key] = h.get(key)
         return {key: data.get(key) for key in JSON_FIELDS}
+
+
+def session_views(
+    sessions: Iterable[Session],
+    infos: Mapping[str, ProcessInfo],
+    health: Mapping[str, SessionHealth],
+    bind: str,
+) -> list[SessionView]:
+    """Each session joined with its process and health record, and, for those whose
+    runner is down, whoever holds its port meanwhile (one bind attempt each: cheap;
+    the holder is looked up only when the port is taken)."""
+    views = []
+    for s in sessions:
+        info = infos.get(program_name(s.name))
+        holder = None
+        down = info is None or info.state not in PROCESS_UP
+        if down and not port_is_free(s.port, bind):
+            found = who_holds(s.port)
+            holder = f"held by {found.process or 'a process'} (pid {found.pid})"
+            if found.pid is None:
+                holder = "in use by another process"
+        views.append(SessionView(s, info, health.get(s.name), holder))
+    return views
 
 
 def age(seconds: float | None) -> str:

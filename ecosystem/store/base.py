@@ -43,6 +43,12 @@ class Store(abc.ABC):
     def schema_version(self) -> int:
         """The newest migration applied (0 for an empty database)."""
 
+    def check_writable(self) -> None:
+        """Raise StoreError when the store would refuse a write now (`zapvisor doctor`
+        asks: reads alone said OK for a store that refused every write). Changes no
+        data. Stores that cannot tell without writing data do nothing."""
+        return None
+
     @abc.abstractmethod
     def create_session(
         self,

@@ -188,6 +188,13 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
                 applied.append(f"{mig.version:04d}_{mig.name}")
         return applied
 
+    def check_writable(self) -> None:
+        # Setting user_version to itself is a real write (a read-only file, a full
+        # disk or a lock held for ever fail it) that changes nothing zapvisor reads.
+        with self._cursor(write=True) as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            db.execute(f"PRAGMA user_version = {version}")
+
     def schema_version(self) -> int:
         with self._cursor() as db:
             exists = db.execute(

@@ -11,7 +11,8 @@ from typing import Any
 from ecosystem import jsonvalue
 from ecosystem import logs as logfiles
 from ecosystem import qr as qrcodes
-from ecosystem.doctor import FAIL, run_checks
+from ecosystem.doctor import run_checks
+from ecosystem.doctor_state import FAIL
 from ecosystem.errors import Aborted, InvalidValue, RunnerError
 from ecosystem.models import NewSession
 from ecosystem.orchestrator import Orchestrator

@@ -24,6 +24,8 @@ _COLOURS = {
     "EXITED": "31",
     "STOPPED": "90",
     "STARTING": "36",
+    "PARKED": "7;31",
+    "PORT TAKEN": "1;31",
 }
 
 
@@ -67,7 +69,7 @@ def sessions_table(views: Sequence[SessionView]) -> str:
     rows = [
         [
             v.name,
-            v.display_status,
+            v.status_label,
             str(v.session.port),
             str(v.pid or "-"),
             age(v.uptime),
