@@ -356,6 +356,8 @@ class Orchestrator:
         webhooks.secret_file(self.paths, name).unlink(missing_ok=True)
         if purge:
             shutil.rmtree(self.paths.token_dir(name), ignore_errors=True)
+            for log in self.paths.log_files(name):
+                log.unlink(missing_ok=True)
             self.store.add_event(name, "purge", actor=self.actor)
         return session
 

@@ -89,6 +89,11 @@ class StatePaths:
     def stderr_log(self, name: str) -> Path:
         return self.logs / f"{program_name(validate_name(name))}.err.log"
 
+    def log_files(self, name: str) -> list[Path]:
+        """A session's log files, rotated ones included (`wa-NAME.log.1`, …)."""
+        out, err = self.stdout_log(name), self.stderr_log(name)
+        return sorted({*self.logs.glob(out.name + "*"), *self.logs.glob(err.name + "*")})
+
     def ensure(self) -> None:
         """Create the state directory tree with private permissions, or say why not."""
         try:
@@ -104,11 +109,21 @@ class StatePaths:
             probe = self.home / f".write-test-{os.getpid()}-{threading.get_ident()}"
             probe.write_text("")
             probe.unlink()
+            _private_files(self.logs)
         except OSError as exc:
             raise StateDirError(
                 f"state directory {self.home} is not usable ({exc.strerror or exc}): "
                 "set ZAPVISOR_HOME to a folder you can write"
             ) from None
+
+
+def _private_files(folder: Path) -> None:
+    """Logs hold message contents and phone numbers: 0600, also those a supervisord
+    created before its config said umask=077 (it keeps its umask until it restarts)."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mode & 0o077:
+                os.chmod(entry.path, 0o600)
 
 
 def write_private(path: Path, text: str, *, replace: bool = True) -> None:
