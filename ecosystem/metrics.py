@@ -29,6 +29,8 @@ class HostStats:
     mem_total: int
     disk_used: int
     disk_total: int
+    disk_free: int | None = None
+    """Free to users other than root: without the reserved blocks, as `df` counts."""
 
     @property
     def mem_percent(self) -> float:
@@ -36,16 +38,19 @@ class HostStats:
 
     @property
     def disk_percent(self) -> float:
-        return 100.0 * self.disk_used / self.disk_total if self.disk_total else 0.0
+        """As `df` and the disk alert (psutil) say it: used / (used + free), so root's
+        reserved blocks count as neither; used / total said less than the alert."""
+        room = self.disk_used + self.disk_free if self.disk_free is not None else self.disk_total
+        return 100.0 * self.disk_used / room if room else 0.0
 
 
 def host_stats(path: Path) -> HostStats:
     """CPU (since the previous call), memory, and the disk holding ``path``."""
     mem = psutil.virtual_memory()
     try:
-        disk_used, disk_total = _disk(path)
+        disk_used, disk_total, disk_free = _disk(path)
     except OSError:
-        disk_used = disk_total = 0
+        disk_used = disk_total = disk_free = 0
     return HostStats(
         cpu_percent=psutil.cpu_percent(interval=None),
         cpu_count=psutil.cpu_count() or 1,
@@ -54,16 +59,17 @@ def host_stats(path: Path) -> HostStats:
         mem_total=mem.total,
         disk_used=disk_used,
         disk_total=disk_total,
+        disk_free=disk_free,
     )
 
 
-def _disk(path: Path) -> tuple[int, int]:
+def _disk(path: Path) -> tuple[int, int, int]:
     # The state dir may not exist yet on a fresh machine: measure its nearest parent.
     for candidate in (path, *path.parents):
         if candidate.exists():
             usage = psutil.disk_usage(str(candidate))
-            return usage.used, usage.total
-    return 0, 0
+            return usage.used, usage.total, usage.free
+    return 0, 0, 0
 
 
 @dataclass(frozen=True)

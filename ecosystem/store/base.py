@@ -253,6 +253,11 @@ class Store(abc.ABC):
         concurrent callers)."""
         raise NotImplementedError(f"the {self.kind} store does not keep alerts yet")
 
+    def refresh_alert(self, host: str, key: str, message: str, value: float | None) -> bool:
+        """Give the active alert ``key`` its current message and value (a count that
+        grew): no new alert, no new notice. True when it changed."""
+        raise NotImplementedError(f"the {self.kind} store does not keep alerts yet")
+
     def clear_alert(self, host: str, key: str) -> Alert | None:
         """Clear the active alert with that key; returns it, or None when none was active."""
         raise NotImplementedError(f"the {self.kind} store does not keep alerts yet")
