@@ -23,7 +23,7 @@ from ecosystem.errors import (
     ZapvisorError,
 )
 from ecosystem.health.model import Alert, SessionHealth
-from ecosystem.models import NewSession, Session, SessionFields
+from ecosystem.models import Event, NewSession, Session, SessionFields
 from ecosystem.names import program_name, validate_name
 from ecosystem.paths import StatePaths
 from ecosystem.ports import busy_ports, who_holds
@@ -191,6 +191,14 @@ class Orchestrator:
         health = self.health()
         return session_views([session], infos, health, self.settings.bind)[0]
 
+    def events(self, name: str | None = None, *, limit: int = 30) -> builtins.list[Event]:
+        """The audit trail, newest first: of one session (a deleted one's too), or all.
+        A name that never had a session nor an event is SessionNotFound."""
+        found = self.store.list_events(validate_name(name) if name else None, limit=limit)
+        if name and not found:
+            self.store.get_session(name)  # SessionNotFound, as every other command says
+        return found
+
     def alerts(self, *, include_cleared: bool = False, limit: int = 100) -> builtins.list[Alert]:
         """This host's alerts, newest first: the active ones, or the history too.
         Brings supervisord (and so the health monitor that raises them) back if down."""
@@ -290,8 +298,10 @@ class Orchestrator:
         )
 
     def _ensure_program(self, name: str) -> None:
-        """Make sure supervisord runs and has the session's current program entry."""
+        """Make sure supervisord runs and has the session's current program entry, and
+        that the runner starts with the settings of now (`runtime.env`)."""
         self.ensure_up()
+        applier.write_runtime_env(self.paths, self.settings)
         program = program_name(name)
         if self.sup.process_info(program) is None:
             self.apply()
@@ -397,6 +407,5 @@ class Orchestrator:
             self.settings.bind, session.port, path, method=method, token=token
         )
         if status >= 400:
-            error = body.get("error") if isinstance(body, dict) else body
-            raise RunnerError(f"{session.name}: {error} (HTTP {status})")
+            raise runner_client.refusal(session.name, status, body)
         return body

@@ -25,8 +25,7 @@ def _call(orch: Orchestrator, name: str, method: str, path: str, body: Any = Non
         orch.settings.bind, session.port, path, method=method, token=token, body=body, timeout=30
     )
     if status >= 400:
-        error = answer.get("error") if isinstance(answer, dict) else answer
-        raise RunnerError(f"{name}: {error} (HTTP {status})")
+        raise runner_client.refusal(name, status, answer)
     return answer
 
 

@@ -213,3 +213,35 @@ def test_control_and_direction_characters_in_a_description_are_refused(zv: Env) 
             )
     assert [s["name"] for s in zv.json("list")] == ["alpha"]
     assert zv.json("show", "alpha")["description"] == "ok ✓ 👍🏽"
+
+
+def test_events_of_an_unknown_name_and_a_scan_that_is_not_possible_now(zv: Env) -> None:
+    """`events nope` is 66 like every other command; a deleted session's events still
+    show. A scan of a connected session is 75 (not possible now), not 69."""
+    proc = zv.cli("events", "nope", check=False)
+    assert proc.returncode == 66 and "no session named 'nope'" in one_line_error(proc.stderr)
+    proc = zv.cli("events", "No Such", check=False)
+    assert proc.returncode == 65 and "lowercase letters" in one_line_error(proc.stderr)
+
+    zv.cli("create", "alpha", "--connector", "sim")
+    zv.cli("qr", "alpha", "--wait", "20")
+    zv.cli("sim-scan", "alpha")
+    again = zv.cli("sim-scan", "alpha", check=False)
+    assert again.returncode == 75, again.stderr
+    assert "not waiting for a QR scan" in one_line_error(again.stderr)
+
+    zv.cli("delete", "alpha", "--yes")
+    actions = [e["action"] for e in zv.json("events", "alpha")]
+    assert "create" in actions and "delete" in actions
+
+
+def test_start_stop_and_restart_pass_changed_settings_to_the_runner(zv: Env) -> None:
+    """A setting changed in the environment (or .env) reaches a runner that the operator
+    restarts: those commands rewrite runtime.env, as create, delete and apply do."""
+    zv.cli("create", "alpha", "--connector", "sim")
+    env_file = zv.home / "runtime.env"
+    assert "ZAPVISOR_API_RATE_LIMIT='100'" in env_file.read_text()
+    for verb, limit in (("restart", "7"), ("stop", "8"), ("start", "9")):
+        zv.extra["ZAPVISOR_API_RATE_LIMIT"] = limit
+        zv.cli(verb, "alpha")
+        assert f"ZAPVISOR_API_RATE_LIMIT='{limit}'" in env_file.read_text(), verb

@@ -84,12 +84,20 @@ def render_for(
     return text, programs
 
 
-def write_config(paths: StatePaths, settings: Settings, text: str) -> bool:
-    """Write the runtime settings and the config; returns whether the config changed."""
+def write_runtime_env(paths: StatePaths, settings: Settings) -> None:
+    """`runtime.env`, the settings runners and the monitor start with, when it changed."""
     env = "".join(f"{k}={_dotenv_quote(v)}\n" for k, v in settings_to_env(settings).items())
     try:
         if not paths.runtime_env.exists() or paths.runtime_env.read_text("utf-8") != env:
             write_private(paths.runtime_env, env)
+    except OSError as exc:
+        raise SupervisorError(f"cannot write {paths.runtime_env}: {exc}") from None
+
+
+def write_config(paths: StatePaths, settings: Settings, text: str) -> bool:
+    """Write the runtime settings and the config; returns whether the config changed."""
+    write_runtime_env(paths, settings)
+    try:
         if paths.conf.exists() and paths.conf.read_text("utf-8") == text:
             return False
         write_private(paths.conf, text)

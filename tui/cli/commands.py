@@ -254,7 +254,7 @@ def logs(args: argparse.Namespace) -> int:
 
 def events(args: argparse.Namespace) -> int:
     orch = _orch()
-    found = orch.store.list_events(args.name, limit=args.lines)
+    found = orch.events(args.name, limit=args.lines)
     if args.json:
         output.emit_json([e.model_dump(mode="json") for e in found])
         return 0
