@@ -8,6 +8,7 @@ import stat
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ecosystem import runner_client
 from ecosystem.doctor_state import (
@@ -20,16 +21,18 @@ from ecosystem.doctor_state import (
     session_file_checks,
 )
 from ecosystem.errors import ZapvisorError
-from ecosystem.health import status as monitor_status
+from ecosystem.health import status
 from ecosystem.models import utcnow
 from ecosystem.names import program_name
-from ecosystem.orchestrator import Orchestrator
 from ecosystem.states import DesiredState, Status
 from ecosystem.store import migrations
 from ecosystem.supctl import daemon
 from ecosystem.supctl.render import MONITOR_PROGRAM
 from ecosystem.supctl.rpc import ProcessInfo
-from ecosystem.views import session_views
+from ecosystem.views import down_ports, port_holders, session_views
+
+if TYPE_CHECKING:
+    from ecosystem.reads import Reads
 
 
 def _mode(path: object) -> int | None:
@@ -39,7 +42,7 @@ def _mode(path: object) -> int | None:
         return None
 
 
-def _store_check(orch: Orchestrator) -> Check:
+def _store_check(orch: Reads) -> Check:
     """Which store is in use (sqlite, postgres, supabase), whether it answers, and
     whether its schema is current."""
     kind = orch.settings.store_kind
@@ -77,7 +80,7 @@ def _store_check(orch: Orchestrator) -> Check:
     return Check("store", OK, detail)
 
 
-def run_checks(orch: Orchestrator) -> list[Check]:
+def run_checks(orch: Reads) -> list[Check]:
     s, paths = orch.settings, orch.paths
     checks: list[Check] = []
     try:
@@ -176,7 +179,8 @@ def run_checks(orch: Orchestrator) -> list[Check]:
             )
 
     infos = orch.sup.all_process_info() if sup_up else {}
-    checks += session_file_checks(orch, session_views(sessions, infos, health, s.bind))
+    holders = port_holders(down_ports(sessions, infos), s.bind)
+    checks += session_file_checks(orch, session_views(sessions, infos, health, holders))
     if sup_up:
         if s.monitor:
             checks.append(monitor_check(orch, infos.get(MONITOR_PROGRAM)))
@@ -238,13 +242,13 @@ _TROUBLED = {
 _ADVICE = re.compile(r"`zapvisor [^`]+`")
 
 
-def _troubled(name: str, status: Status, last_error: str | None) -> Check:
+def _troubled(name: str, state: Status, last_error: str | None) -> Check:
     """The runner's own advice when its error names a command (a corrupt auth says
     `zapvisor logout NAME`: a restart would load the same file again), else ours."""
     reason = f": {last_error}" if last_error else ""
     advice = _ADVICE.findall(last_error or "")
-    fix = ", then ".join(advice) if advice else _TROUBLED[status].format(name=name)
-    return Check(f"session {name}", WARN, f"{status}{reason}", fix)
+    fix = ", then ".join(advice) if advice else _TROUBLED[state].format(name=name)
+    return Check(f"session {name}", WARN, f"{state}{reason}", fix)
 
 
 def _ephemeral_overlap(ports: range) -> tuple[int, int] | None:
@@ -258,7 +262,7 @@ def _ephemeral_overlap(ports: range) -> tuple[int, int] | None:
     return None
 
 
-def monitor_check(orch: Orchestrator, info: ProcessInfo | None) -> Check:
+def monitor_check(orch: Reads, info: ProcessInfo | None) -> Check:
     """The health monitor runs and has checked recently (its `monitor.json`)."""
     log = orch.paths.logs / f"{MONITOR_PROGRAM}.log"
     if info is None:
@@ -272,8 +276,8 @@ def monitor_check(orch: Orchestrator, info: ProcessInfo | None) -> Check:
             f"{info.state}: crashed runners are not restarted",
             f"see {log}, then `zapvisor ctl start {MONITOR_PROGRAM}`",
         )
-    status = monitor_status.read(orch.paths) or {}
-    last = status.get("last_check_at")
+    state = status.read(orch.paths) or {}
+    last = state.get("last_check_at")
     age = None
     if isinstance(last, str):
         age = (utcnow() - datetime.fromisoformat(last)).total_seconds()
@@ -281,7 +285,7 @@ def monitor_check(orch: Orchestrator, info: ProcessInfo | None) -> Check:
     if age is None or age > late:
         shown = "never" if age is None else f"{age:.0f} s ago"
         return Check("health monitor", WARN, f"pid {info.pid}, last check {shown}", f"see {log}")
-    problem = status.get("settings_error")
+    problem = state.get("settings_error")
     if isinstance(problem, dict):
         names = ", ".join(problem.get("variables") or []) or orch.paths.runtime_env.name
         return Check(
@@ -294,5 +298,8 @@ def monitor_check(orch: Orchestrator, info: ProcessInfo | None) -> Check:
     return Check(
         "health monitor",
         OK,
-        f"pid {info.pid}, last check {age:.0f} s ago ({status.get('last_check_ms')} ms)",
+        f"pid {info.pid}, last check {age:.0f} s ago ({state.get('last_check_ms')} ms)",
     )
+
+
+__all__ = ["FAIL", "OK", "WARN", "Check", "monitor_check", "run_checks"]

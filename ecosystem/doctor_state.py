@@ -7,14 +7,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ecosystem.errors import ZapvisorError
 from ecosystem.models import Session
-from ecosystem.orchestrator import Orchestrator
 from ecosystem.ports import port_is_free, who_holds
 from ecosystem.supctl import apply as applier
 from ecosystem.supctl import render
 from ecosystem.views import SessionView
+
+if TYPE_CHECKING:
+    from ecosystem.reads import Reads
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -30,7 +33,7 @@ class Check:
         return asdict(self)
 
 
-def config_check(orch: Orchestrator, sessions: Sequence[Session] | None) -> Check | None:
+def config_check(orch: Reads, sessions: Sequence[Session] | None) -> Check | None:
     """supervisord.conf as it is on disk: one supervisord would refuse (empty, cut
     short) fails; one that differs from what the store holds (``sessions``, None when
     the store did not answer) is a warning. Nothing to say when there is none yet."""
@@ -74,7 +77,7 @@ def config_check(orch: Orchestrator, sessions: Sequence[Session] | None) -> Chec
     return None
 
 
-def ports_check(orch: Orchestrator, sessions: Sequence[Session] | None) -> Check:
+def ports_check(orch: Reads, sessions: Sequence[Session] | None) -> Check:
     """The port range: used by sessions, free, or bound by other processes. A port a
     runner of this state dir holds is a session's, also when the store did not answer
     (``sessions`` None) and could not say whose."""
@@ -117,7 +120,7 @@ def runner_session(pid: int, home: Path) -> str | None:
     return None
 
 
-def session_file_checks(orch: Orchestrator, views: Sequence[SessionView]) -> list[Check]:
+def session_file_checks(orch: Reads, views: Sequence[SessionView]) -> list[Check]:
     """Per session: its port held by another process while its runner is down (it could
     not start: port drift), its API token file missing (a session moved here without
     its files)."""

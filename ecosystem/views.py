@@ -198,23 +198,44 @@ def session_views(
     sessions: Iterable[Session],
     infos: Mapping[str, ProcessInfo],
     health: Mapping[str, SessionHealth],
-    bind: str,
+    holders: Mapping[int, str] | None = None,
 ) -> list[SessionView]:
-    """Each session joined with its process and health record, and, for those whose
-    runner is down, whoever holds its port meanwhile (one bind attempt each: cheap;
-    the holder is looked up only when the port is taken)."""
+    """Each session joined with its process and health record, and with who holds its
+    port while its runner is down (``holders``, from :func:`port_holders` run on the
+    session's host for the :func:`down_ports`)."""
     views = []
     for s in sessions:
         info = infos.get(program_name(s.name))
-        holder = None
         down = info is None or info.state not in PROCESS_UP
-        if down and not port_is_free(s.port, bind):
-            found = who_holds(s.port)
-            holder = f"held by {found.process or 'a process'} (pid {found.pid})"
-            if found.pid is None:
-                holder = "in use by another process"
+        holder = (holders or {}).get(s.port) if down else None
         views.append(SessionView(s, info, health.get(s.name), holder))
     return views
+
+
+def down_ports(sessions: Iterable[Session], infos: Mapping[str, ProcessInfo]) -> list[int]:
+    """The ports of the sessions whose runner is not up (nothing of ours holds them)."""
+    return [
+        s.port
+        for s in sessions
+        if (info := infos.get(program_name(s.name))) is None or info.state not in PROCESS_UP
+    ]
+
+
+def port_holders(ports: Iterable[int], bind: str) -> dict[int, str]:
+    """Who holds each of ``ports`` that a runner could not listen on now ("held by nginx
+    (pid 42)"): one bind attempt each, cheap; the holder is looked up only for a port
+    that is taken."""
+    out = {}
+    for port in ports:
+        if port_is_free(port, bind):
+            continue
+        found = who_holds(port)
+        out[port] = (
+            f"held by {found.process or 'a process'} (pid {found.pid})"
+            if found.pid is not None
+            else "in use by another process"
+        )
+    return out
 
 
 def age(seconds: float | None) -> str:
