@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 
 from tests.tui_fixed import fixed_app, fixed_snapshot
-from tests.tui_helpers import decode_screen_qr, screen_text
+from tests.tui_helpers import decode_screen_cells, decode_screen_qr, screen_text
 from tui.screens.session import SessionScreen
 from tui.widgets.qr import QRCode
 
@@ -45,3 +45,43 @@ def test_a_qr_that_does_not_fit_says_the_size_it_needs(tmp_path: Path) -> None:
     assert "zapvisor qr cliente-002 --png qr.png" in text
     assert "press p to link with the phone number instead" in text  # the pairing code
     assert "▀" not in text and "▄" not in text  # no part of a cropped code
+
+
+def test_the_compact_qr_fits_80x24_and_decodes(tmp_path: Path) -> None:
+    """`c` draws the code with sextants (2x3 modules per cell): a WhatsApp code fits a
+    classic 80x24 SSH terminal and, drawn as the terminal draws it, decodes. The screen
+    says how to go back to half-blocks if the font has no sextants."""
+    payload = fixed_snapshot().view("cliente-002").session.qr_payload  # type: ignore[union-attr]
+    app = fixed_app(tmp_path / "home")
+
+    async def scenario() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause(0.3)
+            app.open_session("cliente-002", "qr")
+            await pilot.pause(0.3)
+            qr = app.screen.query_one(QRCode)
+            assert not qr.fits and "Press c for the compact QR" in screen_text(app)
+            await pilot.press("c")
+            await pilot.pause(0.3)
+            assert qr.compact and qr.fits and qr.needed == (31, 21)
+            assert decode_screen_cells(app) == payload
+            assert "c: half-blocks if broken" in screen_text(app)  # the way back
+            await pilot.press("c")  # back: too big again, says so
+            await pilot.pause(0.3)
+            assert not qr.compact and "needs 61x31 cells" in screen_text(app)
+
+    asyncio.run(scenario())
+
+
+def test_the_compact_qr_can_be_the_default(tmp_path: Path) -> None:
+    app = fixed_app(tmp_path / "home", qr_compact=True)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause(0.3)
+            app.open_session("cliente-002", "qr")
+            await pilot.pause(0.3)
+            assert app.screen.query_one(QRCode).compact
+            assert decode_screen_cells(app) is not None
+
+    asyncio.run(scenario())

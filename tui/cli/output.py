@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import textwrap
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +39,15 @@ def emit_json(data: Any) -> None:
 def error(message: str) -> None:
     text = " ".join(str(message).split())  # always one line
     print(f"zapvisor: error: {text}", file=sys.stderr)
+
+
+def warn(message: str) -> None:
+    """A caution about what was just done (it still succeeded), on stderr: one line, or
+    on a terminal as many as its width needs (a wrapped line breaks mid-word)."""
+    text = f"zapvisor: {' '.join(message.split())}"
+    if sys.stderr.isatty():
+        text = textwrap.fill(text, shutil.get_terminal_size().columns, subsequent_indent="  ")
+    print(text, file=sys.stderr)
 
 
 def progress(message: str) -> None:
