@@ -12,7 +12,6 @@ not count a runner refusing connections as hung (it is waiting for the store).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
@@ -24,15 +23,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ecosystem import boot
-from ecosystem.errors import SchemaMissing, SessionNotFound, StoreError, ZapvisorError
+from ecosystem.errors import SessionNotFound, StoreError, ZapvisorError
 from ecosystem.health import bootpass, status
 from ecosystem.health import policy as P
 from ecosystem.health.alerts import (
     CpuTracker,
     Thresholds,
+    apply_alerts,
     dead_letter_alerts,
     host_alerts,
-    reconcile,
     sample_host,
     session_alerts,
     store_dead_letters,
@@ -41,7 +40,7 @@ from ecosystem.health.memory import MemoryMeter
 from ecosystem.health.model import SessionHealth
 from ecosystem.health.notify import Notifier
 from ecosystem.health.outage import StoreMemory, status_since
-from ecosystem.health.probe import BUSY, REFUSED, probe_many, second_opinion
+from ecosystem.health.probe import BUSY, REFUSED, Saturated, probe_many, second_opinion
 from ecosystem.health.proctable import ProcessTable
 from ecosystem.models import Session, utcnow
 from ecosystem.names import program_name
@@ -91,9 +90,7 @@ class Monitor:
         self.next_due: datetime | None = None
         self.memo = StoreMemory(clock)
         """What the store last said, to supervise from while it is down."""
-        self.saturated: set[str] = set()
-        """Sessions whose port turned the last check away while they answered on their
-        health socket."""
+        self.saturated = Saturated()
         self.settings_problem: dict[str, Any] | None = None
         """What is wrong with runtime.env, if anything (health/envwatch.py)."""
         self.reconfigure(settings)
@@ -328,7 +325,7 @@ class Monitor:
         results = probe_many(self.settings.bind, {s.name: s.port for s, _, _ in running}, timeout)
         sockets = {s.name: self.paths.health_socket(s.name) for s, _, _ in running}
         results = second_opinion(results, sockets, timeout)
-        self._note_saturated({name for name, r in results.items() if r == BUSY})
+        self.saturated.note({name for name, r in results.items() if r == BUSY})
         for s, info, h in running:
             pid, up = info.pid or 0, info.uptime or 0
             if not obs.store_up and results[s.name] == REFUSED:
@@ -340,20 +337,6 @@ class Monitor:
                 obs.health[s.name] = self._restart_for(
                     s, h, now, reason, kind="hung", kill=True, failed_checks=failed
                 )
-
-    def _note_saturated(self, names: set[str]) -> None:
-        """Say once when a runner's port stops taking the checks while the runner is
-        alive (someone holds its connections), and once when that is over."""
-        for name in sorted(names - self.saturated):
-            log.warning(
-                "%s: its port turns the health check away (too many connections at once); "
-                "it answers on its health socket, so it is not restarted",
-                name,
-                extra={"session": name},
-            )
-        for name in sorted(self.saturated - names):
-            log.info("%s: its port answers the health check again", name, extra={"session": name})
-        self.saturated = names
 
     def _memory_and_stuck(self, obs: Observed, now: datetime) -> None:
         cap = self.policy.memory_cap_mb
@@ -394,21 +377,7 @@ class Monitor:
             self.host, self.thresholds, obs.sessions, obs.procs, obs.health, keys
         )
         wanted += dead_letter_alerts(self.host, self.dead_letters())
-        to_raise, to_clear = reconcile(wanted, active)
-        by_key = {a.key: a for a in active}
-        for alert in wanted:  # still holds, with another figure: say the current one
-            old = by_key.get(alert.key)
-            if old is not None and (old.message, old.value) != (alert.message, alert.value):
-                # a schema before 0008 cannot: the alert keeps its first words (doctor
-                # asks for `zapvisor db migrate`)
-                with contextlib.suppress(NotImplementedError, SchemaMissing):
-                    self.store.refresh_alert(self.host, alert.key, alert.message, alert.value)
-        for alert in to_raise:
-            if self.store.raise_alert(alert) is not None:
-                log.warning("alert raised: %s", alert.message, extra={"alert": alert.key})
-        for key in to_clear:
-            if self.store.clear_alert(self.host, key) is not None:
-                log.info("alert cleared: %s", key, extra={"alert": key})
+        apply_alerts(self.store, self.host, wanted, active)
 
     # -- plumbing -------------------------------------------------------------------------
 

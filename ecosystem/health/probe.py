@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import selectors
 import socket
 import time
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ecosystem.runner_client import api_host
+
+log = logging.getLogger("health")
 
 MAX_RESPONSE = 16 * 1024
 MAX_OPEN = 256
@@ -194,3 +197,23 @@ def _self_connected(sock: socket.socket) -> bool:
         return bool(sock.getsockname() == sock.getpeername())
     except OSError:
         return False
+
+
+class Saturated:
+    """The sessions whose port turned the last check away while they answered on
+    their health socket: said once when it starts, once when it ends."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def note(self, names: set[str]) -> None:
+        for name in sorted(names - self.names):
+            log.warning(
+                "%s: its port turns the health check away (too many connections at once); "
+                "it answers on its health socket, so it is not restarted",
+                name,
+                extra={"session": name},
+            )
+        for name in sorted(self.names - names):
+            log.info("%s: its port answers the health check again", name, extra={"session": name})
+        self.names = names

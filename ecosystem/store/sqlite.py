@@ -179,7 +179,7 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
             for mig in migrations.load("sqlite"):
                 if mig.version in done:
                     continue
-                for statement in _statements(mig.sql):
+                for statement in migrations.sqlite_statements(mig.sql):
                     db.execute(statement)
                 db.execute(
                     "INSERT INTO schema_migrations VALUES (?, ?, ?)",
@@ -396,18 +396,3 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
                 data["detail"] = json.loads(data["detail"])
                 out.append(Event.model_validate(data))
             return out
-
-
-def _statements(script: str) -> Iterator[str]:
-    """Split a migration into statements with SQLite's own notion of "complete"."""
-    buf = ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            if buf.strip():
-                yield buf
-            buf = ""
-    if buf.strip() and not all(
-        part.strip().startswith("--") or not part.strip() for part in buf.splitlines()
-    ):
-        raise StoreError(f"incomplete statement in a migration: {buf.strip()[:80]}")
