@@ -24,7 +24,7 @@ from ecosystem.errors import ZapvisorError
 from ecosystem.health import status
 from ecosystem.models import utcnow
 from ecosystem.names import program_name
-from ecosystem.states import DesiredState, Status
+from ecosystem.states import DesiredState, ProcessState, Status
 from ecosystem.store import migrations
 from ecosystem.supctl import daemon
 from ecosystem.supctl.render import MONITOR_PROGRAM
@@ -197,9 +197,9 @@ def run_checks(orch: Reads) -> list[Check]:
                         "`zapvisor apply` re-renders the config",
                     )
                 )
-            elif info.state == "STARTING":
+            elif info.state == ProcessState.STARTING:
                 checks.append(Check(f"session {x.name}", OK, "starting"))
-            elif info.state == "STOPPED" and info.start == 0:
+            elif info.state == ProcessState.STOPPED and info.start == 0:
                 checks.append(
                     Check(
                         f"session {x.name}",
@@ -208,7 +208,7 @@ def run_checks(orch: Reads) -> list[Check]:
                         "`zapvisor apply` starts it",
                     )
                 )
-            elif info.state != "RUNNING":
+            elif info.state != ProcessState.RUNNING:
                 checks.append(
                     Check(
                         f"session {x.name}",
@@ -267,9 +267,9 @@ def monitor_check(orch: Reads, info: ProcessInfo | None) -> Check:
     log = orch.paths.logs / f"{MONITOR_PROGRAM}.log"
     if info is None:
         return Check("health monitor", FAIL, "no program in supervisord", "`zapvisor apply`")
-    if info.state == "STARTING":  # supervisord itself just started
+    if info.state == ProcessState.STARTING:  # supervisord itself just started
         return Check("health monitor", OK, f"starting (pid {info.pid})")
-    if info.state != "RUNNING":
+    if info.state != ProcessState.RUNNING:
         return Check(
             "health monitor",
             FAIL,

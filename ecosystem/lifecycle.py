@@ -7,7 +7,7 @@ import contextlib
 import shutil
 import time
 
-from ecosystem import apitoken, webhooks
+from ecosystem import apitoken, webhook_events
 from ecosystem.errors import (
     PortsExhausted,
     RunnerError,
@@ -66,7 +66,7 @@ class Lifecycle(Plumbing):
             raise SessionExists(f"a session named {new.name!r} already exists")
         token = apitoken.new_token()
         apitoken.save_token(self.paths, new.name, token)
-        webhooks.save_secret(self.paths, new.name, webhooks.new_secret())
+        webhook_events.save_secret(self.paths, new.name, webhook_events.new_secret())
         try:
             return self.store.create_session(
                 new,
@@ -79,7 +79,7 @@ class Lifecycle(Plumbing):
             )
         except ZapvisorError as exc:
             self.paths.api_token_file(new.name).unlink(missing_ok=True)
-            webhooks.secret_file(self.paths, new.name).unlink(missing_ok=True)
+            webhook_events.secret_file(self.paths, new.name).unlink(missing_ok=True)
             if isinstance(exc, PortsExhausted) and exc.busy:
                 held = ", ".join(str(who_holds(p)) for p in exc.busy[:5])
                 raise PortsExhausted(f"{exc.message} ({held})", exc.busy) from None
@@ -89,7 +89,7 @@ class Lifecycle(Plumbing):
         with contextlib.suppress(ZapvisorError):
             self.store.delete_session(name, actor=self.actor)
         self.paths.api_token_file(name).unlink(missing_ok=True)
-        webhooks.secret_file(self.paths, name).unlink(missing_ok=True)
+        webhook_events.secret_file(self.paths, name).unlink(missing_ok=True)
         with contextlib.suppress(ZapvisorError):
             self.apply()
 
@@ -164,7 +164,7 @@ class Lifecycle(Plumbing):
                 f"removed: {exc}; `zapvisor apply` removes it"
             ) from None
         self.paths.api_token_file(name).unlink(missing_ok=True)
-        webhooks.secret_file(self.paths, name).unlink(missing_ok=True)
+        webhook_events.secret_file(self.paths, name).unlink(missing_ok=True)
         if purge:
             shutil.rmtree(self.paths.token_dir(name), ignore_errors=True)
             for log in self.paths.log_files(name):

@@ -12,7 +12,13 @@ from ecosystem.models import Session
 from ecosystem.names import program_name
 from ecosystem.ports import port_is_free, who_holds
 from ecosystem.redact import redact_url
-from ecosystem.states import PROCESS_UP, DesiredState
+from ecosystem.states import (
+    EXITED_STATES,
+    PROCESS_UP,
+    SIGNALLABLE_STATES,
+    DesiredState,
+    ProcessState,
+)
 from ecosystem.supctl.rpc import ProcessInfo
 
 JSON_FIELDS = (
@@ -75,7 +81,7 @@ class SessionView:
 
     @property
     def pid(self) -> int | None:
-        if self.process and self.process.state in ("RUNNING", "STARTING", "STOPPING"):
+        if self.process and self.process.state in SIGNALLABLE_STATES:
             return self.process.pid
         return None
 
@@ -89,7 +95,7 @@ class SessionView:
         so a killed runner never shows a stale "connected"."""
         if self.process is None:
             return "NO PROGRAM"
-        if self.process.state == "RUNNING" or self._reported_since_start:
+        if self.process.state == ProcessState.RUNNING or self._reported_since_start:
             return str(self.session.status)
         return self.process.state
 
@@ -100,7 +106,7 @@ class SessionView:
         proc = self.process
         return (
             proc is not None
-            and proc.state == "STARTING"
+            and proc.state == ProcessState.STARTING
             and bool(proc.start)
             and self.session.updated_at.timestamp() >= proc.start
         )
@@ -135,13 +141,13 @@ class SessionView:
 
     def _why_down(self) -> str | None:
         proc, h = self.process, self.health
-        if proc is not None and proc.state in ("RUNNING", "STARTING", "STOPPING"):
+        if proc is not None and proc.state in SIGNALLABLE_STATES:
             return None
         if h is not None and (h.parked_at or h.next_restart_at) and h.why_down:
             return h.why_down
         if proc is None:
             return None
-        if proc.state == "STOPPED":
+        if proc.state == ProcessState.STOPPED:
             if self.session.desired_state == DesiredState.STOPPED:
                 return "stopped by the operator"
             return "stopped (not started since supervisord started, or by supervisorctl)"
@@ -160,9 +166,9 @@ class SessionView:
         reports 0 for an exit within `startsecs` (FATAL): then the health monitor's
         record of that exit (read from supervisord's log) is used, else None."""
         proc, h = self.process, self.health
-        if proc is None or proc.state not in ("EXITED", "FATAL"):
+        if proc is None or proc.state not in EXITED_STATES:
             return None
-        if proc.state == "EXITED":
+        if proc.state == ProcessState.EXITED:
             return proc.exitstatus
         if h is None or h.last_exit_at is None or h.last_exit_at.timestamp() < proc.stop - 2:
             return None  # no record of this exit (the monitor is off, or not there yet)

@@ -180,8 +180,9 @@ def test_a_monitor_starting_with_supervisord_is_not_a_failure(zv: Env) -> None:
     """For the second after supervisord starts, its monitor is STARTING: fine."""
     from ecosystem.doctor import monitor_check
     from ecosystem.orchestrator import Orchestrator
+    from ecosystem.states import ProcessState
     from ecosystem.supctl.rpc import ProcessInfo
 
-    info = ProcessInfo("zapvisor-health", "STARTING", 4242, 1, 1, 0, 0, "", "")
+    info = ProcessInfo("zapvisor-health", ProcessState.STARTING, 4242, 1, 1, 0, 0, "", "")
     found = monitor_check(Orchestrator(zv.settings()), info)
     assert found.level == "ok" and "starting" in found.detail

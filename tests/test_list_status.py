@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from ecosystem.models import Session, utcnow
-from ecosystem.states import Status
+from ecosystem.states import ProcessState, Status
 from ecosystem.supctl.rpc import ProcessInfo
 from ecosystem.views import SessionView
 from tests.conftest import Env, wait_for
@@ -44,7 +44,7 @@ def test_a_runner_that_reported_inside_startsecs_shows_its_status() -> None:
     said "runner up": a runner that reported since its start shows its status."""
     now = utcnow()
     start = int(now.timestamp()) - 1
-    proc = ProcessInfo("wa-a", "STARTING", 42, start, start + 1, 0, 0, "", "")
+    proc = ProcessInfo("wa-a", ProcessState.STARTING, 42, start, start + 1, 0, 0, "", "")
     fresh = Session(name="a", host="h", port=3001, status=Status.WAITING_SCAN, updated_at=now)
     assert SessionView(fresh, proc).display_status == "waiting_scan"
     stale = fresh.model_copy(update={"updated_at": now - timedelta(minutes=5)})

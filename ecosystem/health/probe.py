@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ecosystem.runner_client import api_host
+import h11
 
-log = logging.getLogger("health")
+from ecosystem.runner_client import api_host
 
 MAX_RESPONSE = 16 * 1024
 MAX_OPEN = 256
@@ -36,38 +36,70 @@ BUSY = "busy"
 """Alive but its port is saturated: it answered 503 there (over its connection cap), or
 its port did not answer while its private health socket did (see ``second_opinion``)."""
 
+log = logging.getLogger("health")
+
+
+class Answer:
+    """One `/health` exchange, the answer parsed by h11 as its bytes arrive."""
+
+    def __init__(self, host: str) -> None:
+        self.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_RESPONSE)
+        headers = [("Host", host), ("Connection", "close")]
+        request = self.conn.send(h11.Request(method="GET", target="/health", headers=headers))
+        self.request = (request or b"") + (self.conn.send(h11.EndOfMessage()) or b"")
+        self.status: int | None = None
+        self.body = bytearray()
+        self.complete = False
+
+    def feed(self, data: bytes) -> bool:
+        """Take what the runner sent (b"" at its EOF); True once the answer is complete,
+        broken or too big (nothing more is read)."""
+        self.conn.receive_data(data)
+        try:
+            while (event := self.conn.next_event()) is not h11.NEED_DATA:
+                if isinstance(event, h11.Response):
+                    self.status = event.status_code
+                elif isinstance(event, h11.Data):
+                    self.body += event.data
+                    if len(self.body) > MAX_RESPONSE:
+                        return True
+                elif isinstance(event, h11.EndOfMessage):
+                    self.complete = True
+                    return True
+                elif isinstance(event, h11.ConnectionClosed):
+                    return True
+        except h11.RemoteProtocolError:
+            return True
+        return False
+
+    def healthy(self, session: str) -> bool:
+        """A whole 200 whose JSON says ok, from the right session (a port taken over by
+        another process must not pass)."""
+        if not self.complete or self.status != 200:
+            return False
+        try:
+            data = json.loads(self.body)
+        except ValueError:
+            return False
+        return isinstance(data, dict) and data.get("ok") is True and data.get("session") == session
+
+
+def healthy_response(raw: bytes, session: str) -> bool:
+    """Whether ``raw``, a whole answer to `GET /health`, says ``session`` is healthy."""
+    answer = Answer("localhost")
+    if not answer.feed(raw):
+        answer.feed(b"")
+    return answer.healthy(session)
+
 
 @dataclass
 class _Probe:
     name: str
     sock: socket.socket
-    request: bytes
+    answer: Answer
     sent: int = 0
-    data: bytes = b""
     connected: bool = False
     refused: bool = False
-
-
-def _request(host: str) -> bytes:
-    return f"GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
-
-
-def healthy_response(raw: bytes, session: str) -> bool:
-    """A 200 whose JSON says ok, from the right session (a port taken over by another
-    process must not pass)."""
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    if not sep or not head.startswith(b"HTTP/1.") or head[9:12] != b"200":
-        return False
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return False
-    return isinstance(data, dict) and data.get("ok") is True and data.get("session") == session
-
-
-def busy_response(raw: bytes) -> bool:
-    """A 503: the runner's server is alive but turned the check away (over its cap)."""
-    return raw.startswith(b"HTTP/1.") and raw[9:12] == b"503"
 
 
 Target = tuple[str, socket.AddressFamily, Any]
@@ -82,9 +114,8 @@ def probe_many(
     ``timeout``."""
     host = api_host(bind).strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return _probe_all(
-        host, [(name, family, (host, port)) for name, port in ports.items()], timeout, max_open
-    )
+    targets = [(name, family, (host, port)) for name, port in ports.items()]
+    return _probe_all(host, targets, timeout, max_open)
 
 
 def probe_sockets(
@@ -122,14 +153,8 @@ def _probe_all(host: str, targets: list[Target], timeout: float, max_open: int) 
     return results
 
 
-def _probe_batch(
-    host: str,
-    targets: list[Target],
-    timeout: float,
-    results: dict[str, str],
-) -> None:
+def _probe_batch(host: str, targets: list[Target], timeout: float, results: dict[str, str]) -> None:
     sel = selectors.DefaultSelector()
-    request = _request(host)
     try:
         for name, family, address in targets:
             sock = socket.socket(family, socket.SOCK_STREAM)
@@ -140,7 +165,7 @@ def _probe_batch(
                 refused = err in (errno.ECONNREFUSED, errno.ENOENT)
                 results[name] = REFUSED if refused else FAILED
                 continue
-            sel.register(sock, selectors.EVENT_WRITE, _Probe(name, sock, request))
+            sel.register(sock, selectors.EVENT_WRITE, _Probe(name, sock, Answer(host)))
         deadline = time.monotonic() + timeout
         while sel.get_map():
             remaining = deadline - time.monotonic()
@@ -151,9 +176,9 @@ def _probe_batch(
                 if _step(sel, probe, mask):
                     if probe.refused:
                         results[probe.name] = REFUSED
-                    elif healthy_response(probe.data, probe.name):
+                    elif probe.answer.healthy(probe.name):
                         results[probe.name] = OK
-                    elif busy_response(probe.data):
+                    elif probe.answer.status == 503:  # alive, over its connection cap
                         results[probe.name] = BUSY
                     sel.unregister(probe.sock)
                     probe.sock.close()
@@ -174,8 +199,9 @@ def _step(sel: selectors.BaseSelector, probe: _Probe, mask: int) -> bool:
                     probe.refused = not err or err == errno.ECONNREFUSED
                     return True
                 probe.connected = True
-            probe.sent += sock.send(probe.request[probe.sent :])
-            if probe.sent >= len(probe.request):
+            request = probe.answer.request
+            probe.sent += sock.send(request[probe.sent :])
+            if probe.sent >= len(request):
                 sel.modify(sock, selectors.EVENT_READ, probe)
             return False
         chunk = sock.recv(4096)
@@ -183,10 +209,7 @@ def _step(sel: selectors.BaseSelector, probe: _Probe, mask: int) -> bool:
         return False
     except OSError:
         return True
-    if not chunk:
-        return True
-    probe.data += chunk
-    return len(probe.data) > MAX_RESPONSE
+    return probe.answer.feed(chunk)
 
 
 def _self_connected(sock: socket.socket) -> bool:

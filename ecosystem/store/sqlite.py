@@ -19,8 +19,6 @@ from typing import Any
 from ecosystem.errors import SessionExists, SessionNotFound, StoreError
 from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.models import (
-    OPERATOR_FIELDS,
-    RUNTIME_FIELDS,
     Event,
     NewSession,
     Session,
@@ -29,10 +27,10 @@ from ecosystem.models import (
 from ecosystem.ports import pick_port
 from ecosystem.store import migrations
 from ecosystem.store import sqlite_health as health_sql
-from ecosystem.store.base import Store, summarise
+from ecosystem.store.base import Store, audit_detail
 from ecosystem.store.sqlite_health import SQLiteHealth
 from ecosystem.store.sqlite_outbox import SQLiteOutbox, import_outbox
-from ecosystem.webhooks import WebhookEvent
+from ecosystem.webhook_events import WebhookEvent
 
 BUSY_TIMEOUT_MS = 10_000
 _SQLITE_READONLY = 8
@@ -269,16 +267,8 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
             return [_row_to_session(r) for r in rows.fetchall()]
 
     def _update(
-        self,
-        name: str,
-        changes: Mapping[str, Any],
-        allowed: frozenset[str],
-        actor: str,
-        action: str | None,
+        self, name: str, changes: Mapping[str, Any], actor: str, action: str | None
     ) -> Session:
-        unknown = set(changes) - allowed
-        if unknown:
-            raise ValueError(f"cannot change {', '.join(sorted(unknown))} here")
         with self._cursor(write=True) as db:
             before = self._fetch(db, name)
             merged = before.model_copy(update=dict(changes))
@@ -291,7 +281,7 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
                 [_to_db(f, getattr(after, f)) for f in fields] + [name],
             )
             if action is not None:
-                self._insert_event(db, name, action, actor, summarise(changes))
+                self._insert_event(db, name, action, actor, audit_detail(changes))
             if before.status != after.status:
                 self._insert_event(
                     db,
@@ -303,14 +293,6 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
                     to_status=after.status,
                 )
             return after
-
-    def update_session(
-        self, name: str, changes: Mapping[str, Any], *, actor: str, action: str
-    ) -> Session:
-        return self._update(name, changes, OPERATOR_FIELDS | {"api_token_hash"}, actor, action)
-
-    def set_runtime(self, name: str, changes: Mapping[str, Any], *, actor: str) -> Session:
-        return self._update(name, changes, RUNTIME_FIELDS, actor, None)
 
     def delete_session(self, name: str, *, actor: str) -> None:
         with self._cursor(write=True) as db:
