@@ -5,8 +5,8 @@ once, so a client holding hundreds of idle connections gets every other caller a
 the monitor's check included. Read as "hung", that had the monitor kill the runner
 again and again and park the session. This socket sits in a 0700 folder only
 zapvisor's user can enter and serves nothing but /health: it says whether the runner
-itself is alive, whatever is done to its port. It speaks just enough HTTP for the
-monitor's probe (health/probe.py), and shares nothing with the API's server.
+itself is alive, whatever is done to its port. It answers through h11, like the API,
+but shares nothing else with the API's server (not its connection cap).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import h11
 
 log = logging.getLogger("runner.lane")
 
@@ -55,19 +57,30 @@ class HealthLane:
         await self._server.wait_closed()
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST)
         try:
-            with contextlib.suppress(
-                TimeoutError, asyncio.LimitOverrunError, asyncio.IncompleteReadError
-            ):
-                await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
+            async with asyncio.timeout(READ_TIMEOUT):
+                event = conn.next_event()
+                while event is h11.NEED_DATA:
+                    conn.receive_data(await reader.read(MAX_REQUEST))
+                    event = conn.next_event()
+            if not isinstance(event, h11.Request):
+                return  # it went away (or sent nothing): nobody to answer
             body = json.dumps(self.health()).encode()
+            headers = [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                ("Connection", "close"),
+            ]
             writer.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                + body
+                (conn.send(h11.Response(status_code=200, headers=headers)) or b"")
+                + (conn.send(h11.Data(data=body)) or b"")
+                + (conn.send(h11.EndOfMessage()) or b"")
             )
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
+        except (TimeoutError, h11.RemoteProtocolError, ConnectionError):
+            return
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
