@@ -56,6 +56,7 @@ JSON_FIELDS = (
     "updated_at",
     "connected_at",
     "last_activity_at",
+    "host_unreachable",
 )
 """The stable field names of `list --json` / `show --json`, in order."""
 
@@ -67,6 +68,9 @@ class SessionView:
     """None when supervisord has no program for the session (or is down)."""
     health: SessionHealth | None = None
     """The health monitor's record (restarts, exits, parking); None when it has none."""
+    unreachable: str | None = None
+    """Why its host did not answer ("host unreachable since 12:03:04"); the process is
+    then the last one known, or None."""
     port_holder: str | None = None
     """Who holds the session's port while its runner is down ("held by nginx (pid
     42)"): it could not start. Set by :func:`session_views`."""
@@ -94,7 +98,7 @@ class SessionView:
         """The session status while its runner runs; the process state otherwise,
         so a killed runner never shows a stale "connected"."""
         if self.process is None:
-            return "NO PROGRAM"
+            return "UNREACHABLE" if self.unreachable else "NO PROGRAM"
         if self.process.state == ProcessState.RUNNING or self._reported_since_start:
             return str(self.session.status)
         return self.process.state
@@ -187,6 +191,7 @@ class SessionView:
             port_conflict=self.port_holder,
             restarts=self.restarts,
             webhook_url=redact_url(self.session.webhook_url),
+            host_unreachable=self.unreachable,
         )
         h = self.health.model_dump(mode="json") if self.health else {}
         for key in (
@@ -214,7 +219,7 @@ def session_views(
         info = infos.get(program_name(s.name))
         down = info is None or info.state not in PROCESS_UP
         holder = (holders or {}).get(s.port) if down else None
-        views.append(SessionView(s, info, health.get(s.name), holder))
+        views.append(SessionView(s, info, health.get(s.name), port_holder=holder))
     return views
 
 
