@@ -4,17 +4,22 @@ runner reported inside supervisord's first second, and PARKED (as the app shows 
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 
+from ecosystem.liveview import Poller
 from ecosystem.models import Session, utcnow
+from ecosystem.orchestrator import Orchestrator
 from ecosystem.states import ProcessState, Status
 from ecosystem.supctl.rpc import ProcessInfo
 from ecosystem.views import SessionView
 from tests.conftest import Env, wait_for
 from tests.health_helpers import FAST
+from tui.format import status_text
 
 
 @pytest.mark.e2e
@@ -49,3 +54,24 @@ def test_a_runner_that_reported_inside_startsecs_shows_its_status() -> None:
     assert SessionView(fresh, proc).display_status == "waiting_scan"
     stale = fresh.model_copy(update={"updated_at": now - timedelta(minutes=5)})
     assert SessionView(stale, proc).display_status == "STARTING"
+
+
+@pytest.mark.e2e
+def test_the_apps_live_view_shows_a_taken_port_like_list(zv: Env) -> None:
+    """A stopped session whose port another process holds: the app's STATUS column says
+    PORT TAKEN and who holds it, as `list` does, and goes back once the port is free."""
+    zv.cli("create", "beta", "--connector", "sim", "--stopped")
+    port = zv.json("show", "beta")["port"]
+    poller = Poller(Orchestrator(zv.settings()))
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", port))
+    blocker.listen()
+    try:
+        view = poller.tick().view("beta")
+        assert view is not None and status_text(view).plain == "PORT TAKEN"
+        assert f"(pid {os.getpid()})" in (view.port_holder or ""), view.port_holder
+    finally:
+        blocker.close()
+    view = poller.tick().view("beta")
+    assert view is not None and status_text(view).plain == "STOPPED"
