@@ -375,7 +375,7 @@ def read_runtime_settings(env_file: Path, home: Path) -> Settings:
     """Settings exactly as zapvisor last wrote them to `runtime.env`: what runners and
     the health monitor run on."""
     if not env_file.is_file():
-        raise ConfigError(f"{env_file} is missing: run any zapvisor command to write it")
+        raise ConfigError(f"{env_file} is missing: `zapvisor apply` writes it")
     try:
         return runtime_settings(runtime_values(env_file), home)
     except ValidationError as exc:

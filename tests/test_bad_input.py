@@ -245,3 +245,12 @@ def test_start_stop_and_restart_pass_changed_settings_to_the_runner(zv: Env) -> 
         zv.extra["ZAPVISOR_API_RATE_LIMIT"] = limit
         zv.cli(verb, "alpha")
         assert f"ZAPVISOR_API_RATE_LIMIT='{limit}'" in env_file.read_text(), verb
+    # the README's promise both ways: the commands that only look leave it alone
+    zv.extra["ZAPVISOR_API_RATE_LIMIT"] = "11"
+    for args in (["list"], ["show", "alpha"], ["doctor"], ["events", "alpha"]):
+        zv.cli(*args, check=False)
+        assert "ZAPVISOR_API_RATE_LIMIT='9'" in env_file.read_text(), args
+    for args, limit in ((["apply"], "11"), (["delete", "alpha", "--yes"], "12")):
+        zv.extra["ZAPVISOR_API_RATE_LIMIT"] = limit
+        zv.cli(*args)
+        assert f"ZAPVISOR_API_RATE_LIMIT='{limit}'" in env_file.read_text(), args

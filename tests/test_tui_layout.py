@@ -23,6 +23,7 @@ from tests.tui_fixed import NOW, FixedPoller, crowded_app, fixed_app, fixed_snap
 from tests.tui_helpers import screen_text, until
 from tui.app import ZapvisorApp
 from tui.dialogs.config import ConfigForm
+from tui.screens.session import SessionScreen
 from tui.screens.sessions import SessionsScreen
 from tui.widgets.facts import ConfigSummary
 from tui.widgets.key_bar import KeyBar
@@ -178,11 +179,19 @@ def test_the_session_screen_at_80x24_shows_the_whole_config_and_a_log(tmp_path: 
 
     async def scenario() -> None:
         async with app.run_test(size=(80, 24), notifications=True) as pilot:
-            await pilot.pause(0.3)
+            await until(pilot, lambda: app.snapshot is not None, what="the first refresh")
             app.open_session("cliente-001", "details")
-            await pilot.pause(0.5)
-            screen = app.screen
+            screen = await until(
+                pilot,
+                lambda: (
+                    isinstance(app.screen, SessionScreen)
+                    and app.screen.query(ConfigSummary)
+                    and app.screen
+                ),
+                what="the session screen",
+            )
             config = screen.query_one(ConfigSummary)
+            await until(pilot, lambda: "│ connector" in screen_text(app), what="the config")
             text = screen_text(app)
             for label in ("connector", "description", "webhook", "ai_config", "timing"):
                 assert f"│ {label}" in text, f"{label} is cut off:\n{text}"
@@ -192,9 +201,12 @@ def test_the_session_screen_at_80x24_shows_the_whole_config_and_a_log(tmp_path: 
             bar = screen.query_one(KeyBar).region
             app.notify("a notification long enough to reach the bottom right", timeout=30)
             toast = await until(
-                pilot, lambda: (found := list(app.screen.query(Toast))) and found[0]
+                pilot,
+                lambda: (
+                    (found := list(app.screen.query(Toast))) and found[0].region.height and found[0]
+                ),
+                what="the notification drawn",
             )
-            await pilot.pause(0.3)
             assert toast.region.bottom <= bar.y, (toast.region, bar)
 
     asyncio.run(scenario())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from tests.tui_fixed import fixed_app, fixed_snapshot
 from tests.tui_helpers import decode_screen_cells, decode_screen_qr, screen_text, until
@@ -18,18 +19,25 @@ def _on_qr_screen(home: Path, size: tuple[int, int]) -> tuple[str | None, str, b
 
     async def scenario() -> tuple[str | None, str, bool]:
         async with app.run_test(size=size) as pilot:
-            await until(pilot, lambda: app.snapshot is not None, what="the first refresh")
-            app.open_session("cliente-002", "qr")
-            await until(
-                pilot,
-                lambda: isinstance(app.screen, SessionScreen) and app.screen.query(QRCode),
-                what="the QR screen",
-            )
+            qr = await _qr_screen(app, pilot)
             await pilot.pause()
-            fits = app.screen.query_one(QRCode).fits
-            return decode_screen_qr(app), screen_text(app), fits
+            return decode_screen_qr(app), screen_text(app), qr.fits
 
     return asyncio.run(scenario())
+
+
+async def _qr_screen(app: Any, pilot: Any) -> QRCode:
+    """Open cliente-002's QR screen once the first refresh is in; its QR widget."""
+    await until(pilot, lambda: app.snapshot is not None, what="the first refresh")
+    app.open_session("cliente-002", "qr")
+    await until(
+        pilot,
+        lambda: isinstance(app.screen, SessionScreen) and app.screen.query(QRCode),
+        what="the QR screen",
+    )
+    qr: QRCode = app.screen.query_one(QRCode)
+    await until(pilot, lambda: qr.payload is not None, what="the QR payload")
+    return qr
 
 
 def test_the_qr_as_drawn_decodes_to_the_payload(tmp_path: Path) -> None:
@@ -60,19 +68,29 @@ def test_the_compact_qr_fits_80x24_and_decodes(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.pause(0.3)
-            app.open_session("cliente-002", "qr")
-            await pilot.pause(0.3)
-            qr = app.screen.query_one(QRCode)
-            assert not qr.fits and "Press c for the compact QR" in screen_text(app)
+            qr = await _qr_screen(app, pilot)
+            await until(
+                pilot,
+                lambda: "Press c for the compact QR" in screen_text(app),
+                what="the offer of the compact QR",
+            )
+            assert not qr.fits
             await pilot.press("c")
-            await pilot.pause(0.3)
-            assert qr.compact and qr.fits and qr.needed == (31, 21)
-            assert decode_screen_cells(app) == payload
-            assert "c: half-blocks if broken" in screen_text(app)  # the way back
+            await until(pilot, lambda: qr.compact and qr.fits, what="the compact QR")
+            assert qr.needed == (31, 21)
+            await until(
+                pilot, lambda: decode_screen_cells(app) == payload, what="a code that decodes"
+            )
+            await until(
+                pilot,
+                lambda: "c: half-blocks if broken" in screen_text(app),
+                what="the way back",
+            )
             await pilot.press("c")  # back: too big again, says so
-            await pilot.pause(0.3)
-            assert not qr.compact and "needs 61x31 cells" in screen_text(app)
+            await until(
+                pilot, lambda: "needs 61x31 cells" in screen_text(app), what="the size it needs"
+            )
+            assert not qr.compact
 
     asyncio.run(scenario())
 
@@ -82,10 +100,8 @@ def test_the_compact_qr_can_be_the_default(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.pause(0.3)
-            app.open_session("cliente-002", "qr")
-            await pilot.pause(0.3)
-            assert app.screen.query_one(QRCode).compact
-            assert decode_screen_cells(app) is not None
+            qr = await _qr_screen(app, pilot)
+            assert qr.compact
+            await until(pilot, lambda: decode_screen_cells(app) is not None, what="a code")
 
     asyncio.run(scenario())
