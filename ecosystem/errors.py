@@ -63,6 +63,13 @@ class PortsExhausted(CapacityError):
         self.busy = busy or []
 
 
+class NotPossibleNow(ZapvisorError):
+    """The session cannot do that in its current state (its runner answered 409: e.g.
+    a scan while it is connected, a pairing code while it is not showing a QR)."""
+
+    exit_code = 75  # EX_TEMPFAIL
+
+
 class StoreError(ZapvisorError):
     """The session store cannot be reached or refused an operation."""
 

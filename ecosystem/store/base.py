@@ -49,6 +49,12 @@ class Store(abc.ABC):
     def schema_version(self) -> int:
         """The newest migration applied (0 for an empty database)."""
 
+    def check_writable(self) -> None:
+        """Raise StoreError when the store would refuse a write now (`zapvisor doctor`
+        asks: reads alone said OK for a store that refused every write). Changes no
+        data. Stores that cannot tell without writing data do nothing."""
+        return None
+
     @abc.abstractmethod
     def create_session(
         self,
@@ -260,6 +266,11 @@ class Store(abc.ABC):
         """Record the alert unless one with the same host and key is active; returns the
         new alert, or None when it was already active (deduplicated, also across
         concurrent callers)."""
+        raise StoreUnsupported(self.kind, NO_ALERTS)
+
+    def refresh_alert(self, host: str, key: str, message: str, value: float | None) -> bool:
+        """Give the active alert ``key`` its current message and value (a count that
+        grew): no new alert, no new notice. True when it changed."""
         raise StoreUnsupported(self.kind, NO_ALERTS)
 
     def clear_alert(self, host: str, key: str) -> Alert | None:

@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ecosystem.errors import SessionNotFound
+from ecosystem.errors import SessionNotFound, StoreError
 from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.models import Event, NewSession, Session
 from ecosystem.store import migrations
@@ -129,6 +129,18 @@ class PostgresStore(PgConnection, PgSessions, PgOutbox, PgHealth, Store):
             return applied
 
         return self._run(op, write=True, timeout=MIGRATE_TIMEOUT)
+
+    def check_writable(self) -> None:
+        def op(cur: Cur) -> bool:
+            cur.execute("SELECT current_setting('transaction_read_only') = 'on' AS ro")
+            row = cur.fetchone()
+            return bool(row and row["ro"])
+
+        if self._run(op, write=False):
+            raise StoreError(
+                f"the {self.describe()} store is read-only (a standby, or "
+                "default_transaction_read_only): it refuses every write"
+            )
 
     def schema_version(self) -> int:
         def op(cur: Cur) -> int:

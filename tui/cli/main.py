@@ -39,8 +39,9 @@ examples:
   zapvisor logs cliente-001 -f                   follow its log
   zapvisor doctor                                what is wrong, and what to do
 
-exit codes: 0 ok, 2 usage or declined, 65 bad input, 66 unknown session,
-69 store/supervisord/runner unavailable, 73 exists, 75 capacity, 78 bad setting."""
+exit codes: 0 ok, 1 doctor found a failure, 2 usage or declined, 65 bad input,
+66 unknown session, 69 store/supervisord/runner unavailable, 73 exists or cannot write
+(disk full), 75 capacity or not possible now, 78 bad setting."""
 
 
 class _Parser(argparse.ArgumentParser):

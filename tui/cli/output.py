@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import textwrap
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +27,8 @@ _COLOURS = {
     ProcessState.EXITED: "31",
     ProcessState.STOPPED: "90",
     ProcessState.STARTING: "36",
+    "PARKED": "7;31",
+    "PORT TAKEN": "1;31",
 }
 
 
@@ -36,6 +40,15 @@ def emit_json(data: Any) -> None:
 def error(message: str) -> None:
     text = " ".join(str(message).split())  # always one line
     print(f"zapvisor: error: {text}", file=sys.stderr)
+
+
+def warn(message: str) -> None:
+    """A caution about what was just done (it still succeeded), on stderr: one line, or
+    on a terminal as many as its width needs (a wrapped line breaks mid-word)."""
+    text = f"zapvisor: {' '.join(message.split())}"
+    if sys.stderr.isatty():
+        text = textwrap.fill(text, shutil.get_terminal_size().columns, subsequent_indent="  ")
+    print(text, file=sys.stderr)
 
 
 def progress(message: str) -> None:
@@ -69,7 +82,7 @@ def sessions_table(views: Sequence[SessionView]) -> str:
         [
             v.name,
             v.session.host,
-            v.display_status,
+            v.status_label,
             str(v.session.port),
             str(v.pid or "-"),
             age(v.uptime),
