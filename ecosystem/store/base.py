@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ecosystem.errors import OutboxUnavailable
+from ecosystem.fleet.records import HostRecord, NewHost
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
 from ecosystem.models import Event, NewSession, Session
 from ecosystem.webhooks import DeliveryState, WebhookEvent
@@ -270,3 +271,42 @@ class Store(abc.ABC):
     def mark_alert_sent(self, alert_id: int, phase: str, at: datetime) -> None:
         """Record that the ``phase`` ('raised' or 'cleared') notice was delivered."""
         raise NotImplementedError(f"the {self.kind} store does not keep alerts yet")
+
+    # -- fleet hosts (migration 0005) ---------------------------------------------------
+    # Not abstract, like the health records: a store without them still serves every
+    # session operation; every store here has them.
+
+    def list_hosts(self) -> list[HostRecord]:
+        """Every host of the fleet, ordered by name."""
+        raise NotImplementedError(f"the {self.kind} store keeps no fleet hosts")
+
+    def get_host(self, name: str) -> HostRecord:
+        """Raises HostNotFound."""
+        raise NotImplementedError(f"the {self.kind} store keeps no fleet hosts")
+
+    def add_host(
+        self, new: NewHost, *, actor: str, detail: Mapping[str, Any] | None = None
+    ) -> HostRecord:
+        """Record a host and the action (`host_add`, with ``detail``) in the audit trail.
+        Raises HostExists when the name is taken."""
+        raise NotImplementedError(f"the {self.kind} store keeps no fleet hosts")
+
+    def update_host(
+        self,
+        name: str,
+        changes: Mapping[str, Any],
+        *,
+        actor: str = "",
+        action: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> HostRecord:
+        """Change fields of :data:`~ecosystem.fleet.records.HOST_CHANGES`; with an
+        ``action``, record it. Raises HostNotFound."""
+        raise NotImplementedError(f"the {self.kind} store keeps no fleet hosts")
+
+    def remove_host(
+        self, name: str, *, actor: str, detail: Mapping[str, Any] | None = None
+    ) -> None:
+        """Remove a host that holds no session (atomically with session creation on it)
+        and record `host_remove`. Raises HostNotFound, or HostBusy naming its sessions."""
+        raise NotImplementedError(f"the {self.kind} store keeps no fleet hosts")

@@ -31,6 +31,7 @@ from ecosystem.models import OPERATOR_FIELDS, RUNTIME_FIELDS, Event, NewSession,
 from ecosystem.store import pgcommon as pg
 from ecosystem.store.base import Store
 from ecosystem.store.pg_health import PgHealth
+from ecosystem.store.pg_hosts import PgHosts
 from ecosystem.store.pg_outbox import PgOutbox
 from ecosystem.store.pgfunctions import Returns
 from ecosystem.store.sqlite import _summarise
@@ -47,7 +48,7 @@ def _json_rows(data: Any) -> list[dict[str, Any]]:
     return []
 
 
-class SupabaseStore(PgOutbox, PgHealth, Store):
+class SupabaseStore(PgOutbox, PgHealth, PgHosts, Store):
     kind = "supabase"
     poll_interval = 2.0
     """Seconds between two looks at the sessions when waiting for a change (one small

@@ -294,11 +294,7 @@ def doctor(args: argparse.Namespace) -> int:
             }
         )
     else:
-        for c in checks:
-            line = f"{c.level.upper():<4}  {c.name:<18} {c.detail}"
-            if c.fix:
-                line += f"\n      {'':<18} → {c.fix}"
-            print(line)
+        output.print_checks(checks)
     return 1 if failed else 0
 
 

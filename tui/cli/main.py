@@ -8,10 +8,20 @@ from typing import NoReturn
 
 from ecosystem import __version__
 from ecosystem.errors import ZapvisorError
-from tui.cli import access, alerts, commands, db, output, service, session_args, webhooks
+from tui.cli import (
+    access,
+    alerts,
+    commands,
+    db,
+    hosts,
+    output,
+    service,
+    session_args,
+    webhooks,
+)
 
 # Each module adds its subcommands with `register(sub)`; a feature adds its own module.
-COMMAND_MODULES = (session_args, db, alerts, service, access, webhooks)
+COMMAND_MODULES = (session_args, db, alerts, service, access, webhooks, hosts)
 
 DESCRIPTION = """\
 Run many WhatsApp sessions on this server. Each session is one runner process under
@@ -28,9 +38,11 @@ examples:
   zapvisor restart cliente-001                   new runner process, others untouched
   zapvisor logs cliente-001 -f                   follow its log
   zapvisor doctor                                what is wrong, and what to do
+  zapvisor hosts list                            the machines of the fleet
 
-exit codes: 0 ok, 2 usage or declined, 65 bad input, 66 unknown session,
-69 store/supervisord/runner unavailable, 73 exists, 75 capacity, 78 bad setting."""
+exit codes: 0 ok, 2 usage or declined, 65 bad input, 66 unknown session or host,
+69 store/supervisord/runner/host unavailable, 73 exists, 75 capacity or host still in
+use, 77 SSH key refused or host key not trusted, 78 bad setting."""
 
 
 class _Parser(argparse.ArgumentParser):
