@@ -24,13 +24,22 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests import sshd as real
-from tests.conftest import Env, free_port_block
 from tests.sshd import HostSetup, HostUser, SshServer
+
+if TYPE_CHECKING:
+    from tests.conftest import Env
+
+
+def free_port_block(size: int) -> int:
+    # conftest imports this module: take its helper at call time, not at import
+    from tests.conftest import free_port_block as block
+
+    return block(size)
 
 
 @dataclass(frozen=True)
@@ -171,6 +180,16 @@ class Fleet:
         if installed:
             host.zapvisor = str(real.install_host(user, self.venv, setup, self.store))
         return host
+
+    def registered(self) -> list[str]:
+        """The hosts the fleet's store has, read straight from it."""
+        from ecosystem.store.postgres import PostgresStore
+
+        store = PostgresStore(self.store["ZAPVISOR_DATABASE_URL"])
+        try:
+            return [h.name for h in store.list_hosts()]
+        finally:
+            store.close()
 
     def add(
         self, host: RemoteHost, *extra: str, check: bool = True

@@ -287,8 +287,16 @@ class HostsAdmin:
             if probe.systemd:
                 notes.append(await install_unit(pool, endpoint, probe, probe.zapvisor, home))
             else:
-                self.progress(f"moving {record.name}'s runners onto {version}")
-                await remote.zapvisor(pool, endpoint, probe.zapvisor, ["apply"], timeout=300)
+                applied = await remote.zapvisor_json(
+                    pool, endpoint, probe.zapvisor, ["apply"], timeout=300
+                )
+                waiting = sorted(p.removeprefix("wa-") for p in applied.get("deferred", []))
+                if waiting:
+                    # as with any apply, no running session is restarted behind its back
+                    notes.append(
+                        f"{len(waiting)} session(s) run the previous install until they "
+                        f"restart ({', '.join(waiting[:5])}): `zapvisor restart NAME`"
+                    )
             facts = await self._verify(pool, endpoint, record)
             notes.insert(0, f"{record.name}: zapvisor {facts.version}, {facts.sessions} session(s)")
             changed = await asyncio.to_thread(

@@ -157,12 +157,14 @@ async def install(
     except (asyncssh.SFTPError, OSError) as exc:
         await _clean(pool, endpoint, [venv, remote_wheel], None)
         raise _install_error(name, str(exc), probe) from None
-    # switch, then keep the venv the host ran until now and drop any older one
+    # switch; keep the venv the host ran until now, and any older one a process of this
+    # user still runs from (a session not restarted since an earlier upgrade)
     switch = (
         f"cd {q(root)} && old=$(readlink venv 2>/dev/null || true) && "
         f"ln -sfn {q(venv_name)} venv.new && mv -Tf venv.new venv && rm -f {q(built.name)} && "
-        f'for d in venv-*; do [ "$d" = {q(venv_name)} ] || [ "$d" = "$old" ] || rm -rf "$d"; '
-        "done"
+        'running=$(ps -u "$(id -u)" -o args= 2>/dev/null) && '
+        f'for d in venv-*; do [ "$d" = {q(venv_name)} ] || [ "$d" = "$old" ] || '
+        f'printf "%s" "$running" | grep -qF {q(root)}/"$d"/ || rm -rf "$d"; done'
     )
     done = await pool.run(endpoint, script_in_sh(switch), timeout=120)
     if done.exit_status != 0:

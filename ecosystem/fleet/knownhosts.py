@@ -207,6 +207,11 @@ class KeyCheck:
                 f"`zapvisor hosts trust {self.name} --host-key SHA256:…`"
             )
         got = fingerprint(self.presented)
+        if self.policy.replace and self.policy.expected is not None:
+            return HostKeyRejected(
+                f"{self.where} presents the host key {got}, not the expected "
+                f"{self.policy.expected}: nothing was changed"
+            )
         if self.policy.replace:
             return UnknownHostKey(
                 f"{self.where} presents the host key {got}: check it on the host "
