@@ -95,8 +95,7 @@ class HostsView:
         local_id = self.orch.settings.host_id
         remote_records = [r for r in records if r.name != local_id]
         self.orch.paths.ensure()
-        looked = asyncio.run(self._look_all(remote_records, counts, timeout))
-        facts = host_facts(self.orch)
+        facts, looked = asyncio.run(self._look_all(remote_records, counts, timeout))
         here = HostStatus(
             name=local_id,
             target="local",
@@ -121,12 +120,14 @@ class HostsView:
 
     async def _look_all(
         self, records: list[HostRecord], counts: dict[str, int], timeout: float
-    ) -> list[HostStatus]:
+    ) -> tuple[HostFacts, list[HostStatus]]:
+        """This machine (in a thread: it may start supervisord) and every other host, all
+        at once."""
         pool = SSHPool(self.orch.paths)
         try:
-            return list(
-                await asyncio.gather(*(self._look(pool, r, counts, timeout) for r in records))
-            )
+            here = asyncio.create_task(asyncio.to_thread(host_facts, self.orch))
+            looked = await asyncio.gather(*(self._look(pool, r, counts, timeout) for r in records))
+            return await here, list(looked)
         finally:
             await pool.close()
 
