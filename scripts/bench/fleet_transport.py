@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import shlex
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from ecosystem.fleet.knownhosts import KeyPolicy  # noqa: E402
 from ecosystem.fleet.ssh import SSHPool, remote_command  # noqa: E402
 from ecosystem.paths import StatePaths  # noqa: E402
 from ecosystem.store.postgres import PostgresStore  # noqa: E402
+from scripts.bench.create_latency import free_block  # noqa: E402
 from tests import sshd as real  # noqa: E402
 from tests.pgserver import PgServer  # noqa: E402
 
@@ -60,25 +60,6 @@ for line in sys.stdin:
     sys.stdout.write(json.dumps({"id": request["id"], "result": result}, default=str) + "\\n")
     sys.stdout.flush()
 """
-
-
-def free_block(size: int, start: int = 29000) -> int:
-    """Ports below the kernel's ephemeral range (32768+)."""
-    port = start
-    while port < 32700 - size:
-        ok = True
-        for p in range(port, port + size):
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return port
-        port += size + 1
-    raise RuntimeError("no free port block below 32768")
 
 
 def figures(samples: list[float]) -> str:
@@ -111,7 +92,7 @@ def main() -> int:
         return 2
 
     print("setting up: PostgreSQL, sshd, a remote host with a sim session…", file=sys.stderr)
-    pg = PgServer(free_block(1))
+    pg = PgServer(free_block(1, 29000))
     server = real.SshServer(free_block(1, 29500))
     user = None
     work = Path(tempfile.mkdtemp(prefix="zv-bench-fleet-"))
