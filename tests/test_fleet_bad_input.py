@@ -221,7 +221,9 @@ def test_a_host_whose_sshd_died_is_unreachable_at_once(
     assert not listed["vps-z"]["reachable"]
     assert "refused the connection" in listed["vps-z"]["error"]
     assert listed["vps-z"]["last_seen"] and listed["vps-z"]["cpu_percent"] is None
-    assert elapsed < 10, elapsed  # the CLI's own start and the local host included
+    # a refused connection fails at once: this bound (the CLI's own start and the local
+    # host included, on a loaded machine) only catches waiting out the 8 s per-host limit
+    assert elapsed < 20, elapsed
     table = fleet.control.cli("hosts", "list").stdout
     assert "vps-z: unreachable:" in table
     line = refused(fleet.control, "hosts", "check", "vps-z", code=69)

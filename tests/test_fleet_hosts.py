@@ -5,10 +5,10 @@ host id and supervisord, all sharing one real PostgreSQL (tests/fleet_fixtures.p
 from __future__ import annotations
 
 import json
-import os
 import stat
 from pathlib import Path
 
+import psutil
 import pytest
 
 from ecosystem import __version__
@@ -19,13 +19,13 @@ pytestmark = pytest.mark.e2e
 
 
 def _alive(pid: int | None) -> bool:
+    """Running (a zombie waiting for its parent to reap it is not)."""
     if not pid:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    return True
 
 
 def test_add_list_check_and_remove_a_host(fleet: Fleet) -> None:
@@ -96,6 +96,17 @@ def test_a_host_with_sessions_is_not_removed(fleet: Fleet) -> None:
     assert refused.returncode == 75, refused.stderr
     assert "cliente-1" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
     assert "vps-b" in [h["name"] for h in fleet.control.json("hosts", "list")]
+
+    # the host's supervisord is down (shut down by hand there): looking at the host brings
+    # it back, as any zapvisor command there would, with the session meant to run
+    before = host.supervisord_pid()
+    host.run("shutdown")
+    assert wait_for(lambda: not _alive(before))
+    listed = {h["name"]: h for h in fleet.control.json("hosts", "list")}
+    again = listed["vps-b"]["supervisord_pid"]
+    assert listed["vps-b"]["reachable"] and _alive(again) and again != before
+    assert wait_for(lambda: host.json("show", "cliente-1")["process_state"] == "RUNNING")
+
     host.run("delete", "cliente-1", "--yes")
     fleet.control.cli("hosts", "remove", "vps-b")
     assert [h["name"] for h in fleet.control.json("hosts", "list")] == ["control"]
