@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from ecosystem.health.model import Alert, AlertKind, SessionHealth, Severity
+from ecosystem.liveview import Poller, Snapshot
 from ecosystem.metrics import HostStats, ProcStats
 from ecosystem.models import Session
-from ecosystem.monitor import CLEARED_KEPT, Poller, Snapshot
 from ecosystem.orchestrator import Orchestrator
+from ecosystem.reads import CLEARED_KEPT
 from ecosystem.settings import make_settings
 from ecosystem.states import DesiredState, Status
 from ecosystem.supctl.rpc import ProcessInfo

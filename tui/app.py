@@ -17,8 +17,8 @@ from textual.timer import Timer
 from textual.worker import get_current_worker
 
 from ecosystem.errors import ZapvisorError
+from ecosystem.liveview import Poller, Snapshot, notable_changes
 from ecosystem.models import utcnow
-from ecosystem.monitor import Poller, Snapshot, notable_changes
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.pairing import pairing_problem
 from ecosystem.settings import Settings, load_settings
@@ -83,7 +83,7 @@ class ZapvisorApp(SessionActions):
         self._boot()
         self.request_refresh()
         self.set_interval(0.5, self._check_staleness)
-        if self.orch.store.pushes_changes:
+        if self.orch.pushes_changes:
             self._watch_store()
 
     # -- the refresh loop: one tick at a time, the next one scheduled when it ends ----
@@ -118,7 +118,7 @@ class ZapvisorApp(SessionActions):
         worker = get_current_worker()
         while not worker.is_cancelled:
             try:
-                changed = self.orch.store.wait_for_change(WATCH_SECONDS)
+                changed = self.orch.wait_for_change(WATCH_SECONDS)
             except ZapvisorError:
                 # the refresh tick reports the outage; listen again when it is over
                 time.sleep(WATCH_SECONDS)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ecosystem.doctor import FAIL, OK, WARN, Check, run_checks
+from ecosystem.doctor import FAIL, OK, WARN, Check
 from ecosystem.errors import HostError, HostNotFound
 from ecosystem.fleet import remote, wheel
 from ecosystem.fleet.connect import Endpoint
@@ -171,7 +171,7 @@ class HostsView:
         """`zapvisor hosts check NAME`: the host's own doctor, run there over SSH,
         after what the control side checks itself (SSH, host key, version)."""
         if name == self.orch.settings.host_id:
-            return run_checks(self.orch)
+            return self.orch.doctor()
         record = self.orch.store.get_host(name)
         self.orch.paths.ensure()
         return asyncio.run(self._check(record))

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ecosystem.health.model import Severity
-from ecosystem.monitor import Snapshot
+from ecosystem.liveview import Snapshot
 from tui.format import size
 
 

@@ -17,9 +17,9 @@ import pytest
 from ecosystem import logs
 from ecosystem.health.model import Alert, AlertKind, SessionHealth
 from ecosystem.health.model import Severity as AlertSeverity
+from ecosystem.liveview import Poller, Snapshot, notable_changes
 from ecosystem.metrics import ProcessSampler, read_proc_stat
 from ecosystem.models import Session
-from ecosystem.monitor import Poller, Snapshot, notable_changes
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.paths import StatePaths
 from ecosystem.settings import make_settings
@@ -82,7 +82,7 @@ def test_one_tick_is_two_batched_store_queries_and_one_rpc(tmp_path: Path) -> No
     orch = Orchestrator(make_settings(home=tmp_path, host_id="h"), store)  # type: ignore[arg-type]
     clock = [100.0]
     poller = Poller(orch, alerts_every=5.0, monotonic=lambda: clock[0])
-    poller._sup = sup  # type: ignore[assignment]
+    orch._poll_sup = sup  # type: ignore[assignment]
 
     snap = poller.tick()
     assert store.calls == ["list_sessions", "list_health", "list_alerts"]
