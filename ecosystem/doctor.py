@@ -16,7 +16,7 @@ from ecosystem.health import status
 from ecosystem.models import utcnow
 from ecosystem.names import program_name
 from ecosystem.ports import port_is_free, who_holds
-from ecosystem.states import DesiredState, Status
+from ecosystem.states import DesiredState, ProcessState, Status
 from ecosystem.store import migrations
 from ecosystem.supctl import daemon
 from ecosystem.supctl.render import MONITOR_PROGRAM
@@ -200,9 +200,9 @@ def run_checks(orch: Reads) -> list[Check]:
                         "`zapvisor apply` re-renders the config",
                     )
                 )
-            elif info.state == "STARTING":
+            elif info.state == ProcessState.STARTING:
                 checks.append(Check(f"session {x.name}", OK, "starting"))
-            elif info.state != "RUNNING":
+            elif info.state != ProcessState.RUNNING:
                 checks.append(
                     Check(
                         f"session {x.name}",
@@ -254,7 +254,7 @@ def monitor_check(orch: Reads, info: ProcessInfo | None) -> Check:
     log = orch.paths.logs / f"{MONITOR_PROGRAM}.log"
     if info is None:
         return Check("health monitor", FAIL, "no program in supervisord", "`zapvisor apply`")
-    if info.state != "RUNNING":
+    if info.state != ProcessState.RUNNING:
         return Check(
             "health monitor",
             FAIL,

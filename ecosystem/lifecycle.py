@@ -7,7 +7,7 @@ import contextlib
 import shutil
 import time
 
-from ecosystem import apitoken, webhooks
+from ecosystem import apitoken, webhook_events
 from ecosystem.errors import PortsExhausted, RunnerError, ZapvisorError
 from ecosystem.models import NewSession, Session, SessionFields
 from ecosystem.names import program_name, validate_name
@@ -51,7 +51,7 @@ class Lifecycle(Plumbing):
                 raise PortsExhausted(f"{exc.message} ({held})", exc.busy) from None
             raise
         apitoken.save_token(self.paths, new.name, token)
-        webhooks.save_secret(self.paths, new.name, webhooks.new_secret())
+        webhook_events.save_secret(self.paths, new.name, webhook_events.new_secret())
         self.progress(f"adding program {program_name(new.name)} on port {session.port}")
         try:
             self.apply()
@@ -70,7 +70,7 @@ class Lifecycle(Plumbing):
         with contextlib.suppress(ZapvisorError):
             self.store.delete_session(name, actor=self.actor)
         self.paths.api_token_file(name).unlink(missing_ok=True)
-        webhooks.secret_file(self.paths, name).unlink(missing_ok=True)
+        webhook_events.secret_file(self.paths, name).unlink(missing_ok=True)
         with contextlib.suppress(ZapvisorError):
             self.apply()
 
@@ -132,7 +132,7 @@ class Lifecycle(Plumbing):
         self.apply(without=name)
         self.store.delete_session(name, actor=self.actor)
         self.paths.api_token_file(name).unlink(missing_ok=True)
-        webhooks.secret_file(self.paths, name).unlink(missing_ok=True)
+        webhook_events.secret_file(self.paths, name).unlink(missing_ok=True)
         if purge:
             shutil.rmtree(self.paths.token_dir(name), ignore_errors=True)
             self.store.add_event(name, "purge", actor=self.actor)

@@ -23,7 +23,7 @@ from ecosystem.metrics import HostStats, ProcStats
 from ecosystem.models import utcnow
 from ecosystem.names import program_name
 from ecosystem.orchestrator import Orchestrator
-from ecosystem.states import Status
+from ecosystem.states import PROCESS_SERVING, ProcessState, Status
 from ecosystem.views import SessionView
 
 Notice = Literal["information", "warning", "error"]
@@ -148,22 +148,22 @@ def notable_changes(before: Snapshot | None, after: Snapshot) -> list[Change]:
             continue
         out += _health_changes(old, view)
         state, was = view.process_state, old.process_state
-        if state != was and state in ("FATAL", "BACKOFF"):
+        if state != was and state in (ProcessState.FATAL, ProcessState.BACKOFF):
             why = view.process.spawnerr if view.process else ""
             if not why and view.process:
                 why = f"exit status {view.process.exitstatus}"
-            verb = "gave up on" if state == "FATAL" else "is restarting"
+            verb = "gave up on" if state == ProcessState.FATAL else "is restarting"
             out.append(
                 Change(
                     view.name,
-                    "error" if state == "FATAL" else "warning",
+                    "error" if state == ProcessState.FATAL else "warning",
                     f"{view.name}: supervisord {verb} its runner ({state}: {why})",
                 )
             )
             continue
         # STARTING counts: a runner reports within its first second, before
         # supervisord calls it RUNNING.
-        if state not in ("RUNNING", "STARTING") or view.session.status == old.session.status:
+        if state not in PROCESS_SERVING or view.session.status == old.session.status:
             continue
         status = view.session.status
         if status == Status.ERROR:

@@ -15,12 +15,13 @@ from collections.abc import Callable
 
 from ecosystem import apitoken, runner_client
 from ecosystem.boot import StartReport, start_in_waves
-from ecosystem.errors import RunnerError
+from ecosystem.errors import RunnerError, StoreUnsupported
 from ecosystem.health.model import SessionHealth
 from ecosystem.models import Session
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings
+from ecosystem.states import FAILING_STATES, STOPPED_STATES
 from ecosystem.store import Store, open_store
 from ecosystem.supctl import apply as applier
 from ecosystem.supctl import daemon
@@ -138,7 +139,7 @@ class Plumbing:
             polls += 1
             if polls % 5 == 0:
                 info = self.sup.process_info(program_name(name))
-                if info is not None and info.state in ("FATAL", "EXITED", "STOPPED"):
+                if info is not None and info.state in STOPPED_STATES:
                     raise RunnerError(f"{name}'s runner is {info.state}: {self._why_down(name)}")
             time.sleep(0.05)
         raise RunnerError(
@@ -156,7 +157,7 @@ class Plumbing:
         parts = []
         if info.spawnerr:
             parts.append(info.spawnerr)
-        if info.state in ("EXITED", "FATAL", "BACKOFF"):
+        if info.state in FAILING_STATES:
             parts.append(f"exit status {info.exitstatus}")
         lines = [ln for ln in self.sup.tail_stderr(program).splitlines() if ln.strip()]
         if lines:
@@ -168,7 +169,7 @@ class Plumbing:
         with a store that does not keep them yet."""
         try:
             return self.store.list_health(self.host_id)
-        except NotImplementedError:
+        except StoreUnsupported:
             return {}
 
     def _process_infos(self) -> dict[str, ProcessInfo]:

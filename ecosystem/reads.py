@@ -8,13 +8,14 @@ from datetime import timedelta
 
 from ecosystem import __version__
 from ecosystem.doctor import Check, run_checks
-from ecosystem.errors import StoreError, SupervisorError
+from ecosystem.errors import StoreError, StoreUnsupported, SupervisorError
 from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.hostview import HostReport
 from ecosystem.metrics import ProcessSampler, host_stats
 from ecosystem.models import Session, utcnow
 from ecosystem.names import program_name
 from ecosystem.session_access import SessionAccess
+from ecosystem.states import SIGNALLABLE_STATES
 from ecosystem.supctl import apply as applier
 from ecosystem.supctl import daemon
 from ecosystem.supctl.rpc import Supervisor, SupervisorDown
@@ -78,7 +79,7 @@ class Reads(SessionAccess):
             except SupervisorError:
                 self._poll_sup = None  # reconnect with fresh credentials next time
                 raise
-            pids = [i.pid for i in infos.values() if i.pid and i.state in _ALIVE]
+            pids = [i.pid for i in infos.values() if i.pid and i.state in SIGNALLABLE_STATES]
             procs = self._sampler.sample(pids)
         s = self.settings
         return HostReport(
@@ -97,7 +98,7 @@ class Reads(SessionAccess):
         """This host's raised alerts, newest first; None when the store keeps none."""
         try:
             return self.store.list_alerts(self.host_id, active=True)
-        except NotImplementedError:
+        except StoreUnsupported:
             return None
 
     def alerts(self, *, include_cleared: bool = False, limit: int = 100) -> list[Alert]:
@@ -108,10 +109,9 @@ class Reads(SessionAccess):
             return self.store.list_alerts(
                 self.host_id, active=None if include_cleared else True, limit=limit
             )
-        except NotImplementedError:
+        except StoreUnsupported as exc:
             raise StoreError(
-                f"the {self.store.kind} store does not keep alerts yet; see the health "
-                f"monitor's log, {self.paths.logs}/zapvisor-health.log"
+                f"{exc}; see the health monitor's log, {self.paths.logs}/zapvisor-health.log"
             ) from None
 
     def alert_history(self, limit: int = 100) -> list[Alert] | None:
@@ -119,7 +119,7 @@ class Reads(SessionAccess):
         first; None when the store keeps no alerts."""
         try:
             found = self.store.list_alerts(self.host_id, limit=limit)
-        except NotImplementedError:
+        except StoreUnsupported:
             return None
         oldest = utcnow() - CLEARED_KEPT
         return [a for a in found if a.cleared_at is None or a.cleared_at >= oldest]
@@ -159,6 +159,3 @@ class Reads(SessionAccess):
     def wait_for_change(self, timeout: float) -> bool:
         """Block until some session may have changed, at most ``timeout`` seconds."""
         return self.store.wait_for_change(timeout)
-
-
-_ALIVE = frozenset({"RUNNING", "STARTING", "STOPPING"})

@@ -12,8 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ecosystem import apitoken, logs, webhooks
-from ecosystem.errors import InvalidValue, OutboxUnavailable, RunnerError, ZapvisorError
+from ecosystem import apitoken, logfiles, webhook_events
+from ecosystem.errors import InvalidValue, RunnerError, StoreUnsupported, ZapvisorError
 from ecosystem.lifecycle import Lifecycle
 from ecosystem.models import Event, Session, utcnow
 from ecosystem.names import validate_name
@@ -25,7 +25,7 @@ from ecosystem.pairing import (
     phone_problem,
 )
 from ecosystem.states import Status
-from ecosystem.webhooks import DeliveryState, WebhookEvent
+from ecosystem.webhook_events import DeliveryState, WebhookEvent
 
 LOG_POLL = 0.25
 """Seconds between two looks at a followed log (an empty batch marks each look)."""
@@ -158,18 +158,18 @@ class SessionAccess(Lifecycle):
         up at its next delivery."""
         self.session(name)
         if rotate:
-            secret = webhooks.new_secret()
-            webhooks.save_secret(self.paths, name, secret)
+            secret = webhook_events.new_secret()
+            webhook_events.save_secret(self.paths, name, secret)
             self.store.add_event(name, "webhook_secret", actor=self.actor)
             return secret
-        return webhooks.ensure_secret(self.paths, name)
+        return webhook_events.ensure_secret(self.paths, name)
 
     def webhook_counts(self, name: str) -> dict[str, int] | None:
         """Deliveries of the session's webhook events by state (`pending`, `delivered`,
         `dead`): one store query; None when the store keeps no webhook outbox."""
         try:
             return self.store.webhook_counts(validate_name(name))
-        except OutboxUnavailable:
+        except StoreUnsupported:
             return None
 
     def webhook_report(
@@ -195,7 +195,7 @@ class SessionAccess(Lifecycle):
         return WebhookReport(
             name=name,
             url=session.webhook_url,
-            events=session.webhook_events or list(webhooks.EVENTS),
+            events=session.webhook_events or list(webhook_events.EVENTS),
             counts=self.store.webhook_counts(name),
             rows=self.store.list_webhooks(name, state, limit),
             replayed=replayed,
@@ -206,7 +206,7 @@ class SessionAccess(Lifecycle):
     ) -> LogTail:
         """The last ``lines`` lines of the runner's log (stdout, stderr or both)."""
         paths = self._log_paths(name, stdout=stdout, stderr=stderr)
-        found = [LogLine(text, err) for err, path in paths for text in logs.tail(path, lines)]
+        found = [LogLine(text, err) for err, path in paths for text in logfiles.tail(path, lines)]
         return LogTail(found, [str(path) for _err, path in paths if not path.exists()])
 
     def follow_logs(
@@ -223,11 +223,11 @@ class SessionAccess(Lifecycle):
         between two): never ends by itself."""
         paths = self._log_paths(name, stdout=stdout, stderr=stderr)
         stderr_of = {path: err for err, path in paths}
-        follower = logs.Follower([p for _e, p in paths])  # first: no line falls between
+        follower = logfiles.Follower([p for _e, p in paths])  # first: no line falls between
         first = [
             LogLine(text, err)
             for err, path in paths
-            for text in logs.tail(path, backlog // 10 if err and stdout else backlog)
+            for text in logfiles.tail(path, backlog // 10 if err and stdout else backlog)
         ]
         yield first
         while True:

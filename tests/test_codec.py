@@ -19,7 +19,7 @@ from ecosystem.pairing import PairingCode
 from ecosystem.session_access import LogLine, LogTail, QrCode, WebhookReport
 from ecosystem.states import Status
 from ecosystem.supctl.apply import ApplyResult
-from ecosystem.webhooks import DeliveryState, WebhookEvent
+from ecosystem.webhook_events import DeliveryState, WebhookEvent
 from tests.tui_fixed import ALERTS, HEALTH, NOW, fixed_snapshot
 
 DOOR = [

@@ -10,7 +10,7 @@ from typing import Any
 
 from ecosystem.doctor import FAIL
 from ecosystem.errors import Aborted, InvalidValue, RunnerError
-from ecosystem.logs import pretty
+from ecosystem.logfiles import pretty
 from ecosystem.models import NewSession
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.qr import png, terminal_text

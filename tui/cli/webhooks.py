@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.settings import load_settings
 from ecosystem.views import since
-from ecosystem.webhooks import DeliveryState
+from ecosystem.webhook_events import DeliveryState
 from tui.cli import output
 from tui.cli.registry import SubParsers, add_command
 

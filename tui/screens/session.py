@@ -19,7 +19,7 @@ from textual.worker import get_current_worker
 from ecosystem.errors import SessionNotFound, ZapvisorError
 from ecosystem.liveview import Snapshot
 from ecosystem.pairing import no_qr_reason
-from ecosystem.states import PROCESS_SERVING, Status
+from ecosystem.states import FAILING_STATES, PROCESS_SERVING, Status
 from ecosystem.views import SessionView
 from tui.action_table import bindings
 from tui.dialogs.config import ConfigForm
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 LOG_BACKLOG = 200
 """Lines of the log shown when the screen opens."""
-DOWN_STATES = ("FATAL", "EXITED", "BACKOFF")
 
 
 class SessionScreen(Screen[None]):
@@ -185,7 +184,7 @@ class SessionScreen(Screen[None]):
 
     def _explain_if_down(self, view: SessionView) -> None:
         proc = view.process
-        if proc is None or proc.state not in DOWN_STATES:
+        if proc is None or proc.state not in FAILING_STATES:
             self.why, self._why_for = None, None
             return
         key = (proc.state, proc.stop)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from textual.widgets import Log
 
-from ecosystem import logs
+from ecosystem import logfiles
 
 MAX_LINES = 2000
 """Lines kept; older ones are dropped so a chatty runner cannot grow the app."""
@@ -33,6 +33,6 @@ class LogPane(Log):
 
     def add(self, lines: Iterable[tuple[bool, str]]) -> None:
         """(is_stderr, raw line) pairs: runner JSON lines are shown readable."""
-        out = [STDERR_MARK + line if err else logs.pretty(line) for err, line in lines if line]
+        out = [STDERR_MARK + line if err else logfiles.pretty(line) for err, line in lines if line]
         if out:
             self.write_lines(out)
