@@ -39,7 +39,10 @@ FIGURES = (
 )
 """What `hosts list --json` shows of each host's own figures (null when unreachable)."""
 LOOK_TIMEOUT = 8.0
-"""Seconds one host has to answer `hosts list` (connect, a round trip, its figures)."""
+"""Seconds one host's sshd has to answer `hosts list` (connect and one round trip)."""
+INFO_TIMEOUT = remote.COMMAND_TIMEOUT
+"""Seconds a host that answers has to report its figures: `zapvisor hosts info` there
+starts its supervisord and the sessions meant to run when it finds it down."""
 
 
 @dataclass
@@ -149,18 +152,23 @@ class HostsView:
         )
         endpoint = Endpoint.of(record)
 
-        async def look() -> None:
-            status.latency_ms = round(await pool.ping(endpoint, timeout=timeout) * 1000, 1)
-            data = await remote.zapvisor_json(
-                pool, endpoint, record.zapvisor_path, ["hosts", "info"], timeout=timeout
-            )
-            status.facts = HostFacts.from_json(data)
-
         try:
-            await asyncio.wait_for(look(), timeout)
-            status.reachable = True
+            # reachable = its sshd answers, within ``timeout``: a silent host never
+            # holds the listing longer than that
+            latency = await asyncio.wait_for(pool.ping(endpoint, timeout=timeout), timeout)
         except TimeoutError:
             status.error = f"no answer within {timeout:g} s"
+            return status
+        except HostError as exc:
+            status.error = str(exc)
+            return status
+        status.reachable, status.latency_ms = True, round(latency * 1000, 1)
+        try:
+            # it may have to start its supervisord and sessions first: give it time
+            data = await remote.zapvisor_json(
+                pool, endpoint, record.zapvisor_path, ["hosts", "info"], timeout=INFO_TIMEOUT
+            )
+            status.facts = HostFacts.from_json(data)
         except HostError as exc:
             status.error = str(exc)
         except (KeyError, TypeError) as exc:

@@ -229,6 +229,8 @@ def list_(args: argparse.Namespace) -> int:
     for s in found:
         if not s.reachable:
             print(f"{s.name}: unreachable: {s.error}")
+        elif s.error:
+            print(f"{s.name}: {s.error}")
     return 0
 
 
