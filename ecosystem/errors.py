@@ -138,7 +138,8 @@ class HostError(ZapvisorError):
 
 
 class HostUnreachable(HostError):
-    """DNS, a refused or silent port, a dropped connection: nothing answers over SSH."""
+    """A host of the fleet did not answer in time, or its link dropped: DNS, a refused
+    or silent port, a lost connection."""
 
 
 class HostAuthRefused(HostError):
@@ -155,3 +156,23 @@ class HostKeyRejected(HostError):
 
 class RemoteZapvisorError(HostError):
     """zapvisor is missing on the host, is another version, or could not be installed."""
+
+
+class VersionSkew(ZapvisorError):
+    """A host runs a zapvisor whose protocol, or this action's revision, differs."""
+
+    exit_code = 69
+
+
+class ProtocolError(ZapvisorError):
+    """The other end of a host link said something that is not zapvisor's protocol."""
+
+    exit_code = 69
+
+
+class RemoteError(ZapvisorError):
+    """An error of a kind this zapvisor does not know, raised on another host."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
