@@ -194,3 +194,65 @@ def test_the_systemd_unit_of_a_host(tmp_path: Path) -> None:
     )
     complaints = [ln for ln in found.stderr.splitlines() if unit.name in ln]
     assert found.returncode == 0 and not complaints, found.stderr
+
+
+def test_the_control_side_links_to_the_fleet_only_when_its_store_can_hold_one(
+    tmp_path: Path,
+) -> None:
+    """No store is opened and no host reached to build the door: a terminal app starts
+    while its store is down, and a command that touches no other host pays nothing."""
+    from ecosystem.fleet.sshlinks import SSHLinks, control_side
+    from ecosystem.settings import make_settings
+
+    alone = control_side(make_settings(home=tmp_path / "a", host_id="a"))
+    assert alone.links is None and alone.fleet_hosts() == ["a"]
+    alone.close()
+
+    # nothing listens on port 1: building the door must not try
+    dsn = "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1"
+    fleet = control_side(make_settings(home=tmp_path / "b", host_id="b", database_url=dsn))
+    try:
+        assert isinstance(fleet.links, SSHLinks) and fleet._store is None
+    finally:
+        fleet.close()
+        fleet.close()  # twice is harmless (the CLI and the app may both close it)
+
+
+def test_the_fleets_hosts_are_read_from_the_store_at_most_every_few_seconds(
+    tmp_path: Path,
+) -> None:
+    from ecosystem.fleet.records import NewHost
+    from ecosystem.fleet.sshlinks import StoreHosts
+    from ecosystem.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "zapvisor.db")
+    store.migrate()
+    reads = [0]
+
+    def opened() -> SQLiteStore:
+        reads[0] += 1
+        return store
+
+    def add(name: str) -> None:
+        new = NewHost(
+            name=name,
+            address="127.0.0.1",
+            ssh_user="deploy",
+            ssh_port=22,
+            base_port=3001,
+            max_sessions=5,
+            zapvisor_path="/home/deploy/.zapvisor/zapvisor",
+        )
+        store.add_host(new, actor="test")
+
+    add("here")
+    add("vps2")
+    cached = StoreHosts(opened, "here", ttl=3600)
+    assert cached() == ["vps2"] and reads == [1]
+    add("vps3")
+    assert cached() == ["vps2"] and reads == [1]  # a live view asks every second
+    fresh = StoreHosts(opened, "here", ttl=0)
+    assert sorted(fresh()) == ["vps2", "vps3"]
+    store.remove_host("vps2", actor="test")
+    assert fresh() == ["vps3"]
+    store.close()

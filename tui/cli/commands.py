@@ -14,14 +14,13 @@ from ecosystem.logfiles import pretty
 from ecosystem.models import NewSession
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.qr import png, terminal_text
-from ecosystem.settings import load_settings
 from ecosystem.states import DesiredState
 from ecosystem.views import SessionView
-from tui.cli import output
+from tui.cli import control, output
 
 
 def _orch() -> Orchestrator:
-    return Orchestrator(load_settings(), progress=output.progress)
+    return control.door()
 
 
 def _json_object(text: str | None, flag: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ecosystem.settings import load_settings
 from ecosystem.views import since
-from tui.cli import output
+from tui.cli import control, output
 from tui.cli.registry import SubParsers, add_command
 
 if TYPE_CHECKING:
@@ -111,9 +111,8 @@ def _admin() -> HostsAdmin:
 
 def _view() -> HostsView:
     from ecosystem.fleet.status import HostsView
-    from ecosystem.orchestrator import Orchestrator
 
-    return HostsView(Orchestrator(load_settings(), progress=output.progress))
+    return HostsView(control.door())
 
 
 def _tty() -> bool:

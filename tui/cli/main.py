@@ -13,6 +13,7 @@ from tui.cli import (
     agent,
     alerts,
     commands,
+    control,
     db,
     hosts,
     output,
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        control.close_all()
 
 
 if __name__ == "__main__":
