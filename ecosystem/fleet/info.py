@@ -1,19 +1,13 @@
 """This machine as a host of the fleet: what `zapvisor hosts info` prints, and what the
-control side asks each host for (`hosts list`, the TUI's hosts screen)."""
+control side asks each host's agent for (`hosts list`); the door's ``host_facts``
+gathers them."""
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import psutil
-
-from ecosystem import __version__
-from ecosystem.errors import HostNotFound, ZapvisorError
-from ecosystem.metrics import HostStats, host_stats
-from ecosystem.orchestrator import Orchestrator
-from ecosystem.supctl import daemon
+from ecosystem.metrics import HostStats
 
 
 @dataclass(frozen=True)
@@ -45,30 +39,3 @@ class HostFacts:
         stats = HostStats(**{k: data[k] for k in HostStats.__dataclass_fields__})
         own = {k: data[k] for k in cls.__dataclass_fields__ if k != "stats"}
         return cls(**own, stats=stats)
-
-
-def host_facts(orch: Orchestrator) -> HostFacts:
-    """This host's figures, supervisord brought up when it is down (as any command
-    does), so a host the control side looks at is a host that runs."""
-    psutil.cpu_percent(interval=None)  # start the CPU sample; the calls below take time
-    settings = orch.settings
-    orch.ensure_up()
-    store = orch.store
-    sessions = len(store.list_sessions(settings.host_id))
-    registered = False
-    with contextlib.suppress(HostNotFound, NotImplementedError):
-        registered = store.get_host(settings.host_id).name == settings.host_id
-    pid = None
-    with contextlib.suppress(ZapvisorError):
-        pid = orch.sup.pid() if daemon.is_up(orch.sup) else None
-    return HostFacts(
-        host_id=settings.host_id,
-        version=__version__,
-        store=store.describe(),
-        registered=registered,
-        sessions=sessions,
-        max_sessions=settings.max_sessions,
-        base_port=settings.base_port,
-        supervisord_pid=pid,
-        stats=host_stats(settings.home),
-    )

@@ -2,26 +2,29 @@
 but each host's `last_seen` (and its supervisord, started where it was down).
 
 Every host is asked at once, each within LOOK_TIMEOUT: a host that does not answer is
-"unreachable" with the reason, and never holds the others up. The local machine is a
-host too, looked at without SSH.
+"unreachable" with the reason, and never holds the others up. A host that answers gives
+its figures through its agent, on the same SSH connection (the door's links). The local
+machine is a host too, looked at without SSH.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from ecosystem.doctor import FAIL, OK, WARN, Check
-from ecosystem.errors import HostError, HostNotFound
-from ecosystem.fleet import remote, wheel
+from ecosystem.errors import HostError, HostNotFound, ZapvisorError
+from ecosystem.fleet import codec, remote, wheel
 from ecosystem.fleet.connect import Endpoint
-from ecosystem.fleet.info import HostFacts, host_facts
+from ecosystem.fleet.info import HostFacts
 from ecosystem.fleet.knownhosts import fingerprint
 from ecosystem.fleet.records import HostRecord
 from ecosystem.fleet.ssh import SSHPool
+from ecosystem.fleet.sshlinks import SSHLinks, ssh_links
 from ecosystem.models import utcnow
 from ecosystem.orchestrator import Orchestrator
 
@@ -41,8 +44,8 @@ FIGURES = (
 LOOK_TIMEOUT = 8.0
 """Seconds one host's sshd has to answer `hosts list` (connect and one round trip)."""
 INFO_TIMEOUT = remote.COMMAND_TIMEOUT
-"""Seconds a host that answers has to report its figures: `zapvisor hosts info` there
-starts its supervisord and the sessions meant to run when it finds it down."""
+"""Seconds a host that answers has to report its figures: its agent starts its
+supervisord and the sessions meant to run when it finds it down."""
 
 
 @dataclass
@@ -98,7 +101,15 @@ class HostsView:
         local_id = self.orch.settings.host_id
         remote_records = [r for r in records if r.name != local_id]
         self.orch.paths.ensure()
-        facts, looked = asyncio.run(self._look_all(remote_records, counts, timeout))
+        looked: list[HostStatus] = []
+        with self._links() as links:
+            # every other host at once on the links' loop, this one meanwhile here (it
+            # may start supervisord); each host is bounded by its own timeouts
+            asked = links.loop.submit(self._look_all(links, remote_records, counts, timeout))
+            try:
+                facts = self.orch.host_facts()
+            finally:
+                looked = asked.result()
         here = HostStatus(
             name=local_id,
             target="local",
@@ -121,21 +132,26 @@ class HostsView:
                     )
         return [here, *looked]
 
-    async def _look_all(
-        self, records: list[HostRecord], counts: dict[str, int], timeout: float
-    ) -> tuple[HostFacts, list[HostStatus]]:
-        """This machine (in a thread: it may start supervisord) and every other host, all
-        at once."""
-        pool = SSHPool(self.orch.paths)
+    @contextlib.contextmanager
+    def _links(self) -> Iterator[SSHLinks]:
+        """The door's links to the other hosts, or links of this look's own."""
+        links = self.orch.links
+        if isinstance(links, SSHLinks):
+            yield links
+            return
+        own = ssh_links(self.orch.paths, lambda: self.orch.store, self.orch.host_id)
         try:
-            here = asyncio.create_task(asyncio.to_thread(host_facts, self.orch))
-            looked = await asyncio.gather(*(self._look(pool, r, counts, timeout) for r in records))
-            return await here, list(looked)
+            yield own
         finally:
-            await pool.close()
+            own.close()
+
+    async def _look_all(
+        self, links: SSHLinks, records: list[HostRecord], counts: dict[str, int], timeout: float
+    ) -> list[HostStatus]:
+        return list(await asyncio.gather(*(self._look(links, r, counts, timeout) for r in records)))
 
     async def _look(
-        self, pool: SSHPool, record: HostRecord, counts: dict[str, int], timeout: float
+        self, links: SSHLinks, record: HostRecord, counts: dict[str, int], timeout: float
     ) -> HostStatus:
         status = HostStatus(
             name=record.name,
@@ -151,11 +167,11 @@ class HostsView:
             last_seen=record.last_seen,
         )
         endpoint = Endpoint.of(record)
-
         try:
             # reachable = its sshd answers, within ``timeout``: a silent host never
             # holds the listing longer than that
-            latency = await asyncio.wait_for(pool.ping(endpoint, timeout=timeout), timeout)
+            ping = links.connections().ping(endpoint, timeout=timeout)
+            latency = await asyncio.wait_for(ping, timeout)
         except TimeoutError:
             status.error = f"no answer within {timeout:g} s"
             return status
@@ -164,14 +180,13 @@ class HostsView:
             return status
         status.reachable, status.latency_ms = True, round(latency * 1000, 1)
         try:
-            # it may have to start its supervisord and sessions first: give it time
-            data = await remote.zapvisor_json(
-                pool, endpoint, record.zapvisor_path, ["hosts", "info"], timeout=INFO_TIMEOUT
-            )
-            status.facts = HostFacts.from_json(data)
-        except HostError as exc:
+            # its agent, on the same connection; it may have to start its supervisord
+            # and sessions first: give it time
+            data = await links.acall(record.name, "host_facts", {}, timeout=INFO_TIMEOUT)
+            status.facts = codec.decode(data, HostFacts)
+        except ZapvisorError as exc:
             status.error = str(exc)
-        except (KeyError, TypeError) as exc:
+        except ValueError as exc:
             status.error = f"answered in a shape this version does not read ({exc})"
         return status
 

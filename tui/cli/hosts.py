@@ -279,11 +279,10 @@ def trust_(args: argparse.Namespace) -> int:
 
 
 def info(args: argparse.Namespace) -> int:
-    from ecosystem.fleet.info import host_facts
     from ecosystem.orchestrator import Orchestrator
 
-    # no SSH library here: every host runs this for `hosts list`
-    facts = host_facts(Orchestrator(load_settings(), progress=output.progress))
+    # this machine alone: no links, no SSH library (`hosts add` runs it on the new host)
+    facts = Orchestrator(load_settings(), progress=output.progress).host_facts()
     if args.json:
         output.emit_json(facts.to_json())
         return 0
