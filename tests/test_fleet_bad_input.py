@@ -215,15 +215,13 @@ def test_a_host_whose_sshd_died_is_unreachable_at_once(
     host = fleet.host("vps-z", sshd=server)
     fleet.add(host)
     server.stop()
-    started = time.monotonic()
     listed = {h["name"]: h for h in fleet.control.json("hosts", "list")}
-    elapsed = time.monotonic() - started
     assert not listed["vps-z"]["reachable"]
+    # at once: a refusal is the answer of the connect itself; waiting out the 8 s
+    # per-host limit would say "no answer within 8 s" instead. (No wall-clock bound:
+    # the CLI's own start takes 20 s and more on this shared, loaded machine.)
     assert "refused the connection" in listed["vps-z"]["error"]
     assert listed["vps-z"]["last_seen"] and listed["vps-z"]["cpu_percent"] is None
-    # a refused connection fails at once: this bound (the CLI's own start and the local
-    # host included, on a loaded machine) only catches waiting out the 8 s per-host limit
-    assert elapsed < 20, elapsed
     table = fleet.control.cli("hosts", "list").stdout
     assert "vps-z: unreachable:" in table
     line = refused(fleet.control, "hosts", "check", "vps-z", code=69)
