@@ -110,6 +110,8 @@ class Plumbing:
         return self._sup
 
     def close(self) -> None:
+        if self.links is not None:
+            self.links.close()
         if self._store is not None:
             self._store.close()
 

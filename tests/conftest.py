@@ -274,3 +274,16 @@ def pg_dsn(pg_cluster: PgCluster) -> Iterator[str]:
     name = pg_cluster.new_database()
     yield pg_cluster.dsn(name)
     pg_cluster.drop_database(name)
+
+
+# -- remote hosts over real OpenSSH (the fleet tests): see tests/fleet_fixtures.py ------
+
+from tests.fleet_fixtures import (  # noqa: E402 - needs the fixtures above
+    fleet,
+    fleet_venv,
+    make_sshd,
+    ssh_key,
+    sshd,
+)
+
+__all__ = ["fleet", "fleet_venv", "make_sshd", "ssh_key", "sshd"]

@@ -23,16 +23,13 @@ import pytest
 from ecosystem.errors import StoreError
 from ecosystem.models import NewSession
 from ecosystem.states import Status
-from ecosystem.store import migrations
+from ecosystem.store.pgcommon import latest_version
 from ecosystem.store.sqlite import SQLiteStore
 from ecosystem.store.supabase import SupabaseStore
 from ecosystem.webhook_events import new_event
 from tests.conftest import Env, PgCluster, wait_for
 from tests.pgserver import AUTHENTICATOR_PASSWORD
 from tests.postgrest_emulator import ANON_KEY, SERVICE_KEY, PostgrestEmulator
-
-LATEST = migrations.load("postgres")[-1].version
-"""The newest schema version this code ships."""
 
 
 def _emulator(cluster: PgCluster, dbname: str) -> PostgrestEmulator:
@@ -152,7 +149,7 @@ def test_a_new_project_gets_its_schema_from_db_sql(
         with psycopg.connect(pg_cluster.dsn(name), autocommit=True) as conn:
             conn.execute(script.encode())  # the SQL editor
         status = zv.json("db", "status")
-        assert status["version"] == LATEST and status["pending"] == []
+        assert status["version"] == latest_version() and status["pending"] == []
         assert zv.json("create", "alpha", "--connector", "sim", "--stopped")["port"] == zv.base_port
     finally:
         emulator.stop()

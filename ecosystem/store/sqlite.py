@@ -29,6 +29,7 @@ from ecosystem.store import migrations
 from ecosystem.store import sqlite_health as health_sql
 from ecosystem.store.base import Store, audit_detail
 from ecosystem.store.sqlite_health import SQLiteHealth
+from ecosystem.store.sqlite_hosts import SQLiteHosts
 from ecosystem.store.sqlite_outbox import SQLiteOutbox, import_outbox
 from ecosystem.webhook_events import WebhookEvent
 
@@ -63,7 +64,7 @@ def _row_to_session(row: sqlite3.Row) -> Session:
     return Session.model_validate(data)
 
 
-class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
+class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteHosts, Store):
     kind = "sqlite"
 
     def __init__(self, path: Path) -> None:

@@ -72,7 +72,7 @@ def render_for(
 
 def write_runtime_env(paths: StatePaths, settings: Settings) -> None:
     """`runtime.env`, the settings runners and the monitor start with, when it changed."""
-    env = "".join(f"{k}={_dotenv_quote(v)}\n" for k, v in settings_to_env(settings).items())
+    env = "".join(f"{k}={dotenv_quote(v)}\n" for k, v in settings_to_env(settings).items())
     try:
         if not paths.runtime_env.exists() or paths.runtime_env.read_text("utf-8") != env:
             write_private(paths.runtime_env, env)
@@ -92,7 +92,7 @@ def write_config(paths: StatePaths, settings: Settings, text: str) -> bool:
     return True
 
 
-def _dotenv_quote(value: str) -> str:
+def dotenv_quote(value: str) -> str:
     # python-dotenv reads single-quoted values literally (no escapes, no expansion).
     if "'" in value or "\n" in value:
         raise SupervisorError("a setting holds a quote or newline and cannot be passed on")

@@ -15,14 +15,13 @@ from ecosystem.logfiles import pretty
 from ecosystem.models import NewSession
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.qr import png, size_needed, terminal_text
-from ecosystem.settings import load_settings
 from ecosystem.states import DesiredState
 from ecosystem.views import SessionView
-from tui.cli import output
+from tui.cli import control, output
 
 
 def _orch() -> Orchestrator:
-    return Orchestrator(load_settings(), progress=output.progress)
+    return control.door()
 
 
 def _json_object(text: str | None, flag: str) -> dict[str, Any]:
@@ -278,11 +277,7 @@ def doctor(args: argparse.Namespace) -> int:
             }
         )
     else:
-        for c in checks:
-            line = f"{c.level.upper():<4}  {c.name:<18} {c.detail}"
-            if c.fix:
-                line += f"\n      {'':<18} → {c.fix}"
-            print(line)
+        output.print_checks(checks)
     return 1 if failed else 0
 
 

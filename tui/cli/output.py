@@ -8,11 +8,14 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecosystem.redact import redact_url
 from ecosystem.states import ProcessState
 from ecosystem.views import SessionView, age, since
+
+if TYPE_CHECKING:
+    from ecosystem.doctor import Check
 
 _COLOURS = {
     "connected": "32",
@@ -54,6 +57,15 @@ def warn(message: str) -> None:
 def progress(message: str) -> None:
     if sys.stderr.isatty():
         print(f"… {message}", file=sys.stderr, flush=True)
+
+
+def print_checks(checks: Sequence[Check]) -> None:
+    """`doctor`'s lines: level, what was checked, the finding, and what to do."""
+    for c in checks:
+        line = f"{c.level.upper():<4}  {c.name:<18} {c.detail}"
+        if c.fix:
+            line += f"\n      {'':<18} → {c.fix}"
+        print(line)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], colour_col: int = -1) -> str:
