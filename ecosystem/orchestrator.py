@@ -2,8 +2,9 @@
 
 The door is one class; its methods live by concept in ``lifecycle.py`` (what runs),
 ``session_access.py`` (reaching one session: token, pairing, QR, webhooks, logs) and
-``reads.py`` (listings, a host's report, alerts, doctor), and ``fleet/door.py`` (every
-host's sessions, placing a new one). Actions on a session run on its host
+``reads.py`` (listings, a host's report, alerts, doctor), ``fleet/door.py`` (every
+host's sessions, placing a new one) and ``logs_all.py`` (every session's log lines in
+one stream). Actions on a session run on its host
 (``fleet/routing.py``). Every result is data that
 survives a round trip through JSON (``ecosystem/fleet/codec.py``), so the same call can
 run on another host.
@@ -11,11 +12,11 @@ run on another host.
 
 from __future__ import annotations
 
-from ecosystem.fleet.door import FleetDoor
+from ecosystem.logs_all import LogStreams
 from ecosystem.plumbing import Progress, current_actor
 
 
-class Orchestrator(FleetDoor):
+class Orchestrator(LogStreams):
     """The door: one method per operator action."""
 
 
