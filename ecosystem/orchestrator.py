@@ -3,8 +3,8 @@
 The door is one class; its methods live by concept in ``lifecycle.py`` (what runs),
 ``session_access.py`` (reaching one session: token, pairing, QR, webhooks, logs) and
 ``reads.py`` (listings, a host's report, alerts, doctor), ``fleet/door.py`` (every
-host's sessions, placing a new one) and ``logs_all.py`` (every session's log lines in
-one stream). Actions on a session run on its host
+host's sessions, placing a new one), ``logs_all.py`` (every session's log lines in
+one stream) and ``backups.py`` (backup and restore). Actions on a session run on its host
 (``fleet/routing.py``). Every result is data that
 survives a round trip through JSON (``ecosystem/fleet/codec.py``), so the same call can
 run on another host.
@@ -12,11 +12,12 @@ run on another host.
 
 from __future__ import annotations
 
+from ecosystem.backups import Backups
 from ecosystem.logs_all import LogStreams
 from ecosystem.plumbing import Progress, current_actor
 
 
-class Orchestrator(LogStreams):
+class Orchestrator(Backups, LogStreams):
     """The door: one method per operator action."""
 
 
