@@ -26,6 +26,7 @@ import yaml
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.settings import ENV_NAMES, Settings, make_settings
 from tests.conftest import ROOT, Env, wait_for
+from tests.conftest import _alive as alive
 
 ENTRYPOINT = ROOT / "scripts" / "container-entrypoint.sh"
 _VAR = re.compile(r"\$\{(\w+):-([^}]*)\}")
@@ -144,15 +145,6 @@ def _healthy(port: int) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not stat.exists() or stat.read_text().split()[2] != "Z"
-
-
 @pytest.mark.e2e
 def test_entrypoint_brings_sessions_up_and_stops_them_on_sigterm(zv: Env) -> None:
     """The container's process for real, on loopback (ZAPVISOR_BIND stays 127.0.0.1
@@ -181,14 +173,14 @@ def test_entrypoint_brings_sessions_up_and_stops_them_on_sigterm(zv: Env) -> Non
             )
             assert session.phone == phone
             sup_pid = zv.supervisord_pid()
-            assert sup_pid and _alive(sup_pid)
+            assert sup_pid and alive(sup_pid)
             runner = orch.sup.process_info("wa-caixa")
             assert runner is not None and runner.pid
             started = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
             took = time.monotonic() - started
-            assert not _alive(sup_pid) and not _alive(runner.pid)
+            assert not alive(sup_pid) and not alive(runner.pid)
             assert took < 30, f"stopping took {took:.1f} s"
             assert orch.session("caixa").desired_state == "running"
         finally:
