@@ -281,6 +281,12 @@ def doctor(args: argparse.Namespace) -> int:
 
 
 def apply(args: argparse.Namespace) -> int:
+    if args.file:
+        from tui.cli import declare
+
+        return declare.apply_file(args)
+    if args.prune or args.yes:
+        raise InvalidValue("--prune and --yes go with -f FILE")
     result = _orch().apply()
     if args.json:
         output.emit_json(result.__dict__)

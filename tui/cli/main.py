@@ -15,6 +15,7 @@ from tui.cli import (
     backup,
     commands,
     db,
+    declare,
     output,
     service,
     session_args,
@@ -22,7 +23,9 @@ from tui.cli import (
 )
 
 # Each module adds its subcommands with `register(sub)`; a feature adds its own module.
-COMMAND_MODULES = (session_args, db, alerts, service, access, webhooks, backup, agent)
+COMMAND_MODULES = (
+    session_args, db, alerts, service, access, webhooks, backup, declare, agent,
+)  # fmt: skip
 
 DESCRIPTION = """\
 Run many WhatsApp sessions on this server. Each session is one runner process under

@@ -129,12 +129,18 @@ def register(sub: SubParsers) -> None:
     p.add_argument("-n", "--lines", type=int, default=30, help="how many (default 30)")
 
     add_command(sub, "doctor", "check state dir, store, supervisord and ports", commands.doctor)
-    add_command(
+    p = add_command(
         sub,
         "apply",
-        "re-render supervisord's config from the store and apply changes",
+        "re-render supervisord's config from the store and apply changes; with -f, "
+        "make the fleet what a fleet file declares",
         commands.apply,
+        epilog="With -f FILE: shows the plan (as `zapvisor plan -f FILE`), asks, then makes\n"
+        "exactly those changes. Sessions the file does not name are left alone unless --prune.",
     )
+    p.add_argument("-f", "--file", metavar="FILE", help="a fleet file (zapvisor.toml)")
+    p.add_argument("--prune", action="store_true", help="with -f: delete sessions it omits")
+    p.add_argument("-y", "--yes", action="store_true", help="with -f: do not ask")
     p = add_command(
         sub,
         "ctl",
