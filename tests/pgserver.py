@@ -104,7 +104,7 @@ class PgServer:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 60.0, max_connections: int = 200) -> None:
         log = open(self.root / "server.log", "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
             [
@@ -124,7 +124,7 @@ class PgServer:
                 "-c",
                 "full_page_writes=off",
                 "-c",
-                "max_connections=200",
+                f"max_connections={max_connections}",
                 "-c",
                 "shared_buffers=32MB",
             ],

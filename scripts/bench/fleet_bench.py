@@ -235,7 +235,8 @@ def main() -> None:
     pg = PgServer(free_port_block(1))
     rig: Rig | None = None
     try:
-        pg.start()
+        # every runner, health monitor and agent holds a connection of its own
+        pg.start(max_connections=2 * args.hosts * (args.sessions + 10) + 100)
         dsn = pg.dsn()
         store = PostgresStore(dsn)
         store.migrate()
