@@ -103,3 +103,48 @@ class Aborted(ZapvisorError):
     """The operator declined a confirmation, or one was needed without a terminal."""
 
     exit_code = 2
+
+
+# -- failover (ecosystem/lease.py) --------------------------------------------------------
+
+
+class LeaseLost(ZapvisorError):
+    """A runner's lease has another holder or a newer epoch: the store refused its write
+    or its renewal (the fence), and it must stop without reconnecting. Never retried,
+    unlike a StoreError."""
+
+    exit_code = 75
+
+    def __init__(self, message: str, holder: str | None = None, epoch: int | None = None):
+        super().__init__(message)
+        self.holder = holder
+        self.epoch = epoch
+
+
+class LeaseHeld(ZapvisorError):
+    """Another host holds the session's lease, or a planned move is under way."""
+
+    exit_code = 75
+
+
+class NotThisHost(ZapvisorError):
+    """The session runs on another host (it failed over or was moved there)."""
+
+    exit_code = 69
+
+    def __init__(self, message: str, host: str = "") -> None:
+        super().__init__(message)
+        self.host = host
+
+
+class HostUnavailable(ZapvisorError):
+    """A host does not answer (no fresh heartbeat in the store) or is unknown."""
+
+    exit_code = 69
+
+
+class CannotMove(ZapvisorError):
+    """A session cannot move: its auth is in local files, it is already there, or a
+    move is under way."""
+
+    exit_code = 65

@@ -11,13 +11,14 @@ from typing import Any
 from ecosystem.errors import OutboxUnavailable
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
 from ecosystem.models import Event, NewSession, Session
+from ecosystem.store.base_lease import LeaseMethods
 from ecosystem.webhooks import DeliveryState, WebhookEvent
 
 DEFAULT_WEBHOOK_LEASE = timedelta(seconds=60)
 """How long :meth:`Store.due_webhooks` hands an event to one caller by default."""
 
 
-class Store(abc.ABC):
+class Store(LeaseMethods, abc.ABC):
     """Session rows, the port ledger and the audit trail.
 
     Every method is blocking; UI code calls them from worker threads.
@@ -220,7 +221,7 @@ class Store(abc.ABC):
             (s.name, s.updated_at, s.status, s.desired_state) for s in self.list_sessions()
         )
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release connections."""
 
     # -- health monitor (migration 0003) --------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 
 from ecosystem.errors import SessionExists, SessionNotFound, StoreError
 from ecosystem.health.model import Alert, SessionHealth
+from ecosystem.lease import AuthKind
 from ecosystem.models import (
     OPERATOR_FIELDS,
     RUNTIME_FIELDS,
@@ -31,6 +32,7 @@ from ecosystem.store import migrations
 from ecosystem.store import sqlite_health as health_sql
 from ecosystem.store.base import Store
 from ecosystem.store.sqlite_health import SQLiteHealth
+from ecosystem.store.sqlite_lease import SQLiteLease, fence_error
 from ecosystem.store.sqlite_outbox import SQLiteOutbox, import_outbox
 from ecosystem.webhooks import WebhookEvent
 
@@ -62,7 +64,7 @@ def _row_to_session(row: sqlite3.Row) -> Session:
     return Session.model_validate(data)
 
 
-class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
+class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, Store):
     kind = "sqlite"
 
     def __init__(self, path: Path) -> None:
@@ -108,7 +110,10 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
                     raise
                 if write:
                     self._db.execute("COMMIT")
-            except sqlite3.IntegrityError:
+            except sqlite3.IntegrityError as exc:
+                lost = fence_error(exc, self.fence.session if self.fence else "")
+                if lost is not None:
+                    raise lost from None
                 raise
             except sqlite3.Error as exc:
                 raise StoreError(f"the sqlite store at {self.path} failed: {exc}") from None
@@ -203,8 +208,10 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
             }
             port = pick_port(ports, held, excluded, max_sessions, host)
             now = utcnow()
+            fields = new.model_dump()
+            fields["auth"] = fields["auth"] or AuthKind.LOCAL
             session = Session(
-                **new.model_dump(),
+                **fields,
                 host=host,
                 port=port,
                 created_at=now,

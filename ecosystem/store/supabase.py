@@ -27,16 +27,19 @@ from postgrest.types import ReturnMethod
 
 from ecosystem.errors import ConfigError, SessionNotFound, StoreError, ZapvisorError
 from ecosystem.health.model import Alert, SessionHealth
+from ecosystem.lease import Fence
 from ecosystem.models import OPERATOR_FIELDS, RUNTIME_FIELDS, Event, NewSession, Session
 from ecosystem.store import pgcommon as pg
 from ecosystem.store.base import Store
 from ecosystem.store.pg_health import PgHealth
+from ecosystem.store.pg_lease import PgLease
 from ecosystem.store.pg_outbox import PgOutbox
 from ecosystem.store.pgfunctions import Returns
 from ecosystem.store.sqlite import _summarise
 from ecosystem.webhooks import WebhookEvent
 
 T = TypeVar("T")
+FENCE_HEADER = "X-Zapvisor-Fence"
 
 
 def _json_rows(data: Any) -> list[dict[str, Any]]:
@@ -47,7 +50,7 @@ def _json_rows(data: Any) -> list[dict[str, Any]]:
     return []
 
 
-class SupabaseStore(PgOutbox, PgHealth, Store):
+class SupabaseStore(PgOutbox, PgHealth, PgLease, Store):
     kind = "supabase"
     poll_interval = 2.0
     """Seconds between two looks at the sessions when waiting for a change (one small
@@ -97,6 +100,15 @@ class SupabaseStore(PgOutbox, PgHealth, Store):
 
     def close(self) -> None:
         self._client.session.close()
+
+    def set_fence(self, fence: Fence | None) -> None:
+        """PostgREST hands request headers to SQL (``request.headers``), where the fence
+        guard (0006) reads this one."""
+        self.fence = fence
+        if fence is None:
+            self._client.headers.pop(FENCE_HEADER, None)
+        else:
+            self._client.headers[FENCE_HEADER] = fence.token
 
     # -- plumbing ------------------------------------------------------------------
 
