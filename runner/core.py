@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
+import os
 import signal
 from pathlib import Path
 
 from dotenv import dotenv_values
 
-from ecosystem.errors import ConfigError, RunnerError, StoreError, ZapvisorError
+from ecosystem.errors import ConfigError, NotThisHost, RunnerError, StoreError, ZapvisorError
+from ecosystem.lease import LeaseTiming
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings, settings_from_vars
 from ecosystem.states import Status
 from ecosystem.store import Store, open_store
 from runner.api import build_server
-from runner.connectors import Connector, make_connector, sim_faults
+from runner.connectors import Connector, ConnectorContext, make_connector, sim_faults
+from runner.connectors.sim_server import SimServer
 from runner.events import Events
+from runner.lease import LeaseKeeper
 from runner.state import LiveState, Reporter
 from runner.webhooks import Outbox
 
@@ -60,13 +65,46 @@ class Runner:
             settings.webhook_timeout,
         )
         self.events = Events(self.reporter, self.outbox)
-        self.connector: Connector = make_connector(
-            session.connector, name, self.paths.token_dir(name), self.events, settings
-        )
+        self.lease = LeaseKeeper(store, name, settings.host_id, LeaseTiming(settings.lease_seconds))
+        self.sim_server: SimServer | None = None
+        self.connector: Connector = self._new_connector()
         self._stop = asyncio.Event()
         self._exit_code = 0
 
+    def _new_connector(self) -> Connector:
+        """A fresh connector (one per stretch of holding the lease)."""
+        kind = self.session.connector
+        if kind == "sim" and self.sim_server is None:
+            self.sim_server = SimServer.for_runner(self.settings, self.store)
+        context = ConnectorContext(
+            auth=self.session.auth,
+            store=self.store,
+            call=self.reporter.call,
+            host=self.settings.host_id,
+            may_drive=self.lease.may_drive,
+            epoch=self.lease.fence.epoch if self.lease.fence else None,
+            sim_server=self.sim_server,
+        )
+        return make_connector(
+            kind, self.name, self.paths.token_dir(self.name), self.events, self.settings, context
+        )
+
     async def serve(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        try:
+            if not await self.lease.acquire(self._stop):
+                return 0
+        except NotThisHost as exc:
+            # moved away while this program was still here: its program goes at the
+            # next apply; starting it again does nothing
+            log.warning("%s: not starting here", exc, extra={"event": "not_this_host"})
+            return 0
+        self.connector = self._new_connector()  # with the lease's epoch
+        self.lease.on_lost = self._lease_lost
+        self.reporter.on_lost = self.lease.mark_lost
+        self.lease.start()
         self.reporter.start()
         await self.reporter.update(
             status=Status.INITIALIZING, last_error=None, qr_payload=None, qr_expires_at=None
@@ -81,14 +119,11 @@ class Runner:
             raise RunnerError(
                 f"cannot listen on {self.settings.bind}:{self.port}: {reason}"
             ) from None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stop.set)
         log.info(
             "listening",
             extra={"event": "started", "port": self.port, "connector": self.connector.kind},
         )
-        task = asyncio.create_task(self._run_connector(), name="connector")
+        task = asyncio.create_task(self._drive(), name="connector")
         dispatcher = asyncio.create_task(self.outbox.run(), name="webhooks")
         dispatcher.add_done_callback(self._dispatcher_ended)
         faults = sim_faults.start(self)  # test/demo-only fault injection (sim sessions)
@@ -118,7 +153,64 @@ class Runner:
         await _settle([dispatcher], "webhook dispatcher")
         self.outbox.close()
         await self.reporter.close()
+        if self.lease.lost.is_set():
+            await self._say_lease_lost()
+        await self.lease.close()
+        if self.sim_server is not None:
+            self.sim_server.shutdown()
         return self._exit_code
+
+    async def _drive(self) -> None:
+        """Run the connector while the lease is held; let go of WhatsApp the moment it
+        lapses, and connect again (a fresh connector) if a renewal gives it back."""
+        while True:
+            await self.lease.held.wait()
+            if self.lease.lost.is_set():
+                return
+            run = asyncio.create_task(self._run_connector(), name="connector-run")
+            lapse = asyncio.create_task(self.lease.lapsed.wait(), name="lease-lapse")
+            try:
+                await asyncio.wait({run, lapse}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                lapse.cancel()
+                if not run.done():
+                    run.cancel()
+            if not self.lease.lapsed.is_set():
+                await _settle([run], "connector")
+                return  # the connector ended by itself (a crash already asked to stop)
+            try:
+                await self.connector.close()
+            except Exception:
+                log.exception("connector close failed", extra={"event": "close_failed"})
+            await _settle([run], "connector")
+            if self.lease.lost.is_set():
+                return
+            await self.events.disconnected(
+                Status.DISCONNECTED,
+                "the store did not confirm this host's lease in time: disconnected from "
+                "WhatsApp until it does (another host may take the session over)",
+            )
+            self.connector = self._new_connector()
+
+    def _lease_lost(self, reason: str) -> None:
+        """Another host holds the session now (or a newer runner here): stop, never
+        reconnect."""
+        self._stop.set()
+
+    async def _say_lease_lost(self) -> None:
+        """Into the audit trail, the one place this runner may still write."""
+        detail = {
+            "host": self.settings.host_id,
+            "pid": os.getpid(),
+            "reason": self.lease.lost_reason,
+        }
+        with contextlib.suppress(ZapvisorError, TimeoutError):
+            await asyncio.wait_for(
+                asyncio.to_thread(
+                    self.store.add_event, self.name, "lease_lost", actor="runner", detail=detail
+                ),
+                5.0,
+            )
 
     async def _run_connector(self) -> None:
         try:

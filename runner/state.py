@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ecosystem.errors import RunnerError, ZapvisorError
+from ecosystem.errors import LeaseLost, RunnerError, ZapvisorError
 from ecosystem.models import Session, utcnow
 from ecosystem.states import Status
 from ecosystem.store import Store
@@ -65,6 +65,8 @@ class Reporter:
         self._closed = False
         self.on_status: Callable[[Status, Status, str | None], None] | None = None
         """Called on every status transition (the runner turns it into a webhook)."""
+        self.on_lost: Callable[[str], None] | None = None
+        """Called when the store refuses a write because the lease moved on."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._writer(), name="store-writer")
@@ -108,6 +110,11 @@ class Reporter:
                 try:
                     await self.call(self._persist, batch)
                     delay = 0.5
+                except LeaseLost as exc:
+                    # fenced: this runner's state is no longer the session's; never retried
+                    self._pending.clear()
+                    if self.on_lost is not None:
+                        self.on_lost(str(exc))
                 except ZapvisorError as exc:
                     # Keep the newest values for the next attempt.
                     self._pending = batch | self._pending
