@@ -36,6 +36,7 @@ from ecosystem.health.alerts import (
     session_alerts,
     store_dead_letters,
 )
+from ecosystem.health.failover import Failover
 from ecosystem.health.memory import MemoryMeter
 from ecosystem.health.model import SessionHealth
 from ecosystem.health.notify import Notifier
@@ -43,7 +44,7 @@ from ecosystem.health.outage import StoreMemory, status_since
 from ecosystem.health.probe import REFUSED, probe_many
 from ecosystem.health.proctable import ProcessTable
 from ecosystem.models import Session, utcnow
-from ecosystem.names import program_name
+from ecosystem.names import program_name, session_from_program
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings
 from ecosystem.states import DesiredState
@@ -92,6 +93,8 @@ class Monitor:
         """What the store last said, to supervise from while it is down."""
         self.settings_problem: dict[str, Any] | None = None
         """What is wrong with runtime.env, if anything (health/envwatch.py)."""
+        self.failover: Failover | None = None
+        """Claims, hand-overs and moved-away programs (a shared store only)."""
         self.reconfigure(settings)
 
     def reconfigure(self, settings: Settings) -> None:
@@ -103,6 +106,8 @@ class Monitor:
         self.hung.failures = settings.health_failures
         self.hung.start_timeout = settings.start_timeout
         self.dead_letters = store_dead_letters(self.store, self.host)
+        if self.failover is not None:
+            self.failover.reconfigure(settings)
 
     # -- observing -------------------------------------------------------------------
 
@@ -130,6 +135,14 @@ class Monitor:
         now = self.clock()
         self._probe(obs, now)
         self._memory_and_stuck(obs, now)
+        if obs.store_up and self.failover is not None:
+            programs = {p for p in obs.procs if session_from_program(p)}
+            try:
+                self.failover.check(now, programs)
+            except StoreError as exc:
+                self.memo.failed(exc)
+            except ZapvisorError as exc:
+                log.warning("failover pass: %s", exc)
         if obs.store_up:
             try:
                 self._alerts(obs, now)
@@ -373,6 +386,8 @@ class Monitor:
             self.host, self.thresholds, obs.sessions, obs.procs, obs.health, keys
         )
         wanted += dead_letter_alerts(self.host, self.dead_letters())
+        if self.failover is not None:
+            wanted += self.failover.last.alerts
         to_raise, to_clear = reconcile(wanted, active)
         for alert in to_raise:
             if self.store.raise_alert(alert) is not None:
@@ -404,5 +419,16 @@ class Monitor:
                 "next_restart_at": self.next_due.isoformat() if self.next_due else None,
                 "store_down_since": down.isoformat() if (down := self.memo.down_since) else None,
                 "settings_error": self.settings_problem,
+                "failover": self._failover_status(),
             },
         )
+
+    def _failover_status(self) -> dict[str, Any] | None:
+        if self.failover is None:
+            return None
+        last = self.failover.last
+        return {
+            "claimed": [c.session for c in last.claimed],
+            "handed_over": last.handed_over,
+            "removed": last.removed,
+        }
