@@ -11,10 +11,17 @@ import threading
 import time
 from collections.abc import Callable
 
-from ecosystem import apitoken, runner_client, webhooks
+from ecosystem import apitoken, moves, runner_client, webhooks
 from ecosystem.boot import StartReport, start_in_waves
-from ecosystem.errors import PortsExhausted, RunnerError, StoreError, ZapvisorError
+from ecosystem.errors import (
+    PortsExhausted,
+    RunnerError,
+    SchemaMissing,
+    StoreError,
+    ZapvisorError,
+)
 from ecosystem.health.model import Alert, SessionHealth
+from ecosystem.lease import AuthKind, LeaseInfo
 from ecosystem.models import NewSession, Session, SessionFields
 from ecosystem.names import program_name, validate_name
 from ecosystem.paths import StatePaths
@@ -178,7 +185,13 @@ class Orchestrator:
     def show(self, name: str) -> SessionView:
         session = self.store.get_session(validate_name(name))
         info = self._process_infos().get(program_name(name))
-        return SessionView(session, info, self.health().get(name))
+        return SessionView(session, info, self.health().get(name), self._lease(name))
+
+    def _lease(self, name: str) -> LeaseInfo | None:
+        try:
+            return self.store.lease_info(name)
+        except (NotImplementedError, SchemaMissing):
+            return None
 
     def alerts(self, *, include_cleared: bool = False, limit: int = 100) -> builtins.list[Alert]:
         """This host's alerts, newest first: the active ones, or the history too.
@@ -219,6 +232,9 @@ class Orchestrator:
         stays (its status and logs say why) and RunnerError is raised.
         """
         self.paths.ensure()
+        new = new.model_copy(
+            update={"auth": moves.choose_auth(self.store.kind, new.connector, new.auth)}
+        )
         token = apitoken.new_token()
         self.progress(f"reserving a port for {new.name}")
         try:
@@ -334,6 +350,9 @@ class Orchestrator:
             auth = self.paths.token_dir(name)
             if auth.exists():
                 shutil.rmtree(auth)
+            if view.session.auth == AuthKind.STORE:
+                with contextlib.suppress(NotImplementedError):
+                    self.store.delete_sim_auth(name)
             self.store.set_runtime(
                 name, {"phone": None, "connected_at": None, "qr_payload": None}, actor=self.actor
             )
@@ -356,3 +375,32 @@ class Orchestrator:
             error = body.get("error") if isinstance(body, dict) else body
             raise RunnerError(f"{session.name}: {error} (HTTP {status})")
         return body
+
+    # -- failover and planned moves (ecosystem/moves.py) -------------------------------
+
+    def move(self, name: str, to: str, *, timeout: float | None = None) -> moves.MoveResult:
+        """Move a session to another host: stopped there, handed over, started here, same
+        phone, no QR. Refused when the host is unknown, silent or full, or the auth is
+        local."""
+        return moves.move(
+            self.store,
+            validate_name(name),
+            to,
+            actor=self.actor,
+            timeout=timeout if timeout is not None else moves.move_timeout(self.settings),
+            progress=self.progress,
+        )
+
+    def moved(self, host: str | None = None, limit: int = 50) -> builtins.list[moves.Moved]:
+        """What moved, when and why (newest first), from or to ``host`` when given."""
+        return moves.history(self.store, host, limit)
+
+    def set_failover(
+        self, name: str, *, auth: AuthKind | None = None, failover: bool | None = None
+    ) -> SessionView:
+        """Switch failover on or off, or change where the auth lives (while unlinked)."""
+        session = self.store.get_session(validate_name(name))
+        if auth is not None:
+            moves.choose_auth(self.store.kind, session.connector, auth)
+        self.store.set_failover(name, auth=auth, failover=failover, actor=self.actor)
+        return self.show(name)

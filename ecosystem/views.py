@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from ecosystem.health.model import SessionHealth
+from ecosystem.lease import LeaseInfo
 from ecosystem.models import Session
 from ecosystem.redact import redact_url
 from ecosystem.states import DesiredState
@@ -18,6 +19,10 @@ JSON_FIELDS = (
     "host",
     "port",
     "connector",
+    "auth",
+    "failover",
+    "can_fail_over",
+    "lease",
     "desired_state",
     "status",
     "process_state",
@@ -57,6 +62,8 @@ class SessionView:
     """None when supervisord has no program for the session (or is down)."""
     health: SessionHealth | None = None
     """The health monitor's record (restarts, exits, parking); None when it has none."""
+    lease: LeaseInfo | None = None
+    """Its lease and its host's heartbeat (`show` only; None in lists)."""
 
     @property
     def name(self) -> str:
@@ -126,6 +133,8 @@ class SessionView:
             why_down=self.why_down,
             restarts=self.restarts,
             webhook_url=redact_url(self.session.webhook_url),
+            can_fail_over=self.session.can_fail_over,
+            lease=lease_json(self.lease),
         )
         h = self.health.model_dump(mode="json") if self.health else {}
         for key in (
@@ -137,6 +146,23 @@ class SessionView:
         ):
             data[key] = h.get(key)
         return {key: data.get(key) for key in JSON_FIELDS}
+
+
+def lease_json(info: LeaseInfo | None) -> dict[str, Any] | None:
+    """The `lease` object of `show --json`: holder, epoch, expiry and the holder's
+    heartbeat (null when the session was never run under a lease)."""
+    if info is None or info.lease is None:
+        return None
+    lease, beat = info.lease, info.heartbeat
+    return {
+        "holder": lease.holder,
+        "epoch": lease.epoch,
+        "expires_at": lease.expires_at.isoformat(),
+        "expired": lease.expires_at <= info.now,
+        "move_to": lease.move_to or lease.offered_to,
+        "host_seen_at": beat.beat_at.isoformat() if beat and beat.beat_at else None,
+        "host_live": beat.live if beat else None,
+    }
 
 
 def age(seconds: float | None) -> str:

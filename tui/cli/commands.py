@@ -13,6 +13,7 @@ from ecosystem import logs as logfiles
 from ecosystem import qr as qrcodes
 from ecosystem.doctor import FAIL, run_checks
 from ecosystem.errors import Aborted, InvalidValue, RunnerError
+from ecosystem.lease import AuthKind
 from ecosystem.models import NewSession
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.pairing import no_qr_reason
@@ -68,6 +69,8 @@ def create(args: argparse.Namespace) -> int:
             ai_config=_json_object(args.ai_config, "--ai-config"),
             timing_config=_json_object(args.timing_config, "--timing-config"),
             desired_state=DesiredState.STOPPED if args.stopped else DesiredState.RUNNING,
+            auth=AuthKind(args.auth) if args.auth else None,
+            failover=args.failover,
         )
     except ValueError as exc:  # pydantic's ValidationError
         raise InvalidValue(_first_error(exc)) from None

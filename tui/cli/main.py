@@ -8,10 +8,20 @@ from typing import NoReturn
 
 from ecosystem import __version__
 from ecosystem.errors import ZapvisorError
-from tui.cli import access, alerts, commands, db, output, service, session_args, webhooks
+from tui.cli import (
+    access,
+    alerts,
+    commands,
+    db,
+    failover,
+    output,
+    service,
+    session_args,
+    webhooks,
+)
 
 # Each module adds its subcommands with `register(sub)`; a feature adds its own module.
-COMMAND_MODULES = (session_args, db, alerts, service, access, webhooks)
+COMMAND_MODULES = (session_args, db, alerts, service, access, webhooks, failover)
 
 DESCRIPTION = """\
 Run many WhatsApp sessions on this server. Each session is one runner process under

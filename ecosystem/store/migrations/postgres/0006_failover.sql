@@ -365,7 +365,8 @@ LANGUAGE sql STABLE AS $$
             greatest(l.expires_at, h.expires_at) AS claimable_since
         FROM whatsapp_sessions s
         JOIN session_leases l ON l.session_name = s.session_name
-        LEFT JOIN host_heartbeats h ON h.host_id = s.host
+        -- who must run it: its host, or the host a planned move handed it to
+        LEFT JOIN host_heartbeats h ON h.host_id = coalesce(l.offered_to, s.host)
     )
     SELECT jsonb_build_object(
         'now', now(),
@@ -373,9 +374,9 @@ LANGUAGE sql STABLE AS $$
         'orphans', (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.session_name), '[]')
                     FROM sessions x
                     WHERE x.lease_expires_at <= now() AND NOT x.host_live
-                      AND x.desired_state = 'running' AND x.offered_to IS NULL),
+                      AND x.desired_state = 'running'),
         'offers', (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.session_name), '[]')
-                   FROM sessions x WHERE x.offered_to IS NOT NULL),
+                   FROM sessions x WHERE x.offered_to IS NOT NULL AND x.host_live),
         'moves', (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.session_name), '[]')
                   FROM sessions x WHERE x.move_to IS NOT NULL))
 $$;
@@ -411,6 +412,7 @@ DECLARE
     v_port integer;
     v_busy integer[];
     v_silent_since timestamptz;
+    v_silent_host text;
     v_message text;
     v_detail jsonb;
 BEGIN
@@ -423,15 +425,18 @@ BEGIN
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
-    SELECT * INTO v_beat FROM host_heartbeats WHERE host_id = v_session.host;
+    -- who must run it: its host, or the host a planned move handed it to; a failover
+    -- happens when that one is silent (a pending move_to of a silent host is moot)
+    SELECT * INTO v_beat FROM host_heartbeats
+    WHERE host_id = coalesce(v_lease.offered_to, v_session.host);
     IF v_lease.offered_to = p_host THEN
         v_kind := 'move';
-    ELSIF v_lease.offered_to IS NULL AND v_lease.move_to IS NULL
-        AND v_lease.expires_at <= now()
+    ELSIF v_lease.expires_at <= now()
         AND (v_beat.host_id IS NULL OR v_beat.expires_at <= now())
         AND v_session.desired_state = 'running'
         AND v_session.auth = 'store' AND v_session.failover THEN
         v_kind := 'failover';
+        v_silent_host := coalesce(v_lease.offered_to, v_session.host);
         v_silent_since := coalesce(v_beat.beat_at, v_lease.renewed_at, v_lease.expires_at);
     ELSE
         RETURN NULL;
@@ -452,8 +457,10 @@ BEGIN
         RAISE EXCEPTION 'no free port in %-% on host %', p_port_first, p_port_last, p_host
             USING ERRCODE = 'ZV003', DETAIL = to_jsonb(v_busy)::text;
     END IF;
-    UPDATE whatsapp_sessions SET host = p_host, port = v_port, qr_payload = NULL,
-        qr_expires_at = NULL, updated_at = clock_timestamp()
+    -- what the old host's runner last reported is not true here (yet): the new runner
+    -- reports its own
+    UPDATE whatsapp_sessions SET host = p_host, port = v_port, status = 'initializing',
+        qr_payload = NULL, qr_expires_at = NULL, updated_at = clock_timestamp()
     WHERE id = v_session.id;
     UPDATE session_leases SET holder = p_host, epoch = v_lease.epoch + 1,
         expires_at = now() + make_interval(secs => p_ttl), acquired_at = now(),
@@ -463,7 +470,7 @@ BEGIN
     RETURNING * INTO v_lease;
     IF v_kind = 'failover' THEN
         v_message := format('failover of %s from %s to %s: %s silent since %s', p_name,
-            v_session.host, p_host, v_session.host,
+            v_session.host, p_host, v_silent_host,
             to_char(v_silent_since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC');
     ELSE
         v_message := format('move of %s from %s to %s', p_name, v_session.host, p_host);
@@ -473,6 +480,11 @@ BEGIN
         'silent_since', v_silent_since, 'message', v_message);
     INSERT INTO session_events (session_name, actor, action, detail)
     VALUES (p_name, p_actor, v_kind, v_detail);
+    IF v_session.status <> 'initializing' THEN
+        INSERT INTO session_events (session_name, actor, action, from_status, to_status, detail)
+        VALUES (p_name, p_actor, 'status', v_session.status, 'initializing',
+                jsonb_build_object('reason', v_kind));
+    END IF;
     RETURN v_detail || jsonb_build_object('session', p_name, 'kind', v_kind);
 END $$;
 
