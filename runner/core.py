@@ -13,7 +13,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from ecosystem.errors import ConfigError, NotThisHost, RunnerError, StoreError, ZapvisorError
-from ecosystem.lease import LeaseTiming
+from ecosystem.lease import AuthKind, LeaseTiming
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings, settings_from_vars
 from ecosystem.states import Status
@@ -65,7 +65,13 @@ class Runner:
             settings.webhook_timeout,
         )
         self.events = Events(self.reporter, self.outbox)
-        self.lease = LeaseKeeper(store, name, settings.host_id, LeaseTiming(settings.lease_seconds))
+        self.lease = LeaseKeeper(
+            store,
+            name,
+            settings.host_id,
+            LeaseTiming(settings.lease_seconds),
+            lapses=session.auth == AuthKind.STORE,
+        )
         self.sim_server: SimServer | None = None
         self.connector: Connector = self._new_connector()
         self._stop = asyncio.Event()

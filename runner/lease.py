@@ -43,11 +43,17 @@ RETRY_SECONDS = 1.0
 
 
 class LeaseKeeper:
-    def __init__(self, store: Store, session: str, host: str, timing: LeaseTiming) -> None:
+    def __init__(
+        self, store: Store, session: str, host: str, timing: LeaseTiming, *, lapses: bool = True
+    ) -> None:
         self.store = store
         self.session = session
         self.host = host
         self.timing = timing
+        self.lapses = lapses
+        """Whether to let go of WhatsApp when the lease cannot be renewed: only a session
+        another host may take over (its auth in the store) needs to; one with local auth
+        cannot be driven from elsewhere, so it rides out a store outage connected."""
         self.fence: Fence | None = None
         self.deadline = 0.0
         """Monotonic time after which this runner must not talk to WhatsApp."""
@@ -69,6 +75,8 @@ class LeaseKeeper:
 
     def may_drive(self) -> bool:
         """Whether the runner may use its WhatsApp link at this instant."""
+        if not self.lapses:
+            return self.held.is_set()
         return self.held.is_set() and time.monotonic() < self.deadline
 
     def seconds_left(self) -> float:
@@ -125,10 +133,9 @@ class LeaseKeeper:
     def start(self) -> None:
         if self.unleased or self.fence is None:
             return
-        self._tasks = [
-            asyncio.create_task(self._renew_loop(), name="lease-renew"),
-            asyncio.create_task(self._watch(), name="lease-watch"),
-        ]
+        self._tasks = [asyncio.create_task(self._renew_loop(), name="lease-renew")]
+        if self.lapses:
+            self._tasks.append(asyncio.create_task(self._watch(), name="lease-watch"))
 
     async def _renew_loop(self) -> None:
         assert self.fence is not None

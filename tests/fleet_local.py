@@ -41,6 +41,37 @@ def host_vars(dsn: str, host: str, **extra: str) -> dict[str, str]:
     }
 
 
+def process_tree(supervisord_pid: int | None) -> list[psutil.Process]:
+    """A host's supervisord and everything under it (monitor, runners)."""
+    if supervisord_pid is None:
+        return []
+    try:
+        top = psutil.Process(supervisord_pid)
+        return [top, *top.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def signal_all(procs: list[psutil.Process], sig: signal.Signals) -> None:
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.send_signal(sig)
+
+
+def kill_all(procs: list[psutil.Process]) -> None:
+    """kill -9 every process at once (stopped first, so none of them sees the others
+    die and reacts: a runner's parent-death signal, the listener's EOF)."""
+    signal_all(procs, signal.SIGSTOP)
+    signal_all(procs, signal.SIGKILL)
+    psutil.wait_procs(procs, timeout=10)
+
+
+def thaw_all(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
 @dataclass
 class Host:
     name: str
@@ -48,40 +79,18 @@ class Host:
     frozen: list[int] = field(default_factory=list)
 
     def processes(self) -> list[psutil.Process]:
-        """Its supervisord and everything under it (monitor, runners)."""
-        pid = self.env.supervisord_pid()
-        if pid is None:
-            return []
-        try:
-            top = psutil.Process(pid)
-            return [top, *top.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
+        return process_tree(self.env.supervisord_pid())
 
-    def kill(self) -> list[int]:
-        """kill -9 every process of the host at once (stopped first, so none of them
-        sees the others die and reacts)."""
-        procs = self.processes()
-        for p in procs:
-            with contextlib.suppress(psutil.Error):
-                p.send_signal(signal.SIGSTOP)
-        for p in procs:
-            with contextlib.suppress(psutil.Error):
-                p.send_signal(signal.SIGKILL)
-        psutil.wait_procs(procs, timeout=10)
-        return [p.pid for p in procs]
+    def kill(self) -> None:
+        kill_all(self.processes())
 
     def freeze(self) -> None:
         procs = self.processes()
-        for p in procs:
-            with contextlib.suppress(psutil.Error):
-                p.send_signal(signal.SIGSTOP)
+        signal_all(procs, signal.SIGSTOP)
         self.frozen = [p.pid for p in procs]
 
     def thaw(self) -> None:
-        for pid in self.frozen:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
+        thaw_all(self.frozen)
         self.frozen = []
 
 

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ecosystem.errors import InvalidValue
+from ecosystem.errors import InvalidValue, ZapvisorError
 from ecosystem.lease import SIM_BEAT_SECONDS, AuthKind
 from ecosystem.paths import write_private
 from ecosystem.settings import Settings
@@ -50,6 +50,7 @@ from runner.connectors.base import (
 
 log = logging.getLogger("runner.sim")
 AUTH_FILE = "sim-auth.json"
+STORE_RETRY_SECONDS = 2.0
 
 
 def sim_payload(session: str, seq: int) -> str:
@@ -155,6 +156,7 @@ class SimConnector(Connector):
         while True:
             try:
                 found = await self._load_auth()
+                phone, device = found if found else await self._pair()
             except (ValueError, KeyError, TypeError) as exc:
                 await self.events.failed(
                     f"auth in {self._where()} is corrupt ({exc}); "
@@ -162,13 +164,19 @@ class SimConnector(Connector):
                 )
                 await self._wait_logout()
                 continue
-            phone, device = found if found else await self._pair()
+            except ZapvisorError as exc:  # auth in the store, and the store is down
+                await self.events.disconnected(
+                    Status.RECONNECTING,
+                    f"cannot read or save its auth in the store ({exc}); retrying",
+                )
+                await asyncio.sleep(STORE_RETRY_SECONDS)
+                continue
             await asyncio.sleep(0.05)  # the simulated handshake
             self._phone = phone
             self._link = await self._open_link(device)
             self._link_up = True
             await self.events.connected(phone)
-            ended = await self._hold_link()
+            ended = await self._hold_link(device)
             self._link_up = False
             self._link = None
             if ended == "replaced":
@@ -208,7 +216,7 @@ class SimConnector(Connector):
             return None
         return await ctx.sim_server.connect(device, self.session, ctx.epoch)
 
-    async def _hold_link(self) -> str:
+    async def _hold_link(self, device: str) -> str:
         """Until a logout ("logout") or another connection of this device replaces this
         one ("replaced"), beating while the link is up and the lease allows it."""
         ctx = self.context
@@ -219,11 +227,14 @@ class SimConnector(Connector):
                 return "logout"
             except TimeoutError:
                 pass
-            link = self._link
-            if ctx is None or ctx.sim_server is None or link is None:
+            if ctx is None or ctx.sim_server is None or not ctx.sim_server.available:
                 continue
             if not self._link_up or not ctx.may_drive():
                 continue  # dropped, or the lease lapsed: the runner is closing us
+            link = self._link
+            if link is None:  # the server did not answer when we connected
+                self._link = await self._open_link(device)
+                continue
             still_open, why, by = await ctx.sim_server.beat(link)
             if still_open:
                 continue
