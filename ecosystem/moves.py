@@ -96,6 +96,12 @@ def _target(state: FleetState, to: str) -> HostBeat:
     if host is None or host.beat_at is None:
         known = ", ".join(h.host for h in state.hosts if h.live) or "none"
         raise HostUnavailable(f"no host {to!r} has ever sent a heartbeat (alive now: {known})")
+    _check_target(host)
+    return host
+
+
+def _check_target(host: HostBeat) -> None:
+    to = host.host
     if not host.live:
         raise HostUnavailable(
             f"host {to} is not answering: its last heartbeat was at "
@@ -114,7 +120,24 @@ def _target(state: FleetState, to: str) -> HostBeat:
             f"host {to} has {host.mem_available_mb} MB available and keeps "
             f"{host.ram_floor_mb} MB (ZAPVISOR_FAILOVER_RAM_FLOOR_MB)"
         )
-    return host
+
+
+def refusal(host: HostBeat) -> str | None:
+    """Why ``host`` cannot take a session now, or None when it can."""
+    try:
+        _check_target(host)
+    except (HostUnavailable, CapacityError) as exc:
+        return str(exc)
+    return None
+
+
+def targets(store: Store, name: str) -> list[tuple[HostBeat, str | None]]:
+    """The other hosts that ever sent a heartbeat, each with why it cannot take
+    ``name`` now (None: it can), live ones first."""
+    session = store.get_session(name)
+    hosts = [h for h in store.fleet_state().hosts if h.host != session.host and h.beat_at]
+    hosts.sort(key=lambda h: (not h.live, h.host))
+    return [(h, refusal(h)) for h in hosts]
 
 
 def move(

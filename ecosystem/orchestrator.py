@@ -21,7 +21,7 @@ from ecosystem.errors import (
     ZapvisorError,
 )
 from ecosystem.health.model import Alert, SessionHealth
-from ecosystem.lease import AuthKind, LeaseInfo
+from ecosystem.lease import AuthKind, HostBeat, LeaseInfo
 from ecosystem.models import NewSession, Session, SessionFields
 from ecosystem.names import program_name, validate_name
 from ecosystem.paths import StatePaths
@@ -390,6 +390,10 @@ class Orchestrator:
             timeout=timeout if timeout is not None else moves.move_timeout(self.settings),
             progress=self.progress,
         )
+
+    def move_targets(self, name: str) -> builtins.list[tuple[HostBeat, str | None]]:
+        """The hosts a session could move to, each with why not (None: it can)."""
+        return moves.targets(self.store, validate_name(name))
 
     def moved(self, host: str | None = None, limit: int = 50) -> builtins.list[moves.Moved]:
         """What moved, when and why (newest first), from or to ``host`` when given."""

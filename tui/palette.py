@@ -41,6 +41,9 @@ def session_commands(app: ZapvisorApp, name: str) -> Iterator[Command]:
     if view is not None and pairing_problem(view) is None:
         pair = partial(app.pair_by_phone, name)
         yield f"Pair {name} by phone number", "a code to type on the phone", pair
+    if view is not None and view.session.auth == "store":
+        move = partial(app.move_elsewhere, name)
+        yield f"Move {name} to another host", "same phone, no new QR", move
     replay = partial(act, "replay", [name])
     yield f"Replay dead webhooks of {name}", "send the dead-lettered events again", replay
     if view is not None and view.session.connector == "sim" and running:

@@ -24,6 +24,7 @@ HELP = """\
 | `space` | mark a row; `r` `s` `x` `d` then act on every marked row (asks first) |
 | `l` | the session's log |
 | `q` | the session's pairing QR |
+| `m` | move it to another host of the fleet (auth in the store): same phone, no QR |
 | `a` | alerts: raised by the health monitor, and those cleared in the last day |
 | `ctrl+p` | command palette: every action, by name |
 | `?` | this help; `ctrl+q` quits |
@@ -36,6 +37,7 @@ HELP = """\
 | `e` | edit the config (JSON checked before saving) |
 | `p` | pair by phone number: a code to type on the phone instead of scanning |
 | `w` | replay the webhook events that exhausted their retries (dead letters) |
+| `m` | move it to another host (its auth must be in the store) |
 | `r` `s` `x` `d` | as on the sessions screen; `s` also starts a parked session again |
 | `a` | alerts |
 | `escape` | back to the sessions |

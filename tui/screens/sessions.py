@@ -45,6 +45,7 @@ class SessionsScreen(Screen[None]):
         Binding("slash", "filter", "filter", key_display="/"),
         Binding("space", "mark", "mark", key_display="space"),
         Binding("l", "logs", "logs"),
+        Binding("m", "move", "move to another host", show=False),
         Binding("q", "qr", "QR"),
         Binding("a", "app.alerts", "alerts"),
         Binding("question_mark", "app.help", "help", key_display="?"),
@@ -141,6 +142,10 @@ class SessionsScreen(Screen[None]):
     def action_logs(self) -> None:
         if name := self.table.highlighted:
             self.zv.open_session(name, "details", focus_log=True)
+
+    def action_move(self) -> None:
+        if name := self.table.highlighted:
+            self.zv.move_elsewhere(name)
 
     def action_mark(self) -> None:
         name = self.table.highlighted
