@@ -8,17 +8,16 @@ so whoever is second finds the sessions already started and only waits for them.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import signal
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ecosystem.errors import ZapvisorError
+from ecosystem.filelock import file_lock
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths
 from ecosystem.supctl.rpc import Supervisor
@@ -40,22 +39,8 @@ def boot_lock_path(paths: StatePaths) -> Path:
 def boot_lock(paths: StatePaths, timeout: float) -> Iterator[bool]:
     """Held while a batch of sessions starts; yields False when it could not be taken
     within ``timeout`` (the caller then goes ahead: a slow peer must not block it)."""
-    fd = os.open(boot_lock_path(paths), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + timeout
-        held = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                held = True
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.05)
+    with file_lock(boot_lock_path(paths), timeout, poll=0.05) as held:
         yield held
-    finally:
-        os.close(fd)
 
 
 def start_in_waves(

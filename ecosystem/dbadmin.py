@@ -10,6 +10,7 @@ from typing import Any
 from ecosystem.errors import ConfigError, StoreError, ZapvisorError
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings
+from ecosystem.states import RUNNING_STATES
 from ecosystem.store import Store, migrations, open_postgres, open_store
 
 ALL_EVENTS = 10**9
@@ -123,9 +124,7 @@ def running_runners(paths: StatePaths) -> list[str]:
     if not daemon.is_up(sup):
         return []
     return sorted(
-        name
-        for name, info in sup.all_process_info().items()
-        if info.state in ("RUNNING", "STARTING", "BACKOFF")
+        name for name, info in sup.all_process_info().items() if info.state in RUNNING_STATES
     )
 
 

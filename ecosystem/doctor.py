@@ -8,19 +8,22 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ecosystem import runner_client
 from ecosystem.errors import ZapvisorError
-from ecosystem.health import status as monitor_status
+from ecosystem.health import status
 from ecosystem.models import utcnow
 from ecosystem.names import program_name
-from ecosystem.orchestrator import Orchestrator
 from ecosystem.ports import port_is_free, who_holds
-from ecosystem.states import DesiredState, Status
+from ecosystem.states import DesiredState, ProcessState, Status
 from ecosystem.store import migrations
 from ecosystem.supctl import daemon
 from ecosystem.supctl.render import MONITOR_PROGRAM
 from ecosystem.supctl.rpc import ProcessInfo
+
+if TYPE_CHECKING:
+    from ecosystem.reads import Reads
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -43,7 +46,7 @@ def _mode(path: object) -> int | None:
         return None
 
 
-def _store_check(orch: Orchestrator) -> Check:
+def _store_check(orch: Reads) -> Check:
     """Which store is in use (sqlite, postgres, supabase), whether it answers, and
     whether its schema is current."""
     kind = orch.settings.store_kind
@@ -71,7 +74,7 @@ def _store_check(orch: Orchestrator) -> Check:
     return Check("store", OK, detail)
 
 
-def run_checks(orch: Orchestrator) -> list[Check]:
+def run_checks(orch: Reads) -> list[Check]:
     s, paths = orch.settings, orch.paths
     checks: list[Check] = []
     try:
@@ -197,9 +200,9 @@ def run_checks(orch: Orchestrator) -> list[Check]:
                         "`zapvisor apply` re-renders the config",
                     )
                 )
-            elif info.state == "STARTING":
+            elif info.state == ProcessState.STARTING:
                 checks.append(Check(f"session {x.name}", OK, "starting"))
-            elif info.state != "RUNNING":
+            elif info.state != ProcessState.RUNNING:
                 checks.append(
                     Check(
                         f"session {x.name}",
@@ -230,9 +233,9 @@ _TROUBLED = {
 }
 
 
-def _troubled(name: str, status: Status, last_error: str | None) -> Check:
+def _troubled(name: str, state: Status, last_error: str | None) -> Check:
     reason = f": {last_error}" if last_error else ""
-    return Check(f"session {name}", WARN, f"{status}{reason}", _TROUBLED[status].format(name=name))
+    return Check(f"session {name}", WARN, f"{state}{reason}", _TROUBLED[state].format(name=name))
 
 
 def _ephemeral_overlap(ports: range) -> tuple[int, int] | None:
@@ -246,20 +249,20 @@ def _ephemeral_overlap(ports: range) -> tuple[int, int] | None:
     return None
 
 
-def monitor_check(orch: Orchestrator, info: ProcessInfo | None) -> Check:
+def monitor_check(orch: Reads, info: ProcessInfo | None) -> Check:
     """The health monitor runs and has checked recently (its `monitor.json`)."""
     log = orch.paths.logs / f"{MONITOR_PROGRAM}.log"
     if info is None:
         return Check("health monitor", FAIL, "no program in supervisord", "`zapvisor apply`")
-    if info.state != "RUNNING":
+    if info.state != ProcessState.RUNNING:
         return Check(
             "health monitor",
             FAIL,
             f"{info.state}: crashed runners are not restarted",
             f"see {log}, then `zapvisor ctl start {MONITOR_PROGRAM}`",
         )
-    status = monitor_status.read(orch.paths) or {}
-    last = status.get("last_check_at")
+    state = status.read(orch.paths) or {}
+    last = state.get("last_check_at")
     age = None
     if isinstance(last, str):
         age = (utcnow() - datetime.fromisoformat(last)).total_seconds()
@@ -267,7 +270,7 @@ def monitor_check(orch: Orchestrator, info: ProcessInfo | None) -> Check:
     if age is None or age > late:
         shown = "never" if age is None else f"{age:.0f} s ago"
         return Check("health monitor", WARN, f"pid {info.pid}, last check {shown}", f"see {log}")
-    problem = status.get("settings_error")
+    problem = state.get("settings_error")
     if isinstance(problem, dict):
         names = ", ".join(problem.get("variables") or []) or orch.paths.runtime_env.name
         return Check(
@@ -280,5 +283,5 @@ def monitor_check(orch: Orchestrator, info: ProcessInfo | None) -> Check:
     return Check(
         "health monitor",
         OK,
-        f"pid {info.pid}, last check {age:.0f} s ago ({status.get('last_check_ms')} ms)",
+        f"pid {info.pid}, last check {age:.0f} s ago ({state.get('last_check_ms')} ms)",
     )

@@ -74,11 +74,16 @@ class SchemaMissing(StoreError):
     (`zapvisor db migrate`)."""
 
 
-class OutboxUnavailable(StoreError):
-    """This store has no webhook outbox (every store zapvisor ships has one)."""
+class StoreUnsupported(ZapvisorError):
+    """The store in use does not keep this (a store of its own kind written elsewhere,
+    or a contract method it has not implemented): the caller turns the feature off or
+    falls back. Every store zapvisor ships keeps everything; a database whose schema
+    predates a feature says SchemaMissing instead. Not an outage: nothing to retry."""
 
-    def __init__(self, kind: str) -> None:
-        super().__init__(f"the {kind} store has no webhook outbox: webhooks are off")
+    exit_code = 69
+
+    def __init__(self, kind: str, what: str) -> None:
+        super().__init__(f"the {kind} store {what}")
 
 
 class SupervisorError(ZapvisorError):

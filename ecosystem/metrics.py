@@ -29,23 +29,25 @@ class HostStats:
     mem_total: int
     disk_used: int
     disk_total: int
+    disk_percent: float
+    """As `df` says it: of the space an unprivileged process can use (without the
+    blocks reserved for root), so a disk reads 100% when writes start failing."""
 
     @property
     def mem_percent(self) -> float:
+        """Memory in use (all but what is available), of the total."""
         return 100.0 * self.mem_used / self.mem_total if self.mem_total else 0.0
-
-    @property
-    def disk_percent(self) -> float:
-        return 100.0 * self.disk_used / self.disk_total if self.disk_total else 0.0
 
 
 def host_stats(path: Path) -> HostStats:
-    """CPU (since the previous call), memory, and the disk holding ``path``."""
+    """CPU (since the previous call: never sleeps), memory, and the disk holding
+    ``path``: what the app's header shows and the health monitor's alerts watch."""
     mem = psutil.virtual_memory()
     try:
-        disk_used, disk_total = _disk(path)
+        disk_used, disk_total, disk_percent = _disk(path)
     except OSError:
         disk_used = disk_total = 0
+        disk_percent = 0.0
     return HostStats(
         cpu_percent=psutil.cpu_percent(interval=None),
         cpu_count=psutil.cpu_count() or 1,
@@ -54,16 +56,17 @@ def host_stats(path: Path) -> HostStats:
         mem_total=mem.total,
         disk_used=disk_used,
         disk_total=disk_total,
+        disk_percent=disk_percent,
     )
 
 
-def _disk(path: Path) -> tuple[int, int]:
+def _disk(path: Path) -> tuple[int, int, float]:
     # The state dir may not exist yet on a fresh machine: measure its nearest parent.
     for candidate in (path, *path.parents):
         if candidate.exists():
             usage = psutil.disk_usage(str(candidate))
-            return usage.used, usage.total
-    return 0, 0
+            return usage.used, usage.total, usage.percent
+    return 0, 0, 0.0
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ class SessionFields(BaseModel):
     @field_validator("webhook_events")
     @classmethod
     def _webhook_events(cls, value: list[str] | None) -> list[str] | None:
-        from ecosystem.webhooks import check_events
+        from ecosystem.webhook_events import check_events
 
         return check_events(value)
 

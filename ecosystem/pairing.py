@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ecosystem.models import Session
-from ecosystem.states import PROCESS_SERVING, Status
+from ecosystem.states import PROCESS_SERVING, ProcessState, Status
 from ecosystem.views import SessionView
 
 PHONE_RULE = "the number with its country code, 8 to 15 digits (e.g. 5511987654321)"
@@ -37,7 +37,7 @@ def phone_digits(text: str) -> str:
     return "".join(c for c in text if c.isdigit())
 
 
-def no_qr_reason(session: Session, process_state: str | None = "RUNNING") -> str:
+def no_qr_reason(session: Session, process_state: str | None = ProcessState.RUNNING) -> str:
     """One line on why there is no QR code to scan right now, and what comes next."""
     name, error = session.name, session.last_error
     if process_state not in PROCESS_SERVING:

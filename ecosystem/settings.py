@@ -244,14 +244,14 @@ class Settings(BaseSettings):
     @field_validator("webhook_retry_schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
-        from ecosystem.webhooks import parse_schedule
+        from ecosystem.webhook_events import parse_schedule
 
         parse_schedule(value)
         return value
 
     @property
     def webhook_delays(self) -> tuple[float, ...]:
-        from ecosystem.webhooks import parse_schedule
+        from ecosystem.webhook_events import parse_schedule
 
         return parse_schedule(self.webhook_retry_schedule)
 
@@ -370,16 +370,32 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
     return out
 
 
-def read_runtime_settings(env_file: Path, home: Path) -> Settings:
-    """Settings exactly as zapvisor last wrote them to `runtime.env` (what processes
-    started by supervisord use), nothing from the environment they happen to inherit."""
+# -- runtime.env: the one reader, for every process supervisord starts ------------------
+
+
+def runtime_values(env_file: Path) -> dict[str, str]:
+    """The variables `runtime.env` sets (none when it is missing)."""
     from dotenv import dotenv_values
 
     if not env_file.is_file():
+        return {}
+    return {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+
+
+def runtime_settings(values: Mapping[str, str], home: Path) -> Settings:
+    """Settings from `runtime.env`'s ``values`` alone: the environment a process
+    inherits from supervisord (whoever started it, with whatever exported) must not
+    change them, or the same file could give a runner and the monitor different stores.
+    A variable the file leaves out takes its default. Raises ValidationError."""
+    return _Isolated(_env_file=None, **{"ZAPVISOR_HOME": str(home), **values})  # type: ignore[call-arg, arg-type]
+
+
+def read_runtime_settings(env_file: Path, home: Path) -> Settings:
+    """Settings exactly as zapvisor last wrote them to `runtime.env`: what runners and
+    the health monitor run on."""
+    if not env_file.is_file():
         raise ConfigError(f"{env_file} is missing: run any zapvisor command to write it")
-    values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
-    values.setdefault("ZAPVISOR_HOME", str(home))
     try:
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
+        return runtime_settings(runtime_values(env_file), home)
     except ValidationError as exc:
         raise ConfigError(f"{env_file} is invalid: {_describe(exc)}") from None

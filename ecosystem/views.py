@@ -10,7 +10,7 @@ from ecosystem.health.model import SessionHealth
 from ecosystem.lease import LeaseInfo
 from ecosystem.models import Session
 from ecosystem.redact import redact_url
-from ecosystem.states import DesiredState
+from ecosystem.states import EXITED_STATES, SIGNALLABLE_STATES, DesiredState, ProcessState
 from ecosystem.supctl.rpc import ProcessInfo
 
 JSON_FIELDS = (
@@ -75,7 +75,7 @@ class SessionView:
 
     @property
     def pid(self) -> int | None:
-        if self.process and self.process.state in ("RUNNING", "STARTING", "STOPPING"):
+        if self.process and self.process.state in SIGNALLABLE_STATES:
             return self.process.pid
         return None
 
@@ -89,7 +89,7 @@ class SessionView:
         so a killed runner never shows a stale "connected"."""
         if self.process is None:
             return "NO PROGRAM"
-        if self.process.state == "RUNNING":
+        if self.process.state == ProcessState.RUNNING:
             return str(self.session.status)
         return self.process.state
 
@@ -105,13 +105,13 @@ class SessionView:
     def why_down(self) -> str | None:
         """Why the runner is not running, in one line; None while it runs."""
         proc, h = self.process, self.health
-        if proc is not None and proc.state in ("RUNNING", "STARTING", "STOPPING"):
+        if proc is not None and proc.state in SIGNALLABLE_STATES:
             return None
         if h is not None and (h.parked_at or h.next_restart_at) and h.why_down:
             return h.why_down
         if proc is None:
             return None
-        if proc.state == "STOPPED":
+        if proc.state == ProcessState.STOPPED:
             if self.session.desired_state == DesiredState.STOPPED:
                 return "stopped by the operator"
             return "stopped (not started since supervisord started, or by supervisorctl)"
@@ -128,7 +128,7 @@ class SessionView:
             process_state=self.process_state,
             pid=self.pid,
             uptime_seconds=self.uptime,
-            exit_status=proc.exitstatus if proc and proc.state in ("EXITED", "FATAL") else None,
+            exit_status=proc.exitstatus if proc and proc.state in EXITED_STATES else None,
             spawn_error=(proc.spawnerr or None) if proc else None,
             why_down=self.why_down,
             restarts=self.restarts,

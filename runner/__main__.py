@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from runner import logs
+from runner import logsetup
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     die_with_parent()
     # Auth databases and secrets this process writes (the Go side included) are its own.
     os.umask(0o077)
-    logs.configure(args.session)
+    logsetup.configure(args.session)
     from ecosystem.errors import ZapvisorError
     from runner.core import run
 

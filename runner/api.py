@@ -19,11 +19,13 @@ from ecosystem.apitoken import hash_token
 from ecosystem.errors import ZapvisorError
 from ecosystem.models import check_webhook_url
 from ecosystem.states import Status
-from ecosystem.webhooks import EVENTS, check_events
+from ecosystem.webhook_events import EVENTS, check_events
 from runner import api_messages
+from runner import api_models as m
+from runner.api_models import reply
 from runner.events import iso
 from runner.http import Handler, HTTPError, Request, Response, Router, Server
-from runner.openapi import document
+from runner.openapi import Route, document
 
 if TYPE_CHECKING:
     from runner.core import Runner
@@ -62,6 +64,8 @@ class Api:
         self._token_hash = runner.session.api_token_hash
         self._refreshed = 0.0
         self.limit = RateLimit(runner.settings.api_rate_limit)
+        self.routes: list[Route] = []
+        self._document: dict[str, Any] | None = None
 
     def rewrite(self, path: str) -> str:
         """The seed's `/api/sessions/<name>/<route>` → `/<route>`."""
@@ -116,112 +120,102 @@ class Api:
 
     # -- session ---------------------------------------------------------------------
 
-    async def health(self, _: Request) -> Response:
+    async def health(self, _: Request, __: None) -> Response:
         live = self.runner.live
-        return Response.json(
-            {
-                "ok": True,
-                "session": self.runner.name,
-                "status": str(live.status),
-                "pid": os.getpid(),
-                "uptime_seconds": round(time.monotonic() - live.started, 1),
-            }
+        return reply(
+            m.Health(
+                ok=True,
+                session=self.runner.name,
+                status=live.status,
+                pid=os.getpid(),
+                uptime_seconds=round(time.monotonic() - live.started, 1),
+            )
         )
 
-    async def openapi(self, _: Request) -> Response:
-        return Response.json(document(self.runner.name, self.runner.settings))
+    async def openapi(self, _: Request, __: None) -> Response:
+        if self._document is None:  # the same for the runner's whole life
+            self._document = document(self.runner.name, self.runner.settings, self.routes)
+        return Response.json(self._document)
 
-    async def status(self, _: Request) -> Response:
+    async def status(self, _: Request, __: None) -> Response:
         live = self.runner.live
-        return Response.json(
-            {
-                "sessionId": self.runner.name,
-                "status": str(live.status),
-                "phone": live.phone,
-                "connector": self.runner.connector.kind,
-                "connectedAt": iso(live.connected_at),
-                "lastActivity": iso(live.last_activity_at),
-                "messagesSent": live.messages_sent,
-                "messagesReceived": live.messages_received,
-                "lastError": live.last_error,
-                "qrExpiresAt": iso(live.qr_expires_at),
-            }
+        return reply(
+            m.SessionStatus(
+                sessionId=self.runner.name,
+                status=live.status,
+                phone=live.phone,
+                connector=self.runner.connector.kind,
+                connectedAt=iso(live.connected_at),
+                lastActivity=iso(live.last_activity_at),
+                messagesSent=live.messages_sent,
+                messagesReceived=live.messages_received,
+                lastError=live.last_error,
+                qrExpiresAt=iso(live.qr_expires_at),
+            )
         )
 
-    async def qrcode(self, _: Request) -> Response:
+    async def qrcode(self, _: Request, __: None) -> Response:
         live = self.runner.live
         if live.status == Status.CONNECTED:
-            return Response.json(
-                {
-                    "sessionId": self.runner.name,
-                    "status": str(live.status),
-                    "message": "WhatsApp is already connected",
-                    "phone": live.phone,
-                }
+            return reply(
+                m.QrCode(
+                    sessionId=self.runner.name,
+                    status=live.status,
+                    message="WhatsApp is already connected",
+                    phone=live.phone,
+                )
             )
         if not live.qr_payload:
-            return Response.json(
-                {"sessionId": self.runner.name, "status": str(live.status), "qrCode": None}
-            )
+            return reply(m.QrCode(sessionId=self.runner.name, status=live.status, qrCode=None))
         from ecosystem import qr  # qrcode costs memory in every idle runner: load on use
 
-        return Response.json(
-            {
-                "sessionId": self.runner.name,
-                "status": str(live.status),
-                "qr": live.qr_payload,
-                "qrCode": qr.png_data_url(live.qr_payload),
-                "expiresAt": iso(live.qr_expires_at),
-            }
+        return reply(
+            m.QrCode(
+                sessionId=self.runner.name,
+                status=live.status,
+                qr=live.qr_payload,
+                qrCode=qr.png_data_url(live.qr_payload),
+                expiresAt=iso(live.qr_expires_at),
+            )
         )
 
-    async def start(self, _: Request) -> Response:
+    async def start(self, request: Request, _: None) -> Response:
         await self.runner.connector.start()
-        return await self.status(_)
+        return await self.status(request, None)
 
-    async def logout(self, _: Request) -> Response:
+    async def logout(self, _: Request, __: None) -> Response:
         await self.runner.connector.logout()
-        return Response.json(
-            {"success": True, "message": "logged out; a new QR is needed to connect again"}
+        return reply(
+            m.Done(success=True, message="logged out; a new QR is needed to connect again")
         )
 
     # -- webhook config ------------------------------------------------------------
 
-    async def _webhook_view(self) -> dict[str, Any]:
+    async def _webhook_view(self) -> Response:
         store, name = self.runner.store, self.runner.name
         session = await self.runner.reporter.call(store.get_session, name)
         counts = await self.runner.reporter.call(store.webhook_counts, name)
-        return {
-            "success": True,
-            "webhookUrl": session.webhook_url,
-            "events": session.webhook_events or list(EVENTS),
-            "deliveries": counts,
-        }
+        return reply(
+            m.WebhookConfig(
+                success=True,
+                webhookUrl=session.webhook_url,
+                events=session.webhook_events or list(EVENTS),
+                deliveries=counts,
+            )
+        )
 
-    async def get_webhook(self, _: Request) -> Response:
-        return Response.json(await self._webhook_view())
+    async def get_webhook(self, _: Request, __: None) -> Response:
+        return await self._webhook_view()
 
-    async def put_webhook(self, request: Request) -> Response:
-        body = api_messages.body(request)
+    async def put_webhook(self, _: Request, body: m.PutWebhook) -> Response:
         changes: dict[str, Any] = {}
-        if "url" in body:
-            url = body["url"]
-            if url is not None and not isinstance(url, str):
-                raise HTTPError(400, "url must be a string or null")
-            try:
-                changes["webhook_url"] = check_webhook_url(url)
-            except ValueError as exc:
-                raise HTTPError(400, str(exc)) from None
-        if "events" in body:
-            events = body["events"]
-            if events is not None and (
-                not isinstance(events, list) or not all(isinstance(e, str) for e in events)
-            ):
-                raise HTTPError(400, "events must be a list of event names or null")
-            try:
-                changes["webhook_events"] = check_events(events)
-            except ValueError as exc:
-                raise HTTPError(400, str(exc)) from None
+        try:
+            if "url" in body.model_fields_set:
+                changes["webhook_url"] = check_webhook_url(body.url)
+            if "events" in body.model_fields_set:
+                changes["webhook_events"] = check_events(body.events)
+        except ValueError as exc:
+            raise HTTPError(400, str(exc)) from None
         if not changes:
             raise HTTPError(400, "nothing to change: send url and/or events")
         await self.runner.reporter.call(
@@ -229,30 +223,111 @@ class Api:
                 self.runner.name, changes, actor="api", action="webhook"
             )
         )
-        return Response.json(await self._webhook_view())
+        return await self._webhook_view()
 
-    async def flush_webhooks(self, _: Request) -> Response:
+    async def flush_webhooks(self, _: Request, __: None) -> Response:
         self.runner.outbox.wake()
-        return Response.json({"success": True})
+        return reply(m.Done(success=True))
+
+    def session_routes(self) -> list[Route]:
+        return [
+            Route(
+                "GET",
+                "/health",
+                "health",
+                "liveness, without a token",
+                self.health,
+                m.Health,
+                open=True,
+            ),
+            Route(
+                "GET",
+                "/openapi.json",
+                "openapi",
+                "this document",
+                self.openapi,
+                m.Answer,
+                open=True,
+                documented=False,
+            ),
+            Route(
+                "GET",
+                "/status",
+                "status",
+                "the session's status and counters",
+                self.status,
+                m.SessionStatus,
+            ),
+            Route(
+                "GET",
+                "/qrcode",
+                "qrcode",
+                "the pairing QR as a PNG data URL while waiting for a scan",
+                self.qrcode,
+                m.QrCode,
+            ),
+            Route(
+                "POST",
+                "/start",
+                "start",
+                "connect again when disconnected",
+                self.start,
+                m.SessionStatus,
+            ),
+            Route(
+                "POST",
+                "/logout",
+                "logout",
+                "unlink the phone and delete the auth",
+                self.logout,
+                m.Done,
+            ),
+            Route(
+                "GET",
+                "/webhook",
+                "getWebhook",
+                "webhook URL, events and delivery counts",
+                self.get_webhook,
+                m.WebhookConfig,
+            ),
+            Route(
+                "PUT",
+                "/webhook",
+                "putWebhook",
+                "set the webhook URL (null removes it) and the events sent (null: all)",
+                self.put_webhook,
+                m.WebhookConfig,
+                m.PutWebhook,
+                (400,),
+            ),
+            Route(
+                "POST",
+                "/webhook/flush",
+                "flushWebhooks",
+                "deliver due webhook events now",
+                self.flush_webhooks,
+                m.Done,
+            ),
+        ]
+
+
+def _bind(route: Route, runner: Runner) -> Handler:
+    """The route's handler behind the body check and the error mapping."""
+    body_model = route.body
+
+    async def handle(request: Request) -> Response:
+        body = None if body_model is None else m.parse(request, body_model)
+        return await route.handler(request, body)
+
+    return api_messages.guard(runner, handle)
 
 
 def build_server(runner: Runner) -> Server:
     api = Api(runner)
+    api.routes = api.session_routes() + api_messages.MessageRoutes(runner).routes()
     router = Router()
-    routes: list[tuple[str, str, Handler]] = [
-        ("GET", "/health", api.health),
-        ("GET", "/openapi.json", api.openapi),
-        ("GET", "/status", api.status),
-        ("GET", "/qrcode", api.qrcode),
-        ("POST", "/start", api.start),
-        ("POST", "/logout", api.logout),
-        ("GET", "/webhook", api.get_webhook),
-        ("PUT", "/webhook", api.put_webhook),
-        ("POST", "/webhook/flush", api.flush_webhooks),
-    ]
-    for method, path, handler in routes:
-        router.add(method, path, api_messages.guard(runner, handler))
-    api_messages.MessageRoutes(runner).register(router)
+    for route in api.routes:
+        router.add(route.method, route.path, _bind(route, runner))
     return Server(
         router, max_body=runner.settings.api_max_body, before=api.before, rewrite=api.rewrite
     )

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ecosystem.errors import InvalidValue, SessionNotFound, StoreError, ZapvisorError
+from runner import api_models as m
 from runner import media
+from runner.api_models import reply
 from runner.connectors.base import (
     Media,
     NotConnected,
@@ -18,50 +20,13 @@ from runner.connectors.base import (
     Recipient,
     UpstreamError,
 )
-from runner.http import Handler, HTTPError, Request, Response, Router
+from runner.http import Handler, HTTPError, Request, Response
+from runner.openapi import Route
 
 if TYPE_CHECKING:
     from runner.core import Runner
 
 log = logging.getLogger("runner.api")
-MAX_TEXT = 65536
-
-
-def body(request: Request) -> dict[str, Any]:
-    data = request.json()
-    if not isinstance(data, dict):
-        raise HTTPError(400, "the body must be a JSON object")
-    return data
-
-
-def text_field(data: dict[str, Any], key: str, *, required: bool = False, limit: int = 1024) -> str:
-    value = data.get(key)
-    if value is None:
-        if required:
-            raise HTTPError(400, f"{key} is required")
-        return ""
-    if not isinstance(value, str):
-        raise HTTPError(400, f"{key} must be a string")
-    if required and not value.strip():
-        raise HTTPError(400, f"{key} must not be empty")
-    if len(value) > limit:
-        raise HTTPError(400, f"{key} is {len(value)} characters; at most {limit}")
-    return value
-
-
-def url_field(data: dict[str, Any], key: str, *, allow_private: bool) -> str:
-    value = text_field(data, key, required=True, limit=4096)
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise HTTPError(400, f"{key} is not a valid URL") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise HTTPError(400, f"{key} must be an http:// or https:// URL")
-    # Refused before any connector runs (the sim too); names are checked once
-    # resolved, when the media is fetched.
-    media.check_url(value, allow_private)
-    return value
 
 
 def guard(runner: Runner, handler: Handler) -> Handler:
@@ -100,79 +65,150 @@ class MessageRoutes:
         self.runner = runner
         self._allow_private = runner.settings.media_allow_private
 
-    def register(self, router: Router) -> None:
-        routes: list[tuple[str, str, Handler]] = [
-            ("POST", "/send-message", self.send_message),
-            ("POST", "/send-image", self.send_image),
-            ("POST", "/send-file", self.send_file),
-            ("GET", "/check-number/{phone}", self.check_number),
-            ("GET", "/contacts", self.contacts),
-            ("POST", "/pair-phone", self.pair_phone),
-            ("POST", "/sim/scan", self.sim_scan),
-            ("POST", "/sim/inbound", self.sim_inbound),
-            ("POST", "/sim/disconnect", self.sim_disconnect),
+    def routes(self) -> list[Route]:
+        send = (400, 501, 502, 503)
+        return [
+            Route(
+                "POST",
+                "/send-message",
+                "sendMessage",
+                "send a text message",
+                self.send_message,
+                m.SentMessage,
+                m.SendMessage,
+                send,
+            ),
+            Route(
+                "POST",
+                "/send-image",
+                "sendImage",
+                "send an image downloaded from imageUrl",
+                self.send_image,
+                m.SentMessage,
+                m.SendImage,
+                send,
+            ),
+            Route(
+                "POST",
+                "/send-file",
+                "sendFile",
+                "send a document downloaded from fileUrl",
+                self.send_file,
+                m.SentMessage,
+                m.SendFile,
+                send,
+            ),
+            Route(
+                "GET",
+                "/check-number/{phone}",
+                "checkNumber",
+                "is this number on WhatsApp",
+                self.check_number,
+                m.NumberCheck,
+                None,
+                send,
+            ),
+            Route(
+                "GET",
+                "/contacts",
+                "contacts",
+                "the session's contacts",
+                self.contacts,
+                m.Contacts,
+                None,
+                (501, 502, 503),
+            ),
+            Route(
+                "POST",
+                "/pair-phone",
+                "pairPhone",
+                "a pairing code to type on the phone, instead of scanning the QR",
+                self.pair_phone,
+                m.PairCode,
+                m.PairPhone,
+                (400, 409, 501, 502),
+            ),
+            Route(
+                "POST",
+                "/sim/scan",
+                "simScan",
+                "sim connector: the phone scans the QR",
+                self.sim_scan,
+                m.SimAnswer,
+                None,
+                (409,),
+            ),
+            Route(
+                "POST",
+                "/sim/inbound",
+                "simInbound",
+                "sim connector: a message arrives",
+                self.sim_inbound,
+                m.SimAnswer,
+                m.SimInbound,
+                (400, 409, 503),
+            ),
+            Route(
+                "POST",
+                "/sim/disconnect",
+                "simDisconnect",
+                "sim connector: the link drops for a while",
+                self.sim_disconnect,
+                m.SimAnswer,
+                m.SimDisconnect,
+                (400, 409, 503),
+            ),
         ]
-        for method, path, handler in routes:
-            router.add(method, path, guard(self.runner, handler))
+
+    def _media_url(self, url: str) -> str:
+        # Refused before any connector runs (the sim too); names are checked once
+        # resolved, when the media is fetched.
+        media.check_url(url, self._allow_private)
+        return url
 
     async def _sent(self, sent: Any) -> Response:
         await self.runner.events.message_sent()
-        return Response.json(sent.to_json())
+        return reply(m.SentMessage.model_validate(sent.to_json()))
 
-    async def send_message(self, request: Request) -> Response:
-        data = body(request)
-        to = Recipient.parse(data.get("phone"), data.get("isGroup", False))
-        text = text_field(data, "message", required=True, limit=MAX_TEXT)
-        return await self._sent(await self.runner.connector.send_text(to, text))
+    async def send_message(self, _: Request, body: m.SendMessage) -> Response:
+        to = Recipient.parse(body.phone, body.isGroup)
+        return await self._sent(await self.runner.connector.send_text(to, body.message))
 
-    async def send_image(self, request: Request) -> Response:
-        data = body(request)
-        to = Recipient.parse(data.get("phone"), data.get("isGroup", False))
-        media = Media(
-            "image",
-            url_field(data, "imageUrl", allow_private=self._allow_private),
-            caption=text_field(data, "caption", limit=MAX_TEXT),
-        )
-        return await self._sent(await self.runner.connector.send_media(to, media))
+    async def send_image(self, _: Request, body: m.SendImage) -> Response:
+        to = Recipient.parse(body.phone, body.isGroup)
+        image = Media("image", self._media_url(body.imageUrl), caption=body.caption)
+        return await self._sent(await self.runner.connector.send_media(to, image))
 
-    async def send_file(self, request: Request) -> Response:
-        data = body(request)
-        to = Recipient.parse(data.get("phone"), data.get("isGroup", False))
-        url = url_field(data, "fileUrl", allow_private=self._allow_private)
-        name = text_field(data, "fileName", limit=255)
-        if "/" in name or "\\" in name or name in (".", ".."):
-            raise HTTPError(400, "fileName must be a plain file name")
+    async def send_file(self, _: Request, body: m.SendFile) -> Response:
+        to = Recipient.parse(body.phone, body.isGroup)
+        url = self._media_url(body.fileUrl)
         default = urlsplit(url).path.rsplit("/", 1)[-1] or "file"
-        media = Media(
-            "file",
-            url,
-            caption=text_field(data, "caption", limit=MAX_TEXT),
-            file_name=name or default,
-        )
-        return await self._sent(await self.runner.connector.send_media(to, media))
+        file = Media("file", url, caption=body.caption, file_name=body.fileName or default)
+        return await self._sent(await self.runner.connector.send_media(to, file))
 
-    async def check_number(self, request: Request) -> Response:
-        return Response.json(await self.runner.connector.check_number(request.params["phone"]))
+    async def check_number(self, request: Request, _: None) -> Response:
+        found = await self.runner.connector.check_number(request.params["phone"])
+        return reply(m.NumberCheck.model_validate(found))
 
-    async def contacts(self, _: Request) -> Response:
+    async def contacts(self, _: Request, __: None) -> Response:
         found = await self.runner.connector.contacts()
-        return Response.json({"success": True, "count": len(found), "contacts": found})
+        return reply(m.Contacts(success=True, count=len(found), contacts=found))  # type: ignore[arg-type]
 
-    async def pair_phone(self, request: Request) -> Response:
-        phone = Recipient.parse(body(request).get("phone")).user
+    async def pair_phone(self, _: Request, body: m.PairPhone) -> Response:
+        phone = Recipient.parse(body.phone).user
         connector = self.runner.connector
         code = await connector.pair_phone(phone)
         expires = datetime.now(UTC) + timedelta(seconds=connector.pair_code_seconds)
-        return Response.json(
-            {
-                "success": True,
-                "sessionId": self.runner.name,
-                "phone": phone,
-                "code": code,
-                "expiresAt": expires.isoformat(timespec="seconds").replace("+00:00", "Z"),
-                "message": "on the phone: WhatsApp > Linked devices > Link a device > "
+        return reply(
+            m.PairCode(
+                success=True,
+                sessionId=self.runner.name,
+                phone=phone,
+                code=code,
+                expiresAt=expires.isoformat(timespec="seconds").replace("+00:00", "Z"),
+                message="on the phone: WhatsApp > Linked devices > Link a device > "
                 "Link with phone number instead, then type the code",
-            }
+            )
         )
 
     # -- the sim connector's test hooks ----------------------------------------------
@@ -185,27 +221,15 @@ class MessageRoutes:
             raise HTTPError(409, f"session {self.runner.name} does not use the sim connector")
         return connector
 
-    async def sim_scan(self, _: Request) -> Response:
+    async def sim_scan(self, _: Request, __: None) -> Response:
         self._sim().scan()
-        return Response.json({"success": True, "sessionId": self.runner.name})
+        return reply(m.SimAnswer(success=True, sessionId=self.runner.name))
 
-    async def sim_inbound(self, request: Request) -> Response:
-        data = body(request)
-        sender = data.get("from")
-        message = await self._sim().inbound(
-            sender if isinstance(sender, str) else "",
-            text_field(data, "body", required=True, limit=MAX_TEXT),
-            text_field(data, "name", limit=200),
-        )
-        return Response.json({"success": True, "message": message.to_json()})
+    async def sim_inbound(self, _: Request, body: m.SimInbound) -> Response:
+        sender = body.sender if isinstance(body.sender, str) else ""
+        message = await self._sim().inbound(sender, body.body, body.name)
+        return reply(m.SimAnswer(success=True, message=message.to_json()))
 
-    async def sim_disconnect(self, request: Request) -> Response:
-        data = body(request)
-        seconds = data.get("seconds", 1.0)
-        if not isinstance(seconds, int | float) or isinstance(seconds, bool):
-            raise HTTPError(400, "seconds must be a number")
-        if not 0 <= seconds <= 3600:
-            raise HTTPError(400, "seconds must be between 0 and 3600")
-        kind = data.get("kind", "network")
-        await self._sim().drop(kind if isinstance(kind, str) else "", float(seconds))
-        return Response.json({"success": True, "status": str(self.runner.live.status)})
+    async def sim_disconnect(self, _: Request, body: m.SimDisconnect) -> Response:
+        await self._sim().drop(body.kind, body.seconds)
+        return reply(m.SimAnswer(success=True, status=self.runner.live.status))

@@ -10,12 +10,11 @@ import os
 import signal
 from pathlib import Path
 
-from dotenv import dotenv_values
-
+from ecosystem.backoff import Backoff
 from ecosystem.errors import ConfigError, NotThisHost, RunnerError, StoreError, ZapvisorError
 from ecosystem.lease import AuthKind, LeaseTiming
 from ecosystem.paths import StatePaths
-from ecosystem.settings import Settings, settings_from_vars
+from ecosystem.settings import Settings, read_runtime_settings
 from ecosystem.states import Status
 from ecosystem.store import Store, open_store
 from runner.api import build_server
@@ -23,21 +22,10 @@ from runner.connectors import Connector, ConnectorContext, make_connector, sim_f
 from runner.connectors.sim_server import SimServer
 from runner.events import Events
 from runner.lease import LeaseKeeper
+from runner.outbox import Outbox
 from runner.state import LiveState, Reporter
-from runner.webhooks import Outbox
 
 log = logging.getLogger("runner")
-
-
-def load_runtime_settings(home: Path) -> Settings:
-    """Settings exactly as zapvisor last wrote them to `runtime.env`; nothing from the
-    environment supervisord happened to start with."""
-    env_file = StatePaths(home).runtime_env
-    if not env_file.is_file():
-        raise ConfigError(f"{env_file} is missing: run any zapvisor command to write it")
-    values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
-    values.setdefault("ZAPVISOR_HOME", str(home))
-    return settings_from_vars(values, where=str(env_file))
 
 
 class Runner:
@@ -122,6 +110,7 @@ class Runner:
             reason = "is in use by another process" if exc.errno == errno.EADDRINUSE else str(exc)
             await self.reporter.update(status=Status.ERROR, last_error=f"port {self.port} {reason}")
             await self.reporter.close()
+            await self.lease.close()
             raise RunnerError(
                 f"cannot listen on {self.settings.bind}:{self.port}: {reason}"
             ) from None
@@ -157,7 +146,7 @@ class Runner:
         self.outbox.seal()
         await self.outbox.flush()
         await _settle([dispatcher], "webhook dispatcher")
-        self.outbox.close()
+        await self.outbox.close()
         await self.reporter.close()
         if self.lease.lost.is_set():
             await self._say_lease_lost()
@@ -284,7 +273,7 @@ async def _connect(settings: Settings, name: str, port: int) -> Runner | None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    delay = 1.0
+    backoff = Backoff(1.0, 30.0)
     try:
         while True:
             store: Store | None = None
@@ -295,6 +284,7 @@ async def _connect(settings: Settings, name: str, port: int) -> Runner | None:
             except StoreError as exc:
                 if store is not None:
                     store.close()
+                delay = backoff.next()
                 log.warning(
                     "store unavailable, retrying in %.0f s: %s",
                     delay,
@@ -305,14 +295,14 @@ async def _connect(settings: Settings, name: str, port: int) -> Runner | None:
                 await asyncio.wait_for(stop.wait(), delay)
                 return None
             except TimeoutError:
-                delay = min(delay * 2, 30.0)
+                pass
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
 
 
 async def run(home: Path, name: str, port: int) -> int:
-    settings = load_runtime_settings(home)
+    settings = read_runtime_settings(StatePaths(home).runtime_env, home)
     runner = await _connect(settings, name, port)
     if runner is None:
         return 0

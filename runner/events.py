@@ -9,8 +9,8 @@ from typing import Any
 from ecosystem.models import utcnow
 from ecosystem.states import Status
 from runner.connectors.base import Inbound
+from runner.outbox import Outbox
 from runner.state import Reporter
-from runner.webhooks import Outbox
 
 log = logging.getLogger("runner")
 

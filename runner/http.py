@@ -1,9 +1,13 @@
-"""A small HTTP/1.1 server on asyncio streams.
+"""A small HTTP/1.1 server: h11's state machine on asyncio streams.
 
 A runner's API is a handful of JSON routes, and a runner is one of hundreds on a host:
-this keeps each idle worker at plain-asyncio cost instead of a web framework's.
-One request per connection (``Connection: close``); bodies are bounded; slow clients
-are cut off.
+this keeps each idle worker at plain-asyncio cost instead of a web framework's. h11
+parses and refuses what the RFC refuses (conflicting or oversized Content-Length, bad
+request lines and header names, a missing Host), which a hand parser let through: the
+request-smuggling kind of bug once a reverse proxy sits in front. The policies are ours:
+one request per connection (``Connection: close``), at most MAX_CONNECTIONS at once,
+the token checked on the head before a body is read, bodies bounded, slow clients cut
+off.
 """
 
 from __future__ import annotations
@@ -19,22 +23,18 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import h11
+
 log = logging.getLogger("runner.http")
 
 MAX_HEADER_BYTES = 16 * 1024
+READ_CHUNK = 64 * 1024
 READ_TIMEOUT = 10.0
 MAX_DISCARD = 64 * 1024 * 1024
 MAX_CONNECTIONS = 128
 """Connections served at once; more are answered 503 at once and closed. Without a cap a
 client holding thousands of idle connections (each allowed READ_TIMEOUT) would use up
 the runner's file descriptors, and with them its store and WhatsApp connections."""
-_BUSY_BODY = b'{"success": false, "error": "too many connections at once; retry"}'
-_BUSY = (
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-    + f"Content-Length: {len(_BUSY_BODY)}\r\n".encode()
-    + b"Connection: close\r\nRetry-After: 1\r\n\r\n"
-    + _BUSY_BODY
-)
 
 
 @dataclass
@@ -170,10 +170,14 @@ class Server:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
         unread = 0
         try:
             try:
-                request, unread = await asyncio.wait_for(self._read_head(reader), READ_TIMEOUT)
+                head = await asyncio.wait_for(_read_head(conn, reader), READ_TIMEOUT)
+                if not isinstance(head, h11.Request):
+                    return  # connected and left without a request (a port check)
+                request, unread = _request(head)
                 request.peer = str(peer[0]) if peer else ""
                 if self.rewrite is not None:
                     request.path = self.rewrite(request.path)
@@ -187,21 +191,25 @@ class Server:
                         413, f"body of {unread} bytes is over the {self.max_body}-byte limit"
                     )
                 if unread:
-                    request.body = await asyncio.wait_for(reader.readexactly(unread), READ_TIMEOUT)
+                    request.body = await asyncio.wait_for(_read_body(conn, reader), READ_TIMEOUT)
                     unread = 0
                 response = await handler(request)
+            except h11.RemoteProtocolError as exc:
+                status = exc.error_status_hint
+                text = "request headers too large" if status == 431 else f"malformed request: {exc}"
+                response = Response.json({"success": False, "error": text}, status)
             except HTTPError as exc:
                 response = Response.json(
                     {"success": False, "error": exc.message, **exc.data},
                     exc.status,
                     **exc.headers,
                 )
-            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            except (TimeoutError, ConnectionError):
                 return
             except Exception:
                 log.exception("request failed", extra={"event": "http_error"})
                 response = Response.json({"success": False, "error": "internal error"}, 500)
-            await self._write(writer, response)
+            await _write(writer, response)
             if unread:
                 await self._discard(reader, unread)
         finally:
@@ -223,44 +231,95 @@ class Server:
                         return
                     left -= len(chunk)
 
-    async def _read_head(self, reader: asyncio.StreamReader) -> tuple[Request, int]:
-        """The request without its body, and the body's announced length."""
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.LimitOverrunError:
-            raise HTTPError(431, "request headers too large") from None
-        lines = head.decode("latin-1").split("\r\n")
-        try:
-            method, target, _version = lines[0].split(" ", 2)
-        except ValueError:
-            raise HTTPError(400, "malformed request line") from None
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            if not line:
-                continue
-            name, sep, value = line.partition(":")
-            if not sep:
-                raise HTTPError(400, "malformed header line")
-            headers[name.strip().lower()] = value.strip()
-        length_text = headers.get("content-length", "0") or "0"
-        if not (length_text.isascii() and length_text.isdigit()):  # "²".isdigit() is True
-            raise HTTPError(400, "invalid Content-Length")
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            raise HTTPError(411, "send a Content-Length (chunked bodies are not accepted)")
-        split = urlsplit(target)
-        request = Request(method.upper(), split.path or "/", parse_qs(split.query), headers, b"")
-        return request, int(length_text)
 
-    async def _write(self, writer: asyncio.StreamWriter, response: Response) -> None:
-        reason = HTTPStatus(response.status).phrase
-        head = [
-            f"HTTP/1.1 {response.status} {reason}",
-            f"Content-Type: {response.content_type}",
-            f"Content-Length: {len(response.body)}",
-            "Connection: close",
-            "Cache-Control: no-store",
-        ]
-        head.extend(f"{k.replace('_', '-')}: {v}" for k, v in response.headers.items())
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
+async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader) -> Any:
+    """The next h11 event, reading from the client as h11 asks for more."""
+    while True:
+        event = conn.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        conn.receive_data(await reader.read(READ_CHUNK))  # b"" tells h11 of the EOF
+
+
+async def _read_head(conn: h11.Connection, reader: asyncio.StreamReader) -> Any:
+    """The request's head (or how the connection ended), read no further than
+    MAX_HEADER_BYTES: h11 bounds only a head still incomplete, and one read could
+    bring it a complete head of any size."""
+    fed = 0
+    while True:
+        event = conn.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        if fed >= MAX_HEADER_BYTES:
+            raise HTTPError(431, "request headers too large")
+        data = await reader.read(MAX_HEADER_BYTES - fed)
+        fed += len(data)
+        conn.receive_data(data)
+
+
+def _request(head: h11.Request) -> tuple[Request, int]:
+    """Our Request (without its body) from h11's, and the body's announced length."""
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in head.headers}
+    if "transfer-encoding" in headers:
+        # The body limit is checked on the announced length, before reading a byte.
+        raise HTTPError(411, "send a Content-Length (chunked bodies are not accepted)")
+    split = urlsplit(head.target.decode("latin-1"))
+    request = Request(
+        head.method.decode("latin-1").upper(),
+        split.path or "/",
+        parse_qs(split.query),
+        headers,
+        b"",
+    )
+    return request, int(headers.get("content-length", "0"))
+
+
+async def _read_body(conn: h11.Connection, reader: asyncio.StreamReader) -> bytes:
+    chunks = []
+    while True:
+        event = await _next_event(conn, reader)
+        if isinstance(event, h11.Data):
+            chunks.append(bytes(event.data))
+        elif isinstance(event, h11.EndOfMessage):
+            return b"".join(chunks)
+        else:  # the client went away before sending the whole body
+            raise ConnectionError("the client closed the connection mid-body")
+
+
+def _response_head(response: Response) -> list[tuple[str, str]]:
+    head = [
+        ("Content-Type", response.content_type),
+        ("Content-Length", str(len(response.body))),
+        ("Connection", "close"),
+        ("Cache-Control", "no-store"),
+    ]
+    head.extend((k.replace("_", "-"), v) for k, v in response.headers.items())
+    return head
+
+
+def _serialise(response: Response) -> bytes:
+    """The answer's bytes. The head is h11's, from a connection of its own: the
+    request's may be in h11's ERROR state (a malformed request still gets its 400)."""
+    head = h11.Connection(h11.SERVER).send(
+        h11.Response(
+            status_code=response.status,
+            headers=_response_head(response),
+            reason=HTTPStatus(response.status).phrase,
+        )
+    )
+    return (head or b"") + response.body
+
+
+async def _write(writer: asyncio.StreamWriter, response: Response) -> None:
+    """One answer, then the connection closes."""
+    writer.write(_serialise(response))
+    with contextlib.suppress(ConnectionError):
+        await writer.drain()
+
+
+_BUSY = _serialise(
+    Response.json(
+        {"success": False, "error": "too many connections at once; retry"}, 503, Retry_After="1"
+    )
+)
+"""What a client past MAX_CONNECTIONS gets at once (made once: no parsing, no state)."""

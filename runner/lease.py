@@ -31,6 +31,7 @@ from ecosystem.errors import (
     NotThisHost,
     SchemaMissing,
     StoreError,
+    StoreUnsupported,
     ZapvisorError,
 )
 from ecosystem.lease import Fence, LeaseTiming
@@ -95,7 +96,7 @@ class LeaseKeeper:
                 lease = await self._call(
                     self.store.acquire_lease, self.session, self.host, self.timing.ttl
                 )
-            except (NotImplementedError, SchemaMissing) as exc:
+            except (StoreUnsupported, SchemaMissing) as exc:
                 log.warning(
                     "the store keeps no leases (%s): this session cannot fail over, and "
                     "nothing fences a second runner; run `zapvisor db migrate`",

@@ -6,25 +6,27 @@ that is not a URL, and an API caller must never be able to send the runner's fil
 Nor may a caller make the runner a proxy into the host or its network: unless
 ``ZAPVISOR_MEDIA_ALLOW_PRIVATE`` is on, every address a media host resolves to must be
 public (no loopback, private, link-local — e.g. 169.254.169.254, a cloud's metadata
-service — CGNAT, multicast or reserved). The check runs where the socket is opened,
-on the address actually connected to, for the first URL and every redirect, so neither
-a DNS answer that changes between check and use nor a redirect gets around it.
+service — CGNAT, multicast or reserved). The check runs where the socket is opened (an
+httpcore network backend under httpx), on the address actually connected to, for the
+first URL and every redirect, so neither a DNS answer that changes between check and
+use nor a redirect gets around it.
 """
 
 from __future__ import annotations
 
-import http.client
+import functools
 import ipaddress
 import socket
-import urllib.error
-import urllib.request
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ecosystem import __version__
 from ecosystem.errors import InvalidValue
 from runner.connectors.base import UpstreamError
+
+if TYPE_CHECKING:
+    import httpx
 
 MEDIA_MAX_BYTES = 64 * 1024 * 1024
 TIMEOUT = 30.0
@@ -77,87 +79,68 @@ def _refusal(url: str, address: str) -> str:
     )
 
 
-def _connect(
-    address: tuple[str, int],
-    timeout: Any = socket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
-    source_address: Any = None,
-    *,
-    allowed: Allowed,
-) -> socket.socket:
-    """socket.create_connection, skipping every address ``allowed`` refuses."""
-    host, port = address
-    refused: list[str] = []
-    error: OSError | None = None
-    for family, kind, proto, _, sockaddr in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
-        ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-        if not allowed(ip):
-            refused.append(str(ip))
-            continue
-        sock = socket.socket(family, kind, proto)
-        try:
-            if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
-                sock.settimeout(timeout)
-            if source_address:
-                sock.bind(source_address)
-            sock.connect(sockaddr)
-            return sock
-        except OSError as exc:
-            error = exc
-            sock.close()
-    if error is not None:
-        raise error
-    raise MediaRefused(f"{host} resolves to {', '.join(refused) or 'no address'}")
+def _addresses(host: str, port: int) -> Iterable[Address]:
+    for *_, sockaddr in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        yield ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
 
 
-class _GuardedHTTP(http.client.HTTPConnection):
-    def __init__(self, *args: Any, allowed: Allowed, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._create_connection = lambda *a: _connect(*a, allowed=allowed)
+@functools.lru_cache(maxsize=4)  # one per policy: two in a runner
+def _client(allowed: Allowed) -> httpx.Client:
+    """One pooled client per address policy, made on the first fetch (httpx and its TLS
+    context cost memory a runner that never sends media need not pay): http(s) only,
+    every connection guarded, at most MAX_REDIRECTS, no proxy or netrc from the
+    environment."""
+    import httpcore
+    import httpx
 
+    class GuardedBackend(httpcore.SyncBackend):
+        """Connects only to the addresses ``allowed`` accepts, each tried in turn."""
 
-class _GuardedHTTPS(http.client.HTTPSConnection):
-    def __init__(self, *args: Any, allowed: Allowed, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._create_connection = lambda *a: _connect(*a, allowed=allowed)
+        def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Iterable[Any] | None = None,
+        ) -> httpcore.NetworkStream:
+            refused: list[str] = []
+            error: Exception | None = None
+            try:
+                addresses = list(_addresses(host, port))
+            except OSError as exc:
+                raise httpcore.ConnectError(f"{host}: {exc}") from None
+            for ip in addresses:
+                if not allowed(ip):
+                    refused.append(str(ip))
+                    continue
+                try:  # TLS still checks the certificate against the URL's host name
+                    return super().connect_tcp(
+                        str(ip), port, timeout, local_address, socket_options
+                    )
+                except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                    error = exc
+            if error is not None:
+                raise error
+            raise MediaRefused(f"{host} resolves to {', '.join(refused) or 'no address'}")
 
+    class GuardedTransport(httpx.HTTPTransport):
+        def __init__(self) -> None:
+            super().__init__(trust_env=False)
+            # httpx takes no network backend; its pool is httpcore's, which does.
+            self._pool = httpcore.ConnectionPool(
+                ssl_context=httpx.create_ssl_context(trust_env=False),
+                network_backend=GuardedBackend(),
+            )
 
-class _HTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, allowed: Allowed) -> None:
-        super().__init__()
-        self.allowed = allowed
-
-    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(_GuardedHTTP, req, allowed=self.allowed)  # type: ignore[arg-type]
-
-
-class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, allowed: Allowed) -> None:
-        super().__init__()
-        self.allowed = allowed
-
-    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        context = getattr(self, "_context", None)  # None: the default, verifying one
-        return self.do_open(_GuardedHTTPS, req, context=context, allowed=self.allowed)  # type: ignore[arg-type]
-
-
-class _Redirects(urllib.request.HTTPRedirectHandler):
-    max_redirections = MAX_REDIRECTS
-
-
-def _opener(allowed: Allowed) -> urllib.request.OpenerDirector:
-    """http(s) only, every connection guarded, no proxy from the environment, and no
-    ftp/file/data handlers a redirect could reach."""
-    opener = urllib.request.OpenerDirector()
-    for handler in (
-        urllib.request.UnknownHandler(),
-        _HTTPHandler(allowed),
-        _HTTPSHandler(allowed),
-        urllib.request.HTTPDefaultErrorHandler(),
-        _Redirects(),
-        urllib.request.HTTPErrorProcessor(),
-    ):
-        opener.add_handler(handler)
-    return opener
+    return httpx.Client(
+        transport=GuardedTransport(),
+        follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
+        trust_env=False,
+        timeout=TIMEOUT,
+        headers={"User-Agent": f"zapvisor/{__version__}"},
+    )
 
 
 def fetch(
@@ -170,28 +153,31 @@ def fetch(
 ) -> tuple[bytes, str]:
     """(content, content type); InvalidValue when the host is refused, UpstreamError
     with the reason when the download fails."""
+    import httpx
+
     if urlsplit(url).scheme not in ("http", "https"):
         raise UpstreamError(f"{url!r} is not an http(s) URL")
     check_url(url, allow_private or allowed is not None)
-    req = urllib.request.Request(  # noqa: S310 - scheme checked above, opener is http(s) only
-        url, headers={"User-Agent": f"zapvisor/{__version__}"}
-    )
     try:
-        with _opener(allowed or policy(allow_private)).open(req, timeout=timeout) as resp:
+        with _client(allowed or policy(allow_private)).stream("GET", url, timeout=timeout) as resp:
+            if resp.status_code >= 400:
+                raise UpstreamError(f"downloading {url} failed: HTTP {resp.status_code}")
             length = resp.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > limit:
                 raise UpstreamError(f"{url} is {int(length)} bytes; at most {limit}")
-            data = resp.read(limit + 1)
-            if len(data) > limit:
-                raise UpstreamError(f"{url} is over {limit} bytes")
-            return data, resp.headers.get_content_type()
-    except urllib.error.HTTPError as exc:
-        raise UpstreamError(f"downloading {url} failed: HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
-        reason = getattr(exc, "reason", exc)
-        if isinstance(reason, MediaRefused):
-            raise InvalidValue(
-                f"media URL {url} refused: {reason}, not a public address; "
-                f"set {SETTING}=true to allow such hosts"
-            ) from None
-        raise UpstreamError(f"downloading {url} failed: {reason}") from None
+            data = bytearray()
+            for chunk in resp.iter_bytes():
+                data += chunk
+                if len(data) > limit:
+                    raise UpstreamError(f"{url} is over {limit} bytes")
+            kind = resp.headers.get("Content-Type") or "text/plain"  # as email.message says
+            return bytes(data), kind.split(";", 1)[0].strip().lower()
+    except MediaRefused as exc:
+        raise InvalidValue(
+            f"media URL {url} refused: {exc}, not a public address; "
+            f"set {SETTING}=true to allow such hosts"
+        ) from None
+    except httpx.TooManyRedirects:
+        raise UpstreamError(f"downloading {url} failed: over {MAX_REDIRECTS} redirects") from None
+    except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
+        raise UpstreamError(f"downloading {url} failed: {exc or type(exc).__name__}") from None

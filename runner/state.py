@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ecosystem.backoff import Backoff
 from ecosystem.errors import LeaseLost, RunnerError, ZapvisorError
-from ecosystem.models import Session, utcnow
+from ecosystem.models import Session
 from ecosystem.states import Status
 from ecosystem.store import Store
 
@@ -101,7 +102,7 @@ class Reporter:
         return await loop.run_in_executor(self._pool, fn, *args)
 
     async def _writer(self) -> None:
-        delay = 0.5
+        backoff = Backoff(0.5, 30.0)
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -109,7 +110,7 @@ class Reporter:
                 batch, self._pending = self._pending, {}
                 try:
                     await self.call(self._persist, batch)
-                    delay = 0.5
+                    backoff.reset()
                 except LeaseLost as exc:
                     # fenced: this runner's state is no longer the session's; never retried
                     self._pending.clear()
@@ -118,6 +119,7 @@ class Reporter:
                 except ZapvisorError as exc:
                     # Keep the newest values for the next attempt.
                     self._pending = batch | self._pending
+                    delay = backoff.next()
                     log.warning(
                         "store unavailable, will retry in %.1f s: %s",
                         delay,
@@ -125,7 +127,6 @@ class Reporter:
                         extra={"event": "store_retry"},
                     )
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30.0)
             self._idle.set()
 
     def _persist(self, batch: dict[str, Any]) -> None:
@@ -147,6 +148,3 @@ class Reporter:
             # Wait for it to end: cancelled mid-write it must not reach for the pool again.
             await asyncio.wait({self._task})
         self._pool.shutdown(wait=True)
-
-    async def touch(self) -> None:
-        await self.update(last_activity_at=utcnow())

@@ -12,6 +12,7 @@ import socket
 import sqlite3
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -22,6 +23,8 @@ from runner import media
 from runner.connectors.base import UpstreamError
 from tests.conftest import Env, wait_for
 from tests.test_session_api import call, raw_request
+
+HEALTH = "GET /health HTTP/1.1\r\nHost: x"
 
 
 class MediaServer:
@@ -115,17 +118,34 @@ def test_media_fetch_refuses_internal_hosts_and_redirects_to_them(
     assert media.fetch(f"{inside.url}/redir?to={inside.url}/c.png", allowed=allowed)[0]
 
 
-@pytest.mark.e2e
-def test_a_runner_refuses_what_a_caller_must_not_do(
-    make_env: Any, servers: tuple[MediaServer, MediaServer]
-) -> None:
-    inside, _ = servers
+@dataclass
+class Tight:
+    zv: Env
+    port: int
+    token: str
+    pid: int
+
+
+@pytest.fixture
+def tight(make_env: Any) -> Tight:
+    """A sim session whose API allows 20 requests a minute; webhooks retried once."""
     zv: Env = make_env(ZAPVISOR_API_RATE_LIMIT="20", ZAPVISOR_WEBHOOK_RETRY_SCHEDULE="0,600")
     zv.cli("create", "tight", "--connector", "sim")
     port = zv.json("show", "tight")["port"]
     token = zv.cli("token", "tight").stdout.strip()
-    pid = call(port, "/health", None)[1]["pid"]
+    return Tight(zv, port, token, call(port, "/health", None)[1]["pid"])
 
+
+def _logs(zv: Env) -> str:
+    return "".join(p.read_text(errors="replace") for p in (zv.home / "logs").glob("*.log"))
+
+
+@pytest.mark.e2e
+def test_a_runner_fetches_no_internal_media_and_wrong_tokens_cost_no_quota(
+    tight: Tight, servers: tuple[MediaServer, MediaServer]
+) -> None:
+    inside, _ = servers
+    port, token = tight.port, tight.token
     # SSRF: media on loopback or a metadata address is refused with a 400 naming the
     # setting; the internal server never sees a request
     for route, key in (("/send-image", "imageUrl"), ("/send-file", "fileUrl")):
@@ -151,7 +171,14 @@ def test_a_runner_refuses_what_a_caller_must_not_do(
     # a Content-Length of non-ASCII digits is a 400, not a 500
     head = f"POST /send-message HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}"
     assert raw_request(port, head + "\r\nContent-Length: \u00b2")[0] == 400
+    logs = _logs(tight.zv)
+    assert "request failed" not in logs
+    assert token not in logs and "zv_wrong" not in logs
 
+
+@pytest.mark.e2e
+def test_unusable_webhook_urls_are_refused_or_fail_their_deliveries(tight: Tight) -> None:
+    zv, port, token, pid = tight.zv, tight.port, tight.token, tight.pid
     # webhook URLs the delivery could not use are refused where they are set ...
     for bad in ("http://h:99999/hook", "http://:80/hook", "http://h/caf\u00e9"):
         out = zv.cli("config", "tight", "--webhook-url", bad, check=False)
@@ -177,18 +204,22 @@ def test_a_runner_refuses_what_a_caller_must_not_do(
     assert wait_for(failed, timeout=30, interval=0.5)
     assert call(port, "/health", None)[1]["pid"] == pid
 
+    # no secret in any log the runner or supervisord wrote
+    secret = (zv.home / "secrets" / "tight.webhook-secret").read_text().strip()
+    logs = _logs(zv)
+    assert "request failed" not in logs
+    assert token not in logs and secret not in logs
+
+
+@pytest.mark.e2e
+def test_idle_connections_past_the_cap_get_a_503_at_once(tight: Tight) -> None:
+    port = tight.port
     # idle connections (slowloris) are capped: past the cap a client gets a 503 at once
     # and the runner keeps its file descriptors; closing them brings the API back
     idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(140)]
     try:
-        assert wait_for(lambda: raw_request(port, "GET /health HTTP/1.1")[0] == 503, timeout=20)
+        assert wait_for(lambda: raw_request(port, HEALTH)[0] == 503, timeout=20)
     finally:
         for sock in idle:
             sock.close()
-    wait_for(lambda: raw_request(port, "GET /health HTTP/1.1")[0] == 200, timeout=20)
-
-    # no secret in any log the runner or supervisord wrote
-    secret = (zv.home / "secrets" / "tight.webhook-secret").read_text().strip()
-    logs = "".join(p.read_text(errors="replace") for p in (zv.home / "logs").glob("*.log"))
-    assert "request failed" not in logs
-    assert token not in logs and secret not in logs and "zv_wrong" not in logs
+    wait_for(lambda: raw_request(port, HEALTH)[0] == 200, timeout=20)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import urllib.request
+from typing import Any
 
 import pytest
 
@@ -25,13 +26,17 @@ def health(port: int) -> dict[str, object] | None:
         return None
 
 
-def test_operator_script(zv: Env) -> None:
+def _two_sessions(zv: Env) -> tuple[dict[str, Any], dict[str, Any]]:
     a = zv.json("create", "cliente-001", "--connector", "sim")
-    assert a["port"] == zv.base_port
+    b = zv.json("create", "cliente-002", "--connector", "sim")
+    return a, b
+
+
+def test_create_gives_ports_in_order_and_list_shows_them(zv: Env) -> None:
+    a, b = _two_sessions(zv)
+    assert a["port"] == zv.base_port and b["port"] == zv.base_port + 1
     assert a["process_state"] in ("STARTING", "RUNNING")
     assert a["pid"]
-    b = zv.json("create", "cliente-002", "--connector", "sim")
-    assert b["port"] == zv.base_port + 1
 
     # /health answers on each allocated port, from the right session
     assert health(a["port"])["session"] == "cliente-001"  # type: ignore[index]
@@ -53,6 +58,11 @@ def test_operator_script(zv: Env) -> None:
     table = zv.cli("list").stdout
     assert "cliente-001" in table and str(zv.base_port) in table
 
+
+def test_the_qr_pairs_and_the_pairing_survives_a_restart(make_env: Any) -> None:
+    zv: Env = make_env(ZAPVISOR_SIM_QR_SECONDS="600")  # one QR for the whole test
+    a, b = _two_sessions(zv)
+
     # the QR, printed as text, decodes to the payload the store holds
     qr = zv.cli("qr", "cliente-001", "--wait", "10", "--plain").stdout
     payload = zv.json("qr", "cliente-001")["qr_payload"]
@@ -72,6 +82,16 @@ def test_operator_script(zv: Env) -> None:
     wait_for(lambda: zv.json("show", "cliente-001")["status"] == "connected")
     assert zv.json("show", "cliente-001")["port"] == zv.base_port
 
+    # logs: the runner's JSON lines, readable
+    logs = zv.cli("logs", "cliente-001", "-n", "200").stdout
+    assert "waiting_scan -> connected" in logs
+    raw = zv.cli("logs", "cliente-001", "--raw").stdout.splitlines()
+    assert all(json.loads(line)["session"] == "cliente-001" for line in raw if line)
+
+
+def test_a_stopped_session_stays_stopped_and_delete_frees_its_port(zv: Env) -> None:
+    a, b = _two_sessions(zv)
+
     # stop 002: it stays stopped when another session is created
     stopped = zv.json("stop", "cliente-002")
     assert stopped["pid"] is None and stopped["desired_state"] == "stopped"
@@ -79,20 +99,14 @@ def test_operator_script(zv: Env) -> None:
     assert c["port"] == zv.base_port + 2
     after = {s["name"]: s for s in zv.json("list")}
     assert after["cliente-002"]["process_state"] == "STOPPED"
-    assert after["cliente-001"]["pid"] == restarted["pid"], "create restarted another session"
+    assert after["cliente-001"]["pid"] == a["pid"], "create restarted another session"
     assert health(b["port"]) is None
-
-    # logs: the runner's JSON lines, readable
-    logs = zv.cli("logs", "cliente-001", "-n", "200").stdout
-    assert "waiting_scan -> connected" in logs
-    raw = zv.cli("logs", "cliente-001", "--raw").stdout.splitlines()
-    assert all(json.loads(line)["session"] == "cliente-001" for line in raw if line)
 
     # delete 002: program removed, port freed and handed out again
     zv.cli("delete", "cliente-002", "--yes")
     names = [s["name"] for s in zv.json("list")]
     assert names == ["cliente-001", "cliente-003"]
-    assert zv.json("show", "cliente-001")["pid"] == restarted["pid"]
+    assert zv.json("show", "cliente-001")["pid"] == a["pid"]
     d = zv.json("create", "cliente-004", "--connector", "sim")
     assert d["port"] == zv.base_port + 1
 

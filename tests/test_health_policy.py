@@ -7,10 +7,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ecosystem.health import policy as P
+from ecosystem.health import policy
 from ecosystem.health.alerts import (
     CpuTracker,
-    HostSample,
     Thresholds,
     dead_letter_alerts,
     host_alerts,
@@ -19,8 +18,9 @@ from ecosystem.health.alerts import (
     store_dead_letters,
 )
 from ecosystem.health.model import Alert, AlertKind, SessionHealth, Severity
+from ecosystem.metrics import HostStats
 from ecosystem.models import Session
-from ecosystem.states import DesiredState, Status
+from ecosystem.states import DesiredState, ProcessState, Status
 from ecosystem.store.base import Store
 from ecosystem.store.sqlite import SQLiteStore
 from ecosystem.supctl.rpc import ProcessInfo
@@ -32,18 +32,18 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-POLICY = P.Policy(crash_window=600, crash_max_exits=5, backoff_base=1, backoff_max=8)
+POLICY = policy.Policy(crash_window=600, crash_max_exits=5, backoff_base=1, backoff_max=8)
 
 
 def test_backoff_is_immediate_then_doubles_up_to_the_cap() -> None:
-    assert [P.backoff_delay(POLICY, n) for n in range(1, 8)] == [0, 1, 2, 4, 8, 8, 8]
-    assert P.backoff_delay(P.Policy(backoff_base=0.5, backoff_max=60), 3) == 1.0
+    assert [policy.backoff_delay(POLICY, n) for n in range(1, 8)] == [0, 1, 2, 4, 8, 8, 8]
+    assert policy.backoff_delay(policy.Policy(backoff_base=0.5, backoff_max=60), 3) == 1.0
 
 
 def crash(
     h: SessionHealth, t: float, stderr: str | None = None
-) -> tuple[SessionHealth, P.ExitDecision]:
-    return P.on_exit(
+) -> tuple[SessionHealth, policy.ExitDecision]:
+    return policy.on_exit(
         POLICY, h, at(t), what="exited with status 1", exit_status=1, stderr_tail=stderr
     )
 
@@ -56,7 +56,7 @@ def test_exits_in_the_window_delay_restarts_then_park() -> None:
         assert not d.park and d.exits_in_window == i + 1
         assert h.next_restart_at == at(i * 10 + d.delay)
         delays.append(d.delay)
-        h = P.restarted(h, at(i * 10 + d.delay))
+        h = policy.restarted(h, at(i * 10 + d.delay))
     assert delays == [0, 1, 2, 4]
     assert h.restarts == 4 and h.exits == 4 and h.next_restart_at is None
     stderr = "\n".join(f"line {i}" for i in range(30)) + "\nValueError: boom\n\n"
@@ -67,9 +67,9 @@ def test_exits_in_the_window_delay_restarts_then_park() -> None:
     assert "line 29 | ValueError: boom" in h.why_down
     assert h.stderr_tail is not None
     lines = h.stderr_tail.splitlines()
-    assert len(lines) == P.STDERR_LINES and lines[-1] == "ValueError: boom"
+    assert len(lines) == policy.STDERR_LINES and lines[-1] == "ValueError: boom"
 
-    h = P.unpark(h)
+    h = policy.unpark(h)
     assert h.parked_at is None and h.recent_exits == [] and h.why_down is None
     assert h.exits == 5 and h.restarts == 4, "history survives un-parking"
     h, d = crash(h, 50)
@@ -93,37 +93,39 @@ def test_forced_restarts_back_off_and_park_like_crashes() -> None:
     h, d = crash(h, 0)  # a crash and forced restarts share one window
     delays = []
     for t in (30, 60, 90):
-        h, d = P.on_forced_restart(POLICY, h, at(t), reason="hung: /health failed 3 checks")
+        h, d = policy.on_forced_restart(POLICY, h, at(t), reason="hung: /health failed 3 checks")
         assert not d.park and h.next_restart_at == at(t + d.delay)
         assert h.why_down == h.last_restart_reason == "hung: /health failed 3 checks"
         delays.append(d.delay)
-        h = P.restarted(h, at(t + d.delay))
+        h = policy.restarted(h, at(t + d.delay))
     assert delays == [1, 2, 4] and h.exits == 1, "a forced restart is not a crash"
-    h, d = P.on_forced_restart(POLICY, h, at(120), reason="memory: 900 MB PSS over the 500 MB cap")
+    h, d = policy.on_forced_restart(
+        POLICY, h, at(120), reason="memory: 900 MB PSS over the 500 MB cap"
+    )
     assert d.park and d.reason == "crash loop: 5 exits in 10 minutes"
     assert h.parked_at == at(120) and h.next_restart_at is None
     assert h.why_down == "crash loop: 5 exits in 10 minutes; memory: 900 MB PSS over the 500 MB cap"
     # one restart an hour (a slow leak) never parks
     h = SessionHealth(name="s")
     for hour in range(10):
-        h, d = P.on_forced_restart(POLICY, h, at(hour * 3600), reason="memory")
+        h, d = policy.on_forced_restart(POLICY, h, at(hour * 3600), reason="memory")
         assert not d.park and d.delay == 0 and len(h.recent_exits) == 1
 
 
 def test_describe_exit() -> None:
-    assert P.describe_exit("EXITED", 1) == "exited with status 1"
-    assert P.describe_exit("EXITED", -1) == "killed by a signal"
-    assert P.describe_exit("FATAL", 2, "Exited too quickly (process log may have details)") == (
-        "exited with status 2 right after starting"
-    )
-    assert P.describe_exit("FATAL", 0, "can't find command 'x'") == (
+    assert policy.describe_exit("EXITED", 1) == "exited with status 1"
+    assert policy.describe_exit("EXITED", -1) == "killed by a signal"
+    assert policy.describe_exit(
+        "FATAL", 2, "Exited too quickly (process log may have details)"
+    ) == ("exited with status 2 right after starting")
+    assert policy.describe_exit("FATAL", 0, "can't find command 'x'") == (
         "could not start: can't find command 'x'"
     )
-    assert P.window_text(60) == "1 minute" and P.window_text(90) == "1.5 minutes"
+    assert policy.window_text(60) == "1 minute" and policy.window_text(90) == "1.5 minutes"
 
 
 def test_hung_after_consecutive_failures_only() -> None:
-    t = P.HungTracker(failures=3, start_timeout=20)
+    t = policy.HungTracker(failures=3, start_timeout=20)
     results = ("failed", "failed", "ok", "failed", "failed")
     assert [t.observe("a", 7, r, 30, at(i)) for i, r in enumerate(results)] == [1, 2, 0, 1, 2]
     assert not t.hung("a")
@@ -134,7 +136,7 @@ def test_hung_after_consecutive_failures_only() -> None:
 
 
 def test_a_starting_runner_is_not_hung() -> None:
-    t = P.HungTracker(failures=2, start_timeout=20)
+    t = policy.HungTracker(failures=2, start_timeout=20)
     # a new runner (pid 8) that has not answered yet: failures do not count...
     assert [t.observe("a", 8, "failed", up, at(up)) for up in (1, 5, 19)] == [0, 0, 0]
     assert not t.hung("a") and not t.up("a", 8)
@@ -149,7 +151,7 @@ def test_a_starting_runner_is_not_hung() -> None:
 
 
 def test_a_refusing_runner_is_exiting_not_hung() -> None:
-    t = P.HungTracker(failures=2, start_timeout=20)
+    t = policy.HungTracker(failures=2, start_timeout=20)
     t.observe("a", 5, "ok", 100, at(0))
     # it closed its server and is exiting by itself: that is for the exit to tell
     assert [t.observe("a", 5, "refused", 100, at(s)) for s in (1, 2, 10, 20)] == [0, 0, 0, 0]
@@ -160,10 +162,10 @@ def test_a_refusing_runner_is_exiting_not_hung() -> None:
 
 
 def test_memory_cap() -> None:
-    capped = P.Policy(memory_cap_mb=200)
-    assert P.memory_reason(capped, 150 * 2**20) is None
-    assert P.memory_reason(capped, 250 * 2**20) == "memory: 250 MB PSS over the 200 MB cap"
-    assert P.memory_reason(P.Policy(), 10**12) is None, "no cap by default"
+    capped = policy.Policy(memory_cap_mb=200)
+    assert policy.memory_reason(capped, 150 * 2**20) is None
+    assert policy.memory_reason(capped, 250 * 2**20) == "memory: 250 MB PSS over the 200 MB cap"
+    assert policy.memory_reason(policy.Policy(), 10**12) is None, "no cap by default"
 
 
 def session(**kw: object) -> Session:
@@ -173,28 +175,28 @@ def session(**kw: object) -> Session:
 
 
 def test_stuck_states() -> None:
-    policy = P.Policy(reconnecting_timeout=300, qr_grace=60)
-    clock = P.StatusClock()
+    rules = policy.Policy(reconnecting_timeout=300, qr_grace=60)
+    clock = policy.StatusClock()
     rec = session(status=Status.RECONNECTING)
     since = clock.observe("s", rec.status, at(0))
     assert clock.observe("s", rec.status, at(200)) == since == at(0)
-    assert P.stuck_reason(policy, rec, since, at(299)) is None
-    assert P.stuck_reason(policy, rec, since, at(301)) == "stuck: reconnecting for 301 s"
+    assert policy.stuck_reason(rules, rec, since, at(299)) is None
+    assert policy.stuck_reason(rules, rec, since, at(301)) == "stuck: reconnecting for 301 s"
     # back to connected and then reconnecting again: the clock starts over
     clock.observe("s", Status.CONNECTED, at(302))
     assert clock.observe("s", Status.RECONNECTING, at(303)) == at(303)
 
     # waiting_scan: a QR that keeps being renewed is fine; one left expired is not
     fresh = session(status=Status.WAITING_SCAN, qr_expires_at=at(1000))
-    assert P.stuck_reason(policy, fresh, at(0), at(990)) is None
+    assert policy.stuck_reason(rules, fresh, at(0), at(990)) is None
     stale = session(status=Status.WAITING_SCAN, qr_expires_at=at(20))
-    assert P.stuck_reason(policy, stale, at(0), at(79)) is None
-    assert P.stuck_reason(policy, stale, at(0), at(81)) == (
+    assert policy.stuck_reason(rules, stale, at(0), at(79)) is None
+    assert policy.stuck_reason(rules, stale, at(0), at(81)) == (
         "stuck: waiting_scan with no fresh QR for 61 s"
     )
     # with no record of when the status began, a monitor counts from its own start
-    assert P.stuck_reason(policy, stale, at(500), at(540)) is None
-    assert P.stuck_reason(policy, session(status=Status.CONNECTED), at(0), at(10**6)) is None
+    assert policy.stuck_reason(rules, stale, at(500), at(540)) is None
+    assert policy.stuck_reason(rules, session(status=Status.CONNECTED), at(0), at(10**6)) is None
 
 
 def test_a_restarted_monitor_dates_a_status_from_the_trail() -> None:
@@ -207,7 +209,7 @@ def test_a_restarted_monitor_dates_a_status_from_the_trail() -> None:
 
         return first_seen
 
-    clock = P.StatusClock()  # a monitor started at t=400, the status began at t=100
+    clock = policy.StatusClock()  # a monitor started at t=400, the status began at t=100
     assert clock.observe("s", Status.RECONNECTING, at(400), trail(100)) == at(100)
     assert clock.observe("s", Status.RECONNECTING, at(405), trail(0)) == at(100)
     assert asked == ["trail"], "read once, then kept"
@@ -216,15 +218,15 @@ def test_a_restarted_monitor_dates_a_status_from_the_trail() -> None:
     assert clock.observe("s", Status.RECONNECTING, at(415), trail(0)) == at(415)
     assert asked == ["trail"], "connected is not a status that can get stuck"
     # no record, or one from the future (clock skew): from now
-    assert P.StatusClock().observe("t", Status.WAITING_SCAN, at(9), trail(None)) == at(9)
-    assert P.StatusClock().observe("t", Status.WAITING_SCAN, at(9), trail(50)) == at(9)
+    assert policy.StatusClock().observe("t", Status.WAITING_SCAN, at(9), trail(None)) == at(9)
+    assert policy.StatusClock().observe("t", Status.WAITING_SCAN, at(9), trail(50)) == at(9)
 
 
 TH = Thresholds(ram_percent=85, cpu_percent=80, cpu_seconds=300, disk_percent=85)
 
 
-def host(ram: float = 10, cpu: float = 10, disk: float = 10) -> HostSample:
-    return HostSample(ram, cpu, disk)
+def host(ram: float = 10, cpu: float = 10, disk: float = 10) -> HostStats:
+    return HostStats(cpu, 2, 0.5, int(ram * 10), 1000, int(disk * 10), 1000, disk)
 
 
 def keys(alerts: list) -> set[str]:  # type: ignore[type-arg]
@@ -254,7 +256,7 @@ def test_host_thresholds_with_hysteresis_and_sustained_cpu() -> None:
 
 
 def proc(state: str, uptime: int = 100, spawnerr: str = "") -> ProcessInfo:
-    return ProcessInfo("wa-s", state, 1, 1000, 1000 + uptime, 0, 1, spawnerr, "")
+    return ProcessInfo("wa-s", ProcessState(state), 1, 1000, 1000 + uptime, 0, 1, spawnerr, "")
 
 
 def test_session_alerts_error_parked_and_fatal() -> None:
@@ -295,7 +297,7 @@ def test_reconcile_and_dead_letters_hook() -> None:
     assert keys(dead_letter_alerts("h", 3)) == {"webhook_dead_letters"}
 
     class WithOutbox(SQLiteStore):
-        def count_dead_letters(self, host: str) -> int | None:
+        def count_dead_letters(self, host: str) -> int:
             return 7 if host == "h" else 0
 
     class NoOutbox(SQLiteStore):
@@ -318,7 +320,7 @@ def test_process_table_follows_events_and_resyncs() -> None:
 
     def fetch() -> dict[str, ProcessInfo]:
         fetched.append(clock[0])
-        return {"wa-s": ProcessInfo("wa-s", "RUNNING", 10, 900, 1000, 0, 0, "", "")}
+        return {"wa-s": ProcessInfo("wa-s", ProcessState.RUNNING, 10, 900, 1000, 0, 0, "", "")}
 
     table = ProcessTable(fetch, resync=60, clock=lambda: clock[0])
     assert table.snapshot()["wa-s"].pid == 10 and len(fetched) == 1
@@ -326,7 +328,7 @@ def test_process_table_follows_events_and_resyncs() -> None:
     clock[0] += 1
     info = table.snapshot()["wa-s"]
     assert info.state == "EXITED" and info.uptime is None and len(fetched) == 1
-    table.note("wa-s", "STARTING")
+    table.note("wa-s", ProcessState.STARTING)
     table.apply("PROCESS_STATE_RUNNING", {"processname": "wa-s", "pid": "11"})
     clock[0] += 5
     info = table.snapshot()["wa-s"]

@@ -1,10 +1,14 @@
 """The house's layering, checked in fresh interpreters: the core imports no UI, the
-runner imports nothing of the UI side, and headless commands do not pay for textual."""
+runner imports nothing of the UI side, and headless commands do not pay for textual;
+and neither the core nor the runner keeps a protocol parser of its own."""
 
 from __future__ import annotations
 
+import ast
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -55,3 +59,36 @@ def test_headless_commands_do_not_import_textual() -> None:
 def test_the_app_does_import_textual() -> None:
     # the check above would pass vacuously if the app lived somewhere else
     assert "textual" in _tops(_modules_after_importing("tui.app"))
+
+
+def _constants(tree: ast.Module) -> Iterator[tuple[int, str]]:
+    """Every str/bytes constant that is not a docstring, with its line."""
+    docstrings = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            docstrings.add(id(body[0].value))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and id(node) not in docstrings:
+            value = node.value
+            if isinstance(value, bytes):
+                value = value.decode("latin-1")
+            if isinstance(value, str):
+                yield node.lineno, value
+
+
+HTTP_WIRE = re.compile(r"\r\n\r\n|\bHTTP/1\.[01]\b|^(GET|POST|PUT|DELETE|HEAD) /")
+
+
+@pytest.mark.parametrize("package", ["ecosystem", "runner"])
+def test_no_protocol_parser_of_its_own(package: str) -> None:
+    """HTTP is spoken through kept libraries (h11, httpx, http.client, xmlrpc, urllib):
+    no module writes or splits the wire format by hand, which is where the
+    request-smuggling kind of bug lives."""
+    found = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        tree = ast.parse(path.read_text("utf-8"))
+        for line, text in _constants(tree):
+            if HTTP_WIRE.search(text):
+                found.append(f"{path.relative_to(ROOT)}:{line}: {text[:40]!r}")
+    assert not found, "hand-written HTTP:\n" + "\n".join(found)

@@ -24,7 +24,7 @@ from ecosystem.lease import AuthKind, Claimed, Fence
 from ecosystem.models import utcnow
 from ecosystem.states import DesiredState, Status
 from ecosystem.store import Store
-from ecosystem.webhooks import new_event
+from ecosystem.webhook_events import new_event
 from tests.conftest import wait_for
 from tests.test_store_contract import (  # noqa: F401 - fixtures
     FACTORIES,

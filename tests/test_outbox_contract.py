@@ -12,7 +12,7 @@ import pytest
 from ecosystem.errors import SessionNotFound
 from ecosystem.models import utcnow
 from ecosystem.store import Store
-from ecosystem.webhooks import DeliveryState, new_event
+from ecosystem.webhook_events import DeliveryState, new_event
 from tests.test_store_contract import (  # noqa: F401 - fixtures
     StoreFactory,
     create,

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
 from tests.conftest import Env, wait_for
+from tests.rawhttp import exchange
 
 pytestmark = pytest.mark.e2e
 
 
 def raw_request(port: int, text: str) -> tuple[int, dict[str, str], bytes]:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(text.encode("latin-1"))
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
-    return status, headers, body
+    return exchange(port, text.encode("latin-1"))
 
 
 def get(
@@ -62,7 +53,7 @@ def test_api_auth_and_errors(zv: Env) -> None:
     assert status == 405 and headers["allow"] == "GET"
     status, _, body = raw_request(
         port,
-        f"POST /sim/scan HTTP/1.1\r\nAuthorization: Bearer {token}\r\n"
+        f"POST /sim/scan HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
         f"Content-Length: {11 * 1024 * 1024}\r\n\r\n",
     )
     assert status == 413 and b"limit" in body

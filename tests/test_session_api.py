@@ -10,12 +10,14 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ecosystem import runner_client
+from runner import api_models
 from tests.conftest import Env, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -42,17 +44,39 @@ def raw_request(port: int, head: str, body: bytes = b"") -> tuple[int, bytes]:
     return status, data
 
 
-def test_auth_limits_and_routes(make_env: Any) -> None:
+@dataclass
+class Api:
+    zv: Env
+    port: int
+    token: str
+
+
+@pytest.fixture
+def api(make_env: Any) -> Api:
+    """One sim session's runner, its API limited to 40 requests a minute and 4 KB bodies."""
     zv: Env = make_env(ZAPVISOR_API_RATE_LIMIT="40", ZAPVISOR_API_MAX_BODY="4096")
     zv.cli("create", "api", "--connector", "sim")
-    port = zv.json("show", "api")["port"]
     token = zv.cli("token", "api").stdout.strip()
     assert token.startswith("zv_")
+    return Api(zv, zv.json("show", "api")["port"], token)
 
+
+def test_open_routes_the_token_and_the_generated_document(api: Api) -> None:
+    port, token = api.port, api.token
     # open routes; everything else needs the token
     assert call(port, "/health", None)[0] == 200
     status, doc = call(port, "/openapi.json", None)
     assert status == 200 and doc["openapi"].startswith("3.") and "/send-message" in doc["paths"]
+    # generated from the models the runner validates with: the same limits
+    schemas = doc["components"]["schemas"]
+    assert schemas["SendMessage"]["properties"]["message"]["maxLength"] == api_models.MAX_TEXT
+    assert schemas["SendMessage"]["required"] == ["phone", "message"]
+    send = doc["paths"]["/send-message"]["post"]
+    assert send["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/SendMessage"
+    )
+    assert {"200", "400", "401", "413", "429", "503"} <= set(send["responses"])
+    assert sum(len(ops) for ops in doc["paths"].values()) == 17
     assert call(port, "/status", None)[0] == 401
     assert call(port, "/status", "zv_wrong")[0] == 401
     status, body = call(port, "/status", token)
@@ -61,6 +85,10 @@ def test_auth_limits_and_routes(make_env: Any) -> None:
     assert call(port, "/api/sessions/api/status", token)[0] == 200
     assert call(port, "/api/sessions/other/status", token)[0] == 404
 
+
+def test_the_body_limit_comes_after_the_token_and_bad_input_is_a_400(api: Api) -> None:
+    port, token = api.port, api.token
+    api.zv.cli("qr", "api", "--wait", "20")  # waiting for a scan: not connected
     # 413 over the body limit (the client still reads the answer); 401 comes first
     big = b"{" + b" " * 8000 + b"}"
     head = (
@@ -78,6 +106,9 @@ def test_auth_limits_and_routes(make_env: Any) -> None:
     assert call(port, "/send-message", token, "POST", {"phone": "abc", "message": "x"})[0] == 400
     assert call(port, "/send-message", token, "POST", [1, 2])[0] == 400
 
+
+def test_pairing_numbers_contacts_and_the_webhook_config(api: Api) -> None:
+    zv, port, token = api.zv, api.port, api.token
     # pairing by phone number: the code, then the simulated phone enters it
     pair = zv.json("pair", "api", "--phone", "+55 (11) 98888-7777")
     assert len(pair["code"]) == 9 and pair["code"][4] == "-"
@@ -116,6 +147,9 @@ def test_auth_limits_and_routes(make_env: Any) -> None:
     assert call(port, "/webhook", token, "PUT", {"url": "ftp://x"})[0] == 400
     assert call(port, "/webhook", token, "PUT", {"url": None})[0] == 200
 
+
+def test_a_rotated_token_and_the_rate_limit(api: Api) -> None:
+    zv, port, token = api.zv, api.port, api.token
     # rotation: the new token works within seconds, the old one no longer does
     new = zv.cli("token", "api", "--rotate").stdout.strip()
     assert new != token

@@ -4,16 +4,19 @@ exactly as the SQLite store kept them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from ecosystem.errors import SessionExists
-from ecosystem.health.model import AlertKind, NewAlert, SessionHealth, Severity
+from ecosystem.health.model import Alert, AlertKind, NewAlert, SessionHealth, Severity
+from ecosystem.models import Event, Session
 from ecosystem.store import Store
 from ecosystem.store.sqlite import SQLiteStore
-from ecosystem.webhooks import DeliveryState, new_event
+from ecosystem.webhook_events import DeliveryState, WebhookEvent, new_event
 from tests.test_store_contract import create
 from tests.test_store_contract import store as store
 from tests.test_store_contract import store_factory as store_factory
@@ -21,7 +24,23 @@ from tests.test_store_contract import store_factory as store_factory
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
 
 
-def test_import_rows_copies_outbox_health_and_alerts(store: Store, tmp_path: Path) -> None:
+@dataclass
+class Source:
+    """What `db copy` reads from the SQLite store, and the store it went into."""
+
+    src: SQLiteStore
+    sessions: list[Session]
+    events: list[Event]
+    outbox: list[WebhookEvent]
+    health: list[SessionHealth]
+    alerts: list[Alert]
+    pending: WebhookEvent
+
+
+@pytest.fixture
+def copied(store: Store, tmp_path: Path) -> Iterator[Source]:
+    """A SQLite store with a session, its outbox (pending, delivered, dead), a health
+    record and alerts (one cleared), imported into ``store``."""
     src = SQLiteStore(tmp_path / "src.db")
     src.migrate()
     create(src, "alpha", webhook_url="https://example.com/hook")
@@ -72,17 +91,30 @@ def test_import_rows_copies_outbox_health_and_alerts(store: Store, tmp_path: Pat
     health = list(src.list_health().values())
     alerts = src.list_alerts(limit=1000)
 
-    copied = store.import_rows(
-        sessions, events, actor="copy", outbox=outbox, health=health, alerts=alerts
+    assert (
+        store.import_rows(
+            sessions, events, actor="copy", outbox=outbox, health=health, alerts=alerts
+        )
+        == 1
     )
-    assert copied == 1
+    yield Source(src, sessions, events, outbox, health, alerts, pending)
+    src.close()
+
+
+def test_the_outbox_is_copied_and_a_pending_event_is_due_once(store: Store, copied: Source) -> None:
+    src, pending = copied.src, copied.pending
     assert store.get_session("alpha").webhook_events == ["message_ack", "error"]
     assert store.list_webhooks("alpha", limit=1000) == src.list_webhooks("alpha", limit=1000)
     assert store.webhook_counts("alpha") == {"pending": 1, "delivered": 1, "dead": 1}
     assert store.count_dead_letters("h1") == 1
-    # the copied pending event is due in the new store, and only once
     due = store.due_webhooks("alpha", datetime.now(UTC) + timedelta(seconds=1))
     assert [r.event_id for r in due] == [pending.event_id]
+
+
+def test_health_records_and_alerts_are_copied_and_the_active_one_still_counts(
+    store: Store, copied: Source
+) -> None:
+    health, alerts = copied.health, copied.alerts
     got = store.get_health("alpha")
     assert got.same_as(health[0]) and got.updated_at == health[0].updated_at
     strip = {"id"}
@@ -93,7 +125,14 @@ def test_import_rows_copies_outbox_health_and_alerts(store: Store, tmp_path: Pat
     assert store.raise_alert(alerts[0]) is None
     assert store.pending_alert_notices("h1", T0 - timedelta(days=1)) != []
 
+
+def test_a_copy_onto_existing_names_is_all_or_nothing(store: Store, copied: Source) -> None:
     with pytest.raises(SessionExists, match="alpha"):
-        store.import_rows(sessions, events, actor="copy", outbox=outbox, health=health)
+        store.import_rows(
+            copied.sessions,
+            copied.events,
+            actor="copy",
+            outbox=copied.outbox,
+            health=copied.health,
+        )
     assert len(store.list_webhooks("alpha")) == 3, "all or nothing"
-    src.close()

@@ -17,7 +17,7 @@ from ecosystem.models import NewSession
 from ecosystem.store import migrations
 from ecosystem.store.pgcommon import redact
 from ecosystem.store.postgres import PostgresStore
-from ecosystem.webhooks import new_event
+from ecosystem.webhook_events import new_event
 from tests.conftest import Env, PgCluster, wait_for
 from tests.pgserver import AUTHENTICATOR_PASSWORD, PASSWORD
 
@@ -70,10 +70,10 @@ def test_db_migrate_and_status_as_an_operator(
         pg_cluster.drop_database(name)
 
 
-def test_row_level_security_keeps_the_anon_key_out(pg_cluster: PgCluster, pg_dsn: str) -> None:
-    """Connect as Supabase's `authenticator` and switch to `anon` as PostgREST does for
-    the anon key: no session row, no token hash, no webhook payload, no health record or
-    alert, no function; `service_role` sees all."""
+@pytest.fixture
+def seeded(pg_cluster: PgCluster, pg_dsn: str) -> str:
+    """A migrated database holding a row in every table, and the DSN PostgREST uses
+    (Supabase's `authenticator`, which switches to `anon` for the anon key)."""
     store = PostgresStore(pg_dsn)
     store.create_session(
         NewSession(name="alpha"),
@@ -89,8 +89,13 @@ def test_row_level_security_keeps_the_anon_key_out(pg_cluster: PgCluster, pg_dsn
     store.raise_alert(NewAlert(host="h1", key="ram", kind=AlertKind.RAM, message="RAM 91%"))
     store.close()
     dbname = pg_dsn.rsplit("/", 1)[1]
-    api_dsn = pg_cluster.dsn(dbname, user="authenticator", password=AUTHENTICATOR_PASSWORD)
-    with psycopg.connect(api_dsn, autocommit=True) as conn:
+    return pg_cluster.dsn(dbname, user="authenticator", password=AUTHENTICATOR_PASSWORD)
+
+
+def test_the_anon_key_has_no_right_on_any_table_sequence_or_function(seeded: str) -> None:
+    """No session row, no token hash, no webhook payload, no health record or alert,
+    no function of ours."""
+    with psycopg.connect(seeded, autocommit=True) as conn:
         conn.execute("SET ROLE anon")
         for query in (
             "SELECT api_token_hash FROM whatsapp_sessions",
@@ -118,24 +123,19 @@ def test_row_level_security_keeps_the_anon_key_out(pg_cluster: PgCluster, pg_dsn
             b" AND has_function_privilege(p.oid, 'EXECUTE')"
         ).fetchall()
         assert granted == []
-        conn.execute("RESET ROLE")
 
-        # Even after a careless broad grant, RLS leaves anon with nothing to read.
-        pg_cluster.server.execute(
-            f"GRANT SELECT ON whatsapp_sessions, {', '.join(NEW_TABLES)} TO anon", dbname
-        )
+
+def test_after_a_careless_grant_row_level_security_still_shows_anon_nothing(
+    pg_cluster: PgCluster, pg_dsn: str, seeded: str
+) -> None:
+    dbname = pg_dsn.rsplit("/", 1)[1]
+    pg_cluster.server.execute(
+        f"GRANT SELECT ON whatsapp_sessions, {', '.join(NEW_TABLES)} TO anon", dbname
+    )
+    with psycopg.connect(seeded, autocommit=True) as conn:
         conn.execute("SET ROLE anon")
         for table in ("whatsapp_sessions", *NEW_TABLES):
             assert conn.execute(f"SELECT count(*) FROM {table}".encode()).fetchone() == (0,)
-        conn.execute("RESET ROLE")
-
-        conn.execute("SET ROLE service_role")
-        row = conn.execute("SELECT session_name, api_token_hash FROM whatsapp_sessions")
-        assert row.fetchall() == [("alpha", "ab" * 32)]
-        for table in NEW_TABLES:
-            assert conn.execute(f"SELECT count(*) FROM {table}".encode()).fetchone() == (1,)
-        conn.execute("SELECT zapvisor_delete_session('alpha', 'service')")
-        assert conn.execute("SELECT count(*) FROM whatsapp_sessions").fetchone() == (0,)
     rls = _scalar(
         pg_dsn,
         "SELECT count(*) FILTER (WHERE relrowsecurity) FROM pg_class WHERE relkind = 'r'"
@@ -144,6 +144,17 @@ def test_row_level_security_keeps_the_anon_key_out(pg_cluster: PgCluster, pg_dsn
         " 'webhook_outbox', 'session_health', 'alerts')",
     )
     assert rls == 7
+
+
+def test_the_service_role_sees_and_does_everything(seeded: str) -> None:
+    with psycopg.connect(seeded, autocommit=True) as conn:
+        conn.execute("SET ROLE service_role")
+        row = conn.execute("SELECT session_name, api_token_hash FROM whatsapp_sessions")
+        assert row.fetchall() == [("alpha", "ab" * 32)]
+        for table in NEW_TABLES:
+            assert conn.execute(f"SELECT count(*) FROM {table}".encode()).fetchone() == (1,)
+        conn.execute("SELECT zapvisor_delete_session('alpha', 'service')")
+        assert conn.execute("SELECT count(*) FROM whatsapp_sessions").fetchone() == (0,)
 
 
 def test_a_change_by_one_instance_wakes_another_within_a_second(pg_dsn: str) -> None:

@@ -26,7 +26,7 @@ from ecosystem.states import Status
 from ecosystem.store.pgcommon import latest_version
 from ecosystem.store.sqlite import SQLiteStore
 from ecosystem.store.supabase import SupabaseStore
-from ecosystem.webhooks import new_event
+from ecosystem.webhook_events import new_event
 from tests.conftest import Env, PgCluster, wait_for
 from tests.pgserver import AUTHENTICATOR_PASSWORD
 from tests.postgrest_emulator import ANON_KEY, SERVICE_KEY, PostgrestEmulator

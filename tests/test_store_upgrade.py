@@ -15,7 +15,7 @@ from ecosystem.settings import Settings
 from ecosystem.store import migrations
 from ecosystem.store import pgcommon as pg
 from ecosystem.store.postgres import PostgresStore
-from ecosystem.webhooks import new_event
+from ecosystem.webhook_events import new_event
 from tests.conftest import PgCluster
 
 

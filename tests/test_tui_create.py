@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from textual.widgets import ContentSwitcher, Select, TextArea
 
+from ecosystem.models import NewSession
+from ecosystem.orchestrator import Orchestrator
 from ecosystem.states import Status
 from runner.connectors.sim import sim_payload
 from tests.conftest import Env
@@ -39,9 +41,9 @@ async def _ready(pilot: Any, app: ZapvisorApp) -> None:
     )
 
 
-def test_create_form_qr_rotation_scan_log_and_config(make_env: Any) -> None:
-    env: Env = make_env(ZAPVISOR_SIM_QR_SECONDS="2")
-    app = make_app(env.settings(sim_qr_seconds=2), refresh_seconds=0.3, blink=False)
+def test_the_create_form_checks_the_name_and_opens_the_new_session(make_env: Any) -> None:
+    env: Env = make_env()
+    app = make_app(env.settings(), refresh_seconds=0.3, blink=False)
 
     async def scenario() -> None:
         async with app.run_test(size=(100, 40)) as pilot:
@@ -84,6 +86,38 @@ def test_create_form_qr_rotation_scan_log_and_config(make_env: Any) -> None:
             assert isinstance(home, SessionsScreen)
             await until(pilot, lambda: home.table.names == ["alpha"], what="the new row")
 
+    asyncio.run(scenario())
+
+
+async def _alpha_screen(pilot: Any, app: ZapvisorApp) -> SessionScreen:
+    """The session screen of ``alpha`` (created before the app started)."""
+    await _ready(pilot, app)
+    app.open_session("alpha")
+    screen: SessionScreen = await until(
+        pilot,
+        lambda: isinstance(app.screen, SessionScreen) and app.screen.is_mounted and app.screen,
+        timeout=40,
+        what="alpha's screen",
+    )
+    return screen
+
+
+def _alpha(env: Env) -> None:
+    orch = Orchestrator(env.settings())
+    try:
+        orch.create(NewSession(name="alpha", connector="sim"))
+    finally:
+        orch.close()
+
+
+def test_the_session_screen_draws_each_qr_and_turns_connected_on_a_scan(make_env: Any) -> None:
+    env: Env = make_env(ZAPVISOR_SIM_QR_SECONDS="2")
+    _alpha(env)
+    app = make_app(env.settings(sim_qr_seconds=2), refresh_seconds=0.3, blink=False)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(100, 40)) as pilot:
+            screen = await _alpha_screen(pilot, app)
             # the QR as drawn decodes to the payload the runner published (read together:
             # on a loaded machine the 2 s rotation may fall between two separate looks)
             qr = screen.query_one(QRCode)
@@ -120,6 +154,19 @@ def test_create_form_qr_rotation_scan_log_and_config(make_env: Any) -> None:
             await until(pilot, lambda: any("paired" in line for line in log.lines), what="log")
             assert any("new QR code" in line for line in log.lines)
 
+    asyncio.run(scenario())
+
+
+def test_config_is_checked_before_it_is_saved_and_d_deletes(make_env: Any) -> None:
+    env: Env = make_env()
+    _alpha(env)
+    app = make_app(env.settings(), refresh_seconds=0.3, blink=False)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(100, 40)) as pilot:
+            await _alpha_screen(pilot, app)
+            home = app.screen_stack[1]
+            assert isinstance(home, SessionsScreen)
             # config: invalid JSON is refused inline, valid JSON is saved
             await pilot.press("e")
             assert isinstance(app.screen, ConfigForm)

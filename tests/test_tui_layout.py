@@ -33,7 +33,8 @@ def test_a_long_table_keeps_every_column_at_80_columns(tmp_path: Path) -> None:
             assert isinstance(home, SessionsScreen)
             table = home.query_one(SessionsTable)
             await until(pilot, lambda: len(table.names) == 47, what="the rows")
-            await pilot.pause(0.2)
+            await until(pilot, lambda: table.show_vertical_scrollbar, what="a laid-out table")
+            await until(pilot, lambda: "5511987654321" in screen_text(app), what="painted")
             lines = screen_text(app).splitlines()
             assert lines[2].strip() == HEADER
             assert lines[3].rstrip().endswith("5511987654321  2m00s")
@@ -43,7 +44,7 @@ def test_a_long_table_keeps_every_column_at_80_columns(tmp_path: Path) -> None:
             # the filter box takes a row, not columns
             await pilot.press("slash", "l", "o")
             await until(pilot, lambda: table.names == ["loja-centro", "loja-norte"])
-            await pilot.pause(0.2)
+            await until(pilot, lambda: "5531998877665" in screen_text(app).splitlines()[4])
             lines = screen_text(app).splitlines()
             assert lines[3].strip() == HEADER
             assert lines[4].rstrip().endswith("5531998877665  5h00m")
@@ -55,8 +56,7 @@ def test_a_long_table_keeps_every_column_at_80_columns(tmp_path: Path) -> None:
             await until(pilot, lambda: "phone_disconnected" in screen_text(app), what="wide")
             await pilot.resize_terminal(80, 24)
             await until(pilot, lambda: "phone_disco…" in screen_text(app), what="narrow")
-            await pilot.pause(0.2)
-            assert screen_text(app).splitlines()[2].strip() == HEADER
+            await until(pilot, lambda: screen_text(app).splitlines()[2].strip() == HEADER)
             assert not table.show_horizontal_scrollbar and table.virtual_size.width <= 80
 
     asyncio.run(scenario())
@@ -67,19 +67,27 @@ def test_the_config_form_fits_80x24(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.pause(0.3)
+            await until(
+                pilot,
+                lambda: (
+                    isinstance(app.screen, SessionsScreen)
+                    and app.screen.query_one(SessionsTable).names
+                ),
+                what="the rows",
+            )
             await pilot.press("enter")
-            await pilot.pause(0.3)
+            await until(
+                pilot, lambda: not isinstance(app.screen, SessionsScreen), what="the session"
+            )
             await pilot.press("e")
             form = await until(pilot, lambda: isinstance(app.screen, ConfigForm) and app.screen)
-            await pilot.pause(0.2)
-            assert "Save (ctrl+s)" in screen_text(app), "the buttons are on screen"
+            await until(pilot, lambda: "Save (ctrl+s)" in screen_text(app), what="the buttons")
             # the last field, reached with tab, scrolls into view with its error line
             area = form.query_one("#timing_config")
             area.focus()
             area.text = '{"delay": '
             await pilot.press("ctrl+s")
-            await pilot.pause(0.3)
+            await until(pilot, lambda: "not valid JSON" in screen_text(app), what="the error")
             assert isinstance(app.screen, ConfigForm)
             shown = screen_text(app)
             assert "timing_config (JSON object)" in shown
@@ -105,27 +113,27 @@ def test_the_log_follows_the_end_unless_scrolled_up_and_is_bounded() -> None:
         async with app.run_test(size=(80, 12)) as pilot:
             log = app.query_one(LogPane)
             log.add(_lines(0, 100))
-            await pilot.pause(0.1)
+            await pilot.pause()
             assert log.is_vertical_scroll_end and log.lines[-1] == "line 99"
 
             # scrolled up to read: new lines do not pull the view away
             log.scroll_to(y=10, animate=False)
-            await pilot.pause(0.1)
+            await pilot.pause()
             log.add(_lines(100, 20))
-            await pilot.pause(0.1)
+            await pilot.pause()
             assert log.scroll_y == 10 and log.lines[-1] == "line 119"
 
             # back at the end (the `end` key): following again
             await pilot.click(LogPane)
             await pilot.press("end")
-            await pilot.pause(0.1)
+            await pilot.pause()
             log.add(_lines(120, 5))
-            await pilot.pause(0.1)
+            await pilot.pause()
             assert log.is_vertical_scroll_end
 
             # a chatty runner: only the newest MAX_LINES are kept
             log.add(_lines(125, MAX_LINES + 500))
-            await pilot.pause(0.1)
+            await pilot.pause()
             assert log.line_count == MAX_LINES
             assert log.lines[-1] == f"line {125 + MAX_LINES + 499}"
             assert log.is_vertical_scroll_end

@@ -63,8 +63,7 @@ def test_pair_by_phone_and_replay_dead_webhooks(
             )
             dead = screen.deliveries["dead"]  # type: ignore[index]
             await pilot.press("q")  # the details: the config panel has the counts
-            await pilot.pause(0.1)
-            assert f"dead        {dead} · w replays" in screen_text(app)
+            await until(pilot, lambda: f"dead        {dead} · w replays" in screen_text(app))
             receiver.up()
             await pilot.press("w")
             await until(pilot, lambda: f"alpha webhooks: {dead} dead-lettered" in notes(app))
@@ -86,7 +85,7 @@ def test_pair_by_phone_and_replay_dead_webhooks(
             await pilot.press(*"12ab")
             assert hint.has_class("-error") and "'ab'" in str(hint.render())
             await pilot.press("enter")
-            await pilot.pause(0.2)
+            await pilot.pause()
             assert dialog.pairing is None and not dialog.busy
             await pilot.press(*["backspace"] * 4, *"011988887777")
             assert "starts with 0" in str(hint.render())
@@ -98,8 +97,7 @@ def test_pair_by_phone_and_replay_dead_webhooks(
             pairing = await until(pilot, lambda: dialog.pairing, what="a pairing code")
             assert pairing.code == sim_pair_code("alpha", "5511988887777")
             assert pairing.phone == "5511988887777"
-            await pilot.pause(0.1)
-            assert str(dialog.query_one("#code").render()) == big(pairing.code)
+            await until(pilot, lambda: str(dialog.query_one("#code").render()) == big(pairing.code))
             steps = str(dialog.query_one("#steps").render())
             assert "Link with phone number instead" in steps and "valid for 2:5" in steps
 
@@ -111,12 +109,14 @@ def test_pair_by_phone_and_replay_dead_webhooks(
 
             # linked: p says why there is nothing to pair, in one line, and opens nothing
             await pilot.press("p")
-            await pilot.pause(0.1)
-            assert app.screen is screen
-            assert (
-                "alpha cannot take a pairing code now: it is already linked to 5511988887777"
-                in notes(app)
+            await until(
+                pilot,
+                lambda: (
+                    "alpha cannot take a pairing code now: it is already linked to 5511988887777"
+                    in notes(app)
+                ),
             )
+            assert app.screen is screen
             titles = [title for title, _help, _run in session_commands(app, "alpha")]
             assert "Pair alpha by phone number" not in titles
 

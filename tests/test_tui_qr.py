@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 
 from tests.tui_fixed import fixed_app, fixed_snapshot
-from tests.tui_helpers import decode_screen_qr, screen_text
+from tests.tui_helpers import decode_screen_qr, screen_text, until
 from tui.screens.session import SessionScreen
 from tui.widgets.qr import QRCode
 
@@ -18,10 +18,14 @@ def _on_qr_screen(home: Path, size: tuple[int, int]) -> tuple[str | None, str, b
 
     async def scenario() -> tuple[str | None, str, bool]:
         async with app.run_test(size=size) as pilot:
-            await pilot.pause(0.3)
+            await until(pilot, lambda: app.snapshot is not None, what="the first refresh")
             app.open_session("cliente-002", "qr")
-            await pilot.pause(0.3)
-            assert isinstance(app.screen, SessionScreen)
+            await until(
+                pilot,
+                lambda: isinstance(app.screen, SessionScreen) and app.screen.query(QRCode),
+                what="the QR screen",
+            )
+            await pilot.pause()
             fits = app.screen.query_one(QRCode).fits
             return decode_screen_qr(app), screen_text(app), fits
 

@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from textual.command import CommandList, CommandPalette
 
 from ecosystem.models import NewSession
 from ecosystem.orchestrator import Orchestrator
@@ -133,7 +134,8 @@ def test_restart_stop_start_bulk_restart_and_delete(make_env: Any) -> None:
             await pilot.press("d")
             assert isinstance(top_screen(app), ConfirmDialog)
             await pilot.press("escape")
-            await pilot.pause(0.5)
+            await until(pilot, lambda: app.screen is home, what="the dialog closed")
+            await _settled(pilot, app)
             assert [s.name for s in app.orch.store.list_sessions()] == NAMES
 
             # confirmed with "also remove auth files": row, program and tokens/ all go
@@ -183,9 +185,16 @@ def test_filter_palette_screens_logout_and_notifications(make_env: Any) -> None:
             # ctrl+p: the palette restarts a session by name
             bravo = _pids(app)["bravo"]
             await pilot.press("ctrl+p")
-            await pilot.pause(0.3)
+            palette = await until(
+                pilot, lambda: isinstance(app.screen, CommandPalette) and app.screen
+            )
             await pilot.press(*"restart bravo")
-            await pilot.pause(0.5)
+            found = palette.query_one(CommandList)
+            await until(
+                pilot,
+                lambda: found.option_count > 0 and found.highlighted is not None,
+                what="the palette's match",
+            )
             await pilot.press("enter")
             await until(pilot, lambda: _pids(app)["bravo"] not in (None, bravo), what="palette")
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from ecosystem import runner_client, webhooks
+from ecosystem import runner_client, webhook_events
 from ecosystem.store.sqlite import SQLiteStore
-from ecosystem.webhooks import DeliveryState
+from ecosystem.webhook_events import DeliveryState
 from tests.conftest import Env, wait_for
 from tests.receiver import Receiver
 
@@ -93,7 +93,7 @@ def test_acks_inbound_status_and_signatures(zv: Env, receiver: Receiver) -> None
     secret = zv.cli("webhooks", "hooks", "--secret").stdout.strip()
     assert secret.startswith("whsec_")
     for d in receiver.deliveries:
-        assert webhooks.verify(
+        assert webhook_events.verify(
             secret, d.headers["x-zapvisor-timestamp"], d.body, d.headers["x-zapvisor-signature"]
         )
         assert d.headers["x-zapvisor-event-id"] == d.payload["id"]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from ecosystem import webhooks
+from ecosystem import webhook_events
 from ecosystem.store.postgres import PostgresStore
 from tests.conftest import Env, wait_for
 from tests.receiver import Receiver
@@ -33,7 +33,7 @@ def test_a_runner_on_postgres_delivers_through_the_outbox(
     assert len(got) == 1 and got[0].payload["message"]["body"] == "via postgres"
     secret = zv.cli("webhooks", "pg-hooks", "--secret").stdout.strip()
     delivery = got[0]
-    assert webhooks.verify(
+    assert webhook_events.verify(
         secret,
         delivery.headers["x-zapvisor-timestamp"],
         delivery.body,

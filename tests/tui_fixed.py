@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from ecosystem.health.model import Alert, AlertKind, SessionHealth, Severity
+from ecosystem.liveview import Poller, Snapshot
 from ecosystem.metrics import HostStats, ProcStats
 from ecosystem.models import Session
-from ecosystem.monitor import CLEARED_KEPT, Poller, Snapshot
 from ecosystem.orchestrator import Orchestrator
+from ecosystem.reads import CLEARED_KEPT
 from ecosystem.settings import make_settings
-from ecosystem.states import DesiredState, Status
+from ecosystem.states import DesiredState, ProcessState, Status
 from ecosystem.supctl.rpc import ProcessInfo
 from ecosystem.views import SessionView
 from runner.connectors.sim import sim_payload
@@ -31,7 +32,7 @@ MIB = 1 << 20
 def _proc(name: str, state: str, pid: int | None, up: int = 0, **extra: Any) -> ProcessInfo:
     return ProcessInfo(
         name=f"wa-{name}",
-        state=state,
+        state=ProcessState(state),
         pid=pid,
         start=EPOCH - up if pid else 0,
         now=EPOCH,
@@ -180,7 +181,7 @@ def fixed_snapshot() -> Snapshot:
         taken_at=NOW,
         views=views,
         procs=procs,
-        host=HostStats(12.0, 2, 0.42, int(3.1 * GIB), int(7.8 * GIB), 33 * GIB, 80 * GIB),
+        host=HostStats(12.0, 2, 0.42, int(3.1 * GIB), int(7.8 * GIB), 33 * GIB, 80 * GIB, 41.25),
         supervisord_up=True,
         store="sqlite /var/lib/zapvisor/zapvisor.db",
         host_id="vps-sp-01",

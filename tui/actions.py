@@ -12,24 +12,13 @@ from collections.abc import Callable
 from textual import work
 from textual.app import App
 
-from ecosystem import session_access
 from ecosystem.errors import ZapvisorError
-from ecosystem.monitor import Snapshot
+from ecosystem.liveview import Snapshot
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.states import PROCESS_UP
+from tui.action_table import BY_NAME
 from tui.dialogs.confirm import ConfirmDialog, Confirmed
 from tui.messages import ActionsFinished
-
-VERBS = ("restart", "start", "stop", "logout", "delete", "sim_scan", "replay")
-PAST = {
-    "restart": "restarted",
-    "start": "started",
-    "stop": "stopped",
-    "logout": "logged out",
-    "delete": "deleted",
-    "sim_scan": "scanned (sim)",
-    "replay": "webhooks",
-}
 
 
 def split_toggle(snap: Snapshot | None, names: list[str]) -> tuple[list[str], list[str]]:
@@ -45,30 +34,10 @@ def split_toggle(snap: Snapshot | None, names: list[str]) -> tuple[list[str], li
 
 def perform(orch: Orchestrator, verb: str, name: str, *, purge: bool = False) -> str:
     """One core call; returns a short result for the notification."""
-    if verb == "restart":
-        return f"pid {orch.restart(name).pid}"
-    if verb == "start":
-        return f"pid {orch.start(name).pid}"
-    if verb == "stop":
-        orch.stop(name)
-        return "stopped"
-    if verb == "logout":
-        orch.logout(name)
-        return "auth removed"
-    if verb == "delete":
-        session = orch.delete(name, purge=purge)
-        return f"port {session.port} freed" + (", auth removed" if purge else "")
-    if verb == "sim_scan":
-        orch.sim_scan(name)
-        return "scan sent"
-    if verb == "replay":
-        n = session_access.webhook_report(orch, name, replay=True, limit=0).replayed
-        return (
-            f"{n} dead-lettered event{'s' if n != 1 else ''} due again"
-            if n
-            else ("no dead-lettered events to replay")
-        )
-    raise ValueError(f"unknown action {verb!r}")
+    action = BY_NAME.get(verb)
+    if action is None or action.call is None:
+        raise ValueError(f"unknown action {verb!r}")
+    return action.call(orch, name, purge)
 
 
 class SessionActions(App[None]):
@@ -113,28 +82,21 @@ class SessionActions(App[None]):
             return
         plan = [(verb, n) for n in names]
         count = f"{len(names)} session" + ("s" if len(names) > 1 else "")
-        if verb == "delete":
+        action = BY_NAME[verb]
+        ask = action.ask
+        if ask is not None:
             self._confirm(
-                f"Delete {count}?",
+                ask.question.format(count=count),
                 names,
                 plan,
-                verb="Delete",
-                danger=True,
-                detail="Their programs are removed and their ports freed. With the auth files "
-                "removed too, a phone must scan a new QR to use the name again.",
-                purge_option="also remove auth files (tokens/<name>/)",
-            )
-        elif verb == "logout":
-            self._confirm(
-                f"Log out {count}?",
-                names,
-                plan,
-                verb="Log out",
-                danger=True,
-                detail="The phone is unlinked and the auth deleted: a new QR scan is needed.",
+                verb=ask.verb,
+                danger=ask.danger,
+                detail=ask.detail,
+                purge_option=ask.purge_option,
             )
         elif len(names) > 1:
-            self._confirm(f"{verb.capitalize()} {count}?", names, plan, verb=verb.capitalize())
+            label = action.label.capitalize()
+            self._confirm(f"{label} {count}?", names, plan, verb=label)
         else:
             self._run_plan(plan)
 
@@ -171,7 +133,9 @@ class SessionActions(App[None]):
         message = ActionsFinished(verbs.pop() if len(verbs) == 1 else "start/stop")
         for verb, name in plan:
             try:
-                message.done[name] = f"{PAST[verb]}: {perform(self.orch, verb, name, purge=purge)}"
+                message.done[name] = (
+                    f"{BY_NAME[verb].past}: {perform(self.orch, verb, name, purge=purge)}"
+                )
             except ZapvisorError as exc:
                 message.failed[name] = f"{verb} failed: {exc}"
             except Exception as exc:  # a bug must not leave the session marked busy

@@ -18,8 +18,8 @@ from textual.worker import get_current_worker
 
 from ecosystem.errors import ZapvisorError
 from ecosystem.lease import AuthKind
+from ecosystem.liveview import Poller, Snapshot, notable_changes
 from ecosystem.models import utcnow
-from ecosystem.monitor import Poller, Snapshot, notable_changes
 from ecosystem.moves import failover_note
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.pairing import pairing_problem
@@ -86,7 +86,7 @@ class ZapvisorApp(SessionActions):
         self._boot()
         self.request_refresh()
         self.set_interval(0.5, self._check_staleness)
-        if self.orch.store.pushes_changes:
+        if self.orch.pushes_changes:
             self._watch_store()
 
     # -- the refresh loop: one tick at a time, the next one scheduled when it ends ----
@@ -121,7 +121,7 @@ class ZapvisorApp(SessionActions):
         worker = get_current_worker()
         while not worker.is_cancelled:
             try:
-                changed = self.orch.store.wait_for_change(WATCH_SECONDS)
+                changed = self.orch.wait_for_change(WATCH_SECONDS)
             except ZapvisorError:
                 # the refresh tick reports the outage; listen again when it is over
                 time.sleep(WATCH_SECONDS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from ecosystem.states import PROCESS_UP
+from ecosystem.states import PROCESS_UP, ProcessState
 from ecosystem.views import SessionView
 
 STATUS_STYLES = {
@@ -17,13 +17,13 @@ STATUS_STYLES = {
     "phone_disconnected": "magenta",
     "error": "bold red",
     # supervisord's process states, shown instead when the runner is not RUNNING
-    "STARTING": "cyan",
-    "BACKOFF": "bold red",
-    "FATAL": "reverse bold red",
-    "EXITED": "red",
-    "STOPPED": "bright_black",
-    "STOPPING": "bright_black",
-    "UNKNOWN": "red",
+    ProcessState.STARTING: "cyan",
+    ProcessState.BACKOFF: "bold red",
+    ProcessState.FATAL: "reverse bold red",
+    ProcessState.EXITED: "red",
+    ProcessState.STOPPED: "bright_black",
+    ProcessState.STOPPING: "bright_black",
+    ProcessState.UNKNOWN: "red",
     "NO PROGRAM": "red",
     # parked by the health monitor after a crash loop, until an operator starts it
     "PARKED": "reverse bold red",

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from textual.message import Message
 
-from ecosystem.monitor import Snapshot
+from ecosystem.liveview import Snapshot
 
 
 @dataclass

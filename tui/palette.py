@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from ecosystem.pairing import pairing_problem
-from ecosystem.states import PROCESS_UP
+from tui.action_table import BY_NAME, PALETTE_ORDER
 
 if TYPE_CHECKING:
     from tui.app import ZapvisorApp
@@ -24,31 +23,18 @@ def _current(screen: object) -> str | None:
 
 
 def session_commands(app: ZapvisorApp, name: str) -> Iterator[Command]:
+    """The table's actions that apply to this session in its current state."""
     view = app.snapshot.view(name) if app.snapshot else None
-    running = view is not None and view.process_state in PROCESS_UP
-    act = app.request_action
-    yield f"Open {name}", "QR, facts, config and log", partial(app.open_session, name)
-    yield f"Show the QR of {name}", "pairing code", partial(app.open_session, name, "qr")
-    logs = partial(app.open_session, name, "details", focus_log=True)
-    yield f"Logs of {name}", "follow its log", logs
-    yield f"Restart {name}", "a new runner process", partial(act, "restart", [name])
-    if running:
-        yield f"Stop {name}", "it stays stopped", partial(act, "stop", [name])
-    else:
-        yield f"Start {name}", "and keep it running", partial(act, "start", [name])
-    yield f"Log out {name}", "unlink the phone, delete its auth", partial(act, "logout", [name])
-    yield f"Delete {name}", "remove its program, free its port", partial(act, "delete", [name])
-    if view is not None and pairing_problem(view) is None:
-        pair = partial(app.pair_by_phone, name)
-        yield f"Pair {name} by phone number", "a code to type on the phone", pair
-    if view is not None and view.session.auth == "store":
-        move = partial(app.move_elsewhere, name)
-        yield f"Move {name} to another host", "same phone, no new QR", move
-    replay = partial(act, "replay", [name])
-    yield f"Replay dead webhooks of {name}", "send the dead-lettered events again", replay
-    if view is not None and view.session.connector == "sim" and running:
-        scan = partial(act, "sim_scan", [name])
-        yield f"Simulate a scan of {name}", "the sim phone scans its QR", scan
+    for entry in PALETTE_ORDER:
+        action = BY_NAME[entry]
+        if not action.applies(view):
+            continue
+        run: Callable[[], object]
+        if action.opener is not None:
+            run = partial(action.opener, app, name)
+        else:
+            run = partial(app.request_action, action.name, [name])
+        yield action.title.format(name=name), action.palette_help, run
 
 
 def general_commands(app: ZapvisorApp) -> Iterator[Command]:

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from ecosystem.errors import StoreUnsupported
 from ecosystem.health.model import Alert, AlertKind, NewAlert, SessionHealth, Severity
+from ecosystem.metrics import HostStats
 from ecosystem.models import Session
 from ecosystem.names import program_name
 from ecosystem.settings import Settings
-from ecosystem.states import DesiredState, Status
+from ecosystem.states import DesiredState, ProcessState, Status
 from ecosystem.store.base import Store
 from ecosystem.supctl.rpc import ProcessInfo
 
@@ -36,24 +38,6 @@ class Thresholds:
         return cls(
             s.alert_ram_percent, s.alert_cpu_percent, s.alert_cpu_seconds, s.alert_disk_percent
         )
-
-
-@dataclass(frozen=True)
-class HostSample:
-    ram_percent: float
-    cpu_percent: float
-    disk_percent: float
-
-
-def sample_host(disk_path: str) -> HostSample:
-    """One psutil reading; CPU is the average since the previous call (no sleeping)."""
-    import psutil
-
-    return HostSample(
-        ram_percent=psutil.virtual_memory().percent,
-        cpu_percent=psutil.cpu_percent(interval=None),
-        disk_percent=psutil.disk_usage(disk_path).percent,
-    )
 
 
 class CpuTracker:
@@ -79,20 +63,20 @@ def _over(value: float, threshold: float, active: bool) -> bool:
 def host_alerts(
     host: str,
     th: Thresholds,
-    sample: HostSample,
+    sample: HostStats,
     cpu: CpuTracker,
     now: datetime,
     active: set[str],
 ) -> list[NewAlert]:
     out = []
-    if _over(sample.ram_percent, th.ram_percent, "ram" in active):
+    if _over(sample.mem_percent, th.ram_percent, "ram" in active):
         out.append(
             NewAlert(
                 host=host,
                 key="ram",
                 kind=AlertKind.RAM,
-                message=f"memory in use {sample.ram_percent:.0f}% (threshold {th.ram_percent:g}%)",
-                value=sample.ram_percent,
+                message=f"memory in use {sample.mem_percent:.0f}% (threshold {th.ram_percent:g}%)",
+                value=sample.mem_percent,
             )
         )
     above = cpu.update(_over(sample.cpu_percent, th.cpu_percent, "cpu" in active), now)
@@ -141,7 +125,9 @@ def session_alerts(
         parked = h is not None and h.parked_at is not None
         info = procs.get(program_name(s.name))
         settled = (
-            info is not None and info.state == "RUNNING" and (info.uptime or 0) >= th.startup_grace
+            info is not None
+            and info.state == ProcessState.RUNNING
+            and (info.uptime or 0) >= th.startup_grace
         )
         key = f"session_error:{s.name}"
         if s.status == Status.ERROR and (
@@ -163,7 +149,7 @@ def session_alerts(
         if (
             info is not None
             and wanted
-            and (info.state == "FATAL" or (key in active and not settled))
+            and (info.state == ProcessState.FATAL or (key in active and not settled))
         ):
             out.append(
                 NewAlert(
@@ -189,7 +175,7 @@ def store_dead_letters(store: Store, host: str) -> DeadLetterSource:
     def count() -> int | None:
         try:
             return store.count_dead_letters(host)
-        except NotImplementedError:
+        except StoreUnsupported:
             return None
 
     return count

@@ -14,7 +14,7 @@ from ecosystem.health.probe import OK, probe_many
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings
-from ecosystem.states import DesiredState
+from ecosystem.states import STOPPED_STATES, DesiredState, ProcessState
 from ecosystem.store import Store
 from ecosystem.supctl.rpc import Supervisor
 
@@ -33,7 +33,7 @@ def start_never_started(settings: Settings, store: Store, sup: Supervisor) -> bo
     targets = []
     for s in store.list_sessions(settings.host_id):
         info = procs.get(program_name(s.name))
-        never_started = info is not None and info.state == "STOPPED" and info.start == 0
+        never_started = info is not None and info.state == ProcessState.STOPPED and info.start == 0
         if s.desired_state == DesiredState.RUNNING and never_started:
             targets.append((s.name, s.port))
     if not targets:
@@ -49,7 +49,7 @@ def start_never_started(settings: Settings, store: Store, sup: Supervisor) -> bo
             polls += 1
             if polls % 10 == 0:
                 info = sup.process_info(program_name(name))
-                if info is not None and info.state in ("EXITED", "FATAL", "STOPPED"):
+                if info is not None and info.state in STOPPED_STATES:
                     raise RunnerError(f"{name}'s runner is {info.state}")
             time.sleep(0.05)
         raise RunnerError(f"{name}'s runner did not answer /health on port {port}")

@@ -15,7 +15,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from ecosystem.errors import ConfigError
-from ecosystem.settings import ENV_NAMES, Settings, read_runtime_settings
+from ecosystem.settings import (
+    ENV_NAMES,
+    Settings,
+    read_runtime_settings,
+    runtime_settings,
+    runtime_values,
+)
 
 log = logging.getLogger("health")
 
@@ -33,22 +39,9 @@ class EnvProblem:
         return {"variables": list(self.variables), "message": self.message, "runs_on": self.runs_on}
 
 
-def _values(env_file: Path) -> dict[str, str]:
-    from dotenv import dotenv_values
-
-    if not env_file.is_file():
-        return {}
-    return {k: v for k, v in dotenv_values(env_file).items() if v is not None}
-
-
-def _build(values: dict[str, str], home: Path) -> Settings:
-    # as read_runtime_settings builds them
-    return Settings(_env_file=None, **{"ZAPVISOR_HOME": str(home), **values})  # type: ignore[call-arg, arg-type]
-
-
 def bad_variables(values: dict[str, str], home: Path) -> tuple[str, ...]:
     try:
-        _build(values, home)
+        runtime_settings(values, home)
     except ValidationError as exc:
         found = (str(e["loc"][0]) for e in exc.errors() if e["loc"])
         return tuple(dict.fromkeys(ENV_NAMES.get(f, f) for f in found))
@@ -59,9 +52,9 @@ def fallback(values: dict[str, str], home: Path, bad: tuple[str, ...]) -> Settin
     """The file's settings without the bad variables (their defaults); only the defaults
     when that still fails (a rule across variables)."""
     try:
-        return _build({k: v for k, v in values.items() if k not in bad}, home)
+        return runtime_settings({k: v for k, v in values.items() if k not in bad}, home)
     except ValidationError:
-        return _build({}, home)
+        return runtime_settings({}, home)
 
 
 def _mtime(path: Path) -> float:
@@ -93,7 +86,7 @@ class RuntimeEnv:
         try:
             settings = read_runtime_settings(self.env_file, self.home)
         except ConfigError as exc:
-            values = _values(self.env_file)
+            values = runtime_values(self.env_file)
             bad = bad_variables(values, self.home)
             if self.settings is None or not self.good:
                 self.settings = fallback(values, self.home, bad)

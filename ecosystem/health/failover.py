@@ -33,7 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from ecosystem import __version__
-from ecosystem.errors import CapacityError, SchemaMissing, ZapvisorError
+from ecosystem.errors import CapacityError, SchemaMissing, StoreUnsupported, ZapvisorError
 from ecosystem.health.model import MONITOR_ACTOR, AlertKind, NewAlert, Severity
 from ecosystem.lease import Claimed, FleetState, HostBeat, LeasedSession
 from ecosystem.names import program_name, session_from_program
@@ -156,7 +156,7 @@ class Failover:
         done = FailoverPass()
         try:
             state = self.store.fleet_state()
-        except (NotImplementedError, SchemaMissing) as exc:
+        except (StoreUnsupported, SchemaMissing) as exc:
             if str(exc) != self._failing:
                 log.warning("failover is off: %s", exc)
                 self._failing = str(exc)

@@ -17,7 +17,6 @@ rather than at the next check.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import queue
@@ -26,12 +25,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from supervisor import childutils
 
+from ecosystem.backoff import Backoff
 from ecosystem.errors import StoreError, ZapvisorError
 from ecosystem.health.envwatch import RuntimeEnv
 from ecosystem.health.failover import Failover, Heartbeat, fleet_supported
@@ -39,6 +38,7 @@ from ecosystem.health.monitor import Monitor
 from ecosystem.health.notify import Notifier
 from ecosystem.health.proctable import RESYNC_SECONDS
 from ecosystem.health.volatile import health_gap, keeps_health, volatile
+from ecosystem.jsonlog import JsonFormatter
 from ecosystem.names import session_from_program
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings
@@ -67,26 +67,10 @@ class Event:
 EOF_EVENT = Event("EOF", {})
 
 
-class JsonLines(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for key in ("session", "alert"):
-            if key in record.__dict__:
-                out[key] = record.__dict__[key]
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False, default=str)
-
-
 def configure_logging() -> None:
     """stderr only: stdout is the protocol channel, one stray byte there breaks it."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLines())
+    handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
@@ -145,13 +129,14 @@ class Worker(threading.Thread):
         """Build the monitor, waiting out a store that does not answer (exiting instead
         would have supervisord restart the monitor in a loop, then give up on it:
         FATAL). False at EOF."""
-        delay = 1.0
+        backoff = Backoff(1.0, 30.0)
         while True:
             try:
                 self.monitor, notifier, self.store_ready = self.setup()
                 notifier.start()
                 return True
             except StoreError as exc:
+                delay = backoff.next()
                 log.error("the store does not answer; retrying in %g s: %s", delay, exc)
             deadline = time.monotonic() + delay
             while (left := deadline - time.monotonic()) > 0:
@@ -160,7 +145,6 @@ class Worker(threading.Thread):
                         return False
                 except queue.Empty:
                     break
-            delay = min(delay * 2, 30.0)
 
     def _skip(self, exc: ZapvisorError) -> None:
         """Say a pass was skipped, once a minute for the same reason (a store down for

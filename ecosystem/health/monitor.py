@@ -24,15 +24,13 @@ from typing import Any
 
 from ecosystem import boot
 from ecosystem.errors import SessionNotFound, StoreError, ZapvisorError
-from ecosystem.health import bootpass, status
-from ecosystem.health import policy as P
+from ecosystem.health import bootpass, policy, status
 from ecosystem.health.alerts import (
     CpuTracker,
     Thresholds,
     dead_letter_alerts,
     host_alerts,
     reconcile,
-    sample_host,
     session_alerts,
     store_dead_letters,
 )
@@ -43,18 +41,19 @@ from ecosystem.health.notify import Notifier
 from ecosystem.health.outage import StoreMemory, status_since
 from ecosystem.health.probe import REFUSED, probe_many
 from ecosystem.health.proctable import ProcessTable
+from ecosystem.metrics import host_stats
 from ecosystem.models import Session, utcnow
 from ecosystem.names import program_name, session_from_program
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings
-from ecosystem.states import DesiredState
+from ecosystem.states import EXITED_STATES, PROCESS_SERVING, DesiredState, ProcessState
 from ecosystem.store import Store
 from ecosystem.supctl.rpc import ProcessInfo, Supervisor
 
 log = logging.getLogger("health")
 
 MONITOR_PROGRAM = "zapvisor-health"
-DOWN = frozenset({"EXITED", "FATAL"})
+DOWN = EXITED_STATES
 
 
 @dataclass
@@ -79,8 +78,8 @@ class Monitor:
         self.sup = sup
         self.clock = clock
         self.notifier = notifier
-        self.hung = P.HungTracker(settings.health_failures, settings.start_timeout)
-        self.status_clock = P.StatusClock()
+        self.hung = policy.HungTracker(settings.health_failures, settings.start_timeout)
+        self.status_clock = policy.StatusClock()
         self.cpu = CpuTracker()
         self.memory = MemoryMeter()
         self.procs = ProcessTable(sup.all_process_info)
@@ -101,7 +100,7 @@ class Monitor:
         self.settings = settings
         self.paths = StatePaths(settings.home)
         self.host = settings.host_id
-        self.policy = P.Policy.from_settings(settings)
+        self.policy = policy.Policy.from_settings(settings)
         self.thresholds = Thresholds.from_settings(settings)
         self.hung.failures = settings.health_failures
         self.hung.start_timeout = settings.start_timeout
@@ -178,7 +177,7 @@ class Monitor:
         self, s: Session, h: SessionHealth, info: ProcessInfo | None, now: datetime
     ) -> SessionHealth:
         if h.parked_at is not None and s.desired_state == DesiredState.RUNNING:
-            h = P.unpark(h)
+            h = policy.unpark(h)
             self._event(s.name, "unpark", {})
             if info is not None and info.state in DOWN:
                 # Still down from the crash that parked it (already counted): the
@@ -197,11 +196,11 @@ class Monitor:
                 return h
             info = fresh
             h = self._exited(s, h, info, now)
-        if state in DOWN | {"STOPPED"} and P.restart_due(h, now):
+        if state in DOWN | {ProcessState.STOPPED} and policy.restart_due(h, now):
             h = self._start(s, h, now)
-        elif state == "RUNNING" and h.next_restart_at is None and h.why_down:
+        elif state == ProcessState.RUNNING and h.next_restart_at is None and h.why_down:
             h = h.model_copy(update={"why_down": None})
-        elif state in ("RUNNING", "STARTING") and h.next_restart_at is not None:
+        elif state in PROCESS_SERVING and h.next_restart_at is not None:
             # started by someone else (an operator) while a restart was pending
             h = h.model_copy(update={"next_restart_at": None})
         return h
@@ -210,12 +209,12 @@ class Monitor:
         self, s: Session, h: SessionHealth, info: ProcessInfo, now: datetime
     ) -> SessionHealth:
         program = program_name(s.name)
-        what = P.describe_exit(info.state, info.exitstatus, info.spawnerr)
+        what = policy.describe_exit(info.state, info.exitstatus, info.spawnerr)
         try:
             stderr = self.sup.tail_stderr(program, 4096)
         except ZapvisorError:
             stderr = ""
-        h, decision = P.on_exit(
+        h, decision = policy.on_exit(
             self.policy, h, now, what=what, exit_status=info.exitstatus, stderr_tail=stderr
         )
         self.hung.forget(s.name)
@@ -265,8 +264,8 @@ class Monitor:
             # Seen as a new exit on the next pass (FATAL), with its own backoff.
             log.warning("cannot start %s: %s", s.name, exc, extra={"session": s.name})
             return h.model_copy(update={"next_restart_at": None})
-        self.procs.note(program_name(s.name), "STARTING")
-        h = P.restarted(h, now)
+        self.procs.note(program_name(s.name), ProcessState.STARTING)
+        h = policy.restarted(h, now)
         self.status_clock.forget(s.name)
         detail = {"reason": h.last_restart_reason, "restarts": h.restarts}
         self._event(s.name, "auto_restart", detail)
@@ -291,13 +290,13 @@ class Monitor:
         program = program_name(s.name)
         try:
             self.sup.stop(program, wait=False)
-            self.procs.note(program, "STOPPING")
+            self.procs.note(program, ProcessState.STOPPING)
             if kill:
                 self.sup.signal(program, "KILL")
         except (ZapvisorError, xmlrpc.client.Fault) as exc:
             log.warning("stopping %s: %s", s.name, exc, extra={"session": s.name})
         self.hung.forget(s.name)
-        h, decision = P.on_forced_restart(self.policy, h, now, reason=reason)
+        h, decision = policy.on_forced_restart(self.policy, h, now, reason=reason)
         detail.update(exits_in_window=decision.exits_in_window, restart_in=decision.delay)
         self._event(s.name, kind, {"reason": reason, **detail})
         if decision.park:
@@ -321,7 +320,7 @@ class Monitor:
             if (
                 s.desired_state == DesiredState.RUNNING
                 and info is not None
-                and info.state == "RUNNING"
+                and info.state == ProcessState.RUNNING
                 and info.pid
                 and h.next_restart_at is None
             ):
@@ -355,7 +354,7 @@ class Monitor:
             pid = info.pid or 0
             if cap:
                 pss = self.memory.pss_over(pid, cap * 1024 * 1024)
-                reason = P.memory_reason(self.policy, pss) if pss is not None else None
+                reason = policy.memory_reason(self.policy, pss) if pss is not None else None
                 if reason:
                     mb = round((pss or 0) / 2**20)
                     obs.health[s.name] = self._restart_for(
@@ -368,7 +367,7 @@ class Monitor:
                 continue
             first_seen = functools.partial(status_since, self.store, s, info)
             since = self.status_clock.observe(s.name, s.status, now, first_seen)
-            reason = P.stuck_reason(self.policy, s, since, now)
+            reason = policy.stuck_reason(self.policy, s, since, now)
             if reason:
                 obs.health[s.name] = self._restart_for(
                     s, h, now, reason, kind="stuck", status=str(s.status), since=since.isoformat()
@@ -380,7 +379,7 @@ class Monitor:
         active = self.store.list_alerts(self.host, active=True, limit=10_000)
         keys = {a.key for a in active}
         wanted = host_alerts(
-            self.host, self.thresholds, sample_host(str(self.paths.home)), self.cpu, now, keys
+            self.host, self.thresholds, host_stats(self.paths.home), self.cpu, now, keys
         )
         wanted += session_alerts(
             self.host, self.thresholds, obs.sessions, obs.procs, obs.health, keys

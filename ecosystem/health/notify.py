@@ -8,17 +8,19 @@ monitor that is killed and restarted delivers what the previous one had not.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
+from ecosystem.backoff import scheduled
 from ecosystem.errors import ZapvisorError
 from ecosystem.health.model import Alert
 from ecosystem.store import Store
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("health.notify")
 
@@ -33,17 +35,33 @@ def payload(alert: Alert, phase: str) -> dict[str, object]:
     return {"event": f"alert.{phase}", "alert": alert.to_json()}
 
 
-def post(url: str, body: dict[str, object], timeout: float = TIMEOUT) -> None:
-    data = json.dumps(body).encode()
-    req = urllib.request.Request(  # noqa: S310 - http(s) only, checked in settings
-        url,
-        data=data,
-        method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "zapvisor-health"},
-    )
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - http(s) checked in settings
-        if resp.status >= 300:
-            raise urllib.error.HTTPError(url, resp.status, "not 2xx", resp.headers, None)
+class NotDelivered(Exception):
+    """The receiver did not take a notice (it is tried again later)."""
+
+
+class Poster:
+    """POSTs notices over one pooled httpx client, made on the first notice (a host
+    without ZAPVISOR_ALERT_WEBHOOK_URL never loads httpx)."""
+
+    def __init__(self, timeout: float = TIMEOUT) -> None:
+        self.timeout = timeout
+        self._client: httpx.Client | None = None
+
+    def __call__(self, url: str, body: dict[str, object]) -> None:
+        import httpx
+
+        if self._client is None:
+            self._client = httpx.Client(
+                timeout=self.timeout,
+                trust_env=False,
+                headers={"User-Agent": "zapvisor-health"},
+            )
+        try:
+            response = self._client.post(url, json=body)
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
+            raise NotDelivered(str(exc) or type(exc).__name__) from None
+        if not response.is_success:
+            raise NotDelivered(f"HTTP {response.status_code}")
 
 
 class Notifier:
@@ -55,13 +73,13 @@ class Notifier:
         host: str,
         url: Callable[[], str | None],
         clock: Callable[[], datetime],
-        send: Callable[[str, dict[str, object]], None] = post,
+        send: Callable[[str, dict[str, object]], None] | None = None,
     ) -> None:
         self.store = store
         self.host = host
         self.url = url
         self.clock = clock
-        self.send = send
+        self.send = send or Poster()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._attempts: dict[tuple[int, str], tuple[int, datetime]] = {}
@@ -104,13 +122,13 @@ class Notifier:
                     break
                 try:
                     self.send(url, payload(alert, phase))
-                except (OSError, urllib.error.URLError, ValueError) as exc:
+                except NotDelivered as exc:
                     self._failed(alert.id, phase, now)
                     log.warning(
                         "alert %s %s not delivered: %s",
                         alert.key,
                         phase,
-                        getattr(exc, "reason", exc),
+                        exc,
                         extra={"alert": alert.key},
                     )
                     break  # keep the order: a clear never arrives before its raise
@@ -125,5 +143,5 @@ class Notifier:
 
     def _failed(self, alert_id: int, phase: str, now: datetime) -> None:
         count = self._attempts.get((alert_id, phase), (0, now))[0] + 1
-        delay = RETRY_DELAYS[min(count, len(RETRY_DELAYS) - 1)]
+        delay = scheduled(RETRY_DELAYS, count)
         self._attempts[(alert_id, phase)] = (count, now + timedelta(seconds=delay))

@@ -10,10 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from ecosystem.backoff import doubling
 from ecosystem.health.model import SessionHealth
 from ecosystem.models import Session
 from ecosystem.settings import Settings
-from ecosystem.states import Status
+from ecosystem.states import ProcessState, Status
 
 STDERR_LINES = 20
 """How many of a runner's last stderr lines are kept with a crash."""
@@ -59,7 +60,7 @@ def backoff_delay(policy: Policy, exits_in_window: int) -> float:
     up to ``backoff_max``."""
     if exits_in_window <= 1:
         return 0.0
-    return float(min(policy.backoff_max, policy.backoff_base * 2 ** (exits_in_window - 2)))
+    return doubling(exits_in_window - 2, policy.backoff_base, policy.backoff_max)
 
 
 def window_text(seconds: float) -> str:
@@ -70,12 +71,12 @@ def window_text(seconds: float) -> str:
 
 def describe_exit(state: str, exit_status: int | None, spawn_error: str = "") -> str:
     """Why a runner went down, in words (supervisord reports -1 for a signal)."""
-    if state == "FATAL" and spawn_error and "too quickly" not in spawn_error:
+    if state == ProcessState.FATAL and spawn_error and "too quickly" not in spawn_error:
         return f"could not start: {spawn_error}"
     if exit_status is None:
         return f"runner {state}"
     text = "killed by a signal" if exit_status < 0 else f"exited with status {exit_status}"
-    return text + (" right after starting" if state == "FATAL" else "")
+    return text + (" right after starting" if state == ProcessState.FATAL else "")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import h11
+
 from ecosystem.runner_client import api_host
 
 MAX_RESPONSE = 16 * 1024
@@ -29,32 +31,67 @@ FAILED = "failed"
 """Connected but no (good) answer in time: what a hung runner looks like."""
 
 
+class Answer:
+    """One `/health` exchange, the answer parsed by h11 as its bytes arrive."""
+
+    def __init__(self, host: str) -> None:
+        self.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_RESPONSE)
+        headers = [("Host", host), ("Connection", "close")]
+        request = self.conn.send(h11.Request(method="GET", target="/health", headers=headers))
+        self.request = (request or b"") + (self.conn.send(h11.EndOfMessage()) or b"")
+        self.status: int | None = None
+        self.body = bytearray()
+        self.complete = False
+
+    def feed(self, data: bytes) -> bool:
+        """Take what the runner sent (b"" at its EOF); True once the answer is complete,
+        broken or too big (nothing more is read)."""
+        self.conn.receive_data(data)
+        try:
+            while (event := self.conn.next_event()) is not h11.NEED_DATA:
+                if isinstance(event, h11.Response):
+                    self.status = event.status_code
+                elif isinstance(event, h11.Data):
+                    self.body += event.data
+                    if len(self.body) > MAX_RESPONSE:
+                        return True
+                elif isinstance(event, h11.EndOfMessage):
+                    self.complete = True
+                    return True
+                elif isinstance(event, h11.ConnectionClosed):
+                    return True
+        except h11.RemoteProtocolError:
+            return True
+        return False
+
+    def healthy(self, session: str) -> bool:
+        """A whole 200 whose JSON says ok, from the right session (a port taken over by
+        another process must not pass)."""
+        if not self.complete or self.status != 200:
+            return False
+        try:
+            data = json.loads(self.body)
+        except ValueError:
+            return False
+        return isinstance(data, dict) and data.get("ok") is True and data.get("session") == session
+
+
+def healthy_response(raw: bytes, session: str) -> bool:
+    """Whether ``raw``, a whole answer to `GET /health`, says ``session`` is healthy."""
+    answer = Answer("localhost")
+    if not answer.feed(raw):
+        answer.feed(b"")
+    return answer.healthy(session)
+
+
 @dataclass
 class _Probe:
     name: str
     sock: socket.socket
-    request: bytes
+    answer: Answer
     sent: int = 0
-    data: bytes = b""
     connected: bool = False
     refused: bool = False
-
-
-def _request(host: str) -> bytes:
-    return f"GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
-
-
-def healthy_response(raw: bytes, session: str) -> bool:
-    """A 200 whose JSON says ok, from the right session (a port taken over by another
-    process must not pass)."""
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    if not sep or not head.startswith(b"HTTP/1.") or head[9:12] != b"200":
-        return False
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return False
-    return isinstance(data, dict) and data.get("ok") is True and data.get("session") == session
 
 
 def probe_many(
@@ -79,7 +116,6 @@ def _probe_batch(
     results: dict[str, str],
 ) -> None:
     sel = selectors.DefaultSelector()
-    request = _request(host)
     try:
         for name, port in items:
             sock = socket.socket(family, socket.SOCK_STREAM)
@@ -89,7 +125,7 @@ def _probe_batch(
                 sock.close()
                 results[name] = REFUSED if err == errno.ECONNREFUSED else FAILED
                 continue
-            sel.register(sock, selectors.EVENT_WRITE, _Probe(name, sock, request))
+            sel.register(sock, selectors.EVENT_WRITE, _Probe(name, sock, Answer(host)))
         deadline = time.monotonic() + timeout
         while sel.get_map():
             remaining = deadline - time.monotonic()
@@ -100,7 +136,7 @@ def _probe_batch(
                 if _step(sel, probe, mask):
                     if probe.refused:
                         results[probe.name] = REFUSED
-                    elif healthy_response(probe.data, probe.name):
+                    elif probe.answer.healthy(probe.name):
                         results[probe.name] = OK
                     sel.unregister(probe.sock)
                     probe.sock.close()
@@ -121,8 +157,9 @@ def _step(sel: selectors.BaseSelector, probe: _Probe, mask: int) -> bool:
                     probe.refused = not err or err == errno.ECONNREFUSED
                     return True
                 probe.connected = True
-            probe.sent += sock.send(probe.request[probe.sent :])
-            if probe.sent >= len(probe.request):
+            request = probe.answer.request
+            probe.sent += sock.send(request[probe.sent :])
+            if probe.sent >= len(request):
                 sel.modify(sock, selectors.EVENT_READ, probe)
             return False
         chunk = sock.recv(4096)
@@ -130,10 +167,7 @@ def _step(sel: selectors.BaseSelector, probe: _Probe, mask: int) -> bool:
         return False
     except OSError:
         return True
-    if not chunk:
-        return True
-    probe.data += chunk
-    return len(probe.data) > MAX_RESPONSE
+    return probe.answer.feed(chunk)
 
 
 def _self_connected(sock: socket.socket) -> bool:

@@ -14,6 +14,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping
 
+from ecosystem.states import STOPPED_STATES, ProcessState
 from ecosystem.supctl.rpc import ProcessInfo
 
 RESYNC_SECONDS = 60.0
@@ -36,7 +37,7 @@ class ProcessTable:
         self._infos: dict[str, ProcessInfo] = {}
         self._synced_at: float | None = None
 
-    def note(self, name: str, state: str) -> None:
+    def note(self, name: str, state: ProcessState) -> None:
         """What the monitor itself just asked supervisord to do (its event may come
         after the next pass)."""
         self.apply(_PREFIX + state, {"processname": name})
@@ -53,15 +54,19 @@ class ProcessTable:
         if old is None:
             self.invalidate()  # a program we do not know: read the whole table again
             return
-        state = event[len(_PREFIX) :]
+        try:
+            state = ProcessState(event[len(_PREFIX) :])
+        except ValueError:
+            self.invalidate()  # a state this supervisord knows and we do not
+            return
         now = int(self.clock())
         pid = old.pid
         if "pid" in headers and headers["pid"].isdigit():
             pid = int(headers["pid"]) or None
         changes: dict[str, object] = {"state": state, "pid": pid, "now": now}
-        if state == "STARTING":
+        if state == ProcessState.STARTING:
             changes.update(start=now, exitstatus=0, spawnerr="")
-        elif state in ("EXITED", "STOPPED", "FATAL", "BACKOFF"):
+        elif state in STOPPED_STATES | {ProcessState.BACKOFF}:
             changes["stop"] = now
         self._infos[name] = dataclasses.replace(old, **changes)  # type: ignore[arg-type]
 

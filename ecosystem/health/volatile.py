@@ -10,7 +10,7 @@ import itertools
 from datetime import datetime
 from typing import Any, cast
 
-from ecosystem.errors import SchemaMissing, StoreError
+from ecosystem.errors import SchemaMissing, StoreError, StoreUnsupported
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
 from ecosystem.models import utcnow
 from ecosystem.store.base import Store
@@ -23,8 +23,8 @@ def health_gap(store: Store) -> str | None:
     try:
         store.list_health()
         store.list_alerts(limit=1)
-    except NotImplementedError:
-        return f"the {store.kind} store does not keep health records"
+    except StoreUnsupported as exc:
+        return str(exc)
     except SchemaMissing as exc:
         return str(exc)
     return None

@@ -8,11 +8,18 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from ecosystem.errors import OutboxUnavailable
+from ecosystem.errors import StoreUnsupported
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
-from ecosystem.models import Event, NewSession, Session
+from ecosystem.models import OPERATOR_FIELDS, RUNTIME_FIELDS, Event, NewSession, Session
+from ecosystem.redact import redact_url
 from ecosystem.store.base_lease import LeaseMethods
-from ecosystem.webhooks import DeliveryState, WebhookEvent
+from ecosystem.webhook_events import DeliveryState, WebhookEvent
+
+NO_OUTBOX = "has no webhook outbox: webhooks are off"
+NO_HEALTH = "does not keep session health"
+NO_ALERTS = "does not keep alerts"
+"""What a store without that part of the contract says (StoreUnsupported): the one way
+a store says it does not do something, whatever the caller then falls back on."""
 
 DEFAULT_WEBHOOK_LEASE = timedelta(seconds=60)
 """How long :meth:`Store.due_webhooks` hands an event to one caller by default."""
@@ -71,15 +78,24 @@ class Store(LeaseMethods, abc.ABC):
     def list_sessions(self, host: str | None = None) -> list[Session]:
         """Every session (of one host when ``host`` is given), ordered by name."""
 
-    @abc.abstractmethod
     def update_session(
         self, name: str, changes: Mapping[str, Any], *, actor: str, action: str
     ) -> Session:
         """Change operator fields (config, desired state) and record the event."""
+        _only(changes, OPERATOR_FIELDS | {"api_token_hash"})
+        return self._update(name, changes, actor, action)
 
-    @abc.abstractmethod
     def set_runtime(self, name: str, changes: Mapping[str, Any], *, actor: str) -> Session:
         """Change runner-reported fields; a status change is recorded as an event."""
+        _only(changes, RUNTIME_FIELDS)
+        return self._update(name, changes, actor, None)
+
+    @abc.abstractmethod
+    def _update(
+        self, name: str, changes: Mapping[str, Any], actor: str, action: str | None
+    ) -> Session:
+        """Apply ``changes`` (fields already checked) and record ``action`` as an event
+        (None: a runtime change, recorded when the status changes)."""
 
     @abc.abstractmethod
     def delete_session(self, name: str, *, actor: str) -> None:
@@ -107,7 +123,7 @@ class Store(LeaseMethods, abc.ABC):
     def enqueue_webhook(self, event: WebhookEvent) -> None:
         """Insert an event into the outbox; an ``event_id`` already there is left as it
         is. Raises SessionNotFound when the session is gone."""
-        raise OutboxUnavailable(self.kind)
+        raise StoreUnsupported(self.kind, NO_OUTBOX)
 
     def due_webhooks(
         self,
@@ -122,11 +138,11 @@ class Store(LeaseMethods, abc.ABC):
         callers racing for the same session (two processes, two hosts) never get the same
         event, and a claimer that dies mid-delivery leaves it due again when the lease
         ends. Recording the attempt sets the real next time."""
-        raise OutboxUnavailable(self.kind)
+        raise StoreUnsupported(self.kind, NO_OUTBOX)
 
     def next_webhook_due(self, session_name: str) -> datetime | None:
         """When the earliest pending event is due (None when nothing is pending)."""
-        raise OutboxUnavailable(self.kind)
+        raise StoreUnsupported(self.kind, NO_OUTBOX)
 
     def record_webhook_attempt(
         self,
@@ -141,25 +157,25 @@ class Store(LeaseMethods, abc.ABC):
     ) -> None:
         """Store the outcome of one delivery attempt (``next_attempt_at`` only while
         pending; ``delivered_at`` becomes ``at`` when delivered)."""
-        raise OutboxUnavailable(self.kind)
+        raise StoreUnsupported(self.kind, NO_OUTBOX)
 
     def list_webhooks(
         self, session_name: str, state: DeliveryState | None = None, limit: int = 100
     ) -> list[WebhookEvent]:
         """A session's outbox rows, newest first (one state only when given)."""
-        raise OutboxUnavailable(self.kind)
+        raise StoreUnsupported(self.kind, NO_OUTBOX)
 
     def webhook_counts(self, session_name: str) -> dict[str, int]:
         """How many rows per state (`pending`, `delivered`, `dead`; 0 when none)."""
-        raise OutboxUnavailable(self.kind)
+        raise StoreUnsupported(self.kind, NO_OUTBOX)
 
     def replay_webhooks(self, session_name: str, now: datetime) -> int:
         """Dead-lettered events back to pending, due ``now``, attempts reset; the count."""
-        raise OutboxUnavailable(self.kind)
+        raise StoreUnsupported(self.kind, NO_OUTBOX)
 
     def prune_webhooks(self, session_name: str, delivered_before: datetime) -> int:
         """Delete delivered rows delivered before ``delivered_before``; the count."""
-        raise OutboxUnavailable(self.kind)
+        raise StoreUnsupported(self.kind, NO_OUTBOX)
 
     def import_rows(
         self,
@@ -177,7 +193,7 @@ class Store(LeaseMethods, abc.ABC):
         health records. An alert active here already (same host and key) is not copied.
         All or nothing: SessionExists, naming them, when any of the names is already
         here. Returns the number of sessions copied."""
-        raise NotImplementedError(f"the {self.kind} store cannot import rows")
+        raise StoreUnsupported(self.kind, "cannot import rows")
 
     # -- live updates --------------------------------------------------------------
 
@@ -231,43 +247,65 @@ class Store(LeaseMethods, abc.ABC):
     def get_health(self, name: str) -> SessionHealth:
         """The session's health record (an empty one when the monitor saved none).
         Raises SessionNotFound when the session does not exist."""
-        raise NotImplementedError(f"the {self.kind} store does not keep session health yet")
+        raise StoreUnsupported(self.kind, NO_HEALTH)
 
     def list_health(self, host: str | None = None) -> dict[str, SessionHealth]:
         """Saved health records by session name (of one host's sessions when given)."""
-        raise NotImplementedError(f"the {self.kind} store does not keep session health yet")
+        raise StoreUnsupported(self.kind, NO_HEALTH)
 
     def save_health(self, health: SessionHealth) -> None:
         """Insert or replace the record. Raises SessionNotFound when the session is gone."""
-        raise NotImplementedError(f"the {self.kind} store does not keep session health yet")
+        raise StoreUnsupported(self.kind, NO_HEALTH)
 
     def raise_alert(self, alert: NewAlert) -> Alert | None:
         """Record the alert unless one with the same host and key is active; returns the
         new alert, or None when it was already active (deduplicated, also across
         concurrent callers)."""
-        raise NotImplementedError(f"the {self.kind} store does not keep alerts yet")
+        raise StoreUnsupported(self.kind, NO_ALERTS)
 
     def clear_alert(self, host: str, key: str) -> Alert | None:
         """Clear the active alert with that key; returns it, or None when none was active."""
-        raise NotImplementedError(f"the {self.kind} store does not keep alerts yet")
+        raise StoreUnsupported(self.kind, NO_ALERTS)
 
     def list_alerts(
         self, host: str | None = None, *, active: bool | None = None, limit: int = 100
     ) -> list[Alert]:
         """Newest first; ``active`` True = only active ones, False = only cleared ones."""
-        raise NotImplementedError(f"the {self.kind} store does not keep alerts yet")
+        raise StoreUnsupported(self.kind, NO_ALERTS)
 
     def pending_alert_notices(self, host: str, since: datetime) -> list[Alert]:
         """Alerts raised (or cleared) at or after ``since`` whose raise (or clear) has not
         been delivered to the alert webhook yet, oldest first."""
-        raise NotImplementedError(f"the {self.kind} store does not keep alerts yet")
+        raise StoreUnsupported(self.kind, NO_ALERTS)
 
-    def count_dead_letters(self, host: str) -> int | None:
+    def count_dead_letters(self, host: str) -> int:
         """Webhook events of ``host``'s sessions that exhausted every retry and are
-        still unhandled; None when this store keeps no webhook outbox. The health
-        monitor raises the `webhook_dead_letters` alert while this is above 0."""
-        return None
+        still unhandled. The health monitor raises the `webhook_dead_letters` alert
+        while this is above 0."""
+        raise StoreUnsupported(self.kind, NO_OUTBOX)
 
     def mark_alert_sent(self, alert_id: int, phase: str, at: datetime) -> None:
         """Record that the ``phase`` ('raised' or 'cleared') notice was delivered."""
-        raise NotImplementedError(f"the {self.kind} store does not keep alerts yet")
+        raise StoreUnsupported(self.kind, NO_ALERTS)
+
+
+def audit_detail(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """What an event records of a change: field names, and short values that hold no
+    secrets (the token hash is never copied into the audit trail)."""
+    out: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key == "api_token_hash":
+            out[key] = "rotated"
+        elif key == "webhook_url":
+            out[key] = redact_url(value)
+        elif isinstance(value, str | int | float | bool) or value is None:
+            out[key] = str(value) if hasattr(value, "value") else value
+        else:
+            out[key] = "changed"
+    return out
+
+
+def _only(changes: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValueError(f"cannot change {', '.join(sorted(unknown))} here")

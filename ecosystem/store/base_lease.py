@@ -2,8 +2,9 @@
 heartbeats, claims and planned moves, and the sim connector's auth and simulated
 WhatsApp server. Mixed into :class:`ecosystem.store.base.Store`.
 
-Not abstract: a store without them still serves every session operation; a runner then
-runs unleased (no other host can take its session either: claims need these too).
+Not abstract: a store without them (StoreUnsupported) still serves every session
+operation; a runner then runs unleased (no other host can take its session either:
+claims need these too).
 SQLite has the lease, the fence and the sim parts (one host); heartbeats, claims and
 moves need a shared store (PostgreSQL or Supabase).
 """
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from ecosystem.errors import StoreUnsupported
 from ecosystem.lease import (
     AuthKind,
     Claimed,
@@ -26,9 +28,8 @@ from ecosystem.lease import (
 )
 from ecosystem.models import Session
 
-
-class FleetUnsupported(NotImplementedError):
-    """Failover needs a store shared by the hosts (PostgreSQL or Supabase)."""
+NO_LEASES = "keeps no leases"
+NO_SIM = "has no sim auth nor simulated server"
 
 
 class LeaseMethods:
@@ -42,17 +43,15 @@ class LeaseMethods:
     def set_fence(self, fence: Fence | None) -> None:
         self.fence = fence
 
-    def _unsupported(self, what: str) -> NotImplementedError:
-        return FleetUnsupported(
-            f"the {self.kind} store cannot {what}: failover needs PostgreSQL or Supabase"
-        )
+    def _unsupported(self, what: str) -> StoreUnsupported:
+        return StoreUnsupported(self.kind, f"cannot {what}: failover needs PostgreSQL or Supabase")
 
     def set_failover(
         self, name: str, *, auth: AuthKind | None, failover: bool | None, actor: str
     ) -> Session:
         """Change where the session's auth lives (refused with CannotMove while a phone
         is linked) and its failover switch; None keeps a value."""
-        raise NotImplementedError(f"the {self.kind} store keeps no failover settings")
+        raise StoreUnsupported(self.kind, "keeps no failover settings")
 
     # -- leases --------------------------------------------------------------------
 
@@ -60,20 +59,20 @@ class LeaseMethods:
         """Take the session's lease for ``host`` for ``ttl`` seconds, with a new epoch.
         Raises NotThisHost when the session runs on another host, LeaseHeld when another
         host holds it (or a planned move is under way), SessionNotFound."""
-        raise NotImplementedError(f"the {self.kind} store keeps no leases")
+        raise StoreUnsupported(self.kind, NO_LEASES)
 
     def renew_lease(self, name: str, fence: Fence, ttl: float) -> Lease:
         """Extend the lease by ``ttl`` seconds from now (the database's now). Works after
         it expired too, as long as nobody took it. Raises LeaseLost."""
-        raise NotImplementedError(f"the {self.kind} store keeps no leases")
+        raise StoreUnsupported(self.kind, NO_LEASES)
 
     def release_lease(self, name: str, fence: Fence) -> bool:
         """End the lease now (a runner that stops); False when it was not ours."""
-        raise NotImplementedError(f"the {self.kind} store keeps no leases")
+        raise StoreUnsupported(self.kind, NO_LEASES)
 
     def lease_info(self, name: str) -> LeaseInfo:
         """The session's lease (None when never taken) and its host's heartbeat."""
-        raise NotImplementedError(f"the {self.kind} store keeps no leases")
+        raise StoreUnsupported(self.kind, NO_LEASES)
 
     # -- the fleet -----------------------------------------------------------------
 
@@ -119,28 +118,28 @@ class LeaseMethods:
     # -- the sim connector ---------------------------------------------------------
 
     def sim_auth(self, name: str) -> SimDevice | None:
-        raise NotImplementedError(f"the {self.kind} store keeps no sim auth")
+        raise StoreUnsupported(self.kind, NO_SIM)
 
     def save_sim_auth(self, name: str, device: str, phone: str) -> None:
-        raise NotImplementedError(f"the {self.kind} store keeps no sim auth")
+        raise StoreUnsupported(self.kind, NO_SIM)
 
     def delete_sim_auth(self, name: str) -> bool:
-        raise NotImplementedError(f"the {self.kind} store keeps no sim auth")
+        raise StoreUnsupported(self.kind, NO_SIM)
 
     def sim_open(
         self, device: str, session: str, host: str, pid: int, epoch: int | None, live: float
     ) -> tuple[int, list[dict[str, Any]]]:
         """A simulated device connects: (its link id, the links it replaced, each
         ``{"id", "host", "pid", "live"}``)."""
-        raise NotImplementedError(f"the {self.kind} store has no simulated server")
+        raise StoreUnsupported(self.kind, NO_SIM)
 
     def sim_beat(self, link: int) -> tuple[bool, str | None, str | None]:
         """(still open, why closed, by which host)."""
-        raise NotImplementedError(f"the {self.kind} store has no simulated server")
+        raise StoreUnsupported(self.kind, NO_SIM)
 
     def sim_close(self, link: int, reason: str) -> None:
-        raise NotImplementedError(f"the {self.kind} store has no simulated server")
+        raise StoreUnsupported(self.kind, NO_SIM)
 
     def sim_links(self, name: str | None = None, limit: int = 1000) -> list[SimLink]:
         """Links of a session (of every session when None), newest first."""
-        raise NotImplementedError(f"the {self.kind} store has no simulated server")
+        raise StoreUnsupported(self.kind, NO_SIM)

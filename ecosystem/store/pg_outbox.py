@@ -9,7 +9,7 @@ from typing import Any
 
 from ecosystem.store.base import DEFAULT_WEBHOOK_LEASE
 from ecosystem.store.pgfunctions import FunctionCaller, in_utc, ms, parse_time
-from ecosystem.webhooks import DeliveryState, WebhookEvent
+from ecosystem.webhook_events import DeliveryState, WebhookEvent
 
 
 def event_to_json(event: WebhookEvent) -> dict[str, Any]:
@@ -131,7 +131,7 @@ class PgOutbox(FunctionCaller):
             )
         )
 
-    def count_dead_letters(self, host: str) -> int | None:
+    def count_dead_letters(self, host: str) -> int:
         return int(
             self.call_function(
                 "zapvisor_count_dead_letters", {"p_host": host}, returns="value", write=False

@@ -32,7 +32,7 @@ from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.models import Event, NewSession, Session
 from ecosystem.ports import capacity_error, ports_exhausted
 from ecosystem.store import migrations, pg_health, pg_outbox
-from ecosystem.webhooks import WebhookEvent
+from ecosystem.webhook_events import WebhookEvent
 
 VERSION_TABLE = "zapvisor_schema_migrations"
 NOTIFY_CHANNEL = "zapvisor_sessions"

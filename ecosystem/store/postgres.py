@@ -22,17 +22,17 @@ from psycopg.types.json import Jsonb
 
 from ecosystem.errors import SessionNotFound
 from ecosystem.health.model import Alert, SessionHealth
-from ecosystem.models import OPERATOR_FIELDS, RUNTIME_FIELDS, Event, NewSession, Session
+from ecosystem.models import Event, NewSession, Session
 from ecosystem.store import migrations
 from ecosystem.store import pgcommon as pg
 from ecosystem.store.base import Store
 from ecosystem.store.pg_health import PgHealth
 from ecosystem.store.pg_lease import PgLease
 from ecosystem.store.pg_outbox import PgOutbox
+from ecosystem.store.pg_sessions import PgSessions
 from ecosystem.store.pgwatch import Watchdog
 from ecosystem.store.postgres_conn import ANSWER_TIMEOUT, MIGRATE_TIMEOUT, Conn, Cur, PgConnection
-from ecosystem.store.sqlite import _summarise
-from ecosystem.webhooks import WebhookEvent
+from ecosystem.webhook_events import WebhookEvent
 
 CLOSE_WAIT = 2.0
 """Seconds close() waits for a call it cut short to let go of the connection."""
@@ -41,7 +41,7 @@ POOLED_POLL_INTERVAL = 1.0
 second, as with NOTIFY, for one cheap query (a count and a max) per watcher."""
 
 
-class PostgresStore(PgConnection, PgOutbox, PgHealth, PgLease, Store):
+class PostgresStore(PgConnection, PgSessions, PgOutbox, PgHealth, PgLease, Store):
     kind = "postgres"
     poll_interval = 5.0
     """LISTEN/NOTIFY wakes watchers at once; this slow look is the safety net for a
@@ -200,42 +200,6 @@ class PostgresStore(PgConnection, PgOutbox, PgHealth, PgLease, Store):
             return [pg.session_from_row(r) for r in cur.fetchall()]
 
         return self._run(op, write=False)
-
-    def _update(
-        self,
-        name: str,
-        changes: Mapping[str, Any],
-        allowed: frozenset[str],
-        actor: str,
-        action: str | None,
-    ) -> Session:
-        unknown = set(changes) - allowed
-        if unknown:
-            raise ValueError(f"cannot change {', '.join(sorted(unknown))} here")
-        probe = Session.model_validate({"name": name, "host": "-", "port": 1, **changes})
-        values = pg.changes_json({k: getattr(probe, k) for k in changes})
-        if "api_token_hash" in changes:
-            values["api_token_hash"] = changes["api_token_hash"]
-        detail = Jsonb(_summarise(changes)) if action is not None else None
-
-        def op(cur: Cur) -> Session:
-            cur.execute(
-                "SELECT * FROM zapvisor_update_session(%s, %s, %s, %s, %s)",
-                (name, Jsonb(values), actor, action, detail),
-            )
-            row = cur.fetchone()
-            assert row is not None
-            return pg.session_from_row(row)
-
-        return self._run(op, write=True, name=name)
-
-    def update_session(
-        self, name: str, changes: Mapping[str, Any], *, actor: str, action: str
-    ) -> Session:
-        return self._update(name, changes, OPERATOR_FIELDS | {"api_token_hash"}, actor, action)
-
-    def set_runtime(self, name: str, changes: Mapping[str, Any], *, actor: str) -> Session:
-        return self._update(name, changes, RUNTIME_FIELDS, actor, None)
 
     def delete_session(self, name: str, *, actor: str) -> None:
         def op(cur: Cur) -> None:

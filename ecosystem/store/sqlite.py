@@ -19,22 +19,19 @@ from ecosystem.errors import SessionExists, SessionNotFound, StoreError
 from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.lease import AuthKind
 from ecosystem.models import (
-    OPERATOR_FIELDS,
-    RUNTIME_FIELDS,
     Event,
     NewSession,
     Session,
     utcnow,
 )
 from ecosystem.ports import pick_port
-from ecosystem.redact import redact_url
 from ecosystem.store import migrations
 from ecosystem.store import sqlite_health as health_sql
-from ecosystem.store.base import Store
+from ecosystem.store.base import Store, audit_detail
 from ecosystem.store.sqlite_health import SQLiteHealth
 from ecosystem.store.sqlite_lease import SQLiteLease, fence_error
 from ecosystem.store.sqlite_outbox import SQLiteOutbox, import_outbox
-from ecosystem.webhooks import WebhookEvent
+from ecosystem.webhook_events import WebhookEvent
 
 BUSY_TIMEOUT_MS = 10_000
 _JSON_FIELDS = ("ai_config", "timing_config", "webhook_events")
@@ -249,16 +246,8 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, Store):
             return [_row_to_session(r) for r in rows.fetchall()]
 
     def _update(
-        self,
-        name: str,
-        changes: Mapping[str, Any],
-        allowed: frozenset[str],
-        actor: str,
-        action: str | None,
+        self, name: str, changes: Mapping[str, Any], actor: str, action: str | None
     ) -> Session:
-        unknown = set(changes) - allowed
-        if unknown:
-            raise ValueError(f"cannot change {', '.join(sorted(unknown))} here")
         with self._cursor(write=True) as db:
             before = self._fetch(db, name)
             merged = before.model_copy(update=dict(changes))
@@ -271,7 +260,7 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, Store):
                 [_to_db(f, getattr(after, f)) for f in fields] + [name],
             )
             if action is not None:
-                self._insert_event(db, name, action, actor, _summarise(changes))
+                self._insert_event(db, name, action, actor, audit_detail(changes))
             if before.status != after.status:
                 self._insert_event(
                     db,
@@ -283,14 +272,6 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, Store):
                     to_status=after.status,
                 )
             return after
-
-    def update_session(
-        self, name: str, changes: Mapping[str, Any], *, actor: str, action: str
-    ) -> Session:
-        return self._update(name, changes, OPERATOR_FIELDS | {"api_token_hash"}, actor, action)
-
-    def set_runtime(self, name: str, changes: Mapping[str, Any], *, actor: str) -> Session:
-        return self._update(name, changes, RUNTIME_FIELDS, actor, None)
 
     def delete_session(self, name: str, *, actor: str) -> None:
         with self._cursor(write=True) as db:
@@ -376,22 +357,6 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, Store):
                 data["detail"] = json.loads(data["detail"])
                 out.append(Event.model_validate(data))
             return out
-
-
-def _summarise(changes: Mapping[str, Any]) -> dict[str, Any]:
-    """What an event records of a change: field names, and short values that hold no
-    secrets (the token hash is never copied into the audit trail)."""
-    out: dict[str, Any] = {}
-    for key, value in changes.items():
-        if key == "api_token_hash":
-            out[key] = "rotated"
-        elif key == "webhook_url":
-            out[key] = redact_url(value)
-        elif isinstance(value, str | int | float | bool) or value is None:
-            out[key] = str(value) if hasattr(value, "value") else value
-        else:
-            out[key] = "changed"
-    return out
 
 
 def _statements(script: str) -> Iterator[str]:

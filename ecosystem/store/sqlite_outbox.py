@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ecosystem.errors import SessionNotFound, StoreError
 from ecosystem.store.base import DEFAULT_WEBHOOK_LEASE
 from ecosystem.store.sqlite_lease import fence_error
-from ecosystem.webhooks import DeliveryState, WebhookEvent
+from ecosystem.webhook_events import DeliveryState, WebhookEvent
 
 _COLUMNS = (
     "event_id, session_name, event, payload, created_at, state, attempts, next_attempt_at,"
@@ -169,7 +169,7 @@ class SQLiteOutbox:
             )
             return cur.rowcount
 
-    def count_dead_letters(self, host: str) -> int | None:
+    def count_dead_letters(self, host: str) -> int:
         with self._cursor() as db:
             row = db.execute(
                 "SELECT COUNT(*) FROM webhook_outbox o JOIN whatsapp_sessions s"

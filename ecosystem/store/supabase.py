@@ -1,8 +1,9 @@
 """The supabase store: the same contract over a Supabase project's REST API (PostgREST).
 
-It uses supabase-py's PostgREST client (the part of `supabase.create_client` that talks
-to the database, without the auth, storage and realtime clients, which cost ~0.3 s more
-to import and are not needed) with the service role key. Writes are RPC calls of the SQL
+It uses `postgrest`, supabase-py's PostgREST client (the part of `supabase.create_client`
+that talks to the database; zapvisor depends on it alone, without the auth, storage and
+realtime clients, which cost ~0.3 s more to import and are not needed), with the
+service role key. Writes are RPC calls of the SQL
 functions the migrations create, so the port reservation is the same atomic function the
 postgres store calls; the webhook outbox and the health records (pg_outbox.py,
 pg_health.py) are RPC calls only, the same functions as the postgres store's. Live
@@ -28,15 +29,15 @@ from postgrest.types import ReturnMethod
 from ecosystem.errors import ConfigError, SessionNotFound, StoreError, ZapvisorError
 from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.lease import Fence
-from ecosystem.models import OPERATOR_FIELDS, RUNTIME_FIELDS, Event, NewSession, Session
+from ecosystem.models import Event, NewSession, Session
 from ecosystem.store import pgcommon as pg
 from ecosystem.store.base import Store
 from ecosystem.store.pg_health import PgHealth
 from ecosystem.store.pg_lease import PgLease
 from ecosystem.store.pg_outbox import PgOutbox
+from ecosystem.store.pg_sessions import PgSessions
 from ecosystem.store.pgfunctions import Returns
-from ecosystem.store.sqlite import _summarise
-from ecosystem.webhooks import WebhookEvent
+from ecosystem.webhook_events import WebhookEvent
 
 T = TypeVar("T")
 FENCE_HEADER = "X-Zapvisor-Fence"
@@ -50,7 +51,7 @@ def _json_rows(data: Any) -> list[dict[str, Any]]:
     return []
 
 
-class SupabaseStore(PgOutbox, PgHealth, PgLease, Store):
+class SupabaseStore(PgSessions, PgOutbox, PgHealth, PgLease, Store):
     kind = "supabase"
     poll_interval = 2.0
     """Seconds between two looks at the sessions when waiting for a change (one small
@@ -241,42 +242,6 @@ class SupabaseStore(PgOutbox, PgHealth, PgLease, Store):
             return query.order("session_name").execute().data
 
         return [pg.session_from_row(r) for r in _json_rows(self._call(op))]
-
-    def _update(
-        self,
-        name: str,
-        changes: Mapping[str, Any],
-        allowed: frozenset[str],
-        actor: str,
-        action: str | None,
-    ) -> Session:
-        unknown = set(changes) - allowed
-        if unknown:
-            raise ValueError(f"cannot change {', '.join(sorted(unknown))} here")
-        probe = Session.model_validate({"name": name, "host": "-", "port": 1, **changes})
-        values = pg.changes_json({k: getattr(probe, k) for k in changes})
-        if "api_token_hash" in changes:
-            values["api_token_hash"] = changes["api_token_hash"]
-        row = self._rpc(
-            "zapvisor_update_session",
-            {
-                "p_name": name,
-                "p_changes": values,
-                "p_actor": actor,
-                "p_action": action,
-                "p_detail": _summarise(changes) if action is not None else None,
-            },
-            name=name,
-        )
-        return pg.session_from_row(_json_rows(row)[0])
-
-    def update_session(
-        self, name: str, changes: Mapping[str, Any], *, actor: str, action: str
-    ) -> Session:
-        return self._update(name, changes, OPERATOR_FIELDS | {"api_token_hash"}, actor, action)
-
-    def set_runtime(self, name: str, changes: Mapping[str, Any], *, actor: str) -> Session:
-        return self._update(name, changes, RUNTIME_FIELDS, actor, None)
 
     def delete_session(self, name: str, *, actor: str) -> None:
         self._rpc("zapvisor_delete_session", {"p_name": name, "p_actor": actor}, name=name)

@@ -7,25 +7,21 @@ store alone decides what runs.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ecosystem import boot
 from ecosystem.errors import SupervisorError
+from ecosystem.filelock import file_lock
 from ecosystem.models import Session
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths, write_private
 from ecosystem.settings import Settings, settings_to_env
-from ecosystem.states import DesiredState
+from ecosystem.states import PROCESS_UP, DesiredState
 from ecosystem.supctl import daemon, render
 from ecosystem.supctl.rpc import Supervisor
-
-UP_STATES = frozenset({"RUNNING", "STARTING", "BACKOFF", "STOPPING"})
 
 
 @dataclass
@@ -46,23 +42,13 @@ def apply_lock(paths: StatePaths, timeout: float = 60.0) -> Iterator[None]:
     """Serialise config writes on this host: each apply renders from the store while
     holding it, so two concurrent creates can never drop each other's program."""
     paths.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(paths.apply_lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise SupervisorError(
-                        f"another zapvisor has held {paths.apply_lock} for {timeout:g} s; "
-                        "is a command stuck?"
-                    ) from None
-                time.sleep(0.02)
+    with file_lock(paths.apply_lock, timeout) as held:
+        if not held:
+            raise SupervisorError(
+                f"another zapvisor has held {paths.apply_lock} for {timeout:g} s; "
+                "is a command stuck?"
+            )
         yield
-    finally:
-        os.close(fd)
 
 
 def render_for(
@@ -144,7 +130,7 @@ def sync(
         if program == render.MONITOR_PROGRAM:
             # not a session: swap its entry at once (it autostarts when added back)
             sup.stop(program)
-        elif info is not None and info.state in UP_STATES:
+        elif info is not None and info.state in PROCESS_UP:
             result.deferred.append(program)
             continue
         sup.remove_group(program)

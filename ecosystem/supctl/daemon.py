@@ -14,6 +14,7 @@ from typing import NoReturn
 
 from ecosystem.errors import SupervisorError
 from ecosystem.paths import StatePaths, write_private
+from ecosystem.states import SUPERVISORD_RUNNING
 from ecosystem.supctl.rpc import Supervisor, SupervisorDown
 
 # Only these reach supervisord (and through it every runner): a shell's stray
@@ -55,7 +56,7 @@ def client(paths: StatePaths, timeout: float = 30.0) -> Supervisor:
 
 def is_up(sup: Supervisor) -> bool:
     try:
-        return sup.state() == "RUNNING"
+        return sup.state() == SUPERVISORD_RUNNING
     except SupervisorDown:
         return False
 
@@ -94,7 +95,7 @@ def start(paths: StatePaths, sup: Supervisor, timeout: float = 20.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if sup.state() == "RUNNING":
+            if sup.state() == SUPERVISORD_RUNNING:
                 return sup.pid()
         except SupervisorDown:
             pass

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ecosystem.errors import SupervisorError
+from ecosystem.states import ProcessState
 
 # supervisor.xmlrpc.Faults, by value (kept here so callers need not import supervisor).
 BAD_NAME = 10
@@ -80,7 +81,7 @@ class ProcessInfo:
     """What getAllProcessInfo says of one program."""
 
     name: str
-    state: str
+    state: ProcessState
     pid: int | None
     start: int
     now: int
@@ -91,7 +92,7 @@ class ProcessInfo:
 
     @property
     def uptime(self) -> int | None:
-        if self.state != "RUNNING" or not self.start:
+        if self.state != ProcessState.RUNNING or not self.start:
             return None
         return max(0, self.now - self.start)
 
@@ -99,7 +100,7 @@ class ProcessInfo:
     def from_rpc(cls, info: dict[str, Any]) -> ProcessInfo:
         return cls(
             name=str(info["name"]),
-            state=str(info["statename"]),
+            state=ProcessState(str(info["statename"])),
             pid=int(info["pid"]) or None,
             start=int(info["start"]),
             now=int(info["now"]),

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ecosystem.errors import SchemaMissing, ZapvisorError
+from ecosystem.errors import SchemaMissing, StoreUnsupported, ZapvisorError
 from ecosystem.lease import SIM_LIVE_SECONDS
 from ecosystem.settings import Settings
 from ecosystem.store import Store
@@ -63,7 +63,7 @@ class SimServer:
                 epoch,
                 SIM_LIVE_SECONDS,
             )
-        except (NotImplementedError, SchemaMissing) as exc:
+        except (StoreUnsupported, SchemaMissing) as exc:
             log.warning("no simulated server: %s", exc, extra={"event": "sim_server_off"})
             self.available = False
             return None

@@ -146,8 +146,11 @@ def main() -> None:
             f" s, min {min(times):.3f} s (process start included)"
         )
         t0 = time.perf_counter()
-        orch.list()
-        print(f"Orchestrator.list() in-process at {present}: {time.perf_counter() - t0:.3f} s")
+        orch.list_sessions()
+        print(
+            f"Orchestrator.list_sessions() in-process at {present}: "
+            f"{time.perf_counter() - t0:.3f} s"
+        )
         if len(levels) > 1:
             lo, hi = results[levels[0]], results[levels[-1]]
             print(

@@ -39,7 +39,7 @@ from ecosystem.store import Store  # noqa: E402
 from ecosystem.store.postgres import PostgresStore  # noqa: E402
 from ecosystem.store.sqlite import SQLiteStore  # noqa: E402
 from ecosystem.store.supabase import SupabaseStore  # noqa: E402
-from ecosystem.webhooks import DeliveryState, new_event  # noqa: E402
+from ecosystem.webhook_events import DeliveryState, new_event  # noqa: E402
 from tests.pgserver import AUTHENTICATOR_PASSWORD, PgServer  # noqa: E402
 from tests.postgrest_emulator import SERVICE_KEY, PostgrestEmulator  # noqa: E402
 

@@ -1,5 +1,6 @@
 """Runner costs: idle PSS of one sim and one neonize runner, PSS of 20 neonize runners
-together, and webhook delivery throughput to a local receiver.
+together, webhook delivery throughput to a local receiver, and the PSS of a runner that
+has delivered webhooks (its HTTP client is made on the first delivery).
 
     .venv/bin/python scripts/bench/runner_bench.py [--runners 20] [--events 500]
 
@@ -32,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from ecosystem.models import utcnow  # noqa: E402
 from ecosystem.store.sqlite import SQLiteStore  # noqa: E402
-from ecosystem.webhooks import new_event  # noqa: E402
+from ecosystem.webhook_events import new_event  # noqa: E402
 
 
 def free_block(size: int) -> int:
@@ -160,6 +161,8 @@ def main() -> None:
             f"webhook delivery: {got}/{args.events} events in {span:.2f} s = "
             f"{(got - 1) / span:.0f} events/s (signed, one at a time, recorded in the store)"
         )
+        after = pss_mb([zv.cli("show", "sim-1")["pid"]])
+        print(f"PSS of that sim runner after delivering (httpx loaded): {after:6.1f} MB")
         server.shutdown()
         print(f"(at {utcnow().isoformat(timespec='seconds')}, load {os.getloadavg()[0]:.1f})")
     finally:

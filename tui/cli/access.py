@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ecosystem import session_access
 from ecosystem.models import utcnow
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.pairing import PAIR_STEPS
@@ -45,7 +44,7 @@ def register(sub: SubParsers) -> None:
 
 
 def token(args: argparse.Namespace) -> int:
-    value = session_access.api_token(_orch(), args.name, rotate=args.rotate)
+    value = _orch().api_token(args.name, rotate=args.rotate)
     if args.json:
         output.emit_json({"name": args.name, "token": value, "rotated": args.rotate})
     else:
@@ -54,7 +53,7 @@ def token(args: argparse.Namespace) -> int:
 
 
 def pair(args: argparse.Namespace) -> int:
-    found = session_access.pair_phone(_orch(), args.name, args.phone)
+    found = _orch().pair_phone(args.name, args.phone)
     if args.json:
         output.emit_json(found.to_json())
         return 0

@@ -5,21 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from ecosystem import logs as logfiles
-from ecosystem import qr as qrcodes
-from ecosystem.doctor import FAIL, run_checks
+from ecosystem.doctor import FAIL
 from ecosystem.errors import Aborted, InvalidValue, RunnerError
 from ecosystem.lease import AuthKind
+from ecosystem.logfiles import pretty
 from ecosystem.models import NewSession
 from ecosystem.orchestrator import Orchestrator
-from ecosystem.pairing import no_qr_reason
+from ecosystem.qr import png, terminal_text
 from ecosystem.settings import load_settings
-from ecosystem.states import DesiredState, Status
-from ecosystem.supctl import daemon
+from ecosystem.states import DesiredState
 from ecosystem.views import SessionView
 from tui.cli import output
 
@@ -93,7 +90,7 @@ def _first_error(exc: ValueError) -> str:
 
 
 def list_(args: argparse.Namespace) -> int:
-    views = _orch().list()
+    views = _orch().list_sessions()
     if args.json:
         output.emit_json([v.to_json() for v in views])
     elif views:
@@ -150,7 +147,7 @@ def config(args: argparse.Namespace) -> int:
 
 def delete(args: argparse.Namespace) -> int:
     orch = _orch()
-    session = orch.store.get_session(args.name)
+    session = orch.session(args.name)
     what = f"delete session {session.name} (port {session.port})"
     if args.purge:
         what += " and its WhatsApp auth"
@@ -170,104 +167,74 @@ def delete(args: argparse.Namespace) -> int:
 
 def logout(args: argparse.Namespace) -> int:
     orch = _orch()
-    orch.store.get_session(args.name)
+    orch.session(args.name)
     _confirm(f"log {args.name} out (its phone must scan a new QR to connect again)", args.yes)
     view = orch.logout(args.name)
     return _print_view(view, args.json, f"logged {view.name} out")
 
 
 def qr(args: argparse.Namespace) -> int:
-    orch = _orch()
-    deadline = time.monotonic() + (args.wait or 0)
-    while True:
-        session = orch.store.get_session(args.name)
-        if session.qr_payload or session.status == Status.CONNECTED:
-            break
-        if time.monotonic() >= deadline:
-            waited = f" after {args.wait:g} s" if args.wait else ""
-            hint = " (--wait waits for one)" if args.wait is None else ""
-            state = orch.show(args.name).process_state
-            raise RunnerError(
-                f"{args.name} has no QR code{waited}: {no_qr_reason(session, state)}{hint}"
-            )
-        time.sleep(0.2)
-    if session.status == Status.CONNECTED and not session.qr_payload:
+    wait = args.wait or 0.0
+    try:
+        code = _orch().qr(args.name, wait=wait)
+    except RunnerError as exc:
+        hint = " (--wait waits for one)" if args.wait is None else ""
+        raise RunnerError(f"{exc}{hint}") from None
+    if code.payload is None:
         if args.json:
-            output.emit_json(
-                {
-                    "name": session.name,
-                    "status": str(session.status),
-                    "phone": session.phone,
-                    "qr_payload": None,
-                }
-            )
+            found = code.to_json()
+            del found["qr_expires_at"]
+            output.emit_json(found)
         else:
-            print(f"{session.name} is already connected as {session.phone}")
+            print(f"{code.name} is already connected as {code.phone}")
         return 0
-    payload = session.qr_payload or ""
-    expires = session.qr_expires_at.isoformat() if session.qr_expires_at else None
     if args.png:
-        Path(args.png).write_bytes(qrcodes.png(payload))
+        Path(args.png).write_bytes(png(code.payload))
     if args.json:
-        output.emit_json(
-            {
-                "name": session.name,
-                "status": str(session.status),
-                "qr_payload": payload,
-                "qr_expires_at": expires,
-                "png": args.png,
-            }
-        )
+        found = code.to_json()
+        del found["phone"]
+        output.emit_json(found | {"png": args.png})
         return 0
     if args.png:
         print(f"wrote {args.png}")
         return 0
-    print(qrcodes.terminal_text(payload, color=sys.stdout.isatty() and not args.plain))
+    print(terminal_text(code.payload, color=sys.stdout.isatty() and not args.plain))
+    expires = code.expires_at.isoformat() if code.expires_at else None
     print(
-        f"{session.name}: scan with WhatsApp > Linked devices"
+        f"{code.name}: scan with WhatsApp > Linked devices"
         + (f"; expires {expires}" if expires else "")
     )
     return 0
 
 
 def sim_scan(args: argparse.Namespace) -> int:
-    orch = _orch()
-    orch.sim_scan(args.name)
-    deadline = time.monotonic() + 10
-    session = orch.store.get_session(args.name)
-    while session.status != Status.CONNECTED and time.monotonic() < deadline:
-        time.sleep(0.05)
-        session = orch.store.get_session(args.name)
-    view = orch.show(args.name)
+    view = _orch().sim_scan(args.name, wait=10)
+    s = view.session
     return _print_view(
-        view,
-        args.json,
-        f"{view.name} scanned: {session.status}"
-        + (f" as {session.phone}" if session.phone else ""),
+        view, args.json, f"{view.name} scanned: {s.status}" + (f" as {s.phone}" if s.phone else "")
     )
 
 
 def logs(args: argparse.Namespace) -> int:
     orch = _orch()
-    session = orch.store.get_session(args.name)
-    path = (
-        orch.paths.stderr_log(session.name) if args.stderr else orch.paths.stdout_log(session.name)
-    )
-    show = (lambda line: line) if args.raw else logfiles.pretty
-    for line in logfiles.tail(path, args.lines):
-        print(show(line))
-    if not path.exists() and not args.follow:
-        print(f"(no log yet at {path})", file=sys.stderr)
-    if args.follow:
+    show = (lambda line: line) if args.raw else pretty
+    which = {"stdout": not args.stderr, "stderr": args.stderr}
+    if not args.follow:
+        found = orch.logs(args.name, lines=args.lines, **which)
+        for line in found.lines:
+            print(show(line.text))
+        for path in found.missing:
+            print(f"(no log yet at {path})", file=sys.stderr)
+        return 0
+    for batch in orch.follow_logs(args.name, backlog=args.lines, **which):
+        for line in batch:
+            print(show(line.text))
         sys.stdout.flush()
-        for _path, line in logfiles.follow([path]):
-            print(show(line), flush=True)
     return 0
 
 
 def events(args: argparse.Namespace) -> int:
-    orch = _orch()
-    found = orch.store.list_events(args.name, limit=args.lines)
+    found = _orch().events(args.name, limit=args.lines)
     if args.json:
         output.emit_json([e.model_dump(mode="json") for e in found])
         return 0
@@ -285,7 +252,7 @@ def events(args: argparse.Namespace) -> int:
 
 def doctor(args: argparse.Namespace) -> int:
     orch = _orch()
-    checks = run_checks(orch)
+    checks = orch.doctor()
     failed = any(c.level == FAIL for c in checks)
     if args.json:
         output.emit_json(
@@ -319,10 +286,7 @@ def apply(args: argparse.Namespace) -> int:
 
 
 def shutdown(args: argparse.Namespace) -> int:
-    orch = _orch()
-    was_up = daemon.is_up(orch.sup)
-    if was_up:
-        daemon.shutdown(orch.paths, orch.sup)
+    was_up = _orch().shutdown()
     if args.json:
         output.emit_json({"stopped": was_up})
     else:

@@ -11,6 +11,7 @@ from typing import Any
 from ecosystem.lease import LeaseInfo
 from ecosystem.moves import failover_note
 from ecosystem.redact import redact_url
+from ecosystem.states import ProcessState
 from ecosystem.views import SessionView, age, since
 
 _COLOURS = {
@@ -21,11 +22,11 @@ _COLOURS = {
     "disconnected": "90",
     "phone_disconnected": "35",
     "error": "31",
-    "FATAL": "31",
-    "BACKOFF": "31",
-    "EXITED": "31",
-    "STOPPED": "90",
-    "STARTING": "36",
+    ProcessState.FATAL: "31",
+    ProcessState.BACKOFF: "31",
+    ProcessState.EXITED: "31",
+    ProcessState.STOPPED: "90",
+    ProcessState.STARTING: "36",
 }
 
 

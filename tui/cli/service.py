@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from ecosystem.errors import ConfigError, SupervisorError
+from ecosystem.errors import ConfigError
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.settings import load_settings
-from ecosystem.supctl import apply as applier
 from ecosystem.supctl import daemon
 from tui.cli.registry import SubParsers, add_command
 
@@ -40,13 +39,6 @@ def run(args: argparse.Namespace) -> int:
             "unset ZAPVISOR_MONITOR (or set it to true)"
         )
     orch = Orchestrator(settings)
-    orch.paths.ensure()
-    if daemon.is_up(orch.sup):
-        raise SupervisorError(
-            f"supervisord already runs for {orch.paths.home} (pid {orch.sup.pid()}): "
-            "`zapvisor shutdown` it first, then start the service"
-        )
-    with applier.apply_lock(orch.paths):
-        applier.write_for_boot(orch.paths, settings, orch.store.list_sessions(settings.host_id))
+    orch.write_boot_config()
     orch.close()
     daemon.exec_foreground(orch.paths)

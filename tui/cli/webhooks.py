@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from ecosystem import session_access
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.settings import load_settings
 from ecosystem.views import since
-from ecosystem.webhooks import DeliveryState
+from ecosystem.webhook_events import DeliveryState
 from tui.cli import output
 from tui.cli.registry import SubParsers, add_command
 
@@ -41,15 +40,15 @@ def register(sub: SubParsers) -> None:
 def webhooks(args: argparse.Namespace) -> int:
     orch = Orchestrator(load_settings(), progress=output.progress)
     if args.secret or args.rotate_secret:
-        secret = session_access.webhook_secret(orch, args.name, rotate=args.rotate_secret)
+        secret = orch.webhook_secret(args.name, rotate=args.rotate_secret)
         if args.json:
             output.emit_json({"name": args.name, "secret": secret, "rotated": args.rotate_secret})
         else:
             print(secret)
         return 0
     state = DeliveryState(args.state) if args.state else None
-    report = session_access.webhook_report(
-        orch, args.name, state=state, limit=max(args.lines, 0), replay=args.replay
+    report = orch.webhook_report(
+        args.name, state=state, limit=max(args.lines, 0), replay=args.replay
     )
     if args.json:
         output.emit_json(report.to_json())

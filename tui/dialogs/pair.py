@@ -16,9 +16,8 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from ecosystem import session_access
 from ecosystem.errors import ZapvisorError
-from ecosystem.monitor import Snapshot
+from ecosystem.liveview import Snapshot
 from ecosystem.pairing import PAIR_STEPS, PHONE_RULE, PairingCode, phone_problem
 from ecosystem.states import Status
 
@@ -105,7 +104,7 @@ class PairDialog(ModalScreen[None]):
     @work(thread=True, exclusive=True, group="pair", exit_on_error=False)
     def _ask(self, phone: str) -> None:
         try:
-            found = session_access.pair_phone(self.zv.orch, self.session_name, phone)
+            found = self.zv.orch.pair_phone(self.session_name, phone)
         except ZapvisorError as exc:
             self.post_message(self.Refused(str(exc)))
         else:

@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Static
 
 from ecosystem.errors import ZapvisorError
 from ecosystem.health.model import Alert, Severity
-from ecosystem.monitor import Snapshot
+from ecosystem.liveview import Snapshot
 from tui.widgets.banner import DegradedBanner
 from tui.widgets.key_bar import KeyBar
 
@@ -108,7 +108,7 @@ class AlertsScreen(Screen[None]):
             return
         if message.alerts is None:
             detail.update(
-                f"the {self.zv.orch.store.kind} store keeps no alerts yet; "
+                f"the {self.zv.orch.settings.store_kind} store keeps no alerts yet; "
                 "see logs/zapvisor-health.log"
             )
             return

@@ -8,40 +8,22 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
-HELP = """\
+from tui.action_table import key_rows
+
+
+def _keys(screen: str) -> str:
+    rows = [f"| `{key}` | {text} |" for key, text in key_rows(screen)]
+    return "| key | does |\n|---|---|\n" + "\n".join(rows) + "\n"
+
+
+HELP = f"""\
 # zapvisor
 
 ## Sessions (home)
-| key | does |
-|---|---|
-| `n` | new session (form) |
-| `enter` | open the session: QR, facts, config, log |
-| `r` | restart (a new runner process; others untouched) |
-| `s` | start a stopped session, stop a running one |
-| `x` | log out: unlink the phone, delete its auth (asks first) |
-| `d` | delete: remove its program, free its port (asks; can remove auth files) |
-| `/` | filter by name, status or phone (`escape` clears) |
-| `space` | mark a row; `r` `s` `x` `d` then act on every marked row (asks first) |
-| `l` | the session's log |
-| `q` | the session's pairing QR |
-| `m` | move it to another host of the fleet (auth in the store): same phone, no QR |
-| `a` | alerts: raised by the health monitor, and those cleared in the last day |
-| `ctrl+p` | command palette: every action, by name |
-| `?` | this help; `ctrl+q` quits |
+{_keys("sessions")}| `ctrl+p` | command palette: every action, by name |
 
 ## Session screen
-| key | does |
-|---|---|
-| `q` | switch between the QR and the details |
-| `l` | go to the log (scroll up to stop following; `end` follows again) |
-| `e` | edit the config (JSON checked before saving) |
-| `p` | pair by phone number: a code to type on the phone instead of scanning |
-| `w` | replay the webhook events that exhausted their retries (dead letters) |
-| `m` | move it to another host (its auth must be in the store) |
-| `r` `s` `x` `d` | as on the sessions screen; `s` also starts a parked session again |
-| `a` | alerts |
-| `escape` | back to the sessions |
-
+{_keys("session")}
 ## Alerts
 | key | does |
 |---|---|

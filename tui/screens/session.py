@@ -3,14 +3,12 @@ its process is doing and why it is down, its config, and its log as it is writte
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
@@ -18,12 +16,12 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Static
 from textual.worker import get_current_worker
 
-from ecosystem import logs as logfiles
-from ecosystem.errors import ZapvisorError
-from ecosystem.monitor import Snapshot
+from ecosystem.errors import SessionNotFound, ZapvisorError
+from ecosystem.liveview import Snapshot
 from ecosystem.pairing import no_qr_reason
-from ecosystem.states import PROCESS_SERVING, Status
+from ecosystem.states import FAILING_STATES, PROCESS_SERVING, Status
 from ecosystem.views import SessionView
+from tui.action_table import bindings
 from tui.dialogs.config import ConfigForm
 from tui.format import status_text
 from tui.widgets.banner import DegradedBanner
@@ -37,26 +35,10 @@ if TYPE_CHECKING:
 
 LOG_BACKLOG = 200
 """Lines of the log shown when the screen opens."""
-LOG_POLL = 0.25
-DOWN_STATES = ("FATAL", "EXITED", "BACKOFF")
 
 
 class SessionScreen(Screen[None]):
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "back"),
-        Binding("q", "toggle_qr", "QR/details"),
-        Binding("l", "logs", "log"),
-        Binding("e", "edit", "config"),
-        Binding("r", "act('restart')", "restart"),
-        Binding("s", "act('toggle')", "start/stop"),
-        Binding("x", "act('logout')", "logout"),
-        Binding("d", "act('delete')", "delete"),
-        Binding("p", "pair", "pair by phone"),
-        Binding("m", "move", "move to another host", show=False),
-        Binding("w", "act('replay')", "replay"),
-        Binding("a", "app.alerts", "alerts"),
-        Binding("question_mark", "app.help", "help", key_display="?"),
-    ]
+    BINDINGS = bindings("session")
 
     mode: reactive[str] = reactive("auto", init=False)
     """"qr", "details", or "auto": the QR while one waits for a scan, else details."""
@@ -215,7 +197,7 @@ class SessionScreen(Screen[None]):
 
     def _explain_if_down(self, view: SessionView) -> None:
         proc = view.process
-        if proc is None or proc.state not in DOWN_STATES:
+        if proc is None or proc.state not in FAILING_STATES:
             self.why, self._why_for = None, None
             return
         key = (proc.state, proc.stop)
@@ -255,18 +237,19 @@ class SessionScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="logs", exit_on_error=False)
     def _follow_logs(self) -> None:
         worker = get_current_worker()
-        paths = self.zv.orch.paths
-        out, err = paths.stdout_log(self.session_name), paths.stderr_log(self.session_name)
-        follower = logfiles.Follower([out, err])  # before the backlog: no line falls between
-        backlog = [(False, line) for line in logfiles.tail(out, LOG_BACKLOG)]
-        backlog += [(True, line) for line in logfiles.tail(err, LOG_BACKLOG // 10)]
-        self.post_message(self.LogLinesRead(backlog))
-        while not worker.is_cancelled:
-            lines = follower.read()
-            if lines:
-                self.post_message(self.LogLinesRead([(p == err, line) for p, line in lines]))
-            else:
-                time.sleep(LOG_POLL)
+        try:
+            batches = self.zv.orch.follow_logs(
+                self.session_name, backlog=LOG_BACKLOG, stdout=True, stderr=True
+            )
+            for batch in batches:
+                if worker.is_cancelled:
+                    break
+                if batch:
+                    self.post_message(self.LogLinesRead([(ln.stderr, ln.text) for ln in batch]))
+        except SessionNotFound:
+            pass  # deleted: the screen says so and closes
+        except ZapvisorError as exc:
+            self.post_message(self.LogLinesRead([(True, f"cannot read the log: {exc}")]))
 
     def on_session_screen_log_lines_read(self, message: LogLinesRead) -> None:
         self.query_one(LogPane).add(message.lines)

@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING, cast
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
-from ecosystem.monitor import Snapshot
+from ecosystem.liveview import Snapshot
 from ecosystem.views import SessionView
+from tui.action_table import BY_NAME, bindings
 from tui.format import shown_status
 from tui.widgets.banner import DegradedBanner
 from tui.widgets.host_header import HostHeader
@@ -36,21 +36,7 @@ def matches(view: SessionView, needle: str) -> bool:
 
 
 class SessionsScreen(Screen[None]):
-    BINDINGS = [
-        Binding("n", "app.new_session", "new"),
-        Binding("r", "act('restart')", "restart"),
-        Binding("s", "act('toggle')", "start/stop"),
-        Binding("x", "act('logout')", "logout"),
-        Binding("d", "act('delete')", "delete"),
-        Binding("slash", "filter", "filter", key_display="/"),
-        Binding("space", "mark", "mark", key_display="space"),
-        Binding("l", "logs", "logs"),
-        Binding("m", "move", "move to another host", show=False),
-        Binding("q", "qr", "QR"),
-        Binding("a", "app.alerts", "alerts"),
-        Binding("question_mark", "app.help", "help", key_display="?"),
-        Binding("escape", "clear", "clear filter/marks", show=False),
-    ]
+    BINDINGS = bindings("sessions")
 
     filter_text: reactive[str] = reactive("", init=False)
 
@@ -119,7 +105,10 @@ class SessionsScreen(Screen[None]):
         return [current] if current else []
 
     def action_act(self, verb: str) -> None:
-        self.zv.request_action(verb, self.targets(), then=self._clear_marks)
+        if BY_NAME[verb].bulk:
+            self.zv.request_action(verb, self.targets(), then=self._clear_marks)
+        else:
+            self.zv.request_action(verb, [n for n in [self.table.highlighted] if n])
 
     def _clear_marks(self) -> None:
         if self.marks:

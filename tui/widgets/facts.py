@@ -12,6 +12,7 @@ from textual.widgets import Static
 
 from ecosystem.lease import AuthKind
 from ecosystem.metrics import ProcStats
+from ecosystem.states import FAILING_STATES
 from ecosystem.views import SessionView, age, since
 from tui.format import percent, size, status_text
 
@@ -92,7 +93,7 @@ def _down_rows(grid: Table, view: SessionView, why: str | None) -> None:
     if proc is not None and proc.spawnerr and not any(proc.spawnerr in t for t in said):
         grid.add_row("spawn error", Text(proc.spawnerr, style="red"))
         said.append(proc.spawnerr)
-    if proc is not None and proc.state in ("EXITED", "FATAL", "BACKOFF"):
+    if proc is not None and proc.state in FAILING_STATES:
         exit_ = f"exit status {proc.exitstatus}"
         said.append(exit_)
         if h is None or h.last_exit_status != proc.exitstatus:  # else "last exit" says it

@@ -6,7 +6,8 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ecosystem.health.model import Severity
-from ecosystem.monitor import Snapshot
+from ecosystem.liveview import Snapshot
+from ecosystem.states import ProcessState
 from tui.format import size
 
 
@@ -54,7 +55,7 @@ def header_text(snap: Snapshot | None, *, booting: bool = False) -> Text:
     text.append("  sessions ")
     full = used >= snap.max_sessions
     text.append(f"{used}/{snap.max_sessions}", style="bold red" if full else "bold")
-    running = sum(1 for v in snap.views if v.process_state == "RUNNING")
+    running = sum(1 for v in snap.views if v.process_state == ProcessState.RUNNING)
     text.append(f" ({running} running)", style="dim")
     text.append_text(alerts_text(snap))  # before the store: a long path is cut, not this
     text.append(f"  store {snap.store}", style="dim")

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from textual.widgets import Log
 
-from ecosystem import logs as logfiles
+from ecosystem import logfiles
 
 MAX_LINES = 2000
 """Lines kept; older ones are dropped so a chatty runner cannot grow the app."""

@@ -18,7 +18,7 @@ from textual.events import Resize
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
-from ecosystem.monitor import Snapshot
+from ecosystem.liveview import Snapshot
 from ecosystem.views import SessionView, age, since
 from tui.format import STATUS_STYLES, percent, shown_status, size
 

@@ -12,27 +12,23 @@ after the restart, at least once, with the same event id.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import functools
-import http.client
 import json
 import logging
-import socket
-import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
-from urllib.parse import unquote, urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ecosystem import __version__
-from ecosystem.errors import OutboxUnavailable, ZapvisorError
+from ecosystem.backoff import Backoff
+from ecosystem.errors import StoreUnsupported, ZapvisorError
 from ecosystem.models import utcnow
 from ecosystem.paths import StatePaths
 from ecosystem.store import Store
-from ecosystem.webhooks import (
+from ecosystem.webhook_events import (
     EVENT_HEADER,
     ID_HEADER,
     SIGNATURE_HEADER,
@@ -45,7 +41,10 @@ from ecosystem.webhooks import (
     sign,
 )
 
-log = logging.getLogger("runner.webhooks")
+if TYPE_CHECKING:
+    import httpx
+
+log = logging.getLogger("runner.outbox")
 
 IDLE_RECHECK = 60.0
 """With nothing due, look at the outbox again this often (events replayed from the CLI
@@ -59,54 +58,81 @@ RESPONSE_READ_LIMIT = 64 * 1024
 StoreCall = Callable[..., Awaitable[Any]]
 
 
-def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int | None, str]:
-    """POST without following redirects; (HTTP status or None, a short description)."""
-    parts = urlsplit(url)
-    try:
-        # A URL stored before its port was checked must fail this delivery, not crash
-        # the dispatcher (the runner would crash-loop on the same pending event).
-        port = parts.port
-    except ValueError as exc:
-        return None, f"invalid webhook URL: {exc}"
-    if not parts.hostname:
-        return None, "invalid webhook URL: no host"
-    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    headers = dict(headers)
-    if parts.username is not None:
-        creds = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        headers["Authorization"] = "Basic " + base64.b64encode(creds.encode()).decode()
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    conn = cls(parts.hostname, port, timeout=timeout)
-    # `timeout` bounds each socket read; the watchdog bounds the whole attempt, so a
-    # receiver that drips its answer a byte at a time cannot hold the session's
-    # deliveries (nor outlive the event's lease, after which another runner may claim it).
-    expired = threading.Event()
+class Sender:
+    """Posts a session's deliveries over one pooled httpx client, made on the first
+    delivery (a runner without a webhook URL never loads httpx nor a TLS context)."""
 
-    def cut() -> None:
-        expired.set()
-        if conn.sock is not None:
-            with contextlib.suppress(OSError):
-                conn.sock.shutdown(socket.SHUT_RDWR)
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._client: httpx.AsyncClient | None = None
 
-    watchdog = threading.Timer(timeout, cut)
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        conn.request("POST", path, body, headers)
-        resp = conn.getresponse()
-        resp.read(RESPONSE_READ_LIMIT)
-        if expired.is_set():
-            return None, f"the receiver took longer than {timeout:g} s"
-        if 300 <= resp.status < 400:
-            return resp.status, f"HTTP {resp.status} (redirects are not followed)"
-        return resp.status, f"HTTP {resp.status}"
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        if expired.is_set():
-            return None, f"the receiver took longer than {timeout:g} s"
-        return None, f"{type(exc).__name__}: {exc}"[:300]
-    finally:
-        watchdog.cancel()
-        conn.close()
+    def _pooled(self) -> httpx.AsyncClient:
+        import httpx
+
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=self.timeout,
+                follow_redirects=False,
+                trust_env=False,  # no proxy or netrc from supervisord's environment
+                limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
+            )
+        return self._client
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
+        """POST without following redirects; (HTTP status or None, a short description).
+        Userinfo in the URL is sent as Basic auth."""
+        import httpx
+
+        parts = urlsplit(url)
+        try:
+            # A URL stored before its port was checked must fail this delivery, not
+            # crash the dispatcher (the runner would crash-loop on the same event).
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError as exc:
+            return None, f"invalid webhook URL: {exc}"
+        if not parts.hostname:
+            return None, "invalid webhook URL: no host"
+        try:
+            # The whole attempt is bounded, not only each read: a receiver that drips
+            # its answer a byte at a time cannot hold the session's deliveries (nor
+            # outlive the event's lease, after which another runner may claim it).
+            async with asyncio.timeout(self.timeout):
+                request = self._pooled().build_request("POST", url, content=body, headers=headers)
+                response = await self._pooled().send(request, stream=True)
+                try:
+                    read = 0
+                    async for chunk in response.aiter_raw():
+                        read += len(chunk)
+                        if read >= RESPONSE_READ_LIMIT:
+                            break
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            return None, f"the receiver took longer than {self.timeout:g} s"
+        except httpx.TimeoutException:
+            return None, f"the receiver took longer than {self.timeout:g} s"
+        except httpx.InvalidURL as exc:
+            return None, f"invalid webhook URL: {exc}"
+        except (httpx.HTTPError, OSError, ValueError) as exc:
+            root = _root_cause(exc)
+            return None, f"{type(root).__name__}: {root}"[:300]
+        status = response.status_code
+        if 300 <= status < 400:
+            return status, f"HTTP {status} (redirects are not followed)"
+        return status, f"HTTP {status}"
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The error under httpx's wrappers (``ConnectionRefusedError: …`` says more to an
+    operator than ``ConnectError: All connection attempts failed``)."""
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
+    return exc
 
 
 def retryable(status: int | None) -> bool:
@@ -134,7 +160,7 @@ class Outbox:
         leaves it due again after that; another process claiming the session's events
         meanwhile (a second runner somewhere) skips it."""
         self._wake = asyncio.Event()
-        self._http = ThreadPoolExecutor(1, thread_name_prefix="webhook")
+        self.sender = Sender(timeout)
         self._unsaved: list[WebhookEvent] = []
         self._pruned = 0.0
         self._saving: set[asyncio.Future[Any]] = set()
@@ -179,7 +205,7 @@ class Outbox:
         if future.cancelled():
             return
         exc = future.exception()
-        if isinstance(exc, OutboxUnavailable):
+        if isinstance(exc, StoreUnsupported):
             return  # said once by the dispatcher; nothing to keep
         if exc is None:
             if future.result():
@@ -212,7 +238,7 @@ class Outbox:
         await asyncio.get_running_loop().run_in_executor(
             None, ensure_secret, self.paths, self.session
         )
-        failures = 0
+        backoff = Backoff(1.0, 30.0)
         while True:
             self._wake.clear()
             try:
@@ -226,17 +252,16 @@ class Outbox:
                 )
                 if due:
                     await self._deliver_batch(due)
-                    failures = 0
+                    backoff.reset()
                     continue
                 nxt = await self.call(self.store.next_webhook_due, self.session)
-                failures = 0
-            except OutboxUnavailable as exc:
+                backoff.reset()
+            except StoreUnsupported as exc:
                 log.warning("%s", exc, extra={"event": "webhooks_off"})
                 self._unsaved.clear()
                 return
             except ZapvisorError as exc:
-                failures += 1
-                delay = min(30.0, 0.5 * 2**failures)
+                delay = backoff.next()
                 log.warning(
                     "webhook outbox unavailable, retrying in %.1f s: %s",
                     delay,
@@ -292,10 +317,7 @@ class Outbox:
                 SIGNATURE_HEADER: sign(secret, stamp, body),
                 "X-Zapvisor-Attempt": str(attempt),
             }
-            loop = asyncio.get_running_loop()
-            status, note = await loop.run_in_executor(
-                self._http, post, url, body, headers, self.timeout
-            )
+            status, note = await self.sender.post(url, body, headers)
             final = not retryable(status)
         now = utcnow()
         extra = {"webhook": row.event, "event_id": row.event_id, "attempt": attempt}
@@ -346,6 +368,6 @@ class Outbox:
     async def _record(self, event_id: str, **outcome: Any) -> None:
         await self.call(functools.partial(self.store.record_webhook_attempt, event_id, **outcome))
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self._sealed = True
-        self._http.shutdown(wait=False, cancel_futures=True)
+        await self.sender.aclose()

@@ -1,15 +1,13 @@
 """What a live view shows, one tick at a time: sessions, their processes, the host.
 
 One tick costs two store queries (the sessions, and every session's health record in
-one batch), one ``getAllProcessInfo`` and one psutil pass, whatever the number of
-sessions: never one call per session. The active alerts are a third query, made at
-most every ``alerts_every`` seconds (the health monitor raises them at its own ticks,
-5 s apart by default, so reading them more often learns nothing).
+one batch) and one report from the host (one ``getAllProcessInfo``, one psutil pass),
+whatever the number of sessions: never one call per session. The active alerts are a
+third query, made at most every ``alerts_every`` seconds (the health monitor raises
+them at its own ticks, 5 s apart by default, so reading them more often learns nothing).
 
-The poller talks to supervisord through its own client so a long operator action (a
-stop waiting for a slow runner) never holds up the refresh, and it does not start
-supervisord when it finds it down: starting it is an action (``Orchestrator.ensure_up``),
-a refresh only reports.
+The host's report never starts supervisord when it finds it down: starting it is an
+action (``Orchestrator.ensure_up``), a refresh only reports.
 """
 
 from __future__ import annotations
@@ -17,29 +15,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
-from ecosystem import session_access
-from ecosystem.errors import SupervisorError
-from ecosystem.health.model import Alert
-from ecosystem.health.model import Severity as AlertSeverity
-from ecosystem.metrics import HostStats, ProcessSampler, ProcStats, host_stats
+from ecosystem.health.model import Alert, Severity
+from ecosystem.metrics import HostStats, ProcStats
 from ecosystem.models import utcnow
 from ecosystem.names import program_name
 from ecosystem.orchestrator import Orchestrator
-from ecosystem.states import Status
-from ecosystem.supctl import daemon
-from ecosystem.supctl.rpc import Supervisor, SupervisorDown
+from ecosystem.states import PROCESS_SERVING, ProcessState, Status
 from ecosystem.views import SessionView
 
-Severity = Literal["information", "warning", "error"]
+Notice = Literal["information", "warning", "error"]
 ALERTS_EVERY = 5.0
 """Seconds between two reads of the active alerts."""
-CLEARED_KEPT = timedelta(hours=24)
-"""How long a cleared alert stays in the alerts view."""
-POLL_RPC_TIMEOUT = 5.0
-"""Seconds a refresh waits for supervisord before reporting it as not answering."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,17 +68,14 @@ class Poller:
     def __init__(
         self,
         orch: Orchestrator,
-        sampler: ProcessSampler | None = None,
         clock: Callable[[], datetime] = utcnow,
         alerts_every: float = ALERTS_EVERY,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.orch = orch
-        self.sampler = sampler or ProcessSampler()
         self.clock = clock
         self.alerts_every = alerts_every
         self.monotonic = monotonic
-        self._sup: Supervisor | None = None
         self._alerts: tuple[Alert, ...] | None = None
         self._alerts_read: float | None = None
 
@@ -97,42 +83,25 @@ class Poller:
         """Bring supervisord (and the sessions meant to run) up, as any command does."""
         self.orch.ensure_up()
 
-    @property
-    def sup(self) -> Supervisor:
-        if self._sup is None:
-            self._sup = daemon.client(self.orch.paths, timeout=POLL_RPC_TIMEOUT)
-        return self._sup
-
     def tick(self) -> Snapshot:
         """Raises StoreError when the store fails, SupervisorError when supervisord
         answers wrongly or not in time; a supervisord that is simply down is data."""
         started = time.monotonic()
-        settings = self.orch.settings
-        sessions = self.orch.store.list_sessions(settings.host_id)
-        # The second store query: every session's health record at once (list_health),
-        # joined here rather than asked per session.
-        health = self.orch.health()
-        try:
-            infos = self.sup.all_process_info()
-            up = True
-        except SupervisorDown:
-            infos, up = {}, False
-        except SupervisorError:
-            self._sup = None  # reconnect with fresh credentials next time
-            raise
+        sessions, health = self.orch.session_rows()
+        report = self.orch.host_report()
+        infos = report.processes
         views = tuple(
             SessionView(s, infos.get(program_name(s.name)), health.get(s.name)) for s in sessions
         )
-        procs = self.sampler.sample(v.pid for v in views if v.pid)
         return Snapshot(
             taken_at=self.clock(),
             views=views,
-            procs=procs,
-            host=host_stats(settings.home),
-            supervisord_up=up,
-            store=self.orch.store.describe(),
-            host_id=settings.host_id,
-            max_sessions=settings.max_sessions,
+            procs=report.procs,
+            host=report.stats,
+            supervisord_up=report.supervisord_up,
+            store=self.orch.store_description(),
+            host_id=report.host_id,
+            max_sessions=report.max_sessions,
             elapsed=time.monotonic() - started,
             alerts=self._active_alerts(),
         )
@@ -140,29 +109,20 @@ class Poller:
     # -- reads a screen makes when it is open (not every tick of the home screen) ------
 
     def alert_history(self, limit: int = 100) -> list[Alert] | None:
-        """The active alerts and those cleared in the last ``CLEARED_KEPT``, newest
-        first; None when the store keeps no alerts."""
-        try:
-            found = self.orch.store.list_alerts(self.orch.settings.host_id, limit=limit)
-        except NotImplementedError:
-            return None
-        oldest = self.clock() - CLEARED_KEPT
-        return [a for a in found if a.cleared_at is None or a.cleared_at >= oldest]
+        """The active alerts and those cleared in the last day, newest first; None
+        when the store keeps no alerts."""
+        return self.orch.alert_history(limit)
 
     def webhook_counts(self, name: str) -> dict[str, int] | None:
         """One session's webhook deliveries by state; None without a webhook outbox."""
-        return session_access.webhook_counts(self.orch, name)
+        return self.orch.webhook_counts(name)
 
     def _active_alerts(self) -> tuple[Alert, ...] | None:
         now = self.monotonic()
         if self._alerts_read is not None and now - self._alerts_read < self.alerts_every:
             return self._alerts
-        try:
-            found = self.orch.store.list_alerts(self.orch.settings.host_id, active=True)
-        except NotImplementedError:
-            self._alerts = None
-        else:
-            self._alerts = tuple(found)
+        found = self.orch.active_alerts()
+        self._alerts = None if found is None else tuple(found)
         self._alerts_read = now
         return self._alerts
 
@@ -172,7 +132,7 @@ class Change:
     """A state change an operator should hear about."""
 
     name: str
-    severity: Severity
+    severity: Notice
     message: str
 
 
@@ -188,22 +148,22 @@ def notable_changes(before: Snapshot | None, after: Snapshot) -> list[Change]:
             continue
         out += _health_changes(old, view)
         state, was = view.process_state, old.process_state
-        if state != was and state in ("FATAL", "BACKOFF"):
+        if state != was and state in (ProcessState.FATAL, ProcessState.BACKOFF):
             why = view.process.spawnerr if view.process else ""
             if not why and view.process:
                 why = f"exit status {view.process.exitstatus}"
-            verb = "gave up on" if state == "FATAL" else "is restarting"
+            verb = "gave up on" if state == ProcessState.FATAL else "is restarting"
             out.append(
                 Change(
                     view.name,
-                    "error" if state == "FATAL" else "warning",
+                    "error" if state == ProcessState.FATAL else "warning",
                     f"{view.name}: supervisord {verb} its runner ({state}: {why})",
                 )
             )
             continue
         # STARTING counts: a runner reports within its first second, before
         # supervisord calls it RUNNING.
-        if state not in ("RUNNING", "STARTING") or view.session.status == old.session.status:
+        if state not in PROCESS_SERVING or view.session.status == old.session.status:
             continue
         status = view.session.status
         if status == Status.ERROR:
@@ -244,7 +204,7 @@ def _new_alerts(before: Snapshot, after: Snapshot) -> list[Change]:
     return [
         Change(
             a.session_name or "",
-            "error" if a.severity == AlertSeverity.CRITICAL else "warning",
+            "error" if a.severity == Severity.CRITICAL else "warning",
             f"alert: {a.message}",
         )
         for a in reversed(after.alerts)  # oldest first

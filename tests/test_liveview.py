@@ -14,16 +14,16 @@ from typing import Any
 
 import pytest
 
-from ecosystem import logs
+from ecosystem import logfiles
 from ecosystem.health.model import Alert, AlertKind, SessionHealth
 from ecosystem.health.model import Severity as AlertSeverity
+from ecosystem.liveview import Poller, Snapshot, notable_changes
 from ecosystem.metrics import ProcessSampler, read_proc_stat
 from ecosystem.models import Session
-from ecosystem.monitor import Poller, Snapshot, notable_changes
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.paths import StatePaths
 from ecosystem.settings import make_settings
-from ecosystem.states import Status
+from ecosystem.states import ProcessState, Status
 from ecosystem.supctl import daemon
 from ecosystem.supctl.rpc import ProcessInfo
 from ecosystem.views import SessionView
@@ -70,7 +70,7 @@ class CountingSupervisor:
 
 
 def _info(name: str, pid: int | None) -> ProcessInfo:
-    state = "RUNNING" if pid else "STOPPED"
+    state = ProcessState.RUNNING if pid else ProcessState.STOPPED
     return ProcessInfo(f"wa-{name}", state, pid, 1, 2, 0, 0, "", "")
 
 
@@ -82,7 +82,7 @@ def test_one_tick_is_two_batched_store_queries_and_one_rpc(tmp_path: Path) -> No
     orch = Orchestrator(make_settings(home=tmp_path, host_id="h"), store)  # type: ignore[arg-type]
     clock = [100.0]
     poller = Poller(orch, alerts_every=5.0, monotonic=lambda: clock[0])
-    poller._sup = sup  # type: ignore[assignment]
+    orch._poll_sup = sup  # type: ignore[assignment]
 
     snap = poller.tick()
     assert store.calls == ["list_sessions", "list_health", "list_alerts"]
@@ -130,7 +130,11 @@ def _with(
     for view in snap.views:
         if view.name == name:
             session = view.session.model_copy(update=fields)
-            proc = replace(view.process, state=state) if (view.process and state) else view.process
+            proc = (
+                replace(view.process, state=ProcessState(state))
+                if (view.process and state)
+                else view.process
+            )
             view = SessionView(session, proc, health or view.health)
         views.append(view)
     return replace(snap, views=tuple(views), _by_name={})
@@ -216,7 +220,7 @@ def test_sampler_measures_cpu_between_calls_and_reads_pss_sometimes(use_proc: bo
 def test_follower_reads_appended_lines_and_survives_rotation(tmp_path: Path) -> None:
     log = tmp_path / "wa-x.log"
     log.write_text("old line\n")
-    follower = logs.Follower([log, tmp_path / "missing.log"])
+    follower = logfiles.Follower([log, tmp_path / "missing.log"])
     assert follower.read() == []
     with log.open("a") as fh:
         fh.write("one\ntwo\npart")

@@ -1,11 +1,10 @@
-"""Reading a session's log files: the last lines, following new ones, made readable."""
+"""A session's log files: the last lines, following new ones, made readable."""
 
 from __future__ import annotations
 
 import json
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -105,11 +104,4 @@ def pretty(line: str) -> str:
         out += f"  {extras}"
     if data.get("exc"):
         out += "\n" + str(data["exc"])
-    return out
-
-
-def last_lines(paths: list[Path], lines: int) -> deque[str]:
-    out: deque[str] = deque(maxlen=lines)
-    for path in paths:
-        out.extend(tail(path, lines))
     return out

@@ -1,0 +1,69 @@
+"""Door results and arguments to JSON and back, from the methods' own type hints.
+
+Every Orchestrator method is annotated; a value crosses the wire as what pydantic makes
+of it for that annotation (dataclasses, pydantic models, enums, datetimes, mappings), and
+comes back as the same type on the other side. No class keeps a hand-written pair of
+converters that could drift from its fields.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import TypeAdapter
+
+
+@functools.cache
+def _adapter(tp: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(tp)
+
+
+def encode(value: Any, tp: Any) -> Any:
+    """``value`` (of type ``tp``) as plain JSON data."""
+    return _adapter(tp).dump_python(value, mode="json")
+
+
+def decode(data: Any, tp: Any) -> Any:
+    """JSON data back into a ``tp``."""
+    return _adapter(tp).validate_python(data)
+
+
+@functools.cache
+def hints(method: Callable[..., Any]) -> dict[str, Any]:
+    """The resolved annotations of a method (``from __future__ import annotations``
+    leaves them as strings)."""
+    return typing.get_type_hints(method)
+
+
+def stream_item(tp: Any) -> Any | None:
+    """The item type when ``tp`` is an Iterator[X] (a streaming method), else None."""
+    if typing.get_origin(tp) in (collections.abc.Iterator, collections.abc.Generator):
+        return typing.get_args(tp)[0]
+    return None
+
+
+def encode_params(
+    method: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """A call's arguments (``self`` left out) as JSON data, by parameter name."""
+    bound = inspect.signature(method).bind(None, *args, **kwargs)
+    types = hints(method)
+    return {
+        name: encode(value, types.get(name, Any))
+        for name, value in bound.arguments.items()
+        if name != "self"
+    }
+
+
+def decode_params(method: Callable[..., Any], params: dict[str, Any]) -> dict[str, Any]:
+    types = hints(method)
+    accepted = inspect.signature(method).parameters
+    unknown = [p for p in params if p not in accepted or p == "self"]
+    if unknown:
+        raise TypeError(f"unexpected parameter(s) {', '.join(sorted(unknown))}")
+    return {name: decode(value, types.get(name, Any)) for name, value in params.items()}

@@ -1,0 +1,187 @@
+"""Creating, starting, stopping, restarting, configuring, logging out and deleting a
+session: the actions that change what runs."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+
+from ecosystem import apitoken, moves, webhook_events
+from ecosystem.errors import (
+    PortsExhausted,
+    RunnerError,
+    SchemaMissing,
+    StoreUnsupported,
+    ZapvisorError,
+)
+from ecosystem.lease import AuthKind, LeaseInfo
+from ecosystem.models import NewSession, Session, SessionFields
+from ecosystem.names import program_name, validate_name
+from ecosystem.plumbing import Plumbing
+from ecosystem.ports import busy_ports, who_holds
+from ecosystem.states import PROCESS_SERVING, DesiredState, Status
+from ecosystem.supctl import apply as applier
+from ecosystem.views import SessionView
+
+
+class Lifecycle(Plumbing):
+    def show(self, name: str) -> SessionView:
+        """One session, its row joined with supervisord's facts and the monitor's."""
+        session = self.store.get_session(validate_name(name))
+        info = self._process_infos().get(program_name(name))
+        return SessionView(session, info, self._health().get(name), self._lease(name))
+
+    def _lease(self, name: str) -> LeaseInfo | None:
+        try:
+            return self.store.lease_info(name)
+        except (StoreUnsupported, SchemaMissing):
+            return None
+
+    def create(self, new: NewSession, *, wait: bool = True) -> SessionView:
+        """Insert the session (reserving its port atomically), add its program, start it.
+
+        If the supervisord step fails the session is removed again: a failed create
+        leaves nothing behind. If only the runner fails to become healthy, the session
+        stays (its status and logs say why) and RunnerError is raised.
+        """
+        self.paths.ensure()
+        new = new.model_copy(
+            update={"auth": moves.choose_auth(self.store.kind, new.connector, new.auth)}
+        )
+        token = apitoken.new_token()
+        self.progress(f"reserving a port for {new.name}")
+        try:
+            session = self.store.create_session(
+                new,
+                host=self.host_id,
+                ports=self.ports,
+                exclude_ports=busy_ports(self.ports, self.settings.bind),
+                max_sessions=self.settings.max_sessions,
+                actor=self.actor,
+                api_token_hash=apitoken.hash_token(token),
+            )
+        except PortsExhausted as exc:
+            if exc.busy:
+                held = ", ".join(str(who_holds(p)) for p in exc.busy[:5])
+                raise PortsExhausted(f"{exc.message} ({held})", exc.busy) from None
+            raise
+        apitoken.save_token(self.paths, new.name, token)
+        webhook_events.save_secret(self.paths, new.name, webhook_events.new_secret())
+        self.progress(f"adding program {program_name(new.name)} on port {session.port}")
+        try:
+            self.apply()
+        except ZapvisorError:
+            self._undo_create(new.name)
+            raise
+        failure = self._last_start.failed.get(new.name)
+        if failure and wait:
+            raise RunnerError(
+                f"session {new.name} was created on port {session.port} but its runner is not "
+                f"healthy: {failure}"
+            )
+        return self.show(new.name)
+
+    def _undo_create(self, name: str) -> None:
+        with contextlib.suppress(ZapvisorError):
+            self.store.delete_session(name, actor=self.actor)
+        self.paths.api_token_file(name).unlink(missing_ok=True)
+        webhook_events.secret_file(self.paths, name).unlink(missing_ok=True)
+        with contextlib.suppress(ZapvisorError):
+            self.apply()
+
+    def _set_desired(self, name: str, desired: DesiredState, action: str) -> Session:
+        return self.store.update_session(
+            name, {"desired_state": desired}, actor=self.actor, action=action
+        )
+
+    def _ensure_program(self, name: str) -> None:
+        """Make sure supervisord runs and has the session's current program entry."""
+        self.ensure_up()
+        program = program_name(name)
+        if self.sup.process_info(program) is None:
+            self.apply()
+        elif program in applier.deferred(self.paths):
+            with applier.apply_lock(self.paths):
+                applier.refresh_program(self.paths, self.sup, program)
+
+    def start(self, name: str) -> SessionView:
+        session = self._set_desired(validate_name(name), DesiredState.RUNNING, "start")
+        self._ensure_program(name)
+        self.sup.start(program_name(name), wait=False)
+        self._wait_healthy(name, session.port)
+        return self.show(name)
+
+    def stop(self, name: str) -> SessionView:
+        self._set_desired(validate_name(name), DesiredState.STOPPED, "stop")
+        self._ensure_program(name)
+        self.sup.stop(program_name(name), wait=True)
+        return self.show(name)
+
+    def restart(self, name: str) -> SessionView:
+        session = self._set_desired(validate_name(name), DesiredState.RUNNING, "restart")
+        self._ensure_program(name)
+        self.sup.stop(program_name(name), wait=True)
+        self.sup.start(program_name(name), wait=False)
+        self._wait_healthy(name, session.port)
+        return self.show(name)
+
+    def configure(self, name: str, changes: dict[str, object]) -> SessionView:
+        """Change a session's config (description, webhook_url, ai_config,
+        timing_config), validated with the same rules as create. The runner reads
+        its config from the store, so no restart is needed."""
+        current = self.store.get_session(validate_name(name))
+        fields = SessionFields.model_validate(
+            current.model_dump(include=set(SessionFields.model_fields)) | changes
+        )
+        update = {k: getattr(fields, k) for k in changes}
+        if update:
+            self.store.update_session(name, update, actor=self.actor, action="configure")
+        return self.show(name)
+
+    def delete(self, name: str, *, purge: bool = False) -> Session:
+        """Stop and remove the program, then the row (freeing the port). With ``purge``
+        the session's auth in `tokens/<name>/` goes too."""
+        session = self.store.get_session(validate_name(name))
+        self.ensure_up()
+        self.progress(f"removing program {program_name(name)}")
+        self.apply(without=name)
+        self.store.delete_session(name, actor=self.actor)
+        self.paths.api_token_file(name).unlink(missing_ok=True)
+        webhook_events.secret_file(self.paths, name).unlink(missing_ok=True)
+        if purge:
+            shutil.rmtree(self.paths.token_dir(name), ignore_errors=True)
+            self.store.add_event(name, "purge", actor=self.actor)
+        return session
+
+    def logout(self, name: str) -> SessionView:
+        """Unlink the device and delete its auth; the next connection needs a new QR."""
+        view = self.show(name)
+        self.store.add_event(name, "logout", actor=self.actor)
+        if view.process_state in PROCESS_SERVING:
+            self._runner_call(view.session, "POST", "/logout")
+        else:
+            auth = self.paths.token_dir(name)
+            if auth.exists():
+                shutil.rmtree(auth)
+            if view.session.auth == AuthKind.STORE:
+                with contextlib.suppress(StoreUnsupported):
+                    self.store.delete_sim_auth(name)
+            self.store.set_runtime(
+                name, {"phone": None, "connected_at": None, "qr_payload": None}, actor=self.actor
+            )
+        return self.show(name)
+
+    def sim_scan(self, name: str, *, wait: float = 0.0) -> SessionView:
+        """Make the simulated phone scan the session's current QR; with ``wait``, give
+        the session that many seconds to report itself connected."""
+        view = self.show(name)
+        if view.process_state not in PROCESS_SERVING:
+            raise RunnerError(f"session {name} is not running ({view.display_status})")
+        self._runner_call(view.session, "POST", "/sim/scan")
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.store.get_session(name).status == Status.CONNECTED:
+                break
+            time.sleep(0.05)
+        return self.show(name) if wait else view

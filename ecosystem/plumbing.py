@@ -1,0 +1,198 @@
+"""What every operator action stands on: the settings, the store and supervisord of this
+host, applying supervisord's config, waiting for a runner's health, asking why it is down.
+
+The actions themselves are in ``lifecycle.py``, ``session_access.py`` and ``reads.py``;
+``orchestrator.py`` puts them together behind one door.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from ecosystem import apitoken, runner_client
+from ecosystem.boot import StartReport, start_in_waves
+from ecosystem.errors import RunnerError, StoreUnsupported
+from ecosystem.health.model import SessionHealth
+from ecosystem.models import Session
+from ecosystem.names import program_name
+from ecosystem.paths import StatePaths
+from ecosystem.settings import Settings
+from ecosystem.states import FAILING_STATES, STOPPED_STATES
+from ecosystem.store import Store, open_store
+from ecosystem.supctl import apply as applier
+from ecosystem.supctl import daemon
+from ecosystem.supctl.rpc import ProcessInfo, Supervisor, SupervisorDown
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def current_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
+
+
+class Plumbing:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store | None = None,
+        *,
+        actor: str | None = None,
+        progress: Progress = _quiet,
+    ) -> None:
+        self.settings = settings
+        self.paths = StatePaths(settings.home)
+        self._store = store
+        self.actor = actor or current_actor()
+        self.progress = progress
+        self._sup: Supervisor | None = None
+        self._last_start = StartReport()
+        # The terminal app calls in from several worker threads at once: open the
+        # store and the supervisord client once, whichever thread comes first.
+        self._open_lock = threading.Lock()
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            with self._open_lock:
+                if self._store is None:
+                    self.paths.ensure()
+                    store = open_store(self.settings)
+                    if store.kind == "sqlite":
+                        store.migrate()  # the embedded store needs no setup step
+                    self._store = store
+        return self._store
+
+    @property
+    def sup(self) -> Supervisor:
+        if self._sup is None:
+            with self._open_lock:
+                if self._sup is None:
+                    self._sup = daemon.client(self.paths)
+        return self._sup
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    @property
+    def host_id(self) -> str:
+        return self.settings.host_id
+
+    @property
+    def ports(self) -> range:
+        return range(self.settings.base_port, self.settings.last_port + 1)
+
+    def _host_sessions(self, without: str | None = None) -> list[Session]:
+        return [s for s in self.store.list_sessions(self.host_id) if s.name != without]
+
+    def apply(self, without: str | None = None) -> applier.ApplyResult:
+        """Re-render supervisord's config from the store and apply only the difference
+        (starting supervisord, and the sessions meant to run, when it was down)."""
+        with applier.apply_lock(self.paths):
+            result = applier.sync(
+                self.paths, self.settings, self.sup, self._host_sessions(without), self._start_many
+            )
+        if result.booted:
+            self.progress(f"started supervisord; {len(result.started)} session(s) started")
+        return result
+
+    def ensure_up(self) -> None:
+        """Bring supervisord back when it is down (sessions return to desired states)."""
+        self.paths.ensure()
+        if not daemon.is_up(self.sup):
+            self.apply()
+
+    def _start_many(self, names: list[str]) -> list[str]:
+        """Start runners in small waves, each wave waiting for health, so a boot with
+        hundreds of sessions does not start them all on the same second (the same
+        function the health monitor uses when supervisord came up on its own)."""
+        ports = {s.name: s.port for s in self._host_sessions()}
+        targets = [(n, ports[n]) for n in names if n in ports]
+        report = start_in_waves(
+            self.sup,
+            self.paths,
+            targets,
+            concurrency=self.settings.start_concurrency,
+            wait_healthy=self._wait_healthy,
+            lock_timeout=self.settings.start_timeout * (len(targets) + 1),
+        )
+        self._last_start = report
+        return report.started
+
+    def _wait_healthy(self, name: str, port: int) -> None:
+        deadline = time.monotonic() + self.settings.start_timeout
+        polls = 0
+        while time.monotonic() < deadline:
+            if runner_client.healthy(self.settings.bind, port, timeout=0.5):
+                return
+            polls += 1
+            if polls % 5 == 0:
+                info = self.sup.process_info(program_name(name))
+                if info is not None and info.state in STOPPED_STATES:
+                    raise RunnerError(f"{name}'s runner is {info.state}: {self._why_down(name)}")
+            time.sleep(0.05)
+        raise RunnerError(
+            f"{name}'s runner did not answer /health on port {port} within "
+            f"{self.settings.start_timeout:g} s: {self._why_down(name)}"
+        )
+
+    def _why_down(self, name: str) -> str:
+        """The best explanation supervisord can give: spawn error, exit status, the last
+        lines the runner wrote on stderr."""
+        program = program_name(name)
+        info = self.sup.process_info(program)
+        if info is None:
+            return "supervisord has no program for it"
+        parts = []
+        if info.spawnerr:
+            parts.append(info.spawnerr)
+        if info.state in FAILING_STATES:
+            parts.append(f"exit status {info.exitstatus}")
+        lines = [ln for ln in self.sup.tail_stderr(program).splitlines() if ln.strip()]
+        if lines:
+            parts.append("stderr: " + " | ".join(lines[-3:]))
+        return "; ".join(parts) or f"state {info.state}; see `zapvisor logs {name}`"
+
+    def _health(self) -> dict[str, SessionHealth]:
+        """The health monitor's records (restarts, exits, why down) for this host; empty
+        with a store that does not keep them yet."""
+        try:
+            return self.store.list_health(self.host_id)
+        except StoreUnsupported:
+            return {}
+
+    def _process_infos(self) -> dict[str, ProcessInfo]:
+        self.ensure_up()
+        try:
+            return self.sup.all_process_info()
+        except SupervisorDown:
+            return {}
+
+    def _runner_call(
+        self, session: Session, method: str, path: str, body: object = None, timeout: float = 3.0
+    ) -> object:
+        token = apitoken.read_token(self.paths, session.name)
+        status, answer = runner_client.call(
+            self.settings.bind,
+            session.port,
+            path,
+            method=method,
+            token=token,
+            body=body,
+            timeout=timeout,
+        )
+        if status >= 400:
+            error = answer.get("error") if isinstance(answer, dict) else answer
+            raise RunnerError(f"{session.name}: {error} (HTTP {status})")
+        return answer

@@ -1,0 +1,161 @@
+"""What an operator reads: the sessions, one host's report for a live view, the health
+monitor's records and alerts, doctor; and stopping everything (`shutdown`)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from ecosystem import __version__
+from ecosystem.doctor import Check, run_checks
+from ecosystem.errors import StoreError, StoreUnsupported, SupervisorError
+from ecosystem.health.model import Alert, SessionHealth
+from ecosystem.hostview import HostReport
+from ecosystem.metrics import ProcessSampler, host_stats
+from ecosystem.models import Session, utcnow
+from ecosystem.names import program_name
+from ecosystem.session_access import SessionAccess
+from ecosystem.states import SIGNALLABLE_STATES
+from ecosystem.supctl import apply as applier
+from ecosystem.supctl import daemon
+from ecosystem.supctl.rpc import Supervisor, SupervisorDown
+from ecosystem.views import SessionView
+
+POLL_RPC_TIMEOUT = 5.0
+"""Seconds a live view's report waits for supervisord before saying it does not answer."""
+CLEARED_KEPT = timedelta(hours=24)
+"""How long a cleared alert stays in the alerts view."""
+
+
+class Reads(SessionAccess):
+    _poll_sup: Supervisor | None = None
+    _sampler: ProcessSampler | None = None
+    _report_lock: threading.Lock | None = None
+
+    def list_sessions(self) -> list[SessionView]:
+        """Every session of this host with its process and the monitor's records."""
+        sessions = self.store.list_sessions(self.host_id)
+        infos = self._process_infos()
+        health = self._health()
+        return [
+            SessionView(s, infos.get(program_name(s.name)), health.get(s.name)) for s in sessions
+        ]
+
+    def session_rows(self) -> tuple[list[Session], dict[str, SessionHealth]]:
+        """The sessions of this host and their health records: two store queries,
+        whatever the number of sessions (a live view's share of the store)."""
+        return self.store.list_sessions(self.host_id), self._health()
+
+    def health(self) -> dict[str, SessionHealth]:
+        """The health monitor's records (restarts, exits, why down) for this host."""
+        return self._health()
+
+    def why_down(self, name: str) -> str:
+        """The best explanation supervisord can give: spawn error, exit status, the last
+        lines the runner wrote on stderr."""
+        return self._why_down(self.session(name).name)
+
+    def host_report(self) -> HostReport:
+        """This host's supervisord process table, its runners' CPU and memory and the
+        machine's load: one getAllProcessInfo and one pass over the runners' pids.
+
+        A live view calls it every second: it does not start supervisord when it finds
+        it down (starting it is an action: ``ensure_up``), and it asks through a client
+        of its own, so a long action (a stop waiting for a slow runner) never holds it
+        up. Raises SupervisorError when supervisord answers wrongly or not in time."""
+        if self._report_lock is None:
+            with self._open_lock:
+                if self._report_lock is None:
+                    self._report_lock = threading.Lock()
+        with self._report_lock:
+            if self._poll_sup is None:
+                self._poll_sup = daemon.client(self.paths, timeout=POLL_RPC_TIMEOUT)
+            if self._sampler is None:
+                self._sampler = ProcessSampler()
+            try:
+                infos, up = self._poll_sup.all_process_info(), True
+            except SupervisorDown:
+                infos, up = {}, False
+            except SupervisorError:
+                self._poll_sup = None  # reconnect with fresh credentials next time
+                raise
+            pids = [i.pid for i in infos.values() if i.pid and i.state in SIGNALLABLE_STATES]
+            procs = self._sampler.sample(pids)
+        s = self.settings
+        return HostReport(
+            host_id=self.host_id,
+            version=__version__,
+            taken_at=utcnow(),
+            supervisord_up=up,
+            max_sessions=s.max_sessions,
+            base_port=s.base_port,
+            processes=infos,
+            procs=procs,
+            stats=host_stats(s.home),
+        )
+
+    def active_alerts(self) -> list[Alert] | None:
+        """This host's raised alerts, newest first; None when the store keeps none."""
+        try:
+            return self.store.list_alerts(self.host_id, active=True)
+        except StoreUnsupported:
+            return None
+
+    def alerts(self, *, include_cleared: bool = False, limit: int = 100) -> list[Alert]:
+        """This host's alerts, newest first: the active ones, or the history too.
+        Brings supervisord (and so the health monitor that raises them) back if down."""
+        self.ensure_up()
+        try:
+            return self.store.list_alerts(
+                self.host_id, active=None if include_cleared else True, limit=limit
+            )
+        except StoreUnsupported as exc:
+            raise StoreError(
+                f"{exc}; see the health monitor's log, {self.paths.logs}/zapvisor-health.log"
+            ) from None
+
+    def alert_history(self, limit: int = 100) -> list[Alert] | None:
+        """The active alerts and those cleared in the last ``CLEARED_KEPT``, newest
+        first; None when the store keeps no alerts."""
+        try:
+            found = self.store.list_alerts(self.host_id, limit=limit)
+        except StoreUnsupported:
+            return None
+        oldest = utcnow() - CLEARED_KEPT
+        return [a for a in found if a.cleared_at is None or a.cleared_at >= oldest]
+
+    def doctor(self) -> list[Check]:
+        """Every moving part of this host checked, each with what to do when not OK."""
+        return run_checks(self)
+
+    def shutdown(self) -> bool:
+        """Stop every runner, then supervisord; False when it was not running."""
+        if not daemon.is_up(self.sup):
+            return False
+        daemon.shutdown(self.paths, self.sup)
+        return True
+
+    def write_boot_config(self) -> None:
+        """Write supervisord's config from the store for `zapvisor serve`, refusing
+        while a supervisord already runs on this state dir."""
+        self.paths.ensure()
+        if daemon.is_up(self.sup):
+            raise SupervisorError(
+                f"supervisord already runs for {self.paths.home} (pid {self.sup.pid()}): "
+                "`zapvisor shutdown` it first, then start the service"
+            )
+        with applier.apply_lock(self.paths):
+            applier.write_for_boot(self.paths, self.settings, self._host_sessions())
+
+    def store_description(self) -> str:
+        """Which store, and where (never with a password)."""
+        return self.store.describe()
+
+    @property
+    def pushes_changes(self) -> bool:
+        """Whether the store itself says when a session changed (LISTEN/NOTIFY)."""
+        return self.store.pushes_changes
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """Block until some session may have changed, at most ``timeout`` seconds."""
+        return self.store.wait_for_change(timeout)
