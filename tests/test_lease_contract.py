@@ -240,7 +240,10 @@ def test_a_claim_moves_the_session_and_fences_the_old_holder(
     # the lease is held and a beats: not claimable
     assert claim("alpha") is None
     old.renew_lease("alpha", old.fence or Fence("", 0), 0.3)
-    wait_for(lambda: store.fleet_state().orphans, timeout=10)
+    wait_for(
+        lambda: {o.session_name for o in store.fleet_state().orphans} == {"alpha", "local"},
+        timeout=10,
+    )
     assert claim("local") is None  # local auth never moves
     got = claim("alpha")
     assert got is not None and got.kind == "failover"
