@@ -7,7 +7,7 @@ import contextlib
 import shutil
 import time
 
-from ecosystem import apitoken, moves, webhook_events
+from ecosystem import apitoken, moves, shared_secrets, webhook_events
 from ecosystem.errors import (
     PortsExhausted,
     RunnerError,
@@ -67,7 +67,10 @@ class Lifecycle(Plumbing):
                 raise PortsExhausted(f"{exc.message} ({held})", exc.busy) from None
             raise
         apitoken.save_token(self.paths, new.name, token)
-        webhook_events.save_secret(self.paths, new.name, webhook_events.new_secret())
+        secret = webhook_events.new_secret()
+        webhook_events.save_secret(self.paths, new.name, secret)
+        if session.auth == AuthKind.STORE:
+            shared_secrets.share(self.store, new.name, secret)
         self.progress(f"adding program {program_name(new.name)} on port {session.port}")
         try:
             self.apply()

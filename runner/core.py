@@ -11,10 +11,18 @@ import signal
 from pathlib import Path
 
 from ecosystem.backoff import Backoff
-from ecosystem.errors import ConfigError, NotThisHost, RunnerError, StoreError, ZapvisorError
+from ecosystem.errors import (
+    ConfigError,
+    NotThisHost,
+    RunnerError,
+    StoreError,
+    StoreUnsupported,
+    ZapvisorError,
+)
 from ecosystem.lease import AuthKind, LeaseTiming
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings, read_runtime_settings
+from ecosystem.shared_secrets import shared_secret
 from ecosystem.states import Status
 from ecosystem.store import Store, open_store
 from runner.api import build_server
@@ -100,6 +108,8 @@ class Runner:
         self.reporter.on_lost = self.lease.mark_lost
         self.lease.start()
         self.reporter.start()
+        if self.session.auth == AuthKind.STORE:
+            await self._share_webhook_secret()
         await self.reporter.update(
             status=Status.INITIALIZING, last_error=None, qr_payload=None, qr_expires_at=None
         )
@@ -186,6 +196,16 @@ class Runner:
                 "WhatsApp until it does (another host may take the session over)",
             )
             self.connector = self._new_connector()
+
+    async def _share_webhook_secret(self) -> None:
+        """Sign with the fleet's secret for this session (kept in the store, so it is
+        the same on every host it moves to); the file's when the store cannot say."""
+        try:
+            await self.reporter.call(shared_secret, self.store, self.paths, self.name)
+        except (StoreUnsupported, StoreError) as exc:
+            log.warning(
+                "webhook secret not shared through the store: %s", exc, extra={"event": "secret"}
+            )
 
     def _lease_lost(self, reason: str) -> None:
         """Another host holds the session now (or a newer runner here): stop, never

@@ -78,6 +78,10 @@ def test_kill_9_a_host_its_sessions_come_back_elsewhere(
     new_host = hosts[moved.host]
     assert new_host.env.supervisord_pid() is not None
     assert moved.port in range(new_host.env.base_port, new_host.env.base_port + 4)
+    secret = "secrets/moving.webhook-secret"
+    assert (new_host.env.home / secret).read_text() == (a.env.home / secret).read_text(), (
+        "webhooks signed with the same secret on the new host"
+    )
     failover = next(e for e in store.list_events("moving") if e.action == "failover")
     assert failover.detail["from"] == "a" and failover.detail["to"] == moved.host
     assert "a silent since" in failover.detail["message"]

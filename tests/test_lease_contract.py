@@ -19,6 +19,7 @@ from ecosystem.errors import (
     LeaseHeld,
     LeaseLost,
     NotThisHost,
+    SessionNotFound,
 )
 from ecosystem.lease import AuthKind, Claimed, Fence
 from ecosystem.models import utcnow
@@ -128,6 +129,25 @@ def test_auth_and_failover_switch(store: Store) -> None:  # noqa: F811
     )
     actions = [e.action for e in store.list_events("alpha")]
     assert "configure" in actions
+
+
+def test_the_webhook_secret_moves_with_the_session(
+    store_factory: StoreFactory,  # noqa: F811
+) -> None:
+    store = store_factory()  # noqa: F811
+    create(store, "alpha", host="h1", connector="sim", auth=AuthKind.STORE)
+    assert store.webhook_secret("alpha") is None
+    old, _ = _runner_store(store_factory, "alpha", "h1")
+    old.save_webhook_secret("alpha", "whsec_first")
+    assert store.webhook_secret("alpha") == "whsec_first"
+    _runner_store(store_factory, "alpha", "h1")  # a newer runner: the old one is fenced
+    with pytest.raises(LeaseLost):
+        old.save_webhook_secret("alpha", "whsec_stale")
+    store.save_webhook_secret("alpha", "whsec_rotated")  # an operator's rotation
+    assert store.webhook_secret("alpha") == "whsec_rotated"
+    store.delete_session("alpha", actor="op")
+    with pytest.raises(SessionNotFound):
+        store.save_webhook_secret("alpha", "whsec_gone")
 
 
 def test_sim_server_replaces_a_second_link(store: Store) -> None:  # noqa: F811

@@ -115,6 +115,16 @@ class LeaseMethods:
         """Withdraw a move not handed over yet."""
         raise self._unsupported("move sessions between hosts")
 
+    # -- the webhook secret of a session whose auth lives in the store ----------------
+
+    def webhook_secret(self, name: str) -> str | None:
+        """The session's webhook signing secret kept in the store (None: none kept)."""
+        raise StoreUnsupported(self.kind, NO_LEASES)
+
+    def save_webhook_secret(self, name: str, secret: str) -> None:
+        """Keep it in the store, so it moves with the session. SessionNotFound."""
+        raise StoreUnsupported(self.kind, NO_LEASES)
+
     # -- the sim connector ---------------------------------------------------------
 
     def sim_auth(self, name: str) -> SimDevice | None:

@@ -180,6 +180,23 @@ class PgLease(FunctionCaller):
             )
         )
 
+    # -- the webhook secret of a session whose auth lives in the store ----------------
+
+    def webhook_secret(self, name: str) -> str | None:
+        value = self.call_function(
+            "zapvisor_webhook_secret", {"p_name": name}, returns="value", write=False
+        )
+        return None if value is None else str(value)
+
+    def save_webhook_secret(self, name: str, secret: str) -> None:
+        self.call_function(
+            "zapvisor_save_webhook_secret",
+            {"p_name": name, "p_secret": secret},
+            returns="nothing",
+            write=True,
+            name=name,
+        )
+
     # -- the sim connector ---------------------------------------------------------
 
     def sim_auth(self, name: str) -> SimDevice | None:

@@ -30,6 +30,8 @@ _GUARDED = (
     ("sim_devices", "INSERT", "NEW"),
     ("sim_devices", "UPDATE", "NEW"),
     ("sim_devices", "DELETE", "OLD"),
+    ("session_secrets", "INSERT", "NEW"),
+    ("session_secrets", "UPDATE", "NEW"),
 )
 
 
@@ -202,6 +204,29 @@ class SQLiteLease:
                 raise SessionNotFound(f"no session named {name!r} (see `zapvisor list`)")
             row = db.execute("SELECT * FROM session_leases WHERE session_name = ?", (name,))
             return LeaseInfo(now=now, lease=_lease(row.fetchone(), now))
+
+    # -- the webhook secret of a session whose auth lives in the store ----------------
+
+    def webhook_secret(self, name: str) -> str | None:
+        with self._cursor() as db:
+            row = db.execute(
+                "SELECT webhook_secret FROM session_secrets WHERE session_name = ?", (name,)
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+    def save_webhook_secret(self, name: str, secret: str) -> None:
+        with self._cursor(write=True) as db:
+            try:
+                db.execute(
+                    "INSERT INTO session_secrets (session_name, webhook_secret, updated_at)"
+                    " VALUES (?, ?, ?) ON CONFLICT (session_name) DO UPDATE SET"
+                    " webhook_secret = excluded.webhook_secret, updated_at = excluded.updated_at",
+                    (name, secret, _ts(utcnow())),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise fence_error(exc, name) or SessionNotFound(
+                    f"no session named {name!r} (see `zapvisor list`)"
+                ) from None
 
     # -- the sim connector ---------------------------------------------------------
 

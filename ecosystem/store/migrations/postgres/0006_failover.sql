@@ -174,6 +174,31 @@ BEGIN
     RETURN v_new;
 END $$;
 
+-- The webhook signing secret of a session whose auth lives in the store: it moves with
+-- the session, so receivers keep verifying signatures after a failover.
+CREATE TABLE session_secrets (
+    session_name    text COLLATE "C" PRIMARY KEY
+                    REFERENCES whatsapp_sessions (session_name) ON DELETE CASCADE,
+    webhook_secret  text NOT NULL,
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE FUNCTION zapvisor_webhook_secret(p_name text) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT webhook_secret FROM session_secrets WHERE session_name = p_name
+$$;
+
+CREATE FUNCTION zapvisor_save_webhook_secret(p_name text, p_secret text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO session_secrets AS s (session_name, webhook_secret, updated_at)
+    VALUES (p_name, p_secret, now())
+    ON CONFLICT (session_name) DO UPDATE SET webhook_secret = excluded.webhook_secret,
+        updated_at = excluded.updated_at;
+EXCEPTION WHEN foreign_key_violation THEN
+    RAISE EXCEPTION 'no session named %', p_name USING ERRCODE = 'ZV004';
+END $$;
+
 -- -- the fence -------------------------------------------------------------------------
 
 CREATE FUNCTION zapvisor_fence() RETURNS text
@@ -215,6 +240,8 @@ FOR EACH ROW EXECUTE FUNCTION zapvisor_fence_guard();
 CREATE TRIGGER webhook_outbox_fence BEFORE INSERT OR UPDATE ON webhook_outbox
 FOR EACH ROW EXECUTE FUNCTION zapvisor_fence_guard();
 CREATE TRIGGER sim_devices_fence BEFORE INSERT OR UPDATE OR DELETE ON sim_devices
+FOR EACH ROW EXECUTE FUNCTION zapvisor_fence_guard();
+CREATE TRIGGER session_secrets_fence BEFORE INSERT OR UPDATE ON session_secrets
 FOR EACH ROW EXECUTE FUNCTION zapvisor_fence_guard();
 
 -- -- leases ----------------------------------------------------------------------------
@@ -705,12 +732,14 @@ ALTER TABLE session_leases ENABLE ROW LEVEL SECURITY;
 ALTER TABLE host_heartbeats ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sim_devices ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sim_links ENABLE ROW LEVEL SECURITY;
+ALTER TABLE session_secrets ENABLE ROW LEVEL SECURITY;
 
 DO $$
 DECLARE
     v_role text;
     v_functions constant text := 'zapvisor_fence(), zapvisor_fence_guard(), '
         'zapvisor_set_failover(text, text, boolean, text), '
+        'zapvisor_webhook_secret(text), zapvisor_save_webhook_secret(text, text), '
         'zapvisor_lease_json(session_leases), '
         'zapvisor_lease_acquire(text, text, double precision), '
         'zapvisor_lease_renew(text, text, bigint, double precision), '
@@ -735,14 +764,14 @@ BEGIN
     FOREACH v_role IN ARRAY ARRAY['anon', 'authenticated'] LOOP
         IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = v_role) THEN
             EXECUTE format('REVOKE ALL ON session_leases, host_heartbeats, sim_devices, '
-                           'sim_links FROM %I', v_role);
+                           'sim_links, session_secrets FROM %I', v_role);
             EXECUTE format('REVOKE ALL ON SEQUENCE sim_links_id_seq FROM %I', v_role);
             EXECUTE format('REVOKE ALL ON FUNCTION %s FROM %I', v_functions, v_role);
         END IF;
     END LOOP;
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
         GRANT SELECT, INSERT, UPDATE, DELETE ON session_leases, host_heartbeats, sim_devices,
-            sim_links TO service_role;
+            sim_links, session_secrets TO service_role;
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO service_role', v_functions);
         CREATE POLICY service_role_all ON session_leases FOR ALL TO service_role
             USING (true) WITH CHECK (true);
@@ -751,6 +780,8 @@ BEGIN
         CREATE POLICY service_role_all ON sim_devices FOR ALL TO service_role
             USING (true) WITH CHECK (true);
         CREATE POLICY service_role_all ON sim_links FOR ALL TO service_role
+            USING (true) WITH CHECK (true);
+        CREATE POLICY service_role_all ON session_secrets FOR ALL TO service_role
             USING (true) WITH CHECK (true);
     END IF;
 END $$;

@@ -31,6 +31,13 @@ CREATE TABLE sim_devices (
     paired_at     TEXT NOT NULL
 );
 
+CREATE TABLE session_secrets (
+    session_name    TEXT PRIMARY KEY
+                    REFERENCES whatsapp_sessions (session_name) ON DELETE CASCADE,
+    webhook_secret  TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+);
+
 CREATE TABLE sim_links (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     device        TEXT NOT NULL,
