@@ -160,6 +160,16 @@ def new_qrs(store: PostgresStore, since: datetime) -> int:
     )
 
 
+def claimed_after(store: PostgresStore, names: set[str], since: datetime) -> list[float]:
+    """Seconds from ``since`` to each session's failover claim (the audit trail's time,
+    the database's clock on this same machine)."""
+    out = []
+    for e in store.list_events(None, limit=100_000):
+        if e.action == "failover" and e.session_name in names and e.ts >= since:
+            out.append((e.ts - since).total_seconds())
+    return sorted(out)
+
+
 def failover_once(
     store: PostgresStore, victim: BenchHost, how: str, timeout: float
 ) -> tuple[list[float], int]:
@@ -222,6 +232,7 @@ def main() -> None:
             wait(partial(all_connected, store, names), timeout, f"{n} sessions connected on a")
             since = utcnow()
             times, missing = failover_once(store, hosts["a"], "kill", timeout)
+            claims = claimed_after(store, set(names), since)
             spread = {h: len(store.list_sessions(h)) for h in ("b", "c")}
             print(
                 f"kill -9 of a host with {n} sessions: all connected elsewhere in "
@@ -229,6 +240,11 @@ def main() -> None:
                 f"p90 {pct(times, 0.9):.1f} s); {missing} not back; now on b/c: "
                 f"{spread['b']}/{spread['c']}; overlaps {overlaps(store, since)}, new QRs "
                 f"{new_qrs(store, since)}"
+            )
+            print(
+                f"  of which: claimed after {pct(claims, 0.0):.1f}-{pct(claims, 1.0):.1f} s "
+                f"(lease {args.lease:g} s, one check a second, {len(claims)} claims); the rest "
+                "is supervisord starting the runners and their first connection"
             )
             for name in names:
                 store.delete_session(name, actor="bench")
