@@ -110,6 +110,32 @@ class Aborted(ZapvisorError):
     exit_code = 2
 
 
+class HostUnreachable(ZapvisorError):
+    """A host of the fleet did not answer in time, or its link dropped."""
+
+    exit_code = 69
+
+
+class VersionSkew(ZapvisorError):
+    """A host runs a zapvisor whose protocol, or this action's revision, differs."""
+
+    exit_code = 69
+
+
+class ProtocolError(ZapvisorError):
+    """The other end of a host link said something that is not zapvisor's protocol."""
+
+    exit_code = 69
+
+
+class RemoteError(ZapvisorError):
+    """An error of a kind this zapvisor does not know, raised on another host."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 # -- failover (ecosystem/lease.py) --------------------------------------------------------
 
 
@@ -143,7 +169,10 @@ class NotThisHost(ZapvisorError):
 
 
 class HostUnavailable(ZapvisorError):
-    """A host does not answer (no fresh heartbeat in the store) or is unknown."""
+    """Another host cannot take a session: no fresh heartbeat in the store, or unknown.
+
+    Not HostUnreachable: that one says the host a call went to did not answer (and the
+    link to it is dropped); this one is an answer, about a third host."""
 
     exit_code = 69
 

@@ -2,8 +2,10 @@
 
 The door is one class; its methods live by concept in ``lifecycle.py`` (what runs),
 ``session_access.py`` (reaching one session: token, pairing, QR, webhooks, logs) and
-``reads.py`` (listings, a host's report, alerts, doctor) and ``failover_actions.py``
-(planned moves, what moved, a session's failover switch). Every result is data that
+``reads.py`` (listings, a host's report, alerts, doctor), ``fleet/door.py`` (every
+host's sessions, placing a new one) and ``failover_actions.py`` (planned moves, what
+moved, a session's failover switch). Actions on a session run on its host
+(``fleet/routing.py``). Every result is data that
 survives a round trip through JSON (``ecosystem/fleet/codec.py``), so the same call can
 run on another host.
 """
@@ -11,11 +13,11 @@ run on another host.
 from __future__ import annotations
 
 from ecosystem.failover_actions import FailoverActions
+from ecosystem.fleet.door import FleetDoor
 from ecosystem.plumbing import Progress, current_actor
-from ecosystem.reads import Reads
 
 
-class Orchestrator(Reads, FailoverActions):
+class Orchestrator(FleetDoor, FailoverActions):
     """The door: one method per operator action."""
 
 

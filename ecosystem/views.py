@@ -51,6 +51,7 @@ JSON_FIELDS = (
     "updated_at",
     "connected_at",
     "last_activity_at",
+    "host_unreachable",
 )
 """The stable field names of `list --json` / `show --json`, in order."""
 
@@ -64,6 +65,9 @@ class SessionView:
     """The health monitor's record (restarts, exits, parking); None when it has none."""
     lease: LeaseInfo | None = None
     """Its lease and its host's heartbeat (`show` only; None in lists)."""
+    unreachable: str | None = None
+    """Why its host did not answer ("host unreachable since 12:03:04"); the process is
+    then the last one known, or None."""
 
     @property
     def name(self) -> str:
@@ -88,7 +92,7 @@ class SessionView:
         """The session status while its runner runs; the process state otherwise,
         so a killed runner never shows a stale "connected"."""
         if self.process is None:
-            return "NO PROGRAM"
+            return "UNREACHABLE" if self.unreachable else "NO PROGRAM"
         if self.process.state == ProcessState.RUNNING:
             return str(self.session.status)
         return self.process.state
@@ -135,6 +139,7 @@ class SessionView:
             webhook_url=redact_url(self.session.webhook_url),
             can_fail_over=self.session.can_fail_over,
             lease=lease_json(self.lease),
+            host_unreachable=self.unreachable,
         )
         h = self.health.model_dump(mode="json") if self.health else {}
         for key in (

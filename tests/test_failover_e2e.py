@@ -14,7 +14,7 @@ import pytest
 from ecosystem.models import utcnow
 from ecosystem.store.postgres import PostgresStore
 from tests.conftest import Env, wait_for
-from tests.fleet_local import (
+from tests.failover_hosts import (
     Host,
     Proxy,
     connected_on,

@@ -12,7 +12,7 @@ import pytest
 from ecosystem.settings import ENV_NAMES
 from ecosystem.store.postgres import PostgresStore
 from tests.conftest import Env, wait_for
-from tests.fleet_local import connected_on, host_vars
+from tests.failover_hosts import connected_on, host_vars
 from tests.test_tui_health import notes
 from tests.tui_helpers import screen_as, screen_text, until
 from tui.app import make_app

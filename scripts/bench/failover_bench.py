@@ -43,7 +43,7 @@ from ecosystem.states import Status  # noqa: E402
 from ecosystem.store.postgres import PostgresStore  # noqa: E402
 from ecosystem.supctl import daemon  # noqa: E402
 from scripts.bench.store_bench import free_block  # noqa: E402
-from tests.fleet_local import kill_all, process_tree, signal_all, thaw_all  # noqa: E402
+from tests.failover_hosts import kill_all, process_tree, signal_all, thaw_all  # noqa: E402
 from tests.pgserver import PgServer  # noqa: E402
 
 T = TypeVar("T")

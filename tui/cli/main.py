@@ -10,6 +10,7 @@ from ecosystem import __version__
 from ecosystem.errors import ZapvisorError
 from tui.cli import (
     access,
+    agent,
     alerts,
     commands,
     db,
@@ -21,7 +22,7 @@ from tui.cli import (
 )
 
 # Each module adds its subcommands with `register(sub)`; a feature adds its own module.
-COMMAND_MODULES = (session_args, db, alerts, service, access, webhooks, failover)
+COMMAND_MODULES = (session_args, db, alerts, service, access, webhooks, agent, failover)
 
 DESCRIPTION = """\
 Run many WhatsApp sessions on this server. Each session is one runner process under

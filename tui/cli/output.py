@@ -70,6 +70,7 @@ def sessions_table(views: Sequence[SessionView]) -> str:
     rows = [
         [
             v.name,
+            v.session.host,
             v.display_status,
             str(v.session.port),
             str(v.pid or "-"),
@@ -81,8 +82,13 @@ def sessions_table(views: Sequence[SessionView]) -> str:
         ]
         for v in views
     ]
-    headers = ["NAME", "STATUS", "PORT", "PID", "UPTIME", "PHONE", "CONNECTOR", "WANTED", "ACTIVE"]
-    return table(headers, rows, colour_col=1)
+    headers = [
+        "NAME", "HOST", "STATUS", "PORT", "PID", "UPTIME", "PHONE", "CONNECTOR", "WANTED",
+        "ACTIVE",
+    ]  # fmt: skip
+    text = table(headers, rows, colour_col=2)
+    notes = sorted({v.unreachable for v in views if v.unreachable})
+    return text + "".join(f"\n{note}" for note in notes)
 
 
 def session_details(view: SessionView) -> str:
@@ -97,7 +103,7 @@ def session_details(view: SessionView) -> str:
         ("uptime", age(view.uptime)),
         ("phone", s.phone or "-"),
         ("connector", s.connector),
-        ("host", s.host),
+        ("host", s.host + (f"  ({view.unreachable})" if view.unreachable else "")),
         ("auth", f"{s.auth}: {failover_note(s)}"),
         ("lease", lease_text(view.lease)),
         ("description", s.description or "-"),

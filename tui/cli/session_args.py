@@ -43,8 +43,16 @@ def register(sub: SubParsers) -> None:
         action="store_false",
         help="never take it over on another host when this one goes silent",
     )
+    p.add_argument(
+        "--host",
+        metavar="HOST",
+        help="the host that runs it (default: the reachable host with the most room)",
+    )
 
-    add_command(sub, "list", "list sessions with their status, port and pid", commands.list_)
+    p = add_command(
+        sub, "list", "list sessions with their host, status, port and pid", commands.list_
+    )
+    p.add_argument("--host", metavar="HOST", help="only this host's sessions")
     p = add_command(sub, "show", "show one session in full", commands.show)
     p.add_argument("name", metavar="NAME")
 
