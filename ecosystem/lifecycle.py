@@ -39,7 +39,7 @@ class Lifecycle(Plumbing):
         """One session, its row joined with supervisord's facts and the monitor's."""
         session = self.store.get_session(validate_name(name))
         info = self._process_infos().get(program_name(name))
-        return SessionView(session, info, self._health().get(name), self._lease(name))
+        return SessionView(session, info, self._health().get(name), lease=self._lease(name))
 
     def _lease(self, name: str) -> LeaseInfo | None:
         try:

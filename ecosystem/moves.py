@@ -2,10 +2,12 @@
 lives, what `show` says about it, `zapvisor move NAME --to HOST`, and what moved, when
 and why (from the audit trail).
 
-A planned move goes through the store, never through a host's supervisord from here:
-the move is asked for; the holder's monitor stops the runner and hands the session
-over; the target's monitor claims it on a port of its own and starts it. So it works
-from wherever the operator is, and a host that does not answer cannot be half-moved.
+A planned move is decided in the store, never by a host's supervisord: the move is
+asked for; the holder stops the runner and hands the session over; the target claims it
+on a port of its own and starts it. The door (failover_actions.py) asks both hosts to do
+their part at once, over the fleet's links; a host it cannot reach does its part at its
+monitor's next check. So it works from wherever the operator is, and a host that does
+not answer cannot be half-moved.
 """
 
 from __future__ import annotations
@@ -140,21 +142,11 @@ def targets(store: Store, name: str) -> list[tuple[HostBeat, str | None]]:
     return [(h, refusal(h)) for h in hosts]
 
 
-def move(
-    store: Store,
-    name: str,
-    to: str,
-    *,
-    actor: str,
-    timeout: float,
-    progress: Callable[[str], None],
-    poll: float = 0.2,
-) -> MoveResult:
-    """Move ``name`` to host ``to`` and wait until it runs there (connected, or waiting
-    for a scan when it never was paired; just moved when it is stopped). Refused, with
-    nothing changed, when ``to`` is unknown, silent, full or short of memory, or the
-    session's auth is local."""
-    began = time.monotonic()
+def ask(store: Store, name: str, to: str, *, actor: str) -> tuple[Session, str]:
+    """Ask for a planned move of ``name`` to host ``to``: (the session as it was, "requested"
+    when its holder must hand it over first, or "offered" when nothing runs it). Refused,
+    with nothing changed, when ``to`` is unknown, silent, full or short of memory, or
+    the session's auth is local."""
     session = store.get_session(name)
     if session.host == to:
         raise CannotMove(f"session {name} already runs on {to}")
@@ -165,11 +157,24 @@ def move(
         )
     _target(store.fleet_state(), to)
     asked = store.request_move(name, to, actor)
-    source = session.host
-    if asked["state"] == "requested":
-        progress(f"asked {source} to hand {name} over to {to}")
-    else:
-        progress(f"{name} is not running on {source}: offered to {to}")
+    return session, str(asked["state"])
+
+
+def wait_moved(
+    store: Store,
+    session: Session,
+    to: str,
+    *,
+    actor: str,
+    began: float,
+    timeout: float,
+    progress: Callable[[str], None],
+    poll: float = 0.2,
+) -> MoveResult:
+    """Wait until ``to`` took the session over and runs it (connected, or waiting for a
+    scan when it never was paired; just moved when it is stopped). A move its holder
+    did not hand over in time is withdrawn (nothing moved)."""
+    name, source = session.name, session.host
     deadline = began + timeout
     while time.monotonic() < deadline:
         now = store.get_session(name)

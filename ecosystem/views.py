@@ -63,11 +63,11 @@ class SessionView:
     """None when supervisord has no program for the session (or is down)."""
     health: SessionHealth | None = None
     """The health monitor's record (restarts, exits, parking); None when it has none."""
-    lease: LeaseInfo | None = None
-    """Its lease and its host's heartbeat (`show` only; None in lists)."""
     unreachable: str | None = None
     """Why its host did not answer ("host unreachable since 12:03:04"); the process is
     then the last one known, or None."""
+    lease: LeaseInfo | None = None
+    """Its lease and its host's heartbeat (`show` only; None in lists)."""
 
     @property
     def name(self) -> str:

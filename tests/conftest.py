@@ -257,3 +257,13 @@ def pg_dsn(pg_cluster: PgCluster) -> Iterator[str]:
     name = pg_cluster.new_database()
     yield pg_cluster.dsn(name)
     pg_cluster.drop_database(name)
+
+
+@pytest.fixture
+def pg_store(pg_dsn: str) -> Iterator[Any]:
+    """A PostgresStore on ``pg_dsn``, to look at what the hosts under test wrote."""
+    from ecosystem.store.postgres import PostgresStore
+
+    s = PostgresStore(pg_dsn)
+    yield s
+    s.close()

@@ -33,10 +33,8 @@ shared by many test workers."""
 
 
 @pytest.fixture
-def store(pg_dsn: str) -> Iterator[PostgresStore]:
-    s = PostgresStore(pg_dsn)
-    yield s
-    s.close()
+def store(pg_store: PostgresStore) -> PostgresStore:
+    return pg_store
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ sim session paired on one; the app runs as the operator of host a."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -23,10 +23,8 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def store(pg_dsn: str) -> Iterator[PostgresStore]:
-    s = PostgresStore(pg_dsn)
-    yield s
-    s.close()
+def store(pg_store: PostgresStore) -> PostgresStore:
+    return pg_store
 
 
 def test_m_moves_a_session_to_the_host_picked_in_the_dialog(

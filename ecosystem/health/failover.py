@@ -174,21 +174,43 @@ class Failover:
         for move in state.moves:
             if move.host != self.host:
                 continue
-            program = program_name(move.session_name)
             try:
-                if self.sup.process_info(program) is not None:
-                    self.sup.stop(program, wait=True)  # the runner ends its lease
+                handed = self.hand_over(move.session_name, self.actor)
             except ZapvisorError as exc:
                 log.warning("cannot stop %s for its move: %s", move.session_name, exc)
                 continue
-            if self.store.hand_over(move.session_name, self.host, self.actor) is not None:
+            if handed is not None:
                 log.warning(
                     "%s handed over to %s (planned move)",
                     move.session_name,
-                    move.move_to,
+                    handed,
                     extra={"session": move.session_name},
                 )
                 done.handed_over.append(move.session_name)
+
+    def hand_over(self, name: str, actor: str) -> str | None:
+        """Stop this host's runner of ``name`` (it ends its lease) and offer the session
+        to the host a planned move asked for: that host's name, or None when no move of
+        it is pending here. Raises when the runner cannot be stopped (nothing handed)."""
+        program = program_name(name)
+        if self.sup.process_info(program) is not None:
+            self.sup.stop(program, wait=True)
+        handed = self.store.hand_over(name, self.host, actor)
+        return None if handed is None else str(handed.get("to"))
+
+    def claim(self, name: str, actor: str) -> Claimed | None:
+        """Take ``name`` over for this host on a port of its range (atomically in the
+        store); None when it is not, or no longer, this host's to take. Raises
+        CapacityError."""
+        return self.store.claim_session(
+            name,
+            host=self.host,
+            ports=self.ports,
+            exclude_ports=busy_ports(self.ports, self.settings.bind),
+            max_sessions=self.settings.max_sessions,
+            ttl=self.settings.lease_seconds,
+            actor=actor,
+        )
 
     # -- claims ----------------------------------------------------------------------
 
@@ -230,15 +252,7 @@ class Failover:
             if room <= 0 and not moving:
                 break
             try:
-                got = self.store.claim_session(
-                    o.session_name,
-                    host=self.host,
-                    ports=self.ports,
-                    exclude_ports=busy_ports(self.ports, self.settings.bind),
-                    max_sessions=self.settings.max_sessions,
-                    ttl=self.settings.lease_seconds,
-                    actor=self.actor,
-                )
+                got = self.claim(o.session_name, self.actor)
             except CapacityError as exc:
                 log.warning("cannot take %s over: %s", o.session_name, exc)
                 break
