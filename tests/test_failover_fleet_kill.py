@@ -181,6 +181,6 @@ def test_host_b_frozen_wakes_to_find_its_runners_fenced_off(
         assert len(b_links) == 1, "host-b never connected the device again"
     wait_for(lambda: "wa-" not in b.cli("ctl", "status", check=False).stdout, timeout=30)
     for name in paired:
-        said = {(e.action, e.actor) for e in store.list_events(name, limit=200)}
-        assert ("moved_away", "health@host-b") in said
+        trail = {(e.action, e.actor) for e in store.list_events(name, limit=200)}
+        assert ("moved_away", "health@host-b") in trail
     assert overlaps(store) == [], "never two connections to one device at once"

@@ -160,19 +160,19 @@ def new_qrs(store: PostgresStore, since: datetime) -> int:
     )
 
 
-def claimed_after(store: PostgresStore, names: set[str], since: datetime) -> list[float]:
+def claimed_after(store: PostgresStore, names: set[str], since: datetime) -> dict[str, float]:
     """Seconds from ``since`` to each session's failover claim (the audit trail's time,
     the database's clock on this same machine)."""
-    out = []
+    out: dict[str, float] = {}
     for e in store.list_events(None, limit=100_000):
         if e.action == "failover" and e.session_name in names and e.ts >= since:
-            out.append((e.ts - since).total_seconds())
-    return sorted(out)
+            out[e.session_name] = (e.ts - since).total_seconds()
+    return out
 
 
 def failover_once(
     store: PostgresStore, victim: BenchHost, how: str, timeout: float
-) -> tuple[list[float], int]:
+) -> tuple[dict[str, float], int]:
     """Seconds until each of ``victim``'s sessions is connected elsewhere."""
     names = {s.name for s in store.list_sessions(victim.name)}
     t0 = time.monotonic()
@@ -192,7 +192,7 @@ def failover_once(
         victim.thaw()
     else:
         victim.up()  # it comes back, empty
-    return sorted(times.values()), missing
+    return times, missing
 
 
 def pct(values: list[float], q: float) -> float:
@@ -231,8 +231,11 @@ def main() -> None:
             hosts["a"].up()
             wait(partial(all_connected, store, names), timeout, f"{n} sessions connected on a")
             since = utcnow()
-            times, missing = failover_once(store, hosts["a"], "kill", timeout)
-            claims = claimed_after(store, set(names), since)
+            back, missing = failover_once(store, hosts["a"], "kill", timeout)
+            claimed = claimed_after(store, set(names), since)
+            times = sorted(back.values())
+            claims = sorted(claimed.values())
+            starts = sorted(back[n] - claimed[n] for n in back if n in claimed)
             spread = {h: len(store.list_sessions(h)) for h in ("b", "c")}
             print(
                 f"kill -9 of a host with {n} sessions: all connected elsewhere in "
@@ -242,9 +245,14 @@ def main() -> None:
                 f"{new_qrs(store, since)}"
             )
             print(
-                f"  of which: claimed after {pct(claims, 0.0):.1f}-{pct(claims, 1.0):.1f} s "
-                f"(lease {args.lease:g} s, one check a second, {len(claims)} claims); the rest "
-                "is supervisord starting the runners and their first connection"
+                f"  claim: {len(claims)} claims {pct(claims, 0.0):.1f}-{pct(claims, 1.0):.1f} s "
+                f"after the kill (median {pct(claims, 0.5):.1f} s; lease {args.lease:g} s, "
+                f"one check a second)"
+            )
+            print(
+                f"  start: claim to connected median {pct(starts, 0.5):.1f} s, p90 "
+                f"{pct(starts, 0.9):.1f} s, worst {pct(starts, 1.0):.1f} s (supervisord starting "
+                "the runner, its lease, its first connection)"
             )
             for name in names:
                 store.delete_session(name, actor="bench")
@@ -261,8 +269,8 @@ def main() -> None:
             for i in range(args.rounds):
                 victim = max(hosts.values(), key=lambda h: len(store.list_sessions(h.name)))
                 how = "kill" if i % 2 == 0 else "freeze"
-                times, missing = failover_once(store, victim, how, timeout)
-                took.append(times[-1] if times else float("nan"))
+                back, missing = failover_once(store, victim, how, timeout)
+                took.append(max(back.values()) if back else float("nan"))
                 lost += missing
                 # the next round starts from a fleet where everything runs
                 wait(lambda: all_connected(store, names), timeout, "every session connected again")
