@@ -77,3 +77,25 @@ def test_jids_as_whatsmeow_writes_them_and_malformed_ones() -> None:
             parse_jid(bad)
     with pytest.raises(InvalidValue):
         client_store("s", AuthKind.STORE, DB, dsn=DSN, device_jid="55:x@s", paired=True)
+
+
+def test_new_client_opens_what_it_is_given() -> None:
+    """runner/connectors/neonize_client.new_client, the one place a client is built."""
+    from runner.connectors.neonize_client import new_client
+
+    own = new_client(str(DB), "sales#1", "sales")
+    assert (own.name, own.jid, own.new_device, own.uuid) == (str(DB), None, False, b"sales#1")
+    assert own.device_props.os == "zapvisor sales"
+    pairing = client_store("sales", AuthKind.STORE, DB, dsn=DSN, device_jid=None, paired=False)
+    fresh = new_client(str(DB), "sales#2", "sales", pairing)
+    assert (fresh.name, fresh.jid, fresh.new_device) == (DSN, None, True)
+    saved = client_store(
+        "sales", AuthKind.STORE, DB, dsn=DSN, device_jid="5511999:3@s.whatsapp.net", paired=True
+    )
+    mine = new_client(str(DB), "sales#3", "sales", saved)
+    assert (mine.name, mine.jid.User, mine.jid.Device, mine.new_device) == (
+        DSN,
+        "5511999",
+        3,
+        False,
+    )

@@ -13,6 +13,12 @@ Two more traps of that call: with a ``jid`` neonize names the client by the JID'
 (its ``uuid`` argument is then ignored), so two clients of one device in one process
 share a name inside its Go side; and whatsmeow's store needs advisory locks and
 prepared statements, which Supabase's transaction pooler (port 6543) does not keep.
+
+neonize_client.new_client opens what ``client_store`` chose. The connector does not ask
+for the store yet: the device JID a pairing gives has no place in zapvisor's store so
+far, so neonize sessions keep their auth in local files (moves.STORE_AUTH_CONNECTORS)
+and cannot fail over. WhatsApp cannot be reached from here: tests/test_neonize_store.py
+checks the arguments a real NewAClient gets (built, never connected) and the refusals.
 """
 
 from __future__ import annotations
