@@ -9,7 +9,9 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from ecosystem.backoff import Backoff
 from ecosystem.errors import (
@@ -31,6 +33,7 @@ from runner.connectors import Connector, ConnectorContext, make_connector, sim_f
 from runner.connectors.base import RestartRunner
 from runner.connectors.sim_server import SimServer
 from runner.events import Events
+from runner.lane import HealthLane
 from runner.lease import LeaseKeeper
 from runner.outbox import Outbox
 from runner.state import LiveState, Reporter
@@ -75,6 +78,16 @@ class Runner:
         self._stop = asyncio.Event()
         self._exit_code = 0
         self._recycling = False
+
+    def health(self) -> dict[str, Any]:
+        """What `/health` answers (on the port and on the monitor's socket)."""
+        return {
+            "ok": True,
+            "session": self.name,
+            "status": str(self.live.status),
+            "pid": os.getpid(),
+            "uptime_seconds": round(time.monotonic() - self.live.started, 1),
+        }
 
     def _new_connector(self) -> Connector:
         """A fresh connector (one per stretch of holding the lease)."""
@@ -127,6 +140,8 @@ class Runner:
             raise RunnerError(
                 f"cannot listen on {self.settings.bind}:{self.port}: {reason}"
             ) from None
+        lane = HealthLane(self.paths.health_socket(self.name), self.health)
+        await lane.start()
         log.info(
             "listening",
             extra={"event": "started", "port": self.port, "connector": self.connector.kind},
@@ -150,6 +165,7 @@ class Runner:
             log.exception("connector close failed", extra={"event": "close_failed"})
         await _settle(producers, "connector")
         await server.close()
+        await lane.close()
         # A recycled runner's successor takes over within a second: the status it
         # reported last stays (no disconnected/initializing flap in the webhooks).
         if self.live.status != Status.ERROR and not self._recycling:
