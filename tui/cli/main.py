@@ -12,9 +12,11 @@ from tui.cli import (
     access,
     agent,
     alerts,
+    backup,
     commands,
     control,
     db,
+    declare,
     failover,
     hosts,
     output,
@@ -24,7 +26,10 @@ from tui.cli import (
 )
 
 # Each module adds its subcommands with `register(sub)`; a feature adds its own module.
-COMMAND_MODULES = (session_args, db, alerts, service, access, webhooks, agent, hosts, failover)
+COMMAND_MODULES = (
+    session_args, db, alerts, service, access, webhooks, backup, declare, agent, hosts,
+    failover,
+)  # fmt: skip
 
 DESCRIPTION = """\
 Run many WhatsApp sessions on this server. Each session is one runner process under
