@@ -1,4 +1,4 @@
-"""The failover part of the store contract (migration 0006): leases and their fence on
+"""The failover part of the store contract (migration 0009): leases and their fence on
 every store (sqlite, postgres, supabase through the PostgREST-shaped server); host
 heartbeats, claims and planned moves on the shared stores (postgres, supabase), whose
 times are the database's clock."""

@@ -1,4 +1,4 @@
-"""The failover part of the store contract (migration 0006): leases and their fence, host
+"""The failover part of the store contract (migration 0009): leases and their fence, host
 heartbeats, claims and planned moves, and the sim connector's auth and simulated
 WhatsApp server. Mixed into :class:`ecosystem.store.base.Store`.
 

@@ -1,5 +1,5 @@
 """Leases, heartbeats, claims, moves and the sim server of the postgres and supabase
-stores (migrations/postgres/0006_failover.sql): each method is one call of a SQL
+stores (migrations/postgres/0009_failover.sql): each method is one call of a SQL
 function, the same for both stores, and every time in them is the database's clock.
 
 The fence itself travels outside these calls: the postgres store sets it on each write

@@ -197,7 +197,7 @@ def _detail_json(detail: str | None) -> dict[str, Any]:
 
 
 def lease_error(code: str | None, detail: str | None, *, name: str = "") -> ZapvisorError | None:
-    """The failover functions' errors (migrations/postgres/0006_failover.sql)."""
+    """The failover functions' errors (migrations/postgres/0009_failover.sql)."""
     if code == LEASE_LOST:
         info = _detail_json(detail)
         session = info.get("session") or name

@@ -174,7 +174,7 @@ class PgConnection(FunctionCaller):
                                 began = True
                                 with conn.cursor() as cur:
                                     if self.fence is not None:
-                                        # read by the fence guard (0006) within this
+                                        # read by the fence guard (0009) within this
                                         # transaction only: fine through a pooler too
                                         cur.execute(_SET_FENCE, (self.fence.token,))
                                     return fn(cur)

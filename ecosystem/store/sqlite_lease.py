@@ -1,5 +1,5 @@
 """Leases, the fence and the sim connector's tables on the embedded SQLite store
-(migration 0006). One host, one clock: the lease is there so the runner's code is the
+(migration 0009). One host, one clock: the lease is there so the runner's code is the
 same on every store, and its fence still stops a stray runner of an older epoch (one a
 killed supervisord left behind) from writing over the current one.
 

@@ -105,7 +105,7 @@ class SupabaseStore(PgSessions, PgOutbox, PgHealth, PgLease, PgHosts, Store):
 
     def set_fence(self, fence: Fence | None) -> None:
         """PostgREST hands request headers to SQL (``request.headers``), where the fence
-        guard (0006) reads this one."""
+        guard (0009) reads this one."""
         self.fence = fence
         if fence is None:
             self._client.headers.pop(FENCE_HEADER, None)

@@ -2,7 +2,7 @@
 device hold one connection; a second connection of the same device replaces the first,
 which is told so (StreamReplaced) and must never reconnect by itself.
 
-Connections ("links") live in the store's ``sim_links`` table (migration 0006), or in
+Connections ("links") live in the store's ``sim_links`` table (migration 0009), or in
 the database of ZAPVISOR_SIM_SERVER_URL, so a test can cut a host off from the store
 and still see what its runners do with WhatsApp. Each link beats every
 SIM_BEAT_SECONDS while in use; a replacement of a link that beat within

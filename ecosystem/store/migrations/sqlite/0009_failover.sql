@@ -1,4 +1,4 @@
--- Failover's pieces that make sense on one host (mirrors postgres/0006_failover.sql):
+-- Failover's pieces that make sense on one host (mirrors postgres/0009_failover.sql):
 -- each session's auth kind and failover switch, the local lease a runner takes (so the
 -- same runner code runs on every store, and a stray runner's writes are fenced by its
 -- epoch), the sim connector's auth and its simulated WhatsApp server. No heartbeats and

@@ -1,6 +1,6 @@
 -- Failover: one owner per session by lease, host heartbeats, claims of the sessions of a
 -- silent host, planned moves, and the sim connector's auth and its simulated WhatsApp
--- server (mirrors sqlite/0006_failover.sql, where only the local lease and the fence
+-- server (mirrors sqlite/0009_failover.sql, where only the local lease and the fence
 -- exist: SQLite is one host). Depends on 0001-0003 only; 0005 (the hosts registry) is
 -- another migration's, so heartbeats live in a table of their own.
 --
