@@ -8,12 +8,9 @@ import errno
 import logging
 import os
 import signal
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from ecosystem.backoff import Backoff
 from ecosystem.errors import (
     ConfigError,
     NotThisHost,
@@ -23,11 +20,12 @@ from ecosystem.errors import (
     ZapvisorError,
 )
 from ecosystem.lease import AuthKind, LeaseTiming
+from ecosystem.moves import SHARED_STORES
 from ecosystem.paths import StatePaths
-from ecosystem.settings import Settings, read_runtime_settings
+from ecosystem.settings import Settings
 from ecosystem.shared_secrets import shared_secret
 from ecosystem.states import RUNNER_RECYCLE_EXIT, Status
-from ecosystem.store import Store, open_store
+from ecosystem.store import Store
 from runner.api import build_server
 from runner.connectors import Connector, ConnectorContext, make_connector, sim_faults
 from runner.connectors.base import RestartRunner
@@ -71,7 +69,7 @@ class Runner:
             name,
             settings.host_id,
             LeaseTiming(settings.lease_seconds),
-            lapses=session.auth == AuthKind.STORE,
+            required=session.auth == AuthKind.STORE and store.kind in SHARED_STORES,
         )
         self.sim_server: SimServer | None = None
         self.connector: Connector = self._new_connector()
@@ -87,6 +85,7 @@ class Runner:
             "status": str(self.live.status),
             "pid": os.getpid(),
             "uptime_seconds": round(time.monotonic() - self.live.started, 1),
+            "lease": self.lease.describe(),
         }
 
     def _new_connector(self) -> Connector:
@@ -111,30 +110,30 @@ class Runner:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
-        try:
-            if not await self.lease.acquire(self._stop):
-                return 0
-        except NotThisHost as exc:
+        if self.lease.required and self.session.host != self.settings.host_id:
             # moved away while this program was still here: its program goes at the
             # next apply; starting it again does nothing
-            log.warning("%s: not starting here", exc, extra={"event": "not_this_host"})
+            log.warning(
+                "session %s runs on host %s now: not starting here",
+                self.name,
+                self.session.host,
+                extra={"event": "not_this_host"},
+            )
             return 0
-        self.connector = self._new_connector()  # with the lease's epoch
         self.lease.on_lost = self._lease_lost
         self.reporter.on_lost = self.lease.mark_lost
-        self.lease.start()
-        self.reporter.start()
-        if self.session.auth == AuthKind.STORE:
-            await self._share_webhook_secret()
-        await self.reporter.update(
-            status=Status.INITIALIZING, last_error=None, qr_payload=None, qr_expires_at=None
-        )
+        if not self.lease.required:
+            self.lease.go_without(self._stop)
+            await self._report_start()
         server = build_server(self)
         try:
             await server.start(self.settings.bind, self.port)
         except OSError as exc:
             reason = "is in use by another process" if exc.errno == errno.EADDRINUSE else str(exc)
-            await self.reporter.update(status=Status.ERROR, last_error=f"port {self.port} {reason}")
+            if self.lease.held.is_set():  # the row is this runner's to write
+                await self.reporter.update(
+                    status=Status.ERROR, last_error=f"port {self.port} {reason}"
+                )
             await self.reporter.close()
             await self.lease.close()
             raise RunnerError(
@@ -146,6 +145,14 @@ class Runner:
             "listening",
             extra={"event": "started", "port": self.port, "connector": self.connector.kind},
         )
+        if self.lease.required and not await self._wait_for_lease():
+            await server.close()
+            await lane.close()
+            await self.lease.close()
+            await self.reporter.close()
+            if self.sim_server is not None:
+                self.sim_server.shutdown()
+            return 0
         task = asyncio.create_task(self._drive(), name="connector")
         dispatcher = asyncio.create_task(self.outbox.run(), name="webhooks")
         dispatcher.add_done_callback(self._dispatcher_ended)
@@ -185,6 +192,33 @@ class Runner:
         if self.sim_server is not None:
             self.sim_server.shutdown()
         return self._exit_code
+
+    async def _wait_for_lease(self) -> bool:
+        """Until this host holds the lease (answering /health meanwhile, which says so);
+        False when asked to stop first, or the session moved to another host."""
+        log.info(
+            "waiting for the lease before connecting to WhatsApp",
+            extra={"event": "lease_wait"},
+        )
+        try:
+            if not await self.lease.acquire(self._stop):
+                return False
+        except NotThisHost as exc:
+            log.warning("%s: not starting here", exc, extra={"event": "not_this_host"})
+            return False
+        self.connector = self._new_connector()  # with the lease's epoch
+        self.lease.start()
+        await self._report_start()
+        return True
+
+    async def _report_start(self) -> None:
+        """The first writes of a runner that may write the session's row."""
+        self.reporter.start()
+        if self.session.auth == AuthKind.STORE:
+            await self._share_webhook_secret()
+        await self.reporter.update(
+            status=Status.INITIALIZING, last_error=None, qr_payload=None, qr_expires_at=None
+        )
 
     async def _drive(self) -> None:
         """Run the connector while the lease is held; let go of WhatsApp the moment it
@@ -311,63 +345,3 @@ async def _settle(tasks: list[asyncio.Task[None]], what: str, timeout: float = 5
     for t in tasks:
         if t.done() and not t.cancelled() and (exc := t.exception()) is not None:
             log.error("%s failed: %r", what, exc, exc_info=exc, extra={"event": "crash"})
-
-
-async def _connect(settings: Settings, name: str, port: int) -> Runner | None:
-    """Open the store and build the runner, waiting out a store that is down.
-
-    Exiting instead would make supervisord give up on the session (FATAL) during a
-    database outage; waiting keeps it one step from serving again. Returns None when
-    asked to stop while waiting.
-    """
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    backoff = Backoff(1.0, 30.0)
-    try:
-        while True:
-            store: Store | None = None
-            try:
-                store = await asyncio.to_thread(open_store, settings)
-                await asyncio.to_thread(store.get_session, name)  # the store answers
-                return Runner(settings, store, name, port)
-            except StoreError as exc:
-                if store is not None:
-                    store.close()
-                delay = backoff.next()
-                log.warning(
-                    "store unavailable, retrying in %.0f s: %s",
-                    delay,
-                    exc,
-                    extra={"event": "store_retry"},
-                )
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-                return None
-            except TimeoutError:
-                pass
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-
-
-async def run(home: Path, name: str, port: int) -> int:
-    settings = read_runtime_settings(StatePaths(home).runtime_env, home)
-    runner = await _connect(settings, name, port)
-    if runner is None:
-        return 0
-    try:
-        code = await runner.serve()
-    finally:
-        runner.store.close()
-    if runner.connector.leaves_thread:
-        # Everything is flushed and closed; what is left is a native call blocking a
-        # thread that nothing can end, which asyncio.run and the interpreter would wait
-        # for forever (until supervisord's SIGKILL). Leave without joining it.
-        log.info("leaving a blocked native call behind", extra={"event": "hard_exit"})
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code

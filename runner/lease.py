@@ -1,6 +1,12 @@
 """A runner's hold on its session: it talks to WhatsApp only while its host holds the
 session's lease in the store.
 
+A session another host may take over (its auth in a shared store) needs the lease
+before it connects: the runner listens and answers /health meanwhile, saying what it
+waits for. A session no other host can drive (local auth, or a one-host store such as
+SQLite) runs without waiting: the keeper takes the lease in the background, for the
+fence and for `show`, whenever the store lets it.
+
 The keeper takes the lease at start (a new epoch; every store write of this runner then
 carries it, see base_lease.LeaseMethods.fence), renews it every third of
 ZAPVISOR_LEASE_SECONDS, and keeps a deadline on its own monotonic clock: the moment the
@@ -45,16 +51,19 @@ RETRY_SECONDS = 1.0
 
 class LeaseKeeper:
     def __init__(
-        self, store: Store, session: str, host: str, timing: LeaseTiming, *, lapses: bool = True
+        self, store: Store, session: str, host: str, timing: LeaseTiming, *, required: bool = True
     ) -> None:
         self.store = store
         self.session = session
         self.host = host
         self.timing = timing
-        self.lapses = lapses
-        """Whether to let go of WhatsApp when the lease cannot be renewed: only a session
-        another host may take over (its auth in the store) needs to; one with local auth
-        cannot be driven from elsewhere, so it rides out a store outage connected."""
+        self.required = required
+        """Whether the runner must hold the lease to talk to WhatsApp (and let go when it
+        cannot renew it): only a session another host may take over needs to. One that
+        cannot be driven from elsewhere runs without it, and rides out a store outage
+        connected."""
+        self.waiting = ""
+        """Why the lease is not taken yet (the store's refusal or error), for /health."""
         self.fence: Fence | None = None
         self.deadline = 0.0
         """Monotonic time after which this runner must not talk to WhatsApp."""
@@ -76,14 +85,43 @@ class LeaseKeeper:
 
     def may_drive(self) -> bool:
         """Whether the runner may use its WhatsApp link at this instant."""
-        if not self.lapses:
+        if not self.required:
             return self.held.is_set()
         return self.held.is_set() and time.monotonic() < self.deadline
 
     def seconds_left(self) -> float:
         return self.deadline - time.monotonic()
 
+    def describe(self) -> str:
+        """Where the lease stands, in a few words (the `lease` of /health)."""
+        if self.lost.is_set():
+            return f"lost: {self.lost_reason}"
+        if self.unleased:
+            return "none: the store keeps no leases"
+        if self.fence is not None:
+            if self.required and not self.held.is_set():
+                return f"lapsed: not renewed in time (epoch {self.fence.epoch})"
+            return f"held (epoch {self.fence.epoch})"
+        if self.required:
+            return f"waiting: {self.waiting or 'asking the store'}"
+        return f"not taken yet, not needed (cannot fail over): {self.waiting or 'asking'}"
+
     # -- taking it -----------------------------------------------------------------
+
+    def go_without(self, stop: asyncio.Event) -> None:
+        """Run now, without the lease (a session that cannot fail over), and take it in
+        the background once the store allows: then it is renewed and fences writes."""
+        assert not self.required
+        self.deadline = math.inf
+        self.held.set()
+        self._tasks.append(asyncio.create_task(self._take_later(stop), name="lease-take"))
+
+    async def _take_later(self, stop: asyncio.Event) -> None:
+        try:
+            if await self.acquire(stop):
+                self.start()
+        except NotThisHost as exc:
+            self.mark_lost(str(exc))
 
     async def acquire(self, stop: asyncio.Event) -> bool:
         """Take the lease, waiting while another host holds it (a move under way) or the
@@ -110,13 +148,17 @@ class LeaseKeeper:
             except NotThisHost:
                 raise
             except (LeaseHeld, StoreError) as exc:
-                if str(exc) != said:
-                    log.warning("waiting for the lease: %s", exc, extra={"event": "lease_wait"})
-                    said = str(exc)
+                self.waiting = str(exc)
+                if self.waiting != said:
+                    what = "waiting for the lease" if self.required else "lease not taken yet"
+                    log.warning("%s: %s", what, exc, extra={"event": "lease_wait"})
+                    said = self.waiting
             else:
+                await self._call(self.store.set_fence, lease.fence)
                 self.fence = lease.fence
-                await self._call(self.store.set_fence, self.fence)
-                self.deadline = began + self.timing.hold_for
+                self.waiting = ""
+                if self.required:
+                    self.deadline = began + self.timing.hold_for
                 self.held.set()
                 log.info(
                     "lease taken (epoch %d, %g s)",
@@ -134,8 +176,8 @@ class LeaseKeeper:
     def start(self) -> None:
         if self.unleased or self.fence is None:
             return
-        self._tasks = [asyncio.create_task(self._renew_loop(), name="lease-renew")]
-        if self.lapses:
+        self._tasks.append(asyncio.create_task(self._renew_loop(), name="lease-renew"))
+        if self.required:
             self._tasks.append(asyncio.create_task(self._watch(), name="lease-watch"))
 
     async def _renew_loop(self) -> None:
@@ -162,7 +204,8 @@ class LeaseKeeper:
                 next_at = time.monotonic() + min(RETRY_SECONDS, self.timing.renew_every)
                 continue
             failing = ""
-            self.deadline = began + self.timing.hold_for
+            if self.required:
+                self.deadline = began + self.timing.hold_for
             self._moved.set()
             if not self.held.is_set() and not self.lost.is_set():
                 log.info("lease renewed again: reconnecting", extra={"event": "lease_regained"})
