@@ -4,19 +4,23 @@ session: the actions that change what runs."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import time
 
-from ecosystem import apitoken, webhook_events
+from ecosystem import apitoken, moves, shared_secrets, webhook_events
 from ecosystem.errors import (
     PortsExhausted,
     RunnerError,
+    SchemaMissing,
     SessionExists,
     SessionNotFound,
+    StoreUnsupported,
     SupervisorError,
     ZapvisorError,
 )
 from ecosystem.fleet.routing import call_on_host, routed
+from ecosystem.lease import AuthKind, LeaseInfo
 from ecosystem.models import NewSession, Session, SessionFields
 from ecosystem.names import program_name, validate_name
 from ecosystem.plumbing import Plumbing
@@ -38,7 +42,14 @@ class Lifecycle(Plumbing):
     def show(self, name: str) -> SessionView:
         """One session, its row joined with supervisord's facts and the monitor's."""
         self.store.get_session(validate_name(name))  # an unknown name starts nothing
-        return self._views(lambda: [self.store.get_session(name)])[0]
+        view = self._views(lambda: [self.store.get_session(name)])[0]
+        return dataclasses.replace(view, lease=self._lease(name))
+
+    def _lease(self, name: str) -> LeaseInfo | None:
+        try:
+            return self.store.lease_info(name)
+        except (StoreUnsupported, SchemaMissing):
+            return None
 
     def create(self, new: NewSession, *, wait: bool = True, host: str | None = None) -> SessionView:
         """Insert the session (reserving its port atomically), add its program, start it,
@@ -55,6 +66,9 @@ class Lifecycle(Plumbing):
             view: SessionView = call_on_host(self, target, Lifecycle.create, (new,), args)
             return view
         self.paths.ensure()
+        new = new.model_copy(
+            update={"auth": moves.choose_auth(self.store.kind, new.connector, new.auth)}
+        )
         self.progress(f"reserving a port for {new.name}")
         with applier.apply_lock(self.paths):
             session = self._insert(new)
@@ -82,9 +96,10 @@ class Lifecycle(Plumbing):
             raise SessionExists(f"a session named {new.name!r} already exists")
         token = apitoken.new_token()
         apitoken.save_token(self.paths, new.name, token)
-        webhook_events.save_secret(self.paths, new.name, webhook_events.new_secret())
+        secret = webhook_events.new_secret()
+        webhook_events.save_secret(self.paths, new.name, secret)
         try:
-            return self.store.create_session(
+            session = self.store.create_session(
                 new,
                 host=self.host_id,
                 ports=self.ports,
@@ -100,6 +115,10 @@ class Lifecycle(Plumbing):
                 held = ", ".join(str(who_holds(p)) for p in exc.busy[:5])
                 raise PortsExhausted(f"{exc.message} ({held})", exc.busy) from None
             raise
+        if session.auth == AuthKind.STORE:
+            # a host that claims the session later signs its webhooks with the same secret
+            shared_secrets.share(self.store, new.name, secret)
+        return session
 
     def _undo_create(self, name: str) -> None:
         with contextlib.suppress(ZapvisorError):
@@ -204,6 +223,9 @@ class Lifecycle(Plumbing):
             auth = self.paths.token_dir(name)
             if auth.exists():
                 shutil.rmtree(auth)
+            if view.session.auth == AuthKind.STORE:
+                with contextlib.suppress(StoreUnsupported):
+                    self.store.delete_sim_auth(name)
             self.store.set_runtime(
                 name, {"phone": None, "connected_at": None, "qr_payload": None}, actor=self.actor
             )

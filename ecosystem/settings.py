@@ -196,6 +196,30 @@ class Settings(BaseSettings):
     """Where alerts are POSTed (JSON) when raised and when cleared; may hold a token,
     so it is never printed."""
 
+    # -- failover (ecosystem/lease.py, ecosystem/health/failover.py) ----------------
+
+    lease_seconds: float = Field(
+        30.0, ge=2, le=3600, validation_alias=_env("ZAPVISOR_LEASE_SECONDS")
+    )
+    """How long a runner's lease on its session (and a host's heartbeat) lasts without
+    renewal. A runner renews every third of it and lets go of WhatsApp when it could not
+    for the lease minus a margin; another host takes a session over once its lease and
+    its host's heartbeat both ran out. Shorter: faster failover, less patience with a
+    slow store."""
+
+    accept_failover: bool = Field(True, validation_alias=_env("ZAPVISOR_ACCEPT_FAILOVER"))
+    """Whether this host's monitor takes over sessions of hosts that went silent."""
+
+    failover_ram_floor_mb: int = Field(
+        512, ge=0, validation_alias=_env("ZAPVISOR_FAILOVER_RAM_FLOOR_MB")
+    )
+    """Memory (MB) this host keeps available: it takes over no session that would leave
+    it less (each counted at 100 MB)."""
+
+    sim_server_url: SecretStr | None = Field(None, validation_alias=_env("ZAPVISOR_SIM_SERVER_URL"))
+    """Sim connector only (tests, demos): a PostgreSQL DSN where the simulated WhatsApp
+    server keeps its connections; unset, it uses the store."""
+
     @field_validator("max_session_memory_mb", mode="after")
     @classmethod
     def _memory_cap(cls, value: int | None) -> int | None:

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)
     logsetup.configure(args.session)
     from ecosystem.errors import ZapvisorError
-    from runner.core import run
+    from runner.startup import run
 
     try:
         return asyncio.run(run(args.home, args.session, args.port))

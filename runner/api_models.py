@@ -147,6 +147,9 @@ class Health(Answer):
     status: Status
     pid: int
     uptime_seconds: float
+    lease: str | None = None
+    """Where this runner's lease stands: "held (epoch 7)", "waiting: …" (a session that
+    can fail over connects only once its host holds the lease), "lapsed: …", "lost: …"."""
 
 
 class SessionStatus(Answer):

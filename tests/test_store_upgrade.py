@@ -64,6 +64,7 @@ def test_a_v1_database_upgrades_and_the_monitor_moves_onto_it(
         assert store.migrate() == shipped[1:]  # 0002_webhooks onwards
         kept = store.get_session("alpha")
         assert kept.ai_config == {"k": 1} and kept.webhook_events is None
+        assert kept.auth == "local" and not kept.can_fail_over  # its auth is in files
         assert probe() is True, "the running monitor notices and restarts onto the store"
         monitor.store.close()
         monitor, _, probe = build(settings)

@@ -33,6 +33,7 @@ from supervisor import childutils
 from ecosystem.backoff import Backoff
 from ecosystem.errors import StoreError, ZapvisorError
 from ecosystem.health.envwatch import RuntimeEnv
+from ecosystem.health.failover import Failover, Heartbeat, fleet_supported
 from ecosystem.health.monitor import Monitor
 from ecosystem.health.notify import Notifier
 from ecosystem.health.proctable import RESYNC_SECONDS
@@ -247,6 +248,9 @@ def build(settings: Settings) -> Built:
         store = volatile(store)
     sup = daemon.client(paths)
     monitor = Monitor(settings, store, sup)
+    if fleet_supported(store):
+        monitor.failover = Failover(settings, store, sup)
+        Heartbeat(store, lambda: monitor.settings, monitor.started_at).start()
     monitor.procs.resync = RESYNC_SECONDS  # fed by the events from here on
     notifier = Notifier(store, settings.host_id, lambda: _alert_url(monitor), monitor.clock)
     monitor.notifier = notifier

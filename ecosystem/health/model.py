@@ -58,6 +58,8 @@ class AlertKind(StrEnum):
     SESSION_ERROR = "session_error"
     RUNNER_FATAL = "runner_fatal"
     WEBHOOK_DEAD_LETTERS = "webhook_dead_letters"
+    FAILOVER_UNPLACED = "failover_unplaced"
+    HOST_SILENT = "host_silent"
 
 
 class NewAlert(BaseModel):

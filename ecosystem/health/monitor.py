@@ -34,6 +34,7 @@ from ecosystem.health.alerts import (
     session_alerts,
     store_dead_letters,
 )
+from ecosystem.health.failover import Failover
 from ecosystem.health.memory import MemoryMeter
 from ecosystem.health.model import SessionHealth
 from ecosystem.health.notify import Notifier
@@ -42,7 +43,7 @@ from ecosystem.health.probe import BUSY, REFUSED, Saturated, probe_many, second_
 from ecosystem.health.proctable import ProcessTable
 from ecosystem.metrics import host_stats
 from ecosystem.models import Session, utcnow
-from ecosystem.names import program_name
+from ecosystem.names import program_name, session_from_program
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings
 from ecosystem.states import (
@@ -98,6 +99,8 @@ class Monitor:
         self.saturated = Saturated()
         self.settings_problem: dict[str, Any] | None = None
         """What is wrong with runtime.env, if anything (health/envwatch.py)."""
+        self.failover: Failover | None = None
+        """Claims, hand-overs and moved-away programs (a shared store only)."""
         self.reconfigure(settings)
 
     def reconfigure(self, settings: Settings) -> None:
@@ -109,6 +112,8 @@ class Monitor:
         self.hung.failures = settings.health_failures
         self.hung.start_timeout = settings.start_timeout
         self.dead_letters = store_dead_letters(self.store, self.host)
+        if self.failover is not None:
+            self.failover.reconfigure(settings)
 
     # -- observing -------------------------------------------------------------------
 
@@ -136,6 +141,14 @@ class Monitor:
         now = self.clock()
         self._probe(obs, now)
         self._memory_and_stuck(obs, now)
+        if obs.store_up and self.failover is not None:
+            programs = {p for p in obs.procs if session_from_program(p)}
+            try:
+                self.failover.check(now, programs)
+            except StoreError as exc:
+                self.memo.failed(exc)
+            except ZapvisorError as exc:
+                log.warning("failover pass: %s", exc)
         if obs.store_up:
             try:
                 self._alerts(obs, now)
@@ -388,6 +401,8 @@ class Monitor:
             self.host, self.thresholds, obs.sessions, obs.procs, obs.health, keys
         )
         wanted += dead_letter_alerts(self.host, self.dead_letters())
+        if self.failover is not None:
+            wanted += self.failover.last.alerts
         apply_alerts(self.store, self.host, wanted, active)
 
     # -- plumbing -------------------------------------------------------------------------
@@ -413,5 +428,16 @@ class Monitor:
                 "next_restart_at": self.next_due.isoformat() if self.next_due else None,
                 "store_down_since": down.isoformat() if (down := self.memo.down_since) else None,
                 "settings_error": self.settings_problem,
+                "failover": self._failover_status(),
             },
         )
+
+    def _failover_status(self) -> dict[str, Any] | None:
+        if self.failover is None:
+            return None
+        last = self.failover.last
+        return {
+            "claimed": [c.session for c in last.claimed],
+            "handed_over": last.handed_over,
+            "removed": last.removed,
+        }

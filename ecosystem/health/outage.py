@@ -2,7 +2,7 @@
 not answer (PostgreSQL restarting, a network cut, a locked SQLite file); and what it
 reads back from the store's audit trail when it starts again.
 
-Runners restarted meanwhile wait for the store before they serve (runner/core.py), so
+Runners restarted meanwhile wait for the store before they serve (runner/startup.py), so
 restarting them loses nothing and they serve the moment it is back. What the monitor
 could not write (health records, a parking, its audit events: crash, auto_restart,
 hung...) is written at the first pass that reads the store again, the events in order

@@ -13,6 +13,7 @@ from ecosystem.fleet.records import HostRecord, NewHost
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
 from ecosystem.models import OPERATOR_FIELDS, RUNTIME_FIELDS, Event, NewSession, Session
 from ecosystem.redact import redact_url
+from ecosystem.store.base_lease import LeaseMethods
 from ecosystem.webhook_events import DeliveryState, WebhookEvent
 
 NO_OUTBOX = "has no webhook outbox: webhooks are off"
@@ -26,7 +27,7 @@ DEFAULT_WEBHOOK_LEASE = timedelta(seconds=60)
 """How long :meth:`Store.due_webhooks` hands an event to one caller by default."""
 
 
-class Store(abc.ABC):
+class Store(LeaseMethods, abc.ABC):
     """Session rows, the port ledger and the audit trail.
 
     Every method is blocking; UI code calls them from worker threads.
@@ -244,7 +245,7 @@ class Store(abc.ABC):
             (s.name, s.updated_at, s.status, s.desired_state) for s in self.list_sessions()
         )
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release connections."""
 
     # -- health monitor (migration 0003) --------------------------------------------

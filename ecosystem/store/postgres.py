@@ -28,6 +28,7 @@ from ecosystem.store import pgcommon as pg
 from ecosystem.store.base import Store
 from ecosystem.store.pg_health import PgHealth
 from ecosystem.store.pg_hosts import PgHosts
+from ecosystem.store.pg_lease import PgLease
 from ecosystem.store.pg_outbox import PgOutbox
 from ecosystem.store.pg_sessions import PgSessions
 from ecosystem.store.pgwatch import Watchdog
@@ -41,7 +42,7 @@ POOLED_POLL_INTERVAL = 1.0
 second, as with NOTIFY, for one cheap query (a count and a max) per watcher."""
 
 
-class PostgresStore(PgConnection, PgSessions, PgOutbox, PgHealth, PgHosts, Store):
+class PostgresStore(PgConnection, PgSessions, PgOutbox, PgHealth, PgLease, PgHosts, Store):
     kind = "postgres"
     poll_interval = 5.0
     """LISTEN/NOTIFY wakes watchers at once; this slow look is the safety net for a

@@ -18,6 +18,7 @@ from typing import Any
 
 from ecosystem.errors import SessionExists, SessionNotFound, StoreError
 from ecosystem.health.model import Alert, SessionHealth
+from ecosystem.lease import AuthKind
 from ecosystem.models import (
     Event,
     NewSession,
@@ -30,6 +31,7 @@ from ecosystem.store import sqlite_health as health_sql
 from ecosystem.store.base import Store, audit_detail
 from ecosystem.store.sqlite_health import SQLiteHealth
 from ecosystem.store.sqlite_hosts import SQLiteHosts
+from ecosystem.store.sqlite_lease import SQLiteLease, fence_error
 from ecosystem.store.sqlite_outbox import SQLiteOutbox, import_outbox
 from ecosystem.webhook_events import WebhookEvent
 
@@ -64,7 +66,7 @@ def _row_to_session(row: sqlite3.Row) -> Session:
     return Session.model_validate(data)
 
 
-class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteHosts, Store):
+class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, Store):
     kind = "sqlite"
 
     def __init__(self, path: Path) -> None:
@@ -124,7 +126,10 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteHosts, Store):
                     raise
                 if write:
                     self._db.execute("COMMIT")
-            except sqlite3.IntegrityError:
+            except sqlite3.IntegrityError as exc:
+                lost = fence_error(exc, self.fence.session if self.fence else "")
+                if lost is not None:
+                    raise lost from None
                 raise
             except sqlite3.Error as exc:
                 if getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_READONLY:
@@ -229,8 +234,10 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteHosts, Store):
             }
             port = pick_port(ports, held, excluded, max_sessions, host)
             now = utcnow()
+            fields = new.model_dump()
+            fields["auth"] = fields["auth"] or AuthKind.LOCAL
             session = Session(
-                **new.model_dump(),
+                **fields,
                 host=host,
                 port=port,
                 created_at=now,

@@ -11,6 +11,7 @@ from typing import Any
 from ecosystem import jsonvalue
 from ecosystem.doctor import FAIL
 from ecosystem.errors import Aborted, InvalidValue, RunnerError
+from ecosystem.lease import AuthKind
 from ecosystem.logfiles import pretty
 from ecosystem.models import NewSession
 from ecosystem.orchestrator import Orchestrator
@@ -65,6 +66,8 @@ def create(args: argparse.Namespace) -> int:
             ai_config=_json_object(args.ai_config, "--ai-config"),
             timing_config=_json_object(args.timing_config, "--timing-config"),
             desired_state=DesiredState.STOPPED if args.stopped else DesiredState.RUNNING,
+            auth=AuthKind(args.auth) if args.auth else None,
+            failover=args.failover,
         )
     except ValueError as exc:  # pydantic's ValidationError
         raise InvalidValue(_first_error(exc)) from None

@@ -17,6 +17,7 @@ from tui.cli import (
     control,
     db,
     declare,
+    failover,
     hosts,
     output,
     service,
@@ -27,6 +28,7 @@ from tui.cli import (
 # Each module adds its subcommands with `register(sub)`; a feature adds its own module.
 COMMAND_MODULES = (
     session_args, db, alerts, service, access, webhooks, backup, declare, agent, hosts,
+    failover,
 )  # fmt: skip
 
 DESCRIPTION = """\

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ecosystem.lease import LeaseInfo
+from ecosystem.moves import failover_note
 from ecosystem.redact import redact_url
 from ecosystem.states import ProcessState
 from ecosystem.views import SessionView, age, since
@@ -127,6 +129,8 @@ def session_details(view: SessionView) -> str:
         ("phone", s.phone or "-"),
         ("connector", s.connector),
         ("host", s.host + (f"  ({view.unreachable})" if view.unreachable else "")),
+        ("auth", f"{s.auth}: {failover_note(s)}"),
+        ("lease", lease_text(view.lease)),
         ("description", s.description or "-"),
         ("webhook", redact_url(s.webhook_url) or "-"),
         ("messages", f"{s.messages_sent} sent, {s.messages_received} received"),
@@ -164,3 +168,21 @@ def _health_details(view: SessionView, now: datetime) -> list[tuple[str, str]]:
         wait = max(0.0, (h.next_restart_at - now).total_seconds())
         pairs.append(("next restart", f"in {wait:.0f} s (backoff)"))
     return pairs
+
+
+def lease_text(info: LeaseInfo | None) -> str:
+    """Who holds the session's lease and until when, in words."""
+    if info is None or info.lease is None:
+        return "never taken (no runner has run it under a lease)"
+    lease = info.lease
+    left = (lease.expires_at - info.now).total_seconds()
+    if lease.offered_to:
+        return f"handed over to {lease.offered_to} (epoch {lease.epoch}), waiting for it"
+    text = f"{lease.holder or 'nobody'} (epoch {lease.epoch}), "
+    text += f"{left:.0f} s left" if left > 0 else f"ended {-left:.0f} s ago"
+    if lease.move_to:
+        text += f"; moving to {lease.move_to}"
+    beat = info.heartbeat
+    if beat is not None and not beat.live and beat.beat_at is not None:
+        text += f"; {beat.host} silent since {beat.beat_at:%Y-%m-%d %H:%M:%S} UTC"
+    return text

@@ -32,6 +32,18 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--timing-config", metavar="JSON", help="a JSON object")
     p.add_argument("--stopped", action="store_true", help="create it without starting it")
     p.add_argument(
+        "--auth",
+        choices=("local", "store"),
+        help="where its WhatsApp auth lives: store (can fail over to another host; the "
+        "default on PostgreSQL/Supabase when the connector can) or local files",
+    )
+    p.add_argument(
+        "--no-failover",
+        dest="failover",
+        action="store_false",
+        help="never take it over on another host when this one goes silent",
+    )
+    p.add_argument(
         "--host",
         metavar="HOST",
         help="the host that runs it (default: the reachable host with the most room)",

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from ecosystem.lease import AuthKind
 from ecosystem.metrics import ProcStats
 from ecosystem.views import SessionView, age, since
 from tui.format import percent, size, status_text
@@ -155,6 +156,7 @@ class ConfigSummary(Static):
         s = view.session
         grid = _grid(one_line=True)
         grid.add_row("connector", s.connector)
+        grid.add_row("auth", _auth(view))
         grid.add_row("description", s.description or "-")
         grid.add_row("webhook", s.webhook_url or "-")
         if deliveries is not None and (s.webhook_url or any(deliveries.values())):
@@ -167,3 +169,13 @@ class ConfigSummary(Static):
         grid.add_row("ai_config", json.dumps(s.ai_config, ensure_ascii=False) or "{}")
         grid.add_row("timing", json.dumps(s.timing_config, ensure_ascii=False) or "{}")
         self.update(grid)
+
+
+def _auth(view: SessionView) -> Text:
+    """Where its WhatsApp auth lives, and whether it can fail over (m moves it)."""
+    s = view.session
+    if s.auth != AuthKind.STORE:
+        return Text("local · cannot fail over", style="yellow")
+    if not s.failover:
+        return Text("store · failover off · m moves it")
+    return Text("store · fails over · m moves it")
