@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime
 from typing import Any
@@ -13,6 +14,12 @@ from runner.outbox import Outbox
 from runner.state import Reporter
 
 log = logging.getLogger("runner")
+
+
+def _png_field(payload: str) -> dict[str, str]:
+    from ecosystem import qr  # qrcode costs memory in every idle runner: load on use
+
+    return {"qrCode": qr.png_data_url(payload)}
 
 
 def iso(value: datetime | None) -> str | None:
@@ -36,11 +43,12 @@ class Events:
         await self.reporter.update(
             status=Status.WAITING_SCAN, qr_payload=payload, qr_expires_at=expires_at
         )
-        from ecosystem import qr  # qrcode costs memory in every idle runner: load on use
-
+        # The PNG only for a receiver of qr_code events, made on the store thread: the
+        # event loop keeps answering, and an idle runner never loads qrcode.
         self.outbox.emit(
             "qr_code",
-            {"qrCode": qr.png_data_url(payload), "qr": payload, "expiresAt": iso(expires_at)},
+            {"qr": payload, "expiresAt": iso(expires_at)},
+            functools.partial(_png_field, payload),
         )
 
     async def connected(self, phone: str) -> None:
