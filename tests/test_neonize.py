@@ -16,7 +16,7 @@ import psutil
 import pytest
 from neonize.proto import Neonize_pb2 as pb
 
-from ecosystem.settings import Settings
+from ecosystem.settings import make_settings
 from ecosystem.states import Status
 from runner.connectors.base import Inbound
 from runner.connectors.neonize import AUTH_DB, NeonizeConnector
@@ -191,7 +191,7 @@ def test_watchdog_ends_a_silent_qr_window_and_start_opens_a_new_one(tmp_path: Pa
             "s1",
             tmp_path / "tokens" / "s1",
             events,
-            Settings(_env_file=None, home=tmp_path),  # type: ignore[call-arg]
+            make_settings(home=tmp_path),
             watchdog=QrWatchdog(clock),
             client_factory=factory,
         )
