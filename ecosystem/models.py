@@ -8,11 +8,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ecosystem.names import CONNECTORS as CONNECTORS  # defined there: see names.py
+from ecosystem.names import DEFAULT_CONNECTOR as DEFAULT_CONNECTOR
 from ecosystem.names import validate_name
 from ecosystem.states import DesiredState, Status
 
-CONNECTORS = ("neonize", "sim")
-DEFAULT_CONNECTOR = "neonize"
 MAX_DESCRIPTION = 500
 
 

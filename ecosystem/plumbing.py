@@ -7,7 +7,6 @@ The actions themselves are in ``lifecycle.py``, ``session_access.py`` and ``read
 
 from __future__ import annotations
 
-import getpass
 import os
 import threading
 import time
@@ -35,6 +34,8 @@ def _quiet(_: str) -> None:
 
 
 def current_actor() -> str:
+    import getpass  # its import pulls in the terminal modules: only when asked
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):

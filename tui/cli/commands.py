@@ -8,20 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ecosystem.doctor import FAIL
 from ecosystem.errors import Aborted, InvalidValue, RunnerError
 from ecosystem.logfiles import pretty
 from ecosystem.models import NewSession
-from ecosystem.orchestrator import Orchestrator
-from ecosystem.qr import png, terminal_text
-from ecosystem.settings import load_settings
 from ecosystem.states import DesiredState
 from ecosystem.views import SessionView
 from tui.cli import output
-
-
-def _orch() -> Orchestrator:
-    return Orchestrator(load_settings(), progress=output.progress)
+from tui.cli.registry import orchestrator as _orch
 
 
 def _json_object(text: str | None, flag: str) -> dict[str, Any]:
@@ -185,6 +178,8 @@ def qr(args: argparse.Namespace) -> int:
         else:
             print(f"{code.name} is already connected as {code.phone}")
         return 0
+    from ecosystem.qr import png, terminal_text  # qrcode and its imaging: only here
+
     if args.png:
         Path(args.png).write_bytes(png(code.payload))
     if args.json:
@@ -248,6 +243,8 @@ def events(args: argparse.Namespace) -> int:
 
 
 def doctor(args: argparse.Namespace) -> int:
+    from ecosystem.doctor import FAIL
+
     orch = _orch()
     checks = orch.doctor()
     failed = any(c.level == FAIL for c in checks)
@@ -300,7 +297,7 @@ def ctl(args: argparse.Namespace) -> int:
     return subprocess.call([*cmd, *(args.ctl_args or ["status"])])
 
 
-def open_app() -> int:
+def open_app(_: argparse.Namespace | None = None) -> int:
     """The terminal app; textual is imported only here, so headless commands stay fast."""
     from tui.app import run_app
 

@@ -8,9 +8,12 @@ from typing import NoReturn
 
 from ecosystem import __version__
 from ecosystem.errors import ZapvisorError
-from tui.cli import access, alerts, commands, db, output, service, session_args, webhooks
+from tui.cli import access, alerts, db, output, service, session_args, webhooks
+from tui.cli.registry import resolve
 
 # Each module adds its subcommands with `register(sub)`; a feature adds its own module.
+# Their top level imports only what the arguments need (argparse, names, constants):
+# the core is imported by the handler that runs (tests/test_layering.py checks it).
 COMMAND_MODULES = (session_args, db, alerts, service, access, webhooks)
 
 DESCRIPTION = """\
@@ -60,12 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         if sys.stdin.isatty() and sys.stdout.isatty():
-            return commands.open_app()
+            return resolve("tui.cli.commands:open_app")(args)
         parser.print_help(sys.stderr)
         print("\nzapvisor: error: no command given (the app needs a terminal)", file=sys.stderr)
         return 2
     try:
-        code: int = args.handler(args)
+        code: int = resolve(args.handler)(args)
         return code
     except ZapvisorError as exc:
         if args.debug:

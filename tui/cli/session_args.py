@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from ecosystem.models import CONNECTORS, DEFAULT_CONNECTOR
-from ecosystem.names import NAME_RULE
-from tui.cli import commands
+from ecosystem.names import CONNECTORS, DEFAULT_CONNECTOR, NAME_RULE
 from tui.cli.registry import SubParsers, add_command
+
+
+def commands(function: str) -> str:
+    """The handler ``function`` of tui/cli/commands.py, imported when it runs."""
+    return f"tui.cli.commands:{function}"
 
 
 def register(sub: SubParsers) -> None:
@@ -16,7 +19,7 @@ def register(sub: SubParsers) -> None:
         sub,
         "create",
         "create a session and start its runner",
-        commands.create,
+        commands("create"),
         epilog=f"NAME: {NAME_RULE}.",
     )
     p.add_argument("name", metavar="NAME")
@@ -32,8 +35,8 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--timing-config", metavar="JSON", help="a JSON object")
     p.add_argument("--stopped", action="store_true", help="create it without starting it")
 
-    add_command(sub, "list", "list sessions with their status, port and pid", commands.list_)
-    p = add_command(sub, "show", "show one session in full", commands.show)
+    add_command(sub, "list", "list sessions with their status, port and pid", commands("list_"))
+    p = add_command(sub, "show", "show one session in full", commands("show"))
     p.add_argument("name", metavar="NAME")
 
     for verb, text in (
@@ -41,11 +44,11 @@ def register(sub: SubParsers) -> None:
         ("stop", "stop a session's runner (it stays stopped until started)"),
         ("restart", "restart a session's runner with a new process"),
     ):
-        p = add_command(sub, verb, text, getattr(commands, verb))
+        p = add_command(sub, verb, text, commands(verb))
         p.add_argument("name", metavar="NAME")
 
     p = add_command(
-        sub, "config", "change a session's description, webhook or JSON config", commands.config
+        sub, "config", "change a session's description, webhook or JSON config", commands("config")
     )
     p.add_argument("name", metavar="NAME")
     p.add_argument("--description", help="free text shown in lists")
@@ -53,7 +56,9 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--ai-config", metavar="JSON", help="a JSON object (replaces the old one)")
     p.add_argument("--timing-config", metavar="JSON", help="a JSON object (replaces the old one)")
 
-    p = add_command(sub, "delete", "delete a session: program removed, port freed", commands.delete)
+    p = add_command(
+        sub, "delete", "delete a session: program removed, port freed", commands("delete")
+    )
     p.add_argument("name", metavar="NAME")
     p.add_argument(
         "--purge", action="store_true", help="also remove its WhatsApp auth in tokens/NAME/"
@@ -61,7 +66,7 @@ def register(sub: SubParsers) -> None:
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
 
     p = add_command(
-        sub, "logout", "unlink the phone and delete the session's auth", commands.logout
+        sub, "logout", "unlink the phone and delete the session's auth", commands("logout")
     )
     p.add_argument("name", metavar="NAME")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
@@ -70,7 +75,7 @@ def register(sub: SubParsers) -> None:
         sub,
         "qr",
         "show the session's pairing QR code in the terminal",
-        commands.qr,
+        commands("qr"),
         epilog="The QR needs 61x31 character cells for a real WhatsApp code; when the\n"
         "terminal is smaller, use --png and open the file.",
     )
@@ -91,11 +96,14 @@ def register(sub: SubParsers) -> None:
     )
 
     p = add_command(
-        sub, "sim-scan", "make the simulated phone scan the QR (sim connector)", commands.sim_scan
+        sub,
+        "sim-scan",
+        "make the simulated phone scan the QR (sim connector)",
+        commands("sim_scan"),
     )
     p.add_argument("name", metavar="NAME")
 
-    p = add_command(sub, "logs", "print a session's log lines", commands.logs, json_flag=False)
+    p = add_command(sub, "logs", "print a session's log lines", commands("logs"), json_flag=False)
     p.add_argument("name", metavar="NAME")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     p.add_argument("-n", "--lines", type=int, default=50, help="how many lines (default 50)")
@@ -103,23 +111,23 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--raw", action="store_true", help="JSON lines as written")
 
     p = add_command(
-        sub, "events", "the audit trail: who did what to which session, when", commands.events
+        sub, "events", "the audit trail: who did what to which session, when", commands("events")
     )
     p.add_argument("name", metavar="NAME", nargs="?", help="one session (default: all)")
     p.add_argument("-n", "--lines", type=int, default=30, help="how many (default 30)")
 
-    add_command(sub, "doctor", "check state dir, store, supervisord and ports", commands.doctor)
+    add_command(sub, "doctor", "check state dir, store, supervisord and ports", commands("doctor"))
     add_command(
         sub,
         "apply",
         "re-render supervisord's config from the store and apply changes",
-        commands.apply,
+        commands("apply"),
     )
     p = add_command(
         sub,
         "ctl",
         "run supervisorctl on zapvisor's supervisord (e.g. `ctl status`)",
-        commands.ctl,
+        commands("ctl"),
         json_flag=False,
     )
     p.add_argument("ctl_args", nargs=argparse.REMAINDER, metavar="ARGS")
@@ -127,5 +135,5 @@ def register(sub: SubParsers) -> None:
         sub,
         "shutdown",
         "stop every runner and supervisord (desired states are kept)",
-        commands.shutdown,
+        commands("shutdown"),
     )

@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from ecosystem.orchestrator import Orchestrator
-from ecosystem.settings import load_settings
-from ecosystem.views import since
-from ecosystem.webhook_events import DeliveryState
+from ecosystem.states import DeliveryState
 from tui.cli import output
-from tui.cli.registry import SubParsers, add_command
+from tui.cli.registry import SubParsers, add_command, orchestrator
 
 
 def register(sub: SubParsers) -> None:
@@ -38,7 +35,7 @@ def register(sub: SubParsers) -> None:
 
 
 def webhooks(args: argparse.Namespace) -> int:
-    orch = Orchestrator(load_settings(), progress=output.progress)
+    orch = orchestrator()
     if args.secret or args.rotate_secret:
         secret = orch.webhook_secret(args.name, rotate=args.rotate_secret)
         if args.json:
@@ -61,6 +58,8 @@ def webhooks(args: argparse.Namespace) -> int:
         + (f"; {report.replayed} replayed" if args.replay else "")
     )
     if report.rows:
+        from ecosystem.views import since
+
         now = datetime.now(UTC)
         rows = [
             [
