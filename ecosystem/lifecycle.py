@@ -20,10 +20,10 @@ from ecosystem.views import SessionView
 
 class Lifecycle(Plumbing):
     def show(self, name: str) -> SessionView:
-        """One session, its row joined with supervisord's facts and the monitor's."""
+        """One session, its row joined with supervisord's facts and the monitor's: one
+        row, one getProcessInfo, one health record, whatever the number of sessions."""
         session = self.store.get_session(validate_name(name))
-        info = self._process_infos().get(program_name(name))
-        return SessionView(session, info, self._health().get(name))
+        return SessionView(session, self._process_info(name), self._one_health(name))
 
     def create(self, new: NewSession, *, wait: bool = True) -> SessionView:
         """Insert the session (reserving its port atomically), add its program, start it.
@@ -92,8 +92,7 @@ class Lifecycle(Plumbing):
     def start(self, name: str) -> SessionView:
         session = self._set_desired(validate_name(name), DesiredState.RUNNING, "start")
         self._ensure_program(name)
-        self.sup.start(program_name(name), wait=False)
-        self._wait_healthy(name, session.port)
+        self._start_one(name, session.port)
         return self.show(name)
 
     def stop(self, name: str) -> SessionView:
@@ -106,8 +105,7 @@ class Lifecycle(Plumbing):
         session = self._set_desired(validate_name(name), DesiredState.RUNNING, "restart")
         self._ensure_program(name)
         self.sup.stop(program_name(name), wait=True)
-        self.sup.start(program_name(name), wait=False)
-        self._wait_healthy(name, session.port)
+        self._start_one(name, session.port)
         return self.show(name)
 
     def configure(self, name: str, changes: dict[str, object]) -> SessionView:

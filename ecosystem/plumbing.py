@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable
 
 from ecosystem import apitoken, runner_client
-from ecosystem.boot import StartReport, start_in_waves
+from ecosystem.boot import StartReport, start_many
 from ecosystem.errors import RunnerError, StoreUnsupported
 from ecosystem.health.model import SessionHealth
 from ecosystem.models import Session
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings
-from ecosystem.states import FAILING_STATES, STOPPED_STATES
+from ecosystem.states import FAILING_STATES
 from ecosystem.store import Store, open_store
 from ecosystem.supctl import apply as applier
 from ecosystem.supctl import daemon
@@ -114,39 +113,38 @@ class Plumbing:
         if not daemon.is_up(self.sup):
             self.apply()
 
-    def _start_many(self, names: list[str]) -> list[str]:
-        """Start runners in small waves, each wave waiting for health, so a boot with
-        hundreds of sessions does not start them all on the same second (the same
-        function the health monitor uses when supervisord came up on its own)."""
-        ports = {s.name: s.port for s in self._host_sessions()}
-        targets = [(n, ports[n]) for n in names if n in ports]
-        report = start_in_waves(
+    def _start_many(self, targets: list[tuple[str, int]]) -> list[str]:
+        """Start runners (name, port) and wait for their /health, as many at once as
+        the host takes (boot.py; the health monitor uses the same function when
+        supervisord came up on its own)."""
+        report = start_many(
             self.sup,
             self.paths,
             targets,
-            concurrency=self.settings.start_concurrency,
-            wait_healthy=self._wait_healthy,
+            bind=self.settings.bind,
+            timeout=self.settings.start_timeout,
+            ceiling=self.settings.start_concurrency,
             lock_timeout=self.settings.start_timeout * (len(targets) + 1),
+            why=self._why_down,
         )
         self._last_start = report
         return report.started
 
-    def _wait_healthy(self, name: str, port: int) -> None:
-        deadline = time.monotonic() + self.settings.start_timeout
-        polls = 0
-        while time.monotonic() < deadline:
-            if runner_client.healthy(self.settings.bind, port, timeout=0.5):
-                return
-            polls += 1
-            if polls % 5 == 0:
-                info = self.sup.process_info(program_name(name))
-                if info is not None and info.state in STOPPED_STATES:
-                    raise RunnerError(f"{name}'s runner is {info.state}: {self._why_down(name)}")
-            time.sleep(0.05)
-        raise RunnerError(
-            f"{name}'s runner did not answer /health on port {port} within "
-            f"{self.settings.start_timeout:g} s: {self._why_down(name)}"
-        )
+    def _start_one(self, name: str, port: int) -> None:
+        """Start the session's runner and wait for its /health; RunnerError says why
+        it did not come up."""
+        failed = start_many(
+            self.sup,
+            self.paths,
+            [(name, port)],
+            bind=self.settings.bind,
+            timeout=self.settings.start_timeout,
+            ceiling=1,
+            lock_timeout=0.0,
+            why=self._why_down,
+        ).failed
+        if name in failed:
+            raise RunnerError(failed[name])
 
     def _why_down(self, name: str) -> str:
         """The best explanation supervisord can give: spawn error, exit status, the last
@@ -172,6 +170,21 @@ class Plumbing:
             return self.store.list_health(self.host_id)
         except StoreUnsupported:
             return {}
+
+    def _one_health(self, name: str) -> SessionHealth | None:
+        """The monitor's record for one session; None when it has none."""
+        try:
+            found = self.store.get_health(name)
+        except StoreUnsupported:
+            return None
+        return None if found.same_as(SessionHealth(name=name)) else found
+
+    def _process_info(self, name: str) -> ProcessInfo | None:
+        self.ensure_up()
+        try:
+            return self.sup.process_info(program_name(name))
+        except SupervisorDown:
+            return None
 
     def _process_infos(self) -> dict[str, ProcessInfo]:
         self.ensure_up()

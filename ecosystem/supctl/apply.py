@@ -96,19 +96,21 @@ def sync(
     settings: Settings,
     sup: Supervisor,
     sessions: Sequence[Session],
-    start: Callable[[list[str]], list[str]],
+    start: Callable[[list[tuple[str, int]]], list[str]],
 ) -> ApplyResult:
     """Bring supervisord in line with ``sessions`` (this host's, from the store).
 
-    Call with :func:`apply_lock` held. ``start`` starts the given session names and
-    returns those it started (the orchestrator staggers them).
+    Call with :func:`apply_lock` held. ``start`` starts the given sessions (name, port)
+    and returns the names it started (boot.py paces them).
     """
     paths.ensure()
     text, programs = render_for(paths, settings, sessions)
     write_config(paths, settings, text)
     result = ApplyResult()
     wanted_running = {
-        program_name(s.name): s.name for s in sessions if s.desired_state == DesiredState.RUNNING
+        program_name(s.name): (s.name, s.port)
+        for s in sessions
+        if s.desired_state == DesiredState.RUNNING
     }
     if not daemon.is_up(sup):
         daemon.start(paths, sup)
