@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import signal
+import time
 from pathlib import Path
 
 from ecosystem.backoff import Backoff
 from ecosystem.errors import ConfigError, RunnerError, StoreError, ZapvisorError
+from ecosystem.heartbeat import Heartbeats, beats_path
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings, read_runtime_settings
 from ecosystem.states import Status
@@ -53,6 +56,7 @@ class Runner:
         )
         self._stop = asyncio.Event()
         self._exit_code = 0
+        self._beats = _heartbeats(settings)
 
     async def serve(self) -> int:
         self.reporter.start()
@@ -72,6 +76,7 @@ class Runner:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
+        self._beat()
         log.info(
             "listening",
             extra={"event": "started", "port": self.port, "connector": self.connector.kind},
@@ -121,6 +126,15 @@ class Runner:
             self._exit_code = 1
             self._stop.set()
 
+    def _beat(self) -> None:
+        """Say the event loop runs (ecosystem/heartbeat.py), now and every health interval:
+        the monitor asks /health only of runners whose beat stopped."""
+        if self._beats is None or self._stop.is_set():
+            return
+        self._beats.beat(self.port, os.getpid(), time.monotonic())
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.settings.health_interval, self._beat)
+
     def _dispatcher_ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or self._stop.is_set():
             return
@@ -140,6 +154,14 @@ class Runner:
 
     def request_stop(self) -> None:
         self._stop.set()
+
+
+def _heartbeats(settings: Settings) -> Heartbeats | None:
+    try:
+        return Heartbeats(beats_path(settings.home), settings.base_port, settings.max_sessions)
+    except OSError as exc:
+        log.warning("no heartbeat (the monitor asks /health instead): %s", exc)
+        return None
 
 
 async def _settle(tasks: list[asyncio.Task[None]], what: str, timeout: float = 5.0) -> None:

@@ -39,7 +39,14 @@ class Events:
         self.outbox.emit("connection_change", data)
 
     async def qr(self, payload: str, expires_at: datetime) -> None:
-        log.info("new QR code", extra={"event": "qr", "expires_at": expires_at.isoformat()})
+        # The first code of a pairing is news; its rotations (every 20 s, in each waiting
+        # runner) would be lines supervisord wakes up to copy, hundreds a minute.
+        rotated = self.reporter.live.status == Status.WAITING_SCAN
+        log.log(
+            logging.DEBUG if rotated else logging.INFO,
+            "new QR code",
+            extra={"event": "qr", "expires_at": expires_at.isoformat()},
+        )
         await self.reporter.update(
             status=Status.WAITING_SCAN, qr_payload=payload, qr_expires_at=expires_at
         )

@@ -46,9 +46,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runner.outbox")
 
-IDLE_RECHECK = 60.0
-"""With nothing due, look at the outbox again this often (events replayed from the CLI
-while the wake-up call could not reach us)."""
+IDLE_RECHECK = 600.0
+"""With nothing due, look at the outbox again this often: only for events replayed from
+the CLI while its wake-up call could not reach us (two queries per runner per look, for
+hundreds of idle runners, is not free)."""
 KEEP_DELIVERED = timedelta(days=7)
 PRUNE_EVERY = 6 * 3600.0
 BATCH = 20

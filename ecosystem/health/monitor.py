@@ -2,8 +2,9 @@
 act (XML-RPC starts, stops and kills; store writes; audit events).
 
 ``react`` handles exits and due restarts (run after each process event);
-``check`` is the periodic full pass that adds /health probes, memory, stuck states and
-alerts.
+``check`` is the periodic full pass that adds hang checks, memory, stuck states and
+alerts. A runner whose heartbeat moved since the last check is alive (heartbeat.py);
+only the others, and a few of the beating ones in turn, are asked ``/health``.
 
 While the store does not answer, the monitor supervises from what it last read
 (outage.py); it judges no stuck state then (the statuses it knows are stale) and does
@@ -38,14 +39,15 @@ from ecosystem.health.memory import MemoryMeter
 from ecosystem.health.model import SessionHealth
 from ecosystem.health.notify import Notifier
 from ecosystem.health.outage import StoreMemory, status_since
-from ecosystem.health.probe import REFUSED, probe_many
+from ecosystem.health.probe import OK, REFUSED, probe_many
 from ecosystem.health.proctable import ProcessTable
+from ecosystem.heartbeat import Heartbeats, beats_path
 from ecosystem.metrics import host_stats
 from ecosystem.models import Session, utcnow
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings
-from ecosystem.states import EXITED_STATES, PROCESS_SERVING, DesiredState, ProcessState
+from ecosystem.states import EXITED_STATES, PROCESS_SERVING, DesiredState, ProcessState, Status
 from ecosystem.store import Store
 from ecosystem.supctl.rpc import ProcessInfo, Supervisor
 
@@ -53,6 +55,11 @@ log = logging.getLogger("health")
 
 MONITOR_PROGRAM = "zapvisor-health"
 DOWN = EXITED_STATES
+SPOT_PERIOD = 300.0
+"""Each beating runner is still asked /health about once in this many seconds: a loop
+that beats while its HTTP server is gone must not go unnoticed."""
+ALERT_EVERY = 30.0
+"""Seconds between two alert passes when nothing they are made of changed."""
 
 
 @dataclass
@@ -61,6 +68,8 @@ class Observed:
     health: dict[str, SessionHealth]
     procs: dict[str, ProcessInfo]
     store_up: bool = True
+    changed: bool = True
+    """Whether the store said something new since the previous pass."""
 
 
 class Monitor:
@@ -91,9 +100,18 @@ class Monitor:
         """What the store last said, to supervise from while it is down."""
         self.settings_problem: dict[str, Any] | None = None
         """What is wrong with runtime.env, if anything (health/envwatch.py)."""
+        self.beats: Heartbeats | None = None
+        self._spot = 0
+        self._empty: dict[str, SessionHealth] = {}
+        self._alerted = 0.0
+        self.alerts_due = True
+        """Set when what alerts are made of may have changed (the store, a process
+        state, the settings): the alert pass runs at the next check, and otherwise
+        every ALERT_EVERY seconds (host memory, CPU, disk)."""
         self.reconfigure(settings)
 
     def reconfigure(self, settings: Settings) -> None:
+        self.alerts_due = True
         self.settings = settings
         self.paths = StatePaths(settings.home)
         self.host = settings.host_id
@@ -102,12 +120,21 @@ class Monitor:
         self.hung.failures = settings.health_failures
         self.hung.start_timeout = settings.start_timeout
         self.dead_letters = store_dead_letters(self.store, self.host)
+        if self.beats is not None:
+            self.beats.close()
+        try:
+            self.beats = Heartbeats(
+                beats_path(settings.home), settings.base_port, settings.max_sessions
+            )
+        except OSError as exc:
+            log.warning("no heartbeats (every runner is asked /health): %s", exc)
+            self.beats = None
 
     # -- observing -------------------------------------------------------------------
 
     def observe(self) -> Observed:
         sessions, health, up = self.memo.read(self.store, self.host)
-        return Observed(sessions, health, self.procs.snapshot(), up)
+        return Observed(sessions, health, self.procs.snapshot(), up, self.memo.changed)
 
     # -- the passes --------------------------------------------------------------------
 
@@ -129,9 +156,17 @@ class Monitor:
         now = self.clock()
         self._probe(obs, now)
         self._memory_and_stuck(obs, now)
-        if obs.store_up:
+        clock = time.monotonic()
+        due = (
+            self.alerts_due
+            or obs.changed
+            or clock - self._alerted >= ALERT_EVERY
+            or any(s.status == Status.ERROR for s in obs.sessions)  # may settle into one
+        )
+        if obs.store_up and due:
             try:
                 self._alerts(obs, now)
+                self.alerts_due, self._alerted = False, clock
             except StoreError as exc:
                 self.memo.failed(exc)
         self.checks += 1
@@ -148,16 +183,27 @@ class Monitor:
 
     # -- exits, parking, restarts --------------------------------------------------------
 
+    def _record(self, obs: Observed, name: str) -> SessionHealth:
+        """The session's health record, or the empty one it has until the first event
+        (one object per session, not a new one per session per pass)."""
+        found = obs.health.get(name)
+        if found is None:
+            found = self._empty.get(name)
+            if found is None:
+                found = self._empty[name] = SessionHealth(name=name)
+        return found
+
     def _lifecycle(self, obs: Observed, now: datetime) -> None:
         due: list[datetime] = []
         for s in obs.sessions:
-            before = obs.health.get(s.name) or SessionHealth(name=s.name)
+            before = self._record(obs, s.name)
             h = self._one(s, before, obs.procs.get(program_name(s.name)), now)
             if h.next_restart_at is not None:
                 due.append(h.next_restart_at)
-            obs.health[s.name] = h
-            if not h.same_as(before):
-                self._save(h)
+            if h is not before:  # the passes return the same record when nothing changed
+                obs.health[s.name] = h
+                if not h.same_as(before):
+                    self._save(h)
         self.next_due = min(due) if due else None
 
     def _one(
@@ -303,7 +349,7 @@ class Monitor:
         out = []
         for s in obs.sessions:
             info = obs.procs.get(program_name(s.name))
-            h = obs.health.get(s.name) or SessionHealth(name=s.name)
+            h = self._record(obs, s.name)
             if (
                 s.desired_state == DesiredState.RUNNING
                 and info is not None
@@ -316,13 +362,31 @@ class Monitor:
                 self.hung.forget(s.name)
         return out
 
+    def _beating(self, running: list[tuple[Session, ProcessInfo, SessionHealth]]) -> set[str]:
+        """The runners whose heartbeat (of their current pid) is recent, but for this
+        check's turn of spot checks."""
+        if self.beats is None:
+            return set()
+        fresh = set()
+        now = time.monotonic()
+        late = 2 * self.policy.interval + 1.0
+        for s, info, _h in running:
+            last = self.beats.last(s.port)
+            if last is not None and last[1] == info.pid and 0 <= now - last[0] <= late:
+                fresh.add(s.name)
+        turns = max(1, round(SPOT_PERIOD / self.policy.interval))
+        self._spot = (self._spot + 1) % turns
+        spot = {s.name for i, (s, _, _) in enumerate(running) if i % turns == self._spot}
+        return fresh - spot
+
     def _probe(self, obs: Observed, now: datetime) -> None:
         running = self._running(obs)
-        results = probe_many(
-            self.settings.bind, {s.name: s.port for s, _, _ in running}, self.policy.probe_timeout
-        )
+        beating = self._beating(running)
+        asked = {s.name: s.port for s, _, _ in running if s.name not in beating}
+        results = dict.fromkeys(beating, OK)
+        results.update(probe_many(self.settings.bind, asked, self.policy.probe_timeout))
         for s, info, h in running:
-            pid, up = info.pid or 0, info.uptime or 0
+            pid, up = info.pid or 0, info.uptime_at(int(time.time())) or 0
             if not obs.store_up and results[s.name] == REFUSED:
                 continue  # a runner started during the outage waits for the store
             failed = self.hung.observe(s.name, pid, results[s.name], up, now)
@@ -369,7 +433,13 @@ class Monitor:
             self.host, self.thresholds, host_stats(self.paths.home), self.cpu, now, keys
         )
         wanted += session_alerts(
-            self.host, self.thresholds, obs.sessions, obs.procs, obs.health, keys
+            self.host,
+            self.thresholds,
+            obs.sessions,
+            obs.procs,
+            obs.health,
+            keys,
+            at=int(time.time()),  # the table's ``now`` is each program's last change
         )
         wanted += dead_letter_alerts(self.host, self.dead_letters())
         to_raise, to_clear = reconcile(wanted, active)

@@ -1,0 +1,68 @@
+"""Runners' heartbeats: one shared file, one slot per port, written from memory.
+
+The health monitor must notice a runner whose event loop is stuck; asking each runner's
+``/health`` at every check costs a connection, a request and an answer per runner per
+interval, on both sides: at 200 sessions that alone kept the host busy at rest. Instead
+each runner writes (monotonic time, pid) into its slot of `heartbeats` (mapped shared
+memory: no system call per beat) at every ``ZAPVISOR_HEALTH_INTERVAL``, from its event
+loop, and the monitor reads every slot at once. A slot that stopped moving is what a
+stuck loop looks like; the monitor then asks ``/health`` before it calls it hung.
+
+A slot is ``port - BASE_PORT``: ports are unique per host and within
+``BASE_PORT…BASE_PORT+MAX_SESSIONS-1``. A port outside that range has no slot (its
+runner is simply asked ``/health``). CLOCK_MONOTONIC is one clock for every process of
+the host, so a beat's age is comparable across them.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from pathlib import Path
+
+SLOT = struct.Struct("=dq")
+"""(time.monotonic() of the beat, the runner's pid)."""
+
+
+def beats_path(home: Path) -> Path:
+    return home / "heartbeats"
+
+
+class Heartbeats:
+    """The file's slots, mapped; ``size`` slots are made available (the file only grows,
+    so runners of a larger MAX_SESSIONS never lose theirs to one of a smaller)."""
+
+    def __init__(self, path: Path, base_port: int, size: int) -> None:
+        self.base_port = base_port
+        self.size = size
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            wanted = SLOT.size * size
+            if os.fstat(fd).st_size < wanted:
+                os.posix_fallocate(fd, 0, wanted)
+            self._map = mmap.mmap(fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+
+    def _offset(self, port: int) -> int | None:
+        slot = port - self.base_port
+        if 0 <= slot < self.size and (slot + 1) * SLOT.size <= len(self._map):
+            return slot * SLOT.size
+        return None
+
+    def beat(self, port: int, pid: int, now: float) -> None:
+        offset = self._offset(port)
+        if offset is not None:
+            SLOT.pack_into(self._map, offset, now, pid)
+
+    def last(self, port: int) -> tuple[float, int] | None:
+        """(when, pid) of the last beat on ``port``, None when it has no slot or none."""
+        offset = self._offset(port)
+        if offset is None:
+            return None
+        when, pid = SLOT.unpack_from(self._map, offset)
+        return (when, pid) if pid > 0 else None
+
+    def close(self) -> None:
+        self._map.close()
