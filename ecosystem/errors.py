@@ -108,3 +108,29 @@ class Aborted(ZapvisorError):
     """The operator declined a confirmation, or one was needed without a terminal."""
 
     exit_code = 2
+
+
+class HostUnreachable(ZapvisorError):
+    """A host of the fleet did not answer in time, or its link dropped."""
+
+    exit_code = 69
+
+
+class VersionSkew(ZapvisorError):
+    """A host runs a zapvisor whose protocol, or this action's revision, differs."""
+
+    exit_code = 69
+
+
+class ProtocolError(ZapvisorError):
+    """The other end of a host link said something that is not zapvisor's protocol."""
+
+    exit_code = 69
+
+
+class RemoteError(ZapvisorError):
+    """An error of a kind this zapvisor does not know, raised on another host."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -27,3 +27,28 @@ class HostReport:
     """CPU and memory of its runners, by pid."""
     stats: HostStats | None = None
     """The machine's CPU, load, memory and disk."""
+
+
+@dataclass(frozen=True)
+class HostState:
+    """What a live view knows of one host: its newest report, and whether it answers."""
+
+    host_id: str
+    report: HostReport | None
+    """The newest report it answered with (kept while it is silent)."""
+    local: bool = False
+    reachable: bool = True
+    since: datetime | None = None
+    """When it stopped answering (None while it answers)."""
+    error: str | None = None
+    latency_ms: float | None = None
+    sessions: int = 0
+    """Sessions the store places on it."""
+
+    @property
+    def note(self) -> str | None:
+        """ "host unreachable since HH:MM:SS" (local time) while it is silent."""
+        if self.reachable:
+            return None
+        when = self.since.astimezone().strftime("%H:%M:%S") if self.since else "?"
+        return f"host unreachable since {when}"

@@ -9,6 +9,7 @@ import time
 
 from ecosystem import apitoken, webhook_events
 from ecosystem.errors import PortsExhausted, RunnerError, ZapvisorError
+from ecosystem.fleet.routing import call_on_host, routed
 from ecosystem.models import NewSession, Session, SessionFields
 from ecosystem.names import program_name, validate_name
 from ecosystem.plumbing import Plumbing
@@ -19,19 +20,34 @@ from ecosystem.views import SessionView
 
 
 class Lifecycle(Plumbing):
+    def place(self, name: str) -> str:
+        """Where a new session goes (this host; fleet.placement overrides it)."""
+        return self.host_id
+
+    def check_host(self, host: str) -> None:
+        """Refuse a host this control side does not know (fleet.placement overrides it)."""
+
+    @routed
     def show(self, name: str) -> SessionView:
         """One session, its row joined with supervisord's facts and the monitor's: one
         row, one getProcessInfo, one health record, whatever the number of sessions."""
         session = self.store.get_session(validate_name(name))
         return SessionView(session, self._process_info(name), self._one_health(name))
 
-    def create(self, new: NewSession, *, wait: bool = True) -> SessionView:
-        """Insert the session (reserving its port atomically), add its program, start it.
+    def create(self, new: NewSession, *, wait: bool = True, host: str | None = None) -> SessionView:
+        """Insert the session (reserving its port atomically), add its program, start it,
+        on ``host`` (by default, the fleet's host with the most room: ``place``).
 
         If the supervisord step fails the session is removed again: a failed create
         leaves nothing behind. If only the runner fails to become healthy, the session
         stays (its status and logs say why) and RunnerError is raised.
         """
+        target = host or self.place(new.name)
+        if target != self.host_id:
+            self.check_host(target)
+            args = {"wait": wait, "host": target}
+            view: SessionView = call_on_host(self, target, Lifecycle.create, (new,), args)
+            return view
         self.paths.ensure()
         token = apitoken.new_token()
         self.progress(f"reserving a port for {new.name}")
@@ -89,18 +105,21 @@ class Lifecycle(Plumbing):
             with applier.apply_lock(self.paths):
                 applier.refresh_program(self.paths, self.sup, program)
 
+    @routed
     def start(self, name: str) -> SessionView:
         session = self._set_desired(validate_name(name), DesiredState.RUNNING, "start")
         self._ensure_program(name)
         self._start_one(name, session.port)
         return self.show(name)
 
+    @routed
     def stop(self, name: str) -> SessionView:
         self._set_desired(validate_name(name), DesiredState.STOPPED, "stop")
         self._ensure_program(name)
         self.sup.stop(program_name(name), wait=True)
         return self.show(name)
 
+    @routed
     def restart(self, name: str) -> SessionView:
         session = self._set_desired(validate_name(name), DesiredState.RUNNING, "restart")
         self._ensure_program(name)
@@ -108,6 +127,7 @@ class Lifecycle(Plumbing):
         self._start_one(name, session.port)
         return self.show(name)
 
+    @routed
     def configure(self, name: str, changes: dict[str, object]) -> SessionView:
         """Change a session's config (description, webhook_url, ai_config,
         timing_config), validated with the same rules as create. The runner reads
@@ -121,6 +141,7 @@ class Lifecycle(Plumbing):
             self.store.update_session(name, update, actor=self.actor, action="configure")
         return self.show(name)
 
+    @routed
     def delete(self, name: str, *, purge: bool = False) -> Session:
         """Stop and remove the program, then the row (freeing the port). With ``purge``
         the session's auth in `tokens/<name>/` goes too."""
@@ -136,6 +157,7 @@ class Lifecycle(Plumbing):
             self.store.add_event(name, "purge", actor=self.actor)
         return session
 
+    @routed
     def logout(self, name: str) -> SessionView:
         """Unlink the device and delete its auth; the next connection needs a new QR."""
         view = self.show(name)
@@ -151,6 +173,7 @@ class Lifecycle(Plumbing):
             )
         return self.show(name)
 
+    @routed
     def sim_scan(self, name: str, *, wait: float = 0.0) -> SessionView:
         """Make the simulated phone scan the session's current QR; with ``wait``, give
         the session that many seconds to report itself connected."""

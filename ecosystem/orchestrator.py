@@ -2,18 +2,20 @@
 
 The door is one class; its methods live by concept in ``lifecycle.py`` (what runs),
 ``session_access.py`` (reaching one session: token, pairing, QR, webhooks, logs) and
-``reads.py`` (listings, a host's report, alerts, doctor). Every result is data that
+``reads.py`` (listings, a host's report, alerts, doctor), and ``fleet/door.py`` (every
+host's sessions, placing a new one). Actions on a session run on its host
+(``fleet/routing.py``). Every result is data that
 survives a round trip through JSON (``ecosystem/fleet/codec.py``), so the same call can
 run on another host.
 """
 
 from __future__ import annotations
 
+from ecosystem.fleet.door import FleetDoor
 from ecosystem.plumbing import Progress, current_actor
-from ecosystem.reads import Reads
 
 
-class Orchestrator(Reads):
+class Orchestrator(FleetDoor):
     """The door: one method per operator action."""
 
 

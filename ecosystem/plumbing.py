@@ -7,16 +7,19 @@ The actions themselves are in ``lifecycle.py``, ``session_access.py`` and ``read
 
 from __future__ import annotations
 
+import contextvars
 import os
+import socket
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ecosystem import apitoken, runner_client
 from ecosystem.boot import StartReport, start_many
 from ecosystem.errors import RunnerError, StoreUnsupported
 from ecosystem.health.model import SessionHealth
 from ecosystem.models import Session
-from ecosystem.names import program_name
+from ecosystem.names import program_name, validate_name
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings
 from ecosystem.states import FAILING_STATES
@@ -25,6 +28,9 @@ from ecosystem.supctl import apply as applier
 from ecosystem.supctl import daemon
 from ecosystem.supctl.rpc import ProcessInfo, Supervisor, SupervisorDown
 
+if TYPE_CHECKING:
+    from ecosystem.fleet.links import HostLinks
+
 Progress = Callable[[str], None]
 
 
@@ -32,13 +38,21 @@ def _quiet(_: str) -> None:
     pass
 
 
+ACTING_FOR: contextvars.ContextVar[str | None] = contextvars.ContextVar("acting_for", default=None)
+"""Who a host's agent is acting for in the current call (the operator and the control
+machine, as the control side said), recorded in the audit trail instead of the agent's
+own user."""
+
+
 def current_actor() -> str:
+    """The operator and the machine they work on (`alice@laptop`)."""
     import getpass  # its import pulls in the terminal modules: only when asked
 
     try:
-        return getpass.getuser()
+        user = getpass.getuser()
     except (KeyError, OSError):
-        return f"uid:{os.getuid()}"
+        user = f"uid:{os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
 
 
 class Plumbing:
@@ -49,17 +63,30 @@ class Plumbing:
         *,
         actor: str | None = None,
         progress: Progress = _quiet,
+        links: HostLinks | None = None,
     ) -> None:
         self.settings = settings
+        self.links = links
+        """The control side's links to the fleet's other hosts (None: this host only)."""
         self.paths = StatePaths(settings.home)
         self._store = store
-        self.actor = actor or current_actor()
+        self.operator = actor or current_actor()
+        """Who acts, and from which machine: what a host's agent is told."""
         self.progress = progress
         self._sup: Supervisor | None = None
         self._last_start = StartReport()
         # The terminal app calls in from several worker threads at once: open the
         # store and the supervisord client once, whichever thread comes first.
         self._open_lock = threading.Lock()
+
+    @property
+    def actor(self) -> str:
+        """Who the audit trail says acted, from which machine, on which host:
+        `alice@laptop` on the machine itself, `alice@laptop on vps2` elsewhere (through
+        vps2's agent, or with a ZAPVISOR_HOST_ID that is not the machine's name)."""
+        who = ACTING_FOR.get() or self.operator
+        _user, at, machine = who.rpartition("@")
+        return who if not at or machine == self.host_id else f"{who} on {self.host_id}"
 
     @property
     def store(self) -> Store:
@@ -92,6 +119,10 @@ class Plumbing:
     @property
     def ports(self) -> range:
         return range(self.settings.base_port, self.settings.last_port + 1)
+
+    def host_of(self, name: str) -> str:
+        """The host that runs the session (the shared store says)."""
+        return self.store.get_session(validate_name(name)).host
 
     def _host_sessions(self, without: str | None = None) -> list[Session]:
         return [s for s in self.store.list_sessions(self.host_id) if s.name != without]

@@ -10,6 +10,7 @@ from datetime import timedelta
 from ecosystem import __version__
 from ecosystem.doctor import Check, run_checks
 from ecosystem.errors import StoreError, StoreUnsupported, SupervisorError
+from ecosystem.fleet.routing import routed
 from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.hostview import HostReport
 from ecosystem.metrics import ProcessSampler, host_stats
@@ -19,7 +20,7 @@ from ecosystem.session_access import SessionAccess
 from ecosystem.states import PROCESS_UP, SIGNALLABLE_STATES, Status
 from ecosystem.supctl import apply as applier
 from ecosystem.supctl import daemon
-from ecosystem.supctl.rpc import Supervisor, SupervisorDown
+from ecosystem.supctl.rpc import ProcessInfo, Supervisor, SupervisorDown
 from ecosystem.views import SessionView
 
 POLL_RPC_TIMEOUT = 5.0
@@ -42,6 +43,11 @@ class Reads(SessionAccess):
             SessionView(s, infos.get(program_name(s.name)), health.get(s.name)) for s in sessions
         ]
 
+    def process_table(self) -> dict[str, ProcessInfo]:
+        """supervisord's process table on this host, bringing supervisord (and the
+        sessions meant to run) up first when it is down, as any command does."""
+        return self._process_infos()
+
     def session_rows(self) -> tuple[list[Session], dict[str, SessionHealth]]:
         """The sessions of this host and their health records: two store queries,
         whatever the number of sessions (a live view's share of the store)."""
@@ -51,6 +57,7 @@ class Reads(SessionAccess):
         """The health monitor's records (restarts, exits, why down) for this host."""
         return self._health()
 
+    @routed
     def why_down(self, name: str) -> str:
         """The best explanation supervisord can give: spawn error, exit status, the last
         lines the runner wrote on stderr."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Any
 
 from ecosystem import apitoken, logfiles, webhook_events
 from ecosystem.errors import InvalidValue, RunnerError, StoreUnsupported, ZapvisorError
+from ecosystem.fleet.routing import routed
 from ecosystem.lifecycle import Lifecycle
 from ecosystem.models import Event, Session, utcnow
 from ecosystem.names import validate_name
@@ -95,6 +96,7 @@ class SessionAccess(Lifecycle):
         """The audit trail, newest first: one session's, or everyone's."""
         return self.store.list_events(validate_name(name) if name else None, limit=limit)
 
+    @routed
     def api_token(self, name: str, *, rotate: bool = False) -> str:
         """The session's API token; with ``rotate`` a new one replaces it (the runner
         accepts the new one within seconds, the old one stops working)."""
@@ -108,6 +110,7 @@ class SessionAccess(Lifecycle):
         apitoken.save_token(self.paths, name, token)
         return token
 
+    @routed
     def pair_phone(self, name: str, phone: str) -> PairingCode:
         """A pairing code for ``phone`` (typed on the phone instead of scanning the QR)."""
         problem = phone_problem(phone)
@@ -129,6 +132,7 @@ class SessionAccess(Lifecycle):
             expires_at=datetime.fromisoformat(expires) if isinstance(expires, str) else None,
         )
 
+    @routed
     def qr(self, name: str, *, wait: float = 0.0) -> QrCode:
         """The session's pairing QR (or, once linked, its phone); with ``wait``, give
         the runner that many seconds to show one. RunnerError says why there is none."""
@@ -153,6 +157,7 @@ class SessionAccess(Lifecycle):
                 self.progress(f"waiting for {name}'s QR code (status {session.status})")
             time.sleep(0.2)
 
+    @routed
     def webhook_secret(self, name: str, *, rotate: bool = False) -> str:
         """The secret webhook signatures are made with; the runner picks a rotated one
         up at its next delivery."""
@@ -172,6 +177,7 @@ class SessionAccess(Lifecycle):
         except StoreUnsupported:
             return None
 
+    @routed
     def webhook_report(
         self,
         name: str,
@@ -201,6 +207,7 @@ class SessionAccess(Lifecycle):
             replayed=replayed,
         )
 
+    @routed
     def logs(
         self, name: str, *, lines: int = 50, stdout: bool = True, stderr: bool = False
     ) -> LogTail:
@@ -209,6 +216,7 @@ class SessionAccess(Lifecycle):
         found = [LogLine(text, err) for err, path in paths for text in logfiles.tail(path, lines)]
         return LogTail(found, [str(path) for _err, path in paths if not path.exists()])
 
+    @routed
     def follow_logs(
         self,
         name: str,
@@ -217,7 +225,7 @@ class SessionAccess(Lifecycle):
         stdout: bool = True,
         stderr: bool = False,
         poll: float = LOG_POLL,
-    ) -> Iterator[list[LogLine]]:
+    ) -> Generator[list[LogLine], None, None]:
         """The last ``backlog`` lines as a first batch, then the lines appended since,
         a batch at every look (empty when nothing was written, so a caller can stop
         between two): never ends by itself."""

@@ -46,6 +46,7 @@ JSON_FIELDS = (
     "updated_at",
     "connected_at",
     "last_activity_at",
+    "host_unreachable",
 )
 """The stable field names of `list --json` / `show --json`, in order."""
 
@@ -57,6 +58,9 @@ class SessionView:
     """None when supervisord has no program for the session (or is down)."""
     health: SessionHealth | None = None
     """The health monitor's record (restarts, exits, parking); None when it has none."""
+    unreachable: str | None = None
+    """Why its host did not answer ("host unreachable since 12:03:04"); the process is
+    then the last one known, or None."""
 
     @property
     def name(self) -> str:
@@ -81,7 +85,7 @@ class SessionView:
         """The session status while its runner runs; the process state otherwise,
         so a killed runner never shows a stale "connected"."""
         if self.process is None:
-            return "NO PROGRAM"
+            return "UNREACHABLE" if self.unreachable else "NO PROGRAM"
         if self.process.state == ProcessState.RUNNING:
             return str(self.session.status)
         return self.process.state
@@ -126,6 +130,7 @@ class SessionView:
             why_down=self.why_down,
             restarts=self.restarts,
             webhook_url=redact_url(self.session.webhook_url),
+            host_unreachable=self.unreachable,
         )
         h = self.health.model_dump(mode="json") if self.health else {}
         for key in (

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.tui_fixed import fixed_app
+from tests.tui_fixed import fixed_app, fleet_app
 
 
 @pytest.fixture(autouse=True)
@@ -60,3 +60,13 @@ def test_session_screen_of_a_parked_session(snap_compare: Any, tmp_path: Path) -
     # start it again; the webhook outbox's counts with the replay key
     app = fixed_app(tmp_path / "home")
     assert snap_compare(app, press=["down", "down", "enter"], terminal_size=(80, 24))
+
+
+def test_sessions_of_three_hosts_one_silent(snap_compare: Any, tmp_path: Path) -> None:
+    # a HOST column once there is more than one host; the silent host's rows greyed
+    assert snap_compare(fleet_app(tmp_path / "home"), terminal_size=(80, 24))
+
+
+def test_hosts_screen(snap_compare: Any, tmp_path: Path) -> None:
+    # h: which hosts answer (and since when not), sessions of how many, load, version
+    assert snap_compare(fleet_app(tmp_path / "home"), press=["h"], terminal_size=(80, 24))

@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ecosystem import __version__
 from ecosystem.health.model import Alert, AlertKind, SessionHealth, Severity
+from ecosystem.hostview import HostReport, HostState
 from ecosystem.liveview import Poller, Snapshot
 from ecosystem.metrics import HostStats, ProcStats
 from ecosystem.models import Session
@@ -235,3 +237,51 @@ class CrowdedPoller(FixedPoller):
 def crowded_app(home: Path) -> ZapvisorApp:
     orch = Orchestrator(make_settings(home=home, host_id="vps-sp-01", max_sessions=200))
     return ZapvisorApp(orch, poller=CrowdedPoller(orch), clock=lambda: NOW, blink=False)
+
+
+def fleet_snapshot() -> Snapshot:
+    """The fixed snapshot spread over three hosts: this one, vps-rj-02 answering, and
+    vps-mg-03 silent since 11:58:20 (its rows greyed with their last known state)."""
+    snap = fixed_snapshot()
+    where = {"cliente-004": "vps-rj-02", "cliente-005": "vps-rj-02", "loja-norte": "vps-mg-03"}
+    views = []
+    for view in snap.views:
+        host = where.get(view.name, "vps-sp-01")
+        silent = "host unreachable since 11:58:20" if host == "vps-mg-03" else None
+        session = view.session.model_copy(update={"host": host})
+        views.append(SessionView(session, view.process, view.health, silent))
+
+    def report(host: str, version: str, mem: float, procs: dict[int, ProcStats]) -> HostReport:
+        stats = HostStats(20.0, 4, 0.9, int(mem * GIB), int(15.6 * GIB), 20 * GIB, 160 * GIB, 12.5)
+        return HostReport(host, version, NOW, True, 40, 3001, {}, procs, stats)
+
+    rj = {41101: snap.procs[41101]}
+    mg = {41152: snap.procs[41152]}
+    local = HostReport(
+        "vps-sp-01", __version__, NOW, True, 10, 3001, {}, dict(snap.procs), snap.host
+    )
+    hosts = {
+        "vps-sp-01": HostState("vps-sp-01", local, local=True, sessions=4),
+        "vps-rj-02": HostState(
+            "vps-rj-02", report("vps-rj-02", __version__, 5.2, rj), latency_ms=38, sessions=2
+        ),
+        "vps-mg-03": HostState(
+            "vps-mg-03",
+            report("vps-mg-03", "0.0.9", 9.9, mg),
+            reachable=False,
+            since=NOW - timedelta(seconds=100),
+            error="vps-mg-03 did not answer host_report within 5 s",
+            sessions=1,
+        ),
+    }
+    return replace(snap, views=tuple(views), hosts=hosts, _by_name={})
+
+
+class FleetPoller(FixedPoller):
+    def tick(self) -> Snapshot:
+        return fleet_snapshot()
+
+
+def fleet_app(home: Path) -> ZapvisorApp:
+    orch = Orchestrator(make_settings(home=home, host_id="vps-sp-01"))
+    return ZapvisorApp(orch, poller=FleetPoller(orch), clock=lambda: NOW, blink=False)

@@ -202,7 +202,8 @@ ACTIONS: tuple[Action, ...] = (
         title="Open {name}", palette_help="QR, facts, config and log", opener=_open,
     ),
     Action(
-        "filter", "slash", "filter", "filter by name, status or phone (`escape` clears)",
+        "filter", "slash", "filter",
+        "filter by name, status, phone or host (`escape` clears)",
         action="filter", key_display="/",
     ),
     Action(
@@ -222,6 +223,12 @@ ACTIONS: tuple[Action, ...] = (
         "alerts", "a", "alerts",
         "alerts: raised by the health monitor, and those cleared in the last day",
         action="app.alerts",
+    ),
+    Action(
+        "hosts", "h", "hosts",
+        "the hosts: which answer, sessions of how many, CPU, RAM, disk, version "
+        "(`enter` shows one host's sessions)",
+        action="app.hosts",
     ),
     Action(
         "help", "question_mark", "help", "this help; `ctrl+q` quits",
@@ -254,7 +261,7 @@ BY_NAME = {a.name: a for a in ACTIONS}
 SCREENS: dict[str, tuple[str, ...]] = {
     "sessions": (
         "new", "open", "restart", "toggle", "logout", "delete", "filter", "mark", "logs",
-        "qr", "alerts", "help", "clear",
+        "qr", "alerts", "hosts", "help", "clear",
     ),
     "session": (
         "back", "toggle_qr", "log", "edit", "restart", "toggle", "logout", "delete", "pair",

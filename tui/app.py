@@ -30,6 +30,7 @@ from tui.messages import BootFinished, RefreshFailed, SnapshotTaken
 from tui.palette import SessionCommands
 from tui.screens.alerts import AlertsScreen
 from tui.screens.help import HelpScreen
+from tui.screens.hosts import HostsScreen
 from tui.screens.session import SessionScreen
 from tui.screens.sessions import SessionsScreen
 from tui.threads import DaemonExecutor
@@ -196,10 +197,25 @@ class ZapvisorApp(SessionActions):
             self.request_refresh()
             self.open_session(result.name)
 
-        self.push_screen(CreateForm(self.orch, blink=self.blink), created)
+        snap = self.snapshot
+        hosts = [h.host_id for h in snap.host_states()] if snap and snap.fleet else []
+        self.push_screen(CreateForm(self.orch, blink=self.blink, hosts=hosts), created)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    def action_hosts(self) -> None:
+        if isinstance(self.screen, HostsScreen):
+            self.pop_screen()
+        else:
+            self.push_screen(HostsScreen())
+
+    def show_host(self, host: str) -> None:
+        """Back to the sessions, showing this host's only."""
+        while not isinstance(self.screen, SessionsScreen) and len(self.screen_stack) > 2:
+            self.pop_screen()
+        if isinstance(self.screen, SessionsScreen):
+            self.screen.show_host(host)
 
     def action_alerts(self) -> None:
         if isinstance(self.screen, AlertsScreen):

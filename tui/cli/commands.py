@@ -62,12 +62,13 @@ def create(args: argparse.Namespace) -> int:
     except ValueError as exc:  # pydantic's ValidationError
         raise InvalidValue(_first_error(exc)) from None
     orch = _orch()
-    view = orch.create(new)
+    view = orch.create(new, host=args.host)
     # create returns once the runner answers /health, even if supervisord still says
     # STARTING for the rest of startsecs: the operator wants to know "is it up".
     up = f"runner up, pid {view.pid}"
     how = up if view.pid else (view.process_state or "no process").lower()
-    return _print_view(view, args.json, f"created {view.name} on port {view.session.port} ({how})")
+    where = f"on {view.session.host}, port" if orch.is_fleet else "on port"
+    return _print_view(view, args.json, f"created {view.name} {where} {view.session.port} ({how})")
 
 
 def _first_error(exc: ValueError) -> str:
@@ -80,7 +81,7 @@ def _first_error(exc: ValueError) -> str:
 
 
 def list_(args: argparse.Namespace) -> int:
-    views = _orch().list_sessions()
+    views = _orch().list_sessions(host=args.host)
     if args.json:
         output.emit_json([v.to_json() for v in views])
     elif views:

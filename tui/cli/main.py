@@ -8,13 +8,13 @@ from typing import NoReturn
 
 from ecosystem import __version__
 from ecosystem.errors import ZapvisorError
-from tui.cli import access, alerts, db, output, service, session_args, webhooks
+from tui.cli import access, agent, alerts, db, output, service, session_args, webhooks
 from tui.cli.registry import resolve
 
 # Each module adds its subcommands with `register(sub)`; a feature adds its own module.
 # Their top level imports only what the arguments need (argparse, names, constants):
 # the core is imported by the handler that runs (tests/test_layering.py checks it).
-COMMAND_MODULES = (session_args, db, alerts, service, access, webhooks)
+COMMAND_MODULES = (session_args, db, alerts, service, access, webhooks, agent)
 
 DESCRIPTION = """\
 Run many WhatsApp sessions on this server. Each session is one runner process under

@@ -72,6 +72,7 @@ def sessions_table(views: Sequence[SessionView]) -> str:
     rows = [
         [
             v.name,
+            v.session.host,
             v.display_status,
             str(v.session.port),
             str(v.pid or "-"),
@@ -83,8 +84,13 @@ def sessions_table(views: Sequence[SessionView]) -> str:
         ]
         for v in views
     ]
-    headers = ["NAME", "STATUS", "PORT", "PID", "UPTIME", "PHONE", "CONNECTOR", "WANTED", "ACTIVE"]
-    return table(headers, rows, colour_col=1)
+    headers = [
+        "NAME", "HOST", "STATUS", "PORT", "PID", "UPTIME", "PHONE", "CONNECTOR", "WANTED",
+        "ACTIVE",
+    ]  # fmt: skip
+    text = table(headers, rows, colour_col=2)
+    notes = sorted({v.unreachable for v in views if v.unreachable})
+    return text + "".join(f"\n{note}" for note in notes)
 
 
 def session_details(view: SessionView) -> str:
@@ -101,7 +107,7 @@ def session_details(view: SessionView) -> str:
         ("uptime", age(view.uptime)),
         ("phone", s.phone or "-"),
         ("connector", s.connector),
-        ("host", s.host),
+        ("host", s.host + (f"  ({view.unreachable})" if view.unreachable else "")),
         ("description", s.description or "-"),
         ("webhook", redact_url(s.webhook_url) or "-"),
         ("messages", f"{s.messages_sent} sent, {s.messages_received} received"),

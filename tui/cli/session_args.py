@@ -34,8 +34,16 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--ai-config", metavar="JSON", help="a JSON object")
     p.add_argument("--timing-config", metavar="JSON", help="a JSON object")
     p.add_argument("--stopped", action="store_true", help="create it without starting it")
+    p.add_argument(
+        "--host",
+        metavar="HOST",
+        help="the host that runs it (default: the reachable host with the most room)",
+    )
 
-    add_command(sub, "list", "list sessions with their status, port and pid", commands("list_"))
+    p = add_command(
+        sub, "list", "list sessions with their host, status, port and pid", commands("list_")
+    )
+    p.add_argument("--host", metavar="HOST", help="only this host's sessions")
     p = add_command(sub, "show", "show one session in full", commands("show"))
     p.add_argument("name", metavar="NAME")
 

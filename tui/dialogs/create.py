@@ -26,6 +26,8 @@ from ecosystem.names import NAME_RULE, name_problem
 from ecosystem.orchestrator import Orchestrator
 
 FIELDS = ("name", "description", "connector", "webhook_url")
+AUTOMATIC = "automatic"
+"""The host choice that lets the core place the session (the host with most room)."""
 CONNECTOR_HINT = "neonize: real WhatsApp · sim: a simulated phone (tests, demos)"
 
 
@@ -64,11 +66,15 @@ class CreateForm(ModalScreen[Created | None]):
         field: str | None
         error: str
 
-    def __init__(self, orch: Orchestrator, *, blink: bool = True) -> None:
+    def __init__(
+        self, orch: Orchestrator, *, blink: bool = True, hosts: list[str] | None = None
+    ) -> None:
         super().__init__()
         self.orch = orch
         self.blink = blink
         self.busy = False
+        self.hosts = hosts or []
+        """The fleet's hosts to choose from; none (a lone host): no choice shown."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -85,6 +91,11 @@ class CreateForm(ModalScreen[Created | None]):
                 id="connector", compact=True,
             )  # fmt: skip
             yield Static(CONNECTOR_HINT, classes="hint")
+            if self.hosts:
+                yield Label("host")
+                choices = [(f"{AUTOMATIC} (the one with most room)", AUTOMATIC)]
+                choices += [(h, h) for h in self.hosts]
+                yield Select(choices, value=AUTOMATIC, allow_blank=False, id="host", compact=True)
             yield Label("webhook URL")
             yield Input(placeholder="https://… (optional)", id="webhook_url", compact=True)
             yield Static("", id="webhook_url-error", classes="hint")
@@ -134,8 +145,13 @@ class CreateForm(ModalScreen[Created | None]):
             where = str(err["loc"][0]) if err["loc"] else None
             self.post_message(self.Refused(where, str(err["msg"]).removeprefix("Value error, ")))
             return
-        self._set_busy(True, f"creating {new.name}: reserving a port, starting its runner…")
-        self._create(new)
+        host = None
+        if self.hosts:
+            chosen = str(self.query_one("#host", Select).value)
+            host = None if chosen == AUTOMATIC else chosen
+        where = f" on {host}" if host else ""
+        self._set_busy(True, f"creating {new.name}{where}: reserving a port, starting its runner…")
+        self._create(new, host)
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
@@ -153,9 +169,9 @@ class CreateForm(ModalScreen[Created | None]):
         form_error.set_class(False, "-error")
 
     @work(thread=True, exclusive=True, group="create", exit_on_error=False)
-    def _create(self, new: NewSession) -> None:
+    def _create(self, new: NewSession, host: str | None) -> None:
         try:
-            view = self.orch.create(new)
+            view = self.orch.create(new, host=host)
         except RunnerError as exc:
             # The session exists; its runner is not healthy (its screen says why).
             self.post_message(self.Finished(Created(new.name, warning=str(exc))))

@@ -145,6 +145,11 @@ class SessionScreen(Screen[None]):
         title.append_text(status_text(view))
         s = view.session
         title.append(f"  port {s.port}  pid {view.pid or '-'}  {s.connector}", style="dim")
+        snap = self.zv.snapshot
+        if snap is not None and snap.fleet:
+            title.append(f"  on {s.host}", style="bold" if s.host != snap.host_id else "dim")
+        if view.unreachable:
+            title.append(f"  {view.unreachable}", style="bold red")
         if s.phone:
             title.append(f"  {s.phone}")
         self.query_one("#title", Static).update(title)

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 
 def matches(view: SessionView, needle: str) -> bool:
-    """The filter: a piece of the name, the status shown, or the phone number."""
+    """The filter: a piece of the name, the status shown, the phone number, or the
+    host."""
     needle = needle.strip().lower()
     if not needle:
         return True
@@ -32,6 +33,7 @@ def matches(view: SessionView, needle: str) -> bool:
         needle in view.name
         or needle in shown_status(view).lower()
         or needle in (view.session.phone or "")
+        or needle in view.session.host.lower()
     )
 
 
@@ -59,7 +61,7 @@ class SessionsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield HostHeader(id="host")
         yield DegradedBanner(id="degraded")
-        yield Input(placeholder="filter: name, status or phone", id="filter", compact=True)
+        yield Input(placeholder="filter: name, status, phone or host", id="filter", compact=True)
         yield SessionsTable(id="sessions")
         yield Static("", id="empty")
         yield KeyBar()
@@ -114,6 +116,14 @@ class SessionsScreen(Screen[None]):
         if self.marks:
             self.marks.clear()
             self._show(self.zv.snapshot)
+
+    def show_host(self, host: str) -> None:
+        """Only this host's sessions (the filter, which `escape` clears)."""
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.value = host
+        self.filter_text = host
+        self.table.focus()
 
     def action_open(self) -> None:
         if name := self.table.highlighted:

@@ -34,23 +34,32 @@ COLUMNS = (
     ("phone", "PHONE"),
     ("active", "ACTIVE"),
 )
-_INDEX = {key: i for i, (key, _label) in enumerate(COLUMNS)}
+FLEET_COLUMNS = (COLUMNS[0], ("host", "HOST"), *COLUMNS[1:])
+"""With more than one host: which host runs it, beside its name."""
 _RIGHT = frozenset({"port", "pid", "up", "rst", "cpu", "rss", "active"})
 MARK = "●"
-SHRINK = (("status", 10), ("name", 14))
+SHRINK = (("status", 10), ("phone", 8), ("host", 10), ("name", 14))
 """When a row is wider than the table, these columns are cut (ending in …) in this
 order, down to these widths: phone_disconnected reads "phone_disco…" at 80 columns
-(the session screen shows it whole), and a long name gives way before any figure."""
+(the session screen shows it whole), a phone number then gives way to the host's name
+(with several hosts), and a long name gives way before any figure."""
+GREY = "dim"
+"""The rows of a host that does not answer: their last known state, greyed."""
+
+Columns = tuple[tuple[str, str], ...]
 ROW = "row"
 OFFSCREEN_EVERY = 5
 
 
 def row_texts(view: SessionView, snap: Snapshot, marked: bool) -> tuple[str, ...]:
-    """The plain text of each cell, in COLUMNS order (marks included), uncut."""
+    """The plain text of each cell, in COLUMNS (FLEET_COLUMNS) order, marks included,
+    uncut."""
     proc = snap.proc(view)
     restarts = view.restarts  # the health monitor's count, from the store
+    host = (view.session.host,) if snap.fleet else ()
     return (
         (MARK if marked else " ") + view.name,
+        *host,
         shown_status(view),
         str(view.session.port),
         str(view.pid or "-"),
@@ -63,17 +72,22 @@ def row_texts(view: SessionView, snap: Snapshot, marked: bool) -> tuple[str, ...
     )
 
 
-def _widths(rows: Collection[tuple[str, ...]], budget: int) -> tuple[int, ...]:
+def _widths(
+    rows: Collection[tuple[str, ...]], budget: int, columns: Columns = COLUMNS
+) -> tuple[int, ...]:
     """Each column's width, the gap before it included, cut to fit ``budget``.
 
     The name column has no gap: its first cell is the mark slot, blank unless marked."""
     widths = [
         max([len(label) + 1, *(len(texts[i]) + (i > 0) for texts in rows)])
-        for i, (_key, label) in enumerate(COLUMNS)
+        for i, (_key, label) in enumerate(columns)
     ]
     excess = sum(widths) - budget
+    index = {key: i for i, (key, _label) in enumerate(columns)}
     for key, floor in SHRINK:
-        i = _INDEX[key]
+        if key not in index:
+            continue
+        i = index[key]
         cut = max(0, min(excess, widths[i] - floor))
         widths[i] -= cut
         excess -= cut
@@ -84,12 +98,18 @@ def _clip(value: str, width: int) -> str:
     return value if len(value) <= width else value[: max(width - 1, 0)] + "…"
 
 
-def _line(texts: Sequence[str], widths: Sequence[int], header: bool = False) -> Text:
+def _line(
+    texts: Sequence[str],
+    widths: Sequence[int],
+    header: bool = False,
+    columns: Columns = COLUMNS,
+    grey: bool = False,
+) -> Text:
     # Built as one string and a few style spans: this runs for most rows every second.
     parts = []
     spans = []
     at = 0
-    for (column, _label), value, width in zip(COLUMNS, texts, widths, strict=True):
+    for (column, _label), value, width in zip(columns, texts, widths, strict=True):
         if column == "name":
             shown = _clip(" " + value if header else value, width)
             cell = shown.ljust(width)
@@ -99,10 +119,13 @@ def _line(texts: Sequence[str], widths: Sequence[int], header: bool = False) -> 
         else:
             shown = _clip(value, width - 1)
             cell = shown.rjust(width) if column in _RIGHT else " " + shown.ljust(width - 1)
-            if column == "status" and not header and (style := STATUS_STYLES.get(value)):
-                spans.append(Span(at + 1, at + 1 + len(shown), style))
+            status = STATUS_STYLES.get(value) if column == "status" and not header else None
+            if status and not grey:
+                spans.append(Span(at + 1, at + 1 + len(shown), status))
         parts.append(cell)
         at += width
+    if grey:
+        spans = [Span(0, at, GREY)]
     return Text("".join(parts), spans=spans, no_wrap=True, end="")
 
 
@@ -118,6 +141,8 @@ class SessionsTable(DataTable[Text]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", cell_padding=0, zebra_stripes=False)
         self._shown: dict[str, tuple[str, ...]] = {}
+        self._grey: set[str] = set()
+        self._columns: Columns = COLUMNS
         self._col_widths: tuple[int, ...] = _widths([], self._budget())
         self._ticks = 0
 
@@ -130,7 +155,11 @@ class SessionsTable(DataTable[Text]):
         return (self.size.width or 80) - 1
 
     def _header(self) -> Text:
-        return _line([label for _key, label in COLUMNS], self._col_widths, header=True)
+        labels = [label for _key, label in self._columns]
+        return _line(labels, self._col_widths, header=True, columns=self._columns)
+
+    def _row(self, name: str, texts: tuple[str, ...], widths: tuple[int, ...]) -> Text:
+        return _line(texts, widths, columns=self._columns, grey=name in self._grey)
 
     def _set_widths(self, widths: tuple[int, ...]) -> None:
         self._col_widths = widths
@@ -142,11 +171,11 @@ class SessionsTable(DataTable[Text]):
         column.content_width = sum(widths)
 
     def on_resize(self, _: Resize) -> None:
-        widths = _widths(self._shown.values(), self._budget())
+        widths = _widths(self._shown.values(), self._budget(), self._columns)
         if widths != self._col_widths and self.columns:
             self._set_widths(widths)
             for name, texts in self._shown.items():
-                self.update_cell(name, ROW, _line(texts, widths), update_width=True)
+                self.update_cell(name, ROW, self._row(name, texts, widths), update_width=True)
 
     @property
     def highlighted(self) -> str | None:
@@ -163,8 +192,16 @@ class SessionsTable(DataTable[Text]):
 
     def show(self, snap: Snapshot, views: Sequence[SessionView], marks: Collection[str]) -> None:
         rows = {v.name: row_texts(v, snap, v.name in marks) for v in views}
-        widths = _widths(rows.values(), self._budget())
-        resized = widths != self._col_widths
+        columns = FLEET_COLUMNS if snap.fleet else COLUMNS
+        grey = {v.name for v in views if v.unreachable}
+        regrey = grey != self._grey
+        self._grey = grey
+        changed = columns != self._columns
+        if changed:
+            self._columns = columns
+            self._shown = {}  # every row again, in the new columns
+        widths = _widths(rows.values(), self._budget(), columns)
+        resized = widths != self._col_widths or regrey or changed
         if resized:
             self._set_widths(widths)
         if list(rows) != list(self._shown):
@@ -180,7 +217,7 @@ class SessionsTable(DataTable[Text]):
             if texts == self._shown[name] and not resized:
                 continue
             if everything or index in visible:
-                self.update_cell(name, ROW, _line(texts, widths), update_width=resized)
+                self.update_cell(name, ROW, self._row(name, texts, widths), update_width=resized)
                 self._shown[name] = texts
 
     def _rebuild(self, rows: dict[str, tuple[str, ...]]) -> None:
@@ -188,7 +225,7 @@ class SessionsTable(DataTable[Text]):
         self.clear()
         self.columns[ColumnKey(ROW)].content_width = sum(self._col_widths)
         for name, texts in rows.items():
-            self.add_row(_line(texts, self._col_widths), key=name)
+            self.add_row(self._row(name, texts, self._col_widths), key=name)
         self._shown = rows
         if not rows:
             return
