@@ -320,17 +320,21 @@ def main() -> None:
     started_load, t_start = load(), time.monotonic()
     print(f"load average at start: {started_load}; {os.cpu_count()} cpus; dirs in {root}")
     bench = Bench(args, root)
+    passes: list[Callable[[], None]] = [bench.levels_pass, bench.top_pass]
+    if not args.no_tui:
+        passes.append(bench.tui_pass)
+    if args.neonize:
+        passes.append(partial(bench.neonize_pass, args.neonize))
+    if not args.no_boot:
+        passes.append(bench.stop_boot_pass)
     try:
         for s in bench.systems:
             s.setup()
-        bench.levels_pass()
-        bench.top_pass()
-        if not args.no_tui:
-            bench.tui_pass()
-        if args.neonize:
-            bench.neonize_pass(args.neonize)
-        if not args.no_boot:
-            bench.stop_boot_pass()
+        for one in passes:  # one pass failing (a loaded host) leaves the others
+            try:
+                one()
+            except Exception:
+                traceback.print_exc()
     except BaseException:
         traceback.print_exc()
     finally:

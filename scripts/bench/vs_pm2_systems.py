@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ecosystem import apitoken, runner_client
+from ecosystem.errors import ZapvisorError
 from ecosystem.models import NewSession
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.ports import busy_ports
@@ -166,9 +167,13 @@ class Zapvisor(System):
         scanned = 0
         for name, port in self.sessions.items():
             token = apitoken.read_token(self.orch.paths, name)
-            status, _ = runner_client.call(
-                self.settings.bind, port, "/sim/scan", method="POST", token=token
-            )
+            try:
+                status, _ = runner_client.call(
+                    self.settings.bind, port, "/sim/scan", method="POST", token=token, timeout=10
+                )
+            except ZapvisorError as exc:
+                print(f"  {name}: {exc}")
+                continue
             scanned += status == 200
         return scanned
 
