@@ -82,8 +82,15 @@ def test_every_action_on_a_remote_session_runs_on_its_host(fleet: LocalFleet) ->
 
     # one list, every host's sessions, each with its host
     orch.create(NewSession(name="local-1", connector="sim"), host="host-a")
-    listing = {v.name: (v.session.host, v.process_state) for v in orch.list_sessions()}
-    assert listing == {"local-1": ("host-a", "RUNNING"), "remote-1": ("host-b", "RUNNING")}
+    # (create returns once /health answers; supervisord says RUNNING after startsecs)
+    want = {"local-1": ("host-a", "RUNNING"), "remote-1": ("host-b", "RUNNING")}
+    listing: dict[str, tuple[str | None, str | None]] = {}
+
+    def listed() -> bool:
+        listing.update({v.name: (v.session.host, v.process_state) for v in orch.list_sessions()})
+        return listing == want
+
+    assert wait_for(listed, 20), listing
     assert [v.name for v in orch.list_sessions(host="host-b")] == ["remote-1"]
 
     # doctor checks the other hosts too
@@ -129,8 +136,18 @@ def test_a_silent_host_turns_grey_within_10_s_and_comes_back(fleet: LocalFleet) 
     orch.create(NewSession(name="here", connector="sim"), host="host-a")
     orch.create(NewSession(name="there", connector="sim"), host="host-b")
     poller = Poller(orch)
-    snap = poller.tick()
-    assert snap.hosts["host-b"].reachable and snap.view("there").process_state == "RUNNING"  # type: ignore[union-attr]
+
+    def there_running() -> bool:
+        snap = poller.tick()
+        there = snap.view("there")
+        return (
+            snap.hosts["host-b"].reachable
+            and there is not None
+            and there.process_state == "RUNNING"
+        )
+
+    # create returns once /health answers; supervisord says RUNNING after startsecs
+    wait_for(there_running, 20)
     agent = fleet.agents["host-b"][-1]
 
     # each tick asks host-b once, on the link it has: no process started per tick
@@ -210,8 +227,14 @@ def test_two_control_machines_at_once_and_a_host_whose_supervisord_is_down(
     pid = b.supervisord_pid()
     b.cli("shutdown")
     assert wait_for(lambda: not _alive(pid), 30)
-    listing = {v.name: v.process_state for v in one.list_sessions(host="host-b")}
-    assert listing == {"from-one": "RUNNING", "from-two": "RUNNING"}
+    want = {"from-one": "RUNNING", "from-two": "RUNNING"}
+    listing: dict[str, str | None] = {}
+
+    def listed() -> bool:  # RUNNING once past startsecs
+        listing.update({v.name: v.process_state for v in one.list_sessions(host="host-b")})
+        return listing == want
+
+    assert wait_for(listed, 20), listing
     assert b.supervisord_pid() not in (None, pid)
 
 
