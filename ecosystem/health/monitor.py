@@ -252,6 +252,7 @@ class Monitor:
         )
         self.hung.forget(s.name)
         if decision.park:
+            self._save(h)  # before the park, as in _restart_for (the pass saves it again)
             self._park(s, decision.reason)
             log.error("%s parked: %s", s.name, decision.reason, extra={"session": s.name})
             return h
@@ -332,6 +333,7 @@ class Monitor:
         h, decision = policy.on_forced_restart(self.policy, h, now, reason=reason)
         detail.update(exits_in_window=decision.exits_in_window, restart_in=decision.delay)
         self._event(s.name, kind, {"reason": reason, **detail})
+        self._save(h)  # before the park: whoever reads the session stopped reads why
         if decision.park:
             self._park(s, decision.reason)
             log.error("%s parked: %s", s.name, decision.reason, extra={"session": s.name})
@@ -339,7 +341,6 @@ class Monitor:
             log.warning(
                 "%s: %s; restart in %g s", s.name, reason, decision.delay, extra={"session": s.name}
             )
-        self._save(h)
         return h
 
     # -- hung, memory, stuck ---------------------------------------------------------------
