@@ -44,7 +44,10 @@ CHECK_PROCESS_AFTER = 0.5
 """Seconds after which a runner not answering yet is looked up in supervisord (did it
 exit?), then again every as many seconds."""
 SLOW = 2.0
-"""A start taking this many times the fastest one seen means the host is busy."""
+"""A start taking this many times the recent ones (their median) means the host got
+busier."""
+RECENT = 8
+"""How many of the last starts make "the recent ones"."""
 PROGRESS_EVERY = 0.5
 
 
@@ -107,9 +110,12 @@ class Pace:
     """How many runners may be starting at once, from how fast they come up and how
     busy the host is.
 
-    One more may start with each runner that came up about as fast as the fastest one
+    One more may start with each runner that came up about as fast as the recent ones
     did, while the host's run queue stays within a few cores of what it was before the
-    batch (what else runs there keeps its share); a slow start takes a quarter off."""
+    batch (what else runs there keeps its share); a start much slower than the recent
+    ones takes a quarter off. Recent, not the fastest ever: on a host whose other load
+    comes and goes, one lucky start would otherwise make every later one "slow" and
+    hold the batch at one start at a time."""
 
     def __init__(
         self, ceiling: int, cpus: int | None = None, run_queue: Callable[[], int] = _run_queue
@@ -119,7 +125,7 @@ class Pace:
         self.run_queue = run_queue
         self.baseline = run_queue()
         self.limit = float(min(self.ceiling, 2))
-        self.fastest = float("inf")
+        self.recent: deque[float] = deque(maxlen=RECENT)
 
     @property
     def allowed(self) -> int:
@@ -127,8 +133,10 @@ class Pace:
 
     def came_up(self, seconds: float) -> None:
         """A runner answered ``seconds`` after its start."""
-        self.fastest = min(self.fastest, seconds)
-        if seconds > SLOW * self.fastest:
+        # the middle one (not statistics.median: its imports cost every command)
+        typical = sorted(self.recent)[len(self.recent) // 2] if self.recent else seconds
+        self.recent.append(seconds)
+        if seconds > SLOW * typical:
             self.limit = max(1.0, self.limit * 0.75)
         elif self.run_queue() <= self.baseline + 2 * self.cpus:
             self.limit = min(float(self.ceiling), self.limit + 1)
