@@ -170,8 +170,8 @@ class Settings(BaseModel):
     start_concurrency: int = Field(
         8, ge=1, le=200, validation_alias=_env("ZAPVISOR_START_CONCURRENCY")
     )
-    """Runners started at once when many start together (boot, supervisord restart);
-    each wave waits for its runners' /health before the next one starts."""
+    """At most this many runners starting at once when many start together (boot,
+    supervisord restart); fewer while they come up slowly (boot.py ``Pace``)."""
 
     alert_ram_percent: float = Field(
         85.0, gt=0, le=100, validation_alias=_env("ZAPVISOR_ALERT_RAM_PERCENT")
