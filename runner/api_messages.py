@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ecosystem.errors import InvalidValue, SessionNotFound, StoreError, ZapvisorError
+from ecosystem.errors import (
+    InvalidValue,
+    SessionNotFound,
+    StateDirError,
+    StoreError,
+    ZapvisorError,
+)
 from runner import api_models as m
 from runner import media
 from runner.api_models import reply
@@ -198,7 +203,7 @@ class MessageRoutes:
         phone = Recipient.parse(body.phone).user
         connector = self.runner.connector
         code = await connector.pair_phone(phone)
-        expires = datetime.now(UTC) + timedelta(seconds=connector.pair_code_seconds)
+        expires = connector.pair_code_expires_at()
         return reply(
             m.PairCode(
                 success=True,
@@ -222,7 +227,10 @@ class MessageRoutes:
         return connector
 
     async def sim_scan(self, _: Request, __: None) -> Response:
-        self._sim().scan()
+        try:
+            await self._sim().scan()
+        except StateDirError as exc:
+            raise HTTPError(507, f"not paired: {exc}") from None
         return reply(m.SimAnswer(success=True, sessionId=self.runner.name))
 
     async def sim_inbound(self, _: Request, body: m.SimInbound) -> Response:

@@ -107,7 +107,11 @@ def test_every_action_on_a_remote_session_runs_on_its_host(fleet: LocalFleet) ->
 
 
 def test_create_without_a_host_picks_the_one_with_most_room(fleet: LocalFleet) -> None:
-    orch = fleet.orchestrator()
+    # host-a: 2 of 3 slots taken after the first two creates, so its room (1/3) is far
+    # below host-b's, which is then bound by the machine's free memory: both hosts are
+    # this machine, and with a roomier host-a the choice would hang on which of the
+    # two sampled the load average lower
+    orch = fleet.orchestrator(max_sessions=3)
     orch.create(
         NewSession(name="a-1", connector="sim", desired_state=DesiredState.STOPPED), host="host-a"
     )
@@ -121,7 +125,7 @@ def test_create_without_a_host_picks_the_one_with_most_room(fleet: LocalFleet) -
 
     # a host that cannot be reached is not a candidate, and is named when it was asked for
     fleet.down.add("host-b")
-    orch2 = fleet.orchestrator()
+    orch2 = fleet.orchestrator(max_sessions=3)
     placed = orch2.create(
         NewSession(name="anywhere-2", connector="sim", desired_state=DesiredState.STOPPED)
     )

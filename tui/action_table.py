@@ -244,6 +244,12 @@ ACTIONS: tuple[Action, ...] = (
         action="toggle_qr",
     ),
     Action(
+        "compact_qr", "c", "compact QR",
+        "the QR drawn 2x3 modules per cell (Unicode sextants: 31x21 cells, fits 80x24); "
+        "`c` again if it looks broken (the font has no sextants): half-blocks",
+        action="compact_qr", shown=False,
+    ),
+    Action(
         "log", "l", "log", "go to the log (scroll up to stop following; `end` follows again)",
         action="logs",
     ),
@@ -264,8 +270,8 @@ SCREENS: dict[str, tuple[str, ...]] = {
         "qr", "alerts", "hosts", "help", "clear",
     ),
     "session": (
-        "back", "toggle_qr", "log", "edit", "restart", "toggle", "logout", "delete", "pair",
-        "replay", "alerts", "help",
+        "back", "toggle_qr", "compact_qr", "log", "edit", "restart", "toggle", "logout",
+        "delete", "pair", "replay", "alerts", "help",
     ),
 }  # fmt: skip
 """Each screen's keys, in the order its key bar shows them."""

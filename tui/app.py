@@ -17,6 +17,7 @@ from textual.timer import Timer
 from textual.worker import get_current_worker
 
 from ecosystem.errors import ZapvisorError
+from ecosystem.fleet.sshlinks import control_side
 from ecosystem.liveview import Poller, Snapshot, notable_changes
 from ecosystem.models import utcnow
 from ecosystem.orchestrator import Orchestrator
@@ -247,8 +248,9 @@ def make_app(
     degraded_after: float = DEGRADED_AFTER,
     blink: bool = True,
 ) -> ZapvisorApp:
-    """The app over one orchestrator (``store`` lets a test stand in at the store)."""
-    orch = Orchestrator(settings, store)
+    """The app over this host's door, with links to the fleet's other hosts over SSH
+    (``store`` lets a test stand in at the store)."""
+    orch = control_side(settings, store)
     return ZapvisorApp(
         orch, refresh_seconds=refresh_seconds, degraded_after=degraded_after, blink=blink
     )

@@ -4,19 +4,25 @@ and where a new session goes when no host is named."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 from collections import Counter
 from typing import Any
 
+import psutil
+
 from ecosystem import __version__
 from ecosystem.doctor import FAIL, OK, WARN, Check
-from ecosystem.errors import CapacityError, InvalidValue, ZapvisorError
+from ecosystem.errors import CapacityError, HostNotFound, ZapvisorError
 from ecosystem.fleet import codec
+from ecosystem.fleet.info import HostFacts
 from ecosystem.fleet.routing import CALL_TIMEOUT
 from ecosystem.health.model import SessionHealth
 from ecosystem.hostview import HostReport
+from ecosystem.metrics import host_stats
 from ecosystem.models import Session
 from ecosystem.names import program_name
 from ecosystem.reads import Reads
+from ecosystem.supctl import daemon
 from ecosystem.supctl.rpc import ProcessInfo
 from ecosystem.views import SessionView
 
@@ -38,7 +44,7 @@ class FleetDoor(Reads):
     def check_host(self, host: str) -> None:
         known = self.fleet_hosts()
         if host not in known:
-            raise InvalidValue(
+            raise HostNotFound(
                 f"no host named {host!r} in this fleet (hosts: {', '.join(known)}); "
                 "`zapvisor hosts add` adds one"
             )
@@ -148,9 +154,36 @@ class FleetDoor(Reads):
                 checks.append(Check(name, OK, f"answers{took}, zapvisor {report.version}"))
         return checks
 
+    def host_facts(self) -> HostFacts:
+        """This machine as a host of the fleet (`zapvisor hosts info`, and what `hosts
+        list` asks each host's agent): supervisord brought up when it is down, as any
+        command does, so a host the control side looks at is a host that runs."""
+        psutil.cpu_percent(interval=None)  # start the CPU sample; the calls below take time
+        settings = self.settings
+        self.ensure_up()
+        store = self.store
+        sessions = len(store.list_sessions(settings.host_id))
+        registered = False
+        with contextlib.suppress(HostNotFound, NotImplementedError):
+            registered = store.get_host(settings.host_id).name == settings.host_id
+        pid = None
+        with contextlib.suppress(ZapvisorError):
+            pid = self.sup.pid() if daemon.is_up(self.sup) else None
+        return HostFacts(
+            host_id=settings.host_id,
+            version=__version__,
+            store=store.describe(),
+            registered=registered,
+            sessions=sessions,
+            max_sessions=settings.max_sessions,
+            base_port=settings.base_port,
+            supervisord_pid=pid,
+            stats=host_stats(settings.home),
+        )
+
     def place(self, name: str) -> str:
-        """The reachable host with the most room for one more session: free session
-        slots and free memory (the scarcer of the two), less when its load per core is
+        """The reachable host with the most room for one more session: its share of free
+        session slots times its share of free memory, less when its load per core is
         high. This host when it is the only one."""
         hosts = self.fleet_hosts()
         if len(hosts) == 1:
@@ -186,7 +219,10 @@ def room(report: HostReport, sessions: int) -> tuple[float, str]:
         return slots, f"{sessions}/{report.max_sessions} sessions"
     memory = 1.0 - stats.mem_percent / 100
     per_core = stats.load1 / max(stats.cpu_count, 1)
-    score = min(slots, memory) / (1.0 + max(0.0, per_core - 0.5))
+    # A product, not the scarcer of the two: with min(), two hosts short of memory
+    # score the same whatever their session counts, and one already full of sessions
+    # would tie with an empty one.
+    score = slots * memory / (1.0 + max(0.0, per_core - 0.5))
     why = (
         f"{sessions}/{report.max_sessions} sessions, RAM {stats.mem_percent:.0f}% used, "
         f"load {per_core:.2f} per core"

@@ -51,6 +51,7 @@ METHODS: dict[str, int] = {
     "follow_logs": 1,
     "why_down": 1,
     "host_report": 1,
+    "host_facts": 1,
     "health": 1,
     "alerts": 1,
     "alert_history": 1,

@@ -29,9 +29,9 @@ from ecosystem.health import bootpass, policy, status
 from ecosystem.health.alerts import (
     CpuTracker,
     Thresholds,
+    apply_alerts,
     dead_letter_alerts,
     host_alerts,
-    reconcile,
     session_alerts,
     store_dead_letters,
 )
@@ -39,7 +39,7 @@ from ecosystem.health.memory import MemoryMeter
 from ecosystem.health.model import SessionHealth
 from ecosystem.health.notify import Notifier
 from ecosystem.health.outage import StoreMemory, status_since
-from ecosystem.health.probe import OK, REFUSED, probe_many
+from ecosystem.health.probe import BUSY, OK, REFUSED, Saturated, probe_many, second_opinion
 from ecosystem.health.proctable import ProcessTable
 from ecosystem.heartbeat import Heartbeats, beats_path
 from ecosystem.metrics import host_stats
@@ -47,7 +47,14 @@ from ecosystem.models import Session, utcnow
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings
-from ecosystem.states import EXITED_STATES, PROCESS_SERVING, DesiredState, ProcessState, Status
+from ecosystem.states import (
+    EXITED_STATES,
+    PROCESS_SERVING,
+    RUNNER_RECYCLE_EXIT,
+    DesiredState,
+    ProcessState,
+    Status,
+)
 from ecosystem.store import Store
 from ecosystem.supctl.rpc import ProcessInfo, Supervisor
 
@@ -98,6 +105,7 @@ class Monitor:
         self.next_due: datetime | None = None
         self.memo = StoreMemory(clock)
         """What the store last said, to supervise from while it is down."""
+        self.saturated = Saturated()
         self.settings_problem: dict[str, Any] | None = None
         """What is wrong with runtime.env, if anything (health/envwatch.py)."""
         self.beats: Heartbeats | None = None
@@ -228,7 +236,11 @@ class Monitor:
                 self.procs.invalidate()  # the table was behind: read it again next pass
                 return h
             info = fresh
-            h = self._exited(s, h, info, now)
+            if policy.recycled(info.state, info.exitstatus):
+                reason = f"recycled: exited with status {RUNNER_RECYCLE_EXIT} to start afresh"
+                h = self._restart_for(s, h, now, reason, kind="recycle", stop=False)
+            else:
+                h = self._exited(s, h, info, now)
         if state in DOWN | {ProcessState.STOPPED} and policy.restart_due(h, now):
             h = self._start(s, h, now)
         elif state == ProcessState.RUNNING and h.next_restart_at is None and h.why_down:
@@ -242,13 +254,14 @@ class Monitor:
         self, s: Session, h: SessionHealth, info: ProcessInfo, now: datetime
     ) -> SessionHealth:
         program = program_name(s.name)
-        what = policy.describe_exit(info.state, info.exitstatus, info.spawnerr)
         try:
+            status: int | None = self.sup.exit_status(info)
             stderr = self.sup.tail_stderr(program, 4096)
         except ZapvisorError:
-            stderr = ""
+            status, stderr = (None if info.state == ProcessState.FATAL else info.exitstatus), ""
+        what = policy.describe_exit(info.state, status, info.spawnerr)
         h, decision = policy.on_exit(
-            self.policy, h, now, what=what, exit_status=info.exitstatus, stderr_tail=stderr
+            self.policy, h, now, what=what, exit_status=status, stderr_tail=stderr
         )
         self.hung.forget(s.name)
         if decision.park:
@@ -262,7 +275,7 @@ class Monitor:
             "crash",
             {
                 "what": what,
-                "exit_status": info.exitstatus,
+                "exit_status": status,
                 "exits_in_window": decision.exits_in_window,
                 "restart_in": decision.delay,
             },
@@ -315,16 +328,18 @@ class Monitor:
         *,
         kind: str,
         kill: bool = False,
+        stop: bool = True,
         **detail: Any,
     ) -> SessionHealth:
-        """Stop the runner (KILL when it is hung: it would not handle TERM) and mark the
-        restart due (backed off, counted in the crash window: see
-        ``policy.on_forced_restart``); the next pass that sees it stopped starts it, unless
-        the restarts looped and the session is parked."""
+        """Stop the runner (KILL when it is hung: it would not handle TERM; nothing when
+        it already exited to be recycled) and mark the restart due (backed off, counted
+        in the crash window: see ``policy.on_forced_restart``); the next pass that sees
+        it stopped starts it, unless the restarts looped and the session is parked."""
         program = program_name(s.name)
         try:
-            self.sup.stop(program, wait=False)
-            self.procs.note(program, ProcessState.STOPPING)
+            if stop:
+                self.sup.stop(program, wait=False)
+                self.procs.note(program, ProcessState.STOPPING)
             if kill:
                 self.sup.signal(program, "KILL")
         except (ZapvisorError, xmlrpc.client.Fault) as exc:
@@ -382,10 +397,16 @@ class Monitor:
 
     def _probe(self, obs: Observed, now: datetime) -> None:
         running = self._running(obs)
+        timeout = self.policy.probe_timeout
         beating = self._beating(running)
         asked = {s.name: s.port for s, _, _ in running if s.name not in beating}
         results = dict.fromkeys(beating, OK)
-        results.update(probe_many(self.settings.bind, asked, self.policy.probe_timeout))
+        probed = probe_many(self.settings.bind, asked, timeout)
+        sockets = {name: self.paths.health_socket(name) for name in asked}
+        results.update(second_opinion(probed, sockets, timeout))
+        # a beating runner's port was not asked: no news of its saturation either way
+        busy = {name for name, r in results.items() if r == BUSY}
+        self.saturated.note(busy | (self.saturated.names & beating))
         for s, info, h in running:
             pid, up = info.pid or 0, info.uptime_at(int(time.time())) or 0
             if not obs.store_up and results[s.name] == REFUSED:
@@ -443,13 +464,7 @@ class Monitor:
             at=int(time.time()),  # the table's ``now`` is each program's last change
         )
         wanted += dead_letter_alerts(self.host, self.dead_letters())
-        to_raise, to_clear = reconcile(wanted, active)
-        for alert in to_raise:
-            if self.store.raise_alert(alert) is not None:
-                log.warning("alert raised: %s", alert.message, extra={"alert": alert.key})
-        for key in to_clear:
-            if self.store.clear_alert(self.host, key) is not None:
-                log.info("alert cleared: %s", key, extra={"alert": key})
+        apply_alerts(self.store, self.host, wanted, active)
 
     # -- plumbing -------------------------------------------------------------------------
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+from ecosystem import jsonvalue
 from ecosystem.errors import Aborted, InvalidValue, RunnerError
 from ecosystem.logfiles import pretty
 from ecosystem.models import NewSession
@@ -21,9 +22,9 @@ def _json_object(text: str | None, flag: str) -> dict[str, Any]:
     if text is None:
         return {}
     try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise InvalidValue(f"{flag} is not valid JSON: {exc}") from None
+        value = jsonvalue.loads(text, flag)
+    except jsonvalue.BadJSON as exc:
+        raise InvalidValue(str(exc)) from None
     if not isinstance(value, dict):
         raise InvalidValue(f"{flag} must be a JSON object ({{...}}), got {type(value).__name__}")
     return value
@@ -166,8 +167,9 @@ def logout(args: argparse.Namespace) -> int:
 
 def qr(args: argparse.Namespace) -> int:
     wait = args.wait or 0.0
+    orch = _orch()
     try:
-        code = _orch().qr(args.name, wait=wait)
+        code = orch.qr(args.name, wait=wait)
     except RunnerError as exc:
         hint = " (--wait waits for one)" if args.wait is None else ""
         raise RunnerError(f"{exc}{hint}") from None
@@ -179,7 +181,7 @@ def qr(args: argparse.Namespace) -> int:
         else:
             print(f"{code.name} is already connected as {code.phone}")
         return 0
-    from ecosystem.qr import png, terminal_text  # qrcode and its imaging: only here
+    from ecosystem.qr import png, size_needed, terminal_text  # qrcode and its imaging: only here
 
     if args.png:
         Path(args.png).write_bytes(png(code.payload))
@@ -191,12 +193,26 @@ def qr(args: argparse.Namespace) -> int:
     if args.png:
         print(f"wrote {args.png}")
         return 0
-    print(terminal_text(code.payload, color=sys.stdout.isatty() and not args.plain))
-    expires = code.expires_at.isoformat() if code.expires_at else None
-    print(
-        f"{code.name}: scan with WhatsApp > Linked devices"
-        + (f"; expires {expires}" if expires else "")
-    )
+    compact = orch.settings.qr_compact if args.compact is None else args.compact
+    tty = sys.stdout.isatty()
+    print(terminal_text(code.payload, color=tty and not args.plain, compact=compact))
+    screen = shutil.get_terminal_size()
+    caption = "WhatsApp > Linked devices > Link a device"
+    if code.expires_at:
+        caption += f" · expires {code.expires_at.astimezone():%H:%M:%S}"
+    named = f"{code.name} · {caption}"
+    print(named if len(named) <= screen.columns or not tty else caption)
+    if tty:
+        cols, rows = size_needed(code.payload, compact=compact)
+        rows += 1  # the caption
+        if cols > screen.columns or rows > screen.lines:
+            other = "--no-compact" if compact else "--compact (31x21, Unicode sextants)"
+            output.warn(
+                f"this terminal is {screen.columns}x{screen.lines}; the QR above needs "
+                f"{cols}x{rows}: enlarge or zoom out, or use {other} or --png FILE"
+            )
+        elif compact:
+            output.warn("compact QR: if it looks broken (no sextants in the font), --no-compact")
     return 0
 
 
@@ -259,11 +275,7 @@ def doctor(args: argparse.Namespace) -> int:
             }
         )
     else:
-        for c in checks:
-            line = f"{c.level.upper():<4}  {c.name:<18} {c.detail}"
-            if c.fix:
-                line += f"\n      {'':<18} → {c.fix}"
-            print(line)
+        output.print_checks(checks)
     return 1 if failed else 0
 
 

@@ -55,9 +55,8 @@ def resolve(handler: Handler | str) -> Handler:
 
 
 def orchestrator() -> Orchestrator:
-    """The door, on this host's settings, reporting progress on a terminal."""
-    from ecosystem.orchestrator import Orchestrator
-    from ecosystem.settings import load_settings
-    from tui.cli.output import progress
+    """The door, on this host's settings, reporting progress on a terminal, with links to
+    the fleet's other hosts (see tui.cli.control)."""
+    from tui.cli import control
 
-    return Orchestrator(load_settings(), progress=progress)
+    return control.door()

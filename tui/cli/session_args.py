@@ -84,8 +84,9 @@ def register(sub: SubParsers) -> None:
         "qr",
         "show the session's pairing QR code in the terminal",
         commands("qr"),
-        epilog="The QR needs 61x31 character cells for a real WhatsApp code; when the\n"
-        "terminal is smaller, use --png and open the file.",
+        epilog="A real WhatsApp code needs 61x31 character cells, or 31x21 with --compact\n"
+        "(Unicode sextants: not every terminal font has them); when the terminal is\n"
+        "smaller, use --png and open the file.",
     )
     p.add_argument("name", metavar="NAME")
     p.add_argument(
@@ -101,6 +102,13 @@ def register(sub: SubParsers) -> None:
         "--plain",
         action="store_true",
         help="no colours: dark modules as characters (for files and light themes)",
+    )
+    p.add_argument(
+        "--compact",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="2x3 modules per cell (fits 80x24; needs a font with Unicode sextants); "
+        "--no-compact: half-blocks (default: ZAPVISOR_QR_COMPACT)",
     )
 
     p = add_command(

@@ -15,6 +15,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, TextArea
 
+from ecosystem import jsonvalue
 from ecosystem.errors import ZapvisorError
 from ecosystem.models import Session
 from ecosystem.orchestrator import Orchestrator
@@ -29,9 +30,9 @@ def parse_json_object(text: str) -> tuple[dict[str, Any] | None, str | None]:
     if not text.strip():
         return {}, None
     try:
-        value = json.loads(text)
-    except ValueError as exc:
-        return None, f"not valid JSON: {exc}"
+        value = jsonvalue.loads(text, "")
+    except jsonvalue.BadJSON as exc:
+        return None, exc.reason.removeprefix("is ")
     if not isinstance(value, dict):
         return None, f"must be a JSON object ({{...}}), not {type(value).__name__}"
     return value, None
