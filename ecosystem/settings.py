@@ -279,7 +279,9 @@ ENV_NAMES: dict[str, str] = {
 }
 """Field name → the environment variable that sets it."""
 
-_KNOWN = frozenset(ENV_NAMES.values())
+PASSED_THROUGH = frozenset({"ZAPVISOR_BACKUP_PASSPHRASE"})
+"""Variables a command reads itself, never settings: never written to runtime.env."""
+_KNOWN = frozenset(ENV_NAMES.values()) | PASSED_THROUGH
 
 
 def _check_unknown(keys: Mapping[str, object], where: str) -> None:

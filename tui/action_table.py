@@ -216,6 +216,11 @@ ACTIONS: tuple[Action, ...] = (
         title="Logs of {name}", palette_help="follow its log", opener=_open_log,
     ),
     Action(
+        "all_logs", "L", "all logs",
+        "every session's log in one stream, in time order (`/` keeps matching lines)",
+        action="app.all_logs", key_display="L", shown=False,
+    ),
+    Action(
         "qr", "q", "QR", "the session's pairing QR", action="qr",
         title="Show the QR of {name}", palette_help="pairing code", opener=_open_qr,
     ),
@@ -267,7 +272,7 @@ BY_NAME = {a.name: a for a in ACTIONS}
 SCREENS: dict[str, tuple[str, ...]] = {
     "sessions": (
         "new", "open", "restart", "toggle", "logout", "delete", "filter", "mark", "logs",
-        "qr", "alerts", "hosts", "help", "clear",
+        "all_logs", "qr", "alerts", "hosts", "help", "clear",
     ),
     "session": (
         "back", "toggle_qr", "compact_qr", "log", "edit", "restart", "toggle", "logout",

@@ -30,6 +30,7 @@ from tui.dialogs.pair import PairDialog
 from tui.messages import BootFinished, RefreshFailed, SnapshotTaken
 from tui.palette import SessionCommands
 from tui.screens.alerts import AlertsScreen
+from tui.screens.all_logs import AllLogsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.hosts import HostsScreen
 from tui.screens.session import SessionScreen
@@ -217,6 +218,12 @@ class ZapvisorApp(SessionActions):
             self.pop_screen()
         if isinstance(self.screen, SessionsScreen):
             self.screen.show_host(host)
+
+    def action_all_logs(self) -> None:
+        if isinstance(self.screen, AllLogsScreen):
+            self.pop_screen()
+        else:
+            self.push_screen(AllLogsScreen())
 
     def action_alerts(self) -> None:
         if isinstance(self.screen, AlertsScreen):

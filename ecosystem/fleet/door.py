@@ -122,7 +122,20 @@ class FleetDoor(Reads):
         """This host's checks, then one per other host of the fleet: does it answer,
         does it run this zapvisor version, is its supervisord up."""
         checks = super().doctor()
-        others = self.fleet_hosts()[1:]
+        try:
+            others = self.fleet_hosts()[1:]
+        except ZapvisorError as exc:
+            # the fleet's hosts are rows of the store: its own check already says why
+            # it does not answer, and doctor must still print every check it has
+            checks.append(
+                Check(
+                    "hosts",
+                    WARN,
+                    f"the fleet's hosts cannot be listed: {exc}",
+                    "fix the store first",
+                )
+            )
+            return checks
         for host, report in self.on_hosts(others, "host_report", HostReport).items():
             name = f"host {host}"
             if not isinstance(report, HostReport):

@@ -49,6 +49,8 @@ METHODS: dict[str, int] = {
     "webhook_report": 1,
     "logs": 1,
     "follow_logs": 1,
+    "host_logs": 1,
+    "follow_host_logs": 1,
     "why_down": 1,
     "host_report": 1,
     "host_facts": 1,

@@ -44,7 +44,13 @@ def render_unit(*, user: str, home: str, workdir: str, zapvisor: str, user_mode:
         .replace("@WORKDIR@", workdir)
         .replace("@ZAPVISOR@", zapvisor)
     )
-    lines = [ln for ln in text.splitlines() if not ln.startswith("Documentation=")]
+    # The host's settings reach serve through the wrapper (`~/.zapvisor/zapvisor` reads
+    # its 0600 .env), so the unit names no EnvironmentFile of its own.
+    lines = [
+        ln
+        for ln in text.splitlines()
+        if not ln.startswith(("Documentation=", "EnvironmentFile=", "# the operator's settings"))
+    ]
     if user_mode:
         dropped = ("User=", "After=network-online.target", "Wants=network-online.target")
         lines = [ln for ln in lines if not ln.startswith(dropped)]

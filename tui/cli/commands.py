@@ -225,6 +225,16 @@ def sim_scan(args: argparse.Namespace) -> int:
 
 
 def logs(args: argparse.Namespace) -> int:
+    if args.all:
+        from tui.cli import logs_all
+
+        args.lines = 20 if args.lines is None else args.lines
+        return logs_all.run(args)
+    extra = [f for f in ("host", "grep", "json") if getattr(args, f)]
+    if args.name is None or extra:
+        what = "NAME" if args.name is None else "--" + ", --".join(extra)
+        raise InvalidValue(f"`logs` needs --all for {what} (or a session's NAME alone)")
+    args.lines = 50 if args.lines is None else args.lines
     orch = _orch()
     show = (lambda line: line) if args.raw else pretty
     which = {"stdout": not args.stderr, "stderr": args.stderr}
@@ -280,6 +290,12 @@ def doctor(args: argparse.Namespace) -> int:
 
 
 def apply(args: argparse.Namespace) -> int:
+    if args.file:
+        from tui.cli import declare_commands
+
+        return declare_commands.apply_file(args)
+    if args.prune or args.yes:
+        raise InvalidValue("--prune and --yes go with -f FILE")
     result = _orch().apply()
     if args.json:
         output.emit_json(result.__dict__)

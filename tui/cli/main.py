@@ -12,8 +12,10 @@ from tui.cli import (
     access,
     agent,
     alerts,
+    backup,
     control,
     db,
+    declare,
     hosts,
     output,
     service,
@@ -25,7 +27,9 @@ from tui.cli.registry import resolve
 # Each module adds its subcommands with `register(sub)`; a feature adds its own module.
 # Their top level imports only what the arguments need (argparse, names, constants):
 # the core is imported by the handler that runs (tests/test_layering.py checks it).
-COMMAND_MODULES = (session_args, db, alerts, service, access, webhooks, agent, hosts)
+COMMAND_MODULES = (
+    session_args, db, alerts, service, access, webhooks, backup, declare, agent, hosts,
+)  # fmt: skip
 
 DESCRIPTION = """\
 Run many WhatsApp sessions on this server. Each session is one runner process under
