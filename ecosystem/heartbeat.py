@@ -8,6 +8,10 @@ memory: no system call per beat) at every ``ZAPVISOR_HEALTH_INTERVAL``, from its
 loop, and the monitor reads every slot at once. A slot that stopped moving is what a
 stuck loop looks like; the monitor then asks ``/health`` before it calls it hung.
 
+A beat also says whether the runner's port is full (``full``: the connections it held
+when it had to turn clients away since the previous beat, 0 otherwise), so the monitor
+warns of a saturated port without asking it (asking a full port is what cannot work).
+
 A slot is ``port - BASE_PORT``: ports are unique per host and within
 ``BASE_PORT…BASE_PORT+MAX_SESSIONS-1``. A port outside that range has no slot (its
 runner is simply asked ``/health``). CLOCK_MONOTONIC is one clock for every process of
@@ -20,9 +24,19 @@ import mmap
 import os
 import struct
 from pathlib import Path
+from typing import NamedTuple
 
-SLOT = struct.Struct("=dq")
-"""(time.monotonic() of the beat, the runner's pid)."""
+SLOT = struct.Struct("=dii")
+"""(time.monotonic() of the beat, the runner's pid, its port's ``full``). 16 bytes, as
+the (time, 64-bit pid) slot it replaced: a runner of that layout still reads as
+(time, pid, 0) on this little-endian host, and the old monitor reads a new runner's pid
+as a mismatch, so it asks that runner /health; nobody misreads a neighbour's slot."""
+
+
+class Beat(NamedTuple):
+    when: float
+    pid: int
+    full: int
 
 
 def beats_path(home: Path) -> Path:
@@ -51,18 +65,18 @@ class Heartbeats:
             return slot * SLOT.size
         return None
 
-    def beat(self, port: int, pid: int, now: float) -> None:
+    def beat(self, port: int, pid: int, now: float, full: int = 0) -> None:
         offset = self._offset(port)
         if offset is not None:
-            SLOT.pack_into(self._map, offset, now, pid)
+            SLOT.pack_into(self._map, offset, now, pid, min(full, 2**31 - 1))
 
-    def last(self, port: int) -> tuple[float, int] | None:
-        """(when, pid) of the last beat on ``port``, None when it has no slot or none."""
+    def last(self, port: int) -> Beat | None:
+        """The last beat on ``port``, None when it has no slot or none."""
         offset = self._offset(port)
         if offset is None:
             return None
-        when, pid = SLOT.unpack_from(self._map, offset)
-        return (when, pid) if pid > 0 else None
+        beat = Beat(*SLOT.unpack_from(self._map, offset))
+        return beat if beat.pid > 0 else None
 
     def close(self) -> None:
         self._map.close()

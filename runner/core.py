@@ -23,6 +23,7 @@ from runner.api import build_server
 from runner.connectors import Connector, make_connector, sim_faults
 from runner.connectors.base import RestartRunner
 from runner.events import Events
+from runner.http import Server
 from runner.lane import HealthLane
 from runner.outbox import Outbox
 from runner.state import LiveState, Reporter
@@ -61,6 +62,7 @@ class Runner:
         self._stop = asyncio.Event()
         self._exit_code = 0
         self._beats = _heartbeats(settings)
+        self._server: Server | None = None
         self._recycling = False
 
     def health(self) -> dict[str, Any]:
@@ -78,7 +80,7 @@ class Runner:
         await self.reporter.update(
             status=Status.INITIALIZING, last_error=None, qr_payload=None, qr_expires_at=None
         )
-        server = build_server(self)
+        server = self._server = build_server(self)
         try:
             await server.start(self.settings.bind, self.port)
         except OSError as exc:
@@ -149,11 +151,13 @@ class Runner:
             self._stop.set()
 
     def _beat(self) -> None:
-        """Say the event loop runs (ecosystem/heartbeat.py), now and every health interval:
-        the monitor asks /health only of runners whose beat stopped."""
+        """Say the event loop runs (ecosystem/heartbeat.py), now and every health interval,
+        and whether the port turned clients away meanwhile: the monitor asks /health only
+        of runners whose beat stopped, and warns of a full port from the beat alone."""
         if self._beats is None or self._stop.is_set():
             return
-        self._beats.beat(self.port, os.getpid(), time.monotonic())
+        full = self._server.full() if self._server is not None else 0
+        self._beats.beat(self.port, os.getpid(), time.monotonic(), full)
         loop = asyncio.get_running_loop()
         loop.call_later(self.settings.health_interval, self._beat)
 
