@@ -176,9 +176,9 @@ def test_memory_cap_and_stuck_state_restart_gracefully(make_env: Callable[..., E
         json.dumps({"sim": {"allocate_mb": 250}}),
         check=False,
     )
-    # It is over the cap from its start: on a loaded machine the monitor may stop it for
-    # that before `create` reads its /health, and `create` then says it is not healthy.
-    assert made.returncode == 0 or "not healthy" in made.stderr, made.stderr
+    # On a loaded machine the monitor may find the fat runner over its cap (and restart
+    # it) before create has seen it healthy: then create says so, and the session stays.
+    assert made.returncode == 0 or "is not healthy" in made.stderr, made.stderr
     env.cli(
         "create",
         "lost",
