@@ -40,9 +40,11 @@ class Lifecycle(Plumbing):
 
     @routed
     def show(self, name: str) -> SessionView:
-        """One session, its row joined with supervisord's facts and the monitor's."""
+        """One session, its row joined with supervisord's facts, the monitor's and, while
+        its runner is down, whoever holds its port: one getProcessInfo and one health
+        record, whatever the number of sessions."""
         self.store.get_session(validate_name(name))  # an unknown name starts nothing
-        view = self._views(lambda: [self.store.get_session(name)])[0]
+        view = self._views(lambda: [self.store.get_session(name)], one=name)[0]
         return dataclasses.replace(view, lease=self._lease(name))
 
     def _lease(self, name: str) -> LeaseInfo | None:
@@ -149,8 +151,7 @@ class Lifecycle(Plumbing):
     def start(self, name: str) -> SessionView:
         session = self._set_desired(validate_name(name), DesiredState.RUNNING, "start")
         self._ensure_program(name)
-        self.sup.start(program_name(name), wait=False)
-        self._wait_healthy(name, session.port)
+        self._start_one(name, session.port)
         return self.show(name)
 
     @routed
@@ -165,8 +166,7 @@ class Lifecycle(Plumbing):
         session = self._set_desired(validate_name(name), DesiredState.RUNNING, "restart")
         self._ensure_program(name)
         self.sup.stop(program_name(name), wait=True)
-        self.sup.start(program_name(name), wait=False)
-        self._wait_healthy(name, session.port)
+        self._start_one(name, session.port)
         return self.show(name)
 
     @routed

@@ -10,11 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from ecosystem import jsonvalue
 from ecosystem.lease import AuthKind
+from ecosystem.names import CONNECTORS as CONNECTORS  # defined there: see names.py
+from ecosystem.names import DEFAULT_CONNECTOR as DEFAULT_CONNECTOR
 from ecosystem.names import validate_name
 from ecosystem.states import DesiredState, Status
 
-CONNECTORS = ("neonize", "sim")
-DEFAULT_CONNECTOR = "neonize"
 MAX_DESCRIPTION = 500
 
 

@@ -213,7 +213,7 @@ class SessionAccess(Lifecycle):
                 self.store.add_event(
                     name, "webhook_replay", actor=self.actor, detail={"n": replayed}
                 )
-                with contextlib.suppress(ZapvisorError, OSError):  # it also looks every minute
+                with contextlib.suppress(ZapvisorError, OSError):  # it also looks every 10 minutes
                     self._runner_call(session, "POST", "/webhook/flush", timeout=30)
         return WebhookReport(
             name=name,

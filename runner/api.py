@@ -174,12 +174,14 @@ class Api:
             return reply(m.QrCode(sessionId=self.runner.name, status=live.status, qrCode=None))
         from ecosystem import qr  # qrcode costs memory in every idle runner: load on use
 
+        # made off the event loop (a PNG takes milliseconds), once per payload
+        png = await asyncio.to_thread(qr.png_data_url, live.qr_payload)
         return reply(
             m.QrCode(
                 sessionId=self.runner.name,
                 status=live.status,
                 qr=live.qr_payload,
-                qrCode=qr.png_data_url(live.qr_payload),
+                qrCode=png,
                 expiresAt=iso(live.qr_expires_at),
             )
         )

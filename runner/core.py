@@ -19,6 +19,7 @@ from ecosystem.errors import (
     StoreUnsupported,
     ZapvisorError,
 )
+from ecosystem.heartbeat import Heartbeats, beats_path
 from ecosystem.lease import AuthKind, LeaseTiming
 from ecosystem.moves import SHARED_STORES
 from ecosystem.paths import StatePaths
@@ -31,6 +32,7 @@ from runner.connectors import Connector, ConnectorContext, make_connector, sim_f
 from runner.connectors.base import RestartRunner
 from runner.connectors.sim_server import SimServer
 from runner.events import Events
+from runner.http import Server
 from runner.lane import HealthLane
 from runner.lease import LeaseKeeper
 from runner.outbox import Outbox
@@ -75,6 +77,8 @@ class Runner:
         self.connector: Connector = self._new_connector()
         self._stop = asyncio.Event()
         self._exit_code = 0
+        self._beats = _heartbeats(settings)
+        self._server: Server | None = None
         self._recycling = False
 
     def health(self) -> dict[str, Any]:
@@ -125,7 +129,7 @@ class Runner:
         if not self.lease.required:
             self.lease.go_without(self._stop)
             await self._report_start()
-        server = build_server(self)
+        server = self._server = build_server(self)
         try:
             await server.start(self.settings.bind, self.port)
         except OSError as exc:
@@ -141,6 +145,7 @@ class Runner:
             ) from None
         lane = HealthLane(self.paths.health_socket(self.name), self.health)
         await lane.start()
+        self._beat()
         log.info(
             "listening",
             extra={"event": "started", "port": self.port, "connector": self.connector.kind},
@@ -297,6 +302,17 @@ class Runner:
             self._exit_code = 1
             self._stop.set()
 
+    def _beat(self) -> None:
+        """Say the event loop runs (ecosystem/heartbeat.py), now and every health interval,
+        and whether the port turned clients away meanwhile: the monitor asks /health only
+        of runners whose beat stopped, and warns of a full port from the beat alone."""
+        if self._beats is None or self._stop.is_set():
+            return
+        full = self._server.full() if self._server is not None else 0
+        self._beats.beat(self.port, os.getpid(), time.monotonic(), full)
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.settings.health_interval, self._beat)
+
     def _dispatcher_ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or self._stop.is_set():
             return
@@ -324,6 +340,14 @@ class Runner:
         self._recycling = True
         self._exit_code = RUNNER_RECYCLE_EXIT
         self._stop.set()
+
+
+def _heartbeats(settings: Settings) -> Heartbeats | None:
+    try:
+        return Heartbeats(beats_path(settings.home), settings.base_port, settings.max_sessions)
+    except OSError as exc:
+        log.warning("no heartbeat (the monitor asks /health instead): %s", exc)
+        return None
 
 
 async def _settle(tasks: list[asyncio.Task[None]], what: str, timeout: float = 5.0) -> None:

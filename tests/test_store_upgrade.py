@@ -11,7 +11,7 @@ import pytest
 from ecosystem.errors import SchemaMissing
 from ecosystem.health.listener import build
 from ecosystem.models import NewSession
-from ecosystem.settings import Settings
+from ecosystem.settings import settings_from_vars
 from ecosystem.store import migrations
 from ecosystem.store import pgcommon as pg
 from ecosystem.store.postgres import PostgresStore
@@ -48,9 +48,7 @@ def test_a_v1_database_upgrades_and_the_monitor_moves_onto_it(
             max_sessions=10,
             actor="old",
         )
-        settings = Settings(  # type: ignore[call-arg]
-            _env_file=None, ZAPVISOR_HOME=tmp_path, ZAPVISOR_DATABASE_URL=dsn
-        )
+        settings = settings_from_vars({"ZAPVISOR_HOME": tmp_path, "ZAPVISOR_DATABASE_URL": dsn})
 
         # before `db migrate`: the monitor keeps its records in memory, and says why;
         # the outbox says what to do

@@ -274,9 +274,9 @@ class Failover:
             return
         claimed = {c.session for c in done.claimed}
 
-        def start(to_start: list[str]) -> list[str]:
+        def start(to_start: list[tuple[str, int]]) -> list[str]:
             started = []
-            for name in to_start:
+            for name, _port in to_start:
                 try:
                     self.sup.start(program_name(name), wait=False)
                     started.append(name)

@@ -203,6 +203,8 @@ class Worker(threading.Thread):
             return None
         for event in batch:
             self.monitor.procs.apply(event.name, event.headers)
+            if event.name.startswith("PROCESS_STATE"):
+                self.monitor.alerts_due = True  # a FATAL runner is an alert
         return any(e.wakes for e in batch)
 
     def _restart_due(self) -> bool:

@@ -239,6 +239,10 @@ class Store(LeaseMethods, abc.ABC):
         """How watchers learn of changes, for `zapvisor doctor`."""
         return f"live updates by polling every {self.poll_interval:g} s"
 
+    cheap_change_marker: bool = False
+    """Whether :meth:`change_marker` is one small query (then a reader may ask it before
+    reading every row again); this default reads every row."""
+
     def change_marker(self) -> Hashable:
         """A value that differs whenever any session row changed (one cheap query)."""
         return tuple(

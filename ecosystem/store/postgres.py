@@ -272,6 +272,8 @@ class PostgresStore(PgConnection, PgSessions, PgOutbox, PgHealth, PgLease, PgHos
 
     # -- live updates --------------------------------------------------------------
 
+    cheap_change_marker = True
+
     def change_marker(self) -> Hashable:
         def op(cur: Cur) -> Hashable:
             cur.execute("SELECT count(*) AS n, max(updated_at) AS m FROM whatsapp_sessions")

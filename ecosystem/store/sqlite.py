@@ -10,7 +10,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -277,6 +277,14 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, Store):
     def _update(
         self, name: str, changes: Mapping[str, Any], actor: str, action: str | None
     ) -> Session:
+        if action is None:
+            # A runner's report that changes nothing is not written: writers here queue
+            # for one lock, and when every runner stops at once (a shutdown) each one's
+            # last report is already in the row (Reads.shutdown). A read never waits.
+            with self._cursor() as db:
+                current = self._fetch(db, name)
+            if all(getattr(current, field) == value for field, value in changes.items()):
+                return current
         with self._cursor(write=True) as db:
             before = self._fetch(db, name)
             merged = before.model_copy(update=dict(changes))
@@ -301,6 +309,15 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, Store):
                     to_status=after.status,
                 )
             return after
+
+    cheap_change_marker = True
+
+    def change_marker(self) -> Hashable:
+        """Moves with every commit to the file: another connection's (SQLite's
+        ``data_version``) or this one's (``total_changes``); a pragma, no rows read."""
+        with self._cursor() as db:
+            version = db.execute("PRAGMA data_version").fetchone()[0]
+            return (version, db.total_changes)
 
     def delete_session(self, name: str, *, actor: str) -> None:
         with self._cursor(write=True) as db:

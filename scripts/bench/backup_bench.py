@@ -25,7 +25,7 @@ from ecosystem.models import NewSession
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.settings import make_settings
 from ecosystem.states import DesiredState
-from scripts.bench.create_latency import free_block
+from scripts.bench.freeports import free_block
 
 PASSPHRASE = "bench passphrase 123"
 

@@ -42,7 +42,7 @@ from ecosystem.settings import Settings, make_settings  # noqa: E402
 from ecosystem.states import Status  # noqa: E402
 from ecosystem.store.postgres import PostgresStore  # noqa: E402
 from ecosystem.supctl import daemon  # noqa: E402
-from scripts.bench.store_bench import free_block  # noqa: E402
+from scripts.bench.freeports import free_block  # noqa: E402
 from tests.failover_hosts import kill_all, process_tree, signal_all, thaw_all  # noqa: E402
 from tests.pgserver import PgServer  # noqa: E402
 

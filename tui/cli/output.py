@@ -14,7 +14,9 @@ from ecosystem.lease import LeaseInfo
 from ecosystem.moves import failover_note
 from ecosystem.redact import redact_url
 from ecosystem.states import ProcessState
-from ecosystem.views import SessionView, age, since
+
+if TYPE_CHECKING:
+    from ecosystem.views import SessionView
 
 if TYPE_CHECKING:
     from ecosystem.doctor import Check
@@ -91,6 +93,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], colour_col: int
 
 
 def sessions_table(views: Sequence[SessionView]) -> str:
+    from ecosystem.views import age, since
+
     now = datetime.now(UTC)
     rows = [
         [
@@ -117,6 +121,8 @@ def sessions_table(views: Sequence[SessionView]) -> str:
 
 
 def session_details(view: SessionView) -> str:
+    from ecosystem.views import age, since
+
     s = view.session
     now = datetime.now(UTC)
     pairs = [
@@ -148,6 +154,8 @@ def session_details(view: SessionView) -> str:
 
 def _health_details(view: SessionView, now: datetime) -> list[tuple[str, str]]:
     """What the health monitor knows: restarts, the last exit, why it is down."""
+    from ecosystem.views import since
+
     h = view.health
     pairs = [("restarts", str(view.restarts))]
     if h is not None and h.last_restart_at:
