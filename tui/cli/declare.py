@@ -10,13 +10,14 @@ from ecosystem.declare import Plan
 from ecosystem.errors import Aborted, InvalidValue
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.paths import write_private
-from tui.cli import control, output
+from tui.cli import control, hosts, output
 from tui.cli.registry import SubParsers, add_command
 
 PLAN_EPILOG = """\
-A fleet file declares sessions as [sessions.NAME] tables (host, connector, description,
-webhook_url, webhook_events, state, ai_config, timing_config); see the README. Nothing
-is changed."""
+A fleet file declares hosts as [hosts.NAME] tables (target, base_port, max_sessions,
+host_key, identity) and sessions as [sessions.NAME] tables (host, connector,
+description, webhook_url, webhook_events, state, ai_config, timing_config); see the
+README. Nothing is changed."""
 
 
 def register(sub: SubParsers) -> None:
@@ -24,7 +25,9 @@ def register(sub: SubParsers) -> None:
         sub, "plan", "what a fleet file would change, changing nothing", plan, epilog=PLAN_EPILOG
     )
     p.add_argument("-f", "--file", metavar="FILE", required=True, help="a fleet file")
-    p.add_argument("--prune", action="store_true", help="also delete sessions it omits")
+    p.add_argument(
+        "--prune", action="store_true", help="also delete sessions (and empty hosts) it omits"
+    )
 
     p = add_command(sub, "export", "write the fleet's sessions as a fleet file", export)
     p.add_argument("-o", "--output", metavar="FILE", help="write it here (default: stdout)")
@@ -48,14 +51,12 @@ def _print(found: Plan) -> None:
         print(
             f"  left alone (not in the file; --prune deletes them): {', '.join(found.left_alone)}"
         )
-    creates = sum(s.action == "create" for s in found.steps)
-    deletes = sum(s.action == "delete" for s in found.steps)
-    print(
-        f"plan: {creates} to create, {len(found.steps) - creates - deletes} to change, start, "
-        f"stop or restart, {deletes} to delete; {len(found.unchanged)} unchanged"
-        if found.steps
-        else f"no changes: {len(found.unchanged)} session(s) as declared"
-    )
+    if found.hosts_left_alone:
+        print(
+            "  hosts left alone (not in the file; --prune removes those holding no session): "
+            + ", ".join(found.hosts_left_alone)
+        )
+    print(found.summary())
 
 
 def plan(args: argparse.Namespace) -> int:
@@ -71,6 +72,7 @@ def apply_file(args: argparse.Namespace) -> int:
     text = _read(args.file)
     orch = _orch()
     found = orch.plan(text, prune=args.prune, where=args.file)
+    tty = sys.stdin.isatty()
     if not args.json:
         _print(found)
     if found.empty:
@@ -78,16 +80,30 @@ def apply_file(args: argparse.Namespace) -> int:
             output.emit_json({"plan": found.to_json(), "done": []})
         return 0
     if not args.yes:
-        if not sys.stdin.isatty():
+        if not tty:
             raise Aborted("not confirmed: pass --yes to apply this plan (no terminal to ask on)")
         if input("Apply this plan? [y/N] ").strip().lower() not in ("y", "yes"):
             raise Aborted("nothing done")
-    done = orch.apply_plan(found, text, where=args.file)
+    done = orch.apply_plan(
+        found,
+        text,
+        where=args.file,
+        ask_key=_ask_key if tty else None,
+        install=args.install,
+        confirm=hosts.ask if tty and not args.install else None,
+    )
     if args.json:
         output.emit_json({"plan": found.to_json(), "done": done})
     else:
         print(f"applied: {len(done)} change(s)")
     return 0
+
+
+def _ask_key(exc: Exception, where: str) -> str:
+    from ecosystem.fleet.knownhosts import UnknownHostKey
+
+    assert isinstance(exc, UnknownHostKey)
+    return hosts.first_contact(exc, where)
 
 
 def export(args: argparse.Namespace) -> int:
