@@ -78,7 +78,7 @@ class Writer:
     time; ``finish`` adds the manifest and ends the streams."""
 
     def __init__(self, out: BinaryIO, passphrase: str | None = None) -> None:
-        self._sealer = backup_seal.SealWriter(out, passphrase) if passphrase else None
+        self._sealer = backup_seal.SealWriter(out, passphrase) if passphrase is not None else None
         sink: Any = self._sealer or out
         self._gz = gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=6, mtime=0)
         # closed by finish(): the writer lives across many calls
