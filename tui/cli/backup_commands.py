@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from ecosystem.backup_archive import ENCRYPTED_MAGIC
+from ecosystem.backup_seal import MAGIC_LEN, is_sealed
 from ecosystem.errors import Aborted, InvalidValue
 from ecosystem.models import utcnow
 from ecosystem.orchestrator import Orchestrator
@@ -66,7 +66,7 @@ def restore(args: argparse.Namespace) -> int:
     passphrase = None
     try:
         with source.open("rb") as fh:
-            sealed = fh.read(len(ENCRYPTED_MAGIC)) == ENCRYPTED_MAGIC
+            sealed = is_sealed(fh.read(MAGIC_LEN))
     except OSError:
         sealed = False  # restore says why it cannot read it
     if sealed:

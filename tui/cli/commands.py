@@ -297,8 +297,8 @@ def apply(args: argparse.Namespace) -> int:
         from tui.cli import declare_commands
 
         return declare_commands.apply_file(args)
-    if args.prune or args.yes:
-        raise InvalidValue("--prune and --yes go with -f FILE")
+    if args.prune or args.yes or args.install:
+        raise InvalidValue("--prune, --yes and --install go with -f FILE")
     result = _orch().apply()
     if args.json:
         output.emit_json(result.__dict__)

@@ -13,9 +13,10 @@ def _run(function: str) -> str:
 
 
 PLAN_EPILOG = """\
-A fleet file declares sessions as [sessions.NAME] tables (host, connector, description,
-webhook_url, webhook_events, state, ai_config, timing_config); see the README. Nothing
-is changed."""
+A fleet file declares hosts as [hosts.NAME] tables (target, base_port, max_sessions,
+host_key, identity) and sessions as [sessions.NAME] tables (host, connector,
+description, webhook_url, webhook_events, state, ai_config, timing_config); see the
+README. Nothing is changed."""
 
 
 def register(sub: SubParsers) -> None:
@@ -27,7 +28,9 @@ def register(sub: SubParsers) -> None:
         epilog=PLAN_EPILOG,
     )
     p.add_argument("-f", "--file", metavar="FILE", required=True, help="a fleet file")
-    p.add_argument("--prune", action="store_true", help="also delete sessions it omits")
+    p.add_argument(
+        "--prune", action="store_true", help="also delete sessions (and empty hosts) it omits"
+    )
 
     p = add_command(sub, "export", "write the fleet's sessions as a fleet file", _run("export"))
     p.add_argument("-o", "--output", metavar="FILE", help="write it here (default: stdout)")

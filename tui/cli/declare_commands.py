@@ -11,7 +11,7 @@ from ecosystem.declare import Plan
 from ecosystem.errors import Aborted, InvalidValue
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.paths import write_private
-from tui.cli import control, output
+from tui.cli import control, hosts_commands, output
 
 
 def _read(path: str) -> str:
@@ -32,14 +32,12 @@ def _print(found: Plan) -> None:
         print(
             f"  left alone (not in the file; --prune deletes them): {', '.join(found.left_alone)}"
         )
-    creates = sum(s.action == "create" for s in found.steps)
-    deletes = sum(s.action == "delete" for s in found.steps)
-    print(
-        f"plan: {creates} to create, {len(found.steps) - creates - deletes} to change, start, "
-        f"stop or restart, {deletes} to delete; {len(found.unchanged)} unchanged"
-        if found.steps
-        else f"no changes: {len(found.unchanged)} session(s) as declared"
-    )
+    if found.hosts_left_alone:
+        print(
+            "  hosts left alone (not in the file; --prune removes those holding no session): "
+            + ", ".join(found.hosts_left_alone)
+        )
+    print(found.summary())
 
 
 def plan(args: argparse.Namespace) -> int:
@@ -55,6 +53,7 @@ def apply_file(args: argparse.Namespace) -> int:
     text = _read(args.file)
     orch = _orch()
     found = orch.plan(text, prune=args.prune, where=args.file)
+    tty = sys.stdin.isatty()
     if not args.json:
         _print(found)
     if found.empty:
@@ -62,16 +61,30 @@ def apply_file(args: argparse.Namespace) -> int:
             output.emit_json({"plan": found.to_json(), "done": []})
         return 0
     if not args.yes:
-        if not sys.stdin.isatty():
+        if not tty:
             raise Aborted("not confirmed: pass --yes to apply this plan (no terminal to ask on)")
         if input("Apply this plan? [y/N] ").strip().lower() not in ("y", "yes"):
             raise Aborted("nothing done")
-    done = orch.apply_plan(found, text, where=args.file)
+    done = orch.apply_plan(
+        found,
+        text,
+        where=args.file,
+        ask_key=_ask_key if tty else None,
+        install=args.install,
+        confirm=hosts_commands.ask if tty and not args.install else None,
+    )
     if args.json:
         output.emit_json({"plan": found.to_json(), "done": done})
     else:
         print(f"applied: {len(done)} change(s)")
     return 0
+
+
+def _ask_key(exc: Exception, where: str) -> str:
+    from ecosystem.fleet.knownhosts import UnknownHostKey
+
+    assert isinstance(exc, UnknownHostKey)
+    return hosts_commands.first_contact(exc, where)
 
 
 def export(args: argparse.Namespace) -> int:

@@ -40,12 +40,12 @@ def _tty() -> bool:
     return sys.stdin.isatty()
 
 
-def _ask(question: str) -> bool:
+def ask(question: str) -> bool:
     answer = input(f"{question} [y/N] ").strip().lower()
     return answer in ("y", "yes")
 
 
-def _first_contact(exc: UnknownHostKey, where: str) -> str:
+def first_contact(exc: UnknownHostKey, where: str) -> str:
     """Show a key met for the first time and ask; its fingerprint when trusted."""
     if not _tty():
         raise exc
@@ -54,7 +54,7 @@ def _first_contact(exc: UnknownHostKey, where: str) -> str:
         "(check it on the host: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)",
         file=sys.stderr,
     )
-    if not _ask("Trust it?"):
+    if not ask("Trust it?"):
         from ecosystem.errors import Aborted
 
         raise Aborted("nothing done: the host key was not trusted") from None
@@ -94,11 +94,11 @@ def add(args: argparse.Namespace) -> int:
         install=args.install,
         env_file=args.env_file,
     )
-    confirm = _ask if _tty() and not args.install else None
+    confirm = ask if _tty() and not args.install else None
     try:
         outcome = admin.add(request, confirm=confirm)
     except UnknownHostKey as exc:
-        key = _first_contact(exc, f"{args.target} (port {args.port})")
+        key = first_contact(exc, f"{args.target} (port {args.port})")
         request = AddRequest(**{**request.__dict__, "host_key": key})
         outcome = admin.add(request, confirm=confirm)
     what = f"installed zapvisor {outcome.installed}, " if outcome.installed else ""
@@ -195,7 +195,7 @@ def trust_(args: argparse.Namespace) -> int:
     try:
         outcome = admin.trust(args.name, args.host_key)
     except UnknownHostKey as exc:
-        outcome = admin.trust(args.name, _first_contact(exc, args.name))
+        outcome = admin.trust(args.name, first_contact(exc, args.name))
     return _print_outcome(outcome, args.json, f"{args.name}: new host key trusted")
 
 

@@ -167,8 +167,15 @@ def register(sub: SubParsers) -> None:
         "exactly those changes. Sessions the file does not name are left alone unless --prune.",
     )
     p.add_argument("-f", "--file", metavar="FILE", help="a fleet file (zapvisor.toml)")
-    p.add_argument("--prune", action="store_true", help="with -f: delete sessions it omits")
+    p.add_argument(
+        "--prune", action="store_true", help="with -f: delete sessions (and empty hosts) it omits"
+    )
     p.add_argument("-y", "--yes", action="store_true", help="with -f: do not ask")
+    p.add_argument(
+        "--install",
+        action="store_true",
+        help="with -f: install zapvisor on hosts it adds without asking",
+    )
     p = add_command(
         sub,
         "ctl",
