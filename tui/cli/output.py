@@ -10,12 +10,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ecosystem.lease import LeaseInfo
-from ecosystem.moves import failover_note
 from ecosystem.redact import redact_url
 from ecosystem.states import ProcessState
 
 if TYPE_CHECKING:
+    from ecosystem.lease import LeaseInfo
     from ecosystem.views import SessionView
 
 if TYPE_CHECKING:
@@ -135,7 +134,7 @@ def session_details(view: SessionView) -> str:
         ("phone", s.phone or "-"),
         ("connector", s.connector),
         ("host", s.host + (f"  ({view.unreachable})" if view.unreachable else "")),
-        ("auth", f"{s.auth}: {failover_note(s)}"),
+        ("auth", f"{s.auth}: {_failover_note(s)}"),
         ("lease", lease_text(view.lease)),
         ("description", s.description or "-"),
         ("webhook", redact_url(s.webhook_url) or "-"),
@@ -194,3 +193,9 @@ def lease_text(info: LeaseInfo | None) -> str:
     if beat is not None and not beat.live and beat.beat_at is not None:
         text += f"; {beat.host} silent since {beat.beat_at:%Y-%m-%d %H:%M:%S} UTC"
     return text
+
+
+def _failover_note(session: Any) -> str:
+    from ecosystem.moves import failover_note  # the store's code: only when shown
+
+    return failover_note(session)

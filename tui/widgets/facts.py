@@ -172,10 +172,11 @@ class ConfigSummary(Static):
 
 
 def _auth(view: SessionView) -> Text:
-    """Where its WhatsApp auth lives, and whether it can fail over (m moves it)."""
+    """Where its WhatsApp auth lives, and whether it can fail over (m moves it). Short:
+    the config panel keeps one line per value, about 16 cells wide at 80x24."""
     s = view.session
     if s.auth != AuthKind.STORE:
-        return Text("local · cannot fail over", style="yellow")
+        return Text("local · pinned", style="yellow")  # in files on its host: no move
     if not s.failover:
-        return Text("store · failover off · m moves it")
-    return Text("store · fails over · m moves it")
+        return Text("store · manual")  # moves only when asked (m)
+    return Text("store · failover")
