@@ -15,18 +15,19 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from ecosystem import __version__, declare_hosts, fleetfile
-from ecosystem.declare_hosts import AskKey
+from ecosystem.declare_hosts import AskKey, Confirm
 from ecosystem.declare_plan import HOST, Plan, Step
 from ecosystem.errors import StoreUnsupported, ZapvisorError
 from ecosystem.fleet.door import FleetDoor
 from ecosystem.fleet.records import HostRecord
 from ecosystem.fleetfile import Declared, DeclaredHost, FleetFile, FleetFileError
+from ecosystem.lease import AuthKind
 from ecosystem.models import NewSession, Session, utcnow
 from ecosystem.redact import redact_url
 from ecosystem.states import DesiredState
 
 if TYPE_CHECKING:
-    from ecosystem.fleet.admin import Confirm, HostsAdmin
+    from ecosystem.fleet.admin import HostsAdmin
 
 __all__ = ["Declarations", "Plan", "Step"]
 
@@ -35,15 +36,17 @@ RESTARTS_FOR = frozenset({"connector"})
 
 
 def move_step(d: Declared, have: Session, to: str) -> Step:
-    """A session the file puts on another host. The hook for `zapvisor move`: once it
-    exists, drop ``refused`` here and make the step in ``apply_plan`` (`_apply_session`)
-    with ``self.move(step.name, to=step.host)``."""
-    why = (
-        f"{d.name} runs on {have.host}, the file puts it on {to}: moving a session between "
-        f"hosts is not supported yet: put it back on {have.host} in the file, or "
-        f"`zapvisor delete {d.name}` and apply again to create it on {to} (it must be "
-        "paired again), or wait for `zapvisor move`"
-    )
+    """A session the file puts on another host: apply moves it as `zapvisor move` does
+    (same phone, no QR), which needs its WhatsApp auth in the store; with local auth the
+    step is refused, and with it the whole plan."""
+    why = None
+    if have.auth != AuthKind.STORE:
+        why = (
+            f"{d.name} runs on {have.host}, the file puts it on {to}, but its WhatsApp auth "
+            f"is in files on {have.host} (auth local) and cannot move without a new QR: put "
+            f"it back on {have.host} in the file, or `zapvisor delete {d.name}` and apply "
+            f"again to create it on {to} (it must be paired again)"
+        )
     detail = [f"line {d.line}"]
     return Step("move", d.name, to, detail=detail, from_host=have.host, refused=why)
 
@@ -103,8 +106,11 @@ class Declarations(FleetDoor):
                 steps.append(Step("create", d.name, host, detail=_created(d)))
                 continue
             if have.host != host:
-                steps.append(move_step(d, have, host))
-                continue
+                moved = move_step(d, have, host)
+                steps.append(moved)
+                if moved.refused:
+                    continue
+                have = have.model_copy(update={"host": host})  # its other steps run there
             made = _diff(have, d)
             if made:
                 steps.append(made)
@@ -165,7 +171,11 @@ class Declarations(FleetDoor):
             self.restart(step.name)
         elif step.action == "delete":
             self.delete(step.name)
-        else:  # a move: refused before any step (move_step), until `zapvisor move` exists
+        elif step.action == "move":  # refused before any step when its auth is local
+            from ecosystem.orchestrator import Orchestrator
+
+            cast(Orchestrator, self).move(step.name, step.host)
+        else:
             raise ZapvisorError(f"{step.action} {step.name}: apply cannot make this step")
 
     def _hosts_admin(self) -> HostsAdmin:

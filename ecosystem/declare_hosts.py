@@ -101,3 +101,5 @@ def host_removals(
 AskKey = Callable[[Exception, str], str]
 """Asks the operator to trust a host key met for the first time (UnknownHostKey, where):
 the fingerprint trusted."""
+Confirm = Callable[[str], bool]
+"""Asks the operator a yes/no question (installing zapvisor on a host it adds)."""

@@ -2,9 +2,10 @@
 real OpenSSH sshd on loopback, sharing a real PostgreSQL; tests/fleet_fixtures.py):
 plan shows the host to add and changes nothing; apply without a terminal refuses a host
 whose key the file does not pin, then adds it as `hosts add` does and creates a session
-there in the same run; a changed host and a session put on another host (a move) are
-shown by plan and refused whole by apply; export round-trips; prune removes a host only
-once it holds no session."""
+there in the same run; a changed host, and a session with local auth put on another
+host (a move it cannot make without a new QR), are shown by plan and refused whole by
+apply; export round-trips; prune removes a host only once it holds no session. (A move
+that apply makes is in tests/test_failover_fleet.py.)"""
 
 from __future__ import annotations
 
@@ -55,8 +56,9 @@ def test_hosts_planned_added_refused_exported_and_pruned(fleet: Fleet) -> None:
     again = zv.json("plan", "-f", pinned)
     assert again["steps"] == [] and again["hosts_unchanged"] == ["vps-a"]
 
-    # a host that differs from its record, and a session put on another host: shown,
-    # and refused whole by apply (nothing changed)
+    # a host that differs from its record, and a session with local auth put on another
+    # host: shown, and refused whole by apply (nothing changed)
+    zv.cli("failover", "remota", "--auth", "local")
     text = (
         path.read_text()
         .replace(f"max_sessions = {host.setup.max_sessions}", "max_sessions = 9")
@@ -70,7 +72,7 @@ def test_hosts_planned_added_refused_exported_and_pruned(fleet: Fleet) -> None:
     shown = zv.cli("plan", "-f", other).stdout
     assert "~ change host vps-a" in shown
     assert f"max_sessions: {host.setup.max_sessions} → 9" in shown
-    assert "> move remota from vps-a to control" in shown and "zapvisor move" in shown
+    assert "> move remota from vps-a to control" in shown and "auth local" in shown
     proc = zv.cli("apply", "-f", other, "--yes", check=False)
     assert proc.returncode == 65 and "hosts remove vps-a" in proc.stderr
     assert "(and 1 more step(s) apply refuses)" in proc.stderr

@@ -83,6 +83,19 @@ def test_a_move_between_two_remote_hosts_is_done_by_their_agents(
     assert orch.show("moving").pid is not None
     assert len(fleet.agents["host-b"]) == 1 and len(fleet.agents["host-c"]) == 1
 
+    # a fleet file that puts it back on host-b moves it the same way, then changes it
+    text = '[sessions.moving]\nhost = "host-b"\nconnector = "sim"\ndescription = "home"\n'
+    plan = orch.plan(text, where="fleet.toml")
+    assert [(s.action, s.host, s.from_host, s.refused) for s in plan.steps] == [
+        ("move", "host-b", "host-c", None),
+        ("change", "host-b", None, None),
+    ]
+    assert orch.apply_plan(plan, text, where="fleet.toml") == ["move moving", "change moving"]
+    back = store.get_session("moving")
+    assert (back.host, back.phone, back.description) == ("host-b", phone, "home")
+    assert "waiting_scan" not in statuses_since(store, "moving", before), "no new QR"
+    assert overlaps(store) == [], "never two connections to one device at once"
+
 
 def test_a_move_whose_source_cannot_be_reached_waits_for_its_monitor(
     fleet: LocalFleet, store: PostgresStore

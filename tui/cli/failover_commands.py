@@ -9,12 +9,13 @@ from ecosystem.errors import InvalidValue
 from ecosystem.lease import AuthKind
 from ecosystem.moves import failover_note
 from ecosystem.orchestrator import Orchestrator
-from ecosystem.settings import load_settings
-from tui.cli import output
+from tui.cli import control, output
 
 
 def _orch() -> Orchestrator:
-    return Orchestrator(load_settings(), progress=output.progress)
+    """The fleet's door: a move, or a switch of a session on another host, reaches the
+    hosts over their links (a plain Orchestrator would refuse another host's session)."""
+    return control.door()
 
 
 def move(args: argparse.Namespace) -> int:
