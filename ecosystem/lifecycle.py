@@ -134,10 +134,10 @@ class Lifecycle(Plumbing):
         """Change a session's config (description, webhook_url, ai_config,
         timing_config), validated with the same rules as create. The runner reads
         its config from the store, so no restart is needed."""
-        current = self.store.get_session(validate_name(name))
-        fields = SessionFields.model_validate(
-            current.model_dump(include=set(SessionFields.model_fields)) | changes
-        )
+        self.store.get_session(validate_name(name))
+        # Only what changes is checked: a field saved before its rules existed (an
+        # ai_config from an older version) must not block changing another one.
+        fields = SessionFields.model_validate(changes)
         update = {k: getattr(fields, k) for k in changes}
         if update:
             self.store.update_session(name, update, actor=self.actor, action="configure")

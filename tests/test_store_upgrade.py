@@ -41,7 +41,7 @@ def test_a_v1_database_upgrades_and_the_monitor_moves_onto_it(
     store = PostgresStore(dsn)
     try:
         store.create_session(
-            NewSession(name="alpha", ai_config={"k": 1}),
+            NewSession(name="alpha", ai_config={"history": 1}),
             host="h1",
             ports=range(3001, 3011),
             exclude_ports=(),
@@ -62,7 +62,7 @@ def test_a_v1_database_upgrades_and_the_monitor_moves_onto_it(
 
         assert store.migrate() == ["0002_webhooks", "0003_health", "0004_revoke_leftovers"]
         kept = store.get_session("alpha")
-        assert kept.ai_config == {"k": 1} and kept.webhook_events is None
+        assert kept.ai_config == {"history": 1} and kept.webhook_events is None
         assert probe() is True, "the running monitor notices and restarts onto the store"
         monitor.store.close()
         monitor, _, probe = build(settings)

@@ -12,6 +12,7 @@ from tui.cli import (
     access,
     agent,
     alerts,
+    bot,
     commands,
     db,
     output,
@@ -21,7 +22,7 @@ from tui.cli import (
 )
 
 # Each module adds its subcommands with `register(sub)`; a feature adds its own module.
-COMMAND_MODULES = (session_args, db, alerts, service, access, webhooks, agent)
+COMMAND_MODULES = (session_args, db, alerts, service, access, webhooks, bot, agent)
 
 DESCRIPTION = """\
 Run many WhatsApp sessions on this server. Each session is one runner process under

@@ -1,0 +1,27 @@
+"""The door's bot actions: a session's provider keys (where its runner reads them)."""
+
+from __future__ import annotations
+
+from ecosystem import aikeys
+from ecosystem.fleet.routing import routed
+from ecosystem.names import validate_name
+from ecosystem.plumbing import Plumbing
+
+
+class BotAccess(Plumbing):
+    @routed
+    def set_ai_key(self, name: str, provider: str, key: str | None) -> str | None:
+        """Keep ``key`` as the session's own ``provider`` key (0600, on the session's
+        host), or remove it with None. Returns where the bot's key now comes from (None:
+        nowhere, the bot cannot answer). The audit trail records the change, never the
+        key."""
+        self.store.get_session(validate_name(name))
+        aikeys.check_provider(provider)
+        if key is None:
+            aikeys.delete_key(self.paths, name, provider)
+            self.store.add_event(name, "ai_key", actor=self.actor, detail={provider: "removed"})
+        else:
+            self.paths.ensure()
+            aikeys.save_key(self.paths, name, provider, key)
+            self.store.add_event(name, "ai_key", actor=self.actor, detail={provider: "set"})
+        return aikeys.key_source(self.paths, self.settings, name, provider)
