@@ -11,17 +11,20 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
+from ecosystem.conversations import ChatMessage
 from ecosystem.errors import ConfigError, StoreError
 from ecosystem.health.model import AlertKind, NewAlert, SessionHealth
 from ecosystem.models import NewSession
+from ecosystem.store import migrations
 from ecosystem.store.pgcommon import redact
 from ecosystem.store.postgres import PostgresStore
 from ecosystem.webhook_events import new_event
 from tests.conftest import Env, PgCluster, wait_for
 from tests.pgserver import AUTHENTICATOR_PASSWORD, PASSWORD
 
-MIGRATIONS = ["0001_init", "0002_webhooks", "0003_health", "0004_revoke_leftovers"]
-NEW_TABLES = ("webhook_outbox", "session_health", "alerts")
+MIGRATIONS = [f"{m.version:04d}_{m.name}" for m in migrations.load("postgres")]
+LATEST = migrations.load("postgres")[-1].version
+NEW_TABLES = ("webhook_outbox", "session_health", "alerts", "conversations", "messages")
 
 
 def _scalar(dsn: str, query: str, *args: object) -> object:
@@ -50,9 +53,9 @@ def test_db_migrate_and_status_as_an_operator(
         assert zv.json("db", "migrate")["applied"] == MIGRATIONS
         assert "schema up to date" in zv.cli("db", "migrate").stdout
         after = zv.json("db", "status")
-        assert after["version"] == after["latest"] == 4 and after["pending"] == []
+        assert after["version"] == after["latest"] == LATEST and after["pending"] == []
         applied = "SELECT string_agg(name, ',' ORDER BY version) FROM zapvisor_schema_migrations"
-        assert _scalar(pg_cluster.dsn(name), applied) == "init,webhooks,health,revoke_leftovers"
+        assert _scalar(pg_cluster.dsn(name), applied) == ",".join(m[5:] for m in MIGRATIONS)
         # `db sql` has nothing left to print for this store but the wrapper
         assert "CREATE TABLE whatsapp_sessions" not in zv.cli("db", "sql").stdout
         assert "CREATE TABLE whatsapp_sessions" in zv.cli("db", "sql", "--all").stdout
@@ -61,7 +64,7 @@ def test_db_migrate_and_status_as_an_operator(
         store_check = next(c for c in doctor["checks"] if c["name"] == "store")
         assert doctor["store"] == "postgres" and store_check["level"] == "ok"
         assert store_check["detail"].startswith("postgres postgres@127.0.0.1:")
-        assert "schema v4" in store_check["detail"]
+        assert f"schema v{LATEST}" in store_check["detail"]
         assert store_check["detail"].endswith("; live updates by LISTEN/NOTIFY")
     finally:
         pg_cluster.drop_database(name)
@@ -84,6 +87,7 @@ def seeded(pg_cluster: PgCluster, pg_dsn: str) -> str:
     store.enqueue_webhook(new_event("alpha", "message_received", {"message": {"body": "pix"}}))
     store.save_health(SessionHealth(name="alpha", restarts=1, stderr_tail="secret-ish"))
     store.raise_alert(NewAlert(host="h1", key="ram", kind=AlertKind.RAM, message="RAM 91%"))
+    store.add_message("alpha", "5511@c.us", ChatMessage(role="user", body="meu cpf é …"))
     store.close()
     dbname = pg_dsn.rsplit("/", 1)[1]
     return pg_cluster.dsn(dbname, user="authenticator", password=AUTHENTICATOR_PASSWORD)
@@ -104,6 +108,8 @@ def test_the_anon_key_has_no_right_on_any_table_sequence_or_function(seeded: str
             "SELECT * FROM zapvisor_claim_webhooks('alpha', now(), 10, now())",
             "SELECT * FROM zapvisor_list_alerts(NULL, NULL, 10)",
             "SELECT * FROM zapvisor_list_health(NULL)",
+            "SELECT * FROM zapvisor_recent_messages('alpha', 'x@c.us', 10)",
+            "SELECT zapvisor_add_message('alpha', 'x@c.us', 'user', 'oi', now(), NULL)",
             "SELECT zapvisor_import('{}')",
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -138,9 +144,9 @@ def test_after_a_careless_grant_row_level_security_still_shows_anon_nothing(
         "SELECT count(*) FILTER (WHERE relrowsecurity) FROM pg_class WHERE relkind = 'r'"
         " AND relname IN"
         " ('whatsapp_sessions', 'session_events', 'hosts', 'zapvisor_schema_migrations',"
-        " 'webhook_outbox', 'session_health', 'alerts')",
+        " 'webhook_outbox', 'session_health', 'alerts', 'conversations', 'messages')",
     )
-    assert rls == 7
+    assert rls == 9
 
 
 def test_the_service_role_sees_and_does_everything(seeded: str) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from ecosystem.conversations import BotActivity, ChatMessage, Conversation
 from ecosystem.errors import InvalidValue, StoreUnsupported
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
 from ecosystem.models import OPERATOR_FIELDS, RUNTIME_FIELDS, Event, NewSession, Session
@@ -17,6 +18,7 @@ from ecosystem.webhook_events import DeliveryState, WebhookEvent
 NO_OUTBOX = "has no webhook outbox: webhooks are off"
 NO_HEALTH = "does not keep session health"
 NO_ALERTS = "does not keep alerts"
+NO_CONVERSATIONS = "does not keep the bot's conversations"
 """What a store without that part of the contract says (StoreUnsupported): the one way
 a store says it does not do something, whatever the caller then falls back on."""
 
@@ -286,6 +288,30 @@ class Store(abc.ABC):
     def mark_alert_sent(self, alert_id: int, phase: str, at: datetime) -> None:
         """Record that the ``phase`` ('raised' or 'cleared') notice was delivered."""
         raise StoreUnsupported(self.kind, NO_ALERTS)
+
+    # -- the bot's conversations (migration 0007) -------------------------------------
+
+    def add_message(self, session_name: str, contact: str, message: ChatMessage) -> None:
+        """Append ``message`` to the session's conversation with ``contact`` (created on
+        its first message); an `assistant` message is also the conversation's last
+        reply. Raises SessionNotFound when the session is gone."""
+        raise StoreUnsupported(self.kind, NO_CONVERSATIONS)
+
+    def recent_messages(self, session_name: str, contact: str, limit: int) -> list[ChatMessage]:
+        """The last ``limit`` messages of that conversation, oldest first ([] if none)."""
+        raise StoreUnsupported(self.kind, NO_CONVERSATIONS)
+
+    def record_bot_error(self, session_name: str, contact: str, error: str, at: datetime) -> None:
+        """Keep why the bot did not answer ``contact`` (one line, cut at 500 characters)."""
+        raise StoreUnsupported(self.kind, NO_CONVERSATIONS)
+
+    def list_conversations(self, session_name: str, limit: int = 100) -> list[Conversation]:
+        """The session's conversations, the most recently active first."""
+        raise StoreUnsupported(self.kind, NO_CONVERSATIONS)
+
+    def bot_activity(self, session_name: str) -> BotActivity:
+        """The session's last reply and last error over all its conversations."""
+        raise StoreUnsupported(self.kind, NO_CONVERSATIONS)
 
 
 def audit_detail(changes: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from ecosystem.ports import pick_port
 from ecosystem.store import migrations
 from ecosystem.store import sqlite_health as health_sql
 from ecosystem.store.base import Store, audit_detail
+from ecosystem.store.sqlite_conversations import SQLiteConversations
 from ecosystem.store.sqlite_health import SQLiteHealth
 from ecosystem.store.sqlite_outbox import SQLiteOutbox, import_outbox
 from ecosystem.webhook_events import WebhookEvent
@@ -59,7 +60,7 @@ def _row_to_session(row: sqlite3.Row) -> Session:
     return Session.model_validate(data)
 
 
-class SQLiteStore(SQLiteOutbox, SQLiteHealth, Store):
+class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteConversations, Store):
     kind = "sqlite"
 
     def __init__(self, path: Path) -> None:

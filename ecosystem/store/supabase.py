@@ -31,6 +31,7 @@ from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.models import Event, NewSession, Session
 from ecosystem.store import pgcommon as pg
 from ecosystem.store.base import Store
+from ecosystem.store.pg_conversations import PgConversations
 from ecosystem.store.pg_health import PgHealth
 from ecosystem.store.pg_outbox import PgOutbox
 from ecosystem.store.pg_sessions import PgSessions
@@ -48,7 +49,7 @@ def _json_rows(data: Any) -> list[dict[str, Any]]:
     return []
 
 
-class SupabaseStore(PgSessions, PgOutbox, PgHealth, Store):
+class SupabaseStore(PgSessions, PgOutbox, PgHealth, PgConversations, Store):
     kind = "supabase"
     poll_interval = 2.0
     """Seconds between two looks at the sessions when waiting for a change (one small
