@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 from ecosystem import aikeys
+from ecosystem.botconfig import PROVIDERS
+from ecosystem.conversations import BotActivity
+from ecosystem.errors import StoreUnsupported
 from ecosystem.fleet.routing import routed
+from ecosystem.models import Session
 from ecosystem.names import validate_name
 from ecosystem.plumbing import Plumbing
+
+
+def bot_facts(door: Plumbing, session: Session) -> tuple[BotActivity | None, str | None]:
+    """What `show` says of a session's bot: its last reply and error (None when the store
+    keeps no conversations), and where its key comes from (None: nowhere)."""
+    try:
+        activity = door.store.bot_activity(session.name)
+    except StoreUnsupported:
+        activity = None
+    provider = session.ai_config.get("provider", "openai")
+    if provider not in PROVIDERS:
+        return activity, None
+    return activity, aikeys.key_source(door.paths, door.settings, session.name, provider)
 
 
 class BotAccess(Plumbing):

@@ -83,8 +83,10 @@ class AiConfig(_Strict):
             raise ValueError(
                 f"must be an http:// or https:// URL with a host, got {value!r}"
             ) from None
-        if checked and (checked.split("?")[0] != checked or "#" in checked):
-            raise ValueError("must not carry a query or fragment (keys go in secrets)")
+        if checked and ("?" in checked or "#" in checked or "@" in checked.split("/")[2]):
+            raise ValueError(
+                "must not carry a query, fragment or user:password (keys go in `zapvisor secret`)"
+            )
         return checked.rstrip("/") if checked else None
 
     @field_validator("system_prompt")

@@ -8,6 +8,7 @@ import shutil
 import time
 
 from ecosystem import apitoken, webhook_events
+from ecosystem.bot_access import bot_facts
 from ecosystem.errors import PortsExhausted, RunnerError, ZapvisorError
 from ecosystem.fleet.routing import call_on_host, routed
 from ecosystem.models import NewSession, Session, SessionFields
@@ -32,7 +33,8 @@ class Lifecycle(Plumbing):
         """One session, its row joined with supervisord's facts and the monitor's."""
         session = self.store.get_session(validate_name(name))
         info = self._process_infos().get(program_name(name))
-        return SessionView(session, info, self._health().get(name))
+        bot, key = bot_facts(self, session)
+        return SessionView(session, info, self._health().get(name), bot=bot, ai_key=key)
 
     def create(self, new: NewSession, *, wait: bool = True, host: str | None = None) -> SessionView:
         """Insert the session (reserving its port atomically), add its program, start it,

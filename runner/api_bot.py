@@ -28,6 +28,11 @@ class BotConfig(m.Answer):
     timing_config: dict[str, Any]
 
 
+class SimSent(m.Answer):
+    success: bool
+    sent: list[dict[str, Any]]
+
+
 class BotRoutes:
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
@@ -52,7 +57,26 @@ class BotRoutes:
                 PutConfig,
                 (400,),
             ),
+            Route(
+                "GET",
+                "/sim/sent",
+                "simSent",
+                "sim connector: what the simulated phone sent, typed and marked read, oldest "
+                "first (kind text|typing|paused|read, to, at, id?, body?)",
+                self.sim_sent,
+                SimSent,
+                None,
+                (409,),
+            ),
         ]
+
+    async def sim_sent(self, _: Request, __: None) -> Response:
+        from runner.connectors.sim import SimConnector
+
+        connector = self.runner.connector
+        if not isinstance(connector, SimConnector):
+            raise HTTPError(409, f"session {self.runner.name} does not use the sim connector")
+        return reply(SimSent(success=True, sent=list(connector.sent)))
 
     async def _view(self) -> Response:
         session = await self.runner.reporter.call(self.runner.store.get_session, self.runner.name)

@@ -15,6 +15,7 @@ from ecosystem.settings import Settings, read_runtime_settings
 from ecosystem.states import Status
 from ecosystem.store import Store, open_store
 from runner.api import build_server
+from runner.bot.bot import Bot
 from runner.connectors import Connector, make_connector, sim_faults
 from runner.events import Events
 from runner.outbox import Outbox
@@ -48,6 +49,8 @@ class Runner:
             settings.webhook_timeout,
         )
         self.events = Events(self.reporter, self.outbox)
+        self.bot = Bot(self)
+        self.events.on_message = self.bot.on_message
         self.connector: Connector = make_connector(
             session.connector, name, self.paths.token_dir(name), self.events, settings
         )
@@ -89,6 +92,7 @@ class Runner:
         producers = [t for t in (faults, task) if t is not None]
         for t in producers:
             t.cancel()
+        await self.bot.close()
         try:
             await self.connector.close()
         except Exception:

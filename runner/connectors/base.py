@@ -188,3 +188,10 @@ class Connector(abc.ABC):
 
     async def pair_phone(self, phone: str) -> str:
         raise NotSupported(f"the {self.kind} connector cannot pair by phone number")
+
+    async def typing(self, chat: str, on: bool) -> None:  # noqa: B027 - optional hook
+        """Show (or stop showing) "typing…" in ``chat``; a connector without it shows
+        nothing."""
+
+    async def mark_read(self, message: Inbound) -> None:  # noqa: B027 - optional hook
+        """Mark ``message`` read (blue ticks); a connector without it leaves it unread."""
