@@ -74,3 +74,9 @@ FAILING_STATES = EXITED_STATES | {ProcessState.BACKOFF}
 
 SUPERVISORD_RUNNING = str(_states.getSupervisorStateDescription(_states.SupervisorStates.RUNNING))
 """supervisord's own state (``getState``) once it serves requests."""
+
+RUNNER_RECYCLE_EXIT = 79
+"""The exit status of a runner that ends itself to be started afresh (a native call
+it cannot cancel is still blocked, or it has used up its client generations): not a
+crash. supervisord's `exitcodes` lists it; the health monitor restarts such a runner at
+once and counts it like the restarts it forces itself (only a loop of them parks)."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -215,7 +214,7 @@ class MessageRoutes:
         phone = Recipient.parse(body.phone).user
         connector = self.runner.connector
         code = await connector.pair_phone(phone)
-        expires = datetime.now(UTC) + timedelta(seconds=connector.pair_code_seconds)
+        expires = connector.pair_code_expires_at()
         return reply(
             m.PairCode(
                 success=True,

@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import signal
+import sys
 from pathlib import Path
 
 from ecosystem.backoff import Backoff
 from ecosystem.errors import ConfigError, RunnerError, StoreError, ZapvisorError
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings, read_runtime_settings
-from ecosystem.states import Status
+from ecosystem.states import RUNNER_RECYCLE_EXIT, Status
 from ecosystem.store import Store, open_store
 from runner.api import build_server
 from runner.bot.bot import Bot
 from runner.connectors import Connector, make_connector, sim_faults
+from runner.connectors.base import RestartRunner
 from runner.events import Events
 from runner.outbox import Outbox
 from runner.state import LiveState, Reporter
@@ -56,6 +59,7 @@ class Runner:
         )
         self._stop = asyncio.Event()
         self._exit_code = 0
+        self._recycling = False
 
     async def serve(self) -> int:
         self.reporter.start()
@@ -99,7 +103,9 @@ class Runner:
             log.exception("connector close failed", extra={"event": "close_failed"})
         await _settle(producers, "connector")
         await server.close()
-        if self.live.status != Status.ERROR:
+        # A recycled runner's successor takes over within a second: the status it
+        # reported last stays (no disconnected/initializing flap in the webhooks).
+        if self.live.status != Status.ERROR and not self._recycling:
             await self.reporter.update(
                 status=Status.DISCONNECTED, qr_payload=None, qr_expires_at=None
             )
@@ -117,6 +123,8 @@ class Runner:
             await self.connector.run()
         except asyncio.CancelledError:
             raise
+        except RestartRunner as exc:
+            self.recycle(str(exc))
         except ZapvisorError as exc:
             await self.events.failed(str(exc))
         except Exception as exc:
@@ -143,6 +151,14 @@ class Runner:
         self._stop.set()
 
     def request_stop(self) -> None:
+        self._stop.set()
+
+    def recycle(self, why: str) -> None:
+        """Stop as usual (store and outbox flushed) and exit with RUNNER_RECYCLE_EXIT:
+        supervisord, or the health monitor, starts a fresh runner at once."""
+        log.info("recycling the runner: %s", why, extra={"event": "recycle", "reason": why})
+        self._recycling = True
+        self._exit_code = RUNNER_RECYCLE_EXIT
         self._stop.set()
 
 
@@ -212,6 +228,16 @@ async def run(home: Path, name: str, port: int) -> int:
     if runner is None:
         return 0
     try:
-        return await runner.serve()
+        code = await runner.serve()
     finally:
         runner.store.close()
+    if runner.connector.leaves_thread:
+        # Everything is flushed and closed; what is left is a native call blocking a
+        # thread that nothing can end, which asyncio.run and the interpreter would wait
+        # for forever (until supervisord's SIGKILL). Leave without joining it.
+        log.info("leaving a blocked native call behind", extra={"event": "hard_exit"})
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

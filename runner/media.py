@@ -151,8 +151,8 @@ def fetch(
     limit: int = MEDIA_MAX_BYTES,
     timeout: float = TIMEOUT,
 ) -> tuple[bytes, str]:
-    """(content, content type); InvalidValue when the host is refused, UpstreamError
-    with the reason when the download fails."""
+    """(content, content type or "" when the server sent none); InvalidValue when the
+    host is refused, UpstreamError with the reason when the download fails."""
     import httpx
 
     if urlsplit(url).scheme not in ("http", "https"):
@@ -170,7 +170,8 @@ def fetch(
                 data += chunk
                 if len(data) > limit:
                     raise UpstreamError(f"{url} is over {limit} bytes")
-            kind = resp.headers.get("Content-Type") or "text/plain"  # as email.message says
+            # "" when the server sent none: the sender decides (not text/plain)
+            kind = resp.headers.get("Content-Type") or ""
             return bytes(data), kind.split(";", 1)[0].strip().lower()
     except MediaRefused as exc:
         raise InvalidValue(

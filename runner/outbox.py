@@ -235,9 +235,9 @@ class Outbox:
     # -- delivering ----------------------------------------------------------------
 
     async def run(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(
-            None, ensure_secret, self.paths, self.session
-        )
+        # The secret's file on the store's thread, never on the loop's default executor:
+        # a connector's native call may block one of its threads for good.
+        await self.call(ensure_secret, self.paths, self.session)
         backoff = Backoff(1.0, 30.0)
         while True:
             self._wake.clear()
@@ -292,11 +292,10 @@ class Outbox:
 
     async def _deliver_batch(self, due: list[WebhookEvent]) -> None:
         session = await self.call(self.store.get_session, self.session)
-        loop = asyncio.get_running_loop()
         try:
-            secret = await loop.run_in_executor(None, read_secret, self.paths, self.session)
+            secret = await self.call(read_secret, self.paths, self.session)
         except ZapvisorError:
-            secret = await loop.run_in_executor(None, ensure_secret, self.paths, self.session)
+            secret = await self.call(ensure_secret, self.paths, self.session)
         for row in due:
             await self._deliver(row, session.webhook_url, secret)
 

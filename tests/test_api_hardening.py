@@ -28,7 +28,8 @@ HEALTH = "GET /health HTTP/1.1\r\nHost: x"
 
 
 class MediaServer:
-    """Serves `image/png` bytes; `/redir?to=URL` answers 302 to URL. Records hits."""
+    """Serves `image/png` bytes (`/untyped`: with no Content-Type); `/redir?to=URL`
+    answers 302 to URL. Records hits."""
 
     def __init__(self, host: str) -> None:
         self.hits: list[str] = []
@@ -45,7 +46,8 @@ class MediaServer:
                     return
                 body = b"\x89PNG fake"
                 self.send_response(200)
-                self.send_header("Content-Type", "image/png")
+                if self.path != "/untyped":
+                    self.send_header("Content-Type", "image/png")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -68,6 +70,14 @@ def servers() -> Iterator[tuple[MediaServer, MediaServer]]:
     yield one, two
     one.close()
     two.close()
+
+
+def test_media_without_a_content_type_is_not_called_text(
+    servers: tuple[MediaServer, MediaServer],
+) -> None:
+    inside, _ = servers
+    # http.client would report text/plain; the sender decides from the file name instead
+    assert media.fetch(f"{inside.url}/untyped", allow_private=True) == (b"\x89PNG fake", "")
 
 
 def test_only_public_addresses_count_as_public() -> None:

@@ -20,7 +20,7 @@ from ecosystem.health.alerts import (
 from ecosystem.health.model import Alert, AlertKind, SessionHealth, Severity
 from ecosystem.metrics import HostStats
 from ecosystem.models import Session
-from ecosystem.states import DesiredState, ProcessState, Status
+from ecosystem.states import RUNNER_RECYCLE_EXIT, DesiredState, ProcessState, Status
 from ecosystem.store.base import Store
 from ecosystem.store.sqlite import SQLiteStore
 from ecosystem.supctl.rpc import ProcessInfo
@@ -122,6 +122,13 @@ def test_describe_exit() -> None:
         "could not start: can't find command 'x'"
     )
     assert policy.window_text(60) == "1 minute" and policy.window_text(90) == "1.5 minutes"
+
+
+def test_only_an_exit_with_the_recycle_status_is_a_recycle() -> None:
+    assert policy.recycled("EXITED", RUNNER_RECYCLE_EXIT)
+    assert not policy.recycled("EXITED", 1) and not policy.recycled("EXITED", 0)
+    # one that did not even stay up for supervisord's startsecs is a failed start
+    assert not policy.recycled("FATAL", RUNNER_RECYCLE_EXIT)
 
 
 def test_hung_after_consecutive_failures_only() -> None:

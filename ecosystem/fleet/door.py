@@ -149,8 +149,8 @@ class FleetDoor(Reads):
         return checks
 
     def place(self, name: str) -> str:
-        """The reachable host with the most room for one more session: free session
-        slots and free memory (the scarcer of the two), less when its load per core is
+        """The reachable host with the most room for one more session: its share of free
+        session slots times its share of free memory, less when its load per core is
         high. This host when it is the only one."""
         hosts = self.fleet_hosts()
         if len(hosts) == 1:
@@ -186,7 +186,10 @@ def room(report: HostReport, sessions: int) -> tuple[float, str]:
         return slots, f"{sessions}/{report.max_sessions} sessions"
     memory = 1.0 - stats.mem_percent / 100
     per_core = stats.load1 / max(stats.cpu_count, 1)
-    score = min(slots, memory) / (1.0 + max(0.0, per_core - 0.5))
+    # A product, not the scarcer of the two: with min(), two hosts short of memory
+    # score the same whatever their session counts, and one already full of sessions
+    # would tie with an empty one.
+    score = slots * memory / (1.0 + max(0.0, per_core - 0.5))
     why = (
         f"{sessions}/{report.max_sessions} sessions, RAM {stats.mem_percent:.0f}% used, "
         f"load {per_core:.2f} per core"

@@ -45,7 +45,13 @@ from ecosystem.models import Session, utcnow
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings
-from ecosystem.states import EXITED_STATES, PROCESS_SERVING, DesiredState, ProcessState
+from ecosystem.states import (
+    EXITED_STATES,
+    PROCESS_SERVING,
+    RUNNER_RECYCLE_EXIT,
+    DesiredState,
+    ProcessState,
+)
 from ecosystem.store import Store
 from ecosystem.supctl.rpc import ProcessInfo, Supervisor
 
@@ -182,7 +188,11 @@ class Monitor:
                 self.procs.invalidate()  # the table was behind: read it again next pass
                 return h
             info = fresh
-            h = self._exited(s, h, info, now)
+            if policy.recycled(info.state, info.exitstatus):
+                reason = f"recycled: exited with status {RUNNER_RECYCLE_EXIT} to start afresh"
+                h = self._restart_for(s, h, now, reason, kind="recycle", stop=False)
+            else:
+                h = self._exited(s, h, info, now)
         if state in DOWN | {ProcessState.STOPPED} and policy.restart_due(h, now):
             h = self._start(s, h, now)
         elif state == ProcessState.RUNNING and h.next_restart_at is None and h.why_down:
@@ -268,16 +278,18 @@ class Monitor:
         *,
         kind: str,
         kill: bool = False,
+        stop: bool = True,
         **detail: Any,
     ) -> SessionHealth:
-        """Stop the runner (KILL when it is hung: it would not handle TERM) and mark the
-        restart due (backed off, counted in the crash window: see
-        ``policy.on_forced_restart``); the next pass that sees it stopped starts it, unless
-        the restarts looped and the session is parked."""
+        """Stop the runner (KILL when it is hung: it would not handle TERM; nothing when
+        it already exited to be recycled) and mark the restart due (backed off, counted
+        in the crash window: see ``policy.on_forced_restart``); the next pass that sees
+        it stopped starts it, unless the restarts looped and the session is parked."""
         program = program_name(s.name)
         try:
-            self.sup.stop(program, wait=False)
-            self.procs.note(program, ProcessState.STOPPING)
+            if stop:
+                self.sup.stop(program, wait=False)
+                self.procs.note(program, ProcessState.STOPPING)
             if kill:
                 self.sup.signal(program, "KILL")
         except (ZapvisorError, xmlrpc.client.Fault) as exc:

@@ -14,7 +14,7 @@ from ecosystem.backoff import doubling
 from ecosystem.health.model import SessionHealth
 from ecosystem.models import Session
 from ecosystem.settings import Settings
-from ecosystem.states import ProcessState, Status
+from ecosystem.states import RUNNER_RECYCLE_EXIT, ProcessState, Status
 
 STDERR_LINES = 20
 """How many of a runner's last stderr lines are kept with a crash."""
@@ -77,6 +77,13 @@ def describe_exit(state: str, exit_status: int | None, spawn_error: str = "") ->
         return f"runner {state}"
     text = "killed by a signal" if exit_status < 0 else f"exited with status {exit_status}"
     return text + (" right after starting" if state == ProcessState.FATAL else "")
+
+
+def recycled(state: str, exit_status: int | None) -> bool:
+    """The runner exited by itself to be started afresh (RUNNER_RECYCLE_EXIT): not a
+    crash. It is restarted at once and counted like the monitor's own forced restarts,
+    so only a loop of them backs off and parks."""
+    return state == ProcessState.EXITED and exit_status == RUNNER_RECYCLE_EXIT
 
 
 @dataclass(frozen=True)

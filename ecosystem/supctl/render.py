@@ -17,6 +17,7 @@ from typing import Any
 from ecosystem.errors import SupervisorError
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths
+from ecosystem.states import RUNNER_RECYCLE_EXIT
 
 _TEMPLATE_NAME = "supervisord.conf.j2"
 # configparser treats whitespace followed by ';' or '#' as the start of a comment.
@@ -156,6 +157,7 @@ def render(
         monitor=monitor,
         autorestart="false" if monitor else "true",
         startretries=0 if monitor else 5,
+        recycle_exit=RUNNER_RECYCLE_EXIT,
         **(extra or {}),
     )
 

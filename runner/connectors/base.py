@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +29,13 @@ class UpstreamError(ZapvisorError):
     """WhatsApp (or a media URL) refused or failed the operation."""
 
     exit_code = 69
+
+
+class RestartRunner(ZapvisorError):
+    """Raised by :meth:`Connector.run` to have the runner flush and exit with
+    ``RUNNER_RECYCLE_EXIT``, so supervisord starts a fresh process (what the connector
+    cannot undo in this one: a native call it cannot cancel, descriptors it cannot
+    close)."""
 
 
 _DIGITS = re.compile(r"[0-9]{6,20}")
@@ -106,12 +113,17 @@ class Inbound:
     to: str  # our own jid
     body: str
     type: str = "chat"
-    timestamp: int = 0
+    timestamp: int = 0  # unix seconds
     is_group: bool = False
     sender_name: str = ""
+    target_id: str = ""
+    """For a ``reaction``, an ``edited`` or a ``revoked`` message: the id of the message
+    it is about."""
+    media: dict[str, Any] | None = None
+    """What an image, video, audio, sticker or document carried (see the README)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "from": self.chat,
             "to": self.to,
@@ -121,6 +133,11 @@ class Inbound:
             "isGroupMsg": self.is_group,
             "sender": {"name": self.sender_name, "phone": self.sender},
         }
+        if self.target_id:
+            out["targetId"] = self.target_id
+        if self.media is not None:
+            out["media"] = self.media
+        return out
 
 
 class ConnectorEvents(Protocol):
@@ -160,6 +177,12 @@ class Connector(abc.ABC):
         self.events = events
         self.settings = settings
 
+    @property
+    def leaves_thread(self) -> bool:
+        """True once :meth:`close` returned with a native call still blocking a thread
+        that nothing can end: the runner then leaves the process without joining it."""
+        return False
+
     @abc.abstractmethod
     async def run(self) -> None:
         """Connect (or pair) and keep the link up until cancelled."""
@@ -188,6 +211,10 @@ class Connector(abc.ABC):
 
     async def pair_phone(self, phone: str) -> str:
         raise NotSupported(f"the {self.kind} connector cannot pair by phone number")
+
+    def pair_code_expires_at(self) -> datetime:
+        """Until when the code :meth:`pair_phone` just gave can be typed."""
+        return utcnow() + timedelta(seconds=self.pair_code_seconds)
 
     async def typing(self, chat: str, on: bool) -> None:  # noqa: B027 - optional hook
         """Show (or stop showing) "typing…" in ``chat``; a connector without it shows

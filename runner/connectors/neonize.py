@@ -2,62 +2,67 @@
 
 Auth lives in `tokens/<name>/neonize.db`, so a restart reconnects without a new QR. The
 phone lists this device as "zapvisor <name>". whatsmeow reconnects by itself once
-connected, but a failed first connect is never retried and the QR window ends in
-silence: this connector retries with capped exponential backoff (status
-`reconnecting`) and runs its own QR watchdog. Anything that needs a logged-in device is
-refused unless the session is connected: whatsmeow's Go side crashes the process on
-some of those calls otherwise.
+connected, but a failed first connect is never retried, a ConnectFailure blocks its own
+reconnect and the QR window ends in silence: this connector retries with capped
+exponential backoff (status `reconnecting`) and runs its own QR watchdog.
+
+neonize's events arrive as coroutines it schedules and never awaits: they are queued
+and handled one at a time, in order, by one task that logs what fails. Anything that
+calls into the Go side needs that client alive (neonize's Go side dereferences a
+deleted client and crashes the process): API calls only while the link is up, counted
+so a stop waits for them; events of an old or stopping client change no state.
+
+An unpaired client cannot be stopped (see neonize_handover.py): the runner is recycled
+instead, and everything it reported is flushed first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import dataclasses
 import logging
 import shutil
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from ecosystem.backoff import Backoff
 from ecosystem.models import utcnow
 from ecosystem.settings import Settings
 from ecosystem.states import Status
-from runner import media as media_fetch
-from runner.connectors.base import (
-    Connector,
-    ConnectorEvents,
-    Media,
-    NotConnected,
-    Recipient,
-    Sent,
-    UpstreamError,
-)
+from runner.connectors import neonize_client, neonize_handover, neonize_ops
+from runner.connectors.base import ConnectorEvents, RestartRunner
+from runner.connectors.neonize_api import NeonizeRequests
+from runner.connectors.neonize_handover import MAX_CLIENTS, Next
+from runner.connectors.neonize_inbound import ack_chat, inbound_from, lids_to_resolve, media_of
 from runner.connectors.neonize_map import (
     PAIR_CODE_SECONDS,
-    Backoff,
     QrWatchdog,
     Transition,
     ack_status,
-    inbound_from,
     transition_for,
 )
+from runner.connectors.neonize_ops import short
+from runner.connectors.neonize_pump import CallGate, EventPump
 
 log = logging.getLogger("runner.neonize")
 AUTH_DB = "neonize.db"
 STOP_TIMEOUT = 10.0
+STOP_WAIT = 3.0
+"""How long a stopped client's connect call may take to return before the runner is
+recycled (a paired client returns at once; an unpaired one never does)."""
+CALLS_GRACE = 5.0
+DRAIN_TIMEOUT = 5.0
 
 
-def quiet_neonize_logging() -> None:
-    """whatsmeow's debug chatter and neonize's ffmpeg warning (we send no media that
-    needs ffmpeg) stay out of the log; its INFO and above stay in."""
-    logging.getLogger("whatsmeow").setLevel(logging.INFO)
-    logging.getLogger("neonize.utils.log").setLevel(logging.INFO)
-    logging.getLogger("neonize.utils.ffmpeg").setLevel(logging.ERROR)
+@dataclasses.dataclass(frozen=True)
+class QrCode:
+    payload: bytes
 
 
-class NeonizeConnector(Connector):
+class NeonizeConnector(NeonizeRequests):
     kind = "neonize"
     pair_code_seconds = PAIR_CODE_SECONDS
 
@@ -71,49 +76,78 @@ class NeonizeConnector(Connector):
         backoff: Backoff | None = None,
         watchdog: QrWatchdog | None = None,
         client_factory: Callable[[str, str, str], Any] | None = None,
+        stop_wait: float = STOP_WAIT,
     ) -> None:
         super().__init__(session, auth_dir, events, settings)
         self.backoff = backoff or Backoff()
         self.watchdog = watchdog or QrWatchdog()
-        self._factory = client_factory or _new_client
+        self.stop_wait = stop_wait
+        self._factory = client_factory or neonize_client.new_client
         self._client: Any = None
+        self._conn: asyncio.Future[Any] | None = None
+        """The current client's connect task: neonize's Neonize() call in a thread."""
+        self._given_up: asyncio.Future[Any] | None = None
         self._generation = 0
         self._phone: str | None = None
         self._link_up = False
         self._interrupt = asyncio.Event()
+        self._rearmed = asyncio.Event()
+        """Set when a QR code arms the watchdog: the watch loop looks at it again."""
         self._start = asyncio.Event()
-        self._end: tuple[str, Transition | None] | None = None
+        self._end: Next | None = None
+        self._forget = False
         self._closing = False
         self._active = False
         self._stopping = False
+        self._pump = EventPump(self.handle)
+        self._gate = CallGate()
+        self._pair_expires: datetime | None = None
 
     @property
     def db_path(self) -> Path:
         return self.auth_dir / AUTH_DB
 
+    @property
+    def leaves_thread(self) -> bool:
+        return self._conn is not None and not self._conn.done()
+
     # -- the life of the link ------------------------------------------------------
 
     async def run(self) -> None:
-        quiet_neonize_logging()
+        neonize_client.quiet_neonize_logging()
         self.auth_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.auth_dir.chmod(0o700)
+        step = neonize_handover.take(self.auth_dir) or Next()
+        if step.failures is not None:
+            self.backoff.failures = step.failures
+        self._pump.start()
         while not self._closing:
-            outcome, reason = await self._one_client()
-            if outcome == "retry":
-                delay = self.backoff.next()
-                log.warning(
-                    "cannot connect to WhatsApp (%s); retrying in %g s",
-                    reason,
-                    delay,
-                    extra={"event": "reconnect_wait", "delay": delay},
-                )
-                await self.events.disconnected(
-                    Status.RECONNECTING, f"{reason}; retrying in {delay:g} s"
-                )
-                await self._wait_start(delay)
-            elif outcome == "idle":
-                await self._wait_start(None)
-            # "again": connect at once (after a logout, a new pairing)
+            if step.status is not None:
+                await self.events.disconnected(step.status, step.reason)
+            if self.leaves_thread or self._generation >= MAX_CLIENTS:
+                self._hand_over(step)
+            if step.forget_auth:
+                self._phone = None
+                self.remove_auth()
+                log.info("auth removed", extra={"event": "auth_removed"})
+            if step.wait != 0:
+                await self._wait_start(step.wait)
+            if self._forget:  # logged out while waiting: pair again
+                self._forget = False
+                step = Next(forget_auth=True)
+                continue
+            step = await self._one_client()
+
+    def _hand_over(self, step: Next) -> NoReturn:
+        why = (
+            "the last client's connect call cannot be ended (whatsmeow's QR loop)"
+            if self.leaves_thread
+            else f"{MAX_CLIENTS} clients used (neonize keeps a store open for each)"
+        )
+        neonize_handover.save(
+            self.auth_dir, dataclasses.replace(step, failures=self.backoff.failures)
+        )
+        raise RestartRunner(f"{why}; a fresh runner carries on")
 
     async def _wait_start(self, timeout: float | None) -> None:
         with contextlib.suppress(TimeoutError):
@@ -122,7 +156,17 @@ class NeonizeConnector(Connector):
             self._start.clear()
             self.backoff.reset()
 
-    async def _one_client(self) -> tuple[str, str]:
+    def _retry(self, reason: str) -> Next:
+        delay = self.backoff.next()
+        log.warning(
+            "cannot connect to WhatsApp (%s); retrying in %g s",
+            reason,
+            delay,
+            extra={"event": "reconnect_wait", "delay": delay},
+        )
+        return Next(delay, Status.RECONNECTING, f"{reason}; retrying in {delay:g} s")
+
+    async def _one_client(self) -> Next:
         self._generation += 1
         self._interrupt.clear()
         self._end = None
@@ -135,83 +179,99 @@ class NeonizeConnector(Connector):
         self._client = client
         self._active = True
         try:
-            task = await client.connect()
-        except Exception as exc:
+            try:
+                task = await client.connect()
+            except Exception as exc:
+                return self._retry(short(exc))
+            self._conn = task
+            return await self._watch(client, task)
+        finally:
+            self._link_up = False
             self._active = False
-            return "retry", _short(exc)
+
+    async def _watch(self, client: Any, task: asyncio.Future[Any]) -> Next:
         waiter = asyncio.ensure_future(self._interrupt.wait())
         try:
             while True:
                 # While a QR is on show, look at the watchdog every second (its clock
                 # may not be the loop's); otherwise sleep until something happens.
                 remaining = self.watchdog.remaining()
+                rearmed = asyncio.ensure_future(self._rearmed.wait())
                 await asyncio.wait(
-                    {task, waiter},
+                    {task, waiter, rearmed},
                     timeout=None if remaining is None else min(remaining, 1.0),
                     return_when=asyncio.FIRST_COMPLETED,
                 )
+                rearmed.cancel()
+                self._rearmed.clear()
                 if self._end is not None:
-                    if not task.done():
-                        await self._stop_client(client, task)
-                    return self._ended(self._end)
+                    await self._stop_client(client, task)
+                    return self._end
                 if task.done():
+                    # Neonize() returned by itself (e.g. neonize 0.5.2 ends a client's
+                    # event loop when it cannot encode an event, such as a receipt
+                    # whose Type it left unset): whatsmeow's connection may still be
+                    # up, and a second one on the same device would be "replaced".
                     error = None if task.cancelled() else task.exception()
-                    return "retry", _short(error) if error else "the connection ended"
+                    await self._stop_client(client, task)
+                    return self._retry(short(error) if error else "the connection ended")
                 if self.watchdog.expired():
-                    waited = (
-                        f"the QR was not scanned ({self.watchdog.shown} codes shown) "
-                        "nor a pairing code entered"
-                    )
+                    shown = self.watchdog.shown
                     await self._stop_client(client, task)
                     self.watchdog.disarm()
-                    await self.events.disconnected(
+                    return Next(
+                        None,
                         Status.DISCONNECTED,
-                        f"{waited}; POST /start or `zapvisor restart {self.session}` "
-                        "shows a new QR",
+                        f"the QR was not scanned ({shown} codes shown) nor a pairing code "
+                        f"entered; POST /start or `zapvisor restart {self.session}` shows "
+                        "a new QR",
                     )
-                    return "idle", ""
         finally:
             waiter.cancel()
-            self._link_up = False
-            self._active = False
 
     async def _stop_client(self, client: Any, task: asyncio.Future[Any] | None) -> None:
         self._stopping = True  # events the stop itself causes change nothing
+        self._link_up = False
+        await self._gate.idle(CALLS_GRACE)
         try:
             await asyncio.wait_for(client.stop(), STOP_TIMEOUT)
-            if task is not None:
-                await asyncio.wait({task}, timeout=STOP_TIMEOUT)
         except Exception as exc:
             log.warning("stopping the client failed: %s", exc, extra={"event": "stop_failed"})
-
-    def _ended(self, end: tuple[str, Transition | None]) -> tuple[str, str]:
-        outcome, transition = end
-        if transition is not None and transition.forget_auth:
-            self._phone = None
-            self.remove_auth()
-            log.info("auth removed", extra={"event": "auth_removed"})
-        return outcome, ""
+        if task is None:
+            return
+        if not task.done() and task is not self._given_up:
+            await asyncio.wait({task}, timeout=self.stop_wait)
+        if not task.done():
+            self._given_up = task
+            log.warning(
+                "the stopped client's connect call did not return (whatsmeow's QR loop "
+                "cannot be cancelled)",
+                extra={"event": "stop_stuck"},
+            )
+        elif not task.cancelled():
+            task.exception()  # a stopped client's error is no news
 
     def remove_auth(self) -> None:
-        """Delete everything in `tokens/<name>/` (the client is stopped first)."""
+        """Delete everything in `tokens/<name>/` (never with a client still running)."""
         shutil.rmtree(self.auth_dir, ignore_errors=True)
         self.auth_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
-    def _finish(self, outcome: str, transition: Transition | None = None) -> None:
+    def _finish(self, step: Next) -> None:
         """End the current client from an event handler (the loop does the stopping)."""
-        self._end = (outcome, transition)
+        self._end = step
         self._interrupt.set()
 
-    # -- events from whatsmeow (run on our loop) ---------------------------------------
+    # -- events from whatsmeow, in order on our loop --------------------------------------
 
     def _register(self, client: Any) -> None:
         from neonize.aioze import events as ev
 
-        client.event.qr(self._on_qr)
-        client.event(ev.ConnectedEv)(self._on_connected)
-        client.event(ev.MessageEv)(self._on_message)
-        client.event(ev.ReceiptEv)(self._on_receipt)
+        client.event.qr(self._queue_qr)
+        pump = self._pump.put
         for kind in (
+            ev.ConnectedEv,
+            ev.MessageEv,
+            ev.ReceiptEv,
             ev.DisconnectedEv,
             ev.LoggedOutEv,
             ev.ConnectFailureEv,
@@ -223,27 +283,50 @@ class NeonizeConnector(Connector):
             ev.StreamErrorEv,
             ev.PairStatusEv,
         ):
-            client.event(kind)(self._on_state_event)
+            client.event(kind)(pump)
 
-    async def _on_qr(self, _: Any, data: bytes) -> None:
-        valid = self.watchdog.qr_shown()
-        await self.events.qr(data.decode("utf-8", "replace"), utcnow() + timedelta(seconds=valid))
+    async def _queue_qr(self, client: Any, data: bytes) -> None:
+        await self._pump.put(client, QrCode(data))
 
-    async def _on_connected(self, client: Any, _: Any) -> None:
+    def _current(self, client: Any) -> bool:
+        return client is self._client and not self._stopping and not self._closing
+
+    async def handle(self, client: Any, event: Any) -> None:
+        """One event from ``client``. Messages and receipts are facts and are reported
+        from any client; state changes only from the current one."""
+        from neonize.proto import Neonize_pb2 as pb
+
+        if isinstance(event, pb.Message):
+            await self._on_message(client, event)
+        elif isinstance(event, pb.Receipt):
+            await self._on_receipt(client, event)
+        elif not self._current(client):
+            return
+        elif isinstance(event, QrCode):
+            valid = self.watchdog.qr_shown()
+            self._rearmed.set()
+            payload = event.payload.decode("utf-8", "replace")
+            await self.events.qr(payload, utcnow() + timedelta(seconds=valid))
+        elif isinstance(event, pb.Connected):
+            await self._on_connected(client)
+        else:
+            await self.apply(transition_for(event))
+
+    async def _on_connected(self, client: Any) -> None:
         self.watchdog.disarm()
         self.backoff.reset()
-        try:
-            me = await client.get_me()
-            self._phone = me.JID.User or self._phone
-        except Exception as exc:
-            log.warning("cannot read own number: %s", exc, extra={"event": "get_me_failed"})
+        # neonize stores the Device event whatsmeow sends before Connected in client.me
+        me = getattr(client, "me", None)
+        user = me.JID.User if me is not None and me.HasField("JID") else ""
+        if not user:
+            try:
+                async with self._gate.call():
+                    user = (await client.get_me()).JID.User
+            except Exception as exc:
+                log.warning("cannot read own number: %s", exc, extra={"event": "get_me_failed"})
+        self._phone = user or self._phone
         self._link_up = True
         await self.events.connected(self._phone or "")
-
-    async def _on_state_event(self, client: Any, event: Any) -> None:
-        if client is not self._client or self._stopping:
-            return  # a client we are stopping, or an old one
-        await self.apply(transition_for(event))
 
     async def apply(self, transition: Transition | None) -> None:
         """Act on one event's meaning: status, error webhook, forgetting the auth."""
@@ -259,115 +342,40 @@ class NeonizeConnector(Connector):
             await self.events.error(
                 transition.code, transition.reason, recoverable=transition.recoverable
             )
-        if transition.forget_auth or transition.stop:
-            self._finish("idle", transition)
+        if transition.retry:
+            self._finish(self._retry(transition.reason))
+        elif transition.forget_auth or transition.stop:
+            self._finish(Next(None, forget_auth=transition.forget_auth))
 
-    async def _on_message(self, _: Any, event: Any) -> None:
-        message = inbound_from(event, self._phone or "")
-        if message is not None:
-            await self.events.message_received(message)
+    def _live(self, client: Any) -> bool:
+        """The Go side of ``client`` may be called (it is the current, linked one)."""
+        return self._current(client) and self._link_up
 
-    async def _on_receipt(self, _: Any, receipt: Any) -> None:
+    async def _phones(self, client: Any, source: Any, *, sender: bool) -> dict[str, str]:
+        lids = lids_to_resolve(source, sender=sender)
+        if not lids or not self._live(client):
+            return {}
+        async with self._gate.call():
+            return await neonize_ops.phones_of(client, [j.User for j in lids])
+
+    async def _on_message(self, client: Any, event: Any) -> None:
+        phones = await self._phones(client, event.Info.MessageSource, sender=True)
+        message = inbound_from(event, self._phone or "", phones)
+        if message is None:
+            return
+        if media_of(event.Message) is not None:
+            async with self._gate.call():
+                found = await neonize_ops.media_for(client, event.Message, live=self._live(client))
+            message = dataclasses.replace(message, media=found)
+        await self.events.message_received(message)
+
+    async def _on_receipt(self, client: Any, receipt: Any) -> None:
         status = ack_status(receipt)
         if status is None:
             return
-        chat = receipt.MessageSource.Chat
-        to = Recipient(chat.User, chat.Server == "g.us").jid
+        to = ack_chat(receipt, await self._phones(client, receipt.MessageSource, sender=False))
         for message_id in receipt.MessageIDs:
             await self.events.message_ack(message_id, status, to)
-
-    # -- what the API asks for ---------------------------------------------------------
-
-    def _connected_client(self) -> Any:
-        if not self._link_up or self._client is None:
-            raise NotConnected(f"session {self.session} is not connected to WhatsApp")
-        return self._client
-
-    async def send_text(self, to: Recipient, text: str) -> Sent:
-        client = self._connected_client()
-        try:
-            resp = await client.send_message(_jid(to), text)
-        except Exception as exc:
-            raise UpstreamError(f"WhatsApp did not take the message: {_short(exc)}") from None
-        return await self._sent(resp.ID, to)
-
-    async def send_media(self, to: Recipient, media: Media) -> Sent:
-        client = self._connected_client()
-        data, mimetype = await asyncio.to_thread(
-            functools.partial(
-                media_fetch.fetch, media.url, allow_private=self.settings.media_allow_private
-            )
-        )
-        try:
-            if media.kind == "image":
-                resp = await client.send_image(_jid(to), data, caption=media.caption or None)
-            else:
-                resp = await client.send_document(
-                    _jid(to),
-                    data,
-                    caption=media.caption or None,
-                    title=media.file_name,
-                    filename=media.file_name,
-                    mimetype=mimetype,
-                )
-        except Exception as exc:
-            raise UpstreamError(f"WhatsApp did not take the {media.kind}: {_short(exc)}") from None
-        return await self._sent(resp.ID, to)
-
-    async def _sent(self, message_id: str, to: Recipient) -> Sent:
-        sent = Sent(message_id, to.jid)
-        await self.events.message_ack(sent.id, "sent", sent.to)
-        return sent
-
-    async def check_number(self, phone: str) -> dict[str, Any]:
-        who = Recipient.parse(phone)
-        client = self._connected_client()
-        try:
-            found = await client.is_on_whatsapp(who.user)
-        except Exception as exc:
-            raise UpstreamError(f"WhatsApp did not answer: {_short(exc)}") from None
-        hit = found[0] if found else None
-        valid = bool(hit and hit.IsIn)
-        return {
-            "phone": who.user,
-            "valid": valid,
-            "canReceiveMessage": valid,
-            "isBusiness": bool(hit is not None and hit.HasField("VerifiedName")),
-        }
-
-    async def contacts(self) -> list[dict[str, Any]]:
-        client = self._connected_client()
-        try:
-            found = await client.contact.get_all_contacts()
-        except Exception as exc:
-            raise UpstreamError(f"cannot read contacts: {_short(exc)}") from None
-        out = []
-        for contact in found:
-            info = contact.Info
-            out.append(
-                {
-                    "id": Recipient(contact.JID.User).jid,
-                    "phone": contact.JID.User,
-                    "name": info.FullName or info.FirstName,
-                    "pushname": info.PushName,
-                    "isBusiness": bool(info.BusinessName),
-                }
-            )
-        return out
-
-    async def pair_phone(self, phone: str) -> str:
-        client = self._client
-        if client is None or self._link_up or self.watchdog.deadline is None:
-            raise NotConnected(
-                f"session {self.session} is not waiting to be paired (it must show a QR)"
-            )
-        try:
-            code: str = await client.PairPhone(phone, True)
-        except Exception as exc:
-            raise UpstreamError(f"WhatsApp gave no pairing code: {_short(exc)}") from None
-        self.watchdog.pairing_code_issued()
-        log.info("pairing code issued", extra={"event": "pair_code"})
-        return code
 
     async def start(self) -> None:
         self._start.set()
@@ -376,7 +384,8 @@ class NeonizeConnector(Connector):
         client = self._client
         if client is not None and self._link_up:
             try:
-                await client.logout()
+                async with self._gate.call():
+                    await client.logout()
             except Exception as exc:
                 log.warning("logout on WhatsApp failed: %s", exc, extra={"event": "logout_failed"})
         self._link_up = False
@@ -384,33 +393,17 @@ class NeonizeConnector(Connector):
         await self.events.logged_out()
         if self._active:
             # The loop stops the client, removes the auth and pairs again (a new QR).
-            self._finish("again", Transition(None, forget_auth=True))
+            self._finish(Next(forget_auth=True))
         else:
-            self.remove_auth()
+            self._forget = True
             self._start.set()  # waiting between attempts: pair again now
 
     async def close(self) -> None:
+        """Stop the client (the link is down before the API closes), then hand what
+        whatsmeow already delivered to the runner before it seals the outbox."""
         self._closing = True
-        self._stopping = True
-        if self._client is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._client.stop(), STOP_TIMEOUT)
-
-
-def _new_client(db: str, uuid: str, session: str) -> Any:
-    from neonize.aioze.client import NewAClient
-    from neonize.proto.waCompanionReg.WAWebProtobufsCompanionReg_pb2 import DeviceProps
-
-    props = DeviceProps(os=f"zapvisor {session}", platformType=DeviceProps.DESKTOP)
-    return NewAClient(db, props=props, uuid=uuid)
-
-
-def _jid(to: Recipient) -> Any:
-    from neonize.utils.jid import build_jid
-
-    return build_jid(to.user, "g.us" if to.group else "s.whatsapp.net")
-
-
-def _short(exc: BaseException | None) -> str:
-    text = str(exc) if exc is not None else ""
-    return (text or type(exc).__name__)[:300]
+        self._link_up = False
+        client, task = self._client, self._conn
+        if client is not None and task is not None and not task.done():
+            await self._stop_client(client, task)
+        await self._pump.close(DRAIN_TIMEOUT)

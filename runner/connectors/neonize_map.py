@@ -1,6 +1,6 @@
 """What the neonize connector decides, without a client: whatsmeow events → the seed's
-seven states, the first-connect backoff and the QR watchdog. Pure and clock-injectable,
-so it is tested with real neonize event objects and a fake clock."""
+seven states, receipts → acks and the QR watchdog. Pure and
+clock-injectable, so it is tested with real neonize event objects and a fake clock."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecosystem.states import Status
-from runner.connectors.base import Inbound, Recipient
 
 FIRST_QR_SECONDS = 60.0
 NEXT_QR_SECONDS = 20.0
 QR_CODES = 6
 """whatsmeow shows a first code for 60 s, then five more for 20 s each, then gives up
 without a usable signal while ``connect()`` keeps blocking."""
+QR_WINDOW_SECONDS = FIRST_QR_SECONDS + (QR_CODES - 1) * NEXT_QR_SECONDS
+"""160 s after the first code whatsmeow closes the login socket: a pairing code typed
+after that cannot link the device, whatever WhatsApp's own 3 minutes say."""
 QR_GRACE = 10.0
 PAIR_CODE_SECONDS = 180.0
 
@@ -35,7 +37,9 @@ class Transition:
     """The device was unlinked: the saved auth is useless and is removed."""
     stop: bool = False
     """whatsmeow will not reconnect by itself: the connector stops this client and waits
-    for POST /start (or a restart) when ``forget_auth``/replaced, else retries."""
+    for POST /start (or a restart)..."""
+    retry: bool = False
+    """...or, with ``retry``, connects a new client after the backoff."""
 
 
 _LOGGED_OUT_REASONS = frozenset({"LOGGED_OUT", "MAIN_DEVICE_GONE", "UNKNOWN_LOGOUT"})
@@ -93,7 +97,13 @@ def transition_for(event: Any) -> Transition | None:
                 recoverable=False,
                 stop=True,
             )
-        return Transition(Status.RECONNECTING, detail, code="CONNECT_FAILURE")
+        # whatsmeow sends ConnectFailure only for reasons it does not handle itself (it
+        # reconnects silently after 500/503, and turns logouts, bans and an outdated
+        # client into their own events), after blocking its own auto-reconnect: nothing
+        # retries unless this connector does.
+        return Transition(
+            Status.RECONNECTING, detail, code="CONNECT_FAILURE", stop=True, retry=True
+        )
     if isinstance(event, pb.StreamReplaced):
         return Transition(
             Status.DISCONNECTED,
@@ -125,7 +135,11 @@ def transition_for(event: Any) -> Transition | None:
     return None
 
 
-ACKS = {"DELIVERED": "delivered", "READ": "read", "PLAYED": "played", "SERVER_ERROR": "failed"}
+ACKS = {"DELIVERED": "delivered", "READ": "read", "PLAYED": "played"}
+"""neonize 0.5.2's Go side sets Receipt.Type for every whatsmeow type but one:
+"server-error" (the server could not deliver) leaves it unset, which protobuf reads as
+DELIVERED, and "played-self" arrives as SERVER_ERROR. So: unset is "failed", and
+SERVER_ERROR (played-self: our own other device opened a view-once) is no ack."""
 
 
 def ack_status(receipt: Any) -> str | None:
@@ -134,54 +148,9 @@ def ack_status(receipt: Any) -> str | None:
 
     if receipt.MessageSource.IsFromMe:
         return None  # our own other devices reading the chat
+    if not receipt.HasField("Type"):
+        return "failed"
     return ACKS.get(pb.Receipt.ReceiptType.Name(receipt.Type))
-
-
-_TYPES = {"text": "chat"}
-
-
-def inbound_from(event: Any, own_phone: str) -> Inbound | None:
-    """A neonize MessageEv as the seed's `message_received` message; None for our own
-    messages, status updates, newsletters and broadcasts."""
-    from neonize.utils.message import extract_text
-
-    info = event.Info
-    source = info.MessageSource
-    chat = source.Chat
-    if source.IsFromMe or chat.Server in ("broadcast", "newsletter"):
-        return None
-    sender = source.Sender
-    if sender.Server == "lid" and source.SenderAlt.User:
-        sender = source.SenderAlt  # the phone number behind a hidden (LID) sender
-    kind = info.MediaType or _TYPES.get(info.Type, info.Type or "chat")
-    return Inbound(
-        id=info.ID,
-        sender=sender.User,
-        chat=Recipient(chat.User, source.IsGroup).jid,
-        to=Recipient(own_phone).jid if own_phone else "",
-        body=extract_text(event.Message),
-        type=kind,
-        timestamp=int(info.Timestamp),
-        is_group=source.IsGroup,
-        sender_name=info.Pushname,
-    )
-
-
-class Backoff:
-    """Capped exponential delays: 1, 2, 4 … ``cap`` seconds."""
-
-    def __init__(self, initial: float = 1.0, cap: float = 60.0) -> None:
-        self.initial = initial
-        self.cap = cap
-        self._next = initial
-
-    def next(self) -> float:
-        delay = self._next
-        self._next = min(self.cap, self._next * 2)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial
 
 
 class QrWatchdog:
@@ -194,20 +163,31 @@ class QrWatchdog:
         self.clock = clock
         self.grace = grace
         self.shown = 0
+        self.first_at: float | None = None
         self.deadline: float | None = None
 
     def qr_shown(self) -> float:
         """A new code is on show; returns how long it is valid."""
         valid = FIRST_QR_SECONDS if self.shown == 0 else NEXT_QR_SECONDS
+        if self.shown == 0:
+            self.first_at = self.clock()
         self.shown += 1
-        self.deadline = self.clock() + valid + self.grace
+        self.deadline = max(self.deadline or 0.0, self.clock() + valid + self.grace)
         return valid
 
-    def pairing_code_issued(self) -> None:
-        self.deadline = max(self.deadline or 0.0, self.clock() + PAIR_CODE_SECONDS)
+    def pairing_code_issued(self) -> float:
+        """A pairing code was given; returns how long it can be typed: WhatsApp's 3
+        minutes, but never past the end of whatsmeow's QR window (its socket closes)."""
+        now = self.clock()
+        end = now + PAIR_CODE_SECONDS
+        if self.first_at is not None:
+            end = min(end, self.first_at + QR_WINDOW_SECONDS)
+        self.deadline = max(self.deadline or 0.0, end + self.grace)
+        return max(0.0, end - now)
 
     def disarm(self) -> None:
         self.shown = 0
+        self.first_at = None
         self.deadline = None
 
     def remaining(self) -> float | None:

@@ -4,6 +4,8 @@ A sim session's ``timing_config`` may hold a ``"sim"`` object that makes its run
 misbehave, so the health monitor's reactions can be exercised for real:
 
     {"sim": {"crash_after_seconds": 1}}     exit with status 1 that long after start
+    {"sim": {"recycle_after_seconds": 2}}   recycle the runner (as neonize's connector
+                                            does) that long after start
     {"sim": {"allocate_mb": 300}}           hold that much memory (resident) at start
     {"sim": {"stuck_status": "reconnecting"}}  report that status and stay in it
 
@@ -34,6 +36,7 @@ _ballast: list[bytearray] = []
 @dataclass(frozen=True)
 class SimFaults:
     crash_after_seconds: float | None = None
+    recycle_after_seconds: float | None = None
     allocate_mb: int = 0
     stuck_status: Status | None = None
 
@@ -43,9 +46,11 @@ class SimFaults:
         if not isinstance(sim, dict) or not sim:
             return None
         crash = sim.get("crash_after_seconds")
+        recycle = sim.get("recycle_after_seconds")
         stuck = sim.get("stuck_status")
         return cls(
             crash_after_seconds=float(crash) if isinstance(crash, int | float) else None,
+            recycle_after_seconds=float(recycle) if isinstance(recycle, int | float) else None,
             allocate_mb=max(0, int(sim.get("allocate_mb") or 0)),
             stuck_status=Status(stuck) if stuck in set(Status) else None,
         )
@@ -66,6 +71,9 @@ async def run(faults: SimFaults, runner: Runner) -> None:
         print(message, file=sys.stderr, flush=True)  # as a real crash's traceback would
         await runner.connector.events.failed(message)
         runner.fail(1)
+    if faults.recycle_after_seconds is not None:
+        await asyncio.sleep(faults.recycle_after_seconds)
+        runner.recycle(f"sim fault: recycle after {faults.recycle_after_seconds:g} s")
 
 
 def start(runner: Runner) -> asyncio.Task[None] | None:
