@@ -106,7 +106,19 @@ def test_every_action_on_a_remote_session_runs_on_its_host(fleet: LocalFleet) ->
     assert [v.name for v in orch.list_sessions()] == ["local-1"]
 
 
-def test_create_without_a_host_picks_the_one_with_most_room(fleet: LocalFleet) -> None:
+def test_create_without_a_host_picks_the_one_with_most_room(
+    make_env: Callable[..., Env], pg_dsn: str
+) -> None:
+    # 3 slots a host, so 2 sessions leave host-a a third of host-b's room: a margin the
+    # machine's load, sampled a moment apart on each host, cannot overturn
+    fleet = make_fleet(make_env, pg_dsn, remotes=1, max_sessions=3)
+    try:
+        _placement(fleet)
+    finally:
+        fleet.close()
+
+
+def _placement(fleet: LocalFleet) -> None:
     orch = fleet.orchestrator()
     orch.create(
         NewSession(name="a-1", connector="sim", desired_state=DesiredState.STOPPED), host="host-a"

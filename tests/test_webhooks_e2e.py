@@ -198,14 +198,14 @@ def test_runner_killed_with_events_pending_loses_none(make_env: Any, receiver: R
             (s := zv.json("show", "durable"))["pid"] not in (None, pid)
             and s["status"] == "connected"
         ),
-        timeout=30,
+        timeout=90,  # deadlines: the restart and the retries are slower on a loaded machine
     )
     receiver.up()
     wait_for(
         lambda: (
             {d.payload["message"]["body"] for d in receiver.of("message_received")} == set(bodies)
         ),
-        timeout=30,
+        timeout=90,
     )
     got = receiver.of("message_received")
     ids = {d.payload["id"] for d in got}
