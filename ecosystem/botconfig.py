@@ -149,10 +149,11 @@ class SimFaults(_Strict):
     """Test and demo faults of sim sessions (runner/connectors/sim_faults.py)."""
 
     crash_after_seconds: float | None = Field(None, gt=0)
+    recycle_after_seconds: float | None = Field(None, gt=0)
     allocate_mb: int = Field(0, ge=0, le=4096)
     stuck_status: Status | None = None
 
-    @field_validator("crash_after_seconds", mode="before")
+    @field_validator("crash_after_seconds", "recycle_after_seconds", mode="before")
     @classmethod
     def _number(cls, value: Any) -> Any:
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
@@ -240,9 +241,14 @@ def parse_timing_config(value: Any) -> TimingConfig:
 
 
 def check_ai_config(value: dict[str, Any]) -> dict[str, Any]:
-    """What the store keeps: the keys the operator gave, checked and normalised."""
-    return parse_ai_config(value).model_dump(mode="json", exclude_unset=True)
+    """What the store keeps: the keys the operator gave, checked and normalised. A null
+    is every field's default, so it is dropped (a fleet file, TOML, cannot write one)."""
+    return _kept(parse_ai_config(value).model_dump(mode="json", exclude_unset=True))
 
 
 def check_timing_config(value: dict[str, Any]) -> dict[str, Any]:
-    return parse_timing_config(value).model_dump(mode="json", exclude_unset=True)
+    return _kept(parse_timing_config(value).model_dump(mode="json", exclude_unset=True))
+
+
+def _kept(value: dict[str, Any]) -> dict[str, Any]:
+    return {k: _kept(v) if isinstance(v, dict) else v for k, v in value.items() if v is not None}

@@ -1,4 +1,4 @@
-"""The bot's conversations as the stores keep them (migration 0007): one per session and
+"""The bot's conversations as the stores keep them (migration 0010): one per session and
 contact, its messages in order, and what the bot last did there (a reply, an error)."""
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ class BotActivity(BaseModel):
     last_reply_at: datetime | None = None
     last_error: str | None = None
     last_error_at: datetime | None = None
+
+
+ConversationRows = tuple[Conversation, list[ChatMessage]]
+"""A conversation and its messages, oldest first, as `zapvisor db copy` moves them."""
 
 
 def short_error(error: str) -> str:

@@ -3,40 +3,36 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import stat
 import time
-from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecosystem import runner_client
+from ecosystem.doctor_state import (
+    FAIL,
+    OK,
+    WARN,
+    Check,
+    config_check,
+    ports_check,
+    session_file_checks,
+)
 from ecosystem.errors import ZapvisorError
 from ecosystem.health import status
 from ecosystem.models import utcnow
 from ecosystem.names import program_name
-from ecosystem.ports import port_is_free, who_holds
 from ecosystem.states import DesiredState, ProcessState, Status
 from ecosystem.store import migrations
 from ecosystem.supctl import daemon
 from ecosystem.supctl.render import MONITOR_PROGRAM
 from ecosystem.supctl.rpc import ProcessInfo
+from ecosystem.views import down_ports, port_holders, session_views
 
 if TYPE_CHECKING:
     from ecosystem.reads import Reads
-
-OK, WARN, FAIL = "ok", "warn", "fail"
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    level: str
-    detail: str
-    fix: str = ""
-
-    def to_json(self) -> dict[str, str]:
-        return asdict(self)
 
 
 def _mode(path: object) -> int | None:
@@ -63,6 +59,16 @@ def _store_check(orch: Reads) -> Check:
             "supabase": "check SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY and the project's status",
         }[kind]
         return Check("store", FAIL, f"{kind}: {exc}", fix)
+    try:
+        store.check_writable()
+    except ZapvisorError as exc:
+        fix = {
+            "sqlite": f"check that {orch.settings.home} is writable and its disk is not full "
+            f"(`df -h {orch.settings.home}`, `lsattr {orch.settings.home}`)",
+            "postgres": "point ZAPVISOR_DATABASE_URL at the primary, writable server",
+            "supabase": "check the project's status (paused, read-only, over its disk)",
+        }[kind]
+        return Check("store", FAIL, f"{kind} answers reads but refuses writes: {exc}", fix)
     found = migrations.load("sqlite" if kind == "sqlite" else "postgres")
     latest = found[-1].version if found else 0
     detail = (
@@ -138,21 +144,10 @@ def run_checks(orch: Reads) -> list[Check]:
             )
         )
 
-    owned = {x.port: x.name for x in sessions}
-    busy = []
-    for port in orch.ports:
-        if port not in owned and not port_is_free(port, s.bind):
-            busy.append(str(who_holds(port)))
-    free = len(orch.ports) - len(owned) - len(busy)
-    level = OK if not busy else WARN
-    detail = f"{s.base_port}-{s.last_port}: {len(owned)} used by sessions, {free} free"
-    if busy:
-        detail += "; bound by other processes: " + ", ".join(busy)
-    checks.append(
-        Check(
-            "ports", level, detail, "" if level == OK else "stop those processes or move BASE_PORT"
-        )
-    )
+    conf = config_check(orch, sessions if store_ok else None)
+    if conf is not None:
+        checks.append(conf)
+    checks.append(ports_check(orch, sessions if store_ok else None))
 
     overlap = _ephemeral_overlap(orch.ports)
     if overlap:
@@ -183,8 +178,10 @@ def run_checks(orch: Reads) -> list[Check]:
                 )
             )
 
+    infos = orch.sup.all_process_info() if sup_up else {}
+    holders = port_holders(down_ports(sessions, infos), s.bind)
+    checks += session_file_checks(orch, session_views(sessions, infos, health, holders))
     if sup_up:
-        infos = orch.sup.all_process_info()
         if s.monitor:
             checks.append(monitor_check(orch, infos.get(MONITOR_PROGRAM)))
         for x in sessions:
@@ -202,6 +199,15 @@ def run_checks(orch: Reads) -> list[Check]:
                 )
             elif info.state == ProcessState.STARTING:
                 checks.append(Check(f"session {x.name}", OK, "starting"))
+            elif info.state == ProcessState.STOPPED and info.start == 0:
+                checks.append(
+                    Check(
+                        f"session {x.name}",
+                        FAIL,
+                        "meant to run but never started (a create or start was interrupted)",
+                        "`zapvisor apply` starts it",
+                    )
+                )
             elif info.state != ProcessState.RUNNING:
                 checks.append(
                     Check(
@@ -233,9 +239,16 @@ _TROUBLED = {
 }
 
 
+_ADVICE = re.compile(r"`zapvisor [^`]+`")
+
+
 def _troubled(name: str, state: Status, last_error: str | None) -> Check:
+    """The runner's own advice when its error names a command (a corrupt auth says
+    `zapvisor logout NAME`: a restart would load the same file again), else ours."""
     reason = f": {last_error}" if last_error else ""
-    return Check(f"session {name}", WARN, f"{state}{reason}", _TROUBLED[state].format(name=name))
+    advice = _ADVICE.findall(last_error or "")
+    fix = ", then ".join(advice) if advice else _TROUBLED[state].format(name=name)
+    return Check(f"session {name}", WARN, f"{state}{reason}", fix)
 
 
 def _ephemeral_overlap(ports: range) -> tuple[int, int] | None:
@@ -254,6 +267,8 @@ def monitor_check(orch: Reads, info: ProcessInfo | None) -> Check:
     log = orch.paths.logs / f"{MONITOR_PROGRAM}.log"
     if info is None:
         return Check("health monitor", FAIL, "no program in supervisord", "`zapvisor apply`")
+    if info.state == ProcessState.STARTING:  # supervisord itself just started
+        return Check("health monitor", OK, f"starting (pid {info.pid})")
     if info.state != ProcessState.RUNNING:
         return Check(
             "health monitor",
@@ -285,3 +300,6 @@ def monitor_check(orch: Reads, info: ProcessInfo | None) -> Check:
         OK,
         f"pid {info.pid}, last check {age:.0f} s ago ({state.get('last_check_ms')} ms)",
     )
+
+
+__all__ = ["FAIL", "OK", "WARN", "Check", "monitor_check", "run_checks"]

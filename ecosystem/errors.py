@@ -63,6 +63,13 @@ class PortsExhausted(CapacityError):
         self.busy = busy or []
 
 
+class NotPossibleNow(ZapvisorError):
+    """The session cannot do that in its current state (its runner answered 409: e.g.
+    a scan while it is connected, a pairing code while it is not showing a QR)."""
+
+    exit_code = 75  # EX_TEMPFAIL
+
+
 class StoreError(ZapvisorError):
     """The session store cannot be reached or refused an operation."""
 
@@ -110,10 +117,52 @@ class Aborted(ZapvisorError):
     exit_code = 2
 
 
-class HostUnreachable(ZapvisorError):
-    """A host of the fleet did not answer in time, or its link dropped."""
+# -- fleet: hosts reached over SSH -----------------------------------------------------
+
+
+class HostNotFound(ZapvisorError):
+    """No host of the fleet has that name."""
+
+    exit_code = 66
+
+
+class HostExists(ZapvisorError):
+    """A host with that name is already in the fleet (or is this machine)."""
+
+    exit_code = 73
+
+
+class HostBusy(ZapvisorError):
+    """The host still holds sessions, so it cannot leave the fleet."""
+
+    exit_code = 75
+
+
+class HostError(ZapvisorError):
+    """A host of the fleet cannot be reached over SSH, or cannot run zapvisor."""
 
     exit_code = 69
+
+
+class HostUnreachable(HostError):
+    """A host of the fleet did not answer in time, or its link dropped: DNS, a refused
+    or silent port, a lost connection."""
+
+
+class HostAuthRefused(HostError):
+    """sshd refused every key offered (identity file, ssh-agent, default keys)."""
+
+    exit_code = 77  # EX_NOPERM
+
+
+class HostKeyRejected(HostError):
+    """The host's SSH key is not the one trusted (changed), or was never trusted here."""
+
+    exit_code = 77
+
+
+class RemoteZapvisorError(HostError):
+    """zapvisor is missing on the host, is another version, or could not be installed."""
 
 
 class VersionSkew(ZapvisorError):

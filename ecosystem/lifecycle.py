@@ -4,12 +4,20 @@ session: the actions that change what runs."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import time
 
 from ecosystem import apitoken, webhook_events
 from ecosystem.bot_access import bot_facts
-from ecosystem.errors import PortsExhausted, RunnerError, ZapvisorError
+from ecosystem.errors import (
+    PortsExhausted,
+    RunnerError,
+    SessionExists,
+    SessionNotFound,
+    SupervisorError,
+    ZapvisorError,
+)
 from ecosystem.fleet.routing import call_on_host, routed
 from ecosystem.models import NewSession, Session, SessionFields
 from ecosystem.names import program_name, validate_name
@@ -31,10 +39,10 @@ class Lifecycle(Plumbing):
     @routed
     def show(self, name: str) -> SessionView:
         """One session, its row joined with supervisord's facts and the monitor's."""
-        session = self.store.get_session(validate_name(name))
-        info = self._process_infos().get(program_name(name))
-        bot, key = bot_facts(self, session)
-        return SessionView(session, info, self._health().get(name), bot=bot, ai_key=key)
+        self.store.get_session(validate_name(name))  # an unknown name starts nothing
+        view = self._views(lambda: [self.store.get_session(name)])[0]
+        bot, key = bot_facts(self, view.session)
+        return dataclasses.replace(view, bot=bot, ai_key=key)
 
     def create(self, new: NewSession, *, wait: bool = True, host: str | None = None) -> SessionView:
         """Insert the session (reserving its port atomically), add its program, start it,
@@ -51,25 +59,9 @@ class Lifecycle(Plumbing):
             view: SessionView = call_on_host(self, target, Lifecycle.create, (new,), args)
             return view
         self.paths.ensure()
-        token = apitoken.new_token()
         self.progress(f"reserving a port for {new.name}")
-        try:
-            session = self.store.create_session(
-                new,
-                host=self.host_id,
-                ports=self.ports,
-                exclude_ports=busy_ports(self.ports, self.settings.bind),
-                max_sessions=self.settings.max_sessions,
-                actor=self.actor,
-                api_token_hash=apitoken.hash_token(token),
-            )
-        except PortsExhausted as exc:
-            if exc.busy:
-                held = ", ".join(str(who_holds(p)) for p in exc.busy[:5])
-                raise PortsExhausted(f"{exc.message} ({held})", exc.busy) from None
-            raise
-        apitoken.save_token(self.paths, new.name, token)
-        webhook_events.save_secret(self.paths, new.name, webhook_events.new_secret())
+        with applier.apply_lock(self.paths):
+            session = self._insert(new)
         self.progress(f"adding program {program_name(new.name)} on port {session.port}")
         try:
             self.apply()
@@ -83,6 +75,35 @@ class Lifecycle(Plumbing):
                 f"healthy: {failure}"
             )
         return self.show(new.name)
+
+    def _insert(self, new: NewSession) -> Session:
+        """The row and its port, with the session's secrets written first: a create
+        killed at any point leaves either no row, or a row whose token works (a later
+        `apply` adds and starts its program). Under the apply lock, so no other create
+        on this host writes the same name's files meanwhile."""
+        with contextlib.suppress(SessionNotFound):
+            self.store.get_session(new.name)
+            raise SessionExists(f"a session named {new.name!r} already exists")
+        token = apitoken.new_token()
+        apitoken.save_token(self.paths, new.name, token)
+        webhook_events.save_secret(self.paths, new.name, webhook_events.new_secret())
+        try:
+            return self.store.create_session(
+                new,
+                host=self.host_id,
+                ports=self.ports,
+                exclude_ports=busy_ports(self.ports, self.settings.bind),
+                max_sessions=self.settings.max_sessions,
+                actor=self.actor,
+                api_token_hash=apitoken.hash_token(token),
+            )
+        except ZapvisorError as exc:
+            self.paths.api_token_file(new.name).unlink(missing_ok=True)
+            webhook_events.secret_file(self.paths, new.name).unlink(missing_ok=True)
+            if isinstance(exc, PortsExhausted) and exc.busy:
+                held = ", ".join(str(who_holds(p)) for p in exc.busy[:5])
+                raise PortsExhausted(f"{exc.message} ({held})", exc.busy) from None
+            raise
 
     def _undo_create(self, name: str) -> None:
         with contextlib.suppress(ZapvisorError):
@@ -98,8 +119,10 @@ class Lifecycle(Plumbing):
         )
 
     def _ensure_program(self, name: str) -> None:
-        """Make sure supervisord runs and has the session's current program entry."""
+        """Make sure supervisord runs and has the session's current program entry, and
+        that the runner starts with the settings of now (`runtime.env`)."""
         self.ensure_up()
+        applier.write_runtime_env(self.paths, self.settings)
         program = program_name(name)
         if self.sup.process_info(program) is None:
             self.apply()
@@ -147,17 +170,30 @@ class Lifecycle(Plumbing):
 
     @routed
     def delete(self, name: str, *, purge: bool = False) -> Session:
-        """Stop and remove the program, then the row (freeing the port). With ``purge``
-        the session's auth in `tokens/<name>/` goes too."""
+        """Remove the row (freeing the port), then the program, then the session's
+        secrets. With ``purge`` its auth in `tokens/<name>/` and its logs go too.
+
+        The store comes first: it is the step most likely to refuse (a read-only or
+        full disk, a store that is down), and when it does nothing has changed, the
+        runner still runs. Once the row is gone, supervisord follows it: if that step
+        fails, the next `zapvisor apply` (any create or delete) finishes the job."""
         session = self.store.get_session(validate_name(name))
         self.ensure_up()
-        self.progress(f"removing program {program_name(name)}")
-        self.apply(without=name)
         self.store.delete_session(name, actor=self.actor)
+        self.progress(f"removing program {program_name(name)}")
+        try:
+            self.apply()
+        except ZapvisorError as exc:
+            raise SupervisorError(
+                f"session {name} is deleted from the store, but its program could not be "
+                f"removed: {exc}; `zapvisor apply` removes it"
+            ) from None
         self.paths.api_token_file(name).unlink(missing_ok=True)
         webhook_events.secret_file(self.paths, name).unlink(missing_ok=True)
         if purge:
             shutil.rmtree(self.paths.token_dir(name), ignore_errors=True)
+            for log in self.paths.log_files(name):
+                log.unlink(missing_ok=True)
             self.store.add_event(name, "purge", actor=self.actor)
         return session
 
@@ -185,9 +221,12 @@ class Lifecycle(Plumbing):
         if view.process_state not in PROCESS_SERVING:
             raise RunnerError(f"session {name} is not running ({view.display_status})")
         self._runner_call(view.session, "POST", "/sim/scan")
+        if not wait:
+            return view
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if self.store.get_session(name).status == Status.CONNECTED:
-                break
+        while (session := self.store.get_session(name)).status != Status.CONNECTED:
+            if time.monotonic() > deadline:
+                why = f": {session.last_error}" if session.last_error else ""
+                raise RunnerError(f"{name} was scanned but is {session.status}{why}")
             time.sleep(0.05)
-        return self.show(name) if wait else view
+        return self.show(name)

@@ -36,7 +36,7 @@ from ecosystem.models import utcnow
 from ecosystem.names import program_name
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.states import PROCESS_SERVING, ProcessState, Status
-from ecosystem.views import SessionView
+from ecosystem.views import SessionView, down_ports
 
 Notice = Literal["information", "warning", "error"]
 ALERTS_EVERY = 5.0
@@ -139,12 +139,18 @@ class Poller:
         states = {local.host_id: local}
         if len(hosts) > 1:
             states |= self._collect(hosts[1:], counts, started)
+        # who holds the port of a local session whose runner is down (asked of this host)
+        mine = [s for s in sessions if s.host == report.host_id]
+        down = set(down_ports(mine, report.processes))
+        holders = self.orch.port_holders(sorted(down)) if down else {}
         views = []
         for s in sessions:
             state = states.get(s.host)
             infos = state.report.processes if state and state.report else {}
             note = state.note if state else f"host {s.host} is not a host of this fleet"
-            views.append(SessionView(s, infos.get(program_name(s.name)), health.get(s.name), note))
+            holder = holders.get(s.port) if s.host == report.host_id else None
+            info = infos.get(program_name(s.name))
+            views.append(SessionView(s, info, health.get(s.name), note, port_holder=holder))
         return Snapshot(
             taken_at=self.clock(),
             views=tuple(views),
@@ -250,8 +256,8 @@ def notable_changes(before: Snapshot | None, after: Snapshot) -> list[Change]:
         state, was = view.process_state, old.process_state
         if state != was and state in (ProcessState.FATAL, ProcessState.BACKOFF):
             why = view.process.spawnerr if view.process else ""
-            if not why and view.process:
-                why = f"exit status {view.process.exitstatus}"
+            if not why and view.exit_status is not None:
+                why = f"exit status {view.exit_status}"
             verb = "gave up on" if state == ProcessState.FATAL else "is restarting"
             out.append(
                 Change(

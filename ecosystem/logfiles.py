@@ -47,6 +47,11 @@ class Follower:
                 self._state[path] = (0, 0)
         self._partial: dict[Path, bytes] = {p: b"" for p in self.paths}
 
+    def rewind(self) -> None:
+        """Read the files from their start instead (a file that appeared after the
+        caller began watching)."""
+        self._state = {path: (ino, 0) for path, (ino, _size) in self._state.items()}
+
     def read(self, max_bytes: int = 1 << 20) -> list[tuple[Path, str]]:
         """Complete new lines, in file order; at most ``max_bytes`` per file per call so
         a burst cannot stall the caller (the rest comes on the next call)."""

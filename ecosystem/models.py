@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from ecosystem import jsonvalue
 from ecosystem.names import validate_name
 from ecosystem.states import DesiredState, Status
 
@@ -23,6 +24,7 @@ def utcnow() -> datetime:
 def check_webhook_url(value: str | None) -> str | None:
     if value is None or value == "":
         return None
+    jsonvalue.check_text(value, "webhook URL")
     try:
         parts = urlsplit(value)
         port = parts.port  # raises on a port out of range or not a number
@@ -42,11 +44,35 @@ def check_webhook_url(value: str | None) -> str | None:
     return value
 
 
+UNSAFE_TEXT = frozenset(
+    "\u061c\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+"""Bidirectional overrides and isolates (a terminal would show the text after them
+reordered: what `show` prints would not be what was typed) and the line and paragraph
+separators."""
+
+
+def unsafe_char(text: str) -> str | None:
+    """The first character of ``text`` a terminal would not show as itself: a C0 or C1
+    control (U+009B is a one-byte escape on many terminals), DEL, a bidi override, a
+    line separator; None when there is none. Tabs pass."""
+    for c in text:
+        code = ord(c)
+        if (code < 32 and c != "\t") or 0x7F <= code <= 0x9F or c in UNSAFE_TEXT:
+            return c
+    return None
+
+
 def check_description(value: str) -> str:
+    jsonvalue.check_text(value, "description")
     if len(value) > MAX_DESCRIPTION:
         raise ValueError(f"description is {len(value)} characters; at most {MAX_DESCRIPTION}")
-    if any(ord(c) < 32 and c not in "\t" for c in value):
-        raise ValueError("description must be one line (no control characters)")
+    bad = unsafe_char(value)
+    if bad is not None:
+        raise ValueError(
+            f"description must be one line of plain text: U+{ord(bad):04X} is a control "
+            "or direction character"
+        )
     return value
 
 
@@ -78,6 +104,12 @@ class SessionFields(BaseModel):
     @classmethod
     def _webhook(cls, value: str | None) -> str | None:
         return check_webhook_url(value)
+
+    @field_validator("ai_config", "timing_config")
+    @classmethod
+    def _json_config(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        jsonvalue.check(value, str(info.field_name))
+        return value
 
     @field_validator("webhook_events")
     @classmethod

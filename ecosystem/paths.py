@@ -67,6 +67,14 @@ class StatePaths:
         digest = hashlib.sha256(os.fsencode(self.home)).hexdigest()[:16]
         return Path(tempfile.gettempdir()) / f"zapvisor-{digest}" / "supervisor.sock"
 
+    def health_socket(self, name: str) -> Path:
+        """`run/<name>.sock`: the runner's /health for the health monitor alone (see
+        runner/lane.py); beside supervisord's socket when the home path is too long."""
+        path = self.home / "run" / f"{validate_name(name)}.sock"
+        if len(os.fsencode(path)) <= _SOCKET_MAX:
+            return path
+        return self.socket.parent / "run" / f"{name}.sock"
+
     def token_dir(self, name: str) -> Path:
         """`tokens/<name>/`: a session's WhatsApp auth; the name is validated first so
         no input can point outside the state directory."""
@@ -80,6 +88,11 @@ class StatePaths:
 
     def stderr_log(self, name: str) -> Path:
         return self.logs / f"{program_name(validate_name(name))}.err.log"
+
+    def log_files(self, name: str) -> list[Path]:
+        """A session's log files, rotated ones included (`wa-NAME.log.1`, …)."""
+        out, err = self.stdout_log(name), self.stderr_log(name)
+        return sorted({*self.logs.glob(out.name + "*"), *self.logs.glob(err.name + "*")})
 
     def ensure(self) -> None:
         """Create the state directory tree with private permissions, or say why not."""
@@ -96,6 +109,7 @@ class StatePaths:
             probe = self.home / f".write-test-{os.getpid()}-{threading.get_ident()}"
             probe.write_text("")
             probe.unlink()
+            _private_files(self.logs)
         except OSError as exc:
             raise StateDirError(
                 f"state directory {self.home} is not usable ({exc.strerror or exc}): "
@@ -103,9 +117,29 @@ class StatePaths:
             ) from None
 
 
+def _private_files(folder: Path) -> None:
+    """Logs hold message contents and phone numbers: 0600, also those a supervisord
+    created before its config said umask=077 (it keeps its umask until it restarts)."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mode & 0o077:
+                os.chmod(entry.path, 0o600)
+
+
 def write_private(path: Path, text: str, *, replace: bool = True) -> None:
     """Write ``text`` atomically (temp file + rename) with mode 0600. With
-    ``replace=False`` an existing file wins: FileExistsError, nothing written."""
+    ``replace=False`` an existing file wins: FileExistsError, nothing written.
+    Any other failure (a full or read-only disk) is a StateDirError naming the file;
+    the old file, if any, is left as it was."""
+    try:
+        _write_private(path, text, replace)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise StateDirError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _write_private(path: Path, text: str, replace: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

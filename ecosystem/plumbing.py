@@ -29,6 +29,7 @@ from ecosystem.store import Store, open_store
 from ecosystem.supctl import apply as applier
 from ecosystem.supctl import daemon
 from ecosystem.supctl.rpc import ProcessInfo, Supervisor, SupervisorDown
+from ecosystem.views import SessionView, down_ports, port_holders, session_views
 
 if TYPE_CHECKING:
     from ecosystem.fleet.links import HostLinks
@@ -109,6 +110,8 @@ class Plumbing:
         return self._sup
 
     def close(self) -> None:
+        if self.links is not None:
+            self.links.close()
         if self._store is not None:
             self._store.close()
 
@@ -189,7 +192,9 @@ class Plumbing:
         if info.spawnerr:
             parts.append(info.spawnerr)
         if info.state in FAILING_STATES:
-            parts.append(f"exit status {info.exitstatus}")
+            status = self.sup.exit_status(info)
+            if status is not None:
+                parts.append("killed by a signal" if status < 0 else f"exit status {status}")
         lines = [ln for ln in self.sup.tail_stderr(program).splitlines() if ln.strip()]
         if lines:
             parts.append("stderr: " + " | ".join(lines[-3:]))
@@ -202,6 +207,17 @@ class Plumbing:
             return self.store.list_health(self.host_id)
         except StoreUnsupported:
             return {}
+
+    def _views(self, read: Callable[[], list[Session]]) -> list[SessionView]:
+        """The sessions ``read`` returns, joined with supervisord's facts, the monitor's
+        records and, for those whose runner is down, whoever holds their port. The
+        store is read after supervisord: when this starts it (and the sessions), the
+        statuses are what the new runners report, not what the old ones last said."""
+        infos = self._process_infos()
+        sessions = read()
+        down = down_ports(sessions, infos)
+        holders = port_holders(down, self.settings.bind) if down else {}
+        return session_views(sessions, infos, self._health(), holders)
 
     def _process_infos(self) -> dict[str, ProcessInfo]:
         self.ensure_up()
@@ -224,6 +240,5 @@ class Plumbing:
             timeout=timeout,
         )
         if status >= 400:
-            error = answer.get("error") if isinstance(answer, dict) else answer
-            raise RunnerError(f"{session.name}: {error} (HTTP {status})")
+            raise runner_client.refusal(session.name, status, answer)
         return answer

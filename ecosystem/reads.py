@@ -14,13 +14,12 @@ from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.hostview import HostReport
 from ecosystem.metrics import ProcessSampler, host_stats
 from ecosystem.models import Session, utcnow
-from ecosystem.names import program_name
 from ecosystem.session_access import SessionAccess
 from ecosystem.states import SIGNALLABLE_STATES
 from ecosystem.supctl import apply as applier
 from ecosystem.supctl import daemon
 from ecosystem.supctl.rpc import ProcessInfo, Supervisor, SupervisorDown
-from ecosystem.views import SessionView
+from ecosystem.views import SessionView, port_holders
 
 POLL_RPC_TIMEOUT = 5.0
 """Seconds a live view's report waits for supervisord before saying it does not answer."""
@@ -35,12 +34,12 @@ class Reads(SessionAccess):
 
     def list_sessions(self) -> list[SessionView]:
         """Every session of this host with its process and the monitor's records."""
-        sessions = self.store.list_sessions(self.host_id)
-        infos = self._process_infos()
-        health = self._health()
-        return [
-            SessionView(s, infos.get(program_name(s.name)), health.get(s.name)) for s in sessions
-        ]
+        return self._views(lambda: self.store.list_sessions(self.host_id))
+
+    def port_holders(self, ports: list[int]) -> dict[int, str]:
+        """Who holds each of ``ports`` that a runner could not listen on now, on this
+        host (a live view asks for the ports of the sessions whose runner is down)."""
+        return port_holders(ports, self.settings.bind)
 
     def process_table(self) -> dict[str, ProcessInfo]:
         """supervisord's process table on this host, bringing supervisord (and the

@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from ecosystem.errors import RunnerError
+from ecosystem.errors import NotPossibleNow, RunnerError, ZapvisorError
 
 
 def api_host(bind: str) -> str:
@@ -49,6 +49,14 @@ def call(
         # e.g. a TCP self-connect while the runner is not listening yet (a port in the
         # ephemeral range): our own request comes back as a "status line".
         raise RunnerError(f"runner on port {port} did not answer HTTP: {exc!r}") from None
+
+
+def refusal(name: str, status: int, body: Any) -> ZapvisorError:
+    """The error for a runner's 4xx/5xx answer: a 409 (not possible in the session's
+    state) is NotPossibleNow, anything else RunnerError."""
+    error = body.get("error") if isinstance(body, dict) else body
+    kind = NotPossibleNow if status == 409 else RunnerError
+    return kind(f"{name}: {error} (HTTP {status})")
 
 
 def _decode(raw: bytes) -> Any:

@@ -93,8 +93,12 @@ class SessionAccess(Lifecycle):
         return self.store.get_session(validate_name(name))
 
     def events(self, name: str | None = None, limit: int = 30) -> list[Event]:
-        """The audit trail, newest first: one session's, or everyone's."""
-        return self.store.list_events(validate_name(name) if name else None, limit=limit)
+        """The audit trail, newest first: one session's (a deleted one's too), or
+        everyone's. A name that never had a session nor an event is SessionNotFound."""
+        found = self.store.list_events(validate_name(name) if name else None, limit=limit)
+        if name and not found:
+            self.store.get_session(name)  # SessionNotFound, as every other command says
+        return found
 
     @routed
     def api_token(self, name: str, *, rotate: bool = False) -> str:

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     )
     """How often the simulated phone rotates its QR payload."""
 
+    qr_compact: bool = Field(False, validation_alias=_env("ZAPVISOR_QR_COMPACT"))
+    """Draw pairing QRs with sextants (2x3 modules per cell: 31x21 for a WhatsApp code,
+    fits 80x24) instead of half-blocks (61x31); needs a terminal font with Unicode 13's
+    sextants (`qr --compact`, `c` on the QR screen)."""
+
     api_rate_limit: int = Field(
         100, ge=0, le=1_000_000, validation_alias=_env("ZAPVISOR_API_RATE_LIMIT")
     )
@@ -287,7 +292,9 @@ ENV_NAMES: dict[str, str] = {
 }
 """Field name → the environment variable that sets it."""
 
-_KNOWN = frozenset(ENV_NAMES.values())
+PASSED_THROUGH = frozenset({"ZAPVISOR_BACKUP_PASSPHRASE"})
+"""Variables a command reads itself, never settings: never written to runtime.env."""
+_KNOWN = frozenset(ENV_NAMES.values()) | PASSED_THROUGH
 
 
 def _check_unknown(keys: Mapping[str, object], where: str) -> None:
@@ -381,7 +388,7 @@ def read_runtime_settings(env_file: Path, home: Path) -> Settings:
     """Settings exactly as zapvisor last wrote them to `runtime.env`: what runners and
     the health monitor run on."""
     if not env_file.is_file():
-        raise ConfigError(f"{env_file} is missing: run any zapvisor command to write it")
+        raise ConfigError(f"{env_file} is missing: `zapvisor apply` writes it")
     try:
         return runtime_settings(runtime_values(env_file), home)
     except ValidationError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -9,8 +10,16 @@ from typing import Any
 from ecosystem.conversations import BotActivity
 from ecosystem.health.model import SessionHealth
 from ecosystem.models import Session
+from ecosystem.names import program_name
+from ecosystem.ports import port_is_free, who_holds
 from ecosystem.redact import redact_url
-from ecosystem.states import EXITED_STATES, SIGNALLABLE_STATES, DesiredState, ProcessState
+from ecosystem.states import (
+    EXITED_STATES,
+    PROCESS_UP,
+    SIGNALLABLE_STATES,
+    DesiredState,
+    ProcessState,
+)
 from ecosystem.supctl.rpc import ProcessInfo
 
 JSON_FIELDS = (
@@ -41,6 +50,7 @@ JSON_FIELDS = (
     "last_exit_at",
     "last_restart_reason",
     "why_down",
+    "port_conflict",
     "parked_at",
     "next_restart_at",
     "created_at",
@@ -71,6 +81,9 @@ class SessionView:
     ai_key: str | None = None
     """Where the bot's provider key comes from (`secrets/NAME.openai-key`, `OPENAI_KEY`),
     never the key; None when there is none, or in listings."""
+    port_holder: str | None = None
+    """Who holds the session's port while its runner is down ("held by nginx (pid
+    42)"): it could not start. Set by :func:`session_views`."""
 
     @property
     def name(self) -> str:
@@ -96,9 +109,33 @@ class SessionView:
         so a killed runner never shows a stale "connected"."""
         if self.process is None:
             return "UNREACHABLE" if self.unreachable else "NO PROGRAM"
-        if self.process.state == ProcessState.RUNNING:
+        if self.process.state == ProcessState.RUNNING or self._reported_since_start:
             return str(self.session.status)
         return self.process.state
+
+    @property
+    def _reported_since_start(self) -> bool:
+        """STARTING for supervisord (inside its `startsecs`) but the runner already
+        reported: `create` said "runner up", so `list` must not say STARTING."""
+        proc = self.process
+        return (
+            proc is not None
+            and proc.state == ProcessState.STARTING
+            and bool(proc.start)
+            and self.session.updated_at.timestamp() >= proc.start
+        )
+
+    @property
+    def status_label(self) -> str:
+        """The STATUS column of `list` and of the app: PARKED while a crash loop holds
+        it stopped, PORT TAKEN while its runner is down and another process holds its
+        port (it could not start), else :attr:`display_status`."""
+        if self.process_state not in PROCESS_UP:
+            if self.parked:
+                return "PARKED"
+            if self.port_holder:
+                return "PORT TAKEN"
+        return self.display_status
 
     @property
     def restarts(self) -> int:
@@ -111,6 +148,12 @@ class SessionView:
     @property
     def why_down(self) -> str | None:
         """Why the runner is not running, in one line; None while it runs."""
+        why = self._why_down()
+        if why is not None and self.port_holder:
+            why += f"; port {self.session.port} is {self.port_holder}: it cannot start"
+        return why
+
+    def _why_down(self) -> str | None:
         proc, h = self.process, self.health
         if proc is not None and proc.state in SIGNALLABLE_STATES:
             return None
@@ -124,9 +167,26 @@ class SessionView:
             return "stopped (not started since supervisord started, or by supervisorctl)"
         if h is not None and h.why_down:
             return h.why_down
-        if proc.spawnerr:
+        status = self.exit_status
+        if proc.spawnerr and status is None:
             return proc.spawnerr
-        return f"{proc.state.lower()} with exit status {proc.exitstatus}"
+        if status is None:
+            return f"{proc.state.lower()} (exit status not known)"
+        return f"{proc.state.lower()} with exit status {status}"
+
+    @property
+    def exit_status(self) -> int | None:
+        """The runner's last exit status while it is down (-1: a signal). supervisord
+        reports 0 for an exit within `startsecs` (FATAL): then the health monitor's
+        record of that exit (read from supervisord's log) is used, else None."""
+        proc, h = self.process, self.health
+        if proc is None or proc.state not in EXITED_STATES:
+            return None
+        if proc.state == ProcessState.EXITED:
+            return proc.exitstatus
+        if h is None or h.last_exit_at is None or h.last_exit_at.timestamp() < proc.stop - 2:
+            return None  # no record of this exit (the monitor is off, or not there yet)
+        return h.last_exit_status
 
     def to_json(self) -> dict[str, Any]:
         data = self.session.model_dump(mode="json")
@@ -135,9 +195,10 @@ class SessionView:
             process_state=self.process_state,
             pid=self.pid,
             uptime_seconds=self.uptime,
-            exit_status=proc.exitstatus if proc and proc.state in EXITED_STATES else None,
+            exit_status=self.exit_status,
             spawn_error=(proc.spawnerr or None) if proc else None,
             why_down=self.why_down,
+            port_conflict=self.port_holder,
             restarts=self.restarts,
             webhook_url=redact_url(self.session.webhook_url),
             host_unreachable=self.unreachable,
@@ -156,6 +217,50 @@ class SessionView:
         ):
             data[key] = h.get(key)
         return {key: data.get(key) for key in JSON_FIELDS}
+
+
+def session_views(
+    sessions: Iterable[Session],
+    infos: Mapping[str, ProcessInfo],
+    health: Mapping[str, SessionHealth],
+    holders: Mapping[int, str] | None = None,
+) -> list[SessionView]:
+    """Each session joined with its process and health record, and with who holds its
+    port while its runner is down (``holders``, from :func:`port_holders` run on the
+    session's host for the :func:`down_ports`)."""
+    views = []
+    for s in sessions:
+        info = infos.get(program_name(s.name))
+        down = info is None or info.state not in PROCESS_UP
+        holder = (holders or {}).get(s.port) if down else None
+        views.append(SessionView(s, info, health.get(s.name), port_holder=holder))
+    return views
+
+
+def down_ports(sessions: Iterable[Session], infos: Mapping[str, ProcessInfo]) -> list[int]:
+    """The ports of the sessions whose runner is not up (nothing of ours holds them)."""
+    return [
+        s.port
+        for s in sessions
+        if (info := infos.get(program_name(s.name))) is None or info.state not in PROCESS_UP
+    ]
+
+
+def port_holders(ports: Iterable[int], bind: str) -> dict[int, str]:
+    """Who holds each of ``ports`` that a runner could not listen on now ("held by nginx
+    (pid 42)"): one bind attempt each, cheap; the holder is looked up only for a port
+    that is taken."""
+    out = {}
+    for port in ports:
+        if port_is_free(port, bind):
+            continue
+        found = who_holds(port)
+        out[port] = (
+            f"held by {found.process or 'a process'} (pid {found.pid})"
+            if found.pid is not None
+            else "in use by another process"
+        )
+    return out
 
 
 def age(seconds: float | None) -> str:

@@ -8,19 +8,22 @@ and counts against the session's rate limit. The seed's paths work too:
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import ipaddress
 import math
-import os
+import socket
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ecosystem.apitoken import hash_token
-from ecosystem.errors import ZapvisorError
+from ecosystem.errors import InvalidValue, ZapvisorError
 from ecosystem.models import check_webhook_url
 from ecosystem.states import Status
 from ecosystem.webhook_events import EVENTS, check_events
-from runner import api_bot, api_messages
+from runner import api_bot, api_messages, media
 from runner import api_models as m
 from runner.api_models import reply
 from runner.events import iso
@@ -121,16 +124,7 @@ class Api:
     # -- session ---------------------------------------------------------------------
 
     async def health(self, _: Request, __: None) -> Response:
-        live = self.runner.live
-        return reply(
-            m.Health(
-                ok=True,
-                session=self.runner.name,
-                status=live.status,
-                pid=os.getpid(),
-                uptime_seconds=round(time.monotonic() - live.started, 1),
-            )
-        )
+        return reply(m.Health.model_validate(self.runner.health()))
 
     async def openapi(self, _: Request, __: None) -> Response:
         if self._document is None:  # the same for the runner's whole life
@@ -216,6 +210,8 @@ class Api:
                 changes["webhook_events"] = check_events(body.events)
         except ValueError as exc:
             raise HTTPError(400, str(exc)) from None
+        if changes.get("webhook_url") and not self.runner.settings.media_allow_private:
+            await self._public_only(changes["webhook_url"])
         if not changes:
             raise HTTPError(400, "nothing to change: send url and/or events")
         await self.runner.reporter.call(
@@ -224,6 +220,33 @@ class Api:
             )
         )
         return await self._webhook_view()
+
+    async def _public_only(self, url: str) -> None:
+        """The media URLs' address policy, for a webhook URL set through the API: the
+        runner POSTs every event there, so whoever holds the session's token must not
+        aim it at this host's loopback, its network or a cloud's metadata service
+        (169.254.169.254). Checked on every address the host resolves to now; an
+        operator's own `zapvisor config --webhook-url` is not checked."""
+        refusal = (
+            f"webhook URL {url} points at a loopback, private or link-local address; "
+            f"set {media.SETTING}=true to allow such hosts"
+        )
+        try:
+            media.check_url(url, False)
+        except InvalidValue:
+            raise HTTPError(400, refusal) from None
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            found = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            raise HTTPError(400, f"webhook URL {url}: {host} does not resolve ({exc})") from None
+        addresses = {ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in found}
+        if not all(media.is_public(ip) for ip in addresses):
+            raise HTTPError(400, refusal)
 
     async def flush_webhooks(self, _: Request, __: None) -> Response:
         self.runner.outbox.wake()

@@ -9,7 +9,13 @@ import math
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ecosystem.errors import InvalidValue, SessionNotFound, StoreError, ZapvisorError
+from ecosystem.errors import (
+    InvalidValue,
+    SessionNotFound,
+    StateDirError,
+    StoreError,
+    ZapvisorError,
+)
 from runner import api_models as m
 from runner import media
 from runner.api_models import reply
@@ -238,7 +244,10 @@ class MessageRoutes:
         return connector
 
     async def sim_scan(self, _: Request, __: None) -> Response:
-        self._sim().scan()
+        try:
+            await self._sim().scan()
+        except StateDirError as exc:
+            raise HTTPError(507, f"not paired: {exc}") from None
         return reply(m.SimAnswer(success=True, sessionId=self.runner.name))
 
     async def sim_inbound(self, _: Request, body: m.SimInbound) -> Response:

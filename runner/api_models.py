@@ -17,6 +17,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from ecosystem import jsonvalue
 from ecosystem.states import Status
 from ecosystem.webhook_events import EVENTS
 from runner.http import HTTPError, Request, Response
@@ -243,8 +244,13 @@ B = TypeVar("B", bound=Body)
 
 
 def parse(request: Request, model: type[B]) -> B:
-    """The request's body as ``model``; a 400 naming the first thing wrong."""
-    data = request.json()
+    """The request's body as ``model``; a 400 naming the first thing wrong. Parsed
+    strictly: nesting past jsonvalue.MAX_DEPTH, NaN and the like are a 400 too (a
+    100,000-deep body must not reach the recursion limit as a 500)."""
+    try:
+        data = jsonvalue.loads(request.body, "the body") if request.body else {}
+    except jsonvalue.BadJSON as exc:
+        raise HTTPError(400, str(exc)) from None
     if not isinstance(data, dict):
         raise HTTPError(400, "the body must be a JSON object")
     try:

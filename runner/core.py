@@ -8,7 +8,9 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from ecosystem.backoff import Backoff
 from ecosystem.errors import ConfigError, RunnerError, StoreError, ZapvisorError
@@ -21,6 +23,7 @@ from runner.bot.bot import Bot
 from runner.connectors import Connector, make_connector, sim_faults
 from runner.connectors.base import RestartRunner
 from runner.events import Events
+from runner.lane import HealthLane
 from runner.outbox import Outbox
 from runner.state import LiveState, Reporter
 
@@ -61,6 +64,16 @@ class Runner:
         self._exit_code = 0
         self._recycling = False
 
+    def health(self) -> dict[str, Any]:
+        """What `/health` answers (on the port and on the monitor's socket)."""
+        return {
+            "ok": True,
+            "session": self.name,
+            "status": str(self.live.status),
+            "pid": os.getpid(),
+            "uptime_seconds": round(time.monotonic() - self.live.started, 1),
+        }
+
     async def serve(self) -> int:
         self.reporter.start()
         await self.reporter.update(
@@ -76,6 +89,8 @@ class Runner:
             raise RunnerError(
                 f"cannot listen on {self.settings.bind}:{self.port}: {reason}"
             ) from None
+        lane = HealthLane(self.paths.health_socket(self.name), self.health)
+        await lane.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
@@ -103,6 +118,7 @@ class Runner:
             log.exception("connector close failed", extra={"event": "close_failed"})
         await _settle(producers, "connector")
         await server.close()
+        await lane.close()
         # A recycled runner's successor takes over within a second: the status it
         # reported last stays (no disconnected/initializing flap in the webhooks).
         if self.live.status != Status.ERROR and not self._recycling:

@@ -212,6 +212,8 @@ class Server:
             await _write(writer, response)
             if unread:
                 await self._discard(reader, unread)
+            elif response.status >= 400:
+                await _linger(reader, writer)
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
@@ -230,6 +232,19 @@ class Server:
                     if not chunk:
                         return
                     left -= len(chunk)
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """After refusing a request whose body we never measured (chunked, a bad head), say
+    we are done and drop what the client still sends, briefly: closing with its bytes
+    unread would reset the connection before it reads the answer."""
+    with contextlib.suppress(TimeoutError, ConnectionError, OSError):
+        if writer.can_write_eof():
+            writer.write_eof()
+        async with asyncio.timeout(0.5):
+            left = MAX_HEADER_BYTES * 4
+            while left > 0 and (chunk := await reader.read(min(left, READ_CHUNK))):
+                left -= len(chunk)
 
 
 async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader) -> Any:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from ecosystem.backoff import Backoff
-from ecosystem.errors import RunnerError, ZapvisorError
+from ecosystem.errors import RunnerError, SessionNotFound, ZapvisorError
 from ecosystem.models import Session
 from ecosystem.states import Status
 from ecosystem.store import Store
@@ -109,6 +109,14 @@ class Reporter:
                 try:
                     await self.call(self._persist, batch)
                     backoff.reset()
+                except SessionNotFound:
+                    # Deleted: supervisord stops this runner next. Retrying would only
+                    # hold its stop up (close() waits for what is pending).
+                    log.warning(
+                        "session deleted from the store; not reporting to it any more",
+                        extra={"event": "session_deleted"},
+                    )
+                    self._pending.clear()
                 except ZapvisorError as exc:
                     # Keep the newest values for the next attempt.
                     self._pending = batch | self._pending

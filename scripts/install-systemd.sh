@@ -2,10 +2,17 @@
 # Install a systemd unit that keeps zapvisor's supervisord running across reboots.
 # Installing it is the operator's choice; nothing else in zapvisor needs it.
 #
-#   sudo scripts/install-systemd.sh [--user USER] [--home DIR] [--workdir DIR]
-#                                   [--name NAME] [--zapvisor PATH] [--yes]
+#   sudo -E scripts/install-systemd.sh [--user USER] [--home DIR] [--workdir DIR]
+#                                      [--name NAME] [--zapvisor PATH] [--yes]
 #   scripts/install-systemd.sh --print ...     print the unit, install nothing
 #   sudo scripts/install-systemd.sh --uninstall [--name NAME]
+#
+# zapvisor's settings in the environment (ZAPVISOR_*, BASE_PORT, MAX_SESSIONS,
+# MAX_SESSION_MEMORY_MB, SUPABASE_*; `sudo -E` keeps them) go to /etc/zapvisor/NAME.env
+# (0600, it may hold a database password), which the unit reads; a .env file in the
+# working directory is read by zapvisor itself. With DESTDIR set, the files are
+# written under it and nothing is started (packaging).
+
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -32,22 +39,24 @@ while [ $# -gt 0 ]; do
         --print) PRINT=1; shift ;;
         --yes) YES=1; shift ;;
         --uninstall) UNINSTALL=1; shift ;;
-        -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
         *) die "unknown option $1 (see --help)" 2 ;;
     esac
 done
 
 [[ "$NAME" =~ ^[A-Za-z0-9_.@-]+$ ]] || die "--name must be letters, digits, '_', '.', '@' or '-'" 2
-UNIT_PATH="/etc/systemd/system/$NAME.service"
+DESTDIR="${DESTDIR:-}"
+UNIT_PATH="$DESTDIR/etc/systemd/system/$NAME.service"
+ENV_PATH="/etc/zapvisor/$NAME.env"
 
 if [ "$UNINSTALL" = 1 ]; then
     [ "$(id -u)" = 0 ] || die "run as root to remove $UNIT_PATH" 77
     if [ -d /run/systemd/system ]; then
         systemctl disable --now "$NAME.service" || true
     fi
-    rm -f "$UNIT_PATH"
+    rm -f "$UNIT_PATH" "$DESTDIR$ENV_PATH"
     [ -d /run/systemd/system ] && systemctl daemon-reload
-    say "removed $UNIT_PATH (sessions and their data are untouched)"
+    say "removed $UNIT_PATH and $ENV_PATH (sessions and their data are untouched)"
     exit 0
 fi
 
@@ -73,7 +82,30 @@ done
 [ -x "$ZAPVISOR" ] || die "$ZAPVISOR is not installed: run ./scripts/run once (or pass --zapvisor)" 2
 
 unit="$(sed -e "s|@USER@|$RUN_USER|g" -e "s|@HOME@|$HOME_DIR|g" -e "s|@WORKDIR@|$WORKDIR|g" \
-            -e "s|@ZAPVISOR@|$ZAPVISOR|g" -e "s|@ROOT@|$ROOT|g" "$TEMPLATE")"
+            -e "s|@ZAPVISOR@|$ZAPVISOR|g" -e "s|@ROOT@|$ROOT|g" -e "s|@ENVFILE@|$ENV_PATH|g" \
+            "$TEMPLATE")"
+
+# The operator's settings, as systemd's EnvironmentFile= reads them: "..." with \ and "
+# escaped (no % expansion there). ZAPVISOR_HOME is in the unit itself.
+settings=""
+while IFS='=' read -r key _; do
+    case "$key" in
+        ZAPVISOR_HOME) continue ;;
+        ZAPVISOR_*|SUPABASE_*|BASE_PORT|MAX_SESSIONS|MAX_SESSION_MEMORY_MB) ;;
+        *) continue ;;
+    esac
+    value="${!key}"
+    case "$value" in *$'\n'*) die "$key holds a newline: a unit's environment cannot" 2 ;; esac
+    value="${value//\\/\\\\}"
+    settings+="$key=\"${value//\"/\\\"}\""$'\n'
+done < <(env | grep -E '^(ZAPVISOR_|SUPABASE_|BASE_PORT=|MAX_SESSIONS=|MAX_SESSION_MEMORY_MB=)' | sort)
+
+write_env() {
+    # 0600 from its creation: it may hold a database password or a service key
+    mkdir -p -m 0755 "$DESTDIR/etc/zapvisor"
+    (umask 077 && printf '%s' "$settings" > "$DESTDIR$ENV_PATH.tmp")
+    mv "$DESTDIR$ENV_PATH.tmp" "$DESTDIR$ENV_PATH"
+}
 
 verify() {
     local dir
@@ -92,15 +124,24 @@ verify() {
 
 if [ "$PRINT" = 1 ]; then
     printf '%s\n' "$unit"
+    names="$(printf '%s' "$settings" | cut -d= -f1 | tr '\n' ' ')"
+    printf '# %s (0600) would hold: %s\n' "$ENV_PATH" "${names:-nothing (no setting in the environment)}"
     exit 0
 fi
 
-[ "$(id -u)" = 0 ] || die "run as root (sudo) to install $UNIT_PATH; --print shows the unit" 77
+[ -n "$DESTDIR" ] || [ "$(id -u)" = 0 ] ||
+    die "run as root (sudo -E) to install $UNIT_PATH; --print shows the unit" 77
 verify
-if [ ! -d /run/systemd/system ]; then
+if [ -n "$DESTDIR" ] || [ ! -d /run/systemd/system ]; then
+    mkdir -p "$(dirname "$UNIT_PATH")"
     printf '%s\n' "$unit" > "$UNIT_PATH"
     chmod 0644 "$UNIT_PATH"
-    say "systemd is not running on this machine (a container?): wrote $UNIT_PATH, not enabled"
+    write_env
+    if [ -n "$DESTDIR" ]; then
+        say "wrote $UNIT_PATH and $DESTDIR$ENV_PATH"
+    else
+        say "systemd is not running on this machine (a container?): wrote $UNIT_PATH, not enabled"
+    fi
     exit 0
 fi
 
@@ -119,6 +160,7 @@ fi
 
 printf '%s\n' "$unit" > "$UNIT_PATH"
 chmod 0644 "$UNIT_PATH"
+write_env
 systemctl daemon-reload
 systemctl enable --now "$NAME.service"
 say "installed and started $NAME.service (systemctl status $NAME; journalctl -u $NAME)"

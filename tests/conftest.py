@@ -72,16 +72,33 @@ def _port_free(port: int) -> bool:
 
 
 _next_block = [0]
+_PORTS_LOW, _PORTS_HIGH = 10000, 32768
+"""Test ports stay below the kernel's ephemeral range (32768-60999 here): a port in it
+can be taken at any moment by an outgoing connection's source port."""
+
+
+def _worker_ports() -> range:
+    """This xdist worker's share of the test port range (the whole range without xdist),
+    so parallel workers never race for the same ports, whatever ``-n``."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")
+    workers = max(int(count) if count.isdigit() else 1, index + 1)
+    span = (_PORTS_HIGH - _PORTS_LOW) // workers
+    return range(_PORTS_LOW + index * span, _PORTS_LOW + (index + 1) * span)
 
 
 def free_port_block(size: int) -> int:
     """The first port of ``size`` consecutive free loopback ports, in a range private to
-    this xdist worker so parallel workers never race for the same ports."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    index = int(worker[2:]) if worker[2:].isdigit() else 0
-    lo = 20000 + index * 4000 + (os.getpid() % 7) * 500
+    this xdist worker (below the ephemeral range); other test runs on the machine at the
+    same time start elsewhere in it (by pid) and are stepped over by the bind check."""
+    ports = _worker_ports()
+    room = len(ports) - size
+    if room <= 0:
+        raise RuntimeError(f"no room for {size} ports in {ports}")
+    offset = (os.getpid() % 7) * (room // 7)
     for _ in range(200):
-        start = lo + (_next_block[0] % 3500)
+        start = ports.start + (offset + _next_block[0]) % room
         _next_block[0] += size + 5
         if all(_port_free(p) for p in range(start, start + size)):
             return start
@@ -257,3 +274,16 @@ def pg_dsn(pg_cluster: PgCluster) -> Iterator[str]:
     name = pg_cluster.new_database()
     yield pg_cluster.dsn(name)
     pg_cluster.drop_database(name)
+
+
+# -- remote hosts over real OpenSSH (the fleet tests): see tests/fleet_fixtures.py ------
+
+from tests.fleet_fixtures import (  # noqa: E402 - needs the fixtures above
+    fleet,
+    fleet_venv,
+    make_sshd,
+    ssh_key,
+    sshd,
+)
+
+__all__ = ["fleet", "fleet_venv", "make_sshd", "ssh_key", "sshd"]

@@ -87,12 +87,10 @@ class LocalFleet:
             links.close()
 
 
-def make_fleet(
-    make_env: Callable[..., Env], dsn: str, remotes: int = 1, max_sessions: int = 10
-) -> LocalFleet:
-    local = make_env(max_sessions, ZAPVISOR_DATABASE_URL=dsn, ZAPVISOR_HOST_ID="host-a")
+def make_fleet(make_env: Callable[..., Env], dsn: str, remotes: int = 1) -> LocalFleet:
+    local = make_env(ZAPVISOR_DATABASE_URL=dsn, ZAPVISOR_HOST_ID="host-a")
     others = {}
     for i in range(remotes):
         name = f"host-{chr(ord('b') + i)}"
-        others[name] = make_env(max_sessions, ZAPVISOR_DATABASE_URL=dsn, ZAPVISOR_HOST_ID=name)
+        others[name] = make_env(ZAPVISOR_DATABASE_URL=dsn, ZAPVISOR_HOST_ID=name)
     return LocalFleet(dsn, local, "host-a", others)

@@ -244,10 +244,12 @@ class PostgrestEmulator:
 
     def _rpc(self, role: str, name: str, args: dict[str, Any]) -> tuple[int, str | None]:
         with self._transaction(role) as cur:
-            # the input arguments' names (RETURNS TABLE lists its columns as arguments too)
+            # the input arguments' names (RETURNS TABLE lists its columns as arguments
+            # too); a function without arguments has no proargnames at all
             cur.execute(
-                "SELECT array(SELECT a.n FROM unnest(p.proargnames, coalesce(p.proargmodes,"
-                " array_fill('i'::\"char\", array[cardinality(p.proargnames)])))"
+                "SELECT array(SELECT a.n FROM unnest(coalesce(p.proargnames, '{}'),"
+                " coalesce(p.proargmodes, array_fill('i'::\"char\","
+                " array[cardinality(coalesce(p.proargnames, '{}'))])))"
                 " WITH ORDINALITY AS a(n, m, i) WHERE a.m IN ('i', 'b', 'v') ORDER BY a.i),"
                 " array(SELECT format_type(t, NULL) FROM"
                 " unnest(p.proargtypes) AS t), format_type(p.prorettype, NULL),"

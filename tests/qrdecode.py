@@ -29,6 +29,40 @@ def decode_half_blocks(text: str) -> str | None:
     return decode_pixels(rows)
 
 
+_SEXTANT_BITS: dict[str, int] = {}
+
+
+def cell_dark(char: str, fy: float, fx: float) -> bool:
+    """Whether a terminal cell showing ``char`` is inked at (``fy``, ``fx``), fractions
+    of its height and width: half-blocks by halves, sextants by their 3x2 sub-cells."""
+    if not _SEXTANT_BITS:
+        from ecosystem.qr import _sextant
+
+        _SEXTANT_BITS.update({_sextant(b): b for b in range(64)})
+    if char in "▀▄":
+        return (char == "▀") == (fy < 0.5)
+    bits = _SEXTANT_BITS.get(char, 0)  # " ", "█", "▌", "▐" and the sextants
+    return bool(bits >> (2 * int(fy * 3) + int(fx * 2)) & 1)
+
+
+def decode_cells(text: str, cell: tuple[int, int] = (6, 12)) -> str | None:
+    """Terminal text (half-blocks or sextants; colour codes ignored) drawn as a terminal
+    does: each cell ``cell`` pixels (width, height, about 1:2), so a half-block module
+    is square and a sextant module 3:4, as on screen → the payload."""
+    width, height = cell
+    rows: list[list[int]] = []
+    for line in _ANSI.sub("", text).splitlines():
+        for y in range(height):
+            rows.append(
+                [
+                    0 if cell_dark(char, y / height, dx / width) else 255
+                    for char in line
+                    for dx in range(width)
+                ]
+            )
+    return decode_pixels(rows, scale=1)
+
+
 def decode_png(data: bytes) -> str | None:
     """A 1-bit greyscale PNG as zapvisor writes it → the payload."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

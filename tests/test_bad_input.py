@@ -162,3 +162,95 @@ def test_no_command_without_a_terminal_prints_help(zv: Env) -> None:
     proc = zv.cli(check=False)
     assert proc.returncode == 2 and "usage: zapvisor" in proc.stderr
     assert sys.executable  # the CLI ran in a separate process without a TTY
+
+
+def test_undecodable_text_non_finite_numbers_and_deep_json_are_bad_input(zv: Env) -> None:
+    """Undecodable bytes on the command line (Python sees lone surrogates), `\\udcff`
+    escapes, NaN/Infinity/1e999 and absurd nesting: exit 65 with one line, on create and
+    on config, and nothing is written."""
+    zv.cli("create", "alpha", "--connector", "sim", "--stopped", "--ai-config", '{"k": 1}')
+    deep = '{"a":' * 5000 + "1" + "}" * 5000
+    base = ["create", "v1", "--connector", "sim", "--stopped"]
+    cases = [
+        ([*base, "--description", "\udcff\udcfe"], "description holds bytes that are not"),
+        ([*base, "--ai-config", '{"a": "\\udcff"}'], "--ai-config holds bytes"),
+        ([*base, "--ai-config", '{"a": "\udcff"}'], "--ai-config holds bytes"),
+        ([*base, "--timing-config", '{"\\udcff": 1}'], "--timing-config holds bytes"),
+        ([*base, "--webhook-url", "http://x/\udcff"], "webhook URL holds bytes"),
+        ([*base, "--ai-config", deep], "--ai-config is nested deeper than 64 levels"),
+        ([*base, "--ai-config", '{"a": NaN}'], "NaN, which is not a JSON number"),
+        (["config", "alpha", "--ai-config", deep], "nested deeper than 64 levels"),
+        (["config", "alpha", "--timing-config", deep], "nested deeper than 64 levels"),
+        (["config", "alpha", "--ai-config", '{"a": NaN}'], "NaN, which is not a JSON number"),
+        (["config", "alpha", "--ai-config", '{"a": -Infinity}'], "-Infinity, which is not"),
+        (["config", "alpha", "--timing-config", '{"a": 1e999}'], "1e999, out of range"),
+        (["config", "alpha", "--description", "\udcff"], "description holds bytes"),
+    ]
+    for args, expect in cases:
+        proc = zv.cli(*args, check=False)
+        assert proc.returncode == 65, (args[:4], proc.returncode, proc.stderr[-300:])
+        assert expect in one_line_error(proc.stderr), (args[:4], proc.stderr)
+        assert "Traceback" not in proc.stderr
+    assert [s["name"] for s in zv.json("list")] == ["alpha"]
+    shown = zv.json("show", "alpha")
+    assert shown["ai_config"] == {"k": 1} and shown["timing_config"] == {}
+    assert shown["description"] == ""
+
+
+def test_control_and_direction_characters_in_a_description_are_refused(zv: Env) -> None:
+    """U+009B (CSI on many terminals) or U+202E (right-to-left override) would make
+    `show` print something else than what was typed."""
+    zv.cli("create", "alpha", "--connector", "sim", "--stopped", "--description", "ok ✓ 👍🏽")
+    for bad in ("a\u009b2Jb", "invoice \u202egpj.exe", "a\u2028b", "del\x7f"):
+        for args in (
+            ["create", "beta", "--connector", "sim", "--stopped", "--description", bad],
+            ["config", "alpha", "--description", bad],
+        ):
+            proc = zv.cli(*args, check=False)
+            assert proc.returncode == 65, (bad, proc.stderr)
+            assert f"U+{ord(next(c for c in bad if not c.isalnum() and c not in ' .')):04X}" in (
+                one_line_error(proc.stderr)
+            )
+    assert [s["name"] for s in zv.json("list")] == ["alpha"]
+    assert zv.json("show", "alpha")["description"] == "ok ✓ 👍🏽"
+
+
+def test_events_of_an_unknown_name_and_a_scan_that_is_not_possible_now(zv: Env) -> None:
+    """`events nope` is 66 like every other command; a deleted session's events still
+    show. A scan of a connected session is 75 (not possible now), not 69."""
+    proc = zv.cli("events", "nope", check=False)
+    assert proc.returncode == 66 and "no session named 'nope'" in one_line_error(proc.stderr)
+    proc = zv.cli("events", "No Such", check=False)
+    assert proc.returncode == 65 and "lowercase letters" in one_line_error(proc.stderr)
+
+    zv.cli("create", "alpha", "--connector", "sim")
+    zv.cli("qr", "alpha", "--wait", "20")
+    zv.cli("sim-scan", "alpha")
+    again = zv.cli("sim-scan", "alpha", check=False)
+    assert again.returncode == 75, again.stderr
+    assert "not waiting for a QR scan" in one_line_error(again.stderr)
+
+    zv.cli("delete", "alpha", "--yes")
+    actions = [e["action"] for e in zv.json("events", "alpha")]
+    assert "create" in actions and "delete" in actions
+
+
+def test_start_stop_and_restart_pass_changed_settings_to_the_runner(zv: Env) -> None:
+    """A setting changed in the environment (or .env) reaches a runner that the operator
+    restarts: those commands rewrite runtime.env, as create, delete and apply do."""
+    zv.cli("create", "alpha", "--connector", "sim")
+    env_file = zv.home / "runtime.env"
+    assert "ZAPVISOR_API_RATE_LIMIT='100'" in env_file.read_text()
+    for verb, limit in (("restart", "7"), ("stop", "8"), ("start", "9")):
+        zv.extra["ZAPVISOR_API_RATE_LIMIT"] = limit
+        zv.cli(verb, "alpha")
+        assert f"ZAPVISOR_API_RATE_LIMIT='{limit}'" in env_file.read_text(), verb
+    # the README's promise both ways: the commands that only look leave it alone
+    zv.extra["ZAPVISOR_API_RATE_LIMIT"] = "11"
+    for args in (["list"], ["show", "alpha"], ["doctor"], ["events", "alpha"]):
+        zv.cli(*args, check=False)
+        assert "ZAPVISOR_API_RATE_LIMIT='9'" in env_file.read_text(), args
+    for args, limit in ((["apply"], "11"), (["delete", "alpha", "--yes"], "12")):
+        zv.extra["ZAPVISOR_API_RATE_LIMIT"] = limit
+        zv.cli(*args)
+        assert f"ZAPVISOR_API_RATE_LIMIT='{limit}'" in env_file.read_text(), args

@@ -1,4 +1,4 @@
-"""The bot's conversations, part of the store contract (migration 0007). It runs on every
+"""The bot's conversations, part of the store contract (migration 0010). It runs on every
 store the contract suite's ``store_factory`` is parametrised with (sqlite, postgres,
 supabase)."""
 

@@ -81,6 +81,9 @@ def test_serve_boots_supervisord_and_the_monitor_starts_sessions(
         assert serve.poll() is None, serve.stderr.read() if serve.stderr else ""
         assert serve.poll() is None and env.supervisord_pid() == serve.pid, "exec'd in place"
         wait_for(lambda: look.session("a").status == "connected")
+        # in the foreground supervisord does not apply its umask=: serve sets it
+        logs = {p.name: p.stat().st_mode & 0o777 for p in (env.home / "logs").iterdir()}
+        assert "wa-a.log" in logs and all(m == 0o600 for m in logs.values()), logs
         # recorded once the last wave answered /health: at about the time we saw it
         started = wait_for(
             lambda: [

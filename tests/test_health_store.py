@@ -96,6 +96,25 @@ def test_alert_raised_once_then_cleared_once(hstore: Store) -> None:
     assert [a.id for a in store.list_alerts("h1")] == [second.id, first.id]
 
 
+def test_an_active_alert_keeps_its_figure_current(hstore: Store) -> None:
+    """A dead-letter count that grows, a CPU figure: the active alert's message and
+    value change in place (no new alert, no new notice); a cleared one stays as it was."""
+    store = hstore
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    first = store.raise_alert(ram())
+    assert first is not None
+    store.mark_alert_sent(first.id, "raised", datetime.now(UTC))
+    assert store.refresh_alert("h1", "ram", "RAM 97% > 85%", 97.0) is True
+    assert store.refresh_alert("h1", "ram", "RAM 97% > 85%", 97.0) is False, "no change"
+    [now] = store.list_alerts("h1", active=True)
+    assert (now.id, now.message, now.value) == (first.id, "RAM 97% > 85%", 97.0)
+    assert now.raised_at == first.raised_at
+    assert store.pending_alert_notices("h1", since) == [], "no new notice"
+    store.clear_alert("h1", "ram")
+    assert store.refresh_alert("h1", "ram", "RAM 99%", 99.0) is False
+    assert store.list_alerts("h1")[0].message == "RAM 97% > 85%"
+
+
 def test_alert_notices_pending_until_marked(hstore: Store) -> None:
     store = hstore
     since = datetime.now(UTC) - timedelta(minutes=1)
@@ -139,6 +158,7 @@ def test_in_memory_fallback_keeps_the_same_contract(tmp_path: Path) -> None:
     tests = (
         test_health_defaults_roundtrip_and_cascade,
         test_alert_raised_once_then_cleared_once,
+        test_an_active_alert_keeps_its_figure_current,
         test_alert_notices_pending_until_marked,
     )
     for test in tests:

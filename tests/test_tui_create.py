@@ -65,10 +65,12 @@ def test_the_create_form_checks_the_name_and_opens_the_new_session(make_env: Any
             assert not error.has_class("-error")
             connector = app.screen.query_one("#connector", Select)
             assert connector.value == "neonize"
-            await pilot.press("tab", *"first one", "tab", "enter", "down", "enter")
+            # the list opens with space (enter creates, as in every field)
+            await pilot.press("tab", *"first one", "tab", "space", "down", "enter")
             assert connector.value == "sim"
-            # submitted with enter from another field
-            await pilot.press("shift+tab", "enter")
+            assert isinstance(top_screen(app), CreateForm), "picking one did not submit"
+            # submitted with enter on the connector itself
+            await pilot.press("enter")
             # app.screen is the new screen as soon as it is pushed; its widgets exist
             # once it is mounted (on a loaded machine, a few polls later)
             screen = await until(

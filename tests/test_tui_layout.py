@@ -10,14 +10,23 @@ are tested in tests/test_tui_sessions.py, test_tui_create.py and test_tui_health
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 from textual.app import App, ComposeResult
+from textual.widgets._toast import Toast
 
-from tests.tui_fixed import crowded_app, fixed_app
+from ecosystem.liveview import Snapshot
+from ecosystem.orchestrator import Orchestrator
+from ecosystem.settings import make_settings
+from tests.tui_fixed import NOW, FixedPoller, crowded_app, fixed_app, fixed_snapshot
 from tests.tui_helpers import screen_text, until
+from tui.app import ZapvisorApp
 from tui.dialogs.config import ConfigForm
+from tui.screens.session import SessionScreen
 from tui.screens.sessions import SessionsScreen
+from tui.widgets.facts import ConfigSummary
+from tui.widgets.key_bar import KeyBar
 from tui.widgets.log_pane import MAX_LINES, LogPane
 from tui.widgets.sessions_table import SessionsTable
 
@@ -137,5 +146,67 @@ def test_the_log_follows_the_end_unless_scrolled_up_and_is_bounded() -> None:
             assert log.line_count == MAX_LINES
             assert log.lines[-1] == f"line {125 + MAX_LINES + 499}"
             assert log.is_vertical_scroll_end
+
+    asyncio.run(scenario())
+
+
+class _LongConfigPoller(FixedPoller):
+    """cliente-001 with a long description, webhook URL and JSON configs."""
+
+    def tick(self) -> Snapshot:
+        snap = fixed_snapshot()
+        views = []
+        for v in snap.views:
+            if v.name == "cliente-001":
+                session = v.session.model_copy(
+                    update={
+                        "description": "loja matriz, atendimento das 8h às 18h, " * 3,
+                        "webhook_url": "https://hooks.example.com/zapvisor/cliente-001/" + "x" * 60,
+                        "ai_config": {"model": "gpt-4o-mini", "prompt": "Você é... " * 20},
+                        "timing_config": {"typing_ms": [800, 2500], "reply_delay_s": 3},
+                    }
+                )
+                v = replace(v, session=session)
+            views.append(v)
+        return replace(snap, views=tuple(views))
+
+
+def test_the_session_screen_at_80x24_shows_the_whole_config_and_a_log(tmp_path: Path) -> None:
+    """Long config values take one line each (`e` shows them whole); the panels leave
+    the log most of the screen; notifications stay above the key bar."""
+    orch = Orchestrator(make_settings(home=tmp_path / "home", host_id="vps-sp-01"))
+    app = ZapvisorApp(orch, poller=_LongConfigPoller(orch), clock=lambda: NOW, blink=False)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:
+            await until(pilot, lambda: app.snapshot is not None, what="the first refresh")
+            app.open_session("cliente-001", "details")
+            screen = await until(
+                pilot,
+                lambda: (
+                    isinstance(app.screen, SessionScreen)
+                    and app.screen.query(ConfigSummary)
+                    and app.screen
+                ),
+                what="the session screen",
+            )
+            config = screen.query_one(ConfigSummary)
+            await until(pilot, lambda: "│ connector" in screen_text(app), what="the config")
+            text = screen_text(app)
+            for label in ("connector", "description", "webhook", "ai_config", "timing"):
+                assert f"│ {label}" in text, f"{label} is cut off:\n{text}"
+            assert config.region.height == config.virtual_size.height, "nothing clipped"
+            assert screen.query_one(LogPane).content_size.height >= 9
+
+            bar = screen.query_one(KeyBar).region
+            app.notify("a notification long enough to reach the bottom right", timeout=30)
+            toast = await until(
+                pilot,
+                lambda: (
+                    (found := list(app.screen.query(Toast))) and found[0].region.height and found[0]
+                ),
+                what="the notification drawn",
+            )
+            assert toast.region.bottom <= bar.y, (toast.region, bar)
 
     asyncio.run(scenario())

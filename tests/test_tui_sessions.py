@@ -148,7 +148,8 @@ def test_restart_stop_start_bulk_restart_and_delete(make_env: Any) -> None:
             await pilot.click("#purge")
             await pilot.press("y")
             await until(pilot, lambda: home.table.names == ["alpha", "bravo"], what="row gone")
-            assert not tokens.exists()
+            # the row goes first (the store decides), the program and the auth after it
+            await until(pilot, lambda: not tokens.exists(), what="auth removed")
             listing = await in_thread(lambda: env.json("list"))
             assert [s["name"] for s in listing] == ["alpha", "bravo"]
             assert port not in [s["port"] for s in listing]

@@ -207,9 +207,9 @@ class FixedPoller(Poller):
         return {"pending": 1, "delivered": 118, "dead": 2}
 
 
-def fixed_app(home: Path) -> ZapvisorApp:
+def fixed_app(home: Path, **settings: Any) -> ZapvisorApp:
     """The app over the fixed snapshot (its orchestrator is never called)."""
-    orch = Orchestrator(make_settings(home=home, host_id="vps-sp-01"))
+    orch = Orchestrator(make_settings(home=home, host_id="vps-sp-01", **settings))
     return ZapvisorApp(orch, poller=FixedPoller(orch), clock=lambda: NOW, blink=False)
 
 

@@ -13,7 +13,7 @@ from textual.app import App
 from textual.screen import Screen
 from textual.strip import Strip
 
-from tests.qrdecode import decode_pixels
+from tests.qrdecode import cell_dark, decode_pixels
 
 
 def top_screen(app: App[Any]) -> Screen[Any]:
@@ -54,10 +54,16 @@ def screen_pixels(app: App[Any]) -> list[list[int]]:
     """The screen as a greyscale image, two pixels per cell (a half-block cell is two
     modules): the colour of each half as the terminal paints it. Default colours count
     as a dark theme (light text on a dark background)."""
-    top_rows: list[list[int]] = []
+    return screen_cell_pixels(app, (1, 2))
+
+
+def screen_cell_pixels(app: App[Any], cell: tuple[int, int] = (6, 12)) -> list[list[int]]:
+    """The screen as a greyscale image drawn as a terminal does: each cell ``cell``
+    pixels (about 1:2), its half-blocks or sextants in their fg/bg colours."""
+    width, height = cell
+    image: list[list[int]] = []
     for strip in _strips(app):
-        top: list[int] = []
-        bottom: list[int] = []
+        band: list[list[int]] = [[] for _ in range(height)]
         for segment in strip:
             text, style = segment.text, segment.style
             fg = _luma(style.color if style else None, 230)
@@ -65,11 +71,17 @@ def screen_pixels(app: App[Any]) -> list[list[int]]:
             if style is not None and style.reverse:
                 fg, bg = bg, fg
             for char in text:
-                top.append(fg if char in "▀█" else bg)
-                bottom.append(fg if char in "▄█" else bg)
-        top_rows.append(top)
-        top_rows.append(bottom)
-    return top_rows
+                for y in range(height):
+                    for dx in range(width):
+                        band[y].append(fg if cell_dark(char, y / height, dx / width) else bg)
+        image.extend(band)
+    return image
+
+
+def decode_screen_cells(app: App[Any]) -> str | None:
+    """The payload of the QR on screen, half-blocks or sextants alike."""
+    pixels = [[0 if v < 128 else 255 for v in row] for row in screen_cell_pixels(app)]
+    return decode_pixels(pixels, scale=1)
 
 
 def decode_screen_qr(app: App[Any]) -> str | None:

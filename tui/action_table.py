@@ -216,6 +216,11 @@ ACTIONS: tuple[Action, ...] = (
         title="Logs of {name}", palette_help="follow its log", opener=_open_log,
     ),
     Action(
+        "all_logs", "L", "all logs",
+        "every session's log in one stream, in time order (`/` keeps matching lines)",
+        action="app.all_logs", key_display="L", shown=False,
+    ),
+    Action(
         "qr", "q", "QR", "the session's pairing QR", action="qr",
         title="Show the QR of {name}", palette_help="pairing code", opener=_open_qr,
     ),
@@ -244,6 +249,12 @@ ACTIONS: tuple[Action, ...] = (
         action="toggle_qr",
     ),
     Action(
+        "compact_qr", "c", "compact QR",
+        "the QR drawn 2x3 modules per cell (Unicode sextants: 31x21 cells, fits 80x24); "
+        "`c` again if it looks broken (the font has no sextants): half-blocks",
+        action="compact_qr", shown=False,
+    ),
+    Action(
         "log", "l", "log", "go to the log (scroll up to stop following; `end` follows again)",
         action="logs",
     ),
@@ -261,11 +272,11 @@ BY_NAME = {a.name: a for a in ACTIONS}
 SCREENS: dict[str, tuple[str, ...]] = {
     "sessions": (
         "new", "open", "restart", "toggle", "logout", "delete", "filter", "mark", "logs",
-        "qr", "alerts", "hosts", "help", "clear",
+        "all_logs", "qr", "alerts", "hosts", "help", "clear",
     ),
     "session": (
-        "back", "toggle_qr", "log", "edit", "restart", "toggle", "logout", "delete", "pair",
-        "replay", "alerts", "help",
+        "back", "toggle_qr", "compact_qr", "log", "edit", "restart", "toggle", "logout",
+        "delete", "pair", "replay", "alerts", "help",
     ),
 }  # fmt: skip
 """Each screen's keys, in the order its key bar shows them."""

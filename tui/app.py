@@ -17,6 +17,7 @@ from textual.timer import Timer
 from textual.worker import get_current_worker
 
 from ecosystem.errors import ZapvisorError
+from ecosystem.fleet.sshlinks import control_side
 from ecosystem.liveview import Poller, Snapshot, notable_changes
 from ecosystem.models import utcnow
 from ecosystem.orchestrator import Orchestrator
@@ -29,6 +30,7 @@ from tui.dialogs.pair import PairDialog
 from tui.messages import BootFinished, RefreshFailed, SnapshotTaken
 from tui.palette import SessionCommands
 from tui.screens.alerts import AlertsScreen
+from tui.screens.all_logs import AllLogsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.hosts import HostsScreen
 from tui.screens.session import SessionScreen
@@ -217,6 +219,12 @@ class ZapvisorApp(SessionActions):
         if isinstance(self.screen, SessionsScreen):
             self.screen.show_host(host)
 
+    def action_all_logs(self) -> None:
+        if isinstance(self.screen, AllLogsScreen):
+            self.pop_screen()
+        else:
+            self.push_screen(AllLogsScreen())
+
     def action_alerts(self) -> None:
         if isinstance(self.screen, AlertsScreen):
             self.pop_screen()
@@ -247,8 +255,9 @@ def make_app(
     degraded_after: float = DEGRADED_AFTER,
     blink: bool = True,
 ) -> ZapvisorApp:
-    """The app over one orchestrator (``store`` lets a test stand in at the store)."""
-    orch = Orchestrator(settings, store)
+    """The app over this host's door, with links to the fleet's other hosts over SSH
+    (``store`` lets a test stand in at the store)."""
+    orch = control_side(settings, store)
     return ZapvisorApp(
         orch, refresh_seconds=refresh_seconds, degraded_after=degraded_after, blink=blink
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from ecosystem.states import PROCESS_UP, ProcessState
+from ecosystem.states import ProcessState
 from ecosystem.views import SessionView
 
 STATUS_STYLES = {
@@ -27,15 +27,14 @@ STATUS_STYLES = {
     "NO PROGRAM": "red",
     # parked by the health monitor after a crash loop, until an operator starts it
     "PARKED": "reverse bold red",
+    # its runner is down and another process holds its port: it could not start
+    "PORT TAKEN": "bold red",
 }
 
 
 def shown_status(view: SessionView) -> str:
-    """The status column: ``display_status``, or PARKED while the health monitor holds
-    the session stopped after a crash loop (an operator's `s` starts it again)."""
-    if view.parked and view.process_state not in PROCESS_UP:
-        return "PARKED"
-    return view.display_status
+    """The status column, the same as `zapvisor list`'s (``SessionView.status_label``)."""
+    return view.status_label
 
 
 def status_text(view: SessionView) -> Text:

@@ -41,6 +41,7 @@ def general_commands(app: ZapvisorApp) -> Iterator[Command]:
     yield "New session", "the create form", app.action_new_session
     yield "Start supervisord", "and the sessions meant to run", app.start_supervisord
     yield "Alerts", "raised by the health monitor, and recently cleared", app.action_alerts
+    yield "All logs", "every session's log in one stream, in time order", app.action_all_logs
     yield "Hosts", "which answer, how full, CPU, RAM, disk, version", app.action_hosts
     yield "Keys", "every key and column explained", app.action_help
 

@@ -4,19 +4,25 @@ and where a new session goes when no host is named."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 from collections import Counter
 from typing import Any
 
+import psutil
+
 from ecosystem import __version__
 from ecosystem.doctor import FAIL, OK, WARN, Check
-from ecosystem.errors import CapacityError, InvalidValue, ZapvisorError
+from ecosystem.errors import CapacityError, HostNotFound, ZapvisorError
 from ecosystem.fleet import codec
+from ecosystem.fleet.info import HostFacts
 from ecosystem.fleet.routing import CALL_TIMEOUT
 from ecosystem.health.model import SessionHealth
 from ecosystem.hostview import HostReport
+from ecosystem.metrics import host_stats
 from ecosystem.models import Session
 from ecosystem.names import program_name
 from ecosystem.reads import Reads
+from ecosystem.supctl import daemon
 from ecosystem.supctl.rpc import ProcessInfo
 from ecosystem.views import SessionView
 
@@ -38,7 +44,7 @@ class FleetDoor(Reads):
     def check_host(self, host: str) -> None:
         known = self.fleet_hosts()
         if host not in known:
-            raise InvalidValue(
+            raise HostNotFound(
                 f"no host named {host!r} in this fleet (hosts: {', '.join(known)}); "
                 "`zapvisor hosts add` adds one"
             )
@@ -116,7 +122,20 @@ class FleetDoor(Reads):
         """This host's checks, then one per other host of the fleet: does it answer,
         does it run this zapvisor version, is its supervisord up."""
         checks = super().doctor()
-        others = self.fleet_hosts()[1:]
+        try:
+            others = self.fleet_hosts()[1:]
+        except ZapvisorError as exc:
+            # the fleet's hosts are rows of the store: its own check already says why
+            # it does not answer, and doctor must still print every check it has
+            checks.append(
+                Check(
+                    "hosts",
+                    WARN,
+                    f"the fleet's hosts cannot be listed: {exc}",
+                    "fix the store first",
+                )
+            )
+            return checks
         for host, report in self.on_hosts(others, "host_report", HostReport).items():
             name = f"host {host}"
             if not isinstance(report, HostReport):
@@ -147,6 +166,33 @@ class FleetDoor(Reads):
                 took = f" in {ms:.0f} ms" if ms is not None else ""
                 checks.append(Check(name, OK, f"answers{took}, zapvisor {report.version}"))
         return checks
+
+    def host_facts(self) -> HostFacts:
+        """This machine as a host of the fleet (`zapvisor hosts info`, and what `hosts
+        list` asks each host's agent): supervisord brought up when it is down, as any
+        command does, so a host the control side looks at is a host that runs."""
+        psutil.cpu_percent(interval=None)  # start the CPU sample; the calls below take time
+        settings = self.settings
+        self.ensure_up()
+        store = self.store
+        sessions = len(store.list_sessions(settings.host_id))
+        registered = False
+        with contextlib.suppress(HostNotFound, NotImplementedError):
+            registered = store.get_host(settings.host_id).name == settings.host_id
+        pid = None
+        with contextlib.suppress(ZapvisorError):
+            pid = self.sup.pid() if daemon.is_up(self.sup) else None
+        return HostFacts(
+            host_id=settings.host_id,
+            version=__version__,
+            store=store.describe(),
+            registered=registered,
+            sessions=sessions,
+            max_sessions=settings.max_sessions,
+            base_port=settings.base_port,
+            supervisord_pid=pid,
+            stats=host_stats(settings.home),
+        )
 
     def place(self, name: str) -> str:
         """The reachable host with the most room for one more session: its share of free

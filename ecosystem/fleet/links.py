@@ -31,6 +31,10 @@ class AgentStreams:
     reader: Reader
     writer: Writer
     close: Callable[[], Awaitable[None] | None]
+    why: Callable[[], Awaitable[ZapvisorError | None]] | None = None
+    """Why the agent ended, once it has (its exit status, its last stderr lines): said
+    instead of a bare "closed before saying hello" when it dies at start (not
+    installed there any more, a bad setting on that host)."""
 
 
 Opener = Callable[[str, float], Awaitable[AgentStreams]]
@@ -72,6 +76,7 @@ class HostLinks:
         self._locks: dict[str, asyncio.Lock] = {}
         self._reach: dict[str, Reach] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        self._closed = False
         self.calls: Counter[tuple[str, str]] = Counter()
         """Calls made, by (host, method): what a refresh costs, for tests and benchmarks."""
 
@@ -120,6 +125,10 @@ class HostLinks:
             client = AgentClient(streams.reader, streams.writer, host, close=streams.close)
             try:
                 await client.handshake(self.connect_timeout)
+            except HostUnreachable as exc:
+                why = await streams.why() if streams.why is not None else None
+                await client.close()
+                raise (why or exc) from None
             except BaseException:
                 await client.close()
                 raise
@@ -246,14 +255,19 @@ class HostLinks:
         finally:
             task.cancel()  # leaves the async for: the client cancels it on the host
 
-    def close(self) -> None:
-        async def close_all() -> None:
-            for host in list(self._clients):
-                await self._drop(host)
-            await asyncio.gather(*self._closing, return_exceptions=True)
+    async def aclose(self) -> None:
+        """Close every link (on the loop)."""
+        for host in list(self._clients):
+            await self._drop(host)
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
+    def close(self) -> None:
+        """Close every link, then the loop; once (a second call does nothing)."""
+        if self._closed:
+            return
+        self._closed = True
         with contextlib.suppress(Exception):
-            self.loop.run(close_all(), 5.0)
+            self.loop.run(self.aclose(), 5.0)
         self.loop.close()
 
 

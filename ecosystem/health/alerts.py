@@ -4,12 +4,14 @@ the monitor turns their difference with the active alerts into raises and clears
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from ecosystem.errors import StoreUnsupported
+from ecosystem.errors import SchemaMissing, StoreUnsupported
 from ecosystem.health.model import (
     BOT_KEY,
     Alert,
@@ -25,6 +27,8 @@ from ecosystem.settings import Settings
 from ecosystem.states import DesiredState, ProcessState, Status
 from ecosystem.store.base import Store
 from ecosystem.supctl.rpc import ProcessInfo
+
+log = logging.getLogger("health")
 
 HYSTERESIS = 5.0
 """Percentage points a host metric must fall below its threshold before its alert
@@ -213,3 +217,26 @@ def reconcile(
     # alerts a runner raises and clears itself (its bot's) are not the monitor's to clear
     to_clear = sorted(k for k in active_keys - set(wanted_by_key) if not k.startswith(BOT_KEY))
     return to_raise, to_clear
+
+
+def apply_alerts(
+    store: Store, host: str, wanted: Sequence[NewAlert], active: Sequence[Alert]
+) -> None:
+    """Make the store's alerts of ``host`` say what holds now: raise the new ones,
+    clear those that no longer hold, and give those that still hold their current
+    figure (a dead-letter count that grew), without a new alert or notice."""
+    to_raise, to_clear = reconcile(wanted, active)
+    by_key = {a.key: a for a in active}
+    for alert in wanted:
+        old = by_key.get(alert.key)
+        if old is not None and (old.message, old.value) != (alert.message, alert.value):
+            # a schema before 0008 cannot: the alert keeps its first words (doctor asks
+            # for `zapvisor db migrate`)
+            with contextlib.suppress(StoreUnsupported, SchemaMissing):
+                store.refresh_alert(host, alert.key, alert.message, alert.value)
+    for alert in to_raise:
+        if store.raise_alert(alert) is not None:
+            log.warning("alert raised: %s", alert.message, extra={"alert": alert.key})
+    for key in to_clear:
+        if store.clear_alert(host, key) is not None:
+            log.info("alert cleared: %s", key, extra={"alert": key})

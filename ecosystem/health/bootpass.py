@@ -14,8 +14,9 @@ from ecosystem.health.probe import OK, probe_many
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings
-from ecosystem.states import STOPPED_STATES, DesiredState, ProcessState
+from ecosystem.states import STOPPED_STATES, DesiredState
 from ecosystem.store import Store
+from ecosystem.supctl.apply import never_started
 from ecosystem.supctl.rpc import Supervisor
 
 log = logging.getLogger("health")
@@ -29,13 +30,12 @@ def start_never_started(settings: Settings, store: Store, sup: Supervisor) -> bo
         boot.reap_orphans(paths.home, sup.pid())
     except ZapvisorError as exc:
         log.warning("cannot look for orphaned runners: %s", exc)
-    procs = sup.all_process_info()
-    targets = []
-    for s in store.list_sessions(settings.host_id):
-        info = procs.get(program_name(s.name))
-        never_started = info is not None and info.state == ProcessState.STOPPED and info.start == 0
-        if s.desired_state == DesiredState.RUNNING and never_started:
-            targets.append((s.name, s.port))
+    never = set(never_started(sup.all_process_info()))
+    targets = [
+        (s.name, s.port)
+        for s in store.list_sessions(settings.host_id)
+        if s.desired_state == DesiredState.RUNNING and program_name(s.name) in never
+    ]
     if not targets:
         return boot.StartReport()
     log.info("starting %d session(s) supervisord has not started", len(targets))

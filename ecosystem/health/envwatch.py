@@ -1,9 +1,9 @@
-"""`runtime.env` as the health monitor reads it: any zapvisor command rewrites it, and a
-hand edit can break it. A monitor that exited on a bad value would be restarted by
-supervisord until FATAL, and then nothing restarts crashed runners; so the monitor keeps
-running on the last good settings (those of the file without the bad variables, which
-take their defaults, when it never read good ones), says what is wrong once per change
-of the file, and shows it in `monitor.json` for `zapvisor doctor`."""
+"""`runtime.env` as the health monitor reads it: the commands that change what runs
+rewrite it, and a hand edit can break it. A monitor that exited on a bad value would be
+restarted by supervisord until FATAL, and then nothing restarts crashed runners; so the
+monitor keeps running on the last good settings (those of the file without the bad
+variables, which take their defaults, when it never read good ones), says what is wrong
+once per change of the file, and shows it in `monitor.json` for `zapvisor doctor`."""
 
 from __future__ import annotations
 

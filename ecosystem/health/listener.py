@@ -209,8 +209,8 @@ class Worker(threading.Thread):
         return due is not None and due <= self.monitor.clock()
 
     def _reload_settings(self) -> None:
-        """Any zapvisor command rewrites runtime.env; thresholds changed there apply
-        without restarting the monitor."""
+        """The commands that change what runs rewrite runtime.env; thresholds changed
+        there apply without restarting the monitor."""
         if not self.runtime.changed():
             return
         settings = self.runtime.load()  # the last good ones when the file is bad

@@ -28,9 +28,9 @@ from ecosystem.health import bootpass, policy, status
 from ecosystem.health.alerts import (
     CpuTracker,
     Thresholds,
+    apply_alerts,
     dead_letter_alerts,
     host_alerts,
-    reconcile,
     session_alerts,
     store_dead_letters,
 )
@@ -38,7 +38,7 @@ from ecosystem.health.memory import MemoryMeter
 from ecosystem.health.model import SessionHealth
 from ecosystem.health.notify import Notifier
 from ecosystem.health.outage import StoreMemory, status_since
-from ecosystem.health.probe import REFUSED, probe_many
+from ecosystem.health.probe import BUSY, REFUSED, Saturated, probe_many, second_opinion
 from ecosystem.health.proctable import ProcessTable
 from ecosystem.metrics import host_stats
 from ecosystem.models import Session, utcnow
@@ -95,6 +95,7 @@ class Monitor:
         self.next_due: datetime | None = None
         self.memo = StoreMemory(clock)
         """What the store last said, to supervise from while it is down."""
+        self.saturated = Saturated()
         self.settings_problem: dict[str, Any] | None = None
         """What is wrong with runtime.env, if anything (health/envwatch.py)."""
         self.reconfigure(settings)
@@ -206,13 +207,14 @@ class Monitor:
         self, s: Session, h: SessionHealth, info: ProcessInfo, now: datetime
     ) -> SessionHealth:
         program = program_name(s.name)
-        what = policy.describe_exit(info.state, info.exitstatus, info.spawnerr)
         try:
+            status: int | None = self.sup.exit_status(info)
             stderr = self.sup.tail_stderr(program, 4096)
         except ZapvisorError:
-            stderr = ""
+            status, stderr = (None if info.state == ProcessState.FATAL else info.exitstatus), ""
+        what = policy.describe_exit(info.state, status, info.spawnerr)
         h, decision = policy.on_exit(
-            self.policy, h, now, what=what, exit_status=info.exitstatus, stderr_tail=stderr
+            self.policy, h, now, what=what, exit_status=status, stderr_tail=stderr
         )
         self.hung.forget(s.name)
         if decision.park:
@@ -225,7 +227,7 @@ class Monitor:
             "crash",
             {
                 "what": what,
-                "exit_status": info.exitstatus,
+                "exit_status": status,
                 "exits_in_window": decision.exits_in_window,
                 "restart_in": decision.delay,
             },
@@ -330,9 +332,11 @@ class Monitor:
 
     def _probe(self, obs: Observed, now: datetime) -> None:
         running = self._running(obs)
-        results = probe_many(
-            self.settings.bind, {s.name: s.port for s, _, _ in running}, self.policy.probe_timeout
-        )
+        timeout = self.policy.probe_timeout
+        results = probe_many(self.settings.bind, {s.name: s.port for s, _, _ in running}, timeout)
+        sockets = {s.name: self.paths.health_socket(s.name) for s, _, _ in running}
+        results = second_opinion(results, sockets, timeout)
+        self.saturated.note({name for name, r in results.items() if r == BUSY})
         for s, info, h in running:
             pid, up = info.pid or 0, info.uptime or 0
             if not obs.store_up and results[s.name] == REFUSED:
@@ -384,13 +388,7 @@ class Monitor:
             self.host, self.thresholds, obs.sessions, obs.procs, obs.health, keys
         )
         wanted += dead_letter_alerts(self.host, self.dead_letters())
-        to_raise, to_clear = reconcile(wanted, active)
-        for alert in to_raise:
-            if self.store.raise_alert(alert) is not None:
-                log.warning("alert raised: %s", alert.message, extra={"alert": alert.key})
-        for key in to_clear:
-            if self.store.clear_alert(self.host, key) is not None:
-                log.info("alert cleared: %s", key, extra={"alert": key})
+        apply_alerts(self.store, self.host, wanted, active)
 
     # -- plumbing -------------------------------------------------------------------------
 

@@ -74,7 +74,7 @@ def describe_exit(state: str, exit_status: int | None, spawn_error: str = "") ->
     if state == ProcessState.FATAL and spawn_error and "too quickly" not in spawn_error:
         return f"could not start: {spawn_error}"
     if exit_status is None:
-        return f"runner {state}"
+        return "exited right after starting" if state == ProcessState.FATAL else f"runner {state}"
     text = "killed by a signal" if exit_status < 0 else f"exited with status {exit_status}"
     return text + (" right after starting" if state == ProcessState.FATAL else "")
 
@@ -196,7 +196,9 @@ class HungTracker:
     """Consecutive failed /health checks per session.
 
     Hung means connected and not answered (a stopped or deadlocked process still
-    completes TCP handshakes). A runner whose port refuses connections is starting or
+    completes TCP handshakes), on its port and on its private health socket alike: a
+    runner whose port is saturated by other clients answers the socket, and is busy,
+    not hung. A runner whose port refuses connections is starting or
     exiting on its own, so refusals count only once they have lasted ``start_timeout``
     seconds; likewise a runner that has not answered once since it started has that
     long before its failures count (a slow start on a loaded host must not be killed
@@ -212,7 +214,7 @@ class HungTracker:
     def observe(self, name: str, pid: int, result: str, uptime: float, now: datetime) -> int:
         """Record one check (``probe.OK``/``REFUSED``/``FAILED``); returns the number
         of failures in a row that count."""
-        if result == "ok":
+        if result in ("ok", "busy"):  # busy: alive, its port saturated by others
             self.answered[name] = pid
             self.counts[name] = 0
             self.refused_since.pop(name, None)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import selectors
 import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import h11
 
@@ -29,6 +32,11 @@ REFUSED = "refused"
 """Nothing listens: a runner that is starting or exiting (or lost its server)."""
 FAILED = "failed"
 """Connected but no (good) answer in time: what a hung runner looks like."""
+BUSY = "busy"
+"""Alive but its port is saturated: it answered 503 there (over its connection cap), or
+its port did not answer while its private health socket did (see ``second_opinion``)."""
+
+log = logging.getLogger("health")
 
 
 class Answer:
@@ -94,36 +102,68 @@ class _Probe:
     refused: bool = False
 
 
+Target = tuple[str, socket.AddressFamily, Any]
+"""(session name, address family, socket address)"""
+
+
 def probe_many(
     bind: str, ports: Mapping[str, int], timeout: float, *, max_open: int = MAX_OPEN
 ) -> dict[str, str]:
-    """Check ``/health`` of every session in ``ports`` (name → port): OK, REFUSED or
-    FAILED each. Each batch of at most ``max_open`` checks is bounded by ``timeout``."""
+    """Check ``/health`` of every session in ``ports`` (name → port): OK, REFUSED,
+    BUSY or FAILED each. Each batch of at most ``max_open`` checks is bounded by
+    ``timeout``."""
     host = api_host(bind).strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    results = {name: FAILED for name in ports}
-    items = list(ports.items())
-    for start in range(0, len(items), max_open):
-        _probe_batch(host, family, items[start : start + max_open], timeout, results)
+    targets = [(name, family, (host, port)) for name, port in ports.items()]
+    return _probe_all(host, targets, timeout, max_open)
+
+
+def probe_sockets(
+    paths: Mapping[str, Path], timeout: float, *, max_open: int = MAX_OPEN
+) -> dict[str, str]:
+    """The same check on runners' private health sockets (name → unix socket path)."""
+    targets = [(name, socket.AF_UNIX, str(path)) for name, path in paths.items()]
+    return _probe_all("localhost", targets, timeout, max_open)
+
+
+def second_opinion(
+    results: dict[str, str], sockets: Mapping[str, Path], timeout: float
+) -> dict[str, str]:
+    """Ask the private socket of every runner whose port did not answer well: one that
+    answers there is alive (BUSY: its port is saturated, by clients holding idle
+    connections for instance), not hung. A refused port stays refused (the runner is
+    starting or gone), and a runner with no socket keeps its port's answer."""
+    doubtful = {
+        name: path
+        for name, path in sockets.items()
+        if results.get(name) in (FAILED, BUSY) and path.exists()
+    }
+    if not doubtful:
+        return results
+    out = dict(results)
+    for name, result in probe_sockets(doubtful, timeout).items():
+        out[name] = BUSY if result == OK else FAILED
+    return out
+
+
+def _probe_all(host: str, targets: list[Target], timeout: float, max_open: int) -> dict[str, str]:
+    results = {name: FAILED for name, _, _ in targets}
+    for start in range(0, len(targets), max_open):
+        _probe_batch(host, targets[start : start + max_open], timeout, results)
     return results
 
 
-def _probe_batch(
-    host: str,
-    family: socket.AddressFamily,
-    items: list[tuple[str, int]],
-    timeout: float,
-    results: dict[str, str],
-) -> None:
+def _probe_batch(host: str, targets: list[Target], timeout: float, results: dict[str, str]) -> None:
     sel = selectors.DefaultSelector()
     try:
-        for name, port in items:
+        for name, family, address in targets:
             sock = socket.socket(family, socket.SOCK_STREAM)
             sock.setblocking(False)
-            err = sock.connect_ex((host, port))
+            err = sock.connect_ex(address)
             if err not in (0, errno.EINPROGRESS, errno.EAGAIN):
                 sock.close()
-                results[name] = REFUSED if err == errno.ECONNREFUSED else FAILED
+                refused = err in (errno.ECONNREFUSED, errno.ENOENT)
+                results[name] = REFUSED if refused else FAILED
                 continue
             sel.register(sock, selectors.EVENT_WRITE, _Probe(name, sock, Answer(host)))
         deadline = time.monotonic() + timeout
@@ -138,6 +178,8 @@ def _probe_batch(
                         results[probe.name] = REFUSED
                     elif probe.answer.healthy(probe.name):
                         results[probe.name] = OK
+                    elif probe.answer.status == 503:  # alive, over its connection cap
+                        results[probe.name] = BUSY
                     sel.unregister(probe.sock)
                     probe.sock.close()
     finally:
@@ -178,3 +220,23 @@ def _self_connected(sock: socket.socket) -> bool:
         return bool(sock.getsockname() == sock.getpeername())
     except OSError:
         return False
+
+
+class Saturated:
+    """The sessions whose port turned the last check away while they answered on
+    their health socket: said once when it starts, once when it ends."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def note(self, names: set[str]) -> None:
+        for name in sorted(names - self.names):
+            log.warning(
+                "%s: its port turns the health check away (too many connections at once); "
+                "it answers on its health socket, so it is not restarted",
+                name,
+                extra={"session": name},
+            )
+        for name in sorted(self.names - names):
+            log.info("%s: its port answers the health check again", name, extra={"session": name})
+        self.names = names

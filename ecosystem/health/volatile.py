@@ -69,6 +69,21 @@ class _Volatile:
         self._alerts.append(new)
         return new
 
+    def refresh_alert(self, host: str, key: str, message: str, value: float | None) -> bool:
+        for i, a in enumerate(self._alerts):
+            if (
+                a.active
+                and (a.host, a.key) == (host, key)
+                and (a.message, a.value)
+                != (
+                    message,
+                    value,
+                )
+            ):
+                self._alerts[i] = a.model_copy(update={"message": message, "value": value})
+                return True
+        return False
+
     def clear_alert(self, host: str, key: str) -> Alert | None:
         for i, a in enumerate(self._alerts):
             if a.active and (a.host, a.key) == (host, key):

@@ -8,8 +8,9 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from ecosystem.conversations import BotActivity, ChatMessage, Conversation
+from ecosystem.conversations import BotActivity, ChatMessage, Conversation, ConversationRows
 from ecosystem.errors import InvalidValue, StoreUnsupported
+from ecosystem.fleet.records import HostRecord, NewHost
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
 from ecosystem.models import OPERATOR_FIELDS, RUNTIME_FIELDS, Event, NewSession, Session
 from ecosystem.redact import redact_url
@@ -19,6 +20,7 @@ NO_OUTBOX = "has no webhook outbox: webhooks are off"
 NO_HEALTH = "does not keep session health"
 NO_ALERTS = "does not keep alerts"
 NO_CONVERSATIONS = "does not keep the bot's conversations"
+NO_HOSTS = "keeps no fleet hosts"
 """What a store without that part of the contract says (StoreUnsupported): the one way
 a store says it does not do something, whatever the caller then falls back on."""
 
@@ -50,6 +52,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def schema_version(self) -> int:
         """The newest migration applied (0 for an empty database)."""
+
+    def check_writable(self) -> None:
+        """Raise StoreError when the store would refuse a write now (`zapvisor doctor`
+        asks: reads alone said OK for a store that refused every write). Changes no
+        data. Stores that cannot tell without writing data do nothing."""
+        return None
 
     @abc.abstractmethod
     def create_session(
@@ -264,6 +272,11 @@ class Store(abc.ABC):
         concurrent callers)."""
         raise StoreUnsupported(self.kind, NO_ALERTS)
 
+    def refresh_alert(self, host: str, key: str, message: str, value: float | None) -> bool:
+        """Give the active alert ``key`` its current message and value (a count that
+        grew): no new alert, no new notice. True when it changed."""
+        raise StoreUnsupported(self.kind, NO_ALERTS)
+
     def clear_alert(self, host: str, key: str) -> Alert | None:
         """Clear the active alert with that key; returns it, or None when none was active."""
         raise StoreUnsupported(self.kind, NO_ALERTS)
@@ -289,7 +302,46 @@ class Store(abc.ABC):
         """Record that the ``phase`` ('raised' or 'cleared') notice was delivered."""
         raise StoreUnsupported(self.kind, NO_ALERTS)
 
-    # -- the bot's conversations (migration 0007) -------------------------------------
+    # -- fleet hosts (migration 0005) ---------------------------------------------------
+    # Not abstract, like the health records: a store without them still serves every
+    # session operation; every store here has them.
+
+    def list_hosts(self) -> list[HostRecord]:
+        """Every host of the fleet, ordered by name."""
+        raise StoreUnsupported(self.kind, NO_HOSTS)
+
+    def get_host(self, name: str) -> HostRecord:
+        """Raises HostNotFound."""
+        raise StoreUnsupported(self.kind, NO_HOSTS)
+
+    def add_host(
+        self, new: NewHost, *, actor: str, detail: Mapping[str, Any] | None = None
+    ) -> HostRecord:
+        """Record a host and the action (`host_add`, with ``detail``) in the audit trail.
+        Raises HostExists when the name is taken."""
+        raise StoreUnsupported(self.kind, NO_HOSTS)
+
+    def update_host(
+        self,
+        name: str,
+        changes: Mapping[str, Any],
+        *,
+        actor: str = "",
+        action: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> HostRecord:
+        """Change fields of :data:`~ecosystem.fleet.records.HOST_CHANGES`; with an
+        ``action``, record it. Raises HostNotFound."""
+        raise StoreUnsupported(self.kind, NO_HOSTS)
+
+    def remove_host(
+        self, name: str, *, actor: str, detail: Mapping[str, Any] | None = None
+    ) -> None:
+        """Remove a host that holds no session (atomically with session creation on it)
+        and record `host_remove`. Raises HostNotFound, or HostBusy naming its sessions."""
+        raise StoreUnsupported(self.kind, NO_HOSTS)
+
+    # -- the bot's conversations (migration 0010) -------------------------------------
 
     def add_message(self, session_name: str, contact: str, message: ChatMessage) -> None:
         """Append ``message`` to the session's conversation with ``contact`` (created on
@@ -311,6 +363,12 @@ class Store(abc.ABC):
 
     def bot_activity(self, session_name: str) -> BotActivity:
         """The session's last reply and last error over all its conversations."""
+        raise StoreUnsupported(self.kind, NO_CONVERSATIONS)
+
+    def import_conversations(self, rows: Sequence[ConversationRows]) -> int:
+        """Insert conversations copied from another store (`zapvisor db copy`), each with
+        its messages, in one transaction; their sessions must be here, the
+        conversations not. Returns how many."""
         raise StoreUnsupported(self.kind, NO_CONVERSATIONS)
 
 

@@ -1,12 +1,19 @@
 """The bot's conversations in the postgres and supabase stores
-(migrations/postgres/0007): each method is one call of a SQL function, the same for
+(migrations/postgres/0010): each method is one call of a SQL function, the same for
 both stores."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from ecosystem.conversations import BotActivity, ChatMessage, Conversation, short_error
+from ecosystem.conversations import (
+    BotActivity,
+    ChatMessage,
+    Conversation,
+    ConversationRows,
+    short_error,
+)
 from ecosystem.store.pgfunctions import FunctionCaller, in_utc, ms
 
 
@@ -64,3 +71,16 @@ class PgConversations(FunctionCaller):
             "zapvisor_bot_activity", {"p_session": session_name}, returns="rows", write=False
         )
         return in_utc(BotActivity.model_validate(dict(rows[0]))) if rows else BotActivity()
+
+    def import_conversations(self, rows: Sequence[ConversationRows]) -> int:
+        document = [
+            {
+                **conversation.model_dump(mode="json", exclude={"messages"}),
+                "messages": [m.model_dump(mode="json") for m in messages],
+            }
+            for conversation, messages in rows
+        ]
+        count = self.call_function(
+            "zapvisor_import_conversations", {"p_rows": document}, returns="value", write=True
+        )
+        return int(count or 0)

@@ -82,6 +82,15 @@ class PgHealth(FunctionCaller):
         )
         return alert_from_row(rows[0]) if rows else None
 
+    def refresh_alert(self, host: str, key: str, message: str, value: float | None) -> bool:
+        rows = self.call_function(
+            "zapvisor_refresh_alert",
+            {"p_host": host, "p_key": key, "p_message": message, "p_value": value},
+            returns="rows",
+            write=True,
+        )
+        return bool(rows)
+
     def clear_alert(self, host: str, key: str) -> Alert | None:
         rows = self.call_function(
             "zapvisor_clear_alert",

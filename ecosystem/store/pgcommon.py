@@ -23,6 +23,7 @@ from ecosystem.errors import (
     StoreError,
     ZapvisorError,
 )
+from ecosystem.fleet import records
 from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.models import Event, NewSession, Session
 from ecosystem.ports import capacity_error, ports_exhausted
@@ -42,6 +43,7 @@ BOOTSTRAP_SQL = f"""CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (
 # SQLSTATEs raised by the schema's functions.
 NAME_TAKEN, AT_CAPACITY, NO_FREE_PORT, NO_SUCH_SESSION = "ZV001", "ZV002", "ZV003", "ZV004"
 NOT_IN_OUTBOX = "ZV005"
+HOST_TAKEN, NO_SUCH_HOST, HOST_HOLDS_SESSIONS = "ZVH01", "ZVH02", "ZVH03"
 SCHEMA_MISSING = frozenset({"42P01", "42883", "PGRST202", "PGRST205", "PGRST200"})
 """Undefined table/function (PostgreSQL's codes and PostgREST's): no migrations yet."""
 
@@ -165,6 +167,12 @@ def contract_error(
         return SessionNotFound(f"no session named {name!r} (see `zapvisor list`)")
     if code == NOT_IN_OUTBOX:
         return StoreError(f"webhook event {detail} is not in the outbox")
+    if code == HOST_TAKEN:
+        return records.host_exists(host)
+    if code == NO_SUCH_HOST:
+        return records.host_not_found(host)
+    if code == HOST_HOLDS_SESSIONS:
+        return records.host_busy(host, [s for s in (detail or "").split(",") if s])
     return None
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ecosystem.errors import SessionNotFound
+from ecosystem.errors import SessionNotFound, StoreError
 from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.models import Event, NewSession, Session
 from ecosystem.store import migrations
@@ -28,6 +28,7 @@ from ecosystem.store import pgcommon as pg
 from ecosystem.store.base import Store
 from ecosystem.store.pg_conversations import PgConversations
 from ecosystem.store.pg_health import PgHealth
+from ecosystem.store.pg_hosts import PgHosts
 from ecosystem.store.pg_outbox import PgOutbox
 from ecosystem.store.pg_sessions import PgSessions
 from ecosystem.store.pgwatch import Watchdog
@@ -41,7 +42,7 @@ POOLED_POLL_INTERVAL = 1.0
 second, as with NOTIFY, for one cheap query (a count and a max) per watcher."""
 
 
-class PostgresStore(PgConnection, PgSessions, PgOutbox, PgHealth, PgConversations, Store):
+class PostgresStore(PgConnection, PgSessions, PgOutbox, PgHealth, PgHosts, PgConversations, Store):
     kind = "postgres"
     poll_interval = 5.0
     """LISTEN/NOTIFY wakes watchers at once; this slow look is the safety net for a
@@ -130,6 +131,18 @@ class PostgresStore(PgConnection, PgSessions, PgOutbox, PgHealth, PgConversation
             return applied
 
         return self._run(op, write=True, timeout=MIGRATE_TIMEOUT)
+
+    def check_writable(self) -> None:
+        def op(cur: Cur) -> bool:
+            cur.execute("SELECT current_setting('transaction_read_only') = 'on' AS ro")
+            row = cur.fetchone()
+            return bool(row and row["ro"])
+
+        if self._run(op, write=False):
+            raise StoreError(
+                f"the {self.describe()} store is read-only (a standby, or "
+                "default_transaction_read_only): it refuses every write"
+            )
 
     def schema_version(self) -> int:
         def op(cur: Cur) -> int:

@@ -6,6 +6,7 @@ SQLite's lock (``BEGIN IMMEDIATE``) and wait up to ``BUSY_TIMEOUT_MS`` for it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -29,10 +30,14 @@ from ecosystem.store import sqlite_health as health_sql
 from ecosystem.store.base import Store, audit_detail
 from ecosystem.store.sqlite_conversations import SQLiteConversations
 from ecosystem.store.sqlite_health import SQLiteHealth
+from ecosystem.store.sqlite_hosts import SQLiteHosts
 from ecosystem.store.sqlite_outbox import SQLiteOutbox, import_outbox
 from ecosystem.webhook_events import WebhookEvent
 
 BUSY_TIMEOUT_MS = 10_000
+_SQLITE_READONLY = 8
+"""SQLITE_READONLY, the primary result code of every "attempt to write a readonly
+database" (the extended codes keep it in their low byte)."""
 _JSON_FIELDS = ("ai_config", "timing_config", "webhook_events")
 _TIME_FIELDS = ("qr_expires_at", "created_at", "updated_at", "connected_at", "last_activity_at")
 
@@ -60,27 +65,41 @@ def _row_to_session(row: sqlite3.Row) -> Session:
     return Session.model_validate(data)
 
 
-class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteConversations, Store):
+class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteHosts, SQLiteConversations, Store):
     kind = "sqlite"
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
+        self._db = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        path = self.path
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fresh = not path.exists()
-            self._db = sqlite3.connect(
+            db = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
             )
             if fresh:
                 path.chmod(0o600)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.execute("PRAGMA foreign_keys = ON")
+            db.row_factory = sqlite3.Row
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA foreign_keys = ON")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the sqlite store at {path}: {exc}") from None
+        return db
+
+    def _reopen(self) -> None:
+        """SQLite opens a file it cannot write read-only, silently, and the connection
+        stays so after the file is writable again: a runner started during a read-only
+        or full-disk spell would fail every write for ever. A new connection is made
+        after each such failure (the caller retries), so writes resume with the disk."""
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+        self._db = self._connect()
 
     def describe(self) -> str:
         return f"sqlite {self.path}"
@@ -109,6 +128,9 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteConversations, Store):
             except sqlite3.IntegrityError:
                 raise
             except sqlite3.Error as exc:
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_READONLY:
+                    with contextlib.suppress(StoreError):  # still unwritable: next time
+                        self._reopen()
                 raise StoreError(f"the sqlite store at {self.path} failed: {exc}") from None
 
     def _insert_event(
@@ -157,7 +179,7 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteConversations, Store):
             for mig in migrations.load("sqlite"):
                 if mig.version in done:
                     continue
-                for statement in _statements(mig.sql):
+                for statement in migrations.sqlite_statements(mig.sql):
                     db.execute(statement)
                 db.execute(
                     "INSERT INTO schema_migrations VALUES (?, ?, ?)",
@@ -165,6 +187,13 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteConversations, Store):
                 )
                 applied.append(f"{mig.version:04d}_{mig.name}")
         return applied
+
+    def check_writable(self) -> None:
+        # Setting user_version to itself is a real write (a read-only file, a full
+        # disk or a lock held for ever fail it) that changes nothing zapvisor reads.
+        with self._cursor(write=True) as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            db.execute(f"PRAGMA user_version = {version}")
 
     def schema_version(self) -> int:
         with self._cursor() as db:
@@ -351,18 +380,3 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteConversations, Store):
                 data["detail"] = json.loads(data["detail"])
                 out.append(Event.model_validate(data))
             return out
-
-
-def _statements(script: str) -> Iterator[str]:
-    """Split a migration into statements with SQLite's own notion of "complete"."""
-    buf = ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            if buf.strip():
-                yield buf
-            buf = ""
-    if buf.strip() and not all(
-        part.strip().startswith("--") or not part.strip() for part in buf.splitlines()
-    ):
-        raise StoreError(f"incomplete statement in a migration: {buf.strip()[:80]}")

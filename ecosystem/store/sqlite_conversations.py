@@ -1,4 +1,4 @@
-"""The bot's conversations in the embedded SQLite store (migration 0007)."""
+"""The bot's conversations in the embedded SQLite store (migration 0010)."""
 
 from __future__ import annotations
 

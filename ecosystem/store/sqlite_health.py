@@ -202,6 +202,15 @@ class SQLiteHealth:
         with self._cursor(write=True) as db:
             return raise_alert(db, alert)
 
+    def refresh_alert(self, host: str, key: str, message: str, value: float | None) -> bool:
+        with self._cursor(write=True) as db:
+            cur = db.execute(
+                "UPDATE alerts SET message = ?, value = ? WHERE host = ? AND key = ?"
+                " AND cleared_at IS NULL AND (message IS NOT ? OR value IS NOT ?)",
+                (message, value, host, key, message, value),
+            )
+            return cur.rowcount > 0
+
     def clear_alert(self, host: str, key: str) -> Alert | None:
         with self._cursor(write=True) as db:
             return clear_alert(db, host, key)

@@ -33,6 +33,7 @@ from ecosystem.store import pgcommon as pg
 from ecosystem.store.base import Store
 from ecosystem.store.pg_conversations import PgConversations
 from ecosystem.store.pg_health import PgHealth
+from ecosystem.store.pg_hosts import PgHosts
 from ecosystem.store.pg_outbox import PgOutbox
 from ecosystem.store.pg_sessions import PgSessions
 from ecosystem.store.pgfunctions import Returns
@@ -49,7 +50,7 @@ def _json_rows(data: Any) -> list[dict[str, Any]]:
     return []
 
 
-class SupabaseStore(PgSessions, PgOutbox, PgHealth, PgConversations, Store):
+class SupabaseStore(PgSessions, PgOutbox, PgHealth, PgHosts, PgConversations, Store):
     kind = "supabase"
     poll_interval = 2.0
     """Seconds between two looks at the sessions when waiting for a change (one small

@@ -19,9 +19,9 @@ from ecosystem.models import Session
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths, write_private
 from ecosystem.settings import Settings, settings_to_env
-from ecosystem.states import PROCESS_UP, DesiredState
+from ecosystem.states import PROCESS_UP, DesiredState, ProcessState
 from ecosystem.supctl import daemon, render
-from ecosystem.supctl.rpc import Supervisor
+from ecosystem.supctl.rpc import ProcessInfo, Supervisor
 
 
 @dataclass
@@ -70,12 +70,20 @@ def render_for(
     return text, programs
 
 
-def write_config(paths: StatePaths, settings: Settings, text: str) -> bool:
-    """Write the runtime settings and the config; returns whether the config changed."""
-    env = "".join(f"{k}={_dotenv_quote(v)}\n" for k, v in settings_to_env(settings).items())
+def write_runtime_env(paths: StatePaths, settings: Settings) -> None:
+    """`runtime.env`, the settings runners and the monitor start with, when it changed."""
+    env = "".join(f"{k}={dotenv_quote(v)}\n" for k, v in settings_to_env(settings).items())
     try:
         if not paths.runtime_env.exists() or paths.runtime_env.read_text("utf-8") != env:
             write_private(paths.runtime_env, env)
+    except OSError as exc:
+        raise SupervisorError(f"cannot write {paths.runtime_env}: {exc}") from None
+
+
+def write_config(paths: StatePaths, settings: Settings, text: str) -> bool:
+    """Write the runtime settings and the config; returns whether the config changed."""
+    write_runtime_env(paths, settings)
+    try:
         if paths.conf.exists() and paths.conf.read_text("utf-8") == text:
             return False
         write_private(paths.conf, text)
@@ -84,7 +92,7 @@ def write_config(paths: StatePaths, settings: Settings, text: str) -> bool:
     return True
 
 
-def _dotenv_quote(value: str) -> str:
+def dotenv_quote(value: str) -> str:
     # python-dotenv reads single-quoted values literally (no escapes, no expansion).
     if "'" in value or "\n" in value:
         raise SupervisorError("a setting holds a quote or newline and cannot be passed on")
@@ -124,7 +132,7 @@ def sync(
     for program in removed:
         sup.stop(program)
         sup.remove_group(program)
-    infos = sup.all_process_info() if changed else {}
+    infos = sup.all_process_info()
     for program in changed:
         info = infos.get(program)
         if program == render.MONITOR_PROGRAM:
@@ -141,10 +149,18 @@ def sync(
         sup.add_group(program)
     result.added = [p for p in added if p in ours]
     result.removed = list(removed)
-    to_start = [wanted_running[p] for p in (*added, *result.changed) if p in wanted_running]
+    to_start = {wanted_running[p] for p in (*added, *result.changed) if p in wanted_running}
+    to_start |= {wanted_running[p] for p in never_started(infos) if p in wanted_running}
     if to_start:
         result.started = start(sorted(to_start))
     return result
+
+
+def never_started(infos: dict[str, ProcessInfo]) -> list[str]:
+    """Programs this supervisord has never started (STOPPED, start time 0): a create or
+    a start killed between adding the program and starting it leaves one so. One an
+    operator stopped, even with supervisorctl, has a start time and is left alone."""
+    return [p for p, i in infos.items() if i.state == ProcessState.STOPPED and i.start == 0]
 
 
 def write_for_boot(paths: StatePaths, settings: Settings, sessions: Sequence[Session]) -> None:

@@ -112,6 +112,9 @@ def exec_foreground(paths: StatePaths) -> NoReturn:
     that supervises it; same environment as :func:`start` gives it."""
     env = {k: v for k in _PASS_ENV if (v := os.environ.get(k)) is not None}
     os.chdir(paths.home)
+    # supervisord applies its umask= only when it daemonizes: in the foreground the log
+    # files it creates would get the service manager's 022
+    os.umask(0o077)
     sys.stdout.flush()
     sys.stderr.flush()
     argv = [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(paths.conf)]

@@ -7,6 +7,7 @@ every caller forever. This transport sets one on the socket.
 from __future__ import annotations
 
 import http.client
+import re
 import socket
 import threading
 import xmlrpc.client
@@ -29,6 +30,13 @@ NOT_RUNNING = 70
 ALREADY_ADDED = 90
 STILL_RUNNING = 91
 SHUTDOWN_STATE = 6
+
+
+_EXITED = re.compile(
+    r"exited: (?P<program>\S+) \((?:exit status (?P<status>\d+)|terminated by \w+)"
+)
+"""supervisord's log line for an exit: `exited: wa-x (exit status 69; not expected)`,
+`exited: wa-x (terminated by SIGKILL; not expected)`."""
 
 
 class SupervisorDown(SupervisorError):
@@ -217,6 +225,29 @@ class Supervisor:
         except xmlrpc.client.Fault:
             return ""
         return cast(str, text)
+
+    def main_log_tail(self, length: int = 65536) -> str:
+        """The last ``length`` bytes of supervisord's own log ("" when it has none)."""
+        try:
+            return cast(str, self.call("readLog", -length, 0))
+        except xmlrpc.client.Fault:
+            return ""
+
+    def exit_status(self, info: ProcessInfo) -> int | None:
+        """The real exit status of ``info``'s last exit (-1: killed by a signal).
+
+        getProcessInfo reports 0 for a program that exited within `startsecs` (FATAL,
+        BACKOFF): supervisord drops the status then, after writing it to its log. So
+        for those it is read back from the log; None when the log does not have it."""
+        if info.state not in ("FATAL", "BACKOFF"):
+            return info.exitstatus
+        last = None
+        for match in _EXITED.finditer(self.main_log_tail()):
+            if match["program"] == info.name:
+                last = match
+        if last is None:
+            return None
+        return int(last["status"]) if last["status"] is not None else -1
 
     def stop_all(self) -> None:
         self.call("stopAllProcesses", True)

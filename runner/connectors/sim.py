@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ecosystem.errors import InvalidValue
+from ecosystem.errors import InvalidValue, StateDirError
 from ecosystem.paths import write_private
 from ecosystem.settings import Settings
 from ecosystem.states import Status
@@ -93,6 +93,7 @@ class SimConnector(Connector):
     ) -> None:
         super().__init__(session, auth_dir, events, settings)
         self._scanned = asyncio.Event()
+        self._scan_outcome: asyncio.Future[None] | None = None
         self._logged_out = asyncio.Event()
         self._waiting = False
         self._phone: str | None = None
@@ -116,7 +117,8 @@ class SimConnector(Connector):
             return None
         data = json.loads(text)
         phone = data["phone"]
-        if not isinstance(phone, str) or not phone.isdigit():
+        # isdigit() alone passes fullwidth digits (U+FF10-U+FF19) and "²": ASCII only
+        if not isinstance(phone, str) or not (phone.isascii() and phone.isdigit()):
             raise ValueError("phone is not a number")
         return phone
 
@@ -157,24 +159,55 @@ class SimConnector(Connector):
                 # A pairing code typed in time links its number; else the QR was scanned.
                 by_code = self._pair_phone and time.monotonic() < self._pair_until
                 phone = (self._pair_phone if by_code else None) or sim_phone(self.session)
-                self.auth_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-                paired = {"phone": phone, "paired_at": datetime.now(UTC).isoformat()}
-                write_private(self.auth_file, json.dumps(paired))
+                try:
+                    self._save_auth(phone)
+                except StateDirError as exc:
+                    # Not paired after all: a restart would not find the auth. Say why
+                    # and show a new QR (what WhatsApp does when a pairing fails).
+                    self._settle_scan(exc)
+                    await self.events.failed(f"pairing lost: {exc}")
+                    seq += 1
+                    self._scanned.clear()
+                    continue
+                self._settle_scan(None)
                 log.info("paired", extra={"event": "paired", "phone": phone})
                 return phone
         finally:
             self._waiting = False
             self._pair_phone = None
+            self._settle_scan(NotWaitingForScan(f"session {self.session} stopped pairing"))
+
+    def _save_auth(self, phone: str) -> None:
+        try:
+            self.auth_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise StateDirError(f"cannot write {self.auth_dir}: {exc.strerror}") from None
+        paired = {"phone": phone, "paired_at": datetime.now(UTC).isoformat()}
+        write_private(self.auth_file, json.dumps(paired))
+
+    def _settle_scan(self, error: Exception | None) -> None:
+        outcome, self._scan_outcome = self._scan_outcome, None
+        if outcome is None or outcome.done():
+            return
+        if error is None:
+            outcome.set_result(None)
+        else:
+            outcome.set_exception(error)
 
     async def _wait_logout(self) -> None:
         await self._logged_out.wait()
         self._logged_out.clear()
 
-    def scan(self) -> None:
-        """The simulated phone scans the QR on show."""
+    async def scan(self) -> None:
+        """The simulated phone scans the QR on show; returns once the pairing is saved,
+        raises StateDirError when it could not be (a full disk: not paired)."""
         if not self._waiting:
             raise NotWaitingForScan(f"session {self.session} is not waiting for a QR scan")
+        if self._scan_outcome is None or self._scan_outcome.done():
+            self._scan_outcome = asyncio.get_running_loop().create_future()
+        outcome = self._scan_outcome
         self._scanned.set()
+        await asyncio.shield(outcome)
 
     async def logout(self) -> None:
         self._link_up = False

@@ -1,5 +1,6 @@
 # Sourced by scripts/run and scripts/test: make .venv hold zapvisor (and, with
-# ZV_EXTRAS=dev, its test tools), reinstalling only when pyproject.toml changed.
+# ZV_EXTRAS=dev, its test tools), reinstalling only when pyproject.toml changed or
+# the test tools are missing.
 set -euo pipefail
 
 ZV_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -32,8 +33,16 @@ zv_apt_install() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+zv_source_hash() {
+    # what the installed venv depends on: a change reinstalls
+    cat "$ZV_ROOT/pyproject.toml" "$ZV_ROOT"/scripts/lib/venv.sh | sha256sum | cut -c1-16
+}
+
 zv_ensure_venv() {
-    local py stamp want
+    # The stamp holds the source hash and the extras installed ("<hash> dev"): an
+    # install with the test tools serves `run` too, so run and test after one another
+    # do not reinstall each other's venv.
+    local py stamp want have_hash="" have_extras="" extras why=""
     py="$(zv_python)"
     if [ ! -x "$ZV_VENV/bin/python" ]; then
         if ! "$py" -m venv "$ZV_VENV" 2>/dev/null; then
@@ -43,16 +52,27 @@ zv_ensure_venv() {
             zv_apt_install "python${ver}-venv" || zv_apt_install python3-venv
             "$py" -m venv "$ZV_VENV"
         fi
+        why="installing zapvisor into $ZV_VENV (first run takes a minute)"
     fi
-    want="$(cat "$ZV_ROOT/pyproject.toml" "$ZV_ROOT"/scripts/lib/venv.sh | sha256sum | cut -c1-16)-$ZV_EXTRAS"
+    want="$(zv_source_hash)"
     stamp="$ZV_VENV/.zapvisor-installed"
-    if [ ! -f "$stamp" ] || ! grep -qx -- "$want" "$stamp" ||
-       ! "$ZV_VENV/bin/python" -c 'import ecosystem, runner, tui' 2>/dev/null; then
-        zv_say "installing zapvisor into $ZV_VENV (first run takes a minute)"
-        "$ZV_VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-        local target="$ZV_ROOT"
-        [ -n "$ZV_EXTRAS" ] && target="$ZV_ROOT[$ZV_EXTRAS]"
-        "$ZV_VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$target"
-        echo "$want" > "$stamp"
+    if [ -f "$stamp" ]; then read -r have_hash have_extras < "$stamp" || true; fi
+    extras="$have_extras"
+    if [ -n "$ZV_EXTRAS" ] && [[ ",$have_extras," != *",$ZV_EXTRAS,"* ]]; then
+        extras="${have_extras:+$have_extras,}$ZV_EXTRAS"
+        [ -n "$why" ] || why="adding the test tools to $ZV_VENV"
     fi
+    if [ -z "$why" ] && [ "$have_hash" != "$want" ]; then
+        why="updating zapvisor in $ZV_VENV (pyproject.toml or the install script changed)"
+    fi
+    if [ -z "$why" ] && ! "$ZV_VENV/bin/python" -c 'import ecosystem, runner, tui' 2>/dev/null; then
+        why="reinstalling zapvisor into $ZV_VENV (it does not import)"
+    fi
+    [ -n "$why" ] || return 0
+    zv_say "$why"
+    "$ZV_VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+    local target="$ZV_ROOT"
+    [ -n "$extras" ] && target="$ZV_ROOT[$extras]"
+    "$ZV_VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$target"
+    echo "$want $extras" > "$stamp"
 }

@@ -7,13 +7,12 @@ import argparse
 from ecosystem.models import utcnow
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.pairing import PAIR_STEPS
-from ecosystem.settings import load_settings
-from tui.cli import output
+from tui.cli import control, output
 from tui.cli.registry import SubParsers, add_command
 
 
 def _orch() -> Orchestrator:
-    return Orchestrator(load_settings(), progress=output.progress)
+    return control.door()
 
 
 def register(sub: SubParsers) -> None:

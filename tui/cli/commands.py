@@ -3,34 +3,34 @@
 from __future__ import annotations
 
 import argparse
-import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+from ecosystem import jsonvalue
 from ecosystem.doctor import FAIL
 from ecosystem.errors import Aborted, InvalidValue, RunnerError
 from ecosystem.logfiles import pretty
 from ecosystem.models import NewSession
 from ecosystem.orchestrator import Orchestrator
-from ecosystem.qr import png, terminal_text
-from ecosystem.settings import load_settings
+from ecosystem.qr import png, size_needed, terminal_text
 from ecosystem.states import DesiredState
 from ecosystem.views import SessionView
-from tui.cli import output
+from tui.cli import control, output
 
 
 def _orch() -> Orchestrator:
-    return Orchestrator(load_settings(), progress=output.progress)
+    return control.door()
 
 
 def _json_object(text: str | None, flag: str) -> dict[str, Any]:
     if text is None:
         return {}
     try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise InvalidValue(f"{flag} is not valid JSON: {exc}") from None
+        value = jsonvalue.loads(text, flag)
+    except jsonvalue.BadJSON as exc:
+        raise InvalidValue(str(exc)) from None
     if not isinstance(value, dict):
         raise InvalidValue(f"{flag} must be a JSON object ({{...}}), got {type(value).__name__}")
     return value
@@ -173,8 +173,9 @@ def logout(args: argparse.Namespace) -> int:
 
 def qr(args: argparse.Namespace) -> int:
     wait = args.wait or 0.0
+    orch = _orch()
     try:
-        code = _orch().qr(args.name, wait=wait)
+        code = orch.qr(args.name, wait=wait)
     except RunnerError as exc:
         hint = " (--wait waits for one)" if args.wait is None else ""
         raise RunnerError(f"{exc}{hint}") from None
@@ -196,12 +197,26 @@ def qr(args: argparse.Namespace) -> int:
     if args.png:
         print(f"wrote {args.png}")
         return 0
-    print(terminal_text(code.payload, color=sys.stdout.isatty() and not args.plain))
-    expires = code.expires_at.isoformat() if code.expires_at else None
-    print(
-        f"{code.name}: scan with WhatsApp > Linked devices"
-        + (f"; expires {expires}" if expires else "")
-    )
+    compact = orch.settings.qr_compact if args.compact is None else args.compact
+    tty = sys.stdout.isatty()
+    print(terminal_text(code.payload, color=tty and not args.plain, compact=compact))
+    screen = shutil.get_terminal_size()
+    caption = "WhatsApp > Linked devices > Link a device"
+    if code.expires_at:
+        caption += f" · expires {code.expires_at.astimezone():%H:%M:%S}"
+    named = f"{code.name} · {caption}"
+    print(named if len(named) <= screen.columns or not tty else caption)
+    if tty:
+        cols, rows = size_needed(code.payload, compact=compact)
+        rows += 1  # the caption
+        if cols > screen.columns or rows > screen.lines:
+            other = "--no-compact" if compact else "--compact (31x21, Unicode sextants)"
+            output.warn(
+                f"this terminal is {screen.columns}x{screen.lines}; the QR above needs "
+                f"{cols}x{rows}: enlarge or zoom out, or use {other} or --png FILE"
+            )
+        elif compact:
+            output.warn("compact QR: if it looks broken (no sextants in the font), --no-compact")
     return 0
 
 
@@ -214,6 +229,16 @@ def sim_scan(args: argparse.Namespace) -> int:
 
 
 def logs(args: argparse.Namespace) -> int:
+    if args.all:
+        from tui.cli import logs_all
+
+        args.lines = 20 if args.lines is None else args.lines
+        return logs_all.run(args)
+    extra = [f for f in ("host", "grep", "json") if getattr(args, f)]
+    if args.name is None or extra:
+        what = "NAME" if args.name is None else "--" + ", --".join(extra)
+        raise InvalidValue(f"`logs` needs --all for {what} (or a session's NAME alone)")
+    args.lines = 50 if args.lines is None else args.lines
     orch = _orch()
     show = (lambda line: line) if args.raw else pretty
     which = {"stdout": not args.stderr, "stderr": args.stderr}
@@ -262,15 +287,17 @@ def doctor(args: argparse.Namespace) -> int:
             }
         )
     else:
-        for c in checks:
-            line = f"{c.level.upper():<4}  {c.name:<18} {c.detail}"
-            if c.fix:
-                line += f"\n      {'':<18} → {c.fix}"
-            print(line)
+        output.print_checks(checks)
     return 1 if failed else 0
 
 
 def apply(args: argparse.Namespace) -> int:
+    if args.file:
+        from tui.cli import declare
+
+        return declare.apply_file(args)
+    if args.prune or args.yes:
+        raise InvalidValue("--prune and --yes go with -f FILE")
     result = _orch().apply()
     if args.json:
         output.emit_json(result.__dict__)

@@ -12,9 +12,13 @@ from tui.cli import (
     access,
     agent,
     alerts,
+    backup,
     bot,
     commands,
+    control,
     db,
+    declare,
+    hosts,
     output,
     service,
     session_args,
@@ -22,7 +26,9 @@ from tui.cli import (
 )
 
 # Each module adds its subcommands with `register(sub)`; a feature adds its own module.
-COMMAND_MODULES = (session_args, db, alerts, service, access, webhooks, bot, agent)
+COMMAND_MODULES = (
+    session_args, db, alerts, service, access, webhooks, backup, declare, bot, agent, hosts,
+)  # fmt: skip
 
 DESCRIPTION = """\
 Run many WhatsApp sessions on this server. Each session is one runner process under
@@ -39,9 +45,12 @@ examples:
   zapvisor restart cliente-001                   new runner process, others untouched
   zapvisor logs cliente-001 -f                   follow its log
   zapvisor doctor                                what is wrong, and what to do
+  zapvisor hosts list                            the machines of the fleet
 
-exit codes: 0 ok, 2 usage or declined, 65 bad input, 66 unknown session,
-69 store/supervisord/runner unavailable, 73 exists, 75 capacity, 78 bad setting."""
+exit codes: 0 ok, 1 doctor found a failure, 2 usage or declined, 65 bad input,
+66 unknown session or host, 69 store/supervisord/runner/host unavailable, 73 exists or
+cannot write (disk full), 75 capacity, not possible now or host still in use, 77 SSH key
+refused or host key not trusted, 78 bad setting."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -87,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        control.close_all()
 
 
 if __name__ == "__main__":

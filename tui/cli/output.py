@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import textwrap
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecosystem.redact import redact_url
 from ecosystem.states import ProcessState
 from ecosystem.views import SessionView, age, since
+
+if TYPE_CHECKING:
+    from ecosystem.doctor import Check
 
 _COLOURS = {
     "connected": "32",
@@ -25,6 +30,8 @@ _COLOURS = {
     ProcessState.EXITED: "31",
     ProcessState.STOPPED: "90",
     ProcessState.STARTING: "36",
+    "PARKED": "7;31",
+    "PORT TAKEN": "1;31",
 }
 
 
@@ -38,9 +45,27 @@ def error(message: str) -> None:
     print(f"zapvisor: error: {text}", file=sys.stderr)
 
 
+def warn(message: str) -> None:
+    """A caution about what was just done (it still succeeded), on stderr: one line, or
+    on a terminal as many as its width needs (a wrapped line breaks mid-word)."""
+    text = f"zapvisor: {' '.join(message.split())}"
+    if sys.stderr.isatty():
+        text = textwrap.fill(text, shutil.get_terminal_size().columns, subsequent_indent="  ")
+    print(text, file=sys.stderr)
+
+
 def progress(message: str) -> None:
     if sys.stderr.isatty():
         print(f"… {message}", file=sys.stderr, flush=True)
+
+
+def print_checks(checks: Sequence[Check]) -> None:
+    """`doctor`'s lines: level, what was checked, the finding, and what to do."""
+    for c in checks:
+        line = f"{c.level.upper():<4}  {c.name:<18} {c.detail}"
+        if c.fix:
+            line += f"\n      {'':<18} → {c.fix}"
+        print(line)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], colour_col: int = -1) -> str:
@@ -69,7 +94,7 @@ def sessions_table(views: Sequence[SessionView]) -> str:
         [
             v.name,
             v.session.host,
-            v.display_status,
+            v.status_label,
             str(v.session.port),
             str(v.pid or "-"),
             age(v.uptime),

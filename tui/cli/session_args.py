@@ -79,8 +79,9 @@ def register(sub: SubParsers) -> None:
         "qr",
         "show the session's pairing QR code in the terminal",
         commands.qr,
-        epilog="The QR needs 61x31 character cells for a real WhatsApp code; when the\n"
-        "terminal is smaller, use --png and open the file.",
+        epilog="A real WhatsApp code needs 61x31 character cells, or 31x21 with --compact\n"
+        "(Unicode sextants: not every terminal font has them); when the terminal is\n"
+        "smaller, use --png and open the file.",
     )
     p.add_argument("name", metavar="NAME")
     p.add_argument(
@@ -97,18 +98,37 @@ def register(sub: SubParsers) -> None:
         action="store_true",
         help="no colours: dark modules as characters (for files and light themes)",
     )
+    p.add_argument(
+        "--compact",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="2x3 modules per cell (fits 80x24; needs a font with Unicode sextants); "
+        "--no-compact: half-blocks (default: ZAPVISOR_QR_COMPACT)",
+    )
 
     p = add_command(
         sub, "sim-scan", "make the simulated phone scan the QR (sim connector)", commands.sim_scan
     )
     p.add_argument("name", metavar="NAME")
 
-    p = add_command(sub, "logs", "print a session's log lines", commands.logs, json_flag=False)
-    p.add_argument("name", metavar="NAME")
+    p = add_command(
+        sub,
+        "logs",
+        "print a session's log lines, or every session's (--all)",
+        commands.logs,
+        epilog="--all: every session's stdout and stderr merged in time order, each line\n"
+        "after its session's name; -n lines of each, then (-f) new lines as they come.",
+    )
+    p.add_argument("name", metavar="NAME", nargs="?")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
-    p.add_argument("-n", "--lines", type=int, default=50, help="how many lines (default 50)")
+    p.add_argument(
+        "-n", "--lines", type=int, help="how many lines (default 50; with --all 20 per session)"
+    )
     p.add_argument("--stderr", action="store_true", help="the runner's stderr instead")
     p.add_argument("--raw", action="store_true", help="JSON lines as written")
+    p.add_argument("--all", action="store_true", help="every session's lines in one stream")
+    p.add_argument("--host", metavar="HOST", help="with --all: only this host's sessions")
+    p.add_argument("--grep", metavar="RE", help="with --all: only lines this regex matches")
 
     p = add_command(
         sub, "events", "the audit trail: who did what to which session, when", commands.events
@@ -117,12 +137,18 @@ def register(sub: SubParsers) -> None:
     p.add_argument("-n", "--lines", type=int, default=30, help="how many (default 30)")
 
     add_command(sub, "doctor", "check state dir, store, supervisord and ports", commands.doctor)
-    add_command(
+    p = add_command(
         sub,
         "apply",
-        "re-render supervisord's config from the store and apply changes",
+        "re-render supervisord's config from the store and apply changes; with -f, "
+        "make the fleet what a fleet file declares",
         commands.apply,
+        epilog="With -f FILE: shows the plan (as `zapvisor plan -f FILE`), asks, then makes\n"
+        "exactly those changes. Sessions the file does not name are left alone unless --prune.",
     )
+    p.add_argument("-f", "--file", metavar="FILE", help="a fleet file (zapvisor.toml)")
+    p.add_argument("--prune", action="store_true", help="with -f: delete sessions it omits")
+    p.add_argument("-y", "--yes", action="store_true", help="with -f: do not ask")
     p = add_command(
         sub,
         "ctl",

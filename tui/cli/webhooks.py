@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from ecosystem.orchestrator import Orchestrator
-from ecosystem.settings import load_settings
 from ecosystem.views import since
 from ecosystem.webhook_events import DeliveryState
-from tui.cli import output
+from tui.cli import control, output
 from tui.cli.registry import SubParsers, add_command
 
 
@@ -38,7 +36,7 @@ def register(sub: SubParsers) -> None:
 
 
 def webhooks(args: argparse.Namespace) -> int:
-    orch = Orchestrator(load_settings(), progress=output.progress)
+    orch = control.door()
     if args.secret or args.rotate_secret:
         secret = orch.webhook_secret(args.name, rotate=args.rotate_secret)
         if args.json:

@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, TextArea
 
+from ecosystem import jsonvalue
 from ecosystem.botconfig import check_ai_config, check_timing_config
 from ecosystem.errors import ZapvisorError
 from ecosystem.models import Session
@@ -36,9 +37,9 @@ def parse_json_object(text: str, field: str = "") -> tuple[dict[str, Any] | None
     if not text.strip():
         return {}, None
     try:
-        value = json.loads(text)
-    except ValueError as exc:
-        return None, f"not valid JSON: {exc}"
+        value = jsonvalue.loads(text, "")
+    except jsonvalue.BadJSON as exc:
+        return None, exc.reason.removeprefix("is ")
     if not isinstance(value, dict):
         return None, f"must be a JSON object ({{...}}), not {type(value).__name__}"
     check = CHECKS.get(field)

@@ -1,5 +1,6 @@
 """The new-session form: each field checked as it is typed, with the core's own rules;
-errors appear under the field; enter in any field submits, escape cancels."""
+errors appear under the field; enter in any field submits (the connector list opens
+with space or an arrow key), escape cancels."""
 
 from __future__ import annotations
 
@@ -54,6 +55,16 @@ def field_problem(field: str, value: str) -> str | None:
     return None
 
 
+class ConnectorSelect(Select[str]):
+    """The connector list: enter creates the session, as in every other field of the
+    form; space or an arrow key opens the list."""
+
+    BINDINGS = [
+        Binding("down,space,up", "show_overlay", "show the list", show=False),
+        Binding("enter", "screen.submit", "create", show=False),
+    ]
+
+
 class CreateForm(ModalScreen[Created | None]):
     BINDINGS = [Binding("escape", "cancel", "cancel")]
 
@@ -86,7 +97,7 @@ class CreateForm(ModalScreen[Created | None]):
             yield Input(placeholder="optional", id="description", compact=True)
             yield Static("", id="description-error", classes="hint")
             yield Label("connector")
-            yield Select(
+            yield ConnectorSelect(
                 [(c, c) for c in CONNECTORS], value=DEFAULT_CONNECTOR, allow_blank=False,
                 id="connector", compact=True,
             )  # fmt: skip
@@ -123,7 +134,7 @@ class CreateForm(ModalScreen[Created | None]):
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#create")
-    def _submit(self) -> None:
+    def action_submit(self) -> None:
         if self.busy:
             return
         values = {f: self.query_one(f"#{f}", Input).value for f in FIELDS if f != "connector"}

@@ -94,7 +94,9 @@ class SessionScreen(Screen[None]):
         yield KeyBar()
 
     def on_mount(self) -> None:
-        self.query_one(QRCode).session = self.session_name
+        qr = self.query_one(QRCode)
+        qr.session = self.session_name
+        qr.compact = self.zv.orch.settings.qr_compact
         self.watch(self.app, "snapshot", self._show)
         self.watch(self.app, "degraded", self._degraded)
         self.set_interval(1.0, self._caption)
@@ -162,6 +164,27 @@ class SessionScreen(Screen[None]):
             self.mode == "auto" and self.query_one(QRCode).payload is not None
         )
         self.query_one(ContentSwitcher).current = "pairing" if showing_qr else "details"
+        self._fit_title()
+
+    @property
+    def _tight(self) -> bool:
+        """The QR on show fits only with the title's row too (the compact code at 80x24:
+        21 rows, one caption line and the key bar fill the screen): the caption then
+        names the session."""
+        qr = self.query_one(QRCode)
+        if self.query_one(ContentSwitcher).current != "pairing" or not qr.payload:
+            return False
+        rest = self.query_one(KeyBar).outer_size.height
+        rest += self.query_one(DegradedBanner).outer_size.height
+        spare = self.size.height - rest - 2  # the title, one caption line
+        return spare < qr.needed[1] <= spare + 1
+
+    def _fit_title(self) -> None:
+        self.query_one("#title", Static).display = not self._tight
+
+    def on_resize(self) -> None:
+        self._fit_title()
+        self._caption()
 
     def _caption(self) -> None:
         view = self.view
@@ -178,11 +201,25 @@ class SessionScreen(Screen[None]):
                 why = no_qr_reason(s, view.process_state)
                 caption.update(f"no QR code: {why} · q shows the details")
             return
-        text = Text("WhatsApp > Linked devices > Link a device", style="bold")
+        left = None
         if s.qr_expires_at is not None:
             left = (s.qr_expires_at - self.zv.clock()).total_seconds()
-            text.append(f" · expires in {left:.0f} s" if left > 0 else " · expired, next soon")
+        expiry = (f"expires in {left:.0f} s" if left > 0 else "expired, next soon") if left else ""
+        if self._tight:  # one line, with the session's name the hidden title had
+            left_text = (f"{left:.0f} s left" if left > 0 else "expired") if left else ""
+            back = "c: half-blocks if broken" if qr.compact else ""
+            tail = " · ".join(x for x in ("WhatsApp > Linked devices", left_text, back) if x)
+            room = max(8, self.size.width - len(tail) - 3)
+            name = s.name if len(s.name) <= room else s.name[: room - 1] + "…"
+            line = f"{name} · {tail}"
+            caption.update(Text(line[: self.size.width], style="bold"))
+            return
+        text = Text("WhatsApp > Linked devices > Link a device", style="bold")
+        if expiry:
+            text.append(f" · {expiry}")
         text.append(f" · QR #{self.rotations} at {self.rotated_at}", style="dim")
+        if qr.compact:
+            text.append("\ncompact QR: if it looks broken, c draws it with half-blocks")
         caption.update(text)
 
     # -- why it is down (asked of supervisord once per fall, not every refresh) -------
@@ -250,6 +287,13 @@ class SessionScreen(Screen[None]):
 
     def action_toggle_qr(self) -> None:
         self.mode = "details" if self.query_one(ContentSwitcher).current == "pairing" else "qr"
+
+    def action_compact_qr(self) -> None:
+        qr = self.query_one(QRCode)
+        qr.compact = not qr.compact
+        self.mode = "qr"
+        self._fit_title()
+        self._caption()
 
     def action_logs(self) -> None:
         self.mode = "details"

@@ -11,17 +11,21 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ecosystem.metrics import ProcStats
-from ecosystem.states import FAILING_STATES
 from ecosystem.views import SessionView, age, since
 from tui.format import percent, size, status_text
 
 _LOCAL_FMT = "%m-%d %H:%M"
 
 
-def _grid() -> Table:
+def _grid(*, one_line: bool = False) -> Table:
+    """Label and value columns; ``one_line`` cuts each value to one line (with …)."""
     grid = Table.grid(padding=(0, 1))
-    grid.add_column(style="dim", no_wrap=True)
-    grid.add_column(overflow="fold")
+    if one_line:  # the value gives way, not the label beside it ("description")
+        grid.add_column(style="dim", no_wrap=True, min_width=11)
+        grid.add_column(overflow="ellipsis", no_wrap=True, ratio=1)
+    else:
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(overflow="fold")
     return grid
 
 
@@ -92,11 +96,11 @@ def _down_rows(grid: Table, view: SessionView, why: str | None) -> None:
     if proc is not None and proc.spawnerr and not any(proc.spawnerr in t for t in said):
         grid.add_row("spawn error", Text(proc.spawnerr, style="red"))
         said.append(proc.spawnerr)
-    if proc is not None and proc.state in FAILING_STATES:
-        exit_ = f"exit status {proc.exitstatus}"
-        said.append(exit_)
-        if h is None or h.last_exit_status != proc.exitstatus:  # else "last exit" says it
-            grid.add_row("exit status", Text(str(proc.exitstatus), style="red"))
+    status = view.exit_status
+    if status is not None:
+        said.append(f"exit status {status}")
+        if h is None or h.last_exit_status != status:  # else "last exit" says it
+            grid.add_row("exit status", Text(str(status), style="red"))
     if why:
         new = [part for part in why.split("; ") if not any(part in t for t in said)]
         if new:
@@ -145,9 +149,11 @@ class ConfigSummary(Static):
         self.border_subtitle = "e edit"
 
     def show(self, view: SessionView, deliveries: dict[str, int] | None = None) -> None:
-        """``deliveries``: the webhook outbox's counts by state, None when unknown."""
+        """``deliveries``: the webhook outbox's counts by state, None when unknown.
+        One line per value, so a long URL or JSON never pushes the rest (or the log)
+        off an 80x24 screen: `e` shows each whole."""
         s = view.session
-        grid = _grid()
+        grid = _grid(one_line=True)
         grid.add_row("connector", s.connector)
         grid.add_row("description", s.description or "-")
         grid.add_row("webhook", s.webhook_url or "-")

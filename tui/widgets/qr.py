@@ -1,4 +1,5 @@
-"""A pairing QR drawn with half-blocks, or the size it needs when it does not fit.
+"""A pairing QR drawn with half-blocks (or, compact, sextants), or the size it needs
+when it does not fit.
 
 Cells are painted black on white explicitly, whatever the theme, so a phone reads the
 same code on dark and light terminals. A QR that does not fit is never drawn cropped
@@ -33,14 +34,25 @@ class QRCode(Widget):
 
     payload: reactive[str | None] = reactive(None)
     session: reactive[str] = reactive("NAME")
+    compact: reactive[bool] = reactive(False)
+    """Sextants, 2x3 modules per cell (a WhatsApp code in 31x21: fits 80x24), instead of
+    half-blocks (61x31); the operator's choice, as not every font has sextants."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._lines: list[str] = []
 
-    def watch_payload(self, payload: str | None) -> None:
-        self._lines = qr.half_blocks(qr.matrix(payload)) if payload else []
+    def watch_payload(self) -> None:
+        self._draw()
+
+    def watch_compact(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        payload = self.payload
+        self._lines = qr.terminal_lines(payload, compact=self.compact) if payload else []
         self._mark_fit()
+        self.refresh()
 
     def on_resize(self, _: Resize) -> None:
         self._mark_fit()
@@ -72,7 +84,13 @@ class QRCode(Widget):
             f"This QR code needs {cols}x{rows} cells: make the terminal at least "
             f"{want_w}x{want_h} (it is {screen.width}x{screen.height}), or zoom out.\n"
             "A cropped code would not scan, so it is not drawn.\n\n"
-            "Or press p to link with the phone number instead (a code to type),\n"
+            + (
+                ""
+                if self.compact
+                else "Press c for the compact QR (half the size; it needs a font with\n"
+                "Unicode sextants). "
+            )
+            + "Or press p to link with the phone number instead (a code to type),\n"
             "or write the QR as an image and open that:\n"
             f"zapvisor qr {self.session} --png qr.png",
             justify="center",

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
+
+from ecosystem.errors import StoreError
 
 _FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 
@@ -26,3 +30,18 @@ def load(dialect: str) -> list[Migration]:
             found.append(Migration(int(match[1]), match[2], entry.read_text("utf-8")))
     found.sort(key=lambda m: m.version)
     return found
+
+
+def sqlite_statements(script: str) -> Iterator[str]:
+    """Split a migration into statements with SQLite's own notion of "complete"."""
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                yield buf
+            buf = ""
+    if buf.strip() and not all(
+        part.strip().startswith("--") or not part.strip() for part in buf.splitlines()
+    ):
+        raise StoreError(f"incomplete statement in a migration: {buf.strip()[:80]}")

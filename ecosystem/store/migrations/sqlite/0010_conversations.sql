@@ -1,4 +1,4 @@
--- The bot's conversations (mirrors postgres/0007_conversations.sql): one per session and
+-- The bot's conversations (mirrors postgres/0010_conversations.sql): one per session and
 -- contact, with its messages in order, so a reply can send the recent history. They go
 -- with their session. What the bot last did there (a reply, an error) is kept on the
 -- conversation, for `show`.

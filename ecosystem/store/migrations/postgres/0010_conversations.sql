@@ -1,4 +1,4 @@
--- The bot's conversations (mirrors sqlite/0007_conversations.sql): one per session and
+-- The bot's conversations (mirrors sqlite/0010_conversations.sql): one per session and
 -- contact, with its messages in order, so a reply can send the recent history. They go
 -- with their session. What the bot last did there (a reply, an error) is kept on the
 -- conversation, for `show`. As in 0001, the functions below are the only writers,
@@ -123,6 +123,33 @@ LANGUAGE sql STABLE AS $$
     ) e ON true
 $$;
 
+-- `zapvisor db copy`: conversations with their messages, in one call (p_rows: a list
+-- of conversations, each with its "messages" oldest first). Returns how many.
+CREATE FUNCTION zapvisor_import_conversations(p_rows jsonb) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_row jsonb;
+    v_id bigint;
+    v_count integer := 0;
+BEGIN
+    FOR v_row IN SELECT value FROM jsonb_array_elements(coalesce(p_rows, '[]')) LOOP
+        INSERT INTO conversations (session_name, contact, created_at, last_message_at,
+            last_reply_at, last_error, last_error_at)
+        SELECT c.session_name, c.contact, c.created_at, c.last_message_at, c.last_reply_at,
+            c.last_error, c.last_error_at
+        FROM jsonb_populate_record(NULL::conversations, v_row) AS c
+        RETURNING id INTO v_id;
+        INSERT INTO messages (conversation_id, role, body, created_at, wa_id)
+        SELECT v_id, m.role, m.body, m.created_at, m.wa_id
+        FROM jsonb_array_elements(coalesce(v_row -> 'messages', '[]'))
+            WITH ORDINALITY AS j(value, n),
+            LATERAL jsonb_populate_record(NULL::messages, j.value) AS m
+        ORDER BY j.n;
+        v_count := v_count + 1;
+    END LOOP;
+    RETURN v_count;
+END $$;
+
 -- Row level security and rights, as in 0001 and 0003.
 ALTER TABLE conversations ENABLE ROW LEVEL SECURITY;
 ALTER TABLE messages ENABLE ROW LEVEL SECURITY;
@@ -132,7 +159,8 @@ REVOKE ALL ON FUNCTION zapvisor_conversation_id(text, text, timestamptz),
     zapvisor_recent_messages(text, text, integer),
     zapvisor_record_bot_error(text, text, text, timestamptz),
     zapvisor_list_conversations(text, integer),
-    zapvisor_bot_activity(text)
+    zapvisor_bot_activity(text),
+    zapvisor_import_conversations(jsonb)
 FROM PUBLIC;
 
 DO $$
@@ -143,7 +171,8 @@ DECLARE
         'zapvisor_recent_messages(text, text, integer), '
         'zapvisor_record_bot_error(text, text, text, timestamptz), '
         'zapvisor_list_conversations(text, integer), '
-        'zapvisor_bot_activity(text)';
+        'zapvisor_bot_activity(text), '
+        'zapvisor_import_conversations(jsonb)';
 BEGIN
     FOREACH v_role IN ARRAY ARRAY['anon', 'authenticated'] LOOP
         IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = v_role) THEN

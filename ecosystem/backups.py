@@ -1,0 +1,336 @@
+"""The door's backups: this host's sessions, with everything needed to bring them back
+connected on a fresh machine (`zapvisor backup`, `zapvisor restore`).
+
+What a session needs besides its row lives only in the state dir (README, "Moving off
+SQLite"): its WhatsApp auth in `tokens/NAME/`, its API token and its webhook signing
+secret in `secrets/`. The archive carries them with the rows and the webhook events
+not delivered yet (pending and dead letters), so the receiver misses nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ecosystem import __version__, backup_archive, webhook_events
+from ecosystem.backup_archive import ArchiveError, Contents
+from ecosystem.errors import CapacityError, SessionExists, StoreUnsupported, ZapvisorError
+from ecosystem.fleet.door import FleetDoor
+from ecosystem.models import Session, utcnow
+from ecosystem.names import validate_name
+from ecosystem.paths import write_private
+from ecosystem.ports import busy_ports
+from ecosystem.states import Status
+from ecosystem.store.base import checked_config
+from ecosystem.webhook_events import DeliveryState, WebhookEvent
+
+ALL_ROWS = 10**9
+_SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
+
+
+@dataclass
+class BackupReport:
+    path: str
+    sessions: list[str]
+    files: int
+    webhooks: int
+    bytes: int
+    encrypted: bool
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RestoreReport:
+    path: str
+    sessions: list[str]
+    ports: dict[str, int]
+    """Each session's port here (a port taken or out of range here is replaced)."""
+    replaced: list[str] = field(default_factory=list)
+    webhooks: int = 0
+    started: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    backup_host: str = ""
+    backup_created_at: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Backups(FleetDoor):
+    # -- backup --------------------------------------------------------------------------
+
+    def backup(self, dest: Path, *, passphrase: str | None = None) -> BackupReport:
+        """Write this host's sessions to ``dest`` (0600; an existing file is refused)."""
+        started = time.monotonic()
+        if passphrase is not None:
+            backup_archive.check_passphrase(passphrase)
+        if dest.exists():
+            raise ZapvisorError(f"{dest} already exists: choose another file (-o FILE)")
+        sessions = self.store.list_sessions(self.host_id)
+        rows = [self._row(s) for s in sessions]
+        outbox = self._undelivered(sessions)
+        files: dict[str, bytes] = {}
+        for s in sessions:
+            files.update(self._session_files(s.name))
+        manifest = {
+            "zapvisor": __version__,
+            "created_at": utcnow().isoformat(),
+            "host": self.host_id,
+            "store": self.store.kind,
+            "sessions": [s.name for s in sessions],
+        }
+        data = backup_archive.pack(manifest, rows, outbox, files, passphrase)
+        try:
+            _write_new(dest, data)
+        except FileExistsError:
+            raise ZapvisorError(f"{dest} already exists: choose another file (-o FILE)") from None
+        except OSError as exc:
+            raise ZapvisorError(f"cannot write {dest}: {exc.strerror or exc}") from None
+        self.store.add_event(None, "backup", actor=self.actor, detail={"sessions": len(rows)})
+        return BackupReport(
+            str(dest),
+            [s.name for s in sessions],
+            len(files),
+            len(outbox),
+            len(data),
+            passphrase is not None,
+            round(time.monotonic() - started, 3),
+        )
+
+    @staticmethod
+    def _row(session: Session) -> dict[str, Any]:
+        row = session.model_dump(mode="json")
+        row["api_token_hash"] = session.api_token_hash
+        return row
+
+    def _undelivered(self, sessions: list[Session]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for s in sessions:
+            try:
+                for state in (DeliveryState.PENDING, DeliveryState.DEAD):
+                    rows = self.store.list_webhooks(s.name, state, ALL_ROWS)
+                    out.extend(r.model_dump(mode="json") for r in reversed(rows))
+            except StoreUnsupported:
+                return []
+        return out
+
+    def _session_files(self, name: str) -> dict[str, bytes]:
+        """`tokens/NAME/…` (a SQLite database copied through SQLite's backup API, so a
+        runner writing to it meanwhile leaves a consistent copy), the API token and the
+        webhook secret."""
+        home = self.paths.home
+        out: dict[str, bytes] = {}
+        auth = self.paths.token_dir(name)
+        if auth.is_dir():
+            for path in sorted(auth.rglob("*")):
+                if not path.is_file() or path.is_symlink():
+                    continue
+                if path.name.endswith(_SQLITE_SIDECARS):
+                    continue  # folded into the database's own copy
+                rel = path.relative_to(home).as_posix()
+                out[rel] = _sqlite_copy(path) if _is_sqlite(path) else path.read_bytes()
+        for path in (self.paths.api_token_file(name), webhook_events.secret_file(self.paths, name)):
+            if path.is_file():
+                out[path.relative_to(home).as_posix()] = path.read_bytes()
+        return out
+
+    # -- restore -------------------------------------------------------------------------
+
+    def restore(
+        self, source: Path, *, passphrase: str | None = None, force: bool = False
+    ) -> RestoreReport:
+        """Bring back the sessions of a backup on this host, each with its auth (so it
+        connects without a new QR), token, webhook secret and undelivered events, and
+        start those meant to run. Everything is checked before anything changes; a
+        session of the same name here is refused unless ``force`` (then replaced)."""
+        try:
+            data = source.read_bytes()
+        except OSError as exc:
+            raise ArchiveError(f"cannot read {source}: {exc.strerror or exc}") from None
+        contents = backup_archive.unpack(data, passphrase)
+        sessions = _sessions(contents)
+        names = [s.name for s in sessions]
+        _check_files(contents, names)
+        outbox = _events(contents, set(names))
+        here = {s.name: s for s in self.store.list_sessions()}
+        clash = sorted(n for n in names if n in here)
+        if clash and not force:
+            raise SessionExists(
+                f"sessions already here: {', '.join(clash)}; nothing restored "
+                "(--force replaces them, their auth included)"
+            )
+        ports = self._restore_ports(sessions, set(clash))
+        for name in clash:  # only now: everything else was checked
+            self.progress(f"replacing {name}")
+            self.delete(name, purge=True)
+        rows = [
+            s.model_copy(
+                update={
+                    "host": self.host_id,
+                    "port": ports[s.name],
+                    "status": Status.INITIALIZING,
+                    "qr_payload": None,
+                    "qr_expires_at": None,
+                }
+            )
+            for s in sessions
+        ]
+        self.paths.ensure()
+        self.store.import_rows(rows, [], actor=self.actor, outbox=outbox)
+        try:
+            self._write_files(contents, names)
+        except BaseException:
+            for name in names:
+                with contextlib.suppress(ZapvisorError):
+                    self.store.delete_session(name, actor=self.actor)
+            raise
+        origin = {"from_host": contents.manifest.get("host"), "file": source.name}
+        for name in names:
+            self.store.add_event(name, "restore", actor=self.actor, detail=origin)
+        self.progress(f"restored {len(names)} session(s); starting those meant to run")
+        result = self.apply()
+        return RestoreReport(
+            path=str(source),
+            sessions=names,
+            ports=ports,
+            replaced=clash,
+            webhooks=len(outbox),
+            started=[n for n in result.started if n in ports],
+            failed={n: why for n, why in self._last_start.failed.items() if n in ports},
+            backup_host=str(contents.manifest.get("host", "")),
+            backup_created_at=str(contents.manifest.get("created_at", "")),
+        )
+
+    def _restore_ports(self, sessions: list[Session], replaced: set[str]) -> dict[str, int]:
+        """Each session's old port when it is in this host's range and free here, else
+        the lowest free one; CapacityError (nothing changed) when they do not fit."""
+        staying = [s for s in self.store.list_sessions(self.host_id) if s.name not in replaced]
+        if len(staying) + len(sessions) > self.settings.max_sessions:
+            raise CapacityError(
+                f"{len(sessions)} session(s) to restore and {len(staying)} here exceed "
+                f"MAX_SESSIONS={self.settings.max_sessions}: raise it, nothing was restored"
+            )
+        taken = {s.port for s in staying} | busy_ports(self.ports, self.settings.bind)
+        out: dict[str, int] = {}
+        for s in sessions:
+            if s.port in self.ports and s.port not in taken:
+                out[s.name] = s.port
+                taken.add(s.port)
+        for s in sessions:
+            if s.name in out:
+                continue
+            free = [p for p in self.ports if p not in taken]
+            if not free:
+                raise CapacityError(
+                    f"no free port for {s.name} in {self.ports.start}-{self.ports.stop - 1}: "
+                    "nothing was restored"
+                )
+            out[s.name] = free[0]
+            taken.add(free[0])
+        return out
+
+    def _write_files(self, contents: Contents, names: list[str]) -> None:
+        """Auth folders replaced whole (a folder left by a delete without --purge
+        included), tokens and secrets written 0600."""
+        home = self.paths.home
+        for name in names:
+            shutil.rmtree(self.paths.token_dir(name), ignore_errors=True)
+        for rel, data in sorted(contents.files.items()):
+            path = home / rel
+            if rel.startswith("tokens/"):
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+            else:
+                write_private(path, data.decode("utf-8"))
+
+
+def _sessions(contents: Contents) -> list[Session]:
+    out: list[Session] = []
+    seen: set[str] = set()
+    for i, row in enumerate(contents.sessions):
+        try:
+            session = Session.model_validate(row)
+            validate_name(session.name)
+            # the rules every write path applies: a runner never meets a config it
+            # cannot read, whichever way the row came in
+            bot = {"ai_config": session.ai_config, "timing_config": session.timing_config}
+            session = session.model_copy(update=dict(checked_config(bot)))
+        except (ValueError, ZapvisorError) as exc:
+            raise ArchiveError(f"session {i + 1} of the backup is not valid: {exc}") from None
+        if session.name in seen:
+            raise ArchiveError(f"session {session.name} appears twice in the backup")
+        seen.add(session.name)
+        out.append(session)
+    return out
+
+
+def _check_files(contents: Contents, names: list[str]) -> None:
+    """Every file belongs to one of the archive's sessions, at a place it may be."""
+    allowed = {f"secrets/{n}.token" for n in names} | {f"secrets/{n}.webhook-secret" for n in names}
+    for rel in contents.files:
+        parts = rel.split("/")
+        if rel in allowed:
+            continue
+        if len(parts) >= 3 and parts[0] == "tokens" and parts[1] in names:
+            continue
+        raise ArchiveError(f"file {rel!r} in the backup belongs to no session in it: refused")
+
+
+def _events(contents: Contents, names: set[str]) -> list[WebhookEvent]:
+    out: list[WebhookEvent] = []
+    for row in contents.webhooks:
+        try:
+            event = WebhookEvent.model_validate(row)
+        except ValueError as exc:
+            raise ArchiveError(f"a webhook event of the backup is not valid: {exc}") from None
+        if event.session_name not in names:
+            raise ArchiveError(f"webhook event {event.event_id} belongs to no session in it")
+        out.append(event)
+    return out
+
+
+def _is_sqlite(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
+def _sqlite_copy(path: Path) -> bytes:
+    """A consistent copy of a live SQLite database (its WAL folded in)."""
+    with tempfile.TemporaryDirectory(prefix="zv-backup-") as tmp:
+        copy = Path(tmp) / "copy.db"
+        src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        dst = sqlite3.connect(copy)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+            src.close()
+        return copy.read_bytes()
+
+
+def _write_new(dest: Path, data: bytes) -> None:
+    """``data`` to a new file, 0600 from the first byte; FileExistsError when it exists."""
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise

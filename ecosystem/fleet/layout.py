@@ -1,0 +1,71 @@
+"""What zapvisor puts on a host, under the SSH user's home (`~/.zapvisor/`):
+
+    venv -> venv-0.1.0-<id>/   the current install (a symlink, switched atomically)
+    venv-0.1.0-<id>/           one venv per install; the previous one is kept
+    .env                       the host's settings: its ZAPVISOR_HOST_ID, ports and the
+                               fleet's store (0600: it holds the store's password)
+    zapvisor                   the command the control side runs: it reads that .env
+
+Pure text and paths: the bootstrap writes these over SFTP, and the test fixtures write
+the same for hosts they set up themselves.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+
+from ecosystem.settings import Settings
+from ecosystem.supctl.apply import dotenv_quote
+
+STORE_VARIABLES = ("ZAPVISOR_DATABASE_URL", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY")
+"""The settings every host of a fleet shares: where the store is."""
+
+WRAPPER = """\
+#!/bin/sh
+# zapvisor on this host of a fleet (written by `zapvisor hosts add`): it runs in this
+# folder so that the settings in its .env (host id, ports, the fleet's store) are read.
+cd "$(dirname "$0")" || exit 69
+exec ./venv/bin/zapvisor "$@"
+"""
+
+
+def remote_root(user_home: str) -> str:
+    return posixpath.join(user_home, ".zapvisor")
+
+
+def wrapper_path(root: str) -> str:
+    return posixpath.join(root, "zapvisor")
+
+
+def store_variables(settings: Settings) -> dict[str, str]:
+    """The control side's store settings, as the host needs them."""
+    out: dict[str, str] = {}
+    if settings.database_url is not None:
+        out["ZAPVISOR_DATABASE_URL"] = settings.database_url.get_secret_value()
+    if settings.supabase_url:
+        out["SUPABASE_URL"] = settings.supabase_url
+    if settings.supabase_service_role_key is not None:
+        out["SUPABASE_SERVICE_ROLE_KEY"] = settings.supabase_service_role_key.get_secret_value()
+    return out
+
+
+def host_env(
+    name: str,
+    base_port: int,
+    max_sessions: int,
+    store: Mapping[str, str],
+    *,
+    home: str | None = None,
+) -> str:
+    """The host's `.env`: its identity and ports, then the fleet's store."""
+    values = {
+        "ZAPVISOR_HOST_ID": name,
+        "BASE_PORT": str(base_port),
+        "MAX_SESSIONS": str(max_sessions),
+    }
+    if home is not None:
+        values["ZAPVISOR_HOME"] = home
+    values.update(store)
+    header = "# written by `zapvisor hosts add` / `hosts upgrade` on the control side\n"
+    return header + "".join(f"{k}={dotenv_quote(v)}\n" for k, v in values.items())

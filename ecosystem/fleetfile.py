@@ -1,0 +1,219 @@
+"""The fleet file (`zapvisor.toml`): the sessions an operator wants, declared.
+
+    [sessions.cliente-001]
+    host = "vps2"                      # optional: this host
+    connector = "neonize"              # optional: neonize
+    description = "Loja centro"
+    webhook_url = "https://hooks.example/wa"
+    webhook_events = ["message_received", "message_ack"]   # optional: all
+    state = "running"                  # or "stopped"
+    [sessions.cliente-001.ai_config]      # checked as `zapvisor config` checks it
+    enabled = true
+    model = "gpt-4o-mini"
+    [sessions.cliente-001.timing_config]
+    reply_delay = [2, 5]
+
+A value may be a reference instead, ``webhook_url = { env = "HOOK_LOJA" }``: read from
+that environment variable, so a URL that carries a token never sits in the file.
+Anything wrong (syntax, an unknown key, a bad name or value, a missing variable) refuses
+the whole file, naming the line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ecosystem.errors import InvalidValue, ZapvisorError
+from ecosystem.models import SessionFields
+from ecosystem.names import name_problem
+from ecosystem.redact import redact_url
+from ecosystem.states import DesiredState
+
+SESSION_KEYS = (
+    "host",
+    "connector",
+    "description",
+    "webhook_url",
+    "webhook_events",
+    "state",
+    "ai_config",
+    "timing_config",
+)
+FIELDS = ("connector", "description", "webhook_url", "webhook_events", "ai_config", "timing_config")
+"""The session fields a file declares (what `configure` changes)."""
+
+
+class FleetFileError(ZapvisorError):
+    """A fleet file that cannot be used: nothing was planned or changed."""
+
+    exit_code = 65
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One session as the file wants it."""
+
+    name: str
+    host: str | None
+    state: DesiredState
+    fields: dict[str, Any] = field(default_factory=dict)
+    """Every key of FIELDS, validated (absent keys at their defaults)."""
+    line: int = 0
+
+
+def parse(text: str, where: str = "the file") -> list[Declared]:
+    """The sessions a fleet file declares, every value checked."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise FleetFileError(f"{where}: {exc}") from None
+    lines = _key_lines(text)
+    unknown = sorted(set(data) - {"sessions"})
+    if unknown:
+        key = unknown[0]
+        raise FleetFileError(f"{where}, line {lines.get((key,), 0)}: unknown key {key!r} "
+                             "(a fleet file has [sessions.NAME] tables)")  # fmt: skip
+    sessions = data.get("sessions", {})
+    if not isinstance(sessions, dict):
+        raise FleetFileError(f"{where}: `sessions` must be tables, [sessions.NAME]")
+    out = []
+    for name, body in sessions.items():
+        line = lines.get(("sessions", name), 0)
+        at = f"{where}, line {line}"
+        problem = name_problem(name)
+        if problem:
+            raise FleetFileError(f"{at}: session {name!r}: {problem}")
+        if not isinstance(body, dict):
+            raise FleetFileError(f"{at}: session {name} must be a table, [sessions.{name}]")
+        extra = sorted(set(body) - set(SESSION_KEYS))
+        if extra:
+            key = extra[0]
+            at = f"{where}, line {lines.get(('sessions', name, key), line)}"
+            raise FleetFileError(
+                f"{at}: unknown key {key!r} in session {name} (known: {', '.join(SESSION_KEYS)})"
+            )
+        out.append(_declared(name, body, lines, where, line))
+    return out
+
+
+def _declared(
+    name: str, body: dict[str, Any], lines: dict[tuple[str, ...], int], where: str, line: int
+) -> Declared:
+    values: dict[str, Any] = {}
+    for key, value in body.items():
+        at = f"{where}, line {lines.get(('sessions', name, key), line)}"
+        is_ref = isinstance(value, dict) and set(value) == {"env"}
+        if is_ref and key not in ("ai_config", "timing_config"):
+            var = str(value["env"])
+            if var not in os.environ:
+                raise FleetFileError(f"{at}: {name}.{key} refers to ${var}, which is not set")
+            value = os.environ[var]
+        values[key] = value
+    at = f"{where}, line {line}"
+    state = values.pop("state", DesiredState.RUNNING)
+    try:
+        desired = DesiredState(state)
+    except ValueError:
+        raise FleetFileError(f"{at}: {name}.state is {state!r}: running or stopped") from None
+    host = values.pop("host", None)
+    if host is not None and (not isinstance(host, str) or not host):
+        raise FleetFileError(f"{at}: {name}.host must be a host's name")
+    try:
+        fields = SessionFields.model_validate(values)
+    except ValueError as exc:
+        raise FleetFileError(f"{at}: session {name}: {_first(exc)}") from None
+    return Declared(name, host, desired, fields.model_dump(), line)
+
+
+def _first(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        msg = str(first.get("msg", exc)).removeprefix("Value error, ")
+        # the bot's configs name their own field (`ai_config.temperature: …`)
+        return f"{where}: {msg}" if where and not msg.startswith(f"{where}") else msg
+    return str(exc)
+
+
+_HEADER = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'. ]+?)\s*=")
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Where each table and key is, for messages: (path…) → line number (1-based)."""
+    found: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    for number, raw in enumerate(text.splitlines(), 1):
+        header = _HEADER.match(raw)
+        if header and not raw.lstrip().startswith("[["):
+            table = tuple(p.strip().strip("\"'") for p in header.group(1).split("."))
+            for i in range(1, len(table) + 1):
+                found.setdefault(table[:i], number)
+            continue
+        key = _KEY.match(raw)
+        if key:
+            path = (*table, *(p.strip().strip("\"'") for p in key.group(1).split(".")))
+            for i in range(1, len(path) + 1):
+                found.setdefault(path[:i], number)
+    return found
+
+
+# -- writing --------------------------------------------------------------------------------
+
+
+def dump(sessions: Sequence[Mapping[str, Any]], header: str) -> tuple[str, list[str]]:
+    """A fleet file declaring these sessions (dicts with name, host, state and FIELDS);
+    also the environment variables it refers to (webhook URLs that carry a secret are
+    written as references, never as values)."""
+    out = [f"# {line}" if line else "#" for line in header.splitlines()]
+    refs: list[str] = []
+    for s in sessions:
+        name = s["name"]
+        out.append("")
+        out.append(f"[sessions.{name}]")
+        out.append(f"host = {_str(s['host'])}")
+        out.append(f"connector = {_str(s['connector'])}")
+        out.append(f"state = {_str(str(s['state']))}")
+        if s["description"]:
+            out.append(f"description = {_str(s['description'])}")
+        url = s["webhook_url"]
+        if url and redact_url(url) != url:
+            var = "WEBHOOK_URL_" + name.upper().replace("-", "_")
+            refs.append(var)
+            out.append(f'webhook_url = {{ env = "{var}" }}  # it carries a secret')
+        elif url:
+            out.append(f"webhook_url = {_str(url)}")
+        if s["webhook_events"] is not None:
+            out.append(f"webhook_events = [{', '.join(_str(e) for e in s['webhook_events'])}]")
+        for table in ("ai_config", "timing_config"):
+            if s[table]:
+                out.append(f"{table} = {_inline(s[table], f'{name}.{table}')}")
+    return "\n".join(out) + "\n", refs
+
+
+def _str(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+
+
+def _inline(value: Any, where: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return _str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_inline(v, where) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{_str(str(k))} = {_inline(v, where)}" for k, v in value.items())
+        return "{ " + items + " }" if items else "{}"
+    if value is None:
+        raise InvalidValue(f"{where} holds a null, which TOML cannot write: remove it first")
+    raise InvalidValue(f"{where} holds a {type(value).__name__}, which TOML cannot write")
