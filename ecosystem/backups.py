@@ -2,9 +2,11 @@
 connected on a fresh machine (`zapvisor backup`, `zapvisor restore`).
 
 What a session needs besides its row lives only in the state dir (README, "Moving off
-SQLite"): its WhatsApp auth in `tokens/NAME/`, its API token and its webhook signing
-secret in `secrets/`. The archive carries them with the rows and the webhook events
-not delivered yet (pending and dead letters), so the receiver misses nothing.
+SQLite"): its WhatsApp auth in `tokens/NAME/`, its API token, its webhook signing
+secret and its bot's own provider key in `secrets/`. The archive carries them with the
+rows and the webhook events not delivered yet (pending and dead letters), so the
+receiver misses nothing. The bot's conversations stay out: they are its short memory of
+each contact, not something a restored session needs to answer.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ecosystem import __version__, backup_archive, webhook_events
+from ecosystem import __version__, aikeys, backup_archive, webhook_events
 from ecosystem.backup_archive import ArchiveError, Contents
+from ecosystem.botconfig import PROVIDERS
 from ecosystem.errors import CapacityError, SessionExists, StoreUnsupported, ZapvisorError
 from ecosystem.fleet.door import FleetDoor
 from ecosystem.models import Session, utcnow
@@ -127,7 +130,7 @@ class Backups(FleetDoor):
     def _session_files(self, name: str) -> dict[str, bytes]:
         """`tokens/NAME/…` (a SQLite database copied through SQLite's backup API, so a
         runner writing to it meanwhile leaves a consistent copy), the API token and the
-        webhook secret."""
+        webhook secret, and the bot's own provider keys."""
         home = self.paths.home
         out: dict[str, bytes] = {}
         auth = self.paths.token_dir(name)
@@ -139,7 +142,9 @@ class Backups(FleetDoor):
                     continue  # folded into the database's own copy
                 rel = path.relative_to(home).as_posix()
                 out[rel] = _sqlite_copy(path) if _is_sqlite(path) else path.read_bytes()
-        for path in (self.paths.api_token_file(name), webhook_events.secret_file(self.paths, name)):
+        secrets = [self.paths.api_token_file(name), webhook_events.secret_file(self.paths, name)]
+        secrets += [aikeys.key_file(self.paths, name, p) for p in PROVIDERS]
+        for path in secrets:
             if path.is_file():
                 out[path.relative_to(home).as_posix()] = path.read_bytes()
         return out
@@ -278,7 +283,8 @@ def _sessions(contents: Contents) -> list[Session]:
 
 def _check_files(contents: Contents, names: list[str]) -> None:
     """Every file belongs to one of the archive's sessions, at a place it may be."""
-    allowed = {f"secrets/{n}.token" for n in names} | {f"secrets/{n}.webhook-secret" for n in names}
+    kinds = ["token", "webhook-secret", *(f"{p}-key" for p in PROVIDERS)]
+    allowed = {f"secrets/{n}.{kind}" for n in names for kind in kinds}
     for rel in contents.files:
         parts = rel.split("/")
         if rel in allowed:

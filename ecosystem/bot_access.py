@@ -26,6 +26,14 @@ def bot_facts(door: Plumbing, session: Session) -> tuple[BotActivity | None, str
 
 
 class BotAccess(Plumbing):
+    def bot_activity(self, name: str) -> BotActivity | None:
+        """The session's bot: its last reply and last error (one store read, whichever
+        host it runs on); None when the store keeps no conversations."""
+        try:
+            return self.store.bot_activity(validate_name(name))
+        except StoreUnsupported:
+            return None
+
     @routed
     def set_ai_key(self, name: str, provider: str, key: str | None) -> str | None:
         """Keep ``key`` as the session's own ``provider`` key (0600, on the session's

@@ -17,7 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, TextArea
 
 from ecosystem import jsonvalue
-from ecosystem.botconfig import check_ai_config, check_timing_config
+from ecosystem.botconfig import AiConfig, TimingConfig, check_ai_config, check_timing_config
 from ecosystem.errors import ZapvisorError
 from ecosystem.models import Session
 from ecosystem.orchestrator import Orchestrator
@@ -25,6 +25,11 @@ from tui.dialogs.create import field_problem
 
 TEXT_FIELDS = ("description", "webhook_url")
 JSON_FIELDS = ("ai_config", "timing_config")
+KEYS = {
+    "ai_config": list(AiConfig.model_fields),
+    "timing_config": [k for k in TimingConfig.model_fields if k != "sim"],  # sim: tests only
+}
+"""What the form lists under each JSON editor (the README has what each means)."""
 CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "ai_config": check_ai_config,
     "timing_config": check_timing_config,
@@ -89,6 +94,7 @@ class ConfigForm(ModalScreen[list[str] | None]):
                 yield Static("", id="webhook_url-error", classes="hint")
                 for field in JSON_FIELDS:
                     yield Label(f"{field} (JSON object)")
+                    yield Static(f"keys: {', '.join(KEYS[field])}", classes="hint")
                     text = json.dumps(getattr(s, field), indent=2, ensure_ascii=False)
                     yield TextArea(text, id=field, soft_wrap=True)
                     yield Static("", id=f"{field}-error", classes="hint")
