@@ -167,14 +167,18 @@ def test_memory_cap_and_stuck_state_restart_gracefully(make_env: Callable[..., E
     env = make_env(
         max_sessions=3, **FAST, MAX_SESSION_MEMORY_MB="150", ZAPVISOR_RECONNECTING_TIMEOUT="1"
     )
-    env.cli(
+    made = env.cli(
         "create",
         "fat",
         "--connector",
         "sim",
         "--timing-config",
         json.dumps({"sim": {"allocate_mb": 250}}),
+        check=False,
     )
+    # On a loaded machine the monitor may find the fat runner over its cap (and restart
+    # it) before create has seen it healthy: then create says so, and the session stays.
+    assert made.returncode == 0 or "is not healthy" in made.stderr, made.stderr
     env.cli(
         "create",
         "lost",
