@@ -1,15 +1,19 @@
 """The backup archive: one file holding sessions' rows, their WhatsApp auth, API tokens,
 webhook secrets and undelivered webhook events (`zapvisor backup` / `restore`).
 
-A gzip'd tar whose first member, ``manifest.json``, lists every other member with its
-SHA-256. Reading checks everything before anything is used: gzip's own CRC and length
-(a truncated file fails there), the tar structure, each member's digest, and that no
-member is anything but a plain file under a known folder (no links, no ``..``).
+A gzip'd tar whose last member, ``manifest.json``, lists every other member with its
+SHA-256 (last, so the archive is written as a stream: a member's digest is known once
+it is written). Both ways stream, so memory stays the same whatever the number of
+sessions and the size of their auth: writing copies one file at a time into the
+archive, reading unpacks each member into a staging folder while checking it. Nothing
+unpacked is used before everything was checked: gzip's own CRC and length (a
+truncated file fails there), the tar structure, each member's digest against the
+manifest, and that no member is anything but a plain file under a known folder (no
+links, no ``..``).
 
-With a passphrase the whole tar.gz is sealed with AES-256-GCM, the key derived from
-the passphrase by scrypt with a random salt: a wrong passphrase and a changed byte are
-both refused (the tag does not match); nothing of the contents, not even the session
-names, can be read without it.
+With a passphrase the tar.gz is sealed in chunks (``backup_seal``): a wrong passphrase,
+a changed byte and a cut file are all refused; nothing of the contents, not even the
+session names, can be read without it.
 """
 
 from __future__ import annotations
@@ -23,9 +27,15 @@ import tarfile
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import IO, Any, BinaryIO
 
-from ecosystem.errors import InvalidValue, ZapvisorError
+from ecosystem import backup_seal
+from ecosystem.backup_seal import MAGIC as ENCRYPTED_MAGIC
+from ecosystem.backup_seal import ArchiveError, check_passphrase
+from ecosystem.errors import ZapvisorError
+
+__all__ = ["ENCRYPTED_MAGIC", "ArchiveError", "Contents", "Writer", "check_passphrase", "read"]
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -33,19 +43,9 @@ SESSIONS = "sessions.json"
 WEBHOOKS = "webhooks.json"
 FILES = "files/"
 """Members under it are files of the state dir, by their path inside it."""
-ENCRYPTED_MAGIC = b"ZAPVISOR-BACKUP-AESGCM-1\n"
-_SALT = 16
-_NONCE = 12
-SCRYPT_N = 2**15
-"""scrypt's cost: about 0.1 s and 32 MB to try one passphrase."""
-MIN_PASSPHRASE = 8
-
-
-class ArchiveError(ZapvisorError):
-    """A backup archive that cannot be used as it is: corrupt, truncated, not an
-    archive, or sealed with another passphrase. Nothing was changed."""
-
-    exit_code = 65
+_JSON_MAX = 256 * 2**20
+"""The most a JSON member may hold: they are read into memory, files are not."""
+_COPY = 64 * 1024
 
 
 @dataclass
@@ -55,131 +55,176 @@ class Contents:
     manifest: dict[str, Any]
     sessions: list[dict[str, Any]]
     webhooks: list[dict[str, Any]]
-    files: dict[str, bytes] = field(default_factory=dict)
-    """State-dir relative path → bytes (``tokens/NAME/…``, ``secrets/NAME.token``…)."""
+    files: list[str] = field(default_factory=list)
+    """State-dir relative paths (``tokens/NAME/…``, ``secrets/NAME.token``…), each
+    unpacked at that path under the staging folder given to ``read``."""
 
 
-def pack(
-    manifest: dict[str, Any],
-    sessions: list[dict[str, Any]],
-    webhooks: list[dict[str, Any]],
-    files: dict[str, bytes],
-    passphrase: str | None = None,
-) -> bytes:
-    """The archive's bytes (sealed when a passphrase is given)."""
-    members: dict[str, bytes] = {
-        SESSIONS: _json(sessions),
-        WEBHOOKS: _json(webhooks),
-        **{FILES + path: data for path, data in sorted(files.items())},
-    }
-    head = dict(manifest)
-    head["format"] = FORMAT
-    head["members"] = {name: hashlib.sha256(data).hexdigest() for name, data in members.items()}
-    raw = io.BytesIO()
-    now = int(time.time())
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in ((MANIFEST, _json(head)), *members.items()):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o600
-            info.mtime = now
-            tar.addfile(info, io.BytesIO(data))
-    packed = gzip.compress(raw.getvalue(), compresslevel=6)
-    return seal(packed, passphrase) if passphrase is not None else packed
+class _Hashing:
+    """A file read through, its SHA-256 taken on the way."""
+
+    def __init__(self, src: BinaryIO) -> None:
+        self.src = src
+        self.sha = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.src.read(size)
+        self.sha.update(data)
+        return data
 
 
-def unpack(data: bytes, passphrase: str | None = None) -> Contents:
-    """Check and read an archive; ArchiveError says what is wrong with it."""
-    if data.startswith(ENCRYPTED_MAGIC):
+class Writer:
+    """Writes an archive to ``out`` (sealed when a passphrase is given), one member at a
+    time; ``finish`` adds the manifest and ends the streams."""
+
+    def __init__(self, out: BinaryIO, passphrase: str | None = None) -> None:
+        self._sealer = backup_seal.SealWriter(out, passphrase) if passphrase is not None else None
+        sink: Any = self._sealer or out
+        self._gz = gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=6, mtime=0)
+        # closed by finish(): the writer lives across many calls
+        self._tar = tarfile.open(fileobj=self._gz, mode="w|", format=tarfile.PAX_FORMAT)  # noqa: SIM115
+        self._digests: dict[str, str] = {}
+        self._now = int(time.time())
+
+    def add(self, name: str, src: BinaryIO, size: int) -> None:
+        info = tarfile.TarInfo(name)
+        info.size = size
+        info.mode = 0o600
+        info.mtime = self._now
+        hashing = _Hashing(src)
+        self._tar.addfile(info, hashing)
+        self._digests[name] = hashing.sha.hexdigest()
+
+    def add_bytes(self, name: str, data: bytes) -> None:
+        self.add(name, io.BytesIO(data), len(data))
+
+    def add_json(self, name: str, value: Any) -> None:
+        self.add_bytes(name, _json(value))
+
+    def add_file(self, rel: str, path: Path) -> None:
+        """A state-dir file, streamed (its size when opened; a file that shrinks
+        meanwhile fails the backup rather than leaving a short member)."""
+        with path.open("rb") as fh:
+            self.add(FILES + rel, fh, os.fstat(fh.fileno()).st_size)
+
+    def finish(self, manifest: dict[str, Any]) -> None:
+        head = {**manifest, "format": FORMAT, "members": dict(self._digests)}
+        data = _json(head)
+        info = tarfile.TarInfo(MANIFEST)
+        info.size, info.mode, info.mtime = len(data), 0o600, self._now
+        self._tar.addfile(info, io.BytesIO(data))
+        self._tar.close()
+        self._gz.close()
+        if self._sealer is not None:
+            self._sealer.finish()
+
+
+def read(src: BinaryIO, passphrase: str | None, staging: Path) -> Contents:
+    """Check an archive, unpacking its files under ``staging`` (0600 files, 0700
+    folders); ArchiveError says what is wrong with it."""
+    head = src.read(backup_seal.MAGIC_LEN)
+    stream: Any
+    if backup_seal.is_sealed(head):
         if passphrase is None:
             raise ArchiveError(
                 "this backup is encrypted: give its passphrase (ZAPVISOR_BACKUP_PASSPHRASE, "
                 "--passphrase-stdin, or type it at the prompt)"
             )
-        data = unseal(data, passphrase)
+        if head == backup_seal.MAGIC_WHOLE:
+            stream = io.BytesIO(backup_seal.open_whole(head + src.read(), passphrase))
+        else:
+            src.seek(0)
+            stream = backup_seal.OpenReader(src, passphrase)
+    else:
+        src.seek(0)
+        stream = src
     try:
-        raw = gzip.decompress(data)
+        return _read_tar(stream, staging)
     except (OSError, EOFError, zlib.error) as exc:
         raise ArchiveError(
             f"not a complete zapvisor backup (corrupt or truncated: {exc})"
         ) from None
-    members: dict[str, bytes] = {}
-    try:
-        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
-            for info in tar:
-                _check_member(info, members)
-                fh = tar.extractfile(info)
-                if fh is None:  # pragma: no cover - a regular file always has a body
-                    raise ArchiveError(f"member {info.name!r} has no contents")
-                members[info.name] = fh.read()
     except tarfile.TarError as exc:
-        raise ArchiveError(f"not a zapvisor backup (bad tar: {exc})") from None
+        raise ArchiveError(f"not a zapvisor backup, or a corrupt one (bad tar: {exc})") from None
+
+
+def _read_tar(stream: BinaryIO, staging: Path) -> Contents:
+    gz = gzip.GzipFile(fileobj=stream, mode="rb")
+    digests: dict[str, str] = {}
+    small: dict[str, bytes] = {}
+    with tarfile.open(fileobj=gz, mode="r|") as tar:
+        for info in tar:
+            _check_member(info, digests)
+            fh = tar.extractfile(info)
+            if fh is None:  # pragma: no cover - a regular file always has a body
+                raise ArchiveError(f"member {info.name!r} has no contents")
+            if info.name.startswith(FILES):
+                digests[info.name] = _unpack(fh, staging / info.name[len(FILES) :])
+                continue
+            if info.size > _JSON_MAX:
+                raise ArchiveError(f"member {info.name!r} is too large for a backup's JSON")
+            small[info.name] = fh.read()
+            digests[info.name] = hashlib.sha256(small[info.name]).hexdigest()
+    while gz.read(_COPY):  # to its end, so gzip checks its CRC and length
+        pass
+    return _contents(small, digests)
+
+
+def _unpack(fh: IO[bytes], dest: Path) -> str:
+    """One member into ``dest``, its digest taken on the way; read errors (a corrupt
+    stream) pass through to be worded by ``read``."""
     try:
-        manifest = json.loads(members.pop(MANIFEST))
+        dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except (NotADirectoryError, FileExistsError):
+        raise ArchiveError(f"member {dest.name!r} clashes with another: refused") from None
+    except OSError as exc:
+        raise _cannot_unpack(exc) from None
+    sha = hashlib.sha256()
+    with os.fdopen(fd, "wb") as out:
+        for block in iter(lambda: fh.read(_COPY), b""):
+            sha.update(block)
+            try:
+                out.write(block)
+            except OSError as exc:
+                raise _cannot_unpack(exc) from None
+    return sha.hexdigest()
+
+
+def _cannot_unpack(exc: OSError) -> ZapvisorError:
+    return ZapvisorError(f"cannot unpack the backup: {exc.strerror or exc}")
+
+
+def _contents(small: dict[str, bytes], digests: dict[str, str]) -> Contents:
+    try:
+        manifest = json.loads(small.pop(MANIFEST))
     except KeyError:
         raise ArchiveError(f"not a zapvisor backup (no {MANIFEST})") from None
     except ValueError as exc:
         raise ArchiveError(f"its {MANIFEST} is not JSON ({exc})") from None
+    digests.pop(MANIFEST, None)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else None
         raise ArchiveError(f"backup format {found!r} is not one this zapvisor reads ({FORMAT})")
     listed = manifest.get("members")
-    if not isinstance(listed, dict) or set(listed) != set(members):
-        missing = sorted(set(listed or {}) - set(members))
-        extra = sorted(set(members) - set(listed or {}))
+    if not isinstance(listed, dict) or set(listed) != set(digests):
+        missing = sorted(set(listed or {}) - set(digests))
+        extra = sorted(set(digests) - set(listed or {}))
         raise ArchiveError(
             f"its members do not match its manifest (missing {missing}, extra {extra})"
         )
-    for name, data in members.items():
-        if hashlib.sha256(data).hexdigest() != listed[name]:
+    for name, digest in digests.items():
+        if digest != listed[name]:
             raise ArchiveError(f"member {name} is corrupt (its SHA-256 does not match)")
     return Contents(
         manifest=manifest,
-        sessions=_list(members, SESSIONS),
-        webhooks=_list(members, WEBHOOKS),
-        files={
-            name[len(FILES) :]: data for name, data in members.items() if name.startswith(FILES)
-        },
+        sessions=_list(small, SESSIONS),
+        webhooks=_list(small, WEBHOOKS),
+        files=sorted(name[len(FILES) :] for name in digests if name.startswith(FILES)),
     )
 
 
-def seal(data: bytes, passphrase: str) -> bytes:
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    check_passphrase(passphrase)
-    salt, nonce = os.urandom(_SALT), os.urandom(_NONCE)
-    key = _key(passphrase, salt)
-    return ENCRYPTED_MAGIC + salt + nonce + AESGCM(key).encrypt(nonce, data, ENCRYPTED_MAGIC)
-
-
-def unseal(data: bytes, passphrase: str) -> bytes:
-    from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    body = data[len(ENCRYPTED_MAGIC) :]
-    if len(body) < _SALT + _NONCE + 16:
-        raise ArchiveError("not a complete zapvisor backup (truncated)")
-    salt, nonce, sealed = body[:_SALT], body[_SALT : _SALT + _NONCE], body[_SALT + _NONCE :]
-    try:
-        return AESGCM(_key(passphrase, salt)).decrypt(nonce, sealed, ENCRYPTED_MAGIC)
-    except InvalidTag:
-        raise ArchiveError(
-            "cannot open this backup: wrong passphrase, or the file is corrupt or truncated"
-        ) from None
-
-
-def check_passphrase(passphrase: str) -> None:
-    if len(passphrase) < MIN_PASSPHRASE:
-        raise InvalidValue(f"the passphrase is too short: at least {MIN_PASSPHRASE} characters")
-
-
-def _key(passphrase: str, salt: bytes) -> bytes:
-    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
-    return Scrypt(salt=salt, length=32, n=SCRYPT_N, r=8, p=1).derive(passphrase.encode("utf-8"))
-
-
-def _check_member(info: tarfile.TarInfo, seen: dict[str, bytes]) -> None:
+def _check_member(info: tarfile.TarInfo, seen: dict[str, str]) -> None:
     name = info.name
     parts = name.split("/")
     if not info.isfile():

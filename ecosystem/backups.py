@@ -17,9 +17,10 @@ import shutil
 import sqlite3
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ecosystem import __version__, aikeys, backup_archive, webhook_events
 from ecosystem.backup_archive import ArchiveError, Contents
@@ -28,7 +29,6 @@ from ecosystem.errors import CapacityError, SessionExists, StoreUnsupported, Zap
 from ecosystem.fleet.door import FleetDoor
 from ecosystem.models import Session, utcnow
 from ecosystem.names import validate_name
-from ecosystem.paths import write_private
 from ecosystem.ports import busy_ports
 from ecosystem.states import Status
 from ecosystem.store.base import checked_config
@@ -82,9 +82,6 @@ class Backups(FleetDoor):
         sessions = self.store.list_sessions(self.host_id)
         rows = [self._row(s) for s in sessions]
         outbox = self._undelivered(sessions)
-        files: dict[str, bytes] = {}
-        for s in sessions:
-            files.update(self._session_files(s.name))
         manifest = {
             "zapvisor": __version__,
             "created_at": utcnow().isoformat(),
@@ -92,9 +89,9 @@ class Backups(FleetDoor):
             "store": self.store.kind,
             "sessions": [s.name for s in sessions],
         }
-        data = backup_archive.pack(manifest, rows, outbox, files, passphrase)
         try:
-            _write_new(dest, data)
+            with _new_file(dest) as fh:
+                files = self._write_archive(fh, manifest, rows, outbox, sessions, passphrase)
         except FileExistsError:
             raise ZapvisorError(f"{dest} already exists: choose another file (-o FILE)") from None
         except OSError as exc:
@@ -103,12 +100,37 @@ class Backups(FleetDoor):
         return BackupReport(
             str(dest),
             [s.name for s in sessions],
-            len(files),
+            files,
             len(outbox),
-            len(data),
+            dest.stat().st_size,
             passphrase is not None,
             round(time.monotonic() - started, 3),
         )
+
+    def _write_archive(
+        self,
+        fh: BinaryIO,
+        manifest: dict[str, Any],
+        rows: list[dict[str, Any]],
+        outbox: list[dict[str, Any]],
+        sessions: list[Session],
+        passphrase: str | None,
+    ) -> int:
+        """The archive into ``fh``, one file at a time; how many files it holds."""
+        writer = backup_archive.Writer(fh, passphrase)
+        writer.add_json(backup_archive.SESSIONS, rows)
+        writer.add_json(backup_archive.WEBHOOKS, outbox)
+        files = 0
+        with tempfile.TemporaryDirectory(prefix="zv-backup-") as tmp:
+            for s in sessions:
+                for rel, path in self._session_files(s.name):
+                    if _is_sqlite(path):
+                        writer.add_file(rel, _sqlite_copy(path, Path(tmp) / "copy.db"))
+                    else:
+                        writer.add_file(rel, path)
+                    files += 1
+        writer.finish(manifest)
+        return files
 
     @staticmethod
     def _row(session: Session) -> dict[str, Any]:
@@ -127,12 +149,10 @@ class Backups(FleetDoor):
                 return []
         return out
 
-    def _session_files(self, name: str) -> dict[str, bytes]:
-        """`tokens/NAME/…` (a SQLite database copied through SQLite's backup API, so a
-        runner writing to it meanwhile leaves a consistent copy), the API token and the
-        webhook secret, and the bot's own provider keys."""
+    def _session_files(self, name: str) -> Iterator[tuple[str, Path]]:
+        """`tokens/NAME/…`, the API token, the webhook secret and the bot's own provider
+        keys: each file's state-dir relative path and where it is."""
         home = self.paths.home
-        out: dict[str, bytes] = {}
         auth = self.paths.token_dir(name)
         if auth.is_dir():
             for path in sorted(auth.rglob("*")):
@@ -140,14 +160,12 @@ class Backups(FleetDoor):
                     continue
                 if path.name.endswith(_SQLITE_SIDECARS):
                     continue  # folded into the database's own copy
-                rel = path.relative_to(home).as_posix()
-                out[rel] = _sqlite_copy(path) if _is_sqlite(path) else path.read_bytes()
+                yield path.relative_to(home).as_posix(), path
         secrets = [self.paths.api_token_file(name), webhook_events.secret_file(self.paths, name)]
         secrets += [aikeys.key_file(self.paths, name, p) for p in PROVIDERS]
         for path in secrets:
             if path.is_file():
-                out[path.relative_to(home).as_posix()] = path.read_bytes()
-        return out
+                yield path.relative_to(home).as_posix(), path
 
     # -- restore -------------------------------------------------------------------------
 
@@ -159,10 +177,22 @@ class Backups(FleetDoor):
         start those meant to run. Everything is checked before anything changes; a
         session of the same name here is refused unless ``force`` (then replaced)."""
         try:
-            data = source.read_bytes()
+            fh = source.open("rb")
         except OSError as exc:
             raise ArchiveError(f"cannot read {source}: {exc.strerror or exc}") from None
-        contents = backup_archive.unpack(data, passphrase)
+        self.paths.ensure()
+        # unpacked next to where the files go (one rename each), removed whatever happens
+        staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=self.paths.home))
+        try:
+            with fh:
+                contents = backup_archive.read(fh, passphrase, staging)
+            return self._restore(source, contents, staging, force)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _restore(
+        self, source: Path, contents: Contents, staging: Path, force: bool
+    ) -> RestoreReport:
         sessions = _sessions(contents)
         names = [s.name for s in sessions]
         _check_files(contents, names)
@@ -190,10 +220,9 @@ class Backups(FleetDoor):
             )
             for s in sessions
         ]
-        self.paths.ensure()
         self.store.import_rows(rows, [], actor=self.actor, outbox=outbox)
         try:
-            self._write_files(contents, names)
+            self._move_files(contents, staging, names)
         except BaseException:
             for name in names:
                 with contextlib.suppress(ZapvisorError):
@@ -244,21 +273,16 @@ class Backups(FleetDoor):
             taken.add(free[0])
         return out
 
-    def _write_files(self, contents: Contents, names: list[str]) -> None:
+    def _move_files(self, contents: Contents, staging: Path, names: list[str]) -> None:
         """Auth folders replaced whole (a folder left by a delete without --purge
-        included), tokens and secrets written 0600."""
+        included), tokens and secrets moved in as unpacked (0600, folders 0700)."""
         home = self.paths.home
         for name in names:
             shutil.rmtree(self.paths.token_dir(name), ignore_errors=True)
-        for rel, data in sorted(contents.files.items()):
+        for rel in contents.files:
             path = home / rel
-            if rel.startswith("tokens/"):
-                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-            else:
-                write_private(path, data.decode("utf-8"))
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.replace(staging / rel, path)
 
 
 def _sessions(contents: Contents) -> list[Session]:
@@ -315,26 +339,27 @@ def _is_sqlite(path: Path) -> bool:
         return False
 
 
-def _sqlite_copy(path: Path) -> bytes:
-    """A consistent copy of a live SQLite database (its WAL folded in)."""
-    with tempfile.TemporaryDirectory(prefix="zv-backup-") as tmp:
-        copy = Path(tmp) / "copy.db"
-        src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        dst = sqlite3.connect(copy)
-        try:
-            src.backup(dst)
-        finally:
-            dst.close()
-            src.close()
-        return copy.read_bytes()
+def _sqlite_copy(path: Path, copy: Path) -> Path:
+    """A consistent copy of a live SQLite database (its WAL folded in), at ``copy``."""
+    copy.unlink(missing_ok=True)
+    src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    dst = sqlite3.connect(copy)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    return copy
 
 
-def _write_new(dest: Path, data: bytes) -> None:
-    """``data`` to a new file, 0600 from the first byte; FileExistsError when it exists."""
+@contextlib.contextmanager
+def _new_file(dest: Path) -> Iterator[BinaryIO]:
+    """A new file, 0600 from the first byte, synced when done and removed when what
+    writes it fails; FileExistsError when it exists."""
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
     except BaseException:

@@ -10,80 +10,101 @@ starts or stops it, and sessions the file does not name are left alone unless pr
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections import Counter
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, cast
 
-from ecosystem import __version__, fleetfile
-from ecosystem.errors import ZapvisorError
+from ecosystem import __version__, declare_hosts, fleetfile
+from ecosystem.declare_hosts import AskKey
+from ecosystem.declare_plan import HOST, Plan, Step
+from ecosystem.errors import StoreUnsupported, ZapvisorError
 from ecosystem.fleet.door import FleetDoor
-from ecosystem.fleetfile import Declared, FleetFileError
+from ecosystem.fleet.records import HostRecord
+from ecosystem.fleetfile import Declared, DeclaredHost, FleetFile, FleetFileError
 from ecosystem.models import NewSession, Session, utcnow
 from ecosystem.redact import redact_url
 from ecosystem.states import DesiredState
+
+if TYPE_CHECKING:
+    from ecosystem.fleet.admin import Confirm, HostsAdmin
+
+__all__ = ["Declarations", "Plan", "Step"]
 
 RESTARTS_FOR = frozenset({"connector"})
 """Fields a runner reads only when it starts."""
 
 
-@dataclass
-class Step:
-    """One change the plan makes."""
-
-    action: str
-    """create, change, start, stop, restart or delete."""
-    name: str
-    host: str
-    fields: list[str] = field(default_factory=list)
-    """For a change: which fields, each `field: old → new` in ``detail``."""
-    detail: list[str] = field(default_factory=list)
-
-    def line(self) -> str:
-        sign = {"create": "+", "delete": "-", "change": "~"}.get(self.action, "*")
-        text = f"{sign} {self.action} {self.name} (on {self.host})"
-        return text + "".join(f"\n      {d}" for d in self.detail)
-
-
-@dataclass
-class Plan:
-    steps: list[Step]
-    unchanged: list[str]
-    left_alone: list[str]
-    """Sessions here the file does not name (deleted only with prune)."""
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def empty(self) -> bool:
-        return not self.steps
+def move_step(d: Declared, have: Session, to: str) -> Step:
+    """A session the file puts on another host. The hook for `zapvisor move`: once it
+    exists, drop ``refused`` here and make the step in ``apply_plan`` (`_apply_session`)
+    with ``self.move(step.name, to=step.host)``."""
+    why = (
+        f"{d.name} runs on {have.host}, the file puts it on {to}: moving a session between "
+        f"hosts is not supported yet: put it back on {have.host} in the file, or "
+        f"`zapvisor delete {d.name}` and apply again to create it on {to} (it must be "
+        "paired again), or wait for `zapvisor move`"
+    )
+    detail = [f"line {d.line}"]
+    return Step("move", d.name, to, detail=detail, from_host=have.host, refused=why)
 
 
 class Declarations(FleetDoor):
     def plan(self, text: str, *, prune: bool = False, where: str = "the file") -> Plan:
         """What applying the fleet file would change, changing nothing."""
-        wanted = fleetfile.parse(text, where)
-        hosts = set(self.fleet_hosts())
-        for d in wanted:
+        declared = fleetfile.parse(text, where)
+        declare_hosts.check_store(declared, self.settings.store_kind, self.paths.home, where)
+        records = self._host_records() if declared.hosts is not None else {}
+        host_steps, hosts_unchanged = declare_hosts.host_steps(
+            declared.hosts or [], records, self.host_id, where
+        )
+        hosts = set(self.fleet_hosts()) | {h.name for h in declared.hosts or []}
+        for d in declared.sessions:
             if d.host is not None and d.host not in hosts:
                 raise FleetFileError(
                     f"{where}, line {d.line}: {d.name}.host {d.host!r} is not a host of this "
                     f"fleet ({', '.join(sorted(hosts))})"
                 )
         current = {s.name: s for s in self.store.list_sessions()}
+        steps, unchanged = self._session_steps(declared, current)
+        named = {d.name for d in declared.sessions}
+        others = sorted(n for n in current if n not in named)
+        if prune:
+            steps.extend(Step("delete", n, current[n].host) for n in others)
+        after = Counter(s.host for n, s in current.items() if n in named or not prune)
+        after.update(s.host for s in steps if s.action == "create")
+        removals, hosts_left = declare_hosts.host_removals(
+            declared.hosts or [], records, self.host_id, after, prune and declared.hosts is not None
+        )
+        if declared.hosts is None:
+            hosts_left = []
+        return Plan(
+            host_steps + steps + removals,
+            unchanged,
+            [] if prune else others,
+            hosts_unchanged,
+            hosts_left,
+        )
+
+    def _host_records(self) -> dict[str, HostRecord]:
+        try:
+            return {h.name: h for h in self.store.list_hosts()}
+        except StoreUnsupported:
+            return {}
+
+    def _session_steps(
+        self, declared: FleetFile, current: dict[str, Session]
+    ) -> tuple[list[Step], list[str]]:
         steps: list[Step] = []
         unchanged: list[str] = []
-        for d in wanted:
+        for d in declared.sessions:
             have = current.get(d.name)
             host = d.host or (have.host if have else self.host_id)
             if have is None:
                 steps.append(Step("create", d.name, host, detail=_created(d)))
                 continue
             if have.host != host:
-                raise FleetFileError(
-                    f"{where}, line {d.line}: {d.name} runs on {have.host}, the file puts it "
-                    f"on {host}: moving a session between hosts is not supported (back it "
-                    "up, restore it there, then delete it here)"
-                )
+                steps.append(move_step(d, have, host))
+                continue
             made = _diff(have, d)
             if made:
                 steps.append(made)
@@ -94,42 +115,112 @@ class Declarations(FleetDoor):
                 steps.append(Step("restart", d.name, host, detail=["its runner reads it at start"]))
             if not made and d.state == have.desired_state:
                 unchanged.append(d.name)
-        named = {d.name for d in wanted}
-        others = sorted(n for n in current if n not in named)
-        if prune:
-            steps.extend(Step("delete", n, current[n].host) for n in others)
-        return Plan(steps, unchanged, [] if prune else others)
+        return steps, unchanged
 
-    def apply_plan(self, plan: Plan, text: str, *, where: str = "the file") -> list[str]:
+    def apply_plan(
+        self,
+        plan: Plan,
+        text: str,
+        *,
+        where: str = "the file",
+        ask_key: AskKey | None = None,
+        install: bool = False,
+        confirm: Confirm | None = None,
+    ) -> list[str]:
         """Make exactly ``plan``'s changes (refused when the fleet changed since it was
-        made: plan again); one line per step done."""
-        again = self.plan(text, prune=any(s.action == "delete" for s in plan.steps), where=where)
+        made: plan again; refused whole, changing nothing, when a step is one apply
+        cannot make); one line per step done. Hosts are added as `zapvisor hosts add`
+        adds them: ``ask_key`` asks about a host key the file does not pin (without it
+        such a host is refused), ``install``/``confirm`` answer installing zapvisor."""
+        prune = any(s.action in ("delete", "remove") for s in plan.steps)
+        again = self.plan(text, prune=prune, where=where)
         if again.to_json() != plan.to_json():
             raise ZapvisorError("the fleet changed since the plan was made: plan again")
-        wanted = {d.name: d for d in fleetfile.parse(text, where)}
+        declared = fleetfile.parse(text, where)
+        hosts = {h.name: h for h in declared.hosts or []}
+        _refuse(plan, hosts, where, ask_key is not None)
+        wanted = {d.name: d for d in declared.sessions}
         done: list[str] = []
         for step in plan.steps:
-            d = wanted.get(step.name)
-            if step.action == "create" and d is not None:
-                new = NewSession(name=d.name, desired_state=d.state, **d.fields)
-                self.create(new, host=step.host)
-            elif step.action == "change" and d is not None:
-                self.configure(step.name, {k: d.fields[k] for k in step.fields})
-            elif step.action == "start":
-                self.start(step.name)
-            elif step.action == "stop":
-                self.stop(step.name)
-            elif step.action == "restart":
-                self.restart(step.name)
-            elif step.action == "delete":
-                self.delete(step.name)
-            done.append(f"{step.action} {step.name}")
+            if step.kind == HOST:
+                self._apply_host(step, hosts.get(step.name), ask_key, install, confirm)
+                done.append(f"{step.action} host {step.name}")
+            else:
+                self._apply_session(step, wanted.get(step.name))
+                done.append(f"{step.action} {step.name}")
             self.progress(done[-1])
         return done
 
+    def _apply_session(self, step: Step, d: Declared | None) -> None:
+        if step.action == "create" and d is not None:
+            new = NewSession(name=d.name, desired_state=d.state, **d.fields)
+            self.create(new, host=step.host)
+        elif step.action == "change" and d is not None:
+            self.configure(step.name, {k: d.fields[k] for k in step.fields})
+        elif step.action == "start":
+            self.start(step.name)
+        elif step.action == "stop":
+            self.stop(step.name)
+        elif step.action == "restart":
+            self.restart(step.name)
+        elif step.action == "delete":
+            self.delete(step.name)
+        else:  # a move: refused before any step (move_step), until `zapvisor move` exists
+            raise ZapvisorError(f"{step.action} {step.name}: apply cannot make this step")
+
+    def _hosts_admin(self) -> HostsAdmin:
+        from ecosystem.fleet.admin import HostsAdmin
+        from ecosystem.orchestrator import Orchestrator
+
+        return HostsAdmin(cast(Orchestrator, self))
+
+    def _apply_host(
+        self,
+        step: Step,
+        h: DeclaredHost | None,
+        ask_key: AskKey | None,
+        install: bool,
+        confirm: Confirm | None,
+    ) -> None:
+        from ecosystem.fleet.admin import AddRequest
+        from ecosystem.fleet.knownhosts import UnknownHostKey
+
+        admin = self._hosts_admin()
+        if step.action == "remove":
+            admin.remove(step.name)
+        elif step.action == "change" and h is not None and h.host_key:
+            admin.trust(step.name, h.host_key)  # the only change apply makes (APPLIED_CHANGES)
+        elif step.action == "create" and h is not None:
+            req = AddRequest(
+                name=h.name,
+                target=f"{h.user}@{h.address}",
+                port=h.ssh_port,
+                identity_file=h.identity,
+                base_port=h.base_port,
+                max_sessions=h.max_sessions,
+                host_key=h.host_key,
+                install=install,
+            )
+            try:
+                admin.add(req, confirm=confirm)
+            except UnknownHostKey as exc:
+                if ask_key is None:
+                    raise
+                admin.add(replace(req, host_key=ask_key(exc, h.target)), confirm=confirm)
+        self._reread_hosts()
+
+    def _reread_hosts(self) -> None:
+        """The fleet's host names are cached for a few seconds: a host just added must
+        be one for the sessions the same apply creates there."""
+        from ecosystem.fleet.sshlinks import StoreHosts
+
+        hosts = self.links.hosts if self.links is not None else None
+        if isinstance(hosts, StoreHosts):
+            hosts.expire()
+
     def export_fleet(self) -> tuple[str, list[str]]:
-        """Every session of the fleet as a fleet file (``plan`` of it changes nothing);
-        the environment variables it refers to."""
+        """The fleet's hosts and sessions as a fleet file (``plan`` of it changes
+        nothing); the environment variables it refers to."""
         rows = [
             {"name": s.name, "host": s.host, "state": s.desired_state}
             | {k: getattr(s, k) for k in fleetfile.FIELDS}
@@ -139,7 +230,24 @@ class Declarations(FleetDoor):
             f"zapvisor fleet file, exported {utcnow():%Y-%m-%d %H:%M} UTC by zapvisor "
             f"{__version__}\n`zapvisor plan -f FILE` shows what applying it would change."
         )
-        return fleetfile.dump(rows, header)
+        return fleetfile.dump(rows, header, list(self._host_records().values()))
+
+
+def _refuse(plan: Plan, hosts: dict[str, DeclaredHost], where: str, can_ask: bool) -> None:
+    """Refuse, before any step, a plan apply cannot make whole."""
+    refused = plan.refused
+    if refused:
+        more = f" (and {len(refused) - 1} more step(s) apply refuses)" if len(refused) > 1 else ""
+        raise FleetFileError(f"{where}: {refused[0].refused}{more}")
+    for step in plan.steps:
+        h = hosts.get(step.name) if step.kind == HOST else None
+        if step.action == "create" and h is not None and h.host_key is None and not can_ask:
+            raise FleetFileError(
+                f"{where}, line {h.line}: host {h.name} has no host_key: without a terminal "
+                "a host is added only with its SSH key's fingerprint in the file "
+                '(host_key = "SHA256:…", as `ssh-keygen -lf '
+                "/etc/ssh/ssh_host_ed25519_key.pub` prints on it); nothing done"
+            )
 
 
 def _created(d: Declared) -> list[str]:

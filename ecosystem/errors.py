@@ -183,3 +183,51 @@ class RemoteError(ZapvisorError):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+# -- failover (ecosystem/lease.py) --------------------------------------------------------
+
+
+class LeaseLost(ZapvisorError):
+    """A runner's lease has another holder or a newer epoch: the store refused its write
+    or its renewal (the fence), and it must stop without reconnecting. Never retried,
+    unlike a StoreError."""
+
+    exit_code = 75
+
+    def __init__(self, message: str, holder: str | None = None, epoch: int | None = None):
+        super().__init__(message)
+        self.holder = holder
+        self.epoch = epoch
+
+
+class LeaseHeld(ZapvisorError):
+    """Another host holds the session's lease, or a planned move is under way."""
+
+    exit_code = 75
+
+
+class NotThisHost(ZapvisorError):
+    """The session runs on another host (it failed over or was moved there)."""
+
+    exit_code = 69
+
+    def __init__(self, message: str, host: str = "") -> None:
+        super().__init__(message)
+        self.host = host
+
+
+class HostUnavailable(ZapvisorError):
+    """Another host cannot take a session: no fresh heartbeat in the store, or unknown.
+
+    Not HostUnreachable: that one says the host a call went to did not answer (and the
+    link to it is dropped); this one is an answer, about a third host."""
+
+    exit_code = 69
+
+
+class CannotMove(ZapvisorError):
+    """A session cannot move: its auth is in local files, it is already there, or a
+    move is under way."""
+
+    exit_code = 65

@@ -1,4 +1,11 @@
-"""The fleet file (`zapvisor.toml`): the sessions an operator wants, declared.
+"""The fleet file (`zapvisor.toml`): the hosts and sessions an operator wants, declared.
+
+    [hosts.vps2]
+    target = "deploy@203.0.113.7:2222"   # USER@ADDRESS[:SSH PORT]
+    base_port = 3001
+    max_sessions = 40
+    host_key = "SHA256:…"              # its SSH key's fingerprint (public, not a secret)
+    identity = "/root/.ssh/id_fleet"   # optional: a key FILE here (a path, never the key)
 
     [sessions.cliente-001]
     host = "vps2"                      # optional: this host
@@ -15,6 +22,8 @@
 
 A value may be a reference instead, ``webhook_url = { env = "HOOK_LOJA" }``: read from
 that environment variable, so a URL that carries a token never sits in the file.
+A file without any [hosts.NAME] table leaves the fleet's hosts alone.
+
 Anything wrong (syntax, an unknown key, a bad name or value, a missing variable) refuses
 the whole file, naming the line.
 """
@@ -30,6 +39,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ecosystem.errors import InvalidValue, ZapvisorError
+from ecosystem.fleet.knownhosts import normalise_fingerprint
+from ecosystem.fleet.records import (
+    HostRecord,
+    check_port_range,
+    format_target,
+    parse_target_port,
+    validate_host_name,
+)
 from ecosystem.models import SessionFields
 from ecosystem.names import name_problem
 from ecosystem.redact import redact_url
@@ -45,6 +62,7 @@ SESSION_KEYS = (
     "ai_config",
     "timing_config",
 )
+HOST_KEYS = ("target", "base_port", "max_sessions", "host_key", "identity")
 FIELDS = ("connector", "description", "webhook_url", "webhook_events", "ai_config", "timing_config")
 """The session fields a file declares (what `configure` changes)."""
 
@@ -67,18 +85,50 @@ class Declared:
     line: int = 0
 
 
-def parse(text: str, where: str = "the file") -> list[Declared]:
-    """The sessions a fleet file declares, every value checked."""
+@dataclass(frozen=True)
+class DeclaredHost:
+    """One host of the fleet as the file wants it."""
+
+    name: str
+    user: str
+    address: str
+    ssh_port: int
+    base_port: int
+    max_sessions: int
+    host_key: str | None
+    """None: not pinned by the file (whatever key the fleet trusts)."""
+    identity: str | None
+    line: int = 0
+
+    @property
+    def target(self) -> str:
+        return format_target(self.user, self.address, self.ssh_port)
+
+
+@dataclass(frozen=True)
+class FleetFile:
+    sessions: list[Declared]
+    hosts: list[DeclaredHost] | None
+    """None when the file has no [hosts.NAME] table: the fleet's hosts are left alone."""
+
+
+def parse(text: str, where: str = "the file") -> FleetFile:
+    """The hosts and sessions a fleet file declares, every value checked."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise FleetFileError(f"{where}: {exc}") from None
     lines = _key_lines(text)
-    unknown = sorted(set(data) - {"sessions"})
+    unknown = sorted(set(data) - {"sessions", "hosts"})
     if unknown:
         key = unknown[0]
-        raise FleetFileError(f"{where}, line {lines.get((key,), 0)}: unknown key {key!r} "
-                             "(a fleet file has [sessions.NAME] tables)")  # fmt: skip
+        raise FleetFileError(
+            f"{where}, line {lines.get((key,), 0)}: unknown key {key!r} "
+            "(a fleet file has [hosts.NAME] and [sessions.NAME] tables)"
+        )
+    hosts = None
+    if "hosts" in data:
+        hosts = _hosts(data["hosts"], lines, where)
     sessions = data.get("sessions", {})
     if not isinstance(sessions, dict):
         raise FleetFileError(f"{where}: `sessions` must be tables, [sessions.NAME]")
@@ -89,17 +139,78 @@ def parse(text: str, where: str = "the file") -> list[Declared]:
         problem = name_problem(name)
         if problem:
             raise FleetFileError(f"{at}: session {name!r}: {problem}")
-        if not isinstance(body, dict):
-            raise FleetFileError(f"{at}: session {name} must be a table, [sessions.{name}]")
-        extra = sorted(set(body) - set(SESSION_KEYS))
-        if extra:
-            key = extra[0]
-            at = f"{where}, line {lines.get(('sessions', name, key), line)}"
-            raise FleetFileError(
-                f"{at}: unknown key {key!r} in session {name} (known: {', '.join(SESSION_KEYS)})"
-            )
+        _check_table("session", name, body, SESSION_KEYS, lines, where)
         out.append(_declared(name, body, lines, where, line))
+    return FleetFile(out, hosts)
+
+
+def _hosts(tables: Any, lines: dict[tuple[str, ...], int], where: str) -> list[DeclaredHost]:
+    if not isinstance(tables, dict):
+        raise FleetFileError(f"{where}: `hosts` must be tables, [hosts.NAME]")
+    out = []
+    for name, body in tables.items():
+        line = lines.get(("hosts", name), 0)
+        at = f"{where}, line {line}"
+        _check_table("host", name, body, HOST_KEYS, lines, where)
+        values = {
+            k: _resolve(v, f"{name}.{k}", f"{where}, line {lines.get(('hosts', name, k), line)}")
+            for k, v in body.items()
+        }
+        missing = [k for k in ("target", "base_port", "max_sessions") if k not in values]
+        if missing:
+            raise FleetFileError(f"{at}: host {name} needs {', '.join(missing)}")
+        try:
+            validate_host_name(name)
+            for key in ("target", "host_key", "identity"):
+                if key in values and not isinstance(values[key], str):
+                    raise InvalidValue(f"{key} must be a string")
+            for key in ("base_port", "max_sessions"):
+                if not isinstance(values[key], int) or isinstance(values[key], bool):
+                    raise InvalidValue(f"{key} must be a whole number")
+            user, address, port = parse_target_port(values["target"])
+            check_port_range(values["base_port"], values["max_sessions"])
+            pinned = values.get("host_key")
+            host_key = normalise_fingerprint(pinned) if pinned else None
+        except ZapvisorError as exc:
+            said = str(exc)
+            for flag in ("--base-port", "--max-sessions", "--host-key"):
+                said = said.replace(flag, flag[2:].replace("-", "_"))
+            raise FleetFileError(f"{at}: host {name}: {said}") from None
+        identity = values.get("identity") or None
+        ports = values["base_port"], values["max_sessions"]
+        out.append(DeclaredHost(name, user, address, port, *ports, host_key, identity, line))
     return out
+
+
+def _check_table(
+    kind: str,
+    name: str,
+    body: Any,
+    keys: tuple[str, ...],
+    lines: dict[tuple[str, ...], int],
+    where: str,
+) -> None:
+    line = lines.get((f"{kind}s", name), 0)
+    if not isinstance(body, dict):
+        raise FleetFileError(
+            f"{where}, line {line}: {kind} {name} must be a table, [{kind}s.{name}]"
+        )
+    extra = sorted(set(body) - set(keys))
+    if extra:
+        at = f"{where}, line {lines.get((f'{kind}s', name, extra[0]), line)}"
+        raise FleetFileError(
+            f"{at}: unknown key {extra[0]!r} in {kind} {name} (known: {', '.join(keys)})"
+        )
+
+
+def _resolve(value: Any, what: str, at: str) -> Any:
+    """A value, or the environment variable a ``{ env = "NAME" }`` reference names."""
+    if isinstance(value, dict) and set(value) == {"env"}:
+        var = str(value["env"])
+        if var not in os.environ:
+            raise FleetFileError(f"{at}: {what} refers to ${var}, which is not set")
+        return os.environ[var]
+    return value
 
 
 def _declared(
@@ -108,12 +219,8 @@ def _declared(
     values: dict[str, Any] = {}
     for key, value in body.items():
         at = f"{where}, line {lines.get(('sessions', name, key), line)}"
-        is_ref = isinstance(value, dict) and set(value) == {"env"}
-        if is_ref and key not in ("ai_config", "timing_config"):
-            var = str(value["env"])
-            if var not in os.environ:
-                raise FleetFileError(f"{at}: {name}.{key} refers to ${var}, which is not set")
-            value = os.environ[var]
+        if key not in ("ai_config", "timing_config"):
+            value = _resolve(value, f"{name}.{key}", at)
         values[key] = value
     at = f"{where}, line {line}"
     state = values.pop("state", DesiredState.RUNNING)
@@ -168,12 +275,23 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
 # -- writing --------------------------------------------------------------------------------
 
 
-def dump(sessions: Sequence[Mapping[str, Any]], header: str) -> tuple[str, list[str]]:
-    """A fleet file declaring these sessions (dicts with name, host, state and FIELDS);
-    also the environment variables it refers to (webhook URLs that carry a secret are
-    written as references, never as values)."""
+def dump(
+    sessions: Sequence[Mapping[str, Any]],
+    header: str,
+    hosts: Sequence[HostRecord] = (),
+) -> tuple[str, list[str]]:
+    """A fleet file declaring these hosts and sessions (dicts with name, host, state and
+    FIELDS); also the environment variables it refers to (webhook URLs that carry a
+    secret are written as references, never as values)."""
     out = [f"# {line}" if line else "#" for line in header.splitlines()]
     refs: list[str] = []
+    for h in hosts:
+        out += ["", f"[hosts.{h.name}]", f"target = {_str(h.target)}"]
+        out += [f"base_port = {h.base_port}", f"max_sessions = {h.max_sessions}"]
+        if h.host_key:
+            out.append(f"host_key = {_str(h.host_key)}")
+        if h.identity_file:
+            out.append(f"identity = {_str(h.identity_file)}")
     for s in sessions:
         name = s["name"]
         out.append("")

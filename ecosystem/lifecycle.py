@@ -8,17 +8,20 @@ import dataclasses
 import shutil
 import time
 
-from ecosystem import apitoken, webhook_events
+from ecosystem import apitoken, moves, shared_secrets, webhook_events
 from ecosystem.bot_access import bot_facts
 from ecosystem.errors import (
     PortsExhausted,
     RunnerError,
+    SchemaMissing,
     SessionExists,
     SessionNotFound,
+    StoreUnsupported,
     SupervisorError,
     ZapvisorError,
 )
 from ecosystem.fleet.routing import call_on_host, routed
+from ecosystem.lease import AuthKind, LeaseInfo
 from ecosystem.models import NewSession, Session, SessionFields
 from ecosystem.names import program_name, validate_name
 from ecosystem.plumbing import Plumbing
@@ -38,11 +41,19 @@ class Lifecycle(Plumbing):
 
     @routed
     def show(self, name: str) -> SessionView:
-        """One session, its row joined with supervisord's facts and the monitor's."""
+        """One session, its row joined with supervisord's facts, the monitor's and, while
+        its runner is down, whoever holds its port: one getProcessInfo and one health
+        record, whatever the number of sessions."""
         self.store.get_session(validate_name(name))  # an unknown name starts nothing
-        view = self._views(lambda: [self.store.get_session(name)])[0]
+        view = self._views(lambda: [self.store.get_session(name)], one=name)[0]
         bot, key = bot_facts(self, view.session)
-        return dataclasses.replace(view, bot=bot, ai_key=key)
+        return dataclasses.replace(view, lease=self._lease(name), bot=bot, ai_key=key)
+
+    def _lease(self, name: str) -> LeaseInfo | None:
+        try:
+            return self.store.lease_info(name)
+        except (StoreUnsupported, SchemaMissing):
+            return None
 
     def create(self, new: NewSession, *, wait: bool = True, host: str | None = None) -> SessionView:
         """Insert the session (reserving its port atomically), add its program, start it,
@@ -59,6 +70,9 @@ class Lifecycle(Plumbing):
             view: SessionView = call_on_host(self, target, Lifecycle.create, (new,), args)
             return view
         self.paths.ensure()
+        new = new.model_copy(
+            update={"auth": moves.choose_auth(self.store.kind, new.connector, new.auth)}
+        )
         self.progress(f"reserving a port for {new.name}")
         with applier.apply_lock(self.paths):
             session = self._insert(new)
@@ -86,9 +100,10 @@ class Lifecycle(Plumbing):
             raise SessionExists(f"a session named {new.name!r} already exists")
         token = apitoken.new_token()
         apitoken.save_token(self.paths, new.name, token)
-        webhook_events.save_secret(self.paths, new.name, webhook_events.new_secret())
+        secret = webhook_events.new_secret()
+        webhook_events.save_secret(self.paths, new.name, secret)
         try:
-            return self.store.create_session(
+            session = self.store.create_session(
                 new,
                 host=self.host_id,
                 ports=self.ports,
@@ -104,6 +119,10 @@ class Lifecycle(Plumbing):
                 held = ", ".join(str(who_holds(p)) for p in exc.busy[:5])
                 raise PortsExhausted(f"{exc.message} ({held})", exc.busy) from None
             raise
+        if session.auth == AuthKind.STORE:
+            # a host that claims the session later signs its webhooks with the same secret
+            shared_secrets.share(self.store, new.name, secret)
+        return session
 
     def _undo_create(self, name: str) -> None:
         with contextlib.suppress(ZapvisorError):
@@ -134,8 +153,7 @@ class Lifecycle(Plumbing):
     def start(self, name: str) -> SessionView:
         session = self._set_desired(validate_name(name), DesiredState.RUNNING, "start")
         self._ensure_program(name)
-        self.sup.start(program_name(name), wait=False)
-        self._wait_healthy(name, session.port)
+        self._start_one(name, session.port)
         return self.show(name)
 
     @routed
@@ -150,8 +168,7 @@ class Lifecycle(Plumbing):
         session = self._set_desired(validate_name(name), DesiredState.RUNNING, "restart")
         self._ensure_program(name)
         self.sup.stop(program_name(name), wait=True)
-        self.sup.start(program_name(name), wait=False)
-        self._wait_healthy(name, session.port)
+        self._start_one(name, session.port)
         return self.show(name)
 
     @routed
@@ -208,6 +225,9 @@ class Lifecycle(Plumbing):
             auth = self.paths.token_dir(name)
             if auth.exists():
                 shutil.rmtree(auth)
+            if view.session.auth == AuthKind.STORE:
+                with contextlib.suppress(StoreUnsupported):
+                    self.store.delete_sim_auth(name)
             self.store.set_runtime(
                 name, {"phone": None, "connected_at": None, "qr_payload": None}, actor=self.actor
             )

@@ -9,11 +9,12 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ecosystem import jsonvalue
+from ecosystem.lease import AuthKind
+from ecosystem.names import CONNECTORS as CONNECTORS  # defined there: see names.py
+from ecosystem.names import DEFAULT_CONNECTOR as DEFAULT_CONNECTOR
 from ecosystem.names import validate_name
 from ecosystem.states import DesiredState, Status
 
-CONNECTORS = ("neonize", "sim")
-DEFAULT_CONNECTOR = "neonize"
 MAX_DESCRIPTION = 500
 
 
@@ -138,6 +139,10 @@ class NewSession(SessionFields):
 
     name: str
     desired_state: DesiredState = DesiredState.RUNNING
+    auth: AuthKind | None = None
+    """Where its WhatsApp auth lives; None lets the orchestrator choose (the store when
+    the store is shared and the connector can keep its auth there)."""
+    failover: bool = True
 
     @field_validator("name")
     @classmethod
@@ -172,7 +177,15 @@ class Session(BaseModel):
     updated_at: datetime = Field(default_factory=utcnow)
     connected_at: datetime | None = None
     last_activity_at: datetime | None = None
+    auth: AuthKind = AuthKind.LOCAL
+    """Where its WhatsApp auth lives: only ``store`` can fail over or move."""
+    failover: bool = True
+    """Whether another host takes it over when its host goes silent (with store auth)."""
     api_token_hash: str | None = Field(default=None, exclude=True, repr=False)
+
+    @property
+    def can_fail_over(self) -> bool:
+        return self.auth == AuthKind.STORE and self.failover
 
 
 class Event(BaseModel):

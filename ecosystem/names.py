@@ -1,4 +1,6 @@
-"""The session naming rule, shared by the CLI, the TUI form and the store."""
+"""The session naming rule, shared by the CLI, the TUI form and the store; and the
+connectors' names (here rather than with the models, so argument parsing needs no
+pydantic)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,9 @@ NAME_RULE = (
 )
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,47}")
 PROGRAM_PREFIX = "wa-"
+
+CONNECTORS = ("neonize", "sim")
+DEFAULT_CONNECTOR = "neonize"
 
 
 def name_problem(name: str) -> str | None:

@@ -8,23 +8,21 @@ The actions themselves are in ``lifecycle.py``, ``session_access.py`` and ``read
 from __future__ import annotations
 
 import contextvars
-import getpass
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ecosystem import apitoken, runner_client
-from ecosystem.boot import StartReport, start_in_waves
+from ecosystem.boot import StartReport, start_many
 from ecosystem.errors import RunnerError, StoreUnsupported
 from ecosystem.health.model import SessionHealth
 from ecosystem.models import Session
 from ecosystem.names import program_name, validate_name
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings
-from ecosystem.states import FAILING_STATES, STOPPED_STATES
+from ecosystem.states import FAILING_STATES
 from ecosystem.store import Store, open_store
 from ecosystem.supctl import apply as applier
 from ecosystem.supctl import daemon
@@ -49,6 +47,8 @@ own user."""
 
 def current_actor() -> str:
     """The operator and the machine they work on (`alice@laptop`)."""
+    import getpass  # its import pulls in the terminal modules: only when asked
+
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
@@ -147,39 +147,38 @@ class Plumbing:
         if not daemon.is_up(self.sup):
             self.apply()
 
-    def _start_many(self, names: list[str]) -> list[str]:
-        """Start runners in small waves, each wave waiting for health, so a boot with
-        hundreds of sessions does not start them all on the same second (the same
-        function the health monitor uses when supervisord came up on its own)."""
-        ports = {s.name: s.port for s in self._host_sessions()}
-        targets = [(n, ports[n]) for n in names if n in ports]
-        report = start_in_waves(
+    def _start_many(self, targets: list[tuple[str, int]]) -> list[str]:
+        """Start runners (name, port) and wait for their /health, as many at once as
+        the host takes (boot.py; the health monitor uses the same function when
+        supervisord came up on its own)."""
+        report = start_many(
             self.sup,
             self.paths,
             targets,
-            concurrency=self.settings.start_concurrency,
-            wait_healthy=self._wait_healthy,
+            bind=self.settings.bind,
+            timeout=self.settings.start_timeout,
+            ceiling=self.settings.start_concurrency,
             lock_timeout=self.settings.start_timeout * (len(targets) + 1),
+            why=self._why_down,
         )
         self._last_start = report
         return report.started
 
-    def _wait_healthy(self, name: str, port: int) -> None:
-        deadline = time.monotonic() + self.settings.start_timeout
-        polls = 0
-        while time.monotonic() < deadline:
-            if runner_client.healthy(self.settings.bind, port, timeout=0.5):
-                return
-            polls += 1
-            if polls % 5 == 0:
-                info = self.sup.process_info(program_name(name))
-                if info is not None and info.state in STOPPED_STATES:
-                    raise RunnerError(f"{name}'s runner is {info.state}: {self._why_down(name)}")
-            time.sleep(0.05)
-        raise RunnerError(
-            f"{name}'s runner did not answer /health on port {port} within "
-            f"{self.settings.start_timeout:g} s: {self._why_down(name)}"
-        )
+    def _start_one(self, name: str, port: int) -> None:
+        """Start the session's runner and wait for its /health; RunnerError says why
+        it did not come up."""
+        failed = start_many(
+            self.sup,
+            self.paths,
+            [(name, port)],
+            bind=self.settings.bind,
+            timeout=self.settings.start_timeout,
+            ceiling=1,
+            lock_timeout=0.0,
+            why=self._why_down,
+        ).failed
+        if name in failed:
+            raise RunnerError(failed[name])
 
     def _why_down(self, name: str) -> str:
         """The best explanation supervisord can give: spawn error, exit status, the last
@@ -208,16 +207,44 @@ class Plumbing:
         except StoreUnsupported:
             return {}
 
-    def _views(self, read: Callable[[], list[Session]]) -> list[SessionView]:
+    def _one_health(self, name: str) -> SessionHealth | None:
+        """The monitor's record for one session; None when it has none."""
+        try:
+            found = self.store.get_health(name)
+        except StoreUnsupported:
+            return None
+        return None if found.same_as(SessionHealth(name=name)) else found
+
+    def _process_info(self, name: str) -> ProcessInfo | None:
+        self.ensure_up()
+        try:
+            return self.sup.process_info(program_name(name))
+        except SupervisorDown:
+            return None
+
+    def _views(
+        self, read: Callable[[], list[Session]], *, one: str | None = None
+    ) -> list[SessionView]:
         """The sessions ``read`` returns, joined with supervisord's facts, the monitor's
         records and, for those whose runner is down, whoever holds their port. The
         store is read after supervisord: when this starts it (and the sessions), the
-        statuses are what the new runners report, not what the old ones last said."""
-        infos = self._process_infos()
+        statuses are what the new runners report, not what the old ones last said.
+        With ``one`` (a session's name) only its process and health record are read:
+        one getProcessInfo and one row, whatever the number of sessions."""
+        if one is None:
+            infos = self._process_infos()
+        else:
+            info = self._process_info(one)
+            infos = {} if info is None else {program_name(one): info}
         sessions = read()
+        if one is None:
+            health = self._health()
+        else:
+            record = self._one_health(one)
+            health = {} if record is None else {one: record}
         down = down_ports(sessions, infos)
         holders = port_holders(down, self.settings.bind) if down else {}
-        return session_views(sessions, infos, self._health(), holders)
+        return session_views(sessions, infos, health, holders)
 
     def _process_infos(self) -> dict[str, ProcessInfo]:
         self.ensure_up()

@@ -14,6 +14,7 @@ reads the same on dark and light themes.
 from __future__ import annotations
 
 import base64
+import functools
 import struct
 import zlib
 
@@ -113,16 +114,13 @@ def terminal_text(payload: str, *, color: bool, compact: bool = False, level: st
 def png(payload: str, scale: int = 8, level: str = "L") -> bytes:
     """A black-on-white PNG of the QR (1-bit greyscale, no imaging library needed)."""
     modules = matrix(payload, level, border=4)
+    dark_bits, light_bits = "0" * scale, "1" * scale  # 1-bit greyscale: 0 is black
     raw = bytearray()
     for row in modules:
-        bits: list[int] = []
-        for dark in row:
-            bits.extend([0 if dark else 1] * scale)
-        line = bytearray([0])  # filter type: none
-        for i in range(0, len(bits), 8):
-            byte = bits[i : i + 8] + [1] * (8 - len(bits[i : i + 8]))
-            line.append(int("".join(map(str, byte)), 2))
-        raw.extend(bytes(line) * scale)
+        bits = "".join(dark_bits if dark else light_bits for dark in row)
+        bits += "1" * (-len(bits) % 8)  # pad the last byte with white
+        line = b"\0" + int(bits, 2).to_bytes(len(bits) // 8, "big")  # filter type: none
+        raw.extend(line * scale)
     side = len(modules) * scale
     header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
     return (
@@ -138,5 +136,8 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
 
+@functools.lru_cache(maxsize=4)
 def png_data_url(payload: str) -> str:
+    """The PNG as a data URL; kept for the last few payloads (a runner's /qrcode and
+    its qr_code webhook ask for the same one)."""
     return "data:image/png;base64," + base64.b64encode(png(payload)).decode("ascii")

@@ -3,6 +3,7 @@ monitor's records and alerts, doctor; and stopping everything (`shutdown`)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from datetime import timedelta
 
@@ -14,8 +15,9 @@ from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.hostview import HostReport
 from ecosystem.metrics import ProcessSampler, host_stats
 from ecosystem.models import Session, utcnow
+from ecosystem.names import program_name
 from ecosystem.session_access import SessionAccess
-from ecosystem.states import SIGNALLABLE_STATES
+from ecosystem.states import PROCESS_UP, SIGNALLABLE_STATES, Status
 from ecosystem.supctl import apply as applier
 from ecosystem.supctl import daemon
 from ecosystem.supctl.rpc import ProcessInfo, Supervisor, SupervisorDown
@@ -138,8 +140,26 @@ class Reads(SessionAccess):
         """Stop every runner, then supervisord; False when it was not running."""
         if not daemon.is_up(self.sup):
             return False
+        self._report_stopping()
         daemon.shutdown(self.paths, self.sup)
         return True
+
+    def _report_stopping(self) -> None:
+        """Write what each running runner reports as it stops (disconnected, no QR),
+        one session after the other, before they all stop: then none of them has
+        anything left to write, and two hundred runners do not queue at once for the
+        store's lock (SQLite's) in the seconds they have to exit."""
+        try:
+            infos = self.sup.all_process_info()
+        except SupervisorDown:
+            return
+        gone = {"status": Status.DISCONNECTED, "qr_payload": None, "qr_expires_at": None}
+        for s in self._host_sessions():
+            info = infos.get(program_name(s.name))
+            if info is None or info.state not in PROCESS_UP or s.status == Status.ERROR:
+                continue  # not running, or its error stays (the runner keeps it too)
+            with contextlib.suppress(StoreError):
+                self.store.set_runtime(s.name, gone, actor=self.actor)
 
     def write_boot_config(self) -> None:
         """Write supervisord's config from the store for `zapvisor serve`, refusing

@@ -12,9 +12,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ecosystem import apitoken, logfiles, webhook_events
-from ecosystem.errors import InvalidValue, RunnerError, StoreUnsupported, ZapvisorError
+from ecosystem import apitoken, logfiles, shared_secrets, webhook_events
+from ecosystem.errors import (
+    InvalidValue,
+    RunnerError,
+    SchemaMissing,
+    StoreUnsupported,
+    ZapvisorError,
+)
 from ecosystem.fleet.routing import routed
+from ecosystem.lease import AuthKind
 from ecosystem.lifecycle import Lifecycle
 from ecosystem.models import Event, Session, utcnow
 from ecosystem.names import validate_name
@@ -165,12 +172,18 @@ class SessionAccess(Lifecycle):
     def webhook_secret(self, name: str, *, rotate: bool = False) -> str:
         """The secret webhook signatures are made with; the runner picks a rotated one
         up at its next delivery."""
-        self.session(name)
+        session = self.session(name)
+        shared = session.auth == AuthKind.STORE
         if rotate:
             secret = webhook_events.new_secret()
             webhook_events.save_secret(self.paths, name, secret)
+            if shared:  # it moves with the session
+                shared_secrets.share(self.store, name, secret)
             self.store.add_event(name, "webhook_secret", actor=self.actor)
             return secret
+        if shared:
+            with contextlib.suppress(StoreUnsupported, SchemaMissing):
+                return shared_secrets.shared_secret(self.store, self.paths, name)
         return webhook_events.ensure_secret(self.paths, name)
 
     def webhook_counts(self, name: str) -> dict[str, int] | None:
@@ -200,7 +213,7 @@ class SessionAccess(Lifecycle):
                 self.store.add_event(
                     name, "webhook_replay", actor=self.actor, detail={"n": replayed}
                 )
-                with contextlib.suppress(ZapvisorError, OSError):  # it also looks every minute
+                with contextlib.suppress(ZapvisorError, OSError):  # it also looks every 10 minutes
                     self._runner_call(session, "POST", "/webhook/flush", timeout=30)
         return WebhookReport(
             name=name,

@@ -3,6 +3,11 @@
 Names follow the seeds where they exist (`BASE_PORT`, `MAX_SESSIONS`, `SUPABASE_URL`…);
 zapvisor's own settings carry the `ZAPVISOR_` prefix. A misspelt `ZAPVISOR_*` variable is
 an error rather than silently ignored: at 2 a.m. a typo must not look like a default.
+
+A plain pydantic model fed by ``load_settings``: every process (each runner, each
+command) builds one, and pydantic-settings' import alone cost a runner ~4 MB and a
+command ~0.1 s. The sources and their order are its: arguments, then the environment,
+then `.env`, then defaults; variable names match whatever their case.
 """
 
 from __future__ import annotations
@@ -15,8 +20,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from ecosystem.errors import ConfigError
 
@@ -30,15 +42,11 @@ def _env(*names: str) -> Any:
     return AliasChoices(*names)
 
 
-class Settings(BaseSettings):
-    """Everything zapvisor reads from its environment."""
+class Settings(BaseModel):
+    """Everything zapvisor reads from its environment (build it with load_settings,
+    make_settings or settings_from_vars)."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        frozen=True,
-    )
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     home: Path = Field(default_factory=_default_home, validation_alias=_env("ZAPVISOR_HOME"))
     """State directory: supervisord's config, socket and logs, `tokens/<session>/`,
@@ -178,8 +186,8 @@ class Settings(BaseSettings):
     start_concurrency: int = Field(
         8, ge=1, le=200, validation_alias=_env("ZAPVISOR_START_CONCURRENCY")
     )
-    """Runners started at once when many start together (boot, supervisord restart);
-    each wave waits for its runners' /health before the next one starts."""
+    """At most this many runners starting at once when many start together (boot,
+    supervisord restart); fewer while they come up slowly (boot.py ``Pace``)."""
 
     alert_ram_percent: float = Field(
         85.0, gt=0, le=100, validation_alias=_env("ZAPVISOR_ALERT_RAM_PERCENT")
@@ -206,6 +214,30 @@ class Settings(BaseSettings):
     )
     """Where alerts are POSTed (JSON) when raised and when cleared; may hold a token,
     so it is never printed."""
+
+    # -- failover (ecosystem/lease.py, ecosystem/health/failover.py) ----------------
+
+    lease_seconds: float = Field(
+        30.0, ge=2, le=3600, validation_alias=_env("ZAPVISOR_LEASE_SECONDS")
+    )
+    """How long a runner's lease on its session (and a host's heartbeat) lasts without
+    renewal. A runner renews every third of it and lets go of WhatsApp when it could not
+    for the lease minus a margin; another host takes a session over once its lease and
+    its host's heartbeat both ran out. Shorter: faster failover, less patience with a
+    slow store."""
+
+    accept_failover: bool = Field(True, validation_alias=_env("ZAPVISOR_ACCEPT_FAILOVER"))
+    """Whether this host's monitor takes over sessions of hosts that went silent."""
+
+    failover_ram_floor_mb: int = Field(
+        512, ge=0, validation_alias=_env("ZAPVISOR_FAILOVER_RAM_FLOOR_MB")
+    )
+    """Memory (MB) this host keeps available: it takes over no session that would leave
+    it less (each counted at 100 MB)."""
+
+    sim_server_url: SecretStr | None = Field(None, validation_alias=_env("ZAPVISOR_SIM_SERVER_URL"))
+    """Sim connector only (tests, demos): a PostgreSQL DSN where the simulated WhatsApp
+    server keeps its connections; unset, it uses the store."""
 
     @field_validator("max_session_memory_mb", mode="after")
     @classmethod
@@ -276,16 +308,6 @@ class Settings(BaseSettings):
         return "sqlite"
 
 
-class _Isolated(Settings):
-    """Settings that read nothing but their arguments."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: Any, *args: Any, **kwargs: Any
-    ) -> tuple[Any, ...]:
-        return (init_settings,)
-
-
 ENV_NAMES: dict[str, str] = {
     name: str(field.validation_alias.choices[0])  # type: ignore[union-attr]
     for name, field in Settings.model_fields.items()
@@ -307,18 +329,28 @@ def _check_unknown(keys: Mapping[str, object], where: str) -> None:
             raise ConfigError(f"unknown setting {upper} in {where} (known: {known})")
 
 
+def _ours(values: Mapping[str, str | None]) -> dict[str, str]:
+    """The settings' variables among ``values``, by their canonical (upper-case) name."""
+    return {upper: v for k, v in values.items() if v is not None and (upper := k.upper()) in _KNOWN}
+
+
 def load_settings(env_file: Path | None = Path(".env"), **overrides: Any) -> Settings:
     """Build the one Settings object; errors name the variable that is wrong.
 
-    ``overrides`` use field names (``base_port=…``) and win over the environment."""
+    ``overrides`` use field names (``base_port=…``) and win over the environment, which
+    wins over ``env_file``."""
     _check_unknown(os.environ, "the environment")
+    values: dict[str, Any] = {}
     if env_file is not None and env_file.is_file():
         from dotenv import dotenv_values
 
-        _check_unknown(dotenv_values(env_file), str(env_file))
+        from_file = dotenv_values(env_file)
+        _check_unknown(from_file, str(env_file))
+        values.update(_ours(from_file))
+    values.update(_ours(os.environ))
+    values.update({ENV_NAMES.get(k, k): v for k, v in overrides.items()})
     try:
-        by_var = {ENV_NAMES.get(k, k): v for k, v in overrides.items()}
-        return Settings(_env_file=env_file, **by_var)  # type: ignore[call-arg]
+        return Settings.model_validate(values)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
 
@@ -346,7 +378,7 @@ def make_settings(**fields: Any) -> Settings:
 def settings_from_vars(values: Mapping[str, Any], where: str = "") -> Settings:
     """Settings from variable names (as in `.env`) only, ignoring the environment."""
     try:
-        return _Isolated(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings.model_validate(values)
     except ValidationError as exc:
         raise ConfigError(_describe(exc) + (f" (in {where})" if where else "")) from None
 
@@ -381,7 +413,7 @@ def runtime_settings(values: Mapping[str, str], home: Path) -> Settings:
     inherits from supervisord (whoever started it, with whatever exported) must not
     change them, or the same file could give a runner and the monitor different stores.
     A variable the file leaves out takes its default. Raises ValidationError."""
-    return _Isolated(_env_file=None, **{"ZAPVISOR_HOME": str(home), **values})  # type: ignore[call-arg, arg-type]
+    return Settings.model_validate({"ZAPVISOR_HOME": str(home), **values})
 
 
 def read_runtime_settings(env_file: Path, home: Path) -> Settings:

@@ -1,5 +1,5 @@
-"""State constants: session statuses (the seed's seven), desired states, and
-supervisord's process states.
+"""State constants: session statuses (the seed's seven), desired states, webhook
+delivery states, and supervisord's process states.
 
 Kept light (supervisor.states is stdlib-only) so every part (store, runner, UI) can
 share them.
@@ -22,6 +22,14 @@ class Status(StrEnum):
     PHONE_DISCONNECTED = "phone_disconnected"
     ERROR = "error"
     RECONNECTING = "reconnecting"
+
+
+class DeliveryState(StrEnum):
+    """Where a webhook event's delivery stands."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
 
 
 class DesiredState(StrEnum):

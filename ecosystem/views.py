@@ -9,6 +9,7 @@ from typing import Any
 
 from ecosystem.conversations import BotActivity
 from ecosystem.health.model import SessionHealth
+from ecosystem.lease import LeaseInfo
 from ecosystem.models import Session
 from ecosystem.names import program_name
 from ecosystem.ports import port_is_free, who_holds
@@ -28,6 +29,10 @@ JSON_FIELDS = (
     "host",
     "port",
     "connector",
+    "auth",
+    "failover",
+    "can_fail_over",
+    "lease",
     "desired_state",
     "status",
     "process_state",
@@ -84,6 +89,8 @@ class SessionView:
     port_holder: str | None = None
     """Who holds the session's port while its runner is down ("held by nginx (pid
     42)"): it could not start. Set by :func:`session_views`."""
+    lease: LeaseInfo | None = None
+    """Its lease and its host's heartbeat (`show` only; None in lists)."""
 
     @property
     def name(self) -> str:
@@ -201,6 +208,8 @@ class SessionView:
             port_conflict=self.port_holder,
             restarts=self.restarts,
             webhook_url=redact_url(self.session.webhook_url),
+            can_fail_over=self.session.can_fail_over,
+            lease=lease_json(self.lease),
             host_unreachable=self.unreachable,
             ai_key=self.ai_key,
         )
@@ -217,6 +226,23 @@ class SessionView:
         ):
             data[key] = h.get(key)
         return {key: data.get(key) for key in JSON_FIELDS}
+
+
+def lease_json(info: LeaseInfo | None) -> dict[str, Any] | None:
+    """The `lease` object of `show --json`: holder, epoch, expiry and the holder's
+    heartbeat (null when the session was never run under a lease)."""
+    if info is None or info.lease is None:
+        return None
+    lease, beat = info.lease, info.heartbeat
+    return {
+        "holder": lease.holder,
+        "epoch": lease.epoch,
+        "expires_at": lease.expires_at.isoformat(),
+        "expired": lease.expires_at <= info.now,
+        "move_to": lease.move_to or lease.offered_to,
+        "host_seen_at": beat.beat_at.isoformat() if beat and beat.beat_at else None,
+        "host_live": beat.live if beat else None,
+    }
 
 
 def session_views(

@@ -10,9 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import uuid
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from pydantic import BaseModel, Field
 from ecosystem.errors import ZapvisorError
 from ecosystem.models import utcnow
 from ecosystem.paths import StatePaths, write_private
+from ecosystem.states import DeliveryState as DeliveryState  # where it was defined first
 
 EVENTS = ("message_received", "message_ack", "connection_change", "qr_code", "error")
 """Every event a session can send (seed 002 §5)."""
@@ -29,12 +28,6 @@ SIGNATURE_HEADER = "X-Zapvisor-Signature"
 TIMESTAMP_HEADER = "X-Zapvisor-Timestamp"
 EVENT_HEADER = "X-Zapvisor-Event"
 ID_HEADER = "X-Zapvisor-Event-Id"
-
-
-class DeliveryState(StrEnum):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    DEAD = "dead"
 
 
 class WebhookEvent(BaseModel):
@@ -60,6 +53,8 @@ def new_event(session: str, event: str, data: dict[str, Any]) -> WebhookEvent:
     if event not in EVENTS:
         raise ValueError(f"unknown webhook event {event!r}")
     now = utcnow()
+    import uuid  # its import reads the platform: only where an event is made
+
     event_id = "evt_" + uuid.uuid4().hex
     payload = {
         "event": event,

@@ -93,6 +93,17 @@ class Api:
                 f"retry in {math.ceil(wait)} s",
                 Retry_After=str(math.ceil(wait)),
             )
+        lease = self.runner.lease
+        if lease.required and lease.fence is None and not lease.unleased:
+            # the session's row, auth and outbox are the lease holder's until this host
+            # holds it: nothing here may act on them
+            why = lease.waiting or "asking the store"
+            raise HTTPError(
+                503,
+                f"session {self.runner.name} is waiting for its lease ({why}); it "
+                "connects once this host holds it",
+                Retry_After="5",
+            )
 
     async def _authenticate(self, request: Request) -> None:
         header = request.headers.get("authorization", "")
@@ -163,12 +174,14 @@ class Api:
             return reply(m.QrCode(sessionId=self.runner.name, status=live.status, qrCode=None))
         from ecosystem import qr  # qrcode costs memory in every idle runner: load on use
 
+        # made off the event loop (a PNG takes milliseconds), once per payload
+        png = await asyncio.to_thread(qr.png_data_url, live.qr_payload)
         return reply(
             m.QrCode(
                 sessionId=self.runner.name,
                 status=live.status,
                 qr=live.qr_payload,
-                qrCode=qr.png_data_url(live.qr_payload),
+                qrCode=png,
                 expiresAt=iso(live.qr_expires_at),
             )
         )

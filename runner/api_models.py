@@ -79,7 +79,7 @@ class Body(BaseModel):
     """A request body: a JSON object, types as written (no "5" for 5), unknown keys
     ignored."""
 
-    model_config = ConfigDict(strict=True, extra="ignore")
+    model_config = ConfigDict(strict=True, extra="ignore", defer_build=True)
 
 
 class SendMessage(Body):
@@ -131,7 +131,7 @@ class SimDisconnect(Body):
 class Answer(BaseModel):
     """An answer's documented fields; a connector may add its own."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 class Error(Answer):
@@ -147,6 +147,9 @@ class Health(Answer):
     status: Status
     pid: int
     uptime_seconds: float
+    lease: str | None = None
+    """Where this runner's lease stands: "held (epoch 7)", "waiting: …" (a session that
+    can fail over connects only once its host holds the lease), "lapsed: …", "lost: …"."""
 
 
 class SessionStatus(Answer):

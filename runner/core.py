@@ -3,27 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
 import signal
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from ecosystem.backoff import Backoff
-from ecosystem.errors import ConfigError, RunnerError, StoreError, ZapvisorError
+from ecosystem.errors import (
+    ConfigError,
+    NotThisHost,
+    RunnerError,
+    StoreError,
+    StoreUnsupported,
+    ZapvisorError,
+)
+from ecosystem.heartbeat import Heartbeats, beats_path
+from ecosystem.lease import AuthKind, LeaseTiming
+from ecosystem.moves import SHARED_STORES
 from ecosystem.paths import StatePaths
-from ecosystem.settings import Settings, read_runtime_settings
+from ecosystem.settings import Settings
+from ecosystem.shared_secrets import shared_secret
 from ecosystem.states import RUNNER_RECYCLE_EXIT, Status
-from ecosystem.store import Store, open_store
+from ecosystem.store import Store
 from runner.api import build_server
 from runner.bot.bot import Bot
-from runner.connectors import Connector, make_connector, sim_faults
+from runner.connectors import Connector, ConnectorContext, make_connector, sim_faults
 from runner.connectors.base import RestartRunner
+from runner.connectors.sim_server import SimServer
 from runner.events import Events
+from runner.http import Server
 from runner.lane import HealthLane
+from runner.lease import LeaseKeeper
 from runner.outbox import Outbox
 from runner.state import LiveState, Reporter
 
@@ -57,11 +69,19 @@ class Runner:
         self.events = Events(self.reporter, self.outbox)
         self.bot = Bot(self)
         self.events.on_message = self.bot.on_message
-        self.connector: Connector = make_connector(
-            session.connector, name, self.paths.token_dir(name), self.events, settings
+        self.lease = LeaseKeeper(
+            store,
+            name,
+            settings.host_id,
+            LeaseTiming(settings.lease_seconds),
+            required=session.auth == AuthKind.STORE and store.kind in SHARED_STORES,
         )
+        self.sim_server: SimServer | None = None
+        self.connector: Connector = self._new_connector()
         self._stop = asyncio.Event()
         self._exit_code = 0
+        self._beats = _heartbeats(settings)
+        self._server: Server | None = None
         self._recycling = False
 
     def health(self) -> dict[str, Any]:
@@ -72,33 +92,76 @@ class Runner:
             "status": str(self.live.status),
             "pid": os.getpid(),
             "uptime_seconds": round(time.monotonic() - self.live.started, 1),
+            "lease": self.lease.describe(),
         }
 
-    async def serve(self) -> int:
-        self.reporter.start()
-        await self.reporter.update(
-            status=Status.INITIALIZING, last_error=None, qr_payload=None, qr_expires_at=None
+    def _new_connector(self) -> Connector:
+        """A fresh connector (one per stretch of holding the lease)."""
+        kind = self.session.connector
+        if kind == "sim" and self.sim_server is None:
+            self.sim_server = SimServer.for_runner(self.settings, self.store)
+        context = ConnectorContext(
+            auth=self.session.auth,
+            store=self.store,
+            call=self.reporter.call,
+            host=self.settings.host_id,
+            may_drive=self.lease.may_drive,
+            epoch=self.lease.fence.epoch if self.lease.fence else None,
+            sim_server=self.sim_server,
         )
-        server = build_server(self)
+        return make_connector(
+            kind, self.name, self.paths.token_dir(self.name), self.events, self.settings, context
+        )
+
+    async def serve(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        if self.lease.required and self.session.host != self.settings.host_id:
+            # moved away while this program was still here: its program goes at the
+            # next apply; starting it again does nothing
+            log.warning(
+                "session %s runs on host %s now: not starting here",
+                self.name,
+                self.session.host,
+                extra={"event": "not_this_host"},
+            )
+            return 0
+        self.lease.on_lost = self._lease_lost
+        self.reporter.on_lost = self.lease.mark_lost
+        if not self.lease.required:
+            self.lease.go_without(self._stop)
+            await self._report_start()
+        server = self._server = build_server(self)
         try:
             await server.start(self.settings.bind, self.port)
         except OSError as exc:
             reason = "is in use by another process" if exc.errno == errno.EADDRINUSE else str(exc)
-            await self.reporter.update(status=Status.ERROR, last_error=f"port {self.port} {reason}")
+            if self.lease.held.is_set():  # the row is this runner's to write
+                await self.reporter.update(
+                    status=Status.ERROR, last_error=f"port {self.port} {reason}"
+                )
             await self.reporter.close()
+            await self.lease.close()
             raise RunnerError(
                 f"cannot listen on {self.settings.bind}:{self.port}: {reason}"
             ) from None
         lane = HealthLane(self.paths.health_socket(self.name), self.health)
         await lane.start()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stop.set)
+        self._beat()
         log.info(
             "listening",
             extra={"event": "started", "port": self.port, "connector": self.connector.kind},
         )
-        task = asyncio.create_task(self._run_connector(), name="connector")
+        if self.lease.required and not await self._wait_for_lease():
+            await server.close()
+            await lane.close()
+            await self.lease.close()
+            await self.reporter.close()
+            if self.sim_server is not None:
+                self.sim_server.shutdown()
+            return 0
+        task = asyncio.create_task(self._drive(), name="connector")
         dispatcher = asyncio.create_task(self.outbox.run(), name="webhooks")
         dispatcher.add_done_callback(self._dispatcher_ended)
         faults = sim_faults.start(self)  # test/demo-only fault injection (sim sessions)
@@ -132,7 +195,101 @@ class Runner:
         await _settle([dispatcher], "webhook dispatcher")
         await self.outbox.close()
         await self.reporter.close()
+        if self.lease.lost.is_set():
+            await self._say_lease_lost()
+        await self.lease.close()
+        if self.sim_server is not None:
+            self.sim_server.shutdown()
         return self._exit_code
+
+    async def _wait_for_lease(self) -> bool:
+        """Until this host holds the lease (answering /health meanwhile, which says so);
+        False when asked to stop first, or the session moved to another host."""
+        log.info(
+            "waiting for the lease before connecting to WhatsApp",
+            extra={"event": "lease_wait"},
+        )
+        try:
+            if not await self.lease.acquire(self._stop):
+                return False
+        except NotThisHost as exc:
+            log.warning("%s: not starting here", exc, extra={"event": "not_this_host"})
+            return False
+        self.connector = self._new_connector()  # with the lease's epoch
+        self.lease.start()
+        await self._report_start()
+        return True
+
+    async def _report_start(self) -> None:
+        """The first writes of a runner that may write the session's row."""
+        self.reporter.start()
+        if self.session.auth == AuthKind.STORE:
+            await self._share_webhook_secret()
+        await self.reporter.update(
+            status=Status.INITIALIZING, last_error=None, qr_payload=None, qr_expires_at=None
+        )
+
+    async def _drive(self) -> None:
+        """Run the connector while the lease is held; let go of WhatsApp the moment it
+        lapses, and connect again (a fresh connector) if a renewal gives it back."""
+        while True:
+            await self.lease.held.wait()
+            if self.lease.lost.is_set():
+                return
+            run = asyncio.create_task(self._run_connector(), name="connector-run")
+            lapse = asyncio.create_task(self.lease.lapsed.wait(), name="lease-lapse")
+            try:
+                await asyncio.wait({run, lapse}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                lapse.cancel()
+                if not run.done():
+                    run.cancel()
+            if not self.lease.lapsed.is_set():
+                await _settle([run], "connector")
+                return  # the connector ended by itself (a crash already asked to stop)
+            try:
+                await self.connector.close()
+            except Exception:
+                log.exception("connector close failed", extra={"event": "close_failed"})
+            await _settle([run], "connector")
+            if self.lease.lost.is_set():
+                return
+            await self.events.disconnected(
+                Status.DISCONNECTED,
+                "the store did not confirm this host's lease in time: disconnected from "
+                "WhatsApp until it does (another host may take the session over)",
+            )
+            self.connector = self._new_connector()
+
+    async def _share_webhook_secret(self) -> None:
+        """Sign with the fleet's secret for this session (kept in the store, so it is
+        the same on every host it moves to); the file's when the store cannot say."""
+        try:
+            await self.reporter.call(shared_secret, self.store, self.paths, self.name)
+        except (StoreUnsupported, StoreError) as exc:
+            log.warning(
+                "webhook secret not shared through the store: %s", exc, extra={"event": "secret"}
+            )
+
+    def _lease_lost(self, reason: str) -> None:
+        """Another host holds the session now (or a newer runner here): stop, never
+        reconnect."""
+        self._stop.set()
+
+    async def _say_lease_lost(self) -> None:
+        """Into the audit trail, the one place this runner may still write."""
+        detail = {
+            "host": self.settings.host_id,
+            "pid": os.getpid(),
+            "reason": self.lease.lost_reason,
+        }
+        with contextlib.suppress(ZapvisorError, TimeoutError):
+            await asyncio.wait_for(
+                asyncio.to_thread(
+                    self.store.add_event, self.name, "lease_lost", actor="runner", detail=detail
+                ),
+                5.0,
+            )
 
     async def _run_connector(self) -> None:
         try:
@@ -148,6 +305,17 @@ class Runner:
             await self.events.failed(f"connector crashed: {exc!r}")
             self._exit_code = 1
             self._stop.set()
+
+    def _beat(self) -> None:
+        """Say the event loop runs (ecosystem/heartbeat.py), now and every health interval,
+        and whether the port turned clients away meanwhile: the monitor asks /health only
+        of runners whose beat stopped, and warns of a full port from the beat alone."""
+        if self._beats is None or self._stop.is_set():
+            return
+        full = self._server.full() if self._server is not None else 0
+        self._beats.beat(self.port, os.getpid(), time.monotonic(), full)
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.settings.health_interval, self._beat)
 
     def _dispatcher_ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or self._stop.is_set():
@@ -178,6 +346,14 @@ class Runner:
         self._stop.set()
 
 
+def _heartbeats(settings: Settings) -> Heartbeats | None:
+    try:
+        return Heartbeats(beats_path(settings.home), settings.base_port, settings.max_sessions)
+    except OSError as exc:
+        log.warning("no heartbeat (the monitor asks /health instead): %s", exc)
+        return None
+
+
 async def _settle(tasks: list[asyncio.Task[None]], what: str, timeout: float = 5.0) -> None:
     """Cancel ``tasks`` and wait for them to end, so none still runs (and schedules
     work) once the stop sequence moves on; their errors are logged, not lost.
@@ -197,63 +373,3 @@ async def _settle(tasks: list[asyncio.Task[None]], what: str, timeout: float = 5
     for t in tasks:
         if t.done() and not t.cancelled() and (exc := t.exception()) is not None:
             log.error("%s failed: %r", what, exc, exc_info=exc, extra={"event": "crash"})
-
-
-async def _connect(settings: Settings, name: str, port: int) -> Runner | None:
-    """Open the store and build the runner, waiting out a store that is down.
-
-    Exiting instead would make supervisord give up on the session (FATAL) during a
-    database outage; waiting keeps it one step from serving again. Returns None when
-    asked to stop while waiting.
-    """
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    backoff = Backoff(1.0, 30.0)
-    try:
-        while True:
-            store: Store | None = None
-            try:
-                store = await asyncio.to_thread(open_store, settings)
-                await asyncio.to_thread(store.get_session, name)  # the store answers
-                return Runner(settings, store, name, port)
-            except StoreError as exc:
-                if store is not None:
-                    store.close()
-                delay = backoff.next()
-                log.warning(
-                    "store unavailable, retrying in %.0f s: %s",
-                    delay,
-                    exc,
-                    extra={"event": "store_retry"},
-                )
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-                return None
-            except TimeoutError:
-                pass
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-
-
-async def run(home: Path, name: str, port: int) -> int:
-    settings = read_runtime_settings(StatePaths(home).runtime_env, home)
-    runner = await _connect(settings, name, port)
-    if runner is None:
-        return 0
-    try:
-        code = await runner.serve()
-    finally:
-        runner.store.close()
-    if runner.connector.leaves_thread:
-        # Everything is flushed and closed; what is left is a native call blocking a
-        # thread that nothing can end, which asyncio.run and the interpreter would wait
-        # for forever (until supervisord's SIGKILL). Leave without joining it.
-        log.info("leaving a blocked native call behind", extra={"event": "hard_exit"})
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -14,6 +15,12 @@ from runner.outbox import Outbox
 from runner.state import Reporter
 
 log = logging.getLogger("runner")
+
+
+def _png_field(payload: str) -> dict[str, str]:
+    from ecosystem import qr  # qrcode costs memory in every idle runner: load on use
+
+    return {"qrCode": qr.png_data_url(payload)}
 
 
 def iso(value: datetime | None) -> str | None:
@@ -35,15 +42,23 @@ class Events:
         self.outbox.emit("connection_change", data)
 
     async def qr(self, payload: str, expires_at: datetime) -> None:
-        log.info("new QR code", extra={"event": "qr", "expires_at": expires_at.isoformat()})
+        # The first code of a pairing is news; its rotations (every 20 s, in each waiting
+        # runner) would be lines supervisord wakes up to copy, hundreds a minute.
+        rotated = self.reporter.live.status == Status.WAITING_SCAN
+        log.log(
+            logging.DEBUG if rotated else logging.INFO,
+            "new QR code",
+            extra={"event": "qr", "expires_at": expires_at.isoformat()},
+        )
         await self.reporter.update(
             status=Status.WAITING_SCAN, qr_payload=payload, qr_expires_at=expires_at
         )
-        from ecosystem import qr  # qrcode costs memory in every idle runner: load on use
-
+        # The PNG only for a receiver of qr_code events, made on the store thread: the
+        # event loop keeps answering, and an idle runner never loads qrcode.
         self.outbox.emit(
             "qr_code",
-            {"qrCode": qr.png_data_url(payload), "qr": payload, "expiresAt": iso(expires_at)},
+            {"qr": payload, "expiresAt": iso(expires_at)},
+            functools.partial(_png_field, payload),
         )
 
     async def connected(self, phone: str) -> None:

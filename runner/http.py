@@ -121,7 +121,17 @@ class Server:
         self.rewrite = rewrite
         self._server: asyncio.Server | None = None
         self._open = 0
+        self._full_at = 0
+        """The connections held when a client was last turned away, until ``full()``."""
         self._handlers: set[asyncio.Task[Any]] = set()
+
+    def full(self) -> int:
+        """The connections held if the port is full now or turned a client away since
+        the last call, else 0: the heartbeat's ``full`` (the monitor needs not ask a full
+        port to know)."""
+        found = max(self._full_at, self._open if self._open >= MAX_CONNECTIONS else 0)
+        self._full_at = 0
+        return found
 
     async def start(self, host: str, port: int) -> None:
         self._server = await asyncio.start_server(
@@ -153,6 +163,7 @@ class Server:
 
     async def _handle_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._open >= MAX_CONNECTIONS:
+            self._full_at = self._open
             # Take what the client already sent (briefly), so closing does not reset the
             # connection before it reads the answer.
             with contextlib.suppress(TimeoutError, ConnectionError):

@@ -46,9 +46,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runner.outbox")
 
-IDLE_RECHECK = 60.0
-"""With nothing due, look at the outbox again this often (events replayed from the CLI
-while the wake-up call could not reach us)."""
+IDLE_RECHECK = 600.0
+"""With nothing due, look at the outbox again this often: only for events replayed from
+the CLI while its wake-up call could not reach us (two queries per runner per look, for
+hundreds of idle runners, is not free)."""
 KEEP_DELIVERED = timedelta(days=7)
 PRUNE_EVERY = 6 * 3600.0
 BATCH = 20
@@ -56,6 +57,7 @@ LEASE_MIN = 5.0
 RESPONSE_READ_LIMIT = 64 * 1024
 
 StoreCall = Callable[..., Awaitable[Any]]
+Extra = Callable[[], dict[str, Any]]
 
 
 class Sender:
@@ -161,16 +163,21 @@ class Outbox:
         meanwhile (a second runner somewhere) skips it."""
         self._wake = asyncio.Event()
         self.sender = Sender(timeout)
-        self._unsaved: list[WebhookEvent] = []
+        self._unsaved: list[tuple[WebhookEvent, Extra | None]] = []
         self._pruned = 0.0
         self._saving: set[asyncio.Future[Any]] = set()
         self._sealed = False
 
     # -- producing -----------------------------------------------------------------
 
-    def emit(self, event: str, data: dict[str, Any]) -> asyncio.Future[Any]:
+    def emit(
+        self, event: str, data: dict[str, Any], more: Extra | None = None
+    ) -> asyncio.Future[Any]:
         """Queue ``event`` for the outbox; never raises. Await the result to know the
         event is in the store (or, with the store down, kept in memory to retry).
+
+        ``more`` adds fields that are costly to make (the qr_code event's PNG): it runs
+        on the store thread, and only when the session subscribes to the event.
 
         Once the runner's stop has sealed the outbox, an event is logged and dropped:
         the store thread is about to go, and what the stop flushes must be final."""
@@ -185,22 +192,24 @@ class Outbox:
             return done
         row = new_event(self.session, event, data)
         row.next_attempt_at = row.created_at + timedelta(seconds=self.delays[0])
-        future = asyncio.ensure_future(self.call(self._save, row))
+        future = asyncio.ensure_future(self.call(self._save, row, more))
         self._saving.add(future)
-        future.add_done_callback(lambda f: self._saved(f, row))
+        future.add_done_callback(lambda f: self._saved(f, row, more))
         return asyncio.ensure_future(asyncio.wait({future}))
 
-    def _save(self, row: WebhookEvent) -> bool:
+    def _save(self, row: WebhookEvent, more: Extra | None = None) -> bool:
         """On the store thread: keep the event when the session subscribes to it."""
         session = self.store.get_session(self.session)
         if not session.webhook_url:
             return False
         if session.webhook_events and row.event not in session.webhook_events:
             return False
+        if more is not None:
+            row.payload.update(more())
         self.store.enqueue_webhook(row)
         return True
 
-    def _saved(self, future: asyncio.Future[Any], row: WebhookEvent) -> None:
+    def _saved(self, future: asyncio.Future[Any], row: WebhookEvent, more: Extra | None) -> None:
         self._saving.discard(future)
         if future.cancelled():
             return
@@ -217,7 +226,7 @@ class Outbox:
             exc,
             extra={"event": "webhook_unsaved", "webhook": row.event},
         )
-        self._unsaved.append(row)
+        self._unsaved.append((row, more))
         self._wake.set()
 
     def wake(self) -> None:
@@ -280,8 +289,7 @@ class Outbox:
 
     async def _resave(self) -> None:
         while self._unsaved:
-            row = self._unsaved[0]
-            await self.call(self._save, row)
+            await self.call(self._save, *self._unsaved[0])
             self._unsaved.pop(0)
 
     async def _maybe_prune(self) -> None:

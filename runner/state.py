@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from ecosystem.backoff import Backoff
-from ecosystem.errors import RunnerError, SessionNotFound, ZapvisorError
+from ecosystem.errors import LeaseLost, RunnerError, SessionNotFound, ZapvisorError
 from ecosystem.models import Session
 from ecosystem.states import Status
 from ecosystem.store import Store
@@ -66,6 +66,8 @@ class Reporter:
         self._closed = False
         self.on_status: Callable[[Status, Status, str | None], None] | None = None
         """Called on every status transition (the runner turns it into a webhook)."""
+        self.on_lost: Callable[[str], None] | None = None
+        """Called when the store refuses a write because the lease moved on."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._writer(), name="store-writer")
@@ -109,6 +111,11 @@ class Reporter:
                 try:
                     await self.call(self._persist, batch)
                     backoff.reset()
+                except LeaseLost as exc:
+                    # fenced: this runner's state is no longer the session's; never retried
+                    self._pending.clear()
+                    if self.on_lost is not None:
+                        self.on_lost(str(exc))
                 except SessionNotFound:
                     # Deleted: supervisord stops this runner next. Retrying would only
                     # hold its stop up (close() waits for what is pending).

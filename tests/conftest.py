@@ -276,6 +276,16 @@ def pg_dsn(pg_cluster: PgCluster) -> Iterator[str]:
     pg_cluster.drop_database(name)
 
 
+@pytest.fixture
+def pg_store(pg_dsn: str) -> Iterator[Any]:
+    """A PostgresStore on ``pg_dsn``, to look at what the hosts under test wrote."""
+    from ecosystem.store.postgres import PostgresStore
+
+    s = PostgresStore(pg_dsn)
+    yield s
+    s.close()
+
+
 # -- remote hosts over real OpenSSH (the fleet tests): see tests/fleet_fixtures.py ------
 
 from tests.fleet_fixtures import (  # noqa: E402 - needs the fixtures above

@@ -19,7 +19,7 @@ from neonize.events import EVENT_TO_INT
 from neonize.proto import Neonize_pb2 as pb
 from neonize.utils.jid import build_jid
 
-from ecosystem.settings import Settings
+from ecosystem.settings import make_settings
 from runner.connectors.neonize import AUTH_DB, NeonizeConnector
 from tests.test_neonize_messages import LID, PHONE, wire
 
@@ -116,7 +116,7 @@ def connector(
         clients.append(make())
         return clients[-1]
 
-    settings = Settings(_env_file=None, home=tmp_path)  # type: ignore[call-arg]
+    settings = make_settings(home=tmp_path)
     return NeonizeConnector(
         "s1", tmp_path / "tokens" / "s1", events, settings, client_factory=factory, **kw
     )

@@ -55,7 +55,7 @@ def main() -> int:
     from runner.__main__ import main as runner_main
     from runner.connectors import neonize, neonize_client, neonize_map
 
-    neonize_client.new_client = lambda db, uuid, session: BlockedClient()
+    neonize_client.new_client = lambda db, uuid, session, where=None: BlockedClient()
     seconds = os.environ.get("ZV_STANDIN_QR_SECONDS")
     if seconds:
         neonize_map.FIRST_QR_SECONDS = float(seconds)

@@ -56,12 +56,13 @@ def _demote() -> _Demote:
 class PgServer:
     """One PostgreSQL cluster in a private temp dir."""
 
-    def __init__(self, port: int, bindir: Path | None = None) -> None:
+    def __init__(self, port: int, bindir: Path | None = None, max_connections: int = 200) -> None:
         found = bindir or find_bin()
         if found is None:
             raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
         self.bin = found
         self.port = port
+        self.max_connections = max_connections
         self.root = Path(tempfile.mkdtemp(prefix="zv-pg-", dir="/tmp"))
         self.data = self.root / "data"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -104,7 +105,7 @@ class PgServer:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 60.0, max_connections: int | None = None) -> None:
         log = open(self.root / "server.log", "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
             [
@@ -124,7 +125,7 @@ class PgServer:
                 "-c",
                 "full_page_writes=off",
                 "-c",
-                "max_connections=200",
+                f"max_connections={max_connections or self.max_connections}",
                 "-c",
                 "shared_buffers=32MB",
             ],

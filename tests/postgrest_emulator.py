@@ -13,6 +13,8 @@ API does, in front of a real PostgreSQL holding the real migrated schema:
 - `POST /rest/v1/rpc/<fn>` with named arguments (the input ones: a `RETURNS TABLE`
   function's columns are not arguments) → the function's result (an array for a set,
   `SETOF` or `RETURNS TABLE`; an object for a composite; a scalar; 204 for void);
+- the request's headers in the transaction-local setting `request.headers` (a JSON
+  object, lowercased names), as PostgREST sets them;
 - errors as PostgREST's JSON body `{code, message, details, hint}` with its status
   mapping (400 for raised errors, 404 for a missing table or function, 409 for a
   conflict, 401/403 for missing rights).
@@ -77,6 +79,7 @@ class PostgrestEmulator:
         self.keys = {SERVICE_KEY: "service_role", ANON_KEY: "anon"}
         self.requests: list[tuple[str, str]] = []
         self._pool: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
+        self._local = threading.local()
         emulator = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -121,6 +124,11 @@ class PostgrestEmulator:
         try:
             with conn.transaction(), conn.cursor() as cur:
                 cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+                # as PostgREST does: the request's headers, for SQL to read
+                headers = getattr(self._local, "headers", {})
+                cur.execute(
+                    "SELECT set_config('request.headers', %s, true)", (json.dumps(headers),)
+                )
                 yield cur
         finally:
             if conn.broken:
@@ -131,6 +139,7 @@ class PostgrestEmulator:
     # -- the HTTP boundary -----------------------------------------------------------
 
     def _handle(self, req: BaseHTTPRequestHandler, method: str) -> None:
+        self._local.headers = {k.lower(): v for k, v in req.headers.items()}
         parts = urlsplit(req.path)
         self.requests.append((method, req.path))
         length = int(req.headers.get("Content-Length") or 0)

@@ -110,7 +110,33 @@ def test_plan_apply_twice_prune_and_export(zv: Env) -> None:
         ('[sessions.a]\nhost = "nowhere"\n', 1, "not a host of this fleet"),
         ('[sessions.a]\nwebhook_url = "ftp://x"\n', 1, "webhook"),
         ('[sessions.a]\nwebhook_url = { env = "NOT_SET_HERE" }\n', 2, "NOT_SET_HERE"),
-        ("[hosts.vps2]\n", 1, "unknown key 'hosts'"),
+        ("[hosts.vps2]\n", 1, "needs target, base_port, max_sessions"),
+        ("[host.vps2]\n", 1, "unknown key 'host'"),
+        (
+            '[hosts.vps2]\ntarget = "a@b"\nbase_port = 3001\nmax_sessions = 2\nport = 1\n',
+            5,
+            "unknown key 'port' in host vps2",
+        ),
+        (
+            '[hosts.vps2]\ntarget = "a@b:70000"\nbase_port = 3001\nmax_sessions = 2\n',
+            1,
+            "invalid SSH port '70000'",
+        ),
+        (
+            '[hosts.vps2]\ntarget = "a@b"\nbase_port = 80\nmax_sessions = 2\n',
+            1,
+            "base_port must be 1024-65535",
+        ),
+        (
+            '[hosts."no/slash"]\ntarget = "a@b"\nbase_port = 3001\nmax_sessions = 2\n',
+            1,
+            "invalid host name",
+        ),
+        (
+            '[hosts.vps2]\ntarget = "a@b"\nbase_port = 3001\nmax_sessions = 2\nhost_key = "x"\n',
+            1,
+            "not a SHA256 fingerprint",
+        ),
         # the bot's configs: the rules of `zapvisor config`, the field named once
         ("[sessions.a]\n[sessions.a.ai_config]\ntemperature = 5\n", 1, ": ai_config.temperature"),
         ("[sessions.a]\ntiming_config = { typing_ms = 900 }\n", 1, "timing_config.typing_ms"),
@@ -126,6 +152,18 @@ def test_a_bad_file_is_refused_whole_naming_the_line(
         assert f"line {line + 3}" in proc.stderr and what in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
     # nothing was created (a create is in the audit trail), supervisord never started
+    assert zv.json("events") == [] and zv.supervisord_pid() is None
+
+
+def test_hosts_in_a_file_need_a_store_every_host_reaches(zv: Env) -> None:
+    """SQLite stays on one machine: a file with a host is refused as `hosts add` is."""
+    fleet = _write(zv, '[hosts.vps2]\ntarget = "deploy@192.0.2.7:2222"\nbase_port = 3001\n'
+                       'max_sessions = 5\n\n[sessions.a]\nconnector = "sim"\n')  # fmt: skip
+    for command in (["plan", "-f", fleet], ["apply", "-f", fleet, "--yes"]):
+        proc = zv.cli(*command, check=False)
+        assert proc.returncode == 78, proc.stderr
+        assert "line 1: host vps2" in proc.stderr and "zapvisor db copy" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
     assert zv.json("events") == [] and zv.supervisord_pid() is None
 
 

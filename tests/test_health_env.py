@@ -25,7 +25,7 @@ BAD = "ZAPVISOR_HEALTH_FAILURES"
 
 def kill_and_wait_restart(look: Look, name: str, restarts: int) -> int:
     """Kill the runner; the monitor restarts it (the runner itself then exits at once
-    while runtime.env is bad: it reads every setting too, see runner/core.py)."""
+    while runtime.env is bad: it reads every setting too, see runner/startup.py)."""
     pid = look.proc(name).pid
     if pid:
         os.kill(pid, signal.SIGKILL)

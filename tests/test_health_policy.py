@@ -338,8 +338,8 @@ def test_process_table_follows_events_and_resyncs() -> None:
     table.note("wa-s", ProcessState.STARTING)
     table.apply("PROCESS_STATE_RUNNING", {"processname": "wa-s", "pid": "11"})
     clock[0] += 5
-    info = table.snapshot()["wa-s"]
-    assert (info.state, info.pid, info.uptime) == ("RUNNING", 11, 5)
+    info = table.snapshot()["wa-s"]  # `now` is its last change's: ask at a time
+    assert (info.state, info.pid, info.uptime_at(int(clock[0]))) == ("RUNNING", 11, 5)
     table.apply("PROCESS_STATE_STARTING", {"processname": "wa-new"})  # unknown: reread
     assert table.snapshot()["wa-s"].pid == 10 and len(fetched) == 2
     clock[0] += 61

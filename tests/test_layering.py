@@ -26,8 +26,12 @@ print("\\n".join(sorted(sys.modules)))
 
 
 def _modules_after_importing(*targets: str) -> set[str]:
+    return _modules_after_running(_LOADED.format(targets=list(targets)))
+
+
+def _modules_after_running(code: str) -> set[str]:
     out = subprocess.run(
-        [sys.executable, "-c", _LOADED.format(targets=list(targets))],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -92,3 +96,16 @@ def test_no_protocol_parser_of_its_own(package: str) -> None:
             if HTTP_WIRE.search(text):
                 found.append(f"{path.relative_to(ROOT)}:{line}: {text[:40]!r}")
     assert not found, "hand-written HTTP:\n" + "\n".join(found)
+
+
+def test_building_the_command_line_imports_no_core() -> None:
+    """Each command imports the core when it runs (tui/cli/registry.py): parsing the
+    arguments must not load pydantic, the store or supervisord's client, which are most
+    of a short command's time."""
+    loaded = _modules_after_running(
+        "import sys\nfrom tui.cli.main import build_parser\nbuild_parser()\n"
+        "print('\\n'.join(sorted(sys.modules)))"
+    )
+    assert "tui.cli.session_args" in loaded  # every command was registered
+    heavy = {"pydantic", "ecosystem.orchestrator", "ecosystem.store", "xmlrpc.client", "qrcode"}
+    assert not loaded & heavy, f"building the parser imported {sorted(loaded & heavy)}"

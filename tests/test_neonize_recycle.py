@@ -66,7 +66,10 @@ def exit_within(proc: subprocess.Popen[str], budget: float) -> tuple[int, float]
 def outbox(env: Env, name: str) -> list[tuple[str, Any]]:
     store = SQLiteStore(env.home / "zapvisor.db")
     try:
-        rows = sorted(store.list_webhooks(name), key=lambda r: r.created_at)
+        # newest first from the store; created_at keeps milliseconds, and two events
+        # emitted together (a status change and its QR) share one: ties stay in the
+        # order they were written
+        rows = sorted(reversed(store.list_webhooks(name)), key=lambda r: r.created_at)
         return [(r.event, r.payload.get("status")) for r in rows]
     finally:
         store.close()

@@ -63,6 +63,50 @@ def test_rendered_configs_always_parse(sessions: dict[str, int], parts: list[str
         assert f"--session {name}" in parsed.get(section, "command")
 
 
+def _config(paths: StatePaths, names: list[str], password: str = "p" * 48) -> str:
+    specs = render.program_specs(paths, [(n, 3001 + i) for i, n in enumerate(names)])
+    return render.render(
+        paths, username="zapvisor", password=password, programs=specs, max_sessions=10
+    )
+
+
+def test_the_check_parses_only_what_the_live_file_does_not_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 200 sessions a create would parse 200 programs; the live file passed the
+    check when it was written, so only new or changed program sections are parsed."""
+    paths = StatePaths(tmp_path)
+    paths.logs.mkdir(parents=True)
+    live = _config(paths, ["a", "b"])
+    parsed: list[str] = []
+    real_parse = render._parse
+
+    def parse(text: str) -> list[str]:
+        parsed.append(text)
+        return real_parse(text)
+
+    monkeypatch.setattr(render, "_parse", parse)
+
+    grown = _config(paths, ["a", "b", "c"])
+    assert render.check(grown, checked=live) == ["wa-a", "wa-b", "wa-c"]
+    assert len(parsed) == 1 and "[program:wa-c]" in parsed[0]
+    assert "[program:wa-a]" not in parsed[0] and "[unix_http_server]" in parsed[0]
+
+    parsed.clear()  # a program removed: nothing new to parse
+    assert render.check(_config(paths, ["a"]), checked=live) == ["wa-a"] and parsed == []
+
+    # a new section supervisord would refuse is caught as ever
+    broken = grown.replace("[program:wa-c]\ncommand=", "[program:wa-c]\nnumprocs=x\ncommand=")
+    assert broken != grown
+    with pytest.raises(render.RenderError, match="supervisord would reject"):
+        render.check(broken, checked=live)
+
+    parsed.clear()  # anything else changed (here the socket's password): all of it again
+    other = _config(paths, ["a", "b", "c"], password="q" * 48)
+    assert render.check(other, checked=live) == ["wa-a", "wa-b", "wa-c"]
+    assert len(parsed) == 1 and parsed[0] == other
+
+
 @pytest.mark.parametrize("value", ["a\nb", "a ;b", "a #b", " lead", "x\x00"])
 def test_values_supervisord_would_mangle_are_refused(value: str) -> None:
     with pytest.raises(render.RenderError, match="supervisord"):

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from runner.http import MAX_CONNECTIONS
 from tests.conftest import Env, wait_for
 from tests.health_helpers import FAST, Look
 from tests.test_session_api import call, raw_request
@@ -71,8 +72,9 @@ class Flood:
 
 def test_idle_connections_do_not_make_the_runner_look_hung(make_env: Callable[..., Env]) -> None:
     """500 idle connections held on the runner's port for many checks: its port answers
-    503 past the connection cap, yet the monitor neither restarts nor parks it (it
-    answers on its private health socket), and the API serves again once they go."""
+    503 past the connection cap, yet the monitor neither restarts nor parks it (its
+    heartbeat goes on, and says the port is full: the monitor warns without asking the
+    port), and the API serves again once they go."""
     env = make_env(max_sessions=2, **FAST, ZAPVISOR_CRASH_MAX_EXITS="2")
     env.cli("create", "busy", "--connector", "sim")
     look = Look(env)
@@ -93,8 +95,11 @@ def test_idle_connections_do_not_make_the_runner_look_hung(make_env: Callable[..
     assert h.restarts == 0 and h.parked_at is None
     assert look.proc("busy").pid == pid and look.session("busy").desired_state == "running"
     log = (env.home / "logs" / "zapvisor-health.log").read_text()
-    assert "busy: its port turns the health check away" in log
+    full = f"(port full: {MAX_CONNECTIONS} connections held)"  # said by its heartbeat
+    assert f"busy: its port turns the health check away {full}" in log
     wait_for(lambda: call(port, "/health", None)[0] == 200, timeout=30)
+    health_log = env.home / "logs" / "zapvisor-health.log"
+    wait_for(lambda: "busy: its port answers the health check again" in health_log.read_text())
     look.close()
 
 

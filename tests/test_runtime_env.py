@@ -24,7 +24,7 @@ def inherited(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_runner_and_the_monitor_read_the_same_settings(tmp_path: Path, inherited: None) -> None:
     env_file = tmp_path / "runtime.env"
     env_file.write_text("BASE_PORT=4100\nMAX_SESSIONS=3\n")
-    runner = read_runtime_settings(env_file, tmp_path)  # runner/core.py
+    runner = read_runtime_settings(env_file, tmp_path)  # runner/startup.py
     monitor = RuntimeEnv(env_file, tmp_path).load()  # ecosystem/health/listener.py
     for settings in (runner, monitor):
         assert settings.store_kind == "sqlite", "a variable the file leaves out is its default"

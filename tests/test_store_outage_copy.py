@@ -37,7 +37,9 @@ def test_postgres_outage_fails_loudly_then_carries_on(
     zv = make_env(ZAPVISOR_DATABASE_URL=own_server.dsn())
     try:
         zv.cli("db", "migrate")
-        zv.json("create", "alpha", "--connector", "sim")
+        # local auth: a session whose auth lives in the store cannot pair without it (and
+        # lets go of WhatsApp when it cannot renew its lease: test_failover_e2e.py)
+        zv.json("create", "alpha", "--connector", "sim", "--auth", "local")
         wait_for(lambda: zv.json("show", "alpha")["status"] == "waiting_scan", timeout=30)
 
         own_server.stop()

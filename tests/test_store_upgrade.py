@@ -11,7 +11,7 @@ import pytest
 from ecosystem.errors import SchemaMissing
 from ecosystem.health.listener import build
 from ecosystem.models import NewSession
-from ecosystem.settings import Settings
+from ecosystem.settings import settings_from_vars
 from ecosystem.store import migrations
 from ecosystem.store import pgcommon as pg
 from ecosystem.store.postgres import PostgresStore
@@ -48,9 +48,7 @@ def test_a_v1_database_upgrades_and_the_monitor_moves_onto_it(
             max_sessions=10,
             actor="old",
         )
-        settings = Settings(  # type: ignore[call-arg]
-            _env_file=None, ZAPVISOR_HOME=tmp_path, ZAPVISOR_DATABASE_URL=dsn
-        )
+        settings = settings_from_vars({"ZAPVISOR_HOME": tmp_path, "ZAPVISOR_DATABASE_URL": dsn})
 
         # before `db migrate`: the monitor keeps its records in memory, and says why;
         # the outbox says what to do
@@ -64,6 +62,7 @@ def test_a_v1_database_upgrades_and_the_monitor_moves_onto_it(
         assert store.migrate() == shipped[1:]  # 0002_webhooks onwards
         kept = store.get_session("alpha")
         assert kept.ai_config == {"history": 1} and kept.webhook_events is None
+        assert kept.auth == "local" and not kept.can_fail_over  # its auth is in files
         assert probe() is True, "the running monitor notices and restarts onto the store"
         monitor.store.close()
         monitor, _, probe = build(settings)

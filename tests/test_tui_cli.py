@@ -31,3 +31,11 @@ def test_on_a_terminal_it_opens_the_app_and_ctrl_q_quits(make_env: Any) -> None:
     finally:
         app.close(force=True)
     assert env.supervisord_pid(), "opening the app starts supervisord like any command"
+
+
+def test_the_failover_commands_offer_every_auth_kind() -> None:
+    """`failover --auth` lists the kinds without importing the core to build the parser."""
+    from ecosystem.lease import AuthKind
+    from tui.cli.failover import AUTH_KINDS
+
+    assert set(AUTH_KINDS) == {str(k) for k in AuthKind}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from textual.binding import Binding
 
+from ecosystem.lease import AuthKind
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.pairing import pairing_problem
 from ecosystem.states import PROCESS_UP
@@ -53,6 +54,10 @@ def _not_running(view: SessionView | None) -> bool:
 
 def _pairable(view: SessionView | None) -> bool:
     return view is not None and pairing_problem(view) is None
+
+
+def _movable(view: SessionView | None) -> bool:
+    return view is not None and view.session.auth == AuthKind.STORE
 
 
 def _sim_running(view: SessionView | None) -> bool:
@@ -142,6 +147,10 @@ def _open_log(app: ZapvisorApp, name: str) -> None:
 
 def _pair(app: ZapvisorApp, name: str) -> None:
     app.pair_by_phone(name)
+
+
+def _move(app: ZapvisorApp, name: str) -> None:
+    app.move_elsewhere(name)
 
 
 ACTIONS: tuple[Action, ...] = (
@@ -265,6 +274,12 @@ ACTIONS: tuple[Action, ...] = (
         action="pair", title="Pair {name} by phone number",
         palette_help="a code to type on the phone", applies=_pairable, opener=_pair,
     ),
+    Action(
+        "move", "m", "move",
+        "move it to another host of the fleet (auth in the store): same phone, no QR",
+        action="move", shown=False, title="Move {name} to another host",
+        palette_help="same phone, no new QR", applies=_movable, opener=_move,
+    ),
 )  # fmt: skip
 
 BY_NAME = {a.name: a for a in ACTIONS}
@@ -272,18 +287,18 @@ BY_NAME = {a.name: a for a in ACTIONS}
 SCREENS: dict[str, tuple[str, ...]] = {
     "sessions": (
         "new", "open", "restart", "toggle", "logout", "delete", "filter", "mark", "logs",
-        "all_logs", "qr", "alerts", "hosts", "help", "clear",
+        "all_logs", "qr", "move", "alerts", "hosts", "help", "clear",
     ),
     "session": (
         "back", "toggle_qr", "compact_qr", "log", "edit", "restart", "toggle", "logout",
-        "delete", "pair", "replay", "alerts", "help",
+        "delete", "pair", "replay", "move", "alerts", "help",
     ),
 }  # fmt: skip
 """Each screen's keys, in the order its key bar shows them."""
 
 PALETTE_ORDER = (
     "open", "qr", "logs", "restart", "stop", "start", "logout", "delete", "pair", "replay",
-    "sim_scan",
+    "move", "sim_scan",
 )  # fmt: skip
 
 

@@ -18,14 +18,17 @@ from textual.worker import get_current_worker
 
 from ecosystem.errors import ZapvisorError
 from ecosystem.fleet.sshlinks import control_side
+from ecosystem.lease import AuthKind
 from ecosystem.liveview import Poller, Snapshot, notable_changes
 from ecosystem.models import utcnow
+from ecosystem.moves import failover_note
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.pairing import pairing_problem
 from ecosystem.settings import Settings, load_settings
 from ecosystem.store import Store
 from tui.actions import SessionActions
 from tui.dialogs.create import Created, CreateForm
+from tui.dialogs.move import MoveDialog
 from tui.dialogs.pair import PairDialog
 from tui.messages import BootFinished, RefreshFailed, SnapshotTaken
 from tui.palette import SessionCommands
@@ -239,6 +242,21 @@ class ZapvisorApp(SessionActions):
             self.notify(problem, severity="warning", markup=False, timeout=10)
             return
         self.push_screen(PairDialog(name, blink=self.blink))
+
+    def move_elsewhere(self, name: str) -> None:
+        """The move dialog, when the session's auth can move; else why not."""
+        view = self.snapshot.view(name) if self.snapshot else None
+        if view is None:
+            self.notify(f"{name}: no such session", severity="warning", markup=False)
+        elif view.session.auth != AuthKind.STORE:
+            self.notify(
+                f"{name} cannot move: {failover_note(view.session)}",
+                severity="warning",
+                markup=False,
+                timeout=10,
+            )
+        else:
+            self.push_screen(MoveDialog(name))
 
     def open_session(self, name: str, mode: str = "auto", *, focus_log: bool = False) -> None:
         if isinstance(self.screen, SessionScreen) and self.screen.session_name == name:

@@ -33,6 +33,7 @@ from ecosystem.fleet.records import (
     check_port_range,
     host_exists,
     parse_target,
+    sqlite_refusal,
     validate_host_name,
 )
 from ecosystem.fleet.ssh import SSHPool
@@ -87,11 +88,7 @@ class HostsAdmin:
     def _fleet_store(self) -> None:
         settings = self.orch.settings
         if settings.store_kind == "sqlite":
-            raise ConfigError(
-                "a fleet shares one store and this machine uses SQLite "
-                f"({settings.home / 'zapvisor.db'}), which no other host can reach: move to "
-                "PostgreSQL or Supabase first (`zapvisor db copy --to postgres`)"
-            )
+            raise ConfigError(sqlite_refusal(settings.home))
 
     def _store_variables(self, env_file: Path | None) -> dict[str, str]:
         if env_file is None:

@@ -73,6 +73,10 @@ class AgentClient:
             raise HostUnreachable(
                 f"{self.host}: no hello from its agent within {timeout:g} s"
             ) from None
+        except Exception as exc:  # the channel's own errors too (see _read_loop)
+            raise HostUnreachable(
+                f"{self.host}: the link broke before its agent said hello ({exc!r:.80})"
+            ) from None
         if not line:
             raise HostUnreachable(f"{self.host}: its agent closed the link before saying hello")
         hello = Hello.from_json(protocol.load(line))
@@ -181,7 +185,9 @@ class AgentClient:
                 self._dispatch(protocol.load(line))
         except ZapvisorError as exc:
             self._fail(exc)
-        except (OSError, EOFError, ValueError, asyncio.IncompleteReadError) as exc:
+        except Exception as exc:
+            # OSError and EOF on pipes; an SSH channel's reader raises asyncssh's own
+            # errors (ConnectionLost when the keepalives go unanswered), not OSError
             self._fail(HostUnreachable(f"{self.host}: the link dropped ({exc!r:.80})"))
         except asyncio.CancelledError:
             self._fail(HostUnreachable(f"{self.host}: the link was closed"))

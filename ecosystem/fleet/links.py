@@ -21,7 +21,13 @@ from ecosystem.fleet.protocol import Hello
 from ecosystem.models import utcnow
 
 CONNECT_TIMEOUT = 10.0
-"""Seconds to open a link (connect, start the agent, read its hello)."""
+"""Seconds to reach a host and start its agent (connect, log in, open the channel)."""
+HELLO_TIMEOUT = 60.0
+"""Seconds a started agent has to say hello: a Python start with the core's imports,
+which a host under heavy load stretches well past CONNECT_TIMEOUT. Waiting this long
+hides no dead host: the SSH keepalives close a silent host's connection (and so the
+agent's channel) within seconds, and every caller keeps its own, shorter, timeout (a
+live view's is HOST_TIMEOUT), while the link goes on opening for the next call."""
 
 
 @dataclass
@@ -66,14 +72,16 @@ class HostLinks:
         *,
         hosts: Callable[[], list[str]],
         connect_timeout: float = CONNECT_TIMEOUT,
+        hello_timeout: float = HELLO_TIMEOUT,
     ) -> None:
         self.opener = opener
         self.hosts = hosts
         """The other hosts of the fleet, by name (the store's hosts table)."""
         self.connect_timeout = connect_timeout
+        self.hello_timeout = hello_timeout
         self.loop = FleetLoop()
         self._clients: dict[str, AgentClient] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._opening: dict[str, asyncio.Task[AgentClient]] = {}
         self._reach: dict[str, Reach] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -111,29 +119,44 @@ class HostLinks:
     # -- on the loop ---------------------------------------------------------------------
 
     async def client(self, host: str) -> AgentClient:
-        """The host's agent, opened now when there is none alive."""
-        lock = self._locks.setdefault(host, asyncio.Lock())
-        async with lock:
-            client = self._clients.get(host)
-            if client is not None and client.alive:
-                return client
-            if client is not None:
-                await client.close()
-            streams = await asyncio.wait_for(
-                self.opener(host, self.connect_timeout), self.connect_timeout
-            )
-            client = AgentClient(streams.reader, streams.writer, host, close=streams.close)
-            try:
-                await client.handshake(self.connect_timeout)
-            except HostUnreachable as exc:
-                why = await streams.why() if streams.why is not None else None
-                await client.close()
-                raise (why or exc) from None
-            except BaseException:
-                await client.close()
-                raise
-            self._clients[host] = client
+        """The host's agent, opened now when there is none alive. The opening is one
+        task per host that callers share and none cancels by giving up on it: an agent
+        slow to start (a loaded host) is not killed by each impatient caller in turn,
+        it is there for the next one."""
+        client = self._clients.get(host)
+        if client is not None and client.alive:
             return client
+        opening = self._opening.get(host)
+        if opening is None:
+            if client is not None:
+                await self._drop(host)
+            opening = asyncio.get_running_loop().create_task(self._open_link(host))
+            self._opening[host] = opening
+            opening.add_done_callback(lambda task: self._opened(host, task))
+        return await asyncio.shield(opening)
+
+    def _opened(self, host: str, task: asyncio.Task[AgentClient]) -> None:
+        if self._opening.get(host) is task:
+            del self._opening[host]
+        if not task.cancelled() and task.exception() is None:
+            self._clients[host] = task.result()
+        # (an exception nobody waited for is read above, so asyncio does not log it)
+
+    async def _open_link(self, host: str) -> AgentClient:
+        streams = await asyncio.wait_for(
+            self.opener(host, self.connect_timeout), self.connect_timeout
+        )
+        client = AgentClient(streams.reader, streams.writer, host, close=streams.close)
+        try:
+            await client.handshake(self.hello_timeout)
+        except HostUnreachable as exc:
+            why = await streams.why() if streams.why is not None else None
+            await client.close()
+            raise (why or exc) from None
+        except BaseException:
+            await client.close()
+            raise
+        return client
 
     async def acall(
         self,
@@ -205,7 +228,8 @@ class HostLinks:
     ) -> Any:
         """``method`` on ``host``; HostUnreachable past ``timeout`` (plus connecting)."""
         coro = self.acall(host, method, params, timeout=timeout, on_event=on_event, actor=actor)
-        return self.loop.run(coro, timeout + self.connect_timeout + 1, what=host)
+        opening = self.connect_timeout + self.hello_timeout
+        return self.loop.run(coro, timeout + opening + 1, what=host)
 
     def stream(
         self,
@@ -257,6 +281,9 @@ class HostLinks:
 
     async def aclose(self) -> None:
         """Close every link (on the loop)."""
+        for opening in list(self._opening.values()):
+            opening.cancel()
+        await asyncio.gather(*self._opening.values(), return_exceptions=True)
         for host in list(self._clients):
             await self._drop(host)
         await asyncio.gather(*self._closing, return_exceptions=True)

@@ -64,6 +64,8 @@ METHODS: dict[str, int] = {
     "process_table": 1,
     "ensure_up": 1,
     "shutdown": 1,
+    "hand_over": 1,
+    "take_over": 1,
 }
 """The Orchestrator methods an agent serves, each with its revision."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import datetime
+from pathlib import Path
 
 from pydantic import BaseModel, Field
 
@@ -54,9 +55,7 @@ class HostRecord(BaseModel):
     @property
     def target(self) -> str:
         """`user@address[:port]`, as an operator writes it."""
-        port = "" if self.ssh_port == DEFAULT_SSH_PORT else f":{self.ssh_port}"
-        address = f"[{self.address}]" if ":" in self.address else self.address
-        return f"{self.ssh_user}@{address}{port}"
+        return format_target(self.ssh_user, self.address, self.ssh_port)
 
 
 class NewHost(BaseModel):
@@ -119,6 +118,36 @@ def parse_target(target: str) -> tuple[str, str]:
     if not _DNS.fullmatch(address):
         raise InvalidValue(f"invalid address {address!r} in {target!r}: not a host name or IP")
     return user, address.rstrip(".")
+
+
+def format_target(user: str, address: str, port: int) -> str:
+    """`user@address[:port]` (an IPv6 address in brackets, port 22 left out)."""
+    shown = f"[{address}]" if ":" in address else address
+    return f"{user}@{shown}" + ("" if port == DEFAULT_SSH_PORT else f":{port}")
+
+
+def parse_target_port(target: str) -> tuple[str, str, int]:
+    """`USER@ADDRESS[:PORT]` (an IPv6 address with a port in brackets) → (user,
+    address, port): what ``format_target`` writes, read back."""
+    user, sep, rest = (target or "").rpartition("@")
+    address, port = rest, str(DEFAULT_SSH_PORT)
+    if rest.startswith("[") and "]:" in rest:
+        address, port = rest.rsplit(":", 1)
+    elif rest.count(":") == 1:
+        address, port = rest.split(":")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise InvalidValue(f"invalid SSH port {port!r} in {target!r}: 1-65535")
+    user, address = parse_target(f"{user}{sep}{address}")
+    return user, address, int(port)
+
+
+def sqlite_refusal(home: Path) -> str:
+    """Why a fleet cannot be made on a SQLite store, and what to do."""
+    return (
+        "a fleet shares one store and this machine uses SQLite "
+        f"({home / 'zapvisor.db'}), which no other host can reach: move to "
+        "PostgreSQL or Supabase first (`zapvisor db copy --to postgres`)"
+    )
 
 
 def check_port_range(base_port: int, max_sessions: int) -> None:

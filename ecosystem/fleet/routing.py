@@ -98,7 +98,7 @@ def timeout_of(orch: Plumbing, name: str, kwargs: dict[str, Any]) -> float:
     """How long an action may take on its host before the host counts as silent: the
     actions that wait for a runner's health get the start timeout on top."""
     start = orch.settings.start_timeout
-    if name in ("create", "start", "restart"):
+    if name in ("create", "start", "restart", "hand_over", "take_over"):
         return CALL_TIMEOUT + 2 * start
     if name in ("qr", "sim_scan"):
         return CALL_TIMEOUT + float(kwargs.get("wait") or 0)

@@ -63,6 +63,11 @@ class StoreHosts:
                 self._read_at = now
             return list(self._names)
 
+    def expire(self) -> None:
+        """Read the table again at the next call (a host was just added or removed)."""
+        with self._lock:
+            self._read_at = None
+
 
 class SSHLinks(HostLinks):
     """HostLinks whose agents run on the hosts' SSH connections; closing them closes

@@ -125,20 +125,22 @@ def session_alerts(
     procs: Mapping[str, ProcessInfo],
     health: Mapping[str, SessionHealth],
     active: set[str],
+    at: int | None = None,
 ) -> list[NewAlert]:
     """A session in error (reported by its running runner, or parked by a crash loop)
     and a runner supervisord calls FATAL. A runner that is restarting after a crash is
     not "in error" until it is parked, so crash loops do not raise and clear on every
-    cycle."""
+    cycle. Uptimes are taken at ``at`` (unix time), by default at each one's ``now``."""
     out = []
     for s in sessions:
         h = health.get(s.name)
         parked = h is not None and h.parked_at is not None
         info = procs.get(program_name(s.name))
+        uptime = None if info is None else info.uptime if at is None else info.uptime_at(at)
         settled = (
             info is not None
             and info.state == ProcessState.RUNNING
-            and (info.uptime or 0) >= th.startup_grace
+            and (uptime or 0) >= th.startup_grace
         )
         key = f"session_error:{s.name}"
         if s.status == Status.ERROR and (

@@ -33,6 +33,7 @@ from supervisor import childutils
 from ecosystem.backoff import Backoff
 from ecosystem.errors import StoreError, ZapvisorError
 from ecosystem.health.envwatch import RuntimeEnv
+from ecosystem.health.failover import Failover, Heartbeat, fleet_supported
 from ecosystem.health.monitor import Monitor
 from ecosystem.health.notify import Notifier
 from ecosystem.health.proctable import RESYNC_SECONDS
@@ -202,6 +203,8 @@ class Worker(threading.Thread):
             return None
         for event in batch:
             self.monitor.procs.apply(event.name, event.headers)
+            if event.name.startswith("PROCESS_STATE"):
+                self.monitor.alerts_due = True  # a FATAL runner is an alert
         return any(e.wakes for e in batch)
 
     def _restart_due(self) -> bool:
@@ -247,6 +250,9 @@ def build(settings: Settings) -> Built:
         store = volatile(store)
     sup = daemon.client(paths)
     monitor = Monitor(settings, store, sup)
+    if fleet_supported(store):
+        monitor.failover = Failover(settings, store, sup)
+        Heartbeat(store, lambda: monitor.settings, monitor.started_at).start()
     monitor.procs.resync = RESYNC_SECONDS  # fed by the events from here on
     notifier = Notifier(store, settings.host_id, lambda: _alert_url(monitor), monitor.clock)
     monitor.notifier = notifier

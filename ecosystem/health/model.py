@@ -64,6 +64,8 @@ class AlertKind(StrEnum):
     RUNNER_FATAL = "runner_fatal"
     WEBHOOK_DEAD_LETTERS = "webhook_dead_letters"
     BOT_FAILING = "bot_failing"
+    FAILOVER_UNPLACED = "failover_unplaced"
+    HOST_SILENT = "host_silent"
 
 
 class NewAlert(BaseModel):

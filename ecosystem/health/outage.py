@@ -2,7 +2,7 @@
 not answer (PostgreSQL restarting, a network cut, a locked SQLite file); and what it
 reads back from the store's audit trail when it starts again.
 
-Runners restarted meanwhile wait for the store before they serve (runner/core.py), so
+Runners restarted meanwhile wait for the store before they serve (runner/startup.py), so
 restarting them loses nothing and they serve the moment it is back. What the monitor
 could not write (health records, a parking, its audit events: crash, auto_restart,
 hung...) is written at the first pass that reads the store again, the events in order
@@ -73,12 +73,22 @@ class StoreMemory:
         """Audit events not written yet: (when, session, action, detail), oldest first."""
         self.dropped = 0
         self.down_since: datetime | None = None
+        self._marker: object = None
+        self.changed = True
+        """Whether the last read found anything new."""
 
     def read(self, store: Store, host: str) -> tuple[list[Session], dict[str, SessionHealth], bool]:
         """(sessions, health records, whether the store answered). Raises StoreError when
-        it does not answer and nothing was ever read from it."""
+        it does not answer and nothing was ever read from it.
+
+        With a store whose change marker is one cheap query, the rows are read again
+        only when it moved: at rest a pass reads no rows at all."""
         try:
             self._flush(store)
+            marker = store.change_marker() if store.cheap_change_marker else None
+            if marker is not None and marker == self._marker and self.down_since is None:
+                self.changed = False
+                return list(self.sessions.values()), self.health, True
             sessions = store.list_sessions(host)
             health = store.list_health(host)
         except StoreError as exc:
@@ -91,6 +101,7 @@ class StoreMemory:
             self.down_since = None
         self.sessions = {s.name: s for s in sessions}
         self.health = health
+        self._marker, self.changed = marker, True
         return sessions, health, True
 
     def failed(self, exc: StoreError) -> None:

@@ -223,18 +223,27 @@ def _self_connected(sock: socket.socket) -> bool:
 
 
 class Saturated:
-    """The sessions whose port turned the last check away while they answered on
-    their health socket: said once when it starts, once when it ends."""
+    """The sessions whose port is saturated: it turned the last check away while the
+    runner answered on its health socket, or the runner's heartbeat said its port was
+    full (not asked at all then). Said once when it starts, once when it ends."""
 
     def __init__(self) -> None:
         self.names: set[str] = set()
 
-    def note(self, names: set[str]) -> None:
+    def note(self, names: set[str], held: Mapping[str, int] | None = None) -> None:
+        """``held``: the connections the runner held, when its heartbeat said so."""
+        held = held or {}
         for name in sorted(names - self.names):
+            how = (
+                f"port full: {held[name]} connections held"
+                if held.get(name)
+                else "too many connections at once"
+            )
             log.warning(
-                "%s: its port turns the health check away (too many connections at once); "
-                "it answers on its health socket, so it is not restarted",
+                "%s: its port turns the health check away (%s); its health socket or "
+                "heartbeat says it is alive, so it is not restarted",
                 name,
+                how,
                 extra={"session": name},
             )
         for name in sorted(self.names - names):

@@ -8,18 +8,18 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from ecosystem.conversations import BotActivity, ChatMessage, Conversation, ConversationRows
 from ecosystem.errors import InvalidValue, StoreUnsupported
 from ecosystem.fleet.records import HostRecord, NewHost
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
 from ecosystem.models import OPERATOR_FIELDS, RUNTIME_FIELDS, Event, NewSession, Session
 from ecosystem.redact import redact_url
+from ecosystem.store.base_conversations import ConversationMethods
+from ecosystem.store.base_lease import LeaseMethods
 from ecosystem.webhook_events import DeliveryState, WebhookEvent
 
 NO_OUTBOX = "has no webhook outbox: webhooks are off"
 NO_HEALTH = "does not keep session health"
 NO_ALERTS = "does not keep alerts"
-NO_CONVERSATIONS = "does not keep the bot's conversations"
 NO_HOSTS = "keeps no fleet hosts"
 """What a store without that part of the contract says (StoreUnsupported): the one way
 a store says it does not do something, whatever the caller then falls back on."""
@@ -28,7 +28,7 @@ DEFAULT_WEBHOOK_LEASE = timedelta(seconds=60)
 """How long :meth:`Store.due_webhooks` hands an event to one caller by default."""
 
 
-class Store(abc.ABC):
+class Store(LeaseMethods, ConversationMethods, abc.ABC):
     """Session rows, the port ledger and the audit trail.
 
     Every method is blocking; UI code calls them from worker threads.
@@ -240,13 +240,17 @@ class Store(abc.ABC):
         """How watchers learn of changes, for `zapvisor doctor`."""
         return f"live updates by polling every {self.poll_interval:g} s"
 
+    cheap_change_marker: bool = False
+    """Whether :meth:`change_marker` is one small query (then a reader may ask it before
+    reading every row again); this default reads every row."""
+
     def change_marker(self) -> Hashable:
         """A value that differs whenever any session row changed (one cheap query)."""
         return tuple(
             (s.name, s.updated_at, s.status, s.desired_state) for s in self.list_sessions()
         )
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release connections."""
 
     # -- health monitor (migration 0003) --------------------------------------------
@@ -340,36 +344,6 @@ class Store(abc.ABC):
         """Remove a host that holds no session (atomically with session creation on it)
         and record `host_remove`. Raises HostNotFound, or HostBusy naming its sessions."""
         raise StoreUnsupported(self.kind, NO_HOSTS)
-
-    # -- the bot's conversations (migration 0010) -------------------------------------
-
-    def add_message(self, session_name: str, contact: str, message: ChatMessage) -> None:
-        """Append ``message`` to the session's conversation with ``contact`` (created on
-        its first message); an `assistant` message is also the conversation's last
-        reply. Raises SessionNotFound when the session is gone."""
-        raise StoreUnsupported(self.kind, NO_CONVERSATIONS)
-
-    def recent_messages(self, session_name: str, contact: str, limit: int) -> list[ChatMessage]:
-        """The last ``limit`` messages of that conversation, oldest first ([] if none)."""
-        raise StoreUnsupported(self.kind, NO_CONVERSATIONS)
-
-    def record_bot_error(self, session_name: str, contact: str, error: str, at: datetime) -> None:
-        """Keep why the bot did not answer ``contact`` (one line, cut at 500 characters)."""
-        raise StoreUnsupported(self.kind, NO_CONVERSATIONS)
-
-    def list_conversations(self, session_name: str, limit: int = 100) -> list[Conversation]:
-        """The session's conversations, the most recently active first."""
-        raise StoreUnsupported(self.kind, NO_CONVERSATIONS)
-
-    def bot_activity(self, session_name: str) -> BotActivity:
-        """The session's last reply and last error over all its conversations."""
-        raise StoreUnsupported(self.kind, NO_CONVERSATIONS)
-
-    def import_conversations(self, rows: Sequence[ConversationRows]) -> int:
-        """Insert conversations copied from another store (`zapvisor db copy`), each with
-        its messages, in one transaction; their sessions must be here, the
-        conversations not. Returns how many."""
-        raise StoreUnsupported(self.kind, NO_CONVERSATIONS)
 
 
 def audit_detail(changes: Mapping[str, Any]) -> dict[str, Any]:

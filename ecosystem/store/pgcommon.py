@@ -17,6 +17,11 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from ecosystem.errors import (
+    CannotMove,
+    HostUnavailable,
+    LeaseHeld,
+    LeaseLost,
+    NotThisHost,
     SchemaMissing,
     SessionExists,
     SessionNotFound,
@@ -43,6 +48,13 @@ BOOTSTRAP_SQL = f"""CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (
 # SQLSTATEs raised by the schema's functions.
 NAME_TAKEN, AT_CAPACITY, NO_FREE_PORT, NO_SUCH_SESSION = "ZV001", "ZV002", "ZV003", "ZV004"
 NOT_IN_OUTBOX = "ZV005"
+LEASE_LOST, NOT_THIS_HOST, LEASE_HELD, HOST_SILENT, CANNOT_MOVE = (
+    "ZV006",
+    "ZV007",
+    "ZV008",
+    "ZV009",
+    "ZV010",
+)
 HOST_TAKEN, NO_SUCH_HOST, HOST_HOLDS_SESSIONS = "ZVH01", "ZVH02", "ZVH03"
 SCHEMA_MISSING = frozenset({"42P01", "42883", "PGRST202", "PGRST205", "PGRST200"})
 """Undefined table/function (PostgreSQL's codes and PostgREST's): no migrations yet."""
@@ -173,6 +185,58 @@ def contract_error(
         return records.host_not_found(host)
     if code == HOST_HOLDS_SESSIONS:
         return records.host_busy(host, [s for s in (detail or "").split(",") if s])
+    return lease_error(code, detail, name=name)
+
+
+def _detail_json(detail: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(detail or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def lease_error(code: str | None, detail: str | None, *, name: str = "") -> ZapvisorError | None:
+    """The failover functions' errors (migrations/postgres/0009_failover.sql)."""
+    if code == LEASE_LOST:
+        info = _detail_json(detail)
+        session = info.get("session") or name
+        holder, epoch = info.get("holder"), info.get("epoch")
+        now = f"{holder} holds it (epoch {epoch})" if holder else "it was handed over"
+        return LeaseLost(
+            f"session {session}'s lease is no longer this runner's: {now}",
+            holder=holder,
+            epoch=epoch,
+        )
+    if code == NOT_THIS_HOST:
+        return NotThisHost(f"session {name} runs on host {detail} now", host=detail or "")
+    if code == LEASE_HELD:
+        info = _detail_json(detail)
+        if info.get("move_to") or info.get("offered_to"):
+            target = info.get("move_to") or info.get("offered_to")
+            return LeaseHeld(f"session {name} is being moved to {target}")
+        return LeaseHeld(
+            f"session {name}'s lease is held by {info.get('holder')} until {info.get('expires_at')}"
+        )
+    if code == HOST_SILENT:
+        info = _detail_json(detail)
+        seen = info.get("beat_at")
+        since = f"its last heartbeat was at {seen}" if seen else "it never sent a heartbeat"
+        return HostUnavailable(f"host {info.get('host')} is not answering: {since}")
+    if code == CANNOT_MOVE:
+        reasons = {
+            "same host": f"session {name} already runs on that host",
+            "local auth": (
+                f"session {name} keeps its WhatsApp auth in files on its host (auth local): "
+                "it cannot move without a new QR"
+            ),
+            "moving": f"session {name} is already being moved",
+            "linked": (
+                f"session {name} is linked to a phone: its auth cannot change place; "
+                f"`zapvisor logout {name}` first, then pair it again"
+            ),
+        }
+        return CannotMove(reasons.get(detail or "", f"session {name} cannot move: {detail}"))
     return None
 
 

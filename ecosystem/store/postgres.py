@@ -29,6 +29,7 @@ from ecosystem.store.base import Store
 from ecosystem.store.pg_conversations import PgConversations
 from ecosystem.store.pg_health import PgHealth
 from ecosystem.store.pg_hosts import PgHosts
+from ecosystem.store.pg_lease import PgLease
 from ecosystem.store.pg_outbox import PgOutbox
 from ecosystem.store.pg_sessions import PgSessions
 from ecosystem.store.pgwatch import Watchdog
@@ -42,7 +43,9 @@ POOLED_POLL_INTERVAL = 1.0
 second, as with NOTIFY, for one cheap query (a count and a max) per watcher."""
 
 
-class PostgresStore(PgConnection, PgSessions, PgOutbox, PgHealth, PgHosts, PgConversations, Store):
+class PostgresStore(
+    PgConnection, PgSessions, PgOutbox, PgHealth, PgLease, PgHosts, PgConversations, Store
+):
     kind = "postgres"
     poll_interval = 5.0
     """LISTEN/NOTIFY wakes watchers at once; this slow look is the safety net for a
@@ -271,6 +274,8 @@ class PostgresStore(PgConnection, PgSessions, PgOutbox, PgHealth, PgHosts, PgCon
         return self._run(op, write=False)
 
     # -- live updates --------------------------------------------------------------
+
+    cheap_change_marker = True
 
     def change_marker(self) -> Hashable:
         def op(cur: Cur) -> Hashable:

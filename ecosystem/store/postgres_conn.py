@@ -21,6 +21,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 
 from ecosystem.errors import ConfigError, StoreError, ZapvisorError
+from ecosystem.lease import Fence
 from ecosystem.store import pgcommon as pg
 from ecosystem.store.pgfunctions import FunctionCaller, Returns
 from ecosystem.store.pgwatch import Watchdog
@@ -51,11 +52,15 @@ FULL_SIGNS = (
 )
 """How a server or pooler that answers but is full says so (connection errors carry no
 SQLSTATE in psycopg, only the server's text)."""
+_SET_FENCE = "SELECT set_config('zapvisor.fence', %s, true)"
 Conn = psycopg.Connection[DictRow]
 Cur = psycopg.Cursor[DictRow]
 
 
 class PgConnection(FunctionCaller):
+    fence: Fence | None = None
+    """The lease a runner writes under (base_lease.LeaseMethods.fence)."""
+
     def __init__(self, dsn: str, *, connect_timeout: float = 5.0) -> None:
         self._dsn = dsn
         try:
@@ -168,6 +173,10 @@ class PgConnection(FunctionCaller):
                             with conn.transaction():
                                 began = True
                                 with conn.cursor() as cur:
+                                    if self.fence is not None:
+                                        # read by the fence guard (0009) within this
+                                        # transaction only: fine through a pooler too
+                                        cur.execute(_SET_FENCE, (self.fence.token,))
                                     return fn(cur)
                         began = True
                         with conn.cursor() as cur:

@@ -10,7 +10,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any
 
 from ecosystem.errors import SessionExists, SessionNotFound, StoreError
 from ecosystem.health.model import Alert, SessionHealth
+from ecosystem.lease import AuthKind
 from ecosystem.models import (
     Event,
     NewSession,
@@ -31,6 +32,7 @@ from ecosystem.store.base import Store, audit_detail
 from ecosystem.store.sqlite_conversations import SQLiteConversations
 from ecosystem.store.sqlite_health import SQLiteHealth
 from ecosystem.store.sqlite_hosts import SQLiteHosts
+from ecosystem.store.sqlite_lease import SQLiteLease, fence_error
 from ecosystem.store.sqlite_outbox import SQLiteOutbox, import_outbox
 from ecosystem.webhook_events import WebhookEvent
 
@@ -65,7 +67,7 @@ def _row_to_session(row: sqlite3.Row) -> Session:
     return Session.model_validate(data)
 
 
-class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteHosts, SQLiteConversations, Store):
+class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, SQLiteConversations, Store):
     kind = "sqlite"
 
     def __init__(self, path: Path) -> None:
@@ -125,7 +127,10 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteHosts, SQLiteConversations, 
                     raise
                 if write:
                     self._db.execute("COMMIT")
-            except sqlite3.IntegrityError:
+            except sqlite3.IntegrityError as exc:
+                lost = fence_error(exc, self.fence.session if self.fence else "")
+                if lost is not None:
+                    raise lost from None
                 raise
             except sqlite3.Error as exc:
                 if getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_READONLY:
@@ -230,8 +235,10 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteHosts, SQLiteConversations, 
             }
             port = pick_port(ports, held, excluded, max_sessions, host)
             now = utcnow()
+            fields = new.model_dump()
+            fields["auth"] = fields["auth"] or AuthKind.LOCAL
             session = Session(
-                **new.model_dump(),
+                **fields,
                 host=host,
                 port=port,
                 created_at=now,
@@ -271,6 +278,14 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteHosts, SQLiteConversations, 
     def _update(
         self, name: str, changes: Mapping[str, Any], actor: str, action: str | None
     ) -> Session:
+        if action is None:
+            # A runner's report that changes nothing is not written: writers here queue
+            # for one lock, and when every runner stops at once (a shutdown) each one's
+            # last report is already in the row (Reads.shutdown). A read never waits.
+            with self._cursor() as db:
+                current = self._fetch(db, name)
+            if all(getattr(current, field) == value for field, value in changes.items()):
+                return current
         with self._cursor(write=True) as db:
             before = self._fetch(db, name)
             merged = before.model_copy(update=dict(changes))
@@ -295,6 +310,15 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteHosts, SQLiteConversations, 
                     to_status=after.status,
                 )
             return after
+
+    cheap_change_marker = True
+
+    def change_marker(self) -> Hashable:
+        """Moves with every commit to the file: another connection's (SQLite's
+        ``data_version``) or this one's (``total_changes``); a pragma, no rows read."""
+        with self._cursor() as db:
+            version = db.execute("PRAGMA data_version").fetchone()[0]
+            return (version, db.total_changes)
 
     def delete_session(self, name: str, *, actor: str) -> None:
         with self._cursor(write=True) as db:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ecosystem.errors import SessionNotFound, StoreError
 from ecosystem.store.base import DEFAULT_WEBHOOK_LEASE
+from ecosystem.store.sqlite_lease import fence_error
 from ecosystem.webhook_events import DeliveryState, WebhookEvent
 
 _COLUMNS = (
@@ -65,8 +66,8 @@ class SQLiteOutbox:
         with self._cursor(write=True) as db:
             try:
                 db.execute(_INSERT + " ON CONFLICT (event_id) DO NOTHING", _values(event))
-            except sqlite3.IntegrityError:
-                raise SessionNotFound(
+            except sqlite3.IntegrityError as exc:
+                raise fence_error(exc, event.session_name) or SessionNotFound(
                     f"no session named {event.session_name!r} for webhook event {event.event}"
                 ) from None
 

@@ -28,18 +28,21 @@ from postgrest.types import ReturnMethod
 
 from ecosystem.errors import ConfigError, SessionNotFound, StoreError, ZapvisorError
 from ecosystem.health.model import Alert, SessionHealth
+from ecosystem.lease import Fence
 from ecosystem.models import Event, NewSession, Session
 from ecosystem.store import pgcommon as pg
 from ecosystem.store.base import Store
 from ecosystem.store.pg_conversations import PgConversations
 from ecosystem.store.pg_health import PgHealth
 from ecosystem.store.pg_hosts import PgHosts
+from ecosystem.store.pg_lease import PgLease
 from ecosystem.store.pg_outbox import PgOutbox
 from ecosystem.store.pg_sessions import PgSessions
 from ecosystem.store.pgfunctions import Returns
 from ecosystem.webhook_events import WebhookEvent
 
 T = TypeVar("T")
+FENCE_HEADER = "X-Zapvisor-Fence"
 
 
 def _json_rows(data: Any) -> list[dict[str, Any]]:
@@ -50,7 +53,7 @@ def _json_rows(data: Any) -> list[dict[str, Any]]:
     return []
 
 
-class SupabaseStore(PgSessions, PgOutbox, PgHealth, PgHosts, PgConversations, Store):
+class SupabaseStore(PgSessions, PgOutbox, PgHealth, PgLease, PgHosts, PgConversations, Store):
     kind = "supabase"
     poll_interval = 2.0
     """Seconds between two looks at the sessions when waiting for a change (one small
@@ -100,6 +103,15 @@ class SupabaseStore(PgSessions, PgOutbox, PgHealth, PgHosts, PgConversations, St
 
     def close(self) -> None:
         self._client.session.close()
+
+    def set_fence(self, fence: Fence | None) -> None:
+        """PostgREST hands request headers to SQL (``request.headers``), where the fence
+        guard (0009) reads this one."""
+        self.fence = fence
+        if fence is None:
+            self._client.headers.pop(FENCE_HEADER, None)
+        else:
+            self._client.headers[FENCE_HEADER] = fence.token
 
     # -- plumbing ------------------------------------------------------------------
 

@@ -54,7 +54,8 @@ def apply_lock(paths: StatePaths, timeout: float = 60.0) -> Iterator[None]:
 def render_for(
     paths: StatePaths, settings: Settings, sessions: Sequence[Session]
 ) -> tuple[str, list[str]]:
-    """The config text for ``sessions`` (already checked by supervisor's parser) and
+    """The config text for ``sessions`` (checked by supervisor's parser, except for the
+    program sections the live file already holds: they passed when it was written) and
     the program names it holds."""
     creds = daemon.credentials(paths)
     specs = render.program_specs(paths, [(s.name, s.port) for s in sessions])
@@ -66,7 +67,11 @@ def render_for(
         max_sessions=settings.max_sessions,
         monitor=render.monitor_spec(paths) if settings.monitor else None,
     )
-    programs = render.check(text)
+    try:
+        live = paths.conf.read_text("utf-8")
+    except (OSError, ValueError):
+        live = ""
+    programs = render.check(text, checked=live)
     return text, programs
 
 
@@ -104,19 +109,21 @@ def sync(
     settings: Settings,
     sup: Supervisor,
     sessions: Sequence[Session],
-    start: Callable[[list[str]], list[str]],
+    start: Callable[[list[tuple[str, int]]], list[str]],
 ) -> ApplyResult:
     """Bring supervisord in line with ``sessions`` (this host's, from the store).
 
-    Call with :func:`apply_lock` held. ``start`` starts the given session names and
-    returns those it started (the orchestrator staggers them).
+    Call with :func:`apply_lock` held. ``start`` starts the given sessions (name, port)
+    and returns the names it started (boot.py paces them).
     """
     paths.ensure()
     text, programs = render_for(paths, settings, sessions)
     write_config(paths, settings, text)
     result = ApplyResult()
     wanted_running = {
-        program_name(s.name): s.name for s in sessions if s.desired_state == DesiredState.RUNNING
+        program_name(s.name): (s.name, s.port)
+        for s in sessions
+        if s.desired_state == DesiredState.RUNNING
     }
     if not daemon.is_up(sup):
         daemon.start(paths, sup)

@@ -15,6 +15,7 @@ from typing import NoReturn
 from ecosystem.errors import SupervisorError
 from ecosystem.paths import StatePaths, write_private
 from ecosystem.states import SUPERVISORD_RUNNING
+from ecosystem.supctl.render import MONITOR_PROGRAM
 from ecosystem.supctl.rpc import Supervisor, SupervisorDown
 
 # Only these reach supervisord (and through it every runner): a shell's stray
@@ -122,15 +123,19 @@ def exec_foreground(paths: StatePaths) -> NoReturn:
 
 
 def shutdown(paths: StatePaths, sup: Supervisor, timeout: float = 60.0) -> None:
-    """Stop every program first (one call, in parallel), then supervisord.
+    """Stop the health monitor, then every program (one call, in parallel), then
+    supervisord.
 
     supervisord's own shutdown stops one program per loop second, so at 200 sessions
-    a bare shutdown takes minutes.
+    a bare shutdown takes minutes. The monitor goes first: it would otherwise read the
+    store for each of the hundreds of process events the stop sends it, while the
+    runners need the machine to exit.
     """
     # Stopping hundreds of runners can take longer than a normal call's timeout.
     slow = Supervisor(sup.socket_path, *sup.credentials, timeout=timeout)
     try:
         pid = slow.pid()
+        slow.stop(MONITOR_PROGRAM)
         slow.stop_all()
         slow.shutdown()
     except SupervisorDown:

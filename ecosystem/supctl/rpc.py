@@ -100,9 +100,13 @@ class ProcessInfo:
 
     @property
     def uptime(self) -> int | None:
+        return self.uptime_at(self.now)
+
+    def uptime_at(self, now: int) -> int | None:
+        """Seconds it has run at ``now`` (unix time); None when it is not running."""
         if self.state != ProcessState.RUNNING or not self.start:
             return None
-        return max(0, self.now - self.start)
+        return max(0, now - self.start)
 
     @classmethod
     def from_rpc(cls, info: dict[str, Any]) -> ProcessInfo:

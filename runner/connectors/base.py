@@ -7,12 +7,15 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ecosystem.errors import InvalidValue, ZapvisorError
 from ecosystem.models import utcnow
 from ecosystem.settings import Settings
 from ecosystem.states import Status
+
+if TYPE_CHECKING:
+    from runner.connectors.context import ConnectorContext
 
 
 class NotConnected(ZapvisorError):
@@ -166,6 +169,8 @@ class Connector(abc.ABC):
     `tokens/<name>/`, the only place it keeps authentication."""
 
     kind = "?"
+    context: ConnectorContext | None = None
+    """Set by make_connector (runner/connectors/context.py)."""
     pair_code_seconds = 180.0
     """How long a code from :meth:`pair_phone` can be typed on the phone."""
 

@@ -1,7 +1,8 @@
 """Making neonize's client, and the few neonize helpers the connector shares.
 
 `new_client` is the one place a NewAClient is built: a store (whatsmeow's SQLite file
-in `tokens/<name>/`, or later its PostgreSQL store and a device JID) is chosen here.
+in `tokens/<name>/`, or its PostgreSQL store and a device JID, see neonize_store.py) is
+chosen here.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 from typing import Any
 
 from runner.connectors.base import Recipient
+from runner.connectors.neonize_store import ClientStore
 
 PAIR_DISPLAY = "Chrome (Linux)"
 """How a pairing-code login presents itself on the phone. whatsmeow accepts only
@@ -24,16 +26,20 @@ def quiet_neonize_logging() -> None:
     logging.getLogger("neonize.utils.ffmpeg").setLevel(logging.ERROR)
 
 
-def new_client(db: str, uuid: str, session: str) -> Any:
+def new_client(db: str, uuid: str, session: str, where: ClientStore | None = None) -> Any:
     """A neonize client on the store ``db``, listed on the phone as "zapvisor <name>".
 
     ``uuid`` names this client generation inside neonize's Go side (its registry of
-    clients is keyed by it), so an old generation's late calls never reach a new one."""
+    clients is keyed by it), so an old generation's late calls never reach a new one.
+    ``where``: the store and device to open when the auth lives in the shared store
+    (neonize_store.client_store: always with the session's own device JID, or
+    ``new_device`` to pair); None for the session's own SQLite file ``db``."""
     from neonize.aioze.client import NewAClient
     from neonize.proto.waCompanionReg.WAWebProtobufsCompanionReg_pb2 import DeviceProps
 
+    where = where or ClientStore(db)
     props = DeviceProps(os=f"zapvisor {session}", platformType=DeviceProps.DESKTOP)
-    return NewAClient(db, props=props, uuid=uuid)
+    return NewAClient(where.name, props=props, uuid=uuid, **where.kwargs())
 
 
 async def pair_phone(client: Any, phone: str) -> str:

@@ -3,12 +3,16 @@
 It shows a QR payload shaped like WhatsApp's (``2@ref,noise,identity,adv``, 265
 characters), rotates it every ``ZAPVISOR_SIM_QR_SECONDS``, pairs when "scanned"
 (`zapvisor sim-scan NAME` or ``POST /sim/scan``) with a phone number derived from the
-session name, and keeps its "auth" in `tokens/<name>/sim-auth.json` so a restart
-reconnects without a new QR. Pairing by number works as with WhatsApp: `POST
-/pair-phone` gives a deterministic 8-character code, valid as long as neonize's, and a
-scan within that time stands for the code typed on the phone: the session links to
-that number. Payloads are deterministic: the same session and rotation
-number always give the same payload.
+session name, and keeps its "auth" in `tokens/<name>/sim-auth.json` (or in the store,
+for a session whose auth lives there) so a restart reconnects without a new QR.
+Pairing by number works as with WhatsApp: `POST /pair-phone` gives a deterministic
+8-character code, valid as long as neonize's, and a scan within that time stands for
+the code typed on the phone: the session links to that number. Payloads are
+deterministic: the same session and rotation number always give the same payload.
+
+Connected, it holds a link to a simulated WhatsApp server (sim_server.py) that allows
+one connection per device: a second connection of the same device replaces this one,
+which then stops and never reconnects by itself, as with WhatsApp's StreamReplaced.
 
 Once paired it behaves like a phone on the network: a message sent gets the `sent`,
 `delivered` and `read` acks; an inbound message can be injected (``POST /sim/inbound``)
@@ -30,7 +34,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ecosystem.errors import InvalidValue, StateDirError
+from ecosystem.errors import InvalidValue, StateDirError, ZapvisorError
+from ecosystem.lease import SIM_BEAT_SECONDS, AuthKind
 from ecosystem.paths import write_private
 from ecosystem.settings import Settings
 from ecosystem.states import Status
@@ -46,6 +51,7 @@ from runner.connectors.base import (
 
 log = logging.getLogger("runner.sim")
 AUTH_FILE = "sim-auth.json"
+STORE_RETRY_SECONDS = 2.0
 
 
 def sim_payload(session: str, seq: int) -> str:
@@ -104,13 +110,23 @@ class SimConnector(Connector):
         self._contacts: dict[str, str] = dict(SIM_CONTACTS)
         self.sent: deque[dict[str, Any]] = deque(maxlen=SENT_KEPT)
         """What the simulated phone sent, typed and read, oldest first (GET /sim/sent)."""
+        self._restart = asyncio.Event()
+        self._link: int | None = None
 
     @property
     def auth_file(self) -> Path:
         return self.auth_dir / AUTH_FILE
 
-    def _load_auth(self) -> str | None:
-        """The paired phone number, None when unpaired; raises ValueError when corrupt."""
+    @property
+    def in_store(self) -> bool:
+        return self.context is not None and self.context.auth == AuthKind.STORE
+
+    async def _load_auth(self) -> tuple[str, str] | None:
+        """(phone, device) when paired, None when not; raises ValueError when corrupt."""
+        if self.in_store:
+            assert self.context is not None
+            found = await self.context.call(self.context.store.sim_auth, self.session)
+            return None if found is None else (found.phone, found.device)
         try:
             text = self.auth_file.read_text("utf-8")
         except FileNotFoundError:
@@ -120,29 +136,66 @@ class SimConnector(Connector):
         # isdigit() alone passes fullwidth digits (U+FF10-U+FF19) and "²": ASCII only
         if not isinstance(phone, str) or not (phone.isascii() and phone.isdigit()):
             raise ValueError("phone is not a number")
-        return phone
+        # files written before devices had ids: one device per session and phone
+        return phone, str(data.get("device") or f"{phone}.{self.session}")
+
+    async def _save_auth(self, phone: str) -> str:
+        device = f"{phone}.{secrets.token_hex(4)}"
+        if self.in_store:
+            assert self.context is not None
+            await self.context.call(self.context.store.save_sim_auth, self.session, device, phone)
+            return device
+        try:
+            self.auth_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise StateDirError(f"cannot write {self.auth_dir}: {exc.strerror}") from None
+        paired = {"phone": phone, "device": device, "paired_at": datetime.now(UTC).isoformat()}
+        write_private(self.auth_file, json.dumps(paired))
+        return device
+
+    async def _forget_auth(self) -> None:
+        if self.in_store:
+            assert self.context is not None
+            await self.context.call(self.context.store.delete_sim_auth, self.session)
+        else:
+            self.auth_file.unlink(missing_ok=True)
+
+    def _where(self) -> str:
+        return "the store" if self.in_store else f"tokens/{self.session}/{AUTH_FILE}"
 
     async def run(self) -> None:
         while True:
             try:
-                phone = self._load_auth()
+                found = await self._load_auth()
+                phone, device = found if found else await self._pair()
             except (ValueError, KeyError, TypeError) as exc:
                 await self.events.failed(
-                    f"auth in tokens/{self.session}/{AUTH_FILE} is corrupt ({exc}); "
+                    f"auth in {self._where()} is corrupt ({exc}); "
                     f"`zapvisor logout {self.session}` clears it and shows a new QR"
                 )
                 await self._wait_logout()
                 continue
-            if phone is None:
-                phone = await self._pair()
+            except ZapvisorError as exc:  # auth in the store, and the store is down
+                await self.events.disconnected(
+                    Status.RECONNECTING,
+                    f"cannot read or save its auth in the store ({exc}); retrying",
+                )
+                await asyncio.sleep(STORE_RETRY_SECONDS)
+                continue
             await asyncio.sleep(0.05)  # the simulated handshake
             self._phone = phone
+            self._link = await self._open_link(device)
             self._link_up = True
             await self.events.connected(phone)
-            await self._wait_logout()
+            ended = await self._hold_link(device)
             self._link_up = False
+            self._link = None
+            if ended == "replaced":
+                # WhatsApp's StreamReplaced: never reconnect by itself (POST /start does)
+                self._restart.clear()
+                await self._restart.wait()
 
-    async def _pair(self) -> str:
+    async def _pair(self) -> tuple[str, str]:
         seq = 0
         self._scanned.clear()
         self._waiting = True
@@ -160,7 +213,7 @@ class SimConnector(Connector):
                 by_code = self._pair_phone and time.monotonic() < self._pair_until
                 phone = (self._pair_phone if by_code else None) or sim_phone(self.session)
                 try:
-                    self._save_auth(phone)
+                    device = await self._save_auth(phone)
                 except StateDirError as exc:
                     # Not paired after all: a restart would not find the auth. Say why
                     # and show a new QR (what WhatsApp does when a pairing fails).
@@ -171,19 +224,11 @@ class SimConnector(Connector):
                     continue
                 self._settle_scan(None)
                 log.info("paired", extra={"event": "paired", "phone": phone})
-                return phone
+                return phone, device
         finally:
             self._waiting = False
             self._pair_phone = None
             self._settle_scan(NotWaitingForScan(f"session {self.session} stopped pairing"))
-
-    def _save_auth(self, phone: str) -> None:
-        try:
-            self.auth_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            raise StateDirError(f"cannot write {self.auth_dir}: {exc.strerror}") from None
-        paired = {"phone": phone, "paired_at": datetime.now(UTC).isoformat()}
-        write_private(self.auth_file, json.dumps(paired))
 
     def _settle_scan(self, error: Exception | None) -> None:
         outcome, self._scan_outcome = self._scan_outcome, None
@@ -193,6 +238,42 @@ class SimConnector(Connector):
             outcome.set_result(None)
         else:
             outcome.set_exception(error)
+
+    # -- the link to the simulated server --------------------------------------------
+
+    async def _open_link(self, device: str) -> int | None:
+        ctx = self.context
+        if ctx is None or ctx.sim_server is None:
+            return None
+        return await ctx.sim_server.connect(device, self.session, ctx.epoch)
+
+    async def _hold_link(self, device: str) -> str:
+        """Until a logout ("logout") or another connection of this device replaces this
+        one ("replaced"), beating while the link is up and the lease allows it."""
+        ctx = self.context
+        while True:
+            try:
+                await asyncio.wait_for(self._logged_out.wait(), SIM_BEAT_SECONDS)
+                self._logged_out.clear()
+                return "logout"
+            except TimeoutError:
+                pass
+            if ctx is None or ctx.sim_server is None or not ctx.sim_server.available:
+                continue
+            if not self._link_up or not ctx.may_drive():
+                continue  # dropped, or the lease lapsed: the runner is closing us
+            link = self._link
+            if link is None:  # the server did not answer when we connected
+                self._link = await self._open_link(device)
+                continue
+            still_open, why, by = await ctx.sim_server.beat(link)
+            if still_open:
+                continue
+            reason = f"another client uses these credentials (on {by or 'another host'})"
+            log.error("link %s: %s", why, reason, extra={"event": "stream_replaced"})
+            await self.events.disconnected(Status.DISCONNECTED, f"replaced: {reason}")
+            await self.events.error("STREAM_REPLACED", reason, recoverable=False)
+            return "replaced"
 
     async def _wait_logout(self) -> None:
         await self._logged_out.wait()
@@ -211,9 +292,13 @@ class SimConnector(Connector):
 
     async def logout(self) -> None:
         self._link_up = False
-        self.auth_file.unlink(missing_ok=True)
+        await self._forget_auth()
+        await self._close_link("logout")
         await self.events.logged_out()
         self._logged_out.set()
+
+    async def start(self) -> None:
+        self._restart.set()
 
     async def close(self) -> None:
         # Awaited, not just cancelled: an ack or a reconnect still running after close
@@ -223,6 +308,14 @@ class SimConnector(Connector):
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
+        ctx = self.context
+        await self._close_link("closed" if ctx is None or ctx.may_drive() else "lease")
+
+    async def _close_link(self, reason: str) -> None:
+        link, self._link = self._link, None
+        ctx = self.context
+        if link is not None and ctx is not None and ctx.sim_server is not None:
+            await ctx.sim_server.close(link, reason)
 
     # -- a phone on the network ----------------------------------------------------
 
@@ -297,7 +390,7 @@ class SimConnector(Connector):
 
         async def back() -> None:
             await asyncio.sleep(seconds)
-            if self.auth_file.exists():
+            if await self._load_auth() is not None:
                 self._link_up = True
                 await self.events.connected(phone)
 

@@ -25,7 +25,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from ecosystem import runner_client
-from scripts.bench.runner_bench import Zapvisor, free_block, pss_mb
+from scripts.bench.freeports import free_block
+from scripts.bench.runner_bench import Zapvisor, pss_mb
 
 KEY = "sk-bench-not-a-real-key"
 

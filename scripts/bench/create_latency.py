@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,24 +29,7 @@ from ecosystem.orchestrator import Orchestrator  # noqa: E402
 from ecosystem.settings import make_settings  # noqa: E402
 from ecosystem.store import open_store  # noqa: E402
 from ecosystem.supctl import daemon  # noqa: E402
-
-
-def free_block(size: int, start: int = 12000) -> int:
-    port = start
-    while port < 65000 - size:
-        ok = True
-        for p in range(port, port + size):
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    port = p + 1
-                    break
-        if ok:
-            return port
-    raise SystemExit("no free port block")
+from scripts.bench.freeports import free_block  # noqa: E402
 
 
 def healthy(port: int) -> bool:

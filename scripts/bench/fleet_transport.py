@@ -43,7 +43,7 @@ from ecosystem.fleet.knownhosts import KeyPolicy  # noqa: E402
 from ecosystem.fleet.ssh import SSHPool, remote_command  # noqa: E402
 from ecosystem.paths import StatePaths  # noqa: E402
 from ecosystem.store.postgres import PostgresStore  # noqa: E402
-from scripts.bench.create_latency import free_block  # noqa: E402
+from scripts.bench.freeports import free_block  # noqa: E402
 from tests import sshd as real  # noqa: E402
 from tests.pgserver import PgServer  # noqa: E402
 

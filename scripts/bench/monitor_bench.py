@@ -38,7 +38,7 @@ from ecosystem.ports import busy_ports  # noqa: E402
 from ecosystem.settings import make_settings  # noqa: E402
 from ecosystem.supctl import daemon  # noqa: E402
 from ecosystem.supctl.render import MONITOR_PROGRAM  # noqa: E402
-from scripts.bench.create_latency import free_block  # noqa: E402
+from scripts.bench.freeports import free_block  # noqa: E402
 
 T = TypeVar("T")
 

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,21 +33,7 @@ sys.path.insert(0, str(ROOT))
 from ecosystem.models import utcnow  # noqa: E402
 from ecosystem.store.sqlite import SQLiteStore  # noqa: E402
 from ecosystem.webhook_events import new_event  # noqa: E402
-
-
-def free_block(size: int) -> int:
-    for start in range(31000, 60000, size + 7):
-        ok = True
-        for port in range(start, start + size):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return start
-    raise SystemExit("no free port block")
+from scripts.bench.freeports import free_block  # noqa: E402
 
 
 class Zapvisor:

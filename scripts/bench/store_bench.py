@@ -40,29 +40,12 @@ from ecosystem.store.postgres import PostgresStore  # noqa: E402
 from ecosystem.store.sqlite import SQLiteStore  # noqa: E402
 from ecosystem.store.supabase import SupabaseStore  # noqa: E402
 from ecosystem.supctl import daemon  # noqa: E402
+from scripts.bench.freeports import free_block  # noqa: E402
 from tests.pgserver import AUTHENTICATOR_PASSWORD, PgServer  # noqa: E402
 from tests.postgrest_emulator import SERVICE_KEY, PostgrestEmulator  # noqa: E402
 
 HOST = "bench-host"
 Factory = Callable[[], Store]
-
-
-def free_block(size: int, start: int = 41000) -> int:
-    import socket
-
-    port = start
-    while port < 65000 - size:
-        for p in range(port, port + size):
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    port = p + 1
-                    break
-        else:
-            return port
-    raise SystemExit("no free port block")
 
 
 def fill(store: Store, count: int, base: int) -> float:
@@ -136,7 +119,7 @@ def main() -> None:
     ap.add_argument("--writers-each", type=int, default=50)
     args = ap.parse_args()
     n = args.sessions
-    base = free_block(n)
+    base = free_block(n, start=16000)
     home = Path(tempfile.mkdtemp(prefix="zv-bench-", dir="/tmp")) / "home"
     server = PgServer(free_block(1, start=base + n + 10))
     server.start()

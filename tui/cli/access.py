@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ecosystem.models import utcnow
-from ecosystem.orchestrator import Orchestrator
-from ecosystem.pairing import PAIR_STEPS
-from tui.cli import control, output
+from tui.cli import output
 from tui.cli.registry import SubParsers, add_command
-
-
-def _orch() -> Orchestrator:
-    return control.door()
+from tui.cli.registry import orchestrator as _orch
 
 
 def register(sub: SubParsers) -> None:
@@ -56,6 +50,9 @@ def pair(args: argparse.Namespace) -> int:
     if args.json:
         output.emit_json(found.to_json())
         return 0
+    from ecosystem.models import utcnow
+    from ecosystem.pairing import PAIR_STEPS
+
     print(f"pairing code for {found.name} ({found.phone}): {found.code}")
     if found.expires_at is not None:
         left = (found.expires_at - utcnow()).total_seconds()

@@ -7,13 +7,8 @@ with this host's own settings, store and supervisord. Not for typing at a termin
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
-from ecosystem.errors import InvalidValue
-from ecosystem.fleet.agent import serve_stdio
-from ecosystem.orchestrator import Orchestrator
-from ecosystem.settings import load_settings
 from tui.cli.registry import SubParsers, add_command
 
 
@@ -29,6 +24,14 @@ def register(sub: SubParsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # the core and asyncio only for this command: every other command builds this parser
+    import asyncio
+
+    from ecosystem.errors import InvalidValue
+    from ecosystem.fleet.agent import serve_stdio
+    from ecosystem.orchestrator import Orchestrator
+    from ecosystem.settings import load_settings
+
     if not args.stdio:
         raise InvalidValue("`zapvisor agent` needs --stdio (it is started by a control machine)")
     if sys.stdin.isatty():

@@ -4,12 +4,13 @@ error, FATAL runners, webhook dead-letters), active ones first."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from ecosystem.health.model import Alert
-from ecosystem.orchestrator import Orchestrator
-from ecosystem.settings import load_settings
 from tui.cli import output
-from tui.cli.registry import SubParsers, add_command
+from tui.cli.registry import SubParsers, add_command, orchestrator
+
+if TYPE_CHECKING:
+    from ecosystem.health.model import Alert
 
 EPILOG = """\
 An alert is raised once when its condition starts and cleared once when it ends;
@@ -36,8 +37,7 @@ def _row(a: Alert) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    orch = Orchestrator(load_settings(), progress=output.progress)
-    found = orch.alerts(include_cleared=args.all, limit=max(1, args.lines))
+    found = orchestrator().alerts(include_cleared=args.all, limit=max(1, args.lines))
     if args.json:
         output.emit_json([a.to_json() for a in found])
         return 0

@@ -9,19 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from ecosystem import jsonvalue
-from ecosystem.doctor import FAIL
 from ecosystem.errors import Aborted, InvalidValue, RunnerError
+from ecosystem.lease import AuthKind
 from ecosystem.logfiles import pretty
 from ecosystem.models import NewSession
-from ecosystem.orchestrator import Orchestrator
-from ecosystem.qr import png, size_needed, terminal_text
 from ecosystem.states import DesiredState
 from ecosystem.views import SessionView
-from tui.cli import control, output
-
-
-def _orch() -> Orchestrator:
-    return control.door()
+from tui.cli import output
+from tui.cli.registry import orchestrator as _orch
 
 
 def _json_object(text: str | None, flag: str) -> dict[str, Any]:
@@ -65,6 +60,8 @@ def create(args: argparse.Namespace) -> int:
             ai_config=_json_object(args.ai_config, "--ai-config"),
             timing_config=_json_object(args.timing_config, "--timing-config"),
             desired_state=DesiredState.STOPPED if args.stopped else DesiredState.RUNNING,
+            auth=AuthKind(args.auth) if args.auth else None,
+            failover=args.failover,
         )
     except ValueError as exc:  # pydantic's ValidationError
         raise InvalidValue(_first_error(exc)) from None
@@ -187,6 +184,8 @@ def qr(args: argparse.Namespace) -> int:
         else:
             print(f"{code.name} is already connected as {code.phone}")
         return 0
+    from ecosystem.qr import png, size_needed, terminal_text  # qrcode and its imaging: only here
+
     if args.png:
         Path(args.png).write_bytes(png(code.payload))
     if args.json:
@@ -274,6 +273,8 @@ def events(args: argparse.Namespace) -> int:
 
 
 def doctor(args: argparse.Namespace) -> int:
+    from ecosystem.doctor import FAIL
+
     orch = _orch()
     checks = orch.doctor()
     failed = any(c.level == FAIL for c in checks)
@@ -293,11 +294,11 @@ def doctor(args: argparse.Namespace) -> int:
 
 def apply(args: argparse.Namespace) -> int:
     if args.file:
-        from tui.cli import declare
+        from tui.cli import declare_commands
 
-        return declare.apply_file(args)
-    if args.prune or args.yes:
-        raise InvalidValue("--prune and --yes go with -f FILE")
+        return declare_commands.apply_file(args)
+    if args.prune or args.yes or args.install:
+        raise InvalidValue("--prune, --yes and --install go with -f FILE")
     result = _orch().apply()
     if args.json:
         output.emit_json(result.__dict__)
@@ -328,7 +329,7 @@ def ctl(args: argparse.Namespace) -> int:
     return subprocess.call([*cmd, *(args.ctl_args or ["status"])])
 
 
-def open_app() -> int:
+def open_app(_: argparse.Namespace | None = None) -> int:
     """The terminal app; textual is imported only here, so headless commands stay fast."""
     from tui.app import run_app
 

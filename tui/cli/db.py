@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ecosystem import dbadmin
-from ecosystem.orchestrator import current_actor
-from ecosystem.settings import load_settings
 from tui.cli import output
 from tui.cli.registry import SubParsers, add_command
 
@@ -55,7 +52,11 @@ def register(sub: SubParsers) -> None:
 
 
 def status(args: argparse.Namespace) -> int:
-    state = dbadmin.status(load_settings())
+    from ecosystem import dbadmin  # the store's code: imported when a db command runs
+    from ecosystem.settings import load_settings
+
+    settings = load_settings()
+    state = dbadmin.status(settings)
     if args.json:
         output.emit_json(state.to_json())
     else:
@@ -73,7 +74,11 @@ def status(args: argparse.Namespace) -> int:
 
 
 def migrate(args: argparse.Namespace) -> int:
-    where, applied = dbadmin.migrate(load_settings())
+    from ecosystem import dbadmin  # the store's code: imported when a db command runs
+    from ecosystem.settings import load_settings
+
+    settings = load_settings()
+    where, applied = dbadmin.migrate(settings)
     if args.json:
         output.emit_json({"store": where, "applied": applied})
     elif applied:
@@ -84,12 +89,21 @@ def migrate(args: argparse.Namespace) -> int:
 
 
 def sql(args: argparse.Namespace) -> int:
-    sys.stdout.write(dbadmin.sql_script(load_settings(), everything=args.all))
+    from ecosystem import dbadmin  # the store's code: imported when a db command runs
+    from ecosystem.settings import load_settings
+
+    settings = load_settings()
+    sys.stdout.write(dbadmin.sql_script(settings, everything=args.all))
     return 0
 
 
 def copy(args: argparse.Namespace) -> int:
-    report = dbadmin.copy(load_settings(), args.to, actor=current_actor())
+    from ecosystem import dbadmin  # the store's code: imported when a db command runs
+    from ecosystem.plumbing import current_actor
+    from ecosystem.settings import load_settings
+
+    settings = load_settings()
+    report = dbadmin.copy(settings, args.to, actor=current_actor())
     if args.json:
         output.emit_json(report.to_json())
     else:

@@ -14,20 +14,24 @@ from tui.cli import (
     alerts,
     backup,
     bot,
-    commands,
     control,
     db,
     declare,
+    failover,
     hosts,
     output,
     service,
     session_args,
     webhooks,
 )
+from tui.cli.registry import resolve
 
 # Each module adds its subcommands with `register(sub)`; a feature adds its own module.
+# Their top level imports only what the arguments need (argparse, names, constants):
+# the core is imported by the handler that runs (tests/test_layering.py checks it).
 COMMAND_MODULES = (
     session_args, db, alerts, service, access, webhooks, backup, declare, bot, agent, hosts,
+    failover,
 )  # fmt: skip
 
 DESCRIPTION = """\
@@ -80,12 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         if sys.stdin.isatty() and sys.stdout.isatty():
-            return commands.open_app()
+            return resolve("tui.cli.commands:open_app")(args)
         parser.print_help(sys.stderr)
         print("\nzapvisor: error: no command given (the app needs a terminal)", file=sys.stderr)
         return 2
     try:
-        code: int = args.handler(args)
+        code: int = resolve(args.handler)(args)
         return code
     except ZapvisorError as exc:
         if args.debug:

@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from ecosystem.redact import redact_url
 from ecosystem.states import ProcessState
-from ecosystem.views import SessionView, age, since
+
+if TYPE_CHECKING:
+    from ecosystem.lease import LeaseInfo
+    from ecosystem.views import SessionView
 
 if TYPE_CHECKING:
     from ecosystem.doctor import Check
@@ -89,6 +92,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], colour_col: int
 
 
 def sessions_table(views: Sequence[SessionView]) -> str:
+    from ecosystem.views import age, since
+
     now = datetime.now(UTC)
     rows = [
         [
@@ -115,6 +120,8 @@ def sessions_table(views: Sequence[SessionView]) -> str:
 
 
 def session_details(view: SessionView) -> str:
+    from ecosystem.views import age, since
+
     s = view.session
     now = datetime.now(UTC)
     pairs = [
@@ -127,6 +134,8 @@ def session_details(view: SessionView) -> str:
         ("phone", s.phone or "-"),
         ("connector", s.connector),
         ("host", s.host + (f"  ({view.unreachable})" if view.unreachable else "")),
+        ("auth", f"{s.auth}: {_failover_note(s)}"),
+        ("lease", lease_text(view.lease)),
         ("description", s.description or "-"),
         ("webhook", redact_url(s.webhook_url) or "-"),
         ("messages", f"{s.messages_sent} sent, {s.messages_received} received"),
@@ -145,6 +154,8 @@ def session_details(view: SessionView) -> str:
 
 def _bot_details(view: SessionView, now: datetime) -> list[tuple[str, str]]:
     """The bot's key (where it comes from, never the key), last reply and last error."""
+    from ecosystem.views import since
+
     if not view.session.ai_config.get("enabled"):
         return []
     bot = view.bot
@@ -158,6 +169,8 @@ def _bot_details(view: SessionView, now: datetime) -> list[tuple[str, str]]:
 
 def _health_details(view: SessionView, now: datetime) -> list[tuple[str, str]]:
     """What the health monitor knows: restarts, the last exit, why it is down."""
+    from ecosystem.views import since
+
     h = view.health
     pairs = [("restarts", str(view.restarts))]
     if h is not None and h.last_restart_at:
@@ -178,3 +191,27 @@ def _health_details(view: SessionView, now: datetime) -> list[tuple[str, str]]:
         wait = max(0.0, (h.next_restart_at - now).total_seconds())
         pairs.append(("next restart", f"in {wait:.0f} s (backoff)"))
     return pairs
+
+
+def lease_text(info: LeaseInfo | None) -> str:
+    """Who holds the session's lease and until when, in words."""
+    if info is None or info.lease is None:
+        return "never taken (no runner has run it under a lease)"
+    lease = info.lease
+    left = (lease.expires_at - info.now).total_seconds()
+    if lease.offered_to:
+        return f"handed over to {lease.offered_to} (epoch {lease.epoch}), waiting for it"
+    text = f"{lease.holder or 'nobody'} (epoch {lease.epoch}), "
+    text += f"{left:.0f} s left" if left > 0 else f"ended {-left:.0f} s ago"
+    if lease.move_to:
+        text += f"; moving to {lease.move_to}"
+    beat = info.heartbeat
+    if beat is not None and not beat.live and beat.beat_at is not None:
+        text += f"; {beat.host} silent since {beat.beat_at:%Y-%m-%d %H:%M:%S} UTC"
+    return text
+
+
+def _failover_note(session: Any) -> str:
+    from ecosystem.moves import failover_note  # the store's code: only when shown
+
+    return failover_note(session)

@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-from ecosystem.errors import ConfigError
-from ecosystem.orchestrator import Orchestrator
-from ecosystem.settings import load_settings
-from ecosystem.supctl import daemon
 from tui.cli.registry import SubParsers, add_command
 
 EPILOG = """\
@@ -32,6 +28,11 @@ def register(sub: SubParsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ecosystem.errors import ConfigError
+    from ecosystem.orchestrator import Orchestrator
+    from ecosystem.settings import load_settings
+    from ecosystem.supctl import daemon
+
     settings = load_settings()
     if not settings.monitor:
         raise ConfigError(

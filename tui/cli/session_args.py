@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from ecosystem.models import CONNECTORS, DEFAULT_CONNECTOR
-from ecosystem.names import NAME_RULE
-from tui.cli import commands
+from ecosystem.names import CONNECTORS, DEFAULT_CONNECTOR, NAME_RULE
 from tui.cli.registry import SubParsers, add_command
+
+
+def commands(function: str) -> str:
+    """The handler ``function`` of tui/cli/commands.py, imported when it runs."""
+    return f"tui.cli.commands:{function}"
 
 
 def register(sub: SubParsers) -> None:
@@ -16,7 +19,7 @@ def register(sub: SubParsers) -> None:
         sub,
         "create",
         "create a session and start its runner",
-        commands.create,
+        commands("create"),
         epilog=f"NAME: {NAME_RULE}.",
     )
     p.add_argument("name", metavar="NAME")
@@ -32,16 +35,28 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--timing-config", metavar="JSON", help="a JSON object")
     p.add_argument("--stopped", action="store_true", help="create it without starting it")
     p.add_argument(
+        "--auth",
+        choices=("local", "store"),
+        help="where its WhatsApp auth lives: store (can fail over to another host; the "
+        "default on PostgreSQL/Supabase when the connector can) or local files",
+    )
+    p.add_argument(
+        "--no-failover",
+        dest="failover",
+        action="store_false",
+        help="never take it over on another host when this one goes silent",
+    )
+    p.add_argument(
         "--host",
         metavar="HOST",
         help="the host that runs it (default: the reachable host with the most room)",
     )
 
     p = add_command(
-        sub, "list", "list sessions with their host, status, port and pid", commands.list_
+        sub, "list", "list sessions with their host, status, port and pid", commands("list_")
     )
     p.add_argument("--host", metavar="HOST", help="only this host's sessions")
-    p = add_command(sub, "show", "show one session in full", commands.show)
+    p = add_command(sub, "show", "show one session in full", commands("show"))
     p.add_argument("name", metavar="NAME")
 
     for verb, text in (
@@ -49,11 +64,11 @@ def register(sub: SubParsers) -> None:
         ("stop", "stop a session's runner (it stays stopped until started)"),
         ("restart", "restart a session's runner with a new process"),
     ):
-        p = add_command(sub, verb, text, getattr(commands, verb))
+        p = add_command(sub, verb, text, commands(verb))
         p.add_argument("name", metavar="NAME")
 
     p = add_command(
-        sub, "config", "change a session's description, webhook or JSON config", commands.config
+        sub, "config", "change a session's description, webhook or JSON config", commands("config")
     )
     p.add_argument("name", metavar="NAME")
     p.add_argument("--description", help="free text shown in lists")
@@ -61,7 +76,9 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--ai-config", metavar="JSON", help="a JSON object (replaces the old one)")
     p.add_argument("--timing-config", metavar="JSON", help="a JSON object (replaces the old one)")
 
-    p = add_command(sub, "delete", "delete a session: program removed, port freed", commands.delete)
+    p = add_command(
+        sub, "delete", "delete a session: program removed, port freed", commands("delete")
+    )
     p.add_argument("name", metavar="NAME")
     p.add_argument(
         "--purge", action="store_true", help="also remove its WhatsApp auth in tokens/NAME/"
@@ -69,7 +86,7 @@ def register(sub: SubParsers) -> None:
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
 
     p = add_command(
-        sub, "logout", "unlink the phone and delete the session's auth", commands.logout
+        sub, "logout", "unlink the phone and delete the session's auth", commands("logout")
     )
     p.add_argument("name", metavar="NAME")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
@@ -78,7 +95,7 @@ def register(sub: SubParsers) -> None:
         sub,
         "qr",
         "show the session's pairing QR code in the terminal",
-        commands.qr,
+        commands("qr"),
         epilog="A real WhatsApp code needs 61x31 character cells, or 31x21 with --compact\n"
         "(Unicode sextants: not every terminal font has them); when the terminal is\n"
         "smaller, use --png and open the file.",
@@ -107,7 +124,10 @@ def register(sub: SubParsers) -> None:
     )
 
     p = add_command(
-        sub, "sim-scan", "make the simulated phone scan the QR (sim connector)", commands.sim_scan
+        sub,
+        "sim-scan",
+        "make the simulated phone scan the QR (sim connector)",
+        commands("sim_scan"),
     )
     p.add_argument("name", metavar="NAME")
 
@@ -115,7 +135,7 @@ def register(sub: SubParsers) -> None:
         sub,
         "logs",
         "print a session's log lines, or every session's (--all)",
-        commands.logs,
+        commands("logs"),
         epilog="--all: every session's stdout and stderr merged in time order, each line\n"
         "after its session's name; -n lines of each, then (-f) new lines as they come.",
     )
@@ -131,29 +151,36 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--grep", metavar="RE", help="with --all: only lines this regex matches")
 
     p = add_command(
-        sub, "events", "the audit trail: who did what to which session, when", commands.events
+        sub, "events", "the audit trail: who did what to which session, when", commands("events")
     )
     p.add_argument("name", metavar="NAME", nargs="?", help="one session (default: all)")
     p.add_argument("-n", "--lines", type=int, default=30, help="how many (default 30)")
 
-    add_command(sub, "doctor", "check state dir, store, supervisord and ports", commands.doctor)
+    add_command(sub, "doctor", "check state dir, store, supervisord and ports", commands("doctor"))
     p = add_command(
         sub,
         "apply",
         "re-render supervisord's config from the store and apply changes; with -f, "
         "make the fleet what a fleet file declares",
-        commands.apply,
+        commands("apply"),
         epilog="With -f FILE: shows the plan (as `zapvisor plan -f FILE`), asks, then makes\n"
         "exactly those changes. Sessions the file does not name are left alone unless --prune.",
     )
     p.add_argument("-f", "--file", metavar="FILE", help="a fleet file (zapvisor.toml)")
-    p.add_argument("--prune", action="store_true", help="with -f: delete sessions it omits")
+    p.add_argument(
+        "--prune", action="store_true", help="with -f: delete sessions (and empty hosts) it omits"
+    )
     p.add_argument("-y", "--yes", action="store_true", help="with -f: do not ask")
+    p.add_argument(
+        "--install",
+        action="store_true",
+        help="with -f: install zapvisor on hosts it adds without asking",
+    )
     p = add_command(
         sub,
         "ctl",
         "run supervisorctl on zapvisor's supervisord (e.g. `ctl status`)",
-        commands.ctl,
+        commands("ctl"),
         json_flag=False,
     )
     p.add_argument("ctl_args", nargs=argparse.REMAINDER, metavar="ARGS")
@@ -161,5 +188,5 @@ def register(sub: SubParsers) -> None:
         sub,
         "shutdown",
         "stop every runner and supervisord (desired states are kept)",
-        commands.shutdown,
+        commands("shutdown"),
     )

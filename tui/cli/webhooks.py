@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from ecosystem.views import since
-from ecosystem.webhook_events import DeliveryState
-from tui.cli import control, output
-from tui.cli.registry import SubParsers, add_command
+from ecosystem.states import DeliveryState
+from tui.cli import output
+from tui.cli.registry import SubParsers, add_command, orchestrator
 
 
 def register(sub: SubParsers) -> None:
@@ -36,7 +35,7 @@ def register(sub: SubParsers) -> None:
 
 
 def webhooks(args: argparse.Namespace) -> int:
-    orch = control.door()
+    orch = orchestrator()
     if args.secret or args.rotate_secret:
         secret = orch.webhook_secret(args.name, rotate=args.rotate_secret)
         if args.json:
@@ -59,6 +58,8 @@ def webhooks(args: argparse.Namespace) -> int:
         + (f"; {report.replayed} replayed" if args.replay else "")
     )
     if report.rows:
+        from ecosystem.views import since
+
         now = datetime.now(UTC)
         rows = [
             [

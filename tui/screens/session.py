@@ -66,6 +66,7 @@ class SessionScreen(Screen[None]):
         self.view: SessionView | None = None
         self.seen = False
         self.gone = False
+        self.left = False
         self.rotations = 0
         self.rotated_at = ""
         self.why: str | None = None
@@ -108,7 +109,14 @@ class SessionScreen(Screen[None]):
         self._follow_logs()
 
     def on_screen_resume(self) -> None:
-        if self.gone:  # deleted while a dialog was on top
+        if self.gone:  # deleted (or moved away) while a dialog was on top
+            self._leave()
+
+    def _leave(self) -> None:
+        """Dismiss once: a refresh and the resume after a dialog may both find the
+        session gone (a second dismiss would pop another screen)."""
+        if not self.left:
+            self.left = True
             self.dismiss()
 
     def _degraded(self, message: str) -> None:
@@ -121,9 +129,14 @@ class SessionScreen(Screen[None]):
         if view is None:
             if self.seen and snap is not None and not self.gone:
                 self.gone = True
-                self.notify(f"{self.session_name} no longer exists", markup=False)
-                if self.is_current:
-                    self.dismiss()
+                self.notify(
+                    f"{self.session_name} is no longer on this host (deleted, or moved)",
+                    markup=False,
+                )
+                # only when on top: is_current is also true behind a dialog, and a
+                # dismiss would pop the dialog (the resume after it comes back here)
+                if self.app.screen is self:
+                    self._leave()
             return
         self.seen, self.view = True, view
         assert snap is not None
@@ -309,6 +322,9 @@ class SessionScreen(Screen[None]):
 
     def action_act(self, verb: str) -> None:
         self.zv.request_action(verb, [self.session_name])
+
+    def action_move(self) -> None:
+        self.zv.move_elsewhere(self.session_name)
 
     def action_pair(self) -> None:
         self.zv.pair_by_phone(self.session_name)

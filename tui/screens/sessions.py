@@ -142,6 +142,10 @@ class SessionsScreen(Screen[None]):
         if name := self.table.highlighted:
             self.zv.open_session(name, "details", focus_log=True)
 
+    def action_move(self) -> None:
+        if name := self.table.highlighted:
+            self.zv.move_elsewhere(name)
+
     def action_mark(self) -> None:
         name = self.table.highlighted
         if name is None:

@@ -11,6 +11,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ecosystem.conversations import BotActivity
+from ecosystem.lease import AuthKind
 from ecosystem.metrics import ProcStats
 from ecosystem.models import utcnow
 from ecosystem.views import SessionView, age, since
@@ -164,6 +165,7 @@ class ConfigSummary(Static):
         s = view.session
         grid = _grid(one_line=True)
         grid.add_row("connector", s.connector)
+        grid.add_row("auth", _auth(view))
         grid.add_row("description", s.description or "-")
         grid.add_row("webhook", s.webhook_url or "-")
         if deliveries is not None and (s.webhook_url or any(deliveries.values())):
@@ -185,3 +187,14 @@ class ConfigSummary(Static):
                 latest = reply is None or bot.last_error_at > reply
                 grid.add_row("ai error", Text(why, style="bold red" if latest else ""))
         self.update(grid)
+
+
+def _auth(view: SessionView) -> Text:
+    """Where its WhatsApp auth lives, and whether it can fail over (m moves it). Short:
+    the config panel keeps one line per value, about 16 cells wide at 80x24."""
+    s = view.session
+    if s.auth != AuthKind.STORE:
+        return Text("local · pinned", style="yellow")  # in files on its host: no move
+    if not s.failover:
+        return Text("store · manual")  # moves only when asked (m)
+    return Text("store · failover")

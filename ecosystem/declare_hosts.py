@@ -1,0 +1,103 @@
+"""The hosts half of a fleet file's plan: which hosts to add (through the same core
+call as `zapvisor hosts add`), which differ from the fleet's record, which to remove
+(with prune, and only once they hold no session)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from ecosystem.declare_plan import HOST, Step
+from ecosystem.errors import ConfigError
+from ecosystem.fleet.records import HostRecord, sqlite_refusal
+from ecosystem.fleetfile import DeclaredHost, FleetFile, FleetFileError
+
+HOST_FIELDS = ("target", "base_port", "max_sessions", "host_key", "identity")
+APPLIED_CHANGES = frozenset({"host_key"})
+"""Host fields apply changes (as `zapvisor hosts trust` does); the others it refuses."""
+
+
+def check_store(declared: FleetFile, store_kind: str, home: Path, where: str) -> None:
+    """A file with hosts needs a store every host can reach (not SQLite)."""
+    if declared.hosts and store_kind == "sqlite":
+        first = declared.hosts[0]
+        raise ConfigError(f"{where}, line {first.line}: host {first.name}: {sqlite_refusal(home)}")
+
+
+def _fields(*values: object) -> dict[str, object]:
+    return dict(zip(HOST_FIELDS, values, strict=True))
+
+
+def _have(r: HostRecord) -> dict[str, object]:
+    return _fields(r.target, r.base_port, r.max_sessions, r.host_key, r.identity_file)
+
+
+def _want(h: DeclaredHost) -> dict[str, object]:
+    return _fields(h.target, h.base_port, h.max_sessions, h.host_key, h.identity)
+
+
+def host_steps(
+    declared: list[DeclaredHost], records: dict[str, HostRecord], this_host: str, where: str
+) -> tuple[list[Step], list[str]]:
+    """The creates and changes of the file's hosts; the names of those unchanged."""
+    steps: list[Step] = []
+    unchanged: list[str] = []
+    for h in declared:
+        have = records.get(h.name)
+        if have is None:
+            if h.name == this_host:
+                raise FleetFileError(
+                    f"{where}, line {h.line}: host {h.name} is this machine (its "
+                    "ZAPVISOR_HOST_ID): a fleet file declares the other hosts"
+                )
+            key = h.host_key or "not in the file: apply asks on a terminal, refuses without"
+            detail = [
+                f"target: {h.target}",
+                f"ports: {h.base_port}-{h.base_port + h.max_sessions - 1}",
+                f"host_key: {key}",
+            ]
+            steps.append(Step("create", h.name, h.name, detail=detail, kind=HOST))
+            continue
+        old, new = _have(have), _want(h)
+        if h.host_key is None:  # not pinned by the file: whatever key the fleet trusts
+            new["host_key"] = old["host_key"]
+        changed = [k for k in HOST_FIELDS if old[k] != new[k]]
+        if not changed:
+            unchanged.append(h.name)
+            continue
+        detail = [f"{k}: {old[k] or 'none'} → {new[k] or 'none'}" for k in changed]
+        refused = None
+        kept = [k for k in changed if k not in APPLIED_CHANGES]
+        if kept:
+            refused = (
+                f"host {h.name}: {', '.join(kept)} differ from the fleet's record, which apply "
+                f"does not change: `zapvisor hosts remove {h.name}` (it must hold no session) "
+                "and apply again, or write the file as `zapvisor export` does"
+            )
+        steps.append(Step("change", h.name, h.name, changed, detail, kind=HOST, refused=refused))
+    return steps, unchanged
+
+
+def host_removals(
+    declared: list[DeclaredHost],
+    records: dict[str, HostRecord],
+    this_host: str,
+    sessions_after: Counter[str],
+    prune: bool,
+) -> tuple[list[Step], list[str]]:
+    """With prune, the hosts the file omits that hold no session once the plan's
+    session steps are made; the hosts left alone."""
+    named = {h.name for h in declared}
+    others = sorted(n for n in records if n not in named and n != this_host)
+    if not prune:
+        return [], others
+    gone = [n for n in others if sessions_after[n] == 0]
+    why = ["it holds no session; the machine is left as it is"]
+    steps = [Step("remove", n, n, detail=why, kind=HOST) for n in gone]
+    return steps, [n for n in others if n not in gone]
+
+
+AskKey = Callable[[Exception, str], str]
+"""Asks the operator to trust a host key met for the first time (UnknownHostKey, where):
+the fingerprint trusted."""
