@@ -2,9 +2,11 @@
 connected on a fresh machine (`zapvisor backup`, `zapvisor restore`).
 
 What a session needs besides its row lives only in the state dir (README, "Moving off
-SQLite"): its WhatsApp auth in `tokens/NAME/`, its API token and its webhook signing
-secret in `secrets/`. The archive carries them with the rows and the webhook events
-not delivered yet (pending and dead letters), so the receiver misses nothing.
+SQLite"): its WhatsApp auth in `tokens/NAME/`, its API token, its webhook signing
+secret and its bot's own provider key in `secrets/`. The archive carries them with the
+rows and the webhook events not delivered yet (pending and dead letters), so the
+receiver misses nothing. The bot's conversations stay out: they are its short memory of
+each contact, not something a restored session needs to answer.
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ecosystem import __version__, backup_archive, webhook_events
+from ecosystem import __version__, aikeys, backup_archive, webhook_events
 from ecosystem.backup_archive import ArchiveError, Contents
+from ecosystem.botconfig import PROVIDERS
 from ecosystem.errors import CapacityError, SessionExists, StoreUnsupported, ZapvisorError
 from ecosystem.fleet.door import FleetDoor
 from ecosystem.models import Session, utcnow
 from ecosystem.names import validate_name
 from ecosystem.ports import busy_ports
 from ecosystem.states import Status
+from ecosystem.store.base import checked_config
 from ecosystem.webhook_events import DeliveryState, WebhookEvent
 
 ALL_ROWS = 10**9
@@ -146,8 +150,8 @@ class Backups(FleetDoor):
         return out
 
     def _session_files(self, name: str) -> Iterator[tuple[str, Path]]:
-        """`tokens/NAME/…`, the API token and the webhook secret: each file's state-dir
-        relative path and where it is."""
+        """`tokens/NAME/…`, the API token, the webhook secret and the bot's own provider
+        keys: each file's state-dir relative path and where it is."""
         home = self.paths.home
         auth = self.paths.token_dir(name)
         if auth.is_dir():
@@ -157,7 +161,9 @@ class Backups(FleetDoor):
                 if path.name.endswith(_SQLITE_SIDECARS):
                     continue  # folded into the database's own copy
                 yield path.relative_to(home).as_posix(), path
-        for path in (self.paths.api_token_file(name), webhook_events.secret_file(self.paths, name)):
+        secrets = [self.paths.api_token_file(name), webhook_events.secret_file(self.paths, name)]
+        secrets += [aikeys.key_file(self.paths, name, p) for p in PROVIDERS]
+        for path in secrets:
             if path.is_file():
                 yield path.relative_to(home).as_posix(), path
 
@@ -286,6 +292,10 @@ def _sessions(contents: Contents) -> list[Session]:
         try:
             session = Session.model_validate(row)
             validate_name(session.name)
+            # the rules every write path applies: a runner never meets a config it
+            # cannot read, whichever way the row came in
+            bot = {"ai_config": session.ai_config, "timing_config": session.timing_config}
+            session = session.model_copy(update=dict(checked_config(bot)))
         except (ValueError, ZapvisorError) as exc:
             raise ArchiveError(f"session {i + 1} of the backup is not valid: {exc}") from None
         if session.name in seen:
@@ -297,7 +307,8 @@ def _sessions(contents: Contents) -> list[Session]:
 
 def _check_files(contents: Contents, names: list[str]) -> None:
     """Every file belongs to one of the archive's sessions, at a place it may be."""
-    allowed = {f"secrets/{n}.token" for n in names} | {f"secrets/{n}.webhook-secret" for n in names}
+    kinds = ["token", "webhook-secret", *(f"{p}-key" for p in PROVIDERS)]
+    allowed = {f"secrets/{n}.{kind}" for n in names for kind in kinds}
     for rel in contents.files:
         parts = rel.split("/")
         if rel in allowed:

@@ -7,6 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ecosystem.conversations import ConversationRows
 from ecosystem.errors import ConfigError, StoreError, ZapvisorError
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings
@@ -98,6 +99,8 @@ class CopyReport:
     health: int = 0
     """Health monitor records (restart counts, why down, parked)."""
     alerts: int = 0
+    conversations: int = 0
+    """The bot's conversations, each with its messages."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,9 +167,15 @@ def copy(settings: Settings, to: str, *, actor: str) -> CopyReport:
         ]
         health = list(source.list_health().values())
         alerts = source.list_alerts(limit=ALL_EVENTS)
+        chats = [
+            (c, source.recent_messages(s.name, c.contact, ALL_EVENTS))
+            for s in sessions
+            for c in source.list_conversations(s.name, ALL_EVENTS)
+        ]
         target.import_rows(
             sessions, events, actor=actor, outbox=outbox, health=health, alerts=alerts
         )
+        _copy_conversations(target, chats)
         report = CopyReport(
             target.describe(),
             [s.name for s in sessions],
@@ -174,6 +183,7 @@ def copy(settings: Settings, to: str, *, actor: str) -> CopyReport:
             webhooks=len(outbox),
             health=len(health),
             alerts=len(alerts),
+            conversations=len(chats),
         )
         detail = {"from": source.describe(), **asdict(report)}
         detail["sessions"] = len(sessions)
@@ -183,3 +193,17 @@ def copy(settings: Settings, to: str, *, actor: str) -> CopyReport:
     finally:
         source.close()
         target.close()
+
+
+def _copy_conversations(target: Store, chats: list[ConversationRows]) -> None:
+    """The bot's conversations, after their sessions (a second transaction: the
+    sessions' import function predates them)."""
+    if not chats:
+        return
+    try:
+        target.import_conversations(chats)
+    except ZapvisorError as exc:
+        raise StoreError(
+            f"the sessions were copied, the bot's conversations were not ({exc}): the bots "
+            "start their conversations afresh; nothing is lost in the SQLite file"
+        ) from None

@@ -14,10 +14,11 @@
     webhook_url = "https://hooks.example/wa"
     webhook_events = ["message_received", "message_ack"]   # optional: all
     state = "running"                  # or "stopped"
-    [sessions.cliente-001.ai_config]
+    [sessions.cliente-001.ai_config]      # checked as `zapvisor config` checks it
+    enabled = true
     model = "gpt-4o-mini"
     [sessions.cliente-001.timing_config]
-    typing_seconds = 2
+    reply_delay = [2, 5]
 
 A value may be a reference instead, ``webhook_url = { env = "HOOK_LOJA" }``: read from
 that environment variable, so a URL that carries a token never sits in the file.
@@ -243,7 +244,8 @@ def _first(exc: ValueError) -> str:
         first = errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
         msg = str(first.get("msg", exc)).removeprefix("Value error, ")
-        return f"{where}: {msg}" if where else msg
+        # the bot's configs name their own field (`ai_config.temperature: …`)
+        return f"{where}: {msg}" if where and not msg.startswith(f"{where}") else msg
     return str(exc)
 
 

@@ -9,6 +9,7 @@ import shutil
 import time
 
 from ecosystem import apitoken, moves, shared_secrets, webhook_events
+from ecosystem.bot_access import bot_facts
 from ecosystem.errors import (
     PortsExhausted,
     RunnerError,
@@ -45,7 +46,8 @@ class Lifecycle(Plumbing):
         record, whatever the number of sessions."""
         self.store.get_session(validate_name(name))  # an unknown name starts nothing
         view = self._views(lambda: [self.store.get_session(name)], one=name)[0]
-        return dataclasses.replace(view, lease=self._lease(name))
+        bot, key = bot_facts(self, view.session)
+        return dataclasses.replace(view, lease=self._lease(name), bot=bot, ai_key=key)
 
     def _lease(self, name: str) -> LeaseInfo | None:
         try:
@@ -174,10 +176,10 @@ class Lifecycle(Plumbing):
         """Change a session's config (description, webhook_url, ai_config,
         timing_config), validated with the same rules as create. The runner reads
         its config from the store, so no restart is needed."""
-        current = self.store.get_session(validate_name(name))
-        fields = SessionFields.model_validate(
-            current.model_dump(include=set(SessionFields.model_fields)) | changes
-        )
+        self.store.get_session(validate_name(name))
+        # Only what changes is checked: a field saved before its rules existed (an
+        # ai_config from an older version) must not block changing another one.
+        fields = SessionFields.model_validate(changes)
         update = {k: getattr(fields, k) for k in changes}
         if update:
             self.store.update_session(name, update, actor=self.actor, action="configure")

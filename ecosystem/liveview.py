@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from ecosystem.conversations import BotActivity
 from ecosystem.fleet import codec
 from ecosystem.fleet.door import HOST_TIMEOUT
 from ecosystem.health.model import Alert, Severity
@@ -222,6 +223,10 @@ class Poller:
     def webhook_counts(self, name: str) -> dict[str, int] | None:
         """One session's webhook deliveries by state; None without a webhook outbox."""
         return self.orch.webhook_counts(name)
+
+    def bot_activity(self, name: str) -> BotActivity | None:
+        """One session's bot: last reply and last error; None without conversations."""
+        return self.orch.bot_activity(name)
 
     def _active_alerts(self) -> tuple[Alert, ...] | None:
         now = self.monotonic()

@@ -119,6 +119,20 @@ class SessionFields(BaseModel):
 
         return check_events(value)
 
+    @field_validator("ai_config")
+    @classmethod
+    def _ai_config(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from ecosystem.botconfig import check_ai_config
+
+        return check_ai_config(value)
+
+    @field_validator("timing_config")
+    @classmethod
+    def _timing_config(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from ecosystem.botconfig import check_timing_config
+
+        return check_timing_config(value)
+
 
 class NewSession(SessionFields):
     """A session to create."""

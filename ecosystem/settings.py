@@ -121,6 +121,17 @@ class Settings(BaseModel):
     supabase_anon_key: SecretStr | None = Field(None, validation_alias=_env("SUPABASE_ANON_KEY"))
     """Accepted for compatibility with existing `.env` files; zapvisor does not need it."""
 
+    openai_key: SecretStr | None = Field(
+        None, validation_alias=_env("OPENAI_KEY", "OPENAI_API_KEY")
+    )
+    """The bot's OpenAI key for every session of this host without its own
+    (`zapvisor secret NAME openai`); never printed."""
+
+    gemini_key: SecretStr | None = Field(
+        None, validation_alias=_env("GEMINI_KEY", "GEMINI_API_KEY")
+    )
+    """The bot's Gemini key for every session of this host without its own."""
+
     # -- health monitor (ecosystem/health): its checks, restarts and alerts ----------
 
     monitor: bool = Field(True, validation_alias=_env("ZAPVISOR_MONITOR"))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ecosystem.conversations import BotActivity
 from ecosystem.health.model import SessionHealth
 from ecosystem.lease import LeaseInfo
 from ecosystem.models import Session
@@ -62,6 +63,10 @@ JSON_FIELDS = (
     "connected_at",
     "last_activity_at",
     "host_unreachable",
+    "ai_key",
+    "ai_last_reply_at",
+    "ai_last_error",
+    "ai_last_error_at",
 )
 """The stable field names of `list --json` / `show --json`, in order."""
 
@@ -76,6 +81,11 @@ class SessionView:
     unreachable: str | None = None
     """Why its host did not answer ("host unreachable since 12:03:04"); the process is
     then the last one known, or None."""
+    bot: BotActivity | None = None
+    """The bot's last reply and last error (`show` only; None in listings)."""
+    ai_key: str | None = None
+    """Where the bot's provider key comes from (`secrets/NAME.openai-key`, `OPENAI_KEY`),
+    never the key; None when there is none, or in listings."""
     port_holder: str | None = None
     """Who holds the session's port while its runner is down ("held by nginx (pid
     42)"): it could not start. Set by :func:`session_views`."""
@@ -201,7 +211,11 @@ class SessionView:
             can_fail_over=self.session.can_fail_over,
             lease=lease_json(self.lease),
             host_unreachable=self.unreachable,
+            ai_key=self.ai_key,
         )
+        bot = self.bot.model_dump(mode="json") if self.bot else {}
+        for key in ("last_reply_at", "last_error", "last_error_at"):
+            data[f"ai_{key}"] = bot.get(key)
         h = self.health.model_dump(mode="json") if self.health else {}
         for key in (
             "last_exit_status",

@@ -23,7 +23,7 @@ from ecosystem.errors import InvalidValue, ZapvisorError
 from ecosystem.models import check_webhook_url
 from ecosystem.states import Status
 from ecosystem.webhook_events import EVENTS, check_events
-from runner import api_messages, media
+from runner import api_bot, api_messages, media
 from runner import api_models as m
 from runner.api_models import reply
 from runner.events import iso
@@ -360,7 +360,11 @@ def _bind(route: Route, runner: Runner) -> Handler:
 
 def build_server(runner: Runner) -> Server:
     api = Api(runner)
-    api.routes = api.session_routes() + api_messages.MessageRoutes(runner).routes()
+    api.routes = (
+        api.session_routes()
+        + api_messages.MessageRoutes(runner).routes()
+        + api_bot.BotRoutes(runner).routes()
+    )
     router = Router()
     for route in api.routes:
         router.add(route.method, route.path, _bind(route, runner))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -171,17 +172,32 @@ class MessageRoutes:
         media.check_url(url, self._allow_private)
         return url
 
+    async def _outbound(self) -> None:
+        """The session's outbound limit (timing_config), shared with its bot's replies."""
+        wait = await self.runner.bot.outbound_wait()
+        if wait:
+            seconds = math.ceil(wait)
+            per_minute = self.runner.bot.outbound.per_minute
+            raise HTTPError(
+                429,
+                f"over the session's outbound limit of {per_minute} messages per minute; "
+                f"retry in {seconds} s",
+                Retry_After=str(seconds),
+            )
+
     async def _sent(self, sent: Any) -> Response:
         await self.runner.events.message_sent()
         return reply(m.SentMessage.model_validate(sent.to_json()))
 
     async def send_message(self, _: Request, body: m.SendMessage) -> Response:
         to = Recipient.parse(body.phone, body.isGroup)
+        await self._outbound()
         return await self._sent(await self.runner.connector.send_text(to, body.message))
 
     async def send_image(self, _: Request, body: m.SendImage) -> Response:
         to = Recipient.parse(body.phone, body.isGroup)
         image = Media("image", self._media_url(body.imageUrl), caption=body.caption)
+        await self._outbound()
         return await self._sent(await self.runner.connector.send_media(to, image))
 
     async def send_file(self, _: Request, body: m.SendFile) -> Response:
@@ -189,6 +205,7 @@ class MessageRoutes:
         url = self._media_url(body.fileUrl)
         default = urlsplit(url).path.rsplit("/", 1)[-1] or "file"
         file = Media("file", url, caption=body.caption, file_name=body.fileName or default)
+        await self._outbound()
         return await self._sent(await self.runner.connector.send_media(to, file))
 
     async def check_number(self, request: Request, _: None) -> Response:

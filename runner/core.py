@@ -28,6 +28,7 @@ from ecosystem.shared_secrets import shared_secret
 from ecosystem.states import RUNNER_RECYCLE_EXIT, Status
 from ecosystem.store import Store
 from runner.api import build_server
+from runner.bot.bot import Bot
 from runner.connectors import Connector, ConnectorContext, make_connector, sim_faults
 from runner.connectors.base import RestartRunner
 from runner.connectors.sim_server import SimServer
@@ -66,6 +67,8 @@ class Runner:
             settings.webhook_timeout,
         )
         self.events = Events(self.reporter, self.outbox)
+        self.bot = Bot(self)
+        self.events.on_message = self.bot.on_message
         self.lease = LeaseKeeper(
             store,
             name,
@@ -171,6 +174,7 @@ class Runner:
         producers = [t for t in (faults, task) if t is not None]
         for t in producers:
             t.cancel()
+        await self.bot.close()
         try:
             await self.connector.close()
         except Exception:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +32,8 @@ class Events:
         self.reporter = reporter
         self.outbox = outbox
         reporter.on_status = self._status_changed
+        self.on_message: Callable[[Inbound], None] | None = None
+        """Called with every inbound message once it is durable (the session's bot)."""
 
     def _status_changed(self, before: Status, after: Status, reason: str | None) -> None:
         data: dict[str, Any] = {"status": str(after), "previousStatus": str(before)}
@@ -97,6 +100,8 @@ class Events:
         )
         # Awaited: once the connector (or POST /sim/inbound) returns, the event is durable.
         await self.outbox.emit("message_received", {"message": message.to_json()})
+        if self.on_message is not None:
+            self.on_message(message)
 
     async def message_sent(self) -> None:
         live = self.reporter.live

@@ -43,7 +43,8 @@ ERRORS = {
     404: "unknown route or session",
     409: "not possible in the session's current state",
     413: "body over ZAPVISOR_API_MAX_BODY",
-    429: "over ZAPVISOR_API_RATE_LIMIT requests per minute (see Retry-After)",
+    429: "over ZAPVISOR_API_RATE_LIMIT requests per minute, or a send over the session's "
+    "outbound limit (timing_config.outbound_per_minute); see Retry-After",
     501: "not supported by this session's connector",
     502: "WhatsApp or the media URL failed",
     503: "WhatsApp is not connected (or the store is unavailable)",

@@ -38,6 +38,7 @@ def test_backup_wipe_restore_comes_back_connected_without_a_scan(zv: Env) -> Non
         "create", "loja-2", "--connector", "sim", "--webhook-url", f"http://127.0.0.1:{dead_port}/"
     )
     zv.json("create", "parada", "--connector", "sim", "--stopped")
+    zv.cli("secret", "loja-1", "openai", stdin="sk-test-loja-1\n")  # the bot's own key
     phones = {}
     for name in ("loja-1", "loja-2"):
         phones[name] = zv.json("sim-scan", name)["phone"]
@@ -80,6 +81,8 @@ def test_backup_wipe_restore_comes_back_connected_without_a_scan(zv: Env) -> Non
     assert any(e["action"] == "restore" for e in trail)
     assert oct(stat.S_IMODE((zv.home / "tokens" / "loja-1").stat().st_mode)) == oct(0o700)
     assert stat.S_IMODE((zv.home / "secrets" / "loja-1.token").stat().st_mode) == 0o600
+    key = zv.home / "secrets" / "loja-1.openai-key"
+    assert key.read_text().strip() == "sk-test-loja-1" and stat.S_IMODE(key.stat().st_mode) == 0o600
 
 
 def test_corrupt_truncated_and_existing_are_refused_changing_nothing(zv: Env) -> None:

@@ -168,7 +168,7 @@ def test_undecodable_text_non_finite_numbers_and_deep_json_are_bad_input(zv: Env
     """Undecodable bytes on the command line (Python sees lone surrogates), `\\udcff`
     escapes, NaN/Infinity/1e999 and absurd nesting: exit 65 with one line, on create and
     on config, and nothing is written."""
-    zv.cli("create", "alpha", "--connector", "sim", "--stopped", "--ai-config", '{"k": 1}')
+    zv.cli("create", "alpha", "--connector", "sim", "--stopped", "--ai-config", '{"history": 1}')
     deep = '{"a":' * 5000 + "1" + "}" * 5000
     base = ["create", "v1", "--connector", "sim", "--stopped"]
     cases = [
@@ -193,7 +193,7 @@ def test_undecodable_text_non_finite_numbers_and_deep_json_are_bad_input(zv: Env
         assert "Traceback" not in proc.stderr
     assert [s["name"] for s in zv.json("list")] == ["alpha"]
     shown = zv.json("show", "alpha")
-    assert shown["ai_config"] == {"k": 1} and shown["timing_config"] == {}
+    assert shown["ai_config"] == {"history": 1} and shown["timing_config"] == {}
     assert shown["description"] == ""
 
 

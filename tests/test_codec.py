@@ -104,7 +104,7 @@ def test_the_other_results_come_back_equal() -> None:
 
 
 def test_call_arguments_by_name() -> None:
-    new = NewSession(name="a", connector="sim", ai_config={"k": [1, 2]})
+    new = NewSession(name="a", connector="sim", ai_config={"model": "m", "history": 2})
     params = codec.encode_params(Orchestrator.create, (new,), {"wait": False})
     assert json.loads(json.dumps(params)) == params
     back = codec.decode_params(Orchestrator.create, params)

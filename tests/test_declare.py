@@ -137,6 +137,9 @@ def test_plan_apply_twice_prune_and_export(zv: Env) -> None:
             1,
             "not a SHA256 fingerprint",
         ),
+        # the bot's configs: the rules of `zapvisor config`, the field named once
+        ("[sessions.a]\n[sessions.a.ai_config]\ntemperature = 5\n", 1, ": ai_config.temperature"),
+        ("[sessions.a]\ntiming_config = { typing_ms = 900 }\n", 1, "timing_config.typing_ms"),
     ],
 )
 def test_a_bad_file_is_refused_whole_naming_the_line(

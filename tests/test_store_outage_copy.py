@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from ecosystem import runner_client
+from ecosystem.conversations import ChatMessage
 from ecosystem.health.model import AlertKind, NewAlert, SessionHealth
+from ecosystem.models import utcnow
 from ecosystem.store.postgres import PostgresStore
 from ecosystem.store.sqlite import SQLiteStore
 from tests.conftest import Env, free_port_block, teardown_env, wait_for
@@ -84,9 +86,9 @@ def test_db_copy_moves_sessions_out_of_sqlite(pg_dsn: str, make_env: Callable[..
         "--description",
         "Loja — centro",
         "--ai-config",
-        '{"model": "m", "temperature": 0.5, "tags": ["a", "ç"]}',
+        '{"model": "m", "temperature": 0.5, "system_prompt": "Olá — ç"}',
         "--timing-config",
-        '{"typing_ms": 900}',
+        '{"reply_delay": [1, 2], "typing": false}',
         "--webhook-url",
         "https://example.com/hook",
     )
@@ -104,6 +106,15 @@ def test_db_copy_moves_sessions_out_of_sqlite(pg_dsn: str, make_env: Callable[..
     old.raise_alert(NewAlert(host="h9", key="disk", kind=AlertKind.DISK, message="disk 90%"))
     outbox = old.list_webhooks("cliente-001", limit=1000)
     assert outbox, "the sim runner queued events"
+    at = utcnow().replace(microsecond=123000)  # the stores keep milliseconds
+    chat = [
+        ChatMessage(role="user", body="oi, tudo bem?", wa_id="W1", created_at=at),
+        ChatMessage(role="assistant", body="Tudo! Em que posso ajudar?", created_at=at),
+    ]
+    for message in chat:
+        old.add_message("cliente-001", "5511@c.us", message)
+    old.record_bot_error("cliente-001", "5522@c.us", "openai: 429 rate limited", utcnow())
+    conversations = old.list_conversations("cliente-001")
     old.close()
 
     # the same machine, now pointed at PostgreSQL (zv's teardown stops its supervisord)
@@ -111,9 +122,14 @@ def test_db_copy_moves_sessions_out_of_sqlite(pg_dsn: str, make_env: Callable[..
     report = moved.json("db", "copy", "--to", "postgres")
     assert report["sessions"] == ["cliente-001", "cliente-002"] and report["events"] >= 2
     assert (report["webhooks"], report["health"], report["alerts"]) == (len(outbox), 1, 1)
+    assert report["conversations"] == 2
     target = PostgresStore(pg_dsn)
     try:
         assert target.list_webhooks("cliente-001", limit=1000) == outbox
+        # the bot's conversations, with their messages in order and its last error
+        assert target.list_conversations("cliente-001") == conversations
+        assert target.recent_messages("cliente-001", "5511@c.us", 10) == chat
+        assert target.bot_activity("cliente-001").last_error == "openai: 429 rate limited"
         assert target.get_health("cliente-002").restarts == 4
         assert [a.key for a in target.list_alerts("h9")] == ["disk"]
     finally:

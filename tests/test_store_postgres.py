@@ -11,6 +11,7 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
+from ecosystem.conversations import ChatMessage
 from ecosystem.errors import ConfigError, StoreError
 from ecosystem.health.model import AlertKind, NewAlert, SessionHealth
 from ecosystem.models import NewSession
@@ -23,7 +24,7 @@ from tests.pgserver import AUTHENTICATOR_PASSWORD, PASSWORD
 
 MIGRATIONS = [f"{m.version:04d}_{m.name}" for m in migrations.load("postgres")]
 """Every migration the package ships (each room's new one joins without touching this)."""
-NEW_TABLES = ("webhook_outbox", "session_health", "alerts")
+NEW_TABLES = ("webhook_outbox", "session_health", "alerts", "conversations", "messages")
 
 
 def _scalar(dsn: str, query: str, *args: object) -> object:
@@ -94,6 +95,7 @@ def seeded(pg_cluster: PgCluster, pg_dsn: str) -> str:
     store.enqueue_webhook(new_event("alpha", "message_received", {"message": {"body": "pix"}}))
     store.save_health(SessionHealth(name="alpha", restarts=1, stderr_tail="secret-ish"))
     store.raise_alert(NewAlert(host="h1", key="ram", kind=AlertKind.RAM, message="RAM 91%"))
+    store.add_message("alpha", "5511@c.us", ChatMessage(role="user", body="meu cpf é …"))
     store.close()
     dbname = pg_dsn.rsplit("/", 1)[1]
     return pg_cluster.dsn(dbname, user="authenticator", password=AUTHENTICATOR_PASSWORD)
@@ -114,6 +116,8 @@ def test_the_anon_key_has_no_right_on_any_table_sequence_or_function(seeded: str
             "SELECT * FROM zapvisor_claim_webhooks('alpha', now(), 10, now())",
             "SELECT * FROM zapvisor_list_alerts(NULL, NULL, 10)",
             "SELECT * FROM zapvisor_list_health(NULL)",
+            "SELECT * FROM zapvisor_recent_messages('alpha', 'x@c.us', 10)",
+            "SELECT zapvisor_add_message('alpha', 'x@c.us', 'user', 'oi', now(), NULL)",
             "SELECT zapvisor_import('{}')",
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -148,9 +152,9 @@ def test_after_a_careless_grant_row_level_security_still_shows_anon_nothing(
         "SELECT count(*) FILTER (WHERE relrowsecurity) FROM pg_class WHERE relkind = 'r'"
         " AND relname IN"
         " ('whatsapp_sessions', 'session_events', 'hosts', 'zapvisor_schema_migrations',"
-        " 'webhook_outbox', 'session_health', 'alerts')",
+        " 'webhook_outbox', 'session_health', 'alerts', 'conversations', 'messages')",
     )
-    assert rls == 7
+    assert rls == 9
 
 
 def test_the_service_role_sees_and_does_everything(seeded: str) -> None:

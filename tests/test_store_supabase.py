@@ -108,7 +108,7 @@ def test_sessions_on_supabase_from_the_cli(
     old = SQLiteStore(zv.home / "zapvisor.db")
     old.migrate()
     old.create_session(
-        NewSession(name="old-001", description="antiga", ai_config={"k": 1}),
+        NewSession(name="old-001", description="antiga", ai_config={"history": 1}),
         host=socket.gethostname(),
         ports=range(zv.base_port + 5, zv.base_port + 6),
         exclude_ports=(),
@@ -118,7 +118,7 @@ def test_sessions_on_supabase_from_the_cli(
     old.close()
     assert zv.json("db", "copy", "--to", "supabase")["sessions"] == ["old-001"]
     moved = zv.json("show", "old-001")
-    assert moved["description"] == "antiga" and moved["ai_config"] == {"k": 1}
+    assert moved["description"] == "antiga" and moved["ai_config"] == {"history": 1}
     assert moved["port"] == zv.base_port + 5
     created = zv.json("create", "alpha", "--connector", "sim", "--stopped")
     assert created["port"] == zv.base_port and created["process_state"] == "STOPPED"
@@ -171,7 +171,7 @@ def test_live_supabase_project() -> None:
     try:
         assert store.schema_version() >= 3
         created = store.create_session(
-            NewSession(name=name, ai_config={"k": ["v", 1]}),
+            NewSession(name=name, ai_config={"model": "v", "history": 1}),
             host=host,
             ports=range(45001, 45011),
             exclude_ports=(45001,),
@@ -182,7 +182,7 @@ def test_live_supabase_project() -> None:
         assert created.port == 45002
         store.set_runtime(name, {"status": Status.CONNECTED, "phone": "5511"}, actor="runner")
         got = store.get_session(name)
-        assert got.status == Status.CONNECTED and got.ai_config == {"k": ["v", 1]}
+        assert got.status == Status.CONNECTED and got.ai_config == {"model": "v", "history": 1}
         assert got.api_token_hash == "ef" * 32
         assert [s.name for s in store.list_sessions(host)] == [name]
         actions = [e.action for e in store.list_events(name)]

@@ -41,7 +41,7 @@ def test_a_v1_database_upgrades_and_the_monitor_moves_onto_it(
     store = PostgresStore(dsn)
     try:
         store.create_session(
-            NewSession(name="alpha", ai_config={"k": 1}),
+            NewSession(name="alpha", ai_config={"history": 1}),
             host="h1",
             ports=range(3001, 3011),
             exclude_ports=(),
@@ -61,7 +61,7 @@ def test_a_v1_database_upgrades_and_the_monitor_moves_onto_it(
         shipped = [f"{m.version:04d}_{m.name}" for m in migrations.load("postgres")]
         assert store.migrate() == shipped[1:]  # 0002_webhooks onwards
         kept = store.get_session("alpha")
-        assert kept.ai_config == {"k": 1} and kept.webhook_events is None
+        assert kept.ai_config == {"history": 1} and kept.webhook_events is None
         assert kept.auth == "local" and not kept.can_fail_over  # its auth is in files
         assert probe() is True, "the running monitor notices and restarts onto the store"
         monitor.store.close()

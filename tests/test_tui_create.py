@@ -177,6 +177,11 @@ def test_config_is_checked_before_it_is_saved_and_d_deletes(make_env: Any) -> No
             await pilot.press("ctrl+s")
             assert isinstance(app.screen, ConfigForm)
             assert "not valid JSON" in _text(app, "#ai_config-error")
+            area.text = '{"temperature": 5}'  # a wrong value is named as it is typed
+            await pilot.pause()
+            assert "ai_config.temperature" in _text(app, "#ai_config-error")
+            await pilot.press("ctrl+s")
+            assert isinstance(app.screen, ConfigForm)
             area.text = '{"model": "small", "temperature": 0.2}'
             await pilot.press("ctrl+s")
             await until(pilot, lambda: isinstance(app.screen, SessionScreen), what="saved")

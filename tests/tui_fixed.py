@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ecosystem import __version__
+from ecosystem.conversations import BotActivity
 from ecosystem.health.model import Alert, AlertKind, SessionHealth, Severity
 from ecosystem.hostview import HostReport, HostState
 from ecosystem.liveview import Poller, Snapshot
@@ -205,6 +206,9 @@ class FixedPoller(Poller):
 
     def webhook_counts(self, name: str) -> dict[str, int] | None:
         return {"pending": 1, "delivered": 118, "dead": 2}
+
+    def bot_activity(self, name: str) -> BotActivity | None:
+        return None
 
 
 def fixed_app(home: Path, **settings: Any) -> ZapvisorApp:

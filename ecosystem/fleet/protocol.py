@@ -42,6 +42,7 @@ METHODS: dict[str, int] = {
     "sim_scan": 1,
     "events": 1,
     "api_token": 1,
+    "set_ai_key": 1,
     "pair_phone": 1,
     "qr": 1,
     "webhook_secret": 1,

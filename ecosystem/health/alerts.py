@@ -12,7 +12,14 @@ from datetime import datetime
 from typing import Protocol
 
 from ecosystem.errors import SchemaMissing, StoreUnsupported
-from ecosystem.health.model import Alert, AlertKind, NewAlert, SessionHealth, Severity
+from ecosystem.health.model import (
+    BOT_KEY,
+    Alert,
+    AlertKind,
+    NewAlert,
+    SessionHealth,
+    Severity,
+)
 from ecosystem.metrics import HostStats
 from ecosystem.models import Session
 from ecosystem.names import program_name
@@ -209,7 +216,8 @@ def reconcile(
     wanted_by_key = {a.key: a for a in wanted}
     active_keys = {a.key for a in active}
     to_raise = [a for k, a in wanted_by_key.items() if k not in active_keys]
-    to_clear = sorted(active_keys - set(wanted_by_key))
+    # alerts a runner raises and clears itself (its bot's) are not the monitor's to clear
+    to_clear = sorted(k for k in active_keys - set(wanted_by_key) if not k.startswith(BOT_KEY))
     return to_raise, to_clear
 
 

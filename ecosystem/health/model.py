@@ -46,6 +46,11 @@ class SessionHealth(BaseModel):
         return self.model_dump(exclude={"updated_at"}) == other.model_dump(exclude={"updated_at"})
 
 
+BOT_KEY = "bot:"
+"""Key prefix of the alerts a session's runner raises and clears about its bot
+(`bot:NAME`); the monitor leaves them alone."""
+
+
 class Severity(StrEnum):
     WARNING = "warning"
     CRITICAL = "critical"
@@ -58,6 +63,7 @@ class AlertKind(StrEnum):
     SESSION_ERROR = "session_error"
     RUNNER_FATAL = "runner_fatal"
     WEBHOOK_DEAD_LETTERS = "webhook_dead_letters"
+    BOT_FAILING = "bot_failing"
     FAILOVER_UNPLACED = "failover_unplaced"
     HOST_SILENT = "host_silent"
 

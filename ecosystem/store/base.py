@@ -8,11 +8,12 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from ecosystem.errors import StoreUnsupported
+from ecosystem.errors import InvalidValue, StoreUnsupported
 from ecosystem.fleet.records import HostRecord, NewHost
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
 from ecosystem.models import OPERATOR_FIELDS, RUNTIME_FIELDS, Event, NewSession, Session
 from ecosystem.redact import redact_url
+from ecosystem.store.base_conversations import ConversationMethods
 from ecosystem.store.base_lease import LeaseMethods
 from ecosystem.webhook_events import DeliveryState, WebhookEvent
 
@@ -27,7 +28,7 @@ DEFAULT_WEBHOOK_LEASE = timedelta(seconds=60)
 """How long :meth:`Store.due_webhooks` hands an event to one caller by default."""
 
 
-class Store(LeaseMethods, abc.ABC):
+class Store(LeaseMethods, ConversationMethods, abc.ABC):
     """Session rows, the port ledger and the audit trail.
 
     Every method is blocking; UI code calls them from worker threads.
@@ -91,7 +92,7 @@ class Store(LeaseMethods, abc.ABC):
     ) -> Session:
         """Change operator fields (config, desired state) and record the event."""
         _only(changes, OPERATOR_FIELDS | {"api_token_hash"})
-        return self._update(name, changes, actor, action)
+        return self._update(name, checked_config(changes), actor, action)
 
     def set_runtime(self, name: str, changes: Mapping[str, Any], *, actor: str) -> Session:
         """Change runner-reported fields; a status change is recorded as an event."""
@@ -358,6 +359,24 @@ def audit_detail(changes: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = str(value) if hasattr(value, "value") else value
         else:
             out[key] = "changed"
+    return out
+
+
+def checked_config(changes: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``changes`` with ai_config and timing_config checked (whoever writes them, a
+    runner never meets a config it cannot read); InvalidValue names the field."""
+    from ecosystem.botconfig import check_ai_config, check_timing_config
+
+    checks = {"ai_config": check_ai_config, "timing_config": check_timing_config}
+    if not checks.keys() & changes.keys():
+        return changes
+    out = dict(changes)
+    for key, check in checks.items():
+        if key in out:
+            try:
+                out[key] = check(out[key])
+            except ValueError as exc:
+                raise InvalidValue(str(exc)) from None
     return out
 
 

@@ -26,6 +26,7 @@ from ecosystem.models import Event, NewSession, Session
 from ecosystem.store import migrations
 from ecosystem.store import pgcommon as pg
 from ecosystem.store.base import Store
+from ecosystem.store.pg_conversations import PgConversations
 from ecosystem.store.pg_health import PgHealth
 from ecosystem.store.pg_hosts import PgHosts
 from ecosystem.store.pg_lease import PgLease
@@ -42,7 +43,9 @@ POOLED_POLL_INTERVAL = 1.0
 second, as with NOTIFY, for one cheap query (a count and a max) per watcher."""
 
 
-class PostgresStore(PgConnection, PgSessions, PgOutbox, PgHealth, PgLease, PgHosts, Store):
+class PostgresStore(
+    PgConnection, PgSessions, PgOutbox, PgHealth, PgLease, PgHosts, PgConversations, Store
+):
     kind = "postgres"
     poll_interval = 5.0
     """LISTEN/NOTIFY wakes watchers at once; this slow look is the safety net for a

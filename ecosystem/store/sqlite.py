@@ -29,6 +29,7 @@ from ecosystem.ports import pick_port
 from ecosystem.store import migrations
 from ecosystem.store import sqlite_health as health_sql
 from ecosystem.store.base import Store, audit_detail
+from ecosystem.store.sqlite_conversations import SQLiteConversations
 from ecosystem.store.sqlite_health import SQLiteHealth
 from ecosystem.store.sqlite_hosts import SQLiteHosts
 from ecosystem.store.sqlite_lease import SQLiteLease, fence_error
@@ -66,7 +67,7 @@ def _row_to_session(row: sqlite3.Row) -> Session:
     return Session.model_validate(data)
 
 
-class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, Store):
+class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, SQLiteConversations, Store):
     kind = "sqlite"
 
     def __init__(self, path: Path) -> None:

@@ -32,6 +32,7 @@ from ecosystem.lease import Fence
 from ecosystem.models import Event, NewSession, Session
 from ecosystem.store import pgcommon as pg
 from ecosystem.store.base import Store
+from ecosystem.store.pg_conversations import PgConversations
 from ecosystem.store.pg_health import PgHealth
 from ecosystem.store.pg_hosts import PgHosts
 from ecosystem.store.pg_lease import PgLease
@@ -52,7 +53,7 @@ def _json_rows(data: Any) -> list[dict[str, Any]]:
     return []
 
 
-class SupabaseStore(PgSessions, PgOutbox, PgHealth, PgLease, PgHosts, Store):
+class SupabaseStore(PgSessions, PgOutbox, PgHealth, PgLease, PgHosts, PgConversations, Store):
     kind = "supabase"
     poll_interval = 2.0
     """Seconds between two looks at the sessions when waiting for a change (one small

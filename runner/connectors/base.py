@@ -220,3 +220,10 @@ class Connector(abc.ABC):
     def pair_code_expires_at(self) -> datetime:
         """Until when the code :meth:`pair_phone` just gave can be typed."""
         return utcnow() + timedelta(seconds=self.pair_code_seconds)
+
+    async def typing(self, chat: str, on: bool) -> None:  # noqa: B027 - optional hook
+        """Show (or stop showing) "typing…" in ``chat``; a connector without it shows
+        nothing."""
+
+    async def mark_read(self, message: Inbound) -> None:  # noqa: B027 - optional hook
+        """Mark ``message`` read (blue ticks); a connector without it leaves it unread."""

@@ -29,6 +29,7 @@ import json
 import logging
 import secrets
 import time
+from collections import deque
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,9 @@ def sim_pair_code(session: str, phone: str) -> str:
 ACK_STEPS = (("sent", 0.0), ("delivered", 0.05), ("read", 0.1))
 """The acks a simulated recipient sends, and when (seconds after the send)."""
 
+SENT_KEPT = 1000
+"""Entries of what the simulated phone sent that GET /sim/sent keeps (the newest)."""
+
 SIM_CONTACTS = (("5511900000001", "Maria Souza"), ("5511900000002", "João Silva"))
 
 
@@ -104,6 +108,8 @@ class SimConnector(Connector):
         self._link_up = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._contacts: dict[str, str] = dict(SIM_CONTACTS)
+        self.sent: deque[dict[str, Any]] = deque(maxlen=SENT_KEPT)
+        """What the simulated phone sent, typed and read, oldest first (GET /sim/sent)."""
         self._restart = asyncio.Event()
         self._link: int | None = None
 
@@ -326,10 +332,23 @@ class SimConnector(Connector):
     async def send_text(self, to: Recipient, text: str) -> Sent:
         self._require_link()
         sent = Sent("3EB0" + secrets.token_hex(8).upper(), to.jid)
+        self._record("text", to.jid, id=sent.id, body=text)
         if not to.group:
             self._contacts.setdefault(to.user, "")
         self._spawn(self._acks(sent))
         return sent
+
+    def _record(self, kind: str, chat: str, **fields: Any) -> None:
+        at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        self.sent.append({"kind": kind, "to": chat, "at": at, **fields})
+
+    async def typing(self, chat: str, on: bool) -> None:
+        self._require_link()
+        self._record("typing" if on else "paused", chat)
+
+    async def mark_read(self, message: Inbound) -> None:
+        self._require_link()
+        self._record("read", message.chat, id=message.id)
 
     async def send_media(self, to: Recipient, media: Media) -> Sent:
         return await self.send_text(to, media.caption)
@@ -351,6 +370,7 @@ class SimConnector(Connector):
             to=Recipient(me).jid,
             body=body,
             timestamp=int(time.time()),
+            is_group=who.group,
             sender_name=name,
         )
         self._contacts[who.user] = name or self._contacts.get(who.user, "")

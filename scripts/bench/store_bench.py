@@ -55,8 +55,8 @@ def fill(store: Store, count: int, base: int) -> float:
             NewSession(
                 name=f"bench-{i:03d}",
                 desired_state=DesiredState.STOPPED,
-                ai_config={"model": "m", "prompt": "olá " * 20},
-                timing_config={"typing_ms": 1200},
+                ai_config={"model": "m", "system_prompt": "olá " * 20},
+                timing_config={"reply_delay": [1, 2]},
             ),
             host=HOST,
             ports=range(base, base + count),

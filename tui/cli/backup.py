@@ -10,10 +10,11 @@ PASSPHRASE_VAR = "ZAPVISOR_BACKUP_PASSPHRASE"  # noqa: S105 - the variable's nam
 
 BACKUP_EPILOG = f"""\
 The archive (0600) holds this host's sessions: their rows, WhatsApp auth (tokens/NAME/),
-API tokens, webhook signing secrets and undelivered webhook events. Keep it as safe as
-the state dir: anyone with it can run these WhatsApp numbers. --encrypt seals it with a
-passphrase (AES-256-GCM, scrypt), read from {PASSPHRASE_VAR}, from stdin with
---passphrase-stdin, or else asked on the terminal; never from the command line."""
+API tokens, webhook signing secrets, their bots' own provider keys and undelivered
+webhook events. Keep it as safe as the state dir: anyone with it can run these WhatsApp
+numbers. --encrypt seals it with a passphrase (AES-256-GCM, scrypt), read from
+{PASSPHRASE_VAR}, from stdin with --passphrase-stdin, or else asked on the terminal;
+never from the command line."""
 
 RESTORE_EPILOG = f"""\
 Everything is checked before anything changes: a corrupt, truncated or tampered archive,

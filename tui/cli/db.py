@@ -42,8 +42,8 @@ def register(sub: SubParsers) -> None:
     p = add_command(
         actions,
         "copy",
-        "copy this machine's SQLite sessions, events, webhook outboxes, health records "
-        "and alerts into PostgreSQL or Supabase",
+        "copy this machine's SQLite sessions, events, webhook outboxes, health records, "
+        "alerts and bot conversations into PostgreSQL or Supabase",
         copy,
         epilog="Stop the runners first (`zapvisor shutdown`); after the copy set the new\n"
         "store's variables and run `zapvisor apply`. The SQLite file is left as it was.",
@@ -109,8 +109,9 @@ def copy(args: argparse.Namespace) -> int:
     else:
         print(
             f"copied {len(report.sessions)} session(s), {report.events} event(s), "
-            f"{report.webhooks} webhook event(s), {report.health} health record(s) and "
-            f"{report.alerts} alert(s) to {report.target}"
+            f"{report.webhooks} webhook event(s), {report.health} health record(s), "
+            f"{report.alerts} alert(s) and {report.conversations} bot conversation(s) "
+            f"to {report.target}"
         )
         variable = "ZAPVISOR_DATABASE_URL" if args.to == "postgres" else "SUPABASE_URL"
         print(f"next: keep {variable} set (e.g. in .env), then run `zapvisor apply`")

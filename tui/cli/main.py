@@ -13,6 +13,7 @@ from tui.cli import (
     agent,
     alerts,
     backup,
+    bot,
     control,
     db,
     declare,
@@ -29,7 +30,7 @@ from tui.cli.registry import resolve
 # Their top level imports only what the arguments need (argparse, names, constants):
 # the core is imported by the handler that runs (tests/test_layering.py checks it).
 COMMAND_MODULES = (
-    session_args, db, alerts, service, access, webhooks, backup, declare, agent, hosts,
+    session_args, db, alerts, service, access, webhooks, backup, declare, bot, agent, hosts,
     failover,
 )  # fmt: skip
 

@@ -147,8 +147,24 @@ def session_details(view: SessionView) -> str:
     if view.process and view.process.spawnerr:
         pairs.append(("spawn error", view.process.spawnerr))
     pairs.extend(_health_details(view, now))
+    pairs.extend(_bot_details(view, now))
     width = max(len(k) for k, _ in pairs)
     return "\n".join(f"{k.rjust(width)}  {v}" for k, v in pairs)
+
+
+def _bot_details(view: SessionView, now: datetime) -> list[tuple[str, str]]:
+    """The bot's key (where it comes from, never the key), last reply and last error."""
+    from ecosystem.views import since
+
+    if not view.session.ai_config.get("enabled"):
+        return []
+    bot = view.bot
+    pairs = [("ai key", view.ai_key or "none: `zapvisor secret NAME openai|gemini` or OPENAI_KEY")]
+    if bot is not None and bot.last_reply_at:
+        pairs.append(("ai reply", f"{since(bot.last_reply_at, now)} ago"))
+    if bot is not None and bot.last_error_at:
+        pairs.append(("ai error", f"{since(bot.last_error_at, now)} ago: {bot.last_error}"))
+    return pairs
 
 
 def _health_details(view: SessionView, now: datetime) -> list[tuple[str, str]]:

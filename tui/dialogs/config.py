@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, TextArea
 
 from ecosystem import jsonvalue
+from ecosystem.botconfig import AiConfig, TimingConfig, check_ai_config, check_timing_config
 from ecosystem.errors import ZapvisorError
 from ecosystem.models import Session
 from ecosystem.orchestrator import Orchestrator
@@ -23,10 +25,20 @@ from tui.dialogs.create import field_problem
 
 TEXT_FIELDS = ("description", "webhook_url")
 JSON_FIELDS = ("ai_config", "timing_config")
+KEYS = {
+    "ai_config": list(AiConfig.model_fields),
+    "timing_config": [k for k in TimingConfig.model_fields if k != "sim"],  # sim: tests only
+}
+"""What the form lists under each JSON editor (the README has what each means)."""
+CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "ai_config": check_ai_config,
+    "timing_config": check_timing_config,
+}
 
 
-def parse_json_object(text: str) -> tuple[dict[str, Any] | None, str | None]:
-    """(value, None) or (None, why it is not a JSON object)."""
+def parse_json_object(text: str, field: str = "") -> tuple[dict[str, Any] | None, str | None]:
+    """(value, None) or (None, why it is not a JSON object, or which key of the
+    session's ``field`` (ai_config, timing_config) is wrong)."""
     if not text.strip():
         return {}, None
     try:
@@ -35,6 +47,12 @@ def parse_json_object(text: str) -> tuple[dict[str, Any] | None, str | None]:
         return None, exc.reason.removeprefix("is ")
     if not isinstance(value, dict):
         return None, f"must be a JSON object ({{...}}), not {type(value).__name__}"
+    check = CHECKS.get(field)
+    if check is not None:
+        try:
+            value = check(value)
+        except ValueError as exc:
+            return None, str(exc)
     return value, None
 
 
@@ -76,6 +94,7 @@ class ConfigForm(ModalScreen[list[str] | None]):
                 yield Static("", id="webhook_url-error", classes="hint")
                 for field in JSON_FIELDS:
                     yield Label(f"{field} (JSON object)")
+                    yield Static(f"keys: {', '.join(KEYS[field])}", classes="hint")
                     text = json.dumps(getattr(s, field), indent=2, ensure_ascii=False)
                     yield TextArea(text, id=field, soft_wrap=True)
                     yield Static("", id=f"{field}-error", classes="hint")
@@ -103,7 +122,7 @@ class ConfigForm(ModalScreen[list[str] | None]):
     @on(TextArea.Changed)
     def _validate_json(self, event: TextArea.Changed) -> None:
         field = event.text_area.id or ""
-        self._error(field, parse_json_object(event.text_area.text)[1])
+        self._error(field, parse_json_object(event.text_area.text, field)[1])
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#save")
@@ -117,7 +136,8 @@ class ConfigForm(ModalScreen[list[str] | None]):
             elif value != (getattr(self.session, field) or ""):
                 changes[field] = value or (None if field == "webhook_url" else "")
         for field in JSON_FIELDS:
-            parsed, problem = parse_json_object(self.query_one(f"#{field}", TextArea).text)
+            text = self.query_one(f"#{field}", TextArea).text
+            parsed, problem = parse_json_object(text, field)
             if problem:
                 problems[field] = problem
             elif parsed != getattr(self.session, field):
@@ -145,7 +165,9 @@ class ConfigForm(ModalScreen[list[str] | None]):
             field = str(err["loc"][0]) if err["loc"] else None
             self.post_message(self.Refused(field, str(err["msg"]).removeprefix("Value error, ")))
         except ZapvisorError as exc:
-            self.post_message(self.Refused(None, str(exc)))
+            message = str(exc)
+            field = message.partition(".")[0] if message.startswith(JSON_FIELDS) else None
+            self.post_message(self.Refused(field, message))
         else:
             self.post_message(self.Saved(sorted(changes)))
 

@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Static
 from textual.worker import get_current_worker
 
+from ecosystem.conversations import BotActivity
 from ecosystem.errors import SessionNotFound, ZapvisorError
 from ecosystem.liveview import Snapshot
 from ecosystem.pairing import no_qr_reason
@@ -55,6 +56,7 @@ class SessionScreen(Screen[None]):
     @dataclass
     class DeliveriesCounted(Message):
         counts: dict[str, int] | None
+        bot: BotActivity | None = None
 
     def __init__(self, name: str, *, mode: str = "auto", focus_log: bool = False) -> None:
         super().__init__()
@@ -70,6 +72,7 @@ class SessionScreen(Screen[None]):
         self.why: str | None = None
         self._why_for: tuple[str, int] | None = None
         self.deliveries: dict[str, int] | None = None
+        self.bot: BotActivity | None = None
         """The webhook outbox's counts, read once per refresh while this screen shows."""
 
     @property
@@ -139,7 +142,7 @@ class SessionScreen(Screen[None]):
         assert snap is not None
         self._title(view)
         self.query_one(ProcessFacts).show(view, snap.proc(view), snap.taken_at, self.why)
-        self.query_one(ConfigSummary).show(view, self.deliveries)
+        self.query_one(ConfigSummary).show(view, self.deliveries, self.bot, snap.taken_at)
         if self.is_current:
             self._count_deliveries()
         serving = view.process_state in PROCESS_SERVING
@@ -259,20 +262,25 @@ class SessionScreen(Screen[None]):
         self.why = message.text
         self._show(self.zv.snapshot)
 
-    # -- webhook deliveries (one store query per refresh, only while this screen shows) --
+    # -- webhook deliveries and the bot's last reply/error (two store queries per
+    # refresh, only while this screen shows) --
 
     @work(thread=True, exclusive=True, group="deliveries", exit_on_error=False)
     def _count_deliveries(self) -> None:
         try:
             counts = self.zv.poller.webhook_counts(self.session_name)
+            bot = self.zv.poller.bot_activity(self.session_name)
         except ZapvisorError:
-            counts = None  # the refresh itself reports a store that fails
-        self.post_message(self.DeliveriesCounted(counts))
+            counts, bot = None, None  # the refresh itself reports a store that fails
+        self.post_message(self.DeliveriesCounted(counts, bot))
 
     def on_session_screen_deliveries_counted(self, message: DeliveriesCounted) -> None:
-        if message.counts != self.deliveries and self.view is not None:
-            self.deliveries = message.counts
-            self.query_one(ConfigSummary).show(self.view, self.deliveries)
+        new = (message.counts, message.bot)
+        if new != (self.deliveries, self.bot) and self.view is not None:
+            self.deliveries, self.bot = new
+            snap = self.zv.snapshot
+            now = snap.taken_at if snap else None
+            self.query_one(ConfigSummary).show(self.view, self.deliveries, self.bot, now)
 
     # -- the log -------------------------------------------------------------------------
 

@@ -10,8 +10,10 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from ecosystem.conversations import BotActivity
 from ecosystem.lease import AuthKind
 from ecosystem.metrics import ProcStats
+from ecosystem.models import utcnow
 from ecosystem.views import SessionView, age, since
 from tui.format import percent, size, status_text
 
@@ -149,8 +151,15 @@ class ConfigSummary(Static):
         self.border_title = "config"
         self.border_subtitle = "e edit"
 
-    def show(self, view: SessionView, deliveries: dict[str, int] | None = None) -> None:
-        """``deliveries``: the webhook outbox's counts by state, None when unknown.
+    def show(
+        self,
+        view: SessionView,
+        deliveries: dict[str, int] | None = None,
+        bot: BotActivity | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """``deliveries``: the webhook outbox's counts by state, None when unknown;
+        ``bot``: the bot's last reply and error, None when unknown.
         One line per value, so a long URL or JSON never pushes the rest (or the log)
         off an 80x24 screen: `e` shows each whole."""
         s = view.session
@@ -168,6 +177,15 @@ class ConfigSummary(Static):
             )
         grid.add_row("ai_config", json.dumps(s.ai_config, ensure_ascii=False) or "{}")
         grid.add_row("timing", json.dumps(s.timing_config, ensure_ascii=False) or "{}")
+        if s.ai_config.get("enabled") and bot is not None:
+            now = now or utcnow()
+            reply = bot.last_reply_at
+            grid.add_row("ai reply", f"{since(reply, now)} ago" if reply else "none yet")
+            if bot.last_error_at is not None:
+                why = f"{since(bot.last_error_at, now)} ago: {bot.last_error}"
+                # red while it is the latest word: a reply since means it recovered
+                latest = reply is None or bot.last_error_at > reply
+                grid.add_row("ai error", Text(why, style="bold red" if latest else ""))
         self.update(grid)
 
 

@@ -1,0 +1,62 @@
+"""The bot's conversations as the stores keep them (migration 0010): one per session and
+contact, its messages in order, and what the bot last did there (a reply, an error)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ecosystem.models import utcnow
+
+Role = Literal["user", "assistant"]
+MAX_BODY = 65_536
+MAX_ERROR = 500
+
+
+class ChatMessage(BaseModel):
+    """One message of a conversation: the contact's (`user`) or the bot's (`assistant`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    role: Role
+    body: str = Field(max_length=MAX_BODY)
+    created_at: datetime = Field(default_factory=utcnow)
+    wa_id: str | None = None
+    """The WhatsApp message id, when known."""
+
+
+class Conversation(BaseModel):
+    """A session's conversation with one contact (a chat id, `…@c.us` or `…@g.us`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    session_name: str
+    contact: str
+    created_at: datetime
+    last_message_at: datetime
+    last_reply_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    messages: int = 0
+
+
+class BotActivity(BaseModel):
+    """What `show` says of a session's bot: its last reply and its last failure."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    last_reply_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+
+ConversationRows = tuple[Conversation, list[ChatMessage]]
+"""A conversation and its messages, oldest first, as `zapvisor db copy` moves them."""
+
+
+def short_error(error: str) -> str:
+    """An error as the store keeps it: one line, bounded."""
+    line = " ".join(error.split())
+    return line if len(line) <= MAX_ERROR else line[: MAX_ERROR - 1] + "…"

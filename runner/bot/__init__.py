@@ -1,0 +1,1 @@
+"""The session's bot: inbound text → the provider → a paced reply (see bot.py)."""
