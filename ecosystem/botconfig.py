@@ -148,7 +148,8 @@ class QuietHours(_Strict):
 class SimFaults(_Strict):
     """Test and demo faults of sim sessions (runner/connectors/sim_faults.py)."""
 
-    crash_after_seconds: float | None = Field(None, gt=0)
+    crash_after_seconds: float | None = Field(None, ge=0)
+    """0: the runner dies as it starts (a session that can never run)."""
     recycle_after_seconds: float | None = Field(None, gt=0)
     allocate_mb: int = Field(0, ge=0, le=4096)
     stuck_status: Status | None = None
