@@ -35,6 +35,14 @@ class BotAccess(Plumbing):
             return None
 
     @routed
+    def ai_key_sources(self, name: str) -> dict[str, str | None]:
+        """Where the session's bot would take each provider's key from, looked up on the
+        session's host (its secrets and its settings): ``secrets/NAME.openai-key``,
+        ``OPENAI_KEY``, or None. Never the key itself."""
+        self.store.get_session(validate_name(name))
+        return {p: aikeys.key_source(self.paths, self.settings, name, p) for p in PROVIDERS}
+
+    @routed
     def set_ai_key(self, name: str, provider: str, key: str | None) -> str | None:
         """Keep ``key`` as the session's own ``provider`` key (0600, on the session's
         host), or remove it with None. Returns where the bot's key now comes from (None:

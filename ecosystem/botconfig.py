@@ -29,7 +29,8 @@ _CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # the docstrings under the fields are their descriptions: what the config form shows
+    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
 
 
 class AiConfig(_Strict):
@@ -53,7 +54,10 @@ class AiConfig(_Strict):
     """An OpenAI assistant (`asst_…`): replies come from it (its own instructions and
     model) through the Assistants API instead of chat completions."""
     temperature: float | None = Field(None, ge=0, le=2)
+    """How freely the model words its replies (0: the same answer each time); None: the
+    provider's default."""
     max_tokens: int | None = Field(None, ge=1, le=32_768)
+    """The longest reply, in tokens; None: the provider's default."""
     groups: bool = False
     """Answer in group chats too."""
     timeout_seconds: float = Field(30.0, gt=0, le=300)
@@ -178,6 +182,7 @@ class TimingConfig(_Strict):
     mark_read: bool = False
     """Mark the message read (blue ticks) when the bot takes it."""
     quiet_hours: QuietHours | None = None
+    """No replies during these hours (HH:MM to HH:MM in a time zone)."""
     cooldown_seconds: float = Field(0.0, ge=0, le=86_400)
     """After a reply to a contact, messages from them get no reply for this long."""
     outbound_per_minute: int = Field(0, ge=0, le=10_000)
@@ -219,6 +224,25 @@ def _describe(config: str, exc: ValidationError) -> str:
         return f"{where}: unknown key"
     msg = str(err["msg"]).removeprefix("Value error, ")
     return f"{where}: {msg}"
+
+
+def config_errors(config: str, value: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every complaint of ``config``'s model (ai_config, timing_config) about ``value``:
+    where (the key path) and why, as a person reads it. Empty when it is valid."""
+    model = AiConfig if config == "ai_config" else TimingConfig
+    try:
+        model.model_validate(value)
+    except ValidationError as exc:
+        return [
+            (
+                tuple(err["loc"]),
+                "unknown key"
+                if err["type"] == "extra_forbidden"
+                else str(err["msg"]).removeprefix("Value error, "),
+            )
+            for err in exc.errors()
+        ]
+    return []
 
 
 def parse_ai_config(value: Any) -> AiConfig:

@@ -169,9 +169,11 @@ def test_config_is_checked_before_it_is_saved_and_d_deletes(make_env: Any) -> No
             await _alpha_screen(pilot, app)
             home = app.screen_stack[1]
             assert isinstance(home, SessionsScreen)
-            # config: invalid JSON is refused inline, valid JSON is saved
+            # config, in the raw JSON: invalid JSON is refused inline, valid JSON is saved
             await pilot.press("e")
             assert isinstance(app.screen, ConfigForm)
+            await pilot.press("ctrl+r")
+            assert app.screen.raw
             area = app.screen.query_one("#ai_config", TextArea)
             area.text = '{"model": '
             await pilot.press("ctrl+s")

@@ -91,7 +91,13 @@ def test_the_config_form_fits_80x24(tmp_path: Path) -> None:
             await pilot.press("e")
             form = await until(pilot, lambda: isinstance(app.screen, ConfigForm) and app.screen)
             await until(pilot, lambda: "Save (ctrl+s)" in screen_text(app), what="the buttons")
-            # the last field, reached with tab, scrolls into view with its error line
+            # the bot's fields first; in the raw JSON the last editor, reached with tab,
+            # scrolls into view with its error line
+            assert "outbound per minute" in "".join(
+                str(label.render()) for label in form.query(".name")
+            )
+            await pilot.press("ctrl+r")
+            await until(pilot, lambda: form.raw, what="the raw JSON")
             area = form.query_one("#timing_config")
             area.focus()
             area.text = '{"delay": '

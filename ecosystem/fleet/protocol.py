@@ -43,6 +43,7 @@ METHODS: dict[str, int] = {
     "events": 1,
     "api_token": 1,
     "set_ai_key": 1,
+    "ai_key_sources": 1,
     "pair_phone": 1,
     "qr": 1,
     "webhook_secret": 1,
