@@ -211,8 +211,7 @@ def problems(config: str, value: dict[str, Any]) -> dict[str, str]:
             found.setdefault(OTHER, f"{config}.{'.'.join(map(str, loc))}: {why}")
             continue
         if len(loc) > 1 and spec.kind == "parts":
-            names = dict(spec.parts)
-            why = f"{names.get(loc[1], loc[1])}: {why}"
+            why = f"{loc[1]}: {why}"
         found.setdefault(key, why)
     return found
 

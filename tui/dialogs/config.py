@@ -188,7 +188,10 @@ class ConfigForm(ModalScreen[list[str] | None]):
 
     def _to_raw(self) -> None:
         for config in CONFIGS:
-            text = json.dumps(self.form_value(config), indent=2, ensure_ascii=False)
+            value = self.form_value(config)
+            # as the store would keep it when it is valid; as typed when not
+            value = checked(value, config)[0] or value
+            text = json.dumps(value, indent=2, ensure_ascii=False)
             self.query_one(f"#{config}", TextArea).text = text
         self._show_view(raw=True)
 
