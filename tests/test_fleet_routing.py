@@ -53,6 +53,12 @@ def test_every_action_on_a_remote_session_runs_on_its_host(fleet: LocalFleet) ->
     # what lives in host-b's state dir comes from there
     token = orch.api_token("remote-1")
     assert (b.home / "secrets" / "remote-1.token").read_text().strip() == token
+    # where the bot's key comes from is looked up there too (what the config form shows)
+    assert orch.ai_key_sources("remote-1") == {"openai": None, "gemini": None}
+    orch.set_ai_key("remote-1", "gemini", "AIza-remote-0123456789")
+    key = "secrets/remote-1.gemini-key"
+    assert orch.ai_key_sources("remote-1") == {"openai": None, "gemini": key}
+    assert (b.home / key).is_file() and not (fleet.local.home / key).exists()
 
     # an error raised there is raised here, same class and exit code
     with pytest.raises(InvalidValue) as bad:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ecosystem.conversations import BotActivity
@@ -15,6 +15,7 @@ from ecosystem.settings import make_settings
 from tests.tui_fixed import NOW, FixedPoller, fixed_snapshot
 from tests.tui_helpers import screen_text, until
 from tui.app import ZapvisorApp
+from tui.cli.output import session_details
 from tui.screens.session import SessionScreen
 
 ERROR = "openai: 401 Unauthorized: check the key (zapvisor secret cliente-001 openai)"
@@ -60,3 +61,23 @@ def test_the_session_screen_shows_the_last_ai_reply_and_error(tmp_path: Path) ->
             assert "2m00s ago: openai: 401 Unauthori" in text, text  # cut to the panel
 
     asyncio.run(scenario())
+
+
+def test_show_prints_the_bots_key_source_last_reply_and_last_error() -> None:
+    """`zapvisor show` (text): where the key comes from, the last reply and the last
+    error with how long ago each was; nothing of the bot while it is off."""
+    now = datetime.now(UTC)
+    view = fixed_snapshot().views[0]
+    on = view.session.model_copy(update={"ai_config": {"enabled": True}})
+    bot = BotActivity(
+        last_reply_at=now - timedelta(minutes=5),
+        last_error=ERROR,
+        last_error_at=now - timedelta(minutes=2),
+    )
+    text = session_details(replace(view, session=on, bot=bot, ai_key="OPENAI_KEY"))
+    lines = dict(line.strip().split("  ", 1) for line in text.splitlines())
+    assert lines["ai key"] == "OPENAI_KEY"
+    assert lines["ai reply"] == "5m00s ago"
+    assert lines["ai error"] == f"2m00s ago: {ERROR}"
+    off = session_details(replace(view, bot=bot, ai_key="OPENAI_KEY"))
+    assert "ai reply" not in off and "ai error" not in off
