@@ -20,6 +20,7 @@ from ecosystem.orchestrator import Orchestrator
 from ecosystem.settings import make_settings
 from tests.conftest import Env
 from tests.tui_helpers import screen_text, until
+from tui.dialogs import bot_spec
 from tui.dialogs.config import ConfigForm
 from tui.widgets.bot_field import BotField
 
@@ -252,3 +253,46 @@ def test_the_key_source_line_names_where_the_key_comes_from_never_the_key(
     shown = "\n".join(seen)
     assert OPENAI_KEY not in shown and GEMINI_KEY not in shown
     assert "sk-" not in shown and "AIza" not in shown
+
+
+def test_every_field_shows_a_stored_config_and_gives_it_back_unchanged() -> None:
+    """Opening the form and saving untouched changes nothing: each field's text for a
+    stored value reads back as that value, a key left at its default stays out, and a
+    key the form does not show stays in."""
+    full = {
+        "ai_config": {
+            "enabled": True,
+            "provider": "gemini",
+            "model": "gemini-2.0-flash",
+            "base_url": "http://127.0.0.1:11434/v1",
+            "system_prompt": "Seja breve.\nEm português.",
+            "history": 0,
+            "assistant_id": "asst_abc123",
+            "temperature": 0.2,
+            "max_tokens": 512,
+            "groups": False,
+            "timeout_seconds": 12.5,
+        },
+        "timing_config": {
+            "reply_delay": [0.5, 4.0],
+            "typing": True,
+            "mark_read": True,
+            "quiet_hours": {"start": "22:00", "end": "07:00", "tz": "America/Sao_Paulo"},
+            "cooldown_seconds": 30.0,
+            "outbound_per_minute": 20,
+            "sim": {"allocate_mb": 4},
+        },
+    }
+    for config, stored in full.items():
+        assert {spec.key for spec in bot_spec.FIELDS[config]} == set(stored) - {"sim"}
+        for value in (stored, {}, {"typing": False} if config == "timing_config" else {}):
+            values = {spec.key: bot_spec.shown(spec, value) for spec in bot_spec.FIELDS[config]}
+            assert bot_spec.config_of(config, values, value) == value
+            assert bot_spec.problems(config, value) == {}
+    # a default typed out is kept only where the config already had it
+    spec = bot_spec.FIELDS["ai_config"][0]
+    assert bot_spec.stored(spec, False, {}) == (False, False)
+    assert bot_spec.stored(spec, False, {"enabled": False}) == (True, False)
+    # a remote session says where the lookup ran
+    line = bot_spec.key_line("bot-1", "openai", {"openai": "OPENAI_KEY"}, "host-b")
+    assert line == "openai key: host OPENAI_KEY on host-b"
