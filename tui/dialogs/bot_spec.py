@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from annotated_types import Ge, Gt, Le
 from pydantic.fields import FieldInfo
 
 from ecosystem.botconfig import (
@@ -48,14 +47,15 @@ class FieldSpec:
 
 
 def _bounds(info: FieldInfo) -> str:
+    """The model's own limits of a number (its ``ge``/``gt`` and ``le`` rules), as a hint."""
     low = high = ""
     for rule in info.metadata:
-        if isinstance(rule, Ge):
-            low = f"{rule.ge:g}"
-        elif isinstance(rule, Gt):
-            low = f">{rule.gt:g}"
-        elif isinstance(rule, Le):
-            high = f"{rule.le:g}"
+        if (ge := getattr(rule, "ge", None)) is not None:
+            low = f"{ge:g}"
+        elif (gt := getattr(rule, "gt", None)) is not None:
+            low = f">{gt:g}"
+        elif (le := getattr(rule, "le", None)) is not None:
+            high = f"{le:g}"
     return f" · {low} to {high}" if low and high else ""
 
 
