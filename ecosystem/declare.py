@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
-from ecosystem import __version__, declare_hosts, fleetfile
+from ecosystem import __version__, declare_auth, declare_hosts, fleetfile, fleetfile_write
 from ecosystem.declare_hosts import AskKey, Confirm
 from ecosystem.declare_plan import HOST, Plan, Step
 from ecosystem.errors import StoreUnsupported, ZapvisorError
@@ -28,6 +28,7 @@ from ecosystem.states import DesiredState
 
 if TYPE_CHECKING:
     from ecosystem.fleet.admin import HostsAdmin
+    from ecosystem.orchestrator import Orchestrator
 
 __all__ = ["Declarations", "Plan", "Step"]
 
@@ -58,7 +59,7 @@ class Declarations(FleetDoor):
         declare_hosts.check_store(declared, self.settings.store_kind, self.paths.home, where)
         records = self._host_records() if declared.hosts is not None else {}
         host_steps, hosts_unchanged = declare_hosts.host_steps(
-            declared.hosts or [], records, self.host_id, where
+            declared.hosts or [], records, self.host_id, where, self._accepts() if records else {}
         )
         hosts = set(self.fleet_hosts()) | {h.name for h in declared.hosts or []}
         for d in declared.sessions:
@@ -68,6 +69,8 @@ class Declarations(FleetDoor):
                     f"fleet ({', '.join(sorted(hosts))})"
                 )
         current = {s.name: s for s in self.store.list_sessions()}
+        for d in declared.sessions:
+            declare_auth.check(d, current.get(d.name), self.store.kind, where)
         steps, unchanged = self._session_steps(declared, current)
         named = {d.name for d in declared.sessions}
         others = sorted(n for n in current if n not in named)
@@ -94,6 +97,14 @@ class Declarations(FleetDoor):
         except StoreUnsupported:
             return {}
 
+    def _accepts(self) -> dict[str, bool]:
+        """accepts_failover of the hosts that have sent a heartbeat."""
+        try:
+            beats = self.store.fleet_state().hosts
+        except StoreUnsupported:
+            return {}
+        return {h.host: h.accepts_failover for h in beats if h.beat_at is not None}
+
     def _session_steps(
         self, declared: FleetFile, current: dict[str, Session]
     ) -> tuple[list[Step], list[str]]:
@@ -112,6 +123,8 @@ class Declarations(FleetDoor):
                     continue
                 have = have.model_copy(update={"host": host})  # its other steps run there
             made = _diff(have, d)
+            if made and set(made.fields) & declare_auth.AUTH_FIELDS:
+                made.refused = declare_auth.refusal(have, d)
             if made:
                 steps.append(made)
             if d.state != have.desired_state:
@@ -158,11 +171,21 @@ class Declarations(FleetDoor):
         return done
 
     def _apply_session(self, step: Step, d: Declared | None) -> None:
+        orch = cast("Orchestrator", self)
         if step.action == "create" and d is not None:
-            new = NewSession(name=d.name, desired_state=d.state, **d.fields)
+            on = True if d.failover is None else d.failover
+            new = NewSession(
+                name=d.name, desired_state=d.state, auth=d.auth, failover=on, **d.fields
+            )
             self.create(new, host=step.host)
         elif step.action == "change" and d is not None:
-            self.configure(step.name, {k: d.fields[k] for k in step.fields})
+            plain = {k: d.fields[k] for k in step.fields if k in d.fields}
+            if plain:
+                self.configure(step.name, plain)
+            if set(step.fields) & declare_auth.AUTH_FIELDS:  # as `zapvisor failover` does
+                auth = d.auth if "auth" in step.fields else None
+                failover = d.failover if "failover" in step.fields else None
+                orch.set_failover(step.name, auth=auth, failover=failover)
         elif step.action == "start":
             self.start(step.name)
         elif step.action == "stop":
@@ -172,9 +195,7 @@ class Declarations(FleetDoor):
         elif step.action == "delete":
             self.delete(step.name)
         elif step.action == "move":  # refused before any step when its auth is local
-            from ecosystem.orchestrator import Orchestrator
-
-            cast(Orchestrator, self).move(step.name, step.host)
+            orch.move(step.name, step.host)
         else:
             raise ZapvisorError(f"{step.action} {step.name}: apply cannot make this step")
 
@@ -198,8 +219,15 @@ class Declarations(FleetDoor):
         admin = self._hosts_admin()
         if step.action == "remove":
             admin.remove(step.name)
-        elif step.action == "change" and h is not None and h.host_key:
-            admin.trust(step.name, h.host_key)  # the only change apply makes (APPLIED_CHANGES)
+        elif step.action == "change" and h is not None:  # declare_hosts.APPLIED_CHANGES
+            if {"target", "identity"} & set(step.fields):
+                admin.repoint(h.name, f"{h.user}@{h.address}", h.ssh_port, h.identity, h.host_key)
+            if "host_key" in step.fields and h.host_key:
+                admin.trust(step.name, h.host_key)
+            on = h.accepts_failover
+            switch = "accepts_failover" in step.fields and on is not None
+            if switch and not admin.set_accepts_failover(h.name, bool(on)):
+                self.progress(f"{h.name} says so at its monitor's next check")
         elif step.action == "create" and h is not None:
             req = AddRequest(
                 name=h.name,
@@ -233,14 +261,17 @@ class Declarations(FleetDoor):
         nothing); the environment variables it refers to."""
         rows = [
             {"name": s.name, "host": s.host, "state": s.desired_state}
+            | {"auth": s.auth, "failover": s.failover}
             | {k: getattr(s, k) for k in fleetfile.FIELDS}
             for s in self.store.list_sessions()
         ]
+        hosts = self._host_records()
+        accepts = self._accepts() if hosts else {}
         header = (
             f"zapvisor fleet file, exported {utcnow():%Y-%m-%d %H:%M} UTC by zapvisor "
             f"{__version__}\n`zapvisor plan -f FILE` shows what applying it would change."
         )
-        return fleetfile.dump(rows, header, list(self._host_records().values()))
+        return fleetfile_write.dump(rows, header, list(hosts.values()), accepts)
 
 
 def _refuse(plan: Plan, hosts: dict[str, DeclaredHost], where: str, can_ask: bool) -> None:
@@ -262,19 +293,28 @@ def _refuse(plan: Plan, hosts: dict[str, DeclaredHost], where: str, can_ask: boo
 
 def _created(d: Declared) -> list[str]:
     shown = [f"state: {d.state}", f"connector: {d.fields['connector']}"]
+    shown += [f"{k}: {_show(k, v)}" for k, v in declare_auth.wanted(d).items()]
     return shown + [f"{k}: {_show(k, v)}" for k, v in d.fields.items()
                     if k != "connector" and v not in ("", None, {})]  # fmt: skip
 
 
 def _diff(have: Session, d: Declared) -> Step | None:
     changed = [k for k in fleetfile.FIELDS if getattr(have, k) != d.fields[k]]
+    detail = [f"{k}: {_show(k, getattr(have, k))} → {_show(k, d.fields[k])}" for k in changed]
+    for key, want in declare_auth.wanted(d).items():
+        if want != getattr(have, key):
+            changed.append(key)
+            detail.append(f"{key}: {_show(key, getattr(have, key))} → {_show(key, want)}")
     if not changed:
         return None
-    detail = [f"{k}: {_show(k, getattr(have, k))} → {_show(k, d.fields[k])}" for k in changed]
     return Step("change", d.name, have.host, changed, detail)
 
 
 def _show(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if key == "auth":
+        return str(value)
     if key == "webhook_url":
         return str(redact_url(value)) if value else "none"
     text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
