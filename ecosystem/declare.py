@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Declarations", "Plan", "Step"]
 
-RESTARTS_FOR = frozenset({"connector"})
+RESTARTS_FOR = frozenset({"connector", "auth"})
 """Fields a runner reads only when it starts."""
 
 
@@ -49,7 +49,7 @@ def move_step(d: Declared, have: Session, to: str) -> Step:
             f"again to create it on {to} (it must be paired again)"
         )
     detail = [f"line {d.line}"]
-    return Step("move", d.name, to, detail=detail, from_host=have.host, refused=why)
+    return Step("move", d.name, to, detail=detail, from_host=have.host, refused=why, at_line=d.line)
 
 
 class Declarations(FleetDoor):
@@ -114,7 +114,7 @@ class Declarations(FleetDoor):
             have = current.get(d.name)
             host = d.host or (have.host if have else self.host_id)
             if have is None:
-                steps.append(Step("create", d.name, host, detail=_created(d)))
+                steps.append(Step("create", d.name, host, detail=_created(d), at_line=d.line))
                 continue
             if have.host != host:
                 moved = move_step(d, have, host)
@@ -125,12 +125,18 @@ class Declarations(FleetDoor):
             made = _diff(have, d)
             if made and set(made.fields) & declare_auth.AUTH_FIELDS:
                 made.refused = declare_auth.refusal(have, d)
+                made.at_line = d.at("auth") if made.refused else d.line
             if made:
                 steps.append(made)
             if d.state != have.desired_state:
                 verb = "start" if d.state == DesiredState.RUNNING else "stop"
                 steps.append(Step(verb, d.name, host))
-            elif made and set(made.fields) & RESTARTS_FOR and d.state == DesiredState.RUNNING:
+            elif (
+                made
+                and not made.refused
+                and set(made.fields) & RESTARTS_FOR
+                and d.state == DesiredState.RUNNING
+            ):
                 steps.append(Step("restart", d.name, host, detail=["its runner reads it at start"]))
             if not made and d.state == have.desired_state:
                 unchanged.append(d.name)
@@ -279,7 +285,8 @@ def _refuse(plan: Plan, hosts: dict[str, DeclaredHost], where: str, can_ask: boo
     refused = plan.refused
     if refused:
         more = f" (and {len(refused) - 1} more step(s) apply refuses)" if len(refused) > 1 else ""
-        raise FleetFileError(f"{where}: {refused[0].refused}{more}")
+        at = f"{where}, line {refused[0].at_line}" if refused[0].at_line else where
+        raise FleetFileError(f"{at}: {refused[0].refused}{more}")
     for step in plan.steps:
         h = hosts.get(step.name) if step.kind == HOST else None
         if step.action == "create" and h is not None and h.host_key is None and not can_ask:
@@ -307,7 +314,7 @@ def _diff(have: Session, d: Declared) -> Step | None:
             detail.append(f"{key}: {_show(key, getattr(have, key))} → {_show(key, want)}")
     if not changed:
         return None
-    return Step("change", d.name, have.host, changed, detail)
+    return Step("change", d.name, have.host, changed, detail, at_line=d.line)
 
 
 def _show(key: str, value: Any) -> str:

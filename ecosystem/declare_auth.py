@@ -57,6 +57,6 @@ def refusal(have: Session, d: Declared) -> str | None:
         return None
     return (
         f"{d.name} is linked to a phone with its WhatsApp auth {have.auth}: moving it to "
-        f'{d.auth} needs a new QR: keep auth = "{have.auth}" in the file (line '
-        f"{d.at('auth')}), or `zapvisor logout {d.name}` and apply again, then pair it again"
+        f'{d.auth} needs a new QR: keep auth = "{have.auth}" in the file, or '
+        f"`zapvisor logout {d.name}` and apply again, then pair it again"
     )

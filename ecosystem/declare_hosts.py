@@ -74,7 +74,7 @@ def host_steps(
                 f"ports: {h.base_port}-{h.base_port + h.max_sessions - 1}",
                 f"host_key: {key}",
             ]
-            steps.append(Step("create", h.name, h.name, detail=detail, kind=HOST))
+            steps.append(Step("create", h.name, h.name, detail=detail, kind=HOST, at_line=h.line))
             continue
         old, new = _have(have, accepts.get(h.name)), _want(h)
         for key in ("host_key", "accepts_failover"):
@@ -94,7 +94,9 @@ def host_steps(
                 f"{h.name}` (it must hold no session) and apply again, or write the file as "
                 "`zapvisor export` does"
             )
-        steps.append(Step("change", h.name, h.name, changed, detail, kind=HOST, refused=refused))
+        step = Step("change", h.name, h.name, changed, detail, kind=HOST, refused=refused)
+        step.at_line = h.line
+        steps.append(step)
     return steps, unchanged
 
 

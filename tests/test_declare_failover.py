@@ -1,7 +1,8 @@
 """A fleet file's `auth` and `failover` on real sessions: one host with a real
 supervisord, sim runners and a real PostgreSQL (the store that lets auth live in it).
 plan shows them as field changes and changes nothing; apply makes exactly those, as
-`zapvisor failover` does (no runner restarts); twice is a no-op; export round-trips;
+`zapvisor failover` does (restarting only a runner whose auth moved: it reads that when
+it starts); twice is a no-op; export round-trips;
 an auth change on a session linked to a phone is refused with the reason (it would
 need a new QR), and failover with local auth is refused naming the line."""
 
@@ -64,6 +65,7 @@ def test_auth_and_failover_planned_applied_twice_and_exported(solo: Env) -> None
     assert [(s["action"], s["name"], s["fields"]) for s in plan["steps"]] == [
         ("change", "alfa", ["failover"]),
         ("change", "bravo", ["auth"]),
+        ("restart", "bravo", []),  # its runner reads where its auth lives when it starts
         ("create", "delta", []),
     ]
     assert plan["unchanged"] == ["charlie"]
@@ -76,7 +78,8 @@ def test_auth_and_failover_planned_applied_twice_and_exported(solo: Env) -> None
     zv.cli("apply", "-f", fleet, "--yes")
     after = _facts(zv)
     assert after["alfa"] == (before["alfa"][0], "store", False)
-    assert after["bravo"] == (before["bravo"][0], "local", True)
+    assert after["bravo"][1:] == ("local", True)
+    assert after["bravo"][0] not in (None, before["bravo"][0]), "bravo was not restarted"
     assert after["charlie"] == before["charlie"]
     assert after["delta"] == (None, "local", True)
     again = zv.cli("apply", "-f", fleet, "--yes")

@@ -138,6 +138,16 @@ def test_a_host_repointed_in_place_and_its_failover_switched(fleet: Fleet) -> No
         assert "accepts_failover: true → false" in shown and "refuses" not in shown
         assert store.get_host("vps-b").address == "127.0.0.1"
 
+        # a login that reaches another machine (here: another zapvisor host) is refused
+        other = fleet.host("vps-c")
+        wrong = zv.cli(
+            "hosts", "repoint", "vps-b", other.target, "--port", str(port),
+            "--identity", str(fleet.key.path), check=False,
+        )  # fmt: skip
+        assert wrong.returncode != 0 and len(wrong.stderr.strip().splitlines()) == 1
+        assert "is host 'vps-c' (its ZAPVISOR_HOST_ID), not vps-b" in wrong.stderr
+        assert store.get_host("vps-b").ssh_user == user
+
         zv.cli("apply", "-f", str(path), "--yes")
         record = store.get_host("vps-b")
         assert (record.address, record.added_at) == ("localhost", added)

@@ -55,27 +55,37 @@ def repoint(
     policy = KeyPolicy(expected=host_key) if host_key else None
     orch.paths.ensure()
 
-    async def check() -> asyncssh.SSHKey:
+    there = format_target(user, address, port)
+
+    async def check() -> tuple[asyncssh.SSHKey, str]:
         pool = SSHPool(orch.paths)
         try:
             conn = await pool.connection(endpoint, policy=policy, remember=False)
             key = conn.get_server_host_key()
             assert key is not None
-            data = await remote.zapvisor_json(
-                pool, endpoint, record.zapvisor_path, ["hosts", "info"]
-            )
+            probe = await remote.probe(pool, endpoint)  # another login: another home
+            if probe.managed_version is None:
+                raise RemoteZapvisorError(
+                    f"{there} has no zapvisor ({probe.zapvisor}), so it is not host {name}: "
+                    "nothing changed"
+                )
+            data = await remote.zapvisor_json(pool, endpoint, probe.zapvisor, ["hosts", "info"])
             facts = HostFacts.from_json(data)
         finally:
             await pool.close()
-        if facts.host_id != name or not facts.registered:
+        if facts.host_id != name:
             raise RemoteZapvisorError(
-                f"{format_target(user, address, port)} is {facts.host_id!r} "
-                f"({'in this store' if facts.registered else 'in another store'}), not host "
-                f"{name}: nothing changed"
+                f"{there} is host {facts.host_id!r} (its ZAPVISOR_HOST_ID), not {name}: "
+                "nothing changed"
             )
-        return key
+        if not facts.registered:
+            raise RemoteZapvisorError(
+                f"{there} calls itself {name} but uses another store ({facts.store}): "
+                "nothing changed"
+            )
+        return key, probe.zapvisor
 
-    key = asyncio.run(check())
+    key, zapvisor_path = asyncio.run(check())
     known = KnownHosts(known_hosts_path(orch.paths))
     known.remember(address, port, key)
     changed = orch.store.update_host(
@@ -85,6 +95,7 @@ def repoint(
             "ssh_user": user,
             "ssh_port": port,
             "identity_file": identity_file,
+            "zapvisor_path": zapvisor_path,
             "last_seen": utcnow(),
         },
         actor=orch.actor,
