@@ -5,6 +5,8 @@ re-point in place), the session ports one it refuses."""
 
 from __future__ import annotations
 
+import io
+
 from ecosystem import fleetfile
 from ecosystem.declare_hosts import host_steps
 from ecosystem.fleet.records import HostRecord
@@ -60,3 +62,24 @@ def test_a_new_login_is_repointed_the_ports_are_refused() -> None:
     ports = {"vps2": _record(base_port=4001)}
     [step] = host_steps([declared], ports, "control", "f")[0]
     assert step.fields == ["base_port"] and step.refused and "base_port" in step.refused
+
+
+def test_a_hosts_failover_switch_survives_an_upgrade() -> None:
+    """`hosts failover` writes ZAPVISOR_ACCEPT_FAILOVER into the host's .env; `hosts
+    upgrade` writes that .env again and must keep it (and the state dir)."""
+    from dotenv import dotenv_values
+
+    from ecosystem.fleet.host_changes import kept_settings, with_setting
+    from ecosystem.fleet.layout import host_env
+
+    store = {"ZAPVISOR_DATABASE_URL": "postgresql://zv@db/zv"}
+    first = host_env("vps2", 3001, 5, store, home="/srv/zv")
+    on = with_setting(first, "ZAPVISOR_ACCEPT_FAILOVER", True)
+    switched = with_setting(on, "ZAPVISOR_ACCEPT_FAILOVER", False)
+    assert switched.count("ZAPVISOR_ACCEPT_FAILOVER") == 1
+    kept = kept_settings(switched)
+    assert kept == {"ZAPVISOR_HOME": "/srv/zv", "ZAPVISOR_ACCEPT_FAILOVER": "false"}
+    again = host_env("vps2", 3001, 5, store, home=kept["ZAPVISOR_HOME"], kept=kept)
+    values = dict(dotenv_values(stream=io.StringIO(again)))
+    assert values["ZAPVISOR_ACCEPT_FAILOVER"] == "false" and values["ZAPVISOR_HOME"] == "/srv/zv"
+    assert values["ZAPVISOR_DATABASE_URL"] == store["ZAPVISOR_DATABASE_URL"]
