@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
-from ecosystem import __version__, declare_hosts, fleetfile
+from ecosystem import __version__, declare_auth, declare_hosts, fleetfile, fleetfile_write
 from ecosystem.declare_hosts import AskKey, Confirm
 from ecosystem.declare_plan import HOST, Plan, Step
 from ecosystem.errors import StoreUnsupported, ZapvisorError
@@ -28,10 +28,11 @@ from ecosystem.states import DesiredState
 
 if TYPE_CHECKING:
     from ecosystem.fleet.admin import HostsAdmin
+    from ecosystem.orchestrator import Orchestrator
 
 __all__ = ["Declarations", "Plan", "Step"]
 
-RESTARTS_FOR = frozenset({"connector"})
+RESTARTS_FOR = frozenset({"connector", "auth"})
 """Fields a runner reads only when it starts."""
 
 
@@ -48,7 +49,7 @@ def move_step(d: Declared, have: Session, to: str) -> Step:
             f"again to create it on {to} (it must be paired again)"
         )
     detail = [f"line {d.line}"]
-    return Step("move", d.name, to, detail=detail, from_host=have.host, refused=why)
+    return Step("move", d.name, to, detail=detail, from_host=have.host, refused=why, at_line=d.line)
 
 
 class Declarations(FleetDoor):
@@ -58,7 +59,7 @@ class Declarations(FleetDoor):
         declare_hosts.check_store(declared, self.settings.store_kind, self.paths.home, where)
         records = self._host_records() if declared.hosts is not None else {}
         host_steps, hosts_unchanged = declare_hosts.host_steps(
-            declared.hosts or [], records, self.host_id, where
+            declared.hosts or [], records, self.host_id, where, self._accepts() if records else {}
         )
         hosts = set(self.fleet_hosts()) | {h.name for h in declared.hosts or []}
         for d in declared.sessions:
@@ -68,6 +69,8 @@ class Declarations(FleetDoor):
                     f"fleet ({', '.join(sorted(hosts))})"
                 )
         current = {s.name: s for s in self.store.list_sessions()}
+        for d in declared.sessions:
+            declare_auth.check(d, current.get(d.name), self.store.kind, where)
         steps, unchanged = self._session_steps(declared, current)
         named = {d.name for d in declared.sessions}
         others = sorted(n for n in current if n not in named)
@@ -94,6 +97,14 @@ class Declarations(FleetDoor):
         except StoreUnsupported:
             return {}
 
+    def _accepts(self) -> dict[str, bool]:
+        """accepts_failover of the hosts that have sent a heartbeat."""
+        try:
+            beats = self.store.fleet_state().hosts
+        except StoreUnsupported:
+            return {}
+        return {h.host: h.accepts_failover for h in beats if h.beat_at is not None}
+
     def _session_steps(
         self, declared: FleetFile, current: dict[str, Session]
     ) -> tuple[list[Step], list[str]]:
@@ -103,7 +114,7 @@ class Declarations(FleetDoor):
             have = current.get(d.name)
             host = d.host or (have.host if have else self.host_id)
             if have is None:
-                steps.append(Step("create", d.name, host, detail=_created(d)))
+                steps.append(Step("create", d.name, host, detail=_created(d), at_line=d.line))
                 continue
             if have.host != host:
                 moved = move_step(d, have, host)
@@ -112,12 +123,20 @@ class Declarations(FleetDoor):
                     continue
                 have = have.model_copy(update={"host": host})  # its other steps run there
             made = _diff(have, d)
+            if made and set(made.fields) & declare_auth.AUTH_FIELDS:
+                made.refused = declare_auth.refusal(have, d)
+                made.at_line = d.at("auth") if made.refused else d.line
             if made:
                 steps.append(made)
             if d.state != have.desired_state:
                 verb = "start" if d.state == DesiredState.RUNNING else "stop"
                 steps.append(Step(verb, d.name, host))
-            elif made and set(made.fields) & RESTARTS_FOR and d.state == DesiredState.RUNNING:
+            elif (
+                made
+                and not made.refused
+                and set(made.fields) & RESTARTS_FOR
+                and d.state == DesiredState.RUNNING
+            ):
                 steps.append(Step("restart", d.name, host, detail=["its runner reads it at start"]))
             if not made and d.state == have.desired_state:
                 unchanged.append(d.name)
@@ -158,11 +177,21 @@ class Declarations(FleetDoor):
         return done
 
     def _apply_session(self, step: Step, d: Declared | None) -> None:
+        orch = cast("Orchestrator", self)
         if step.action == "create" and d is not None:
-            new = NewSession(name=d.name, desired_state=d.state, **d.fields)
+            on = True if d.failover is None else d.failover
+            new = NewSession(
+                name=d.name, desired_state=d.state, auth=d.auth, failover=on, **d.fields
+            )
             self.create(new, host=step.host)
         elif step.action == "change" and d is not None:
-            self.configure(step.name, {k: d.fields[k] for k in step.fields})
+            plain = {k: d.fields[k] for k in step.fields if k in d.fields}
+            if plain:
+                self.configure(step.name, plain)
+            if set(step.fields) & declare_auth.AUTH_FIELDS:  # as `zapvisor failover` does
+                auth = d.auth if "auth" in step.fields else None
+                failover = d.failover if "failover" in step.fields else None
+                orch.set_failover(step.name, auth=auth, failover=failover)
         elif step.action == "start":
             self.start(step.name)
         elif step.action == "stop":
@@ -172,9 +201,7 @@ class Declarations(FleetDoor):
         elif step.action == "delete":
             self.delete(step.name)
         elif step.action == "move":  # refused before any step when its auth is local
-            from ecosystem.orchestrator import Orchestrator
-
-            cast(Orchestrator, self).move(step.name, step.host)
+            orch.move(step.name, step.host)
         else:
             raise ZapvisorError(f"{step.action} {step.name}: apply cannot make this step")
 
@@ -198,8 +225,15 @@ class Declarations(FleetDoor):
         admin = self._hosts_admin()
         if step.action == "remove":
             admin.remove(step.name)
-        elif step.action == "change" and h is not None and h.host_key:
-            admin.trust(step.name, h.host_key)  # the only change apply makes (APPLIED_CHANGES)
+        elif step.action == "change" and h is not None:  # declare_hosts.APPLIED_CHANGES
+            if {"target", "identity"} & set(step.fields):
+                admin.repoint(h.name, f"{h.user}@{h.address}", h.ssh_port, h.identity, h.host_key)
+            if "host_key" in step.fields and h.host_key:
+                admin.trust(step.name, h.host_key)
+            on = h.accepts_failover
+            switch = "accepts_failover" in step.fields and on is not None
+            if switch and not admin.set_accepts_failover(h.name, bool(on)):
+                self.progress(f"{h.name} says so at its monitor's next check")
         elif step.action == "create" and h is not None:
             req = AddRequest(
                 name=h.name,
@@ -233,14 +267,17 @@ class Declarations(FleetDoor):
         nothing); the environment variables it refers to."""
         rows = [
             {"name": s.name, "host": s.host, "state": s.desired_state}
+            | {"auth": s.auth, "failover": s.failover}
             | {k: getattr(s, k) for k in fleetfile.FIELDS}
             for s in self.store.list_sessions()
         ]
+        hosts = self._host_records()
+        accepts = self._accepts() if hosts else {}
         header = (
             f"zapvisor fleet file, exported {utcnow():%Y-%m-%d %H:%M} UTC by zapvisor "
             f"{__version__}\n`zapvisor plan -f FILE` shows what applying it would change."
         )
-        return fleetfile.dump(rows, header, list(self._host_records().values()))
+        return fleetfile_write.dump(rows, header, list(hosts.values()), accepts)
 
 
 def _refuse(plan: Plan, hosts: dict[str, DeclaredHost], where: str, can_ask: bool) -> None:
@@ -248,7 +285,8 @@ def _refuse(plan: Plan, hosts: dict[str, DeclaredHost], where: str, can_ask: boo
     refused = plan.refused
     if refused:
         more = f" (and {len(refused) - 1} more step(s) apply refuses)" if len(refused) > 1 else ""
-        raise FleetFileError(f"{where}: {refused[0].refused}{more}")
+        at = f"{where}, line {refused[0].at_line}" if refused[0].at_line else where
+        raise FleetFileError(f"{at}: {refused[0].refused}{more}")
     for step in plan.steps:
         h = hosts.get(step.name) if step.kind == HOST else None
         if step.action == "create" and h is not None and h.host_key is None and not can_ask:
@@ -262,19 +300,28 @@ def _refuse(plan: Plan, hosts: dict[str, DeclaredHost], where: str, can_ask: boo
 
 def _created(d: Declared) -> list[str]:
     shown = [f"state: {d.state}", f"connector: {d.fields['connector']}"]
+    shown += [f"{k}: {_show(k, v)}" for k, v in declare_auth.wanted(d).items()]
     return shown + [f"{k}: {_show(k, v)}" for k, v in d.fields.items()
                     if k != "connector" and v not in ("", None, {})]  # fmt: skip
 
 
 def _diff(have: Session, d: Declared) -> Step | None:
     changed = [k for k in fleetfile.FIELDS if getattr(have, k) != d.fields[k]]
+    detail = [f"{k}: {_show(k, getattr(have, k))} → {_show(k, d.fields[k])}" for k in changed]
+    for key, want in declare_auth.wanted(d).items():
+        if want != getattr(have, key):
+            changed.append(key)
+            detail.append(f"{key}: {_show(key, getattr(have, key))} → {_show(key, want)}")
     if not changed:
         return None
-    detail = [f"{k}: {_show(k, getattr(have, k))} → {_show(k, d.fields[k])}" for k in changed]
-    return Step("change", d.name, have.host, changed, detail)
+    return Step("change", d.name, have.host, changed, detail, at_line=d.line)
 
 
 def _show(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if key == "auth":
+        return str(value)
     if key == "webhook_url":
         return str(redact_url(value)) if value else "none"
     text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)

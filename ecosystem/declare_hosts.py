@@ -13,9 +13,11 @@ from ecosystem.errors import ConfigError
 from ecosystem.fleet.records import HostRecord, sqlite_refusal
 from ecosystem.fleetfile import DeclaredHost, FleetFile, FleetFileError
 
-HOST_FIELDS = ("target", "base_port", "max_sessions", "host_key", "identity")
-APPLIED_CHANGES = frozenset({"host_key"})
-"""Host fields apply changes (as `zapvisor hosts trust` does); the others it refuses."""
+HOST_FIELDS = ("target", "base_port", "max_sessions", "host_key", "identity", "accepts_failover")
+APPLIED_CHANGES = frozenset({"target", "identity", "host_key", "accepts_failover"})
+"""Host fields apply changes: the login re-pointed in place (`zapvisor hosts repoint`),
+the key trusted (`hosts trust`), failover taken or not (`hosts failover`). The session
+ports it refuses: that host's runners hold them."""
 
 
 def check_store(declared: FleetFile, store_kind: str, home: Path, where: str) -> None:
@@ -29,18 +31,33 @@ def _fields(*values: object) -> dict[str, object]:
     return dict(zip(HOST_FIELDS, values, strict=True))
 
 
-def _have(r: HostRecord) -> dict[str, object]:
-    return _fields(r.target, r.base_port, r.max_sessions, r.host_key, r.identity_file)
+def _have(r: HostRecord, accepts: bool | None) -> dict[str, object]:
+    return _fields(r.target, r.base_port, r.max_sessions, r.host_key, r.identity_file, accepts)
 
 
 def _want(h: DeclaredHost) -> dict[str, object]:
-    return _fields(h.target, h.base_port, h.max_sessions, h.host_key, h.identity)
+    return _fields(
+        h.target, h.base_port, h.max_sessions, h.host_key, h.identity, h.accepts_failover
+    )
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value or "none")
 
 
 def host_steps(
-    declared: list[DeclaredHost], records: dict[str, HostRecord], this_host: str, where: str
+    declared: list[DeclaredHost],
+    records: dict[str, HostRecord],
+    this_host: str,
+    where: str,
+    accepts: dict[str, bool] | None = None,
 ) -> tuple[list[Step], list[str]]:
-    """The creates and changes of the file's hosts; the names of those unchanged."""
+    """The creates and changes of the file's hosts; the names of those unchanged.
+    ``accepts``: accepts_failover of the hosts that have sent a heartbeat (a host that
+    has not is not known to differ)."""
+    accepts = accepts or {}
     steps: list[Step] = []
     unchanged: list[str] = []
     for h in declared:
@@ -57,25 +74,29 @@ def host_steps(
                 f"ports: {h.base_port}-{h.base_port + h.max_sessions - 1}",
                 f"host_key: {key}",
             ]
-            steps.append(Step("create", h.name, h.name, detail=detail, kind=HOST))
+            steps.append(Step("create", h.name, h.name, detail=detail, kind=HOST, at_line=h.line))
             continue
-        old, new = _have(have), _want(h)
-        if h.host_key is None:  # not pinned by the file: whatever key the fleet trusts
-            new["host_key"] = old["host_key"]
+        old, new = _have(have, accepts.get(h.name)), _want(h)
+        for key in ("host_key", "accepts_failover"):
+            if new[key] is None or old[key] is None:  # not in the file, or not known here
+                new[key] = old[key]
         changed = [k for k in HOST_FIELDS if old[k] != new[k]]
         if not changed:
             unchanged.append(h.name)
             continue
-        detail = [f"{k}: {old[k] or 'none'} → {new[k] or 'none'}" for k in changed]
+        detail = [f"{k}: {_shown(old[k])} → {_shown(new[k])}" for k in changed]
         refused = None
         kept = [k for k in changed if k not in APPLIED_CHANGES]
         if kept:
             refused = (
                 f"host {h.name}: {', '.join(kept)} differ from the fleet's record, which apply "
-                f"does not change: `zapvisor hosts remove {h.name}` (it must hold no session) "
-                "and apply again, or write the file as `zapvisor export` does"
+                f"does not change (its runners hold those ports): `zapvisor hosts remove "
+                f"{h.name}` (it must hold no session) and apply again, or write the file as "
+                "`zapvisor export` does"
             )
-        steps.append(Step("change", h.name, h.name, changed, detail, kind=HOST, refused=refused))
+        step = Step("change", h.name, h.name, changed, detail, kind=HOST, refused=refused)
+        step.at_line = h.line
+        steps.append(step)
     return steps, unchanged
 
 

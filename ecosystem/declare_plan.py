@@ -31,6 +31,8 @@ class Step:
     refused: str | None = None
     """Why apply cannot make this step (it then refuses the whole plan, changing
     nothing); shown by plan."""
+    at_line: int = 0
+    """The line of the file it comes from (0: none, as for what prune deletes)."""
 
     def line(self) -> str:
         sign = {"create": "+", "delete": "-", "remove": "-", "change": "~", "move": ">"}

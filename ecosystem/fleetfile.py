@@ -6,6 +6,7 @@
     max_sessions = 40
     host_key = "SHA256:…"              # its SSH key's fingerprint (public, not a secret)
     identity = "/root/.ssh/id_fleet"   # optional: a key FILE here (a path, never the key)
+    accepts_failover = true            # optional: takes over sessions of silent hosts
 
     [sessions.cliente-001]
     host = "vps2"                      # optional: this host
@@ -14,6 +15,8 @@
     webhook_url = "https://hooks.example/wa"
     webhook_events = ["message_received", "message_ack"]   # optional: all
     state = "running"                  # or "stopped"
+    auth = "store"                     # optional: where its WhatsApp auth lives (or "local")
+    failover = true                    # optional: another host takes it over (auth store)
     [sessions.cliente-001.ai_config]      # checked as `zapvisor config` checks it
     enabled = true
     model = "gpt-4o-mini"
@@ -30,26 +33,23 @@ the whole file, naming the line.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ecosystem.errors import InvalidValue, ZapvisorError
 from ecosystem.fleet.knownhosts import normalise_fingerprint
 from ecosystem.fleet.records import (
-    HostRecord,
     check_port_range,
     format_target,
     parse_target_port,
     validate_host_name,
 )
+from ecosystem.lease import AuthKind
 from ecosystem.models import SessionFields
 from ecosystem.names import name_problem
-from ecosystem.redact import redact_url
 from ecosystem.states import DesiredState
 
 SESSION_KEYS = (
@@ -59,10 +59,12 @@ SESSION_KEYS = (
     "webhook_url",
     "webhook_events",
     "state",
+    "auth",
+    "failover",
     "ai_config",
     "timing_config",
 )
-HOST_KEYS = ("target", "base_port", "max_sessions", "host_key", "identity")
+HOST_KEYS = ("target", "base_port", "max_sessions", "host_key", "identity", "accepts_failover")
 FIELDS = ("connector", "description", "webhook_url", "webhook_events", "ai_config", "timing_config")
 """The session fields a file declares (what `configure` changes)."""
 
@@ -83,6 +85,15 @@ class Declared:
     fields: dict[str, Any] = field(default_factory=dict)
     """Every key of FIELDS, validated (absent keys at their defaults)."""
     line: int = 0
+    auth: AuthKind | None = None
+    """None: not declared (a new session's is chosen as `create` chooses it)."""
+    failover: bool | None = None
+    """None: not declared (left as it is; on for a new session)."""
+    key_lines: dict[str, int] = field(default_factory=dict)
+
+    def at(self, key: str) -> int:
+        """The line of ``key`` in the file (the table's when it is not there)."""
+        return self.key_lines.get(key, self.line)
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,8 @@ class DeclaredHost:
     """None: not pinned by the file (whatever key the fleet trusts)."""
     identity: str | None
     line: int = 0
+    accepts_failover: bool | None = None
+    """None: not declared (whatever the host's ZAPVISOR_ACCEPT_FAILOVER says)."""
 
     @property
     def target(self) -> str:
@@ -147,7 +160,7 @@ def parse(text: str, where: str = "the file") -> FleetFile:
 def _hosts(tables: Any, lines: dict[tuple[str, ...], int], where: str) -> list[DeclaredHost]:
     if not isinstance(tables, dict):
         raise FleetFileError(f"{where}: `hosts` must be tables, [hosts.NAME]")
-    out = []
+    out: list[DeclaredHost] = []
     for name, body in tables.items():
         line = lines.get(("hosts", name), 0)
         at = f"{where}, line {line}"
@@ -176,10 +189,39 @@ def _hosts(tables: Any, lines: dict[tuple[str, ...], int], where: str) -> list[D
             for flag in ("--base-port", "--max-sessions", "--host-key"):
                 said = said.replace(flag, flag[2:].replace("-", "_"))
             raise FleetFileError(f"{at}: host {name}: {said}") from None
+        accepts = values.get("accepts_failover")
+        if accepts is not None and not isinstance(accepts, bool):
+            raise FleetFileError(
+                f"{where}, line {lines.get(('hosts', name, 'accepts_failover'), line)}: host "
+                f"{name}: accepts_failover is {accepts!r}: true or false"
+            )
         identity = values.get("identity") or None
         ports = values["base_port"], values["max_sessions"]
-        out.append(DeclaredHost(name, user, address, port, *ports, host_key, identity, line))
+        made = DeclaredHost(name, user, address, port, *ports, host_key, identity, line, accepts)
+        _check_clash(made, out, where)
+        out.append(made)
     return out
+
+
+def _check_clash(h: DeclaredHost, before: list[DeclaredHost], where: str) -> None:
+    """Two hosts of one file on one machine: the same SSH login, or session ports that
+    overlap (their runners would fight over the same ports)."""
+    for other in before:
+        if other.address != h.address:
+            continue
+        if (other.user, other.ssh_port) == (h.user, h.ssh_port):
+            raise FleetFileError(
+                f"{where}, line {h.line}: host {h.name}: {h.target} is already host "
+                f"{other.name} (line {other.line}): one machine login, one host"
+            )
+        mine = range(h.base_port, h.base_port + h.max_sessions)
+        theirs = range(other.base_port, other.base_port + other.max_sessions)
+        if mine.start < theirs.stop and theirs.start < mine.stop:
+            raise FleetFileError(
+                f"{where}, line {h.line}: host {h.name}: ports {mine.start}-{mine.stop - 1} "
+                f"clash with host {other.name}'s {theirs.start}-{theirs.stop - 1} (line "
+                f"{other.line}) on {h.address}: give one a base_port past the other's range"
+            )
 
 
 def _check_table(
@@ -223,6 +265,7 @@ def _declared(
             value = _resolve(value, f"{name}.{key}", at)
         values[key] = value
     at = f"{where}, line {line}"
+    auth, failover = _failover(name, values, lines, where, line)
     state = values.pop("state", DesiredState.RUNNING)
     try:
         desired = DesiredState(state)
@@ -235,7 +278,32 @@ def _declared(
         fields = SessionFields.model_validate(values)
     except ValueError as exc:
         raise FleetFileError(f"{at}: session {name}: {_first(exc)}") from None
-    return Declared(name, host, desired, fields.model_dump(), line)
+    where_keys = {k: lines.get(("sessions", name, k), line) for k in body}
+    return Declared(name, host, desired, fields.model_dump(), line, auth, failover, where_keys)
+
+
+def _failover(
+    name: str, values: dict[str, Any], lines: dict[tuple[str, ...], int], where: str, line: int
+) -> tuple[AuthKind | None, bool | None]:
+    """A session's `auth` and `failover`, taken out of ``values`` and checked."""
+    auth, failover = values.pop("auth", None), values.pop("failover", None)
+    auth_at = f"{where}, line {lines.get(('sessions', name, 'auth'), line)}"
+    failover_at = f"{where}, line {lines.get(('sessions', name, 'failover'), line)}"
+    if auth is not None and auth not in tuple(AuthKind):
+        raise FleetFileError(
+            f"{auth_at}: {name}.auth is {auth!r}: local (files on its host) or store "
+            "(in the fleet's store, so it can fail over)"
+        )
+    if failover is not None and not isinstance(failover, bool):
+        raise FleetFileError(f"{failover_at}: {name}.failover is {failover!r}: true or false")
+    kind = AuthKind(auth) if auth is not None else None
+    if kind == AuthKind.LOCAL and failover:
+        raise FleetFileError(
+            f"{failover_at}: {name} has auth local and failover on: its WhatsApp auth is in "
+            'files on its host, so no other host can take it over: write auth = "store" '
+            "or failover = false"
+        )
+    return kind, failover
 
 
 def _first(exc: ValueError) -> str:
@@ -270,68 +338,3 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
             for i in range(1, len(path) + 1):
                 found.setdefault(path[:i], number)
     return found
-
-
-# -- writing --------------------------------------------------------------------------------
-
-
-def dump(
-    sessions: Sequence[Mapping[str, Any]],
-    header: str,
-    hosts: Sequence[HostRecord] = (),
-) -> tuple[str, list[str]]:
-    """A fleet file declaring these hosts and sessions (dicts with name, host, state and
-    FIELDS); also the environment variables it refers to (webhook URLs that carry a
-    secret are written as references, never as values)."""
-    out = [f"# {line}" if line else "#" for line in header.splitlines()]
-    refs: list[str] = []
-    for h in hosts:
-        out += ["", f"[hosts.{h.name}]", f"target = {_str(h.target)}"]
-        out += [f"base_port = {h.base_port}", f"max_sessions = {h.max_sessions}"]
-        if h.host_key:
-            out.append(f"host_key = {_str(h.host_key)}")
-        if h.identity_file:
-            out.append(f"identity = {_str(h.identity_file)}")
-    for s in sessions:
-        name = s["name"]
-        out.append("")
-        out.append(f"[sessions.{name}]")
-        out.append(f"host = {_str(s['host'])}")
-        out.append(f"connector = {_str(s['connector'])}")
-        out.append(f"state = {_str(str(s['state']))}")
-        if s["description"]:
-            out.append(f"description = {_str(s['description'])}")
-        url = s["webhook_url"]
-        if url and redact_url(url) != url:
-            var = "WEBHOOK_URL_" + name.upper().replace("-", "_")
-            refs.append(var)
-            out.append(f'webhook_url = {{ env = "{var}" }}  # it carries a secret')
-        elif url:
-            out.append(f"webhook_url = {_str(url)}")
-        if s["webhook_events"] is not None:
-            out.append(f"webhook_events = [{', '.join(_str(e) for e in s['webhook_events'])}]")
-        for table in ("ai_config", "timing_config"):
-            if s[table]:
-                out.append(f"{table} = {_inline(s[table], f'{name}.{table}')}")
-    return "\n".join(out) + "\n", refs
-
-
-def _str(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
-
-
-def _inline(value: Any, where: str) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return _str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_inline(v, where) for v in value) + "]"
-    if isinstance(value, dict):
-        items = ", ".join(f"{_str(str(k))} = {_inline(v, where)}" for k, v in value.items())
-        return "{ " + items + " }" if items else "{}"
-    if value is None:
-        raise InvalidValue(f"{where} holds a null, which TOML cannot write: remove it first")
-    raise InvalidValue(f"{where} holds a {type(value).__name__}, which TOML cannot write")

@@ -64,7 +64,7 @@ def failover_note(session: Session) -> str:
             f"{session.host} (a move needs a new QR)"
         )
     if not session.failover:
-        return f"failover off (`zapvisor config {session.name} --failover on`)"
+        return f"failover off (`zapvisor failover {session.name} on`)"
     return f"fails over to another host if {session.host} goes silent"
 
 

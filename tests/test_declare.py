@@ -137,6 +137,27 @@ def test_plan_apply_twice_prune_and_export(zv: Env) -> None:
             1,
             "not a SHA256 fingerprint",
         ),
+        ('[sessions.a]\nauth = "store"\n', 2, "needs a store the hosts share"),
+        ("[sessions.a]\nauth = 1\n", 2, "a.auth is 1: local"),
+        ('[sessions.a]\nconnector = "sim"\nfailover = true\n', 3, "its auth is local"),
+        (
+            '[hosts.a]\ntarget = "u@b"\nbase_port = 3001\nmax_sessions = 5\n'
+            '[hosts.c]\ntarget = "v@b"\nbase_port = 3005\nmax_sessions = 5\n',
+            5,
+            "ports 3005-3009 clash with host a's 3001-3005 (line 4)",
+        ),
+        (
+            '[hosts.a]\ntarget = "u@b"\nbase_port = 3001\nmax_sessions = 5\n'
+            '[hosts.c]\ntarget = "u@b"\nbase_port = 4001\nmax_sessions = 5\n',
+            5,
+            "u@b is already host a (line 4)",
+        ),
+        (
+            '[hosts.a]\ntarget = "u@b"\nbase_port = 3001\nmax_sessions = 5\n'
+            'accepts_failover = "no"\n',
+            5,
+            "accepts_failover is 'no': true or false",
+        ),
         # the bot's configs: the rules of `zapvisor config`, the field named once
         ("[sessions.a]\n[sessions.a.ai_config]\ntemperature = 5\n", 1, ": ai_config.temperature"),
         ("[sessions.a]\ntiming_config = { typing_ms = 900 }\n", 1, "timing_config.typing_ms"),

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import wait_for
 from tests.fleet_fixtures import Fleet
 
 pytestmark = pytest.mark.e2e
@@ -99,3 +100,61 @@ def test_hosts_planned_added_refused_exported_and_pruned(fleet: Fleet) -> None:
     assert _steps(plan) == [("delete", "session", "remota"), ("remove", "host", "vps-a")]
     assert json.loads(zv.cli("apply", "-f", empty, "--prune", "--yes", "--json").stdout)["done"]
     assert fleet.registered() == [] and zv.json("list") == []
+
+
+def test_a_host_repointed_in_place_and_its_failover_switched(fleet: Fleet) -> None:
+    """A host's new login in the file re-points it (the same row, its sessions and
+    their runners untouched), and accepts_failover, read from its heartbeat, is switched
+    on the host itself; export writes both, and applying again changes nothing."""
+    from ecosystem.store.postgres import PostgresStore
+
+    host = fleet.host("vps-b")
+    zv = fleet.control
+    fleet.add(host)
+    zv.json("create", "remota", "--connector", "sim", "--host", "vps-b")
+    store = PostgresStore(fleet.store["ZAPVISOR_DATABASE_URL"])
+    try:
+        wait_for(lambda: (b := store.fleet_state().host("vps-b")) is not None and b.live, 60, 0.5)
+        added = store.get_host("vps-b").added_at
+        before = [(s["name"], s["pid"], s["port"]) for s in zv.json("list")]
+        assert before[0][1], "the remote runner is not up"
+        path = zv.home.parent / "fleet.toml"
+        zv.cli("export", "-o", str(path))
+        exported = path.read_text()
+        assert "accepts_failover = true" in exported
+        path.write_text(
+            exported.replace("@127.0.0.1:", "@localhost:").replace(
+                "accepts_failover = true", "accepts_failover = false"
+            )
+        )
+
+        plan = zv.json("plan", "-f", str(path))
+        assert _steps(plan) == [("change", "host", "vps-b")]
+        assert plan["steps"][0]["fields"] == ["target", "accepts_failover"]
+        shown = zv.cli("plan", "-f", str(path)).stdout
+        port = fleet.sshd.port
+        user = host.user.name
+        assert f"target: {user}@127.0.0.1:{port} → {user}@localhost:{port}" in shown
+        assert "accepts_failover: true → false" in shown and "refuses" not in shown
+        assert store.get_host("vps-b").address == "127.0.0.1"
+
+        # a login that reaches another machine (here: another zapvisor host) is refused
+        other = fleet.host("vps-c")
+        wrong = zv.cli(
+            "hosts", "repoint", "vps-b", other.target, "--port", str(port),
+            "--identity", str(fleet.key.path), check=False,
+        )  # fmt: skip
+        assert wrong.returncode != 0 and len(wrong.stderr.strip().splitlines()) == 1
+        assert "is host 'vps-c' (its ZAPVISOR_HOST_ID), not vps-b" in wrong.stderr
+        assert store.get_host("vps-b").ssh_user == user
+
+        zv.cli("apply", "-f", str(path), "--yes")
+        record = store.get_host("vps-b")
+        assert (record.address, record.added_at) == ("localhost", added)
+        beat = store.fleet_state().host("vps-b")
+        assert beat is not None and beat.accepts_failover is False
+        assert [(s["name"], s["pid"], s["port"]) for s in zv.json("list")] == before
+        again = zv.json("plan", "-f", str(path))
+        assert again["steps"] == [] and again["hosts_unchanged"] == ["vps-b"]
+    finally:
+        store.close()

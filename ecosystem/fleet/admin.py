@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ecosystem.errors import Aborted, ConfigError, HostError, HostExists, RemoteZapvisorError
-from ecosystem.fleet import bootstrap, layout, remote, wheel
+from ecosystem.fleet import bootstrap, host_changes, layout, remote, wheel
 from ecosystem.fleet.connect import Endpoint, connect
 from ecosystem.fleet.info import HostFacts
 from ecosystem.fleet.knownhosts import (
@@ -105,9 +105,12 @@ class HostsAdmin:
             )
         return found
 
-    async def _home_setting(self, pool: SSHPool, endpoint: Endpoint, probe: remote.Probe) -> str:
-        kept = await bootstrap.read_home_setting(pool, endpoint, probe)
-        return kept or f"{probe.home}/.local/share/zapvisor"
+    async def _kept(
+        self, pool: SSHPool, endpoint: Endpoint, probe: remote.Probe
+    ) -> tuple[str, dict[str, str]]:
+        """The host's state dir and its own settings, kept across installs."""
+        kept = await bootstrap.read_kept_settings(pool, endpoint, probe)
+        return kept.get("ZAPVISOR_HOME") or f"{probe.home}/.local/share/zapvisor", kept
 
     # -- add --------------------------------------------------------------------
 
@@ -155,9 +158,9 @@ class HostsAdmin:
             installed = None
             if probe.managed_version != version:
                 await self._agree_to_install(endpoint, probe, version, req.install, confirm)
-            home = await self._home_setting(pool, endpoint, probe)
+            home, kept = await self._kept(pool, endpoint, probe)
             env_text = layout.host_env(
-                endpoint.name, req.base_port, req.max_sessions, store_vars, home=home
+                endpoint.name, req.base_port, req.max_sessions, store_vars, home=home, kept=kept
             )
             if probe.managed_version != version:
                 await bootstrap.install(pool, endpoint, probe, env_text, progress=self.progress)
@@ -275,9 +278,9 @@ class HostsAdmin:
             probe = await remote.probe(pool, endpoint)
             if probe.managed_version == version and not force:
                 return Outcome(record, None, [f"{record.name} already runs zapvisor {version}"])
-            home = await self._home_setting(pool, endpoint, probe)
+            home, kept = await self._kept(pool, endpoint, probe)
             env_text = layout.host_env(
-                record.name, record.base_port, record.max_sessions, store_vars, home=home
+                record.name, record.base_port, record.max_sessions, store_vars, home=home, kept=kept
             )
             await bootstrap.install(pool, endpoint, probe, env_text, progress=self.progress)
             notes = []
@@ -339,6 +342,24 @@ class HostsAdmin:
             detail={**self._detail, "host": name, "host_key": got, "was": record.host_key or ""},
         )
         return Outcome(changed, None, [f"{name}: host key {got} trusted"])
+
+    def repoint(
+        self,
+        name: str,
+        target: str,
+        port: int,
+        identity_file: str | None,
+        host_key: str | None = None,
+    ) -> HostRecord:
+        """`zapvisor hosts repoint`: reach the same machine at a new address, SSH port,
+        user or key file (checked there first); its sessions are left as they are."""
+        return host_changes.repoint(self, name, target, port, identity_file, host_key)
+
+    def set_accepts_failover(self, name: str, on: bool, *, wait: float | None = None) -> bool:
+        """`zapvisor hosts failover NAME on|off`: whether the host takes over sessions of
+        silent hosts (whether its heartbeat said so within ``wait`` seconds, by default
+        a few of its monitor's checks)."""
+        return host_changes.set_accepts_failover(self, name, on, wait=wait)
 
     def remove(self, name: str) -> HostRecord:
         """`zapvisor hosts remove`: out of the fleet (refused while it holds sessions);

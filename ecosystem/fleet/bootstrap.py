@@ -92,12 +92,10 @@ async def write_settings(
             await write_private_file(sftp, probe.zapvisor, layout.WRAPPER, 0o700)
 
 
-async def read_home_setting(pool: SSHPool, endpoint: Endpoint, probe: Probe) -> str | None:
-    """ZAPVISOR_HOME in the host's current .env, kept across installs (a host may keep
-    its state elsewhere than the default)."""
-    import io
-
-    from dotenv import dotenv_values
+async def read_kept_settings(pool: SSHPool, endpoint: Endpoint, probe: Probe) -> dict[str, str]:
+    """The host's own settings in its current .env, kept across installs: ZAPVISOR_HOME
+    (a host may keep its state elsewhere than the default) and its failover switch."""
+    from ecosystem.fleet.host_changes import kept_settings
 
     try:
         async with (
@@ -106,9 +104,8 @@ async def read_home_setting(pool: SSHPool, endpoint: Endpoint, probe: Probe) -> 
         ):
             text = str(await fh.read())
     except (asyncssh.SFTPError, OSError):
-        return None
-
-    return dotenv_values(stream=io.StringIO(text)).get("ZAPVISOR_HOME")
+        return {}
+    return kept_settings(text)
 
 
 async def install(

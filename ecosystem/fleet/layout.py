@@ -57,8 +57,10 @@ def host_env(
     store: Mapping[str, str],
     *,
     home: str | None = None,
+    kept: Mapping[str, str] | None = None,
 ) -> str:
-    """The host's `.env`: its identity and ports, then the fleet's store."""
+    """The host's `.env`: its identity and ports, its own settings ``kept`` from the .env
+    it had, then the fleet's store."""
     values = {
         "ZAPVISOR_HOST_ID": name,
         "BASE_PORT": str(base_port),
@@ -66,6 +68,7 @@ def host_env(
     }
     if home is not None:
         values["ZAPVISOR_HOME"] = home
+    values.update({k: v for k, v in (kept or {}).items() if k != "ZAPVISOR_HOME"})
     values.update(store)
     header = "# written by `zapvisor hosts add` / `hosts upgrade` on the control side\n"
     return header + "".join(f"{k}={dotenv_quote(v)}\n" for k, v in values.items())

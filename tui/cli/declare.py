@@ -14,9 +14,9 @@ def _run(function: str) -> str:
 
 PLAN_EPILOG = """\
 A fleet file declares hosts as [hosts.NAME] tables (target, base_port, max_sessions,
-host_key, identity) and sessions as [sessions.NAME] tables (host, connector,
-description, webhook_url, webhook_events, state, ai_config, timing_config); see the
-README. Nothing is changed."""
+host_key, identity, accepts_failover) and sessions as [sessions.NAME] tables (host,
+connector, description, webhook_url, webhook_events, state, auth, failover, ai_config,
+timing_config); see the README. Nothing is changed."""
 
 
 def register(sub: SubParsers) -> None:

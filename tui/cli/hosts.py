@@ -1,4 +1,4 @@
-"""The arguments of `zapvisor hosts add|list|check|remove|upgrade|trust|info`: the
+"""The arguments of `zapvisor hosts add|list|check|remove|upgrade|trust|repoint|failover|info`: the
 machines of the fleet. Their handlers are in tui/cli/hosts_commands.py, imported only
 when one runs (the core and the SSH side stay out of every other command)."""
 
@@ -92,4 +92,22 @@ def register(sub: SubParsers) -> None:
     )
     p.add_argument("name")
     p.add_argument("--host-key", metavar="SHA256:…", help="the fingerprint expected")
+    p = add_command(
+        actions,
+        "repoint",
+        "reach a host at a new address, SSH port, user or key file (its sessions stay)",
+        _run("repoint"),
+    )
+    p.add_argument("name")
+    p.add_argument("target", metavar="USER@ADDRESS")
+    p.add_argument("--port", type=int, default=22, help="its SSH port (default 22)")
+    p.add_argument("--identity", metavar="FILE", help="a private key file here")
+    p = add_command(
+        actions,
+        "failover",
+        "whether a host takes over sessions of silent hosts",
+        _run("failover"),
+    )
+    p.add_argument("name")
+    p.add_argument("state", choices=("on", "off"))
     add_command(actions, "info", "this machine as a host of the fleet", _run("info"))

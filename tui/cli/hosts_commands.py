@@ -199,6 +199,26 @@ def trust_(args: argparse.Namespace) -> int:
     return _print_outcome(outcome, args.json, f"{args.name}: new host key trusted")
 
 
+def repoint(args: argparse.Namespace) -> int:
+    record = _admin().repoint(args.name, args.target, args.port, args.identity)
+    if args.json:
+        output.emit_json({"host": record.model_dump(mode="json")})
+    else:
+        print(f"{record.name}: reached at {record.target} from now on (sessions untouched)")
+    return 0
+
+
+def failover(args: argparse.Namespace) -> int:
+    on = args.state == "on"
+    said = _admin().set_accepts_failover(args.name, on)
+    if args.json:
+        output.emit_json({"host": args.name, "accepts_failover": on, "in_heartbeat": said})
+    else:
+        then = "" if said else " (its heartbeat says so after its monitor's next check)"
+        print(f"{args.name}: {'takes over' if on else 'takes no'} sessions of silent hosts{then}")
+    return 0
+
+
 def info(args: argparse.Namespace) -> int:
     from ecosystem.orchestrator import Orchestrator
 
