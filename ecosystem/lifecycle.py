@@ -228,9 +228,10 @@ class Lifecycle(Plumbing):
             if view.session.auth == AuthKind.STORE:
                 with contextlib.suppress(StoreUnsupported):
                     self.store.delete_sim_auth(name)
-            self.store.set_runtime(
-                name, {"phone": None, "connected_at": None, "qr_payload": None}, actor=self.actor
-            )
+            # a store-auth neonize session pairs a new device next (its old one is
+            # unlinked: whatsmeow's rows of it go with `zapvisor delete`)
+            cleared = {"phone": None, "connected_at": None, "qr_payload": None, "device_jid": None}
+            self.store.set_runtime(name, cleared, actor=self.actor)
         return self.show(name)
 
     @routed
