@@ -19,6 +19,8 @@ import psycopg
 from psycopg import errors
 
 from ecosystem.errors import StoreError
+from ecosystem.lease import AuthKind
+from ecosystem.models import Session
 
 CONNECT_TIMEOUT = 5
 
@@ -54,3 +56,18 @@ def forget_device(dsn: str, jid: str) -> bool:
         except psycopg.Error as exc:
             raise StoreError(f"cannot remove the device in whatsmeow's auth store: {exc}") from None
     return cur.rowcount > 0
+
+
+def forget_session_device(session: Session, dsn: str | None) -> str | None:
+    """Remove the device of a store-auth neonize session that is deleted, or logged out
+    with no runner to tell WhatsApp (its row no longer names the device: nothing else
+    ever opens it). The device removed, or None when there was none."""
+    jid = session.device_jid
+    if session.auth != AuthKind.STORE or not jid or not dsn or not dsn.startswith("postgres"):
+        return None
+    try:
+        return jid if forget_device(dsn, jid) else None
+    except StoreError as exc:
+        raise StoreError(
+            f"session {session.name}'s device {jid} stays in whatsmeow's tables: {exc}"
+        ) from None

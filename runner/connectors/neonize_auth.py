@@ -20,7 +20,6 @@ from typing import Any
 from ecosystem.errors import ZapvisorError
 from ecosystem.lease import AuthKind
 from ecosystem.settings import Settings
-from ecosystem.whatsmeow_devices import device_present
 from runner.connectors.context import ConnectorContext
 from runner.connectors.neonize_store import ClientStore, client_store
 
@@ -71,6 +70,8 @@ class NeonizeAuth:
             )
         except ZapvisorError as exc:
             raise AuthUnusable(str(exc)) from None
+        from ecosystem.whatsmeow_devices import device_present  # psycopg: store auth only
+
         jid = where.jid
         if jid is not None and not await self.context.call(device_present, where.name, jid):
             raise AuthUnusable(
