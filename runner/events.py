@@ -75,6 +75,10 @@ class Events:
             **changes,
         )
 
+    async def device_linked(self, device_jid: str) -> None:
+        """A pairing's device, saved before the link is up again (see connected)."""
+        await self.reporter.update(device_jid=device_jid)
+
     async def disconnected(self, status: Status, reason: str) -> None:
         await self.reporter.update(
             status=status, last_error=reason or None, qr_payload=None, qr_expires_at=None

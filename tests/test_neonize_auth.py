@@ -113,10 +113,15 @@ def test_a_pairing_keeps_its_device_and_the_next_runner_opens_that_device(
         r = start(tmp_path, pg_dsn)
         await until(lambda: r.clients)
         assert r.wheres == [ClientStore(wdsn, new_device=True)], "never paired: pair one"
-        await connected_as(r.clients[0], device())
+        # PairSuccess: whatsmeow saved the device, and connects again as it
+        success = pb.PairStatus(ID=device(), Status=pb.PairStatus.SUCCESS)
+        await r.clients[0].emit(success)
         await until(lambda: store.get_session("s1").device_jid == JID)
+        assert store.get_session("s1").phone is None, "named before it is connected"
+        await connected_as(r.clients[0], device())
+        await until(lambda: store.get_session("s1").status == Status.CONNECTED)
         row = store.get_session("s1")
-        assert (row.status, row.phone) == (Status.CONNECTED, OWN)
+        assert (row.phone, row.device_jid) == (OWN, JID)
         await r.close()
 
     asyncio.run(first())

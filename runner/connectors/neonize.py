@@ -36,7 +36,7 @@ from ecosystem.states import Status
 from runner.connectors import neonize_client, neonize_handover, neonize_ops
 from runner.connectors.base import ConnectorEvents
 from runner.connectors.neonize_api import NeonizeRequests
-from runner.connectors.neonize_auth import AuthUnusable, NeonizeAuth
+from runner.connectors.neonize_auth import AuthUnusable, NeonizeAuth, own_device
 from runner.connectors.neonize_handover import MAX_CLIENTS, Next
 from runner.connectors.neonize_inbound import ack_chat, inbound_from, lids_to_resolve, media_of
 from runner.connectors.neonize_map import (
@@ -299,24 +299,18 @@ class NeonizeConnector(NeonizeRequests):
             await self.events.qr(payload, utcnow() + timedelta(seconds=valid))
         elif isinstance(event, pb.Connected):
             await self._on_connected(client)
+        elif isinstance(event, pb.PairStatus) and event.Status == pb.PairStatus.SUCCESS:
+            await self.auth.pair_success(event.ID, self.events)
         else:
             await self.apply(transition_for(event))
 
     async def _on_connected(self, client: Any) -> None:
         self.watchdog.disarm()
         self.backoff.reset()
-        # neonize stores the Device event whatsmeow sends before Connected in client.me
-        me = getattr(client, "me", None)
-        if me is None or not me.HasField("JID") or not me.JID.User:
-            try:
-                async with self._gate.call():
-                    me = await client.get_me()
-            except Exception as exc:
-                log.warning("cannot read own number: %s", exc, extra={"event": "get_me_failed"})
-        user = me.JID.User if me is not None and me.HasField("JID") else ""
-        self._phone = user or self._phone
+        me = await own_device(client, self._gate)
+        self._phone = (me.JID.User if me is not None else "") or self._phone
         self._link_up = True
-        jid = self.auth.linked(me)  # a store-auth device: kept with the connected report
+        jid = self.auth.linked(me.JID if me is not None else None)  # kept with the report
         await self.events.connected(self._phone or "", *((jid,) if jid else ()))
 
     async def apply(self, transition: Transition | None) -> None:

@@ -14,14 +14,19 @@ its other writes), so a row never says "paired" without naming its device.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from ecosystem.errors import ZapvisorError
 from ecosystem.lease import AuthKind
 from ecosystem.settings import Settings
+from runner.connectors.base import ConnectorEvents
 from runner.connectors.context import ConnectorContext
+from runner.connectors.neonize_pump import CallGate
 from runner.connectors.neonize_store import ClientStore, client_store
+
+log = logging.getLogger("runner.neonize")
 
 
 class AuthUnusable(ZapvisorError):
@@ -81,17 +86,25 @@ class NeonizeAuth:
         return where
 
     def linked(self, device: Any) -> str | None:
-        """The JID to keep in the session's row now that a client is connected as
-        ``device`` (neonize's Device): when the auth is in the store and the row does not
+        """The JID to keep in the session's row now that a client is linked as
+        ``device`` (neonize's JID): when the auth is in the store and the row does not
         name that device yet."""
         if not self.in_store:
             return None
-        jid = own_jid(device)
+        jid = jid_text(device)
         self.paired = True
         if jid is None or jid == self.jid:
             return None
         self.jid = jid
         return jid
+
+    async def pair_success(self, device: Any, events: ConnectorEvents) -> None:
+        """whatsmeow saved a new device (PairSuccess, before it connects again as it):
+        the row names it at once, so a runner that dies before Connected is reported
+        opens that device next time rather than pairing another one."""
+        jid = self.linked(device)
+        if jid is not None:
+            await events.device_linked(jid)
 
     def forget(self) -> None:
         """Logged out or unlinked: the next client pairs a new device."""
@@ -100,11 +113,27 @@ class NeonizeAuth:
         self._loaded = True  # the row is cleared by the logout's own report
 
 
-def own_jid(device: Any) -> str | None:
-    """A Device's JID as whatsmeow writes it in whatsmeow_device.jid (``Jid2String``:
-    "user:device@server"); None when it has none yet."""
-    if device is None or not device.HasField("JID") or not device.JID.User:
+def jid_text(jid: Any) -> str | None:
+    """neonize's JID as whatsmeow writes it in whatsmeow_device.jid (``Jid2String``:
+    "user:device@server"); None for none."""
+    if jid is None or not jid.User:
         return None
     from neonize.utils.jid import Jid2String
 
-    return str(Jid2String(device.JID))
+    return str(Jid2String(jid))
+
+
+async def own_device(client: Any, gate: CallGate) -> Any:
+    """The client's own Device (neonize's): the one whatsmeow sends before Connected,
+    which neonize keeps as ``client.me``, else asked of the Go side; None when it cannot
+    say."""
+    me = getattr(client, "me", None)
+    if me is not None and me.HasField("JID") and me.JID.User:
+        return me
+    try:
+        async with gate.call():
+            me = await client.get_me()
+    except Exception as exc:
+        log.warning("cannot read own number: %s", exc, extra={"event": "get_me_failed"})
+        return None
+    return me if me.HasField("JID") else None
