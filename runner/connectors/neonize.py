@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from ecosystem.backoff import Backoff
-from ecosystem.errors import StoreError
+from ecosystem.errors import StoreError, ZapvisorError
 from ecosystem.models import utcnow
 from ecosystem.settings import Settings
 from ecosystem.states import Status
 from runner.connectors import neonize_client, neonize_handover, neonize_ops
 from runner.connectors.base import ConnectorEvents
 from runner.connectors.neonize_api import NeonizeRequests
-from runner.connectors.neonize_auth import AuthUnusable, NeonizeAuth, own_device
+from runner.connectors.neonize_auth import NeonizeAuth, own_device
 from runner.connectors.neonize_handover import MAX_CLIENTS, Next
 from runner.connectors.neonize_inbound import ack_chat, inbound_from, lids_to_resolve, media_of
 from runner.connectors.neonize_map import (
@@ -175,11 +175,11 @@ class NeonizeConnector(NeonizeRequests):
         self.watchdog.disarm()
         try:
             where = await self.auth.where()
-        except AuthUnusable as exc:
-            await self.events.failed(str(exc))
-            return Next(None)  # until POST /start or a logout: no crash, no retry loop
         except StoreError as exc:
             return self._retry(short(exc))
+        except ZapvisorError as exc:  # AuthUnusable: a device gone, a setting refused
+            await self.events.failed(str(exc))
+            return Next(None)  # until POST /start or a logout: no crash, no retry loop
         uuid = f"{self.session}#{self._generation}"
         client = self._factory(str(self.db_path), uuid, self.session, where)
         self._register(client)
