@@ -212,7 +212,17 @@ class Lifecycle(Plumbing):
             for log in self.paths.log_files(name):
                 log.unlink(missing_ok=True)
             self.store.add_event(name, "purge", actor=self.actor)
+        if self._forget_device(session):
+            self.progress(f"removed device {session.device_jid} from whatsmeow's tables")
         return session
+
+    def _forget_device(self, session: Session) -> str | None:
+        """A store-auth neonize session's device in whatsmeow's tables, which no row
+        names any more (whatsmeow_devices.forget_session_device)."""
+        from ecosystem.whatsmeow_devices import forget_session_device
+
+        url = self.settings.database_url
+        return forget_session_device(session, url.get_secret_value() if url else None)
 
     @routed
     def logout(self, name: str) -> SessionView:
@@ -228,9 +238,11 @@ class Lifecycle(Plumbing):
             if view.session.auth == AuthKind.STORE:
                 with contextlib.suppress(StoreUnsupported):
                     self.store.delete_sim_auth(name)
-            self.store.set_runtime(
-                name, {"phone": None, "connected_at": None, "qr_payload": None}, actor=self.actor
-            )
+            # a store-auth neonize session pairs a new device next: its old one goes
+            # from whatsmeow's tables, as its local files would
+            self._forget_device(view.session)
+            cleared = {"phone": None, "connected_at": None, "qr_payload": None, "device_jid": None}
+            self.store.set_runtime(name, cleared, actor=self.actor)
         return self.show(name)
 
     @routed

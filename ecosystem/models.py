@@ -181,6 +181,9 @@ class Session(BaseModel):
     """Where its WhatsApp auth lives: only ``store`` can fail over or move."""
     failover: bool = True
     """Whether another host takes it over when its host goes silent (with store auth)."""
+    device_jid: str | None = None
+    """The whatsmeow device ("user:device@server") a neonize session whose auth lives in
+    the store opens; None until it is paired (and again after a logout)."""
     api_token_hash: str | None = Field(default=None, exclude=True, repr=False)
 
     @property
@@ -212,6 +215,7 @@ RUNTIME_FIELDS = frozenset(
         "last_activity_at",
         "messages_sent",
         "messages_received",
+        "device_jid",
     }
 )
 """Fields a runner reports; everything else is the operator's."""

@@ -32,9 +32,13 @@ from ecosystem.states import DesiredState, Status
 from ecosystem.store import Store
 
 SHARED_STORES = ("postgres", "supabase")
-STORE_AUTH_CONNECTORS = ("sim",)
-"""Connectors that can keep their auth in the store (neonize: whatsmeow's PostgreSQL
-store, once it is wired)."""
+STORE_AUTH_CONNECTORS: dict[str, tuple[str, ...]] = {
+    "sim": SHARED_STORES,
+    "neonize": ("postgres",),
+}
+"""Connectors that can keep their auth in the store, and on which stores: neonize keeps
+it in whatsmeow's own tables, which need a direct PostgreSQL connection (the fleet's
+ZAPVISOR_DATABASE_URL), not Supabase's REST API."""
 MOVE_ACTIONS = ("failover", "move", "moved_away", "lease_lost", "hand_over")
 SESSION_MB = 100
 
@@ -43,7 +47,7 @@ def choose_auth(store_kind: str, connector: str, asked: AuthKind | None) -> Auth
     """Where a new session's auth lives: in the store when it is shared and the
     connector can keep it there (so the session can fail over), else local files."""
     shared = store_kind in SHARED_STORES
-    able = connector in STORE_AUTH_CONNECTORS
+    able = store_kind in STORE_AUTH_CONNECTORS.get(connector, ())
     if asked is None:
         return AuthKind.STORE if shared and able else AuthKind.LOCAL
     if asked == AuthKind.STORE and not shared:
@@ -52,6 +56,12 @@ def choose_auth(store_kind: str, connector: str, asked: AuthKind | None) -> Auth
             f"the {store_kind} store the auth stays in this host's files"
         )
     if asked == AuthKind.STORE and not able:
+        if connector in STORE_AUTH_CONNECTORS:
+            kinds = " or ".join(STORE_AUTH_CONNECTORS[connector])
+            raise InvalidValue(
+                f"the {connector} connector keeps its auth in the store only with a "
+                f"{kinds} store (this one is {store_kind}): set ZAPVISOR_DATABASE_URL"
+            )
         raise InvalidValue(f"the {connector} connector keeps its auth in local files only")
     return asked
 

@@ -32,6 +32,7 @@ JSON_FIELDS = (
     "auth",
     "failover",
     "can_fail_over",
+    "device_jid",
     "lease",
     "desired_state",
     "status",

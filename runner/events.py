@@ -61,7 +61,10 @@ class Events:
             functools.partial(_png_field, payload),
         )
 
-    async def connected(self, phone: str) -> None:
+    async def connected(self, phone: str, device_jid: str | None = None) -> None:
+        """``device_jid``: the whatsmeow device a store-auth neonize session opens from
+        now on, written with the phone in one fenced report (None leaves it as it is)."""
+        changes: dict[str, Any] = {"device_jid": device_jid} if device_jid else {}
         await self.reporter.update(
             status=Status.CONNECTED,
             phone=phone,
@@ -69,7 +72,12 @@ class Events:
             qr_payload=None,
             qr_expires_at=None,
             last_error=None,
+            **changes,
         )
+
+    async def device_linked(self, device_jid: str) -> None:
+        """A pairing's device, saved before the link is up again (see connected)."""
+        await self.reporter.update(device_jid=device_jid)
 
     async def disconnected(self, status: Status, reason: str) -> None:
         await self.reporter.update(
@@ -91,6 +99,7 @@ class Events:
             connected_at=None,
             qr_payload=None,
             qr_expires_at=None,
+            device_jid=None,
         )
 
     async def message_received(self, message: Inbound) -> None:

@@ -38,6 +38,7 @@ class LiveState:
     last_activity_at: datetime | None = None
     messages_sent: int = 0
     messages_received: int = 0
+    device_jid: str | None = None
     started: float = field(default_factory=time.monotonic)
 
     @classmethod
@@ -47,6 +48,7 @@ class LiveState:
             messages_sent=session.messages_sent,
             messages_received=session.messages_received,
             last_activity_at=session.last_activity_at,
+            device_jid=session.device_jid,
         )
 
 

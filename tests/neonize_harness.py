@@ -21,6 +21,7 @@ from neonize.utils.jid import build_jid
 
 from ecosystem.settings import make_settings
 from runner.connectors.neonize import AUTH_DB, NeonizeConnector
+from runner.connectors.neonize_store import ClientStore
 from tests.test_neonize_messages import LID, PHONE, wire
 
 OWN = "5511999999999"
@@ -110,8 +111,9 @@ async def until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
 def connector(
     tmp_path: Path, events: Recorder, clients: list[StandIn], make: Callable[[], StandIn], **kw: Any
 ) -> NeonizeConnector:
-    def factory(db: str, uuid: str, session: str) -> StandIn:
+    def factory(db: str, uuid: str, session: str, where: ClientStore | None) -> StandIn:
         assert db == str(tmp_path / "tokens" / "s1" / AUTH_DB) and session == "s1"
+        assert where is None, "no context: the session's own SQLite file"
         assert uuid == f"s1#{len(clients) + 1}", "one neonize uuid per client generation"
         clients.append(make())
         return clients[-1]

@@ -15,7 +15,8 @@ from ecosystem.errors import InvalidValue, RunnerError
 from ecosystem.lease import AuthKind
 from runner.connectors.neonize_store import ClientStore, client_store, parse_jid
 
-DSN = "postgresql://zapvisor:pw@db.example:5432/zapvisor"
+DSN = "postgresql://zapvisor:pw@db.example:5432/zapvisor?sslmode=require"
+"""Says its sslmode: whatsmeow gets it as it is (see test_neonize_auth_dsn.py)."""
 DB = Path("/srv/zv/tokens/sales/neonize.db")
 
 

@@ -26,15 +26,17 @@ import shutil
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from ecosystem.backoff import Backoff
+from ecosystem.errors import StoreError, ZapvisorError
 from ecosystem.models import utcnow
 from ecosystem.settings import Settings
 from ecosystem.states import Status
 from runner.connectors import neonize_client, neonize_handover, neonize_ops
-from runner.connectors.base import ConnectorEvents, RestartRunner
+from runner.connectors.base import ConnectorEvents
 from runner.connectors.neonize_api import NeonizeRequests
+from runner.connectors.neonize_auth import NeonizeAuth, own_device
 from runner.connectors.neonize_handover import MAX_CLIENTS, Next
 from runner.connectors.neonize_inbound import ack_chat, inbound_from, lids_to_resolve, media_of
 from runner.connectors.neonize_map import (
@@ -46,6 +48,7 @@ from runner.connectors.neonize_map import (
 )
 from runner.connectors.neonize_ops import short
 from runner.connectors.neonize_pump import CallGate, EventPump
+from runner.connectors.neonize_store import ClientStore
 
 log = logging.getLogger("runner.neonize")
 AUTH_DB = "neonize.db"
@@ -75,7 +78,7 @@ class NeonizeConnector(NeonizeRequests):
         *,
         backoff: Backoff | None = None,
         watchdog: QrWatchdog | None = None,
-        client_factory: Callable[[str, str, str], Any] | None = None,
+        client_factory: Callable[[str, str, str, ClientStore | None], Any] | None = None,
         stop_wait: float = STOP_WAIT,
     ) -> None:
         super().__init__(session, auth_dir, events, settings)
@@ -102,10 +105,18 @@ class NeonizeConnector(NeonizeRequests):
         self._pump = EventPump(self.handle)
         self._gate = CallGate()
         self._pair_expires: datetime | None = None
+        self._auth: NeonizeAuth | None = None
 
     @property
     def db_path(self) -> Path:
         return self.auth_dir / AUTH_DB
+
+    @property
+    def auth(self) -> NeonizeAuth:
+        """Where the auth lives (the context is set after __init__: see make_connector)."""
+        if self._auth is None:
+            self._auth = NeonizeAuth(self.session, self.settings, self.context, self.db_path)
+        return self._auth
 
     @property
     def leaves_thread(self) -> bool:
@@ -125,7 +136,8 @@ class NeonizeConnector(NeonizeRequests):
             if step.status is not None:
                 await self.events.disconnected(step.status, step.reason)
             if self.leaves_thread or self._generation >= MAX_CLIENTS:
-                self._hand_over(step)
+                step = dataclasses.replace(step, failures=self.backoff.failures)
+                neonize_handover.hand_over(self.auth_dir, step, stuck=self.leaves_thread)
             if step.forget_auth:
                 self._phone = None
                 self.remove_auth()
@@ -137,17 +149,6 @@ class NeonizeConnector(NeonizeRequests):
                 step = Next(forget_auth=True)
                 continue
             step = await self._one_client()
-
-    def _hand_over(self, step: Next) -> NoReturn:
-        why = (
-            "the last client's connect call cannot be ended (whatsmeow's QR loop)"
-            if self.leaves_thread
-            else f"{MAX_CLIENTS} clients used (neonize keeps a store open for each)"
-        )
-        neonize_handover.save(
-            self.auth_dir, dataclasses.replace(step, failures=self.backoff.failures)
-        )
-        raise RestartRunner(f"{why}; a fresh runner carries on")
 
     async def _wait_start(self, timeout: float | None) -> None:
         with contextlib.suppress(TimeoutError):
@@ -172,9 +173,15 @@ class NeonizeConnector(NeonizeRequests):
         self._end = None
         self._stopping = False
         self.watchdog.disarm()
-        client = self._factory(
-            str(self.db_path), f"{self.session}#{self._generation}", self.session
-        )
+        try:
+            where = await self.auth.where()
+        except StoreError as exc:
+            return self._retry(short(exc))
+        except ZapvisorError as exc:  # AuthUnusable: a device gone, a setting refused
+            await self.events.failed(str(exc))
+            return Next(None)  # until POST /start or a logout: no crash, no retry loop
+        uuid = f"{self.session}#{self._generation}"
+        client = self._factory(str(self.db_path), uuid, self.session, where)
         self._register(client)
         self._client = client
         self._active = True
@@ -252,7 +259,9 @@ class NeonizeConnector(NeonizeRequests):
             task.exception()  # a stopped client's error is no news
 
     def remove_auth(self) -> None:
-        """Delete everything in `tokens/<name>/` (never with a client still running)."""
+        """Delete everything in `tokens/<name>/` (never with a client still running) and
+        forget the device (in the store, whatsmeow deleted it at the logout)."""
+        self.auth.forget()
         shutil.rmtree(self.auth_dir, ignore_errors=True)
         self.auth_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -264,26 +273,7 @@ class NeonizeConnector(NeonizeRequests):
     # -- events from whatsmeow, in order on our loop --------------------------------------
 
     def _register(self, client: Any) -> None:
-        from neonize.aioze import events as ev
-
-        client.event.qr(self._queue_qr)
-        pump = self._pump.put
-        for kind in (
-            ev.ConnectedEv,
-            ev.MessageEv,
-            ev.ReceiptEv,
-            ev.DisconnectedEv,
-            ev.LoggedOutEv,
-            ev.ConnectFailureEv,
-            ev.StreamReplacedEv,
-            ev.TemporaryBanEv,
-            ev.KeepAliveTimeoutEv,
-            ev.KeepAliveRestoredEv,
-            ev.ClientOutdatedEv,
-            ev.StreamErrorEv,
-            ev.PairStatusEv,
-        ):
-            client.event(kind)(pump)
+        neonize_client.register_events(client, self._queue_qr, self._pump.put)
 
     async def _queue_qr(self, client: Any, data: bytes) -> None:
         await self._pump.put(client, QrCode(data))
@@ -309,24 +299,19 @@ class NeonizeConnector(NeonizeRequests):
             await self.events.qr(payload, utcnow() + timedelta(seconds=valid))
         elif isinstance(event, pb.Connected):
             await self._on_connected(client)
+        elif isinstance(event, pb.PairStatus) and event.Status == pb.PairStatus.SUCCESS:
+            await self.auth.pair_success(event.ID, self.events)
         else:
             await self.apply(transition_for(event))
 
     async def _on_connected(self, client: Any) -> None:
         self.watchdog.disarm()
         self.backoff.reset()
-        # neonize stores the Device event whatsmeow sends before Connected in client.me
-        me = getattr(client, "me", None)
-        user = me.JID.User if me is not None and me.HasField("JID") else ""
-        if not user:
-            try:
-                async with self._gate.call():
-                    user = (await client.get_me()).JID.User
-            except Exception as exc:
-                log.warning("cannot read own number: %s", exc, extra={"event": "get_me_failed"})
-        self._phone = user or self._phone
+        me = await own_device(client, self._gate)
+        self._phone = (me.JID.User if me is not None else "") or self._phone
         self._link_up = True
-        await self.events.connected(self._phone or "")
+        jid = self.auth.linked(me.JID if me is not None else None)  # kept with the report
+        await self.events.connected(self._phone or "", *((jid,) if jid else ()))
 
     async def apply(self, transition: Transition | None) -> None:
         """Act on one event's meaning: status, error webhook, forgetting the auth."""

@@ -8,6 +8,8 @@ chosen here.
 from __future__ import annotations
 
 import logging
+import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from runner.connectors.base import Recipient
@@ -16,6 +18,33 @@ from runner.connectors.neonize_store import ClientStore
 PAIR_DISPLAY = "Chrome (Linux)"
 """How a pairing-code login presents itself on the phone. whatsmeow accepts only
 common `Browser (OS)` names; neonize builds this one from ClientType.CHROME."""
+
+
+def register_events(
+    client: Any,
+    on_qr: Callable[[Any, bytes], Awaitable[None]],
+    on_event: Callable[[Any, Any], Awaitable[None]],
+) -> None:
+    """Hand the QR codes and every event the connector acts on to its handlers."""
+    from neonize.aioze import events as ev
+
+    client.event.qr(on_qr)
+    for kind in (
+        ev.ConnectedEv,
+        ev.MessageEv,
+        ev.ReceiptEv,
+        ev.DisconnectedEv,
+        ev.LoggedOutEv,
+        ev.ConnectFailureEv,
+        ev.StreamReplacedEv,
+        ev.TemporaryBanEv,
+        ev.KeepAliveTimeoutEv,
+        ev.KeepAliveRestoredEv,
+        ev.ClientOutdatedEv,
+        ev.StreamErrorEv,
+        ev.PairStatusEv,
+    ):
+        client.event(kind)(on_event)
 
 
 def quiet_neonize_logging() -> None:
@@ -39,7 +68,30 @@ def new_client(db: str, uuid: str, session: str, where: ClientStore | None = Non
 
     where = where or ClientStore(db)
     props = DeviceProps(os=f"zapvisor {session}", platformType=DeviceProps.DESKTOP)
-    return NewAClient(where.name, props=props, uuid=uuid, **where.kwargs())
+    client = NewAClient(where.name, props=props, uuid=uuid, **where.kwargs())
+    if where.jid is not None:
+        _name_generation(client, uuid)
+    return client
+
+
+def _name_generation(client: Any, uuid: str) -> None:
+    """Give a client opened by JID its generation's name back: neonize names it after
+    the JID's user instead, the same for every generation of the device, so an old
+    generation's late call, or its finalizer (neonize's Stop by name when the Python
+    object is collected), would reach the current one. The Go side keys its registry
+    of clients by this name alone; the device comes from the JID it is given apart."""
+    from neonize.aioze.client import ChatSettingsStore, ContactStore, NewAClient, gocode
+
+    client._stop_finalizer.detach()
+    client.uuid = uuid.encode()
+    client.contact = ContactStore(client.uuid)
+    client.chat_settings = ChatSettingsStore(client.uuid)
+    client._stop_finalizer = weakref.finalize(
+        client,
+        NewAClient._release_ffi,
+        client.uuid,
+        gocode,
+    )
 
 
 async def pair_phone(client: Any, phone: str) -> str:

@@ -17,9 +17,11 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from ecosystem.paths import write_private
 from ecosystem.states import Status
+from runner.connectors.base import RestartRunner
 
 log = logging.getLogger("runner.neonize")
 HANDOVER = "handover.json"
@@ -43,6 +45,18 @@ class Next:
     """Remove `tokens/<name>/` first: the device was unlinked or logged out."""
     failures: int | None = None
     """Failed connects so far (the backoff's step), carried over a recycle."""
+
+
+def hand_over(auth_dir: Path, step: Next, *, stuck: bool) -> NoReturn:
+    """Leave ``step`` to the next runner and have this one recycled: its last client's
+    connect call cannot be ended (``stuck``), or it used MAX_CLIENTS clients."""
+    why = (
+        "the last client's connect call cannot be ended (whatsmeow's QR loop)"
+        if stuck
+        else f"{MAX_CLIENTS} clients used (neonize keeps a store open for each)"
+    )
+    save(auth_dir, step)
+    raise RestartRunner(f"{why}; a fresh runner carries on")
 
 
 def save(auth_dir: Path, step: Next, *, clock: float | None = None) -> None:

@@ -14,19 +14,33 @@ Two more traps of that call: with a ``jid`` neonize names the client by the JID'
 share a name inside its Go side; and whatsmeow's store needs advisory locks and
 prepared statements, which Supabase's transaction pooler (port 6543) does not keep.
 
-neonize_client.new_client opens what ``client_store`` chose. The connector does not ask
-for the store yet: the device JID a pairing gives has no place in zapvisor's store so
-far, so neonize sessions keep their auth in local files (moves.STORE_AUTH_CONNECTORS)
-and cannot fail over. WhatsApp cannot be reached from here: tests/test_neonize_store.py
+whatsmeow reaches PostgreSQL through Go's lib/pq, not libpq: the same DSN can mean two
+things. lib/pq (1.12.3 in neonize 0.5.2's wheel) takes a DSN without ``sslmode`` as
+``require`` and fails with "pq: SSL is not enabled on the server" where psycopg (libpq's
+``prefer``) connects fine. So ``whatsmeow_dsn`` settles it before whatsmeow sees the DSN:
+an ``sslmode`` in the DSN (or PGSSLMODE in the environment, which both drivers read) is
+kept as it is; without one, a loopback or unix-socket host gets ``sslmode=disable``
+(nothing to protect on the machine itself), any other host ``sslmode=prefer``: libpq's
+default, so whatsmeow does what the fleet's own connection does with the same DSN (TLS
+when the server offers it). An operator who wants TLS enforced says ``sslmode=require``
+or ``verify-full`` in ZAPVISOR_DATABASE_URL, and both drivers then enforce it.
+
+neonize_client.new_client opens what ``client_store`` chose; runner/connectors/
+neonize_auth.py reads the session's device JID, checks whatsmeow still holds that device
+(it crashes the process on a JID it does not know) and keeps the JID a pairing gives in
+the session's row. WhatsApp cannot be reached from here: tests/test_neonize_store.py
 checks the arguments a real NewAClient gets (built, never connected) and the refusals.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from ecosystem.errors import InvalidValue, RunnerError
 from ecosystem.lease import AuthKind
@@ -82,6 +96,7 @@ def client_store(
             f"pooler (port {TRANSACTION_POOLER_PORT}: no advisory locks, no prepared "
             "statements); use the direct connection or the session pooler (port 5432)"
         )
+    dsn = whatsmeow_dsn(dsn)
     if device_jid:
         parse_jid(device_jid)  # a malformed JID is refused before neonize sees it
         return ClientStore(dsn, jid=device_jid)
@@ -92,6 +107,32 @@ def client_store(
             f"maybe another session's account; `zapvisor logout {session}` and pair again"
         )
     return ClientStore(dsn, new_device=True)
+
+
+def whatsmeow_dsn(dsn: str, environ: Mapping[str, str] | None = None) -> str:
+    """``dsn`` with the ``sslmode`` lib/pq needs to do what libpq does with it (see the
+    module's docstring): unchanged when it says one or PGSSLMODE is set; else
+    ``disable`` for a loopback or unix-socket host, ``prefer`` for any other."""
+    env = os.environ if environ is None else environ
+    parts = urlsplit(dsn)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(k == "sslmode" for k, _ in query) or env.get("PGSSLMODE"):
+        return dsn
+    host = parts.hostname or dict(query).get("host") or env.get("PGHOST") or "localhost"
+    mode = "disable" if _on_this_machine(host) else "prefer"
+    # by hand: urlunsplit would drop the empty host of "postgresql:///db?host=/run/pg"
+    base, hash_, fragment = dsn.partition("#")
+    sep = "" if base.endswith(("?", "&")) else "&" if "?" in base else "?"
+    return f"{base}{sep}sslmode={mode}{hash_}{fragment}"
+
+
+def _on_this_machine(host: str) -> bool:
+    if host.startswith("/") or host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_jid(text: str) -> Any:
