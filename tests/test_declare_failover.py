@@ -131,12 +131,6 @@ def test_an_auth_change_on_a_paired_session_is_refused(solo: Env) -> None:
             4,
             "a has auth local and failover on",
         ),
-        ('[sessions.a]\nconnector = "neonize"\nauth = "store"\n', 3, "local files only"),
-        (
-            '[sessions.a]\nconnector = "neonize"\nfailover = true\n',
-            3,
-            "a has failover on but its auth is local",
-        ),
     ],
 )
 def test_a_bad_auth_or_failover_is_refused_naming_the_line(
