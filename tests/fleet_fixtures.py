@@ -140,6 +140,22 @@ class RemoteHost:
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 
+    def set_env(self, values: dict[str, str]) -> None:
+        """Settings added to the host's ~/.zapvisor/.env (which `hosts add` rewrites with
+        the fleet's store alone), as an operator editing it there would: every zapvisor
+        started on the host afterwards reads them."""
+        from ecosystem.fleet import layout
+        from ecosystem.supctl.apply import dotenv_quote
+
+        env = Path(layout.remote_root(str(self.user.home))) / ".env"
+        kept = [
+            line
+            for line in env.read_text().splitlines()
+            if line.partition("=")[0].strip() not in values
+        ]
+        added = [f"{k}={dotenv_quote(v)}" for k, v in values.items()]
+        env.write_text("\n".join(kept + added) + "\n")  # keeps its owner and 0600
+
     def supervisord_pid(self) -> int | None:
         try:
             return int((self.setup.home / "supervisord.pid").read_text().strip())

@@ -6,9 +6,11 @@ is what lets these tests see every connection each device had."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
-import psutil
 import pytest
 
 from ecosystem.models import utcnow
@@ -19,6 +21,7 @@ from tests.failover_hosts import (
     Proxy,
     connected_on,
     dsn_through,
+    gone_or_zombie,
     host_vars,
     overlaps,
     statuses_since,
@@ -129,7 +132,7 @@ def test_a_frozen_host_wakes_up_and_stops_what_moved_away(
 
     a.thaw()
     # its runner finds the lease lost and stops without reconnecting; its program goes
-    wait_for(lambda: not psutil.pid_exists(old_pid) or _zombie(old_pid), timeout=30)
+    wait_for(lambda: gone_or_zombie(old_pid), timeout=30)
     wait_for(lambda: _program_gone(a, "moving"), timeout=30)
     actions = {(e.action, e.actor) for e in store.list_events("moving", limit=200)}
     assert ("lease_lost", "runner") in actions and ("moved_away", "health@a") in actions
@@ -139,13 +142,6 @@ def test_a_frozen_host_wakes_up_and_stops_what_moved_away(
     assert connected_on(store, "moving", {"b"}) is not None
     history = a.env.json("moves", "--host", "a")
     assert {m["kind"] for m in history} >= {"failover", "moved_away", "lease_lost"}
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def test_a_host_cut_off_from_the_store_lets_go_before_its_lease_can_be_taken(
@@ -243,3 +239,62 @@ def test_no_room_anywhere_no_placement_an_alert_nothing_lost(
         timeout=30,
     )
     assert overlaps(store) == []
+
+
+def test_a_planned_move_to_a_host_that_filled_up_meanwhile_loses_nothing_and_says_why(
+    pg_dsn: str, make_env: Callable[..., Env], store: PostgresStore
+) -> None:
+    """b has room when the move is asked for and is full by the time it could take the
+    session (a session created there in between; b's monitor is frozen meanwhile, so the
+    race goes that way every time, and b's 30 s lease keeps it alive through it): nothing
+    runs it on b, an alert says why, the session keeps its phone and its wish to run,
+    and b takes it over once it has room."""
+    a = Host("a", make_env(max_sessions=4, **host_vars(pg_dsn, "a")))
+    b_vars = host_vars(pg_dsn, "b", ZAPVISOR_LEASE_SECONDS="30")
+    b = Host("b", make_env(max_sessions=1, **b_vars))
+    try:
+        phone = _paired(a.env, "moving")
+        _up(b)
+        wait_for(lambda: {h.host for h in store.fleet_state().hosts if h.live} >= {"a", "b"})
+        b.frozen = [p.pid for p in b.processes() if p.pid != b.env.supervisord_pid()]
+        assert b.frozen, "b's monitor"
+        for pid in b.frozen:
+            os.kill(pid, signal.SIGSTOP)
+        with ThreadPoolExecutor(1) as pool:
+            asked = pool.submit(
+                a.env.cli, "move", "moving", "--to", "b", "--timeout", "5", check=False
+            )
+            wait_for(lambda: _offered_to(store, "moving") == "b", timeout=30)
+            b.env.cli("create", "filler", "--connector", "sim", "--stopped")
+            b.thaw()
+            refused = asked.result(timeout=60)
+        assert refused.returncode != 0 and "offered to b" in refused.stderr, refused.stderr
+        raised = wait_for(
+            lambda: [x for x in a.env.json("alerts") if x["key"] == "failover_unplaced:moving"],
+            timeout=FAILOVER_WITHIN,
+        )
+        assert (
+            "move of moving from a to b cannot be placed: b is full (1 of 1)"
+            in (raised[0]["message"])
+        )
+        kept = store.get_session("moving")
+        assert (kept.host, kept.phone, str(kept.desired_state)) == ("a", phone, "running")
+        assert _offered_to(store, "moving") == "b"
+
+        before = utcnow()
+        b.env.cli("delete", "filler", "--yes")  # room at last
+        moved = wait_for(lambda: connected_on(store, "moving", {"b"}), timeout=FAILOVER_WITHIN)
+        assert moved.phone == phone, "same phone"
+        assert "waiting_scan" not in statuses_since(store, "moving", before), "no new QR"
+        wait_for(
+            lambda: not [x for x in a.env.json("alerts") if x["key"] == "failover_unplaced:moving"],
+            timeout=30,
+        )
+        assert overlaps(store) == []
+    finally:
+        b.thaw()
+
+
+def _offered_to(store: PostgresStore, name: str) -> str | None:
+    lease = store.lease_info(name).lease
+    return lease.offered_to if lease is not None else None

@@ -24,6 +24,7 @@ from ecosystem.store.postgres import PostgresStore
 from tests.conftest import Env, wait_for
 from tests.failover_hosts import (
     connected_on,
+    gone_or_zombie,
     host_vars,
     kill_all,
     overlaps,
@@ -55,13 +56,6 @@ class Paired:
     device: str
     pid: int
     """Its runner on host-b."""
-
-
-def _zombie_or_gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def _paired_on_b(fleet: LocalFleet, store: PostgresStore, *names: str) -> dict[str, Paired]:
@@ -163,7 +157,7 @@ def test_host_b_frozen_wakes_to_find_its_runners_fenced_off(
         thaw_all(frozen)
 
     for name, was in paired.items():
-        wait_for(lambda pid=was.pid: _zombie_or_gone(pid), timeout=30)
+        wait_for(lambda pid=was.pid: gone_or_zombie(pid), timeout=30)
         said = wait_for(
             lambda n=name, pid=was.pid: [
                 e

@@ -34,10 +34,11 @@ class _Pipe:
 
 class FakeAgents:
     """Agents that say hello after ``hello_after`` seconds (never, when None), then
-    answer every call with ``{"asked": METHOD}``."""
+    answer every call with ``{"asked": METHOD}``, ``answer_after`` seconds after it."""
 
-    def __init__(self, hello_after: float | None) -> None:
+    def __init__(self, hello_after: float | None, answer_after: float = 0.0) -> None:
         self.hello_after = hello_after
+        self.answer_after = answer_after
         self.opened = 0
         self.closed = 0
 
@@ -54,6 +55,7 @@ class FakeAgents:
             reader.feed_data(json.dumps(hello.to_json()).encode() + b"\n")
             while True:
                 request = json.loads(await stdin.lines.get())
+                await asyncio.sleep(self.answer_after)
                 reply = {"id": request["id"], "result": {"asked": request["method"]}}
                 reader.feed_data(json.dumps(reply).encode() + b"\n")
 
@@ -107,6 +109,24 @@ def test_a_caller_that_gives_up_leaves_the_link_opening_for_the_next_one() -> No
     finally:
         links.close()
     assert agents.closed == 1
+
+
+def test_a_link_that_opens_as_its_caller_gives_up_is_kept_for_the_next_one() -> None:
+    """The agent says hello 0.3 s into a 0.5 s call and answers 0.5 s after being asked:
+    the caller runs out of time on a link that had only 0.2 s to answer. That link
+    is kept and answers the next call; no second agent is started (once dropped this
+    way, a slow host's every new agent would meet the same end)."""
+    agents = FakeAgents(hello_after=0.3, answer_after=0.5)
+    links = links_to(agents, connect_timeout=0.5, hello_timeout=30)
+    try:
+        with pytest.raises(HostUnreachable, match=r"did not answer host_report within 0\.5 s"):
+            links.loop.run(links.within("vps-s", "host_report", 0.5), 10)
+        assert links.hello("vps-s") is not None, "the link that opened is still there"
+        answer = links.loop.run(links.within("vps-s", "host_report", 5), 10)
+        assert answer == {"asked": "host_report"}
+        assert (agents.opened, agents.closed) == (1, 0)
+    finally:
+        links.close()
 
 
 def test_a_host_that_never_says_hello_is_unreachable_within_the_callers_timeout() -> None:

@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 
 from ecosystem.paths import StatePaths
+from ecosystem.store.postgres import PostgresStore
 from ecosystem.supctl.render import MONITOR_PROGRAM
 from tests.conftest import Env, wait_for
+from tests.failover_hosts import Proxy, dsn_through, host_vars, target_of
 from tests.health_helpers import FAST, Look
 
 pytestmark = pytest.mark.e2e
@@ -94,3 +96,41 @@ def test_a_bad_runtime_env_keeps_the_monitor_supervising(make_env: Callable[...,
         assert look.monitor_proc().pid == reborn.pid
     finally:
         look.close()
+
+
+def test_a_store_changed_in_runtime_env_moves_the_monitor_onto_it(
+    make_env: Callable[..., Env], pg_dsn: str, pg_store: PostgresStore
+) -> None:
+    """A host's store setting changes (its .env edited, then any command that rewrites
+    runtime.env): the monitor, which holds the store it opened at its start, starts
+    again on the new one, so its heartbeat goes where its runners renew their leases.
+    The new DSN goes through a TCP proxy that the test then cuts: the host's heartbeat
+    stops, which it would not if the monitor still wrote through the old DSN."""
+    proxy = Proxy(target_of(pg_dsn))
+    env = make_env(max_sessions=1, **host_vars(pg_dsn, "h"))
+    try:
+        env.cli("apply")  # supervisord and the monitor, on the direct DSN
+        look = Look(env)
+        try:
+            first = wait_for(lambda: (m := look.monitor()) and m.state == "RUNNING" and m)
+            wait_for(lambda: _live(pg_store, "h"), timeout=30)
+            env.extra["ZAPVISOR_DATABASE_URL"] = dsn_through(pg_dsn, proxy)
+            env.cli("apply")  # rewrites runtime.env
+            wait_for(
+                lambda: (m := look.monitor()) and m.state == "RUNNING" and m.pid != first.pid,
+                timeout=30,
+            )
+            log = (StatePaths(env.home).logs / f"{MONITOR_PROGRAM}.log").read_text()
+            assert "the store changed in" in log and "zv-test-pw" not in log
+            proxy.cut.set()
+            wait_for(lambda: not _live(pg_store, "h"), timeout=30)
+        finally:
+            proxy.cut.clear()
+            look.close()
+            env.extra["ZAPVISOR_DATABASE_URL"] = pg_dsn  # its teardown, once the proxy is gone
+    finally:
+        proxy.close()
+
+
+def _live(store: PostgresStore, host: str) -> bool:
+    return any(h.live for h in store.fleet_state().hosts if h.host == host)

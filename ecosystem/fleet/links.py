@@ -197,11 +197,18 @@ class HostLinks:
     async def within(self, host: str, method: str, timeout: float) -> Any:
         """``method`` on ``host`` with ``timeout`` for everything, opening the link
         included: what a live view asks, so that a host whose link hangs while it is
-        being opened turns grey as fast as one that stops answering."""
+        being opened turns grey as fast as one that stops answering.
+
+        Only a link that was open when this call began is dropped when it runs out of
+        time: one that finished opening while this caller waited had only what was left
+        of the timeout to answer, and is kept for the next call (dropping it would start
+        a new agent each time, and a slow host's would never get to answer)."""
+        found = self._clients.get(host)
         try:
             return await asyncio.wait_for(self.acall(host, method, {}, timeout=timeout), timeout)
         except TimeoutError:
-            await self._drop(host)
+            if found is not None and self._clients.get(host) is found:
+                await self._drop(host)
             message = f"{host} did not answer {method} within {timeout:g} s"
             raise self.unreachable(host, message) from None
 

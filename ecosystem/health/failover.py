@@ -14,8 +14,9 @@ Once per check, with one look at the fleet (``Store.fleet_state``):
 - *programs*: add the claimed sessions' programs to supervisord and start them; remove
   those of sessions that are no longer this host's (they moved away while it was
   frozen or cut off): their runners found the lease lost and stopped;
-- *alerts*: a failover nobody can place, and a silent host whose sessions cannot fail
-  over (local auth, failover off). One live host (the first by name) raises them.
+- *alerts* (failover_alerts.py): a session nobody can place (after a failover or a
+  planned move), and a silent host whose sessions cannot fail over (local auth,
+  failover off). One live host (the first by name) raises them.
 
 The heartbeat runs in a thread of its own (``Heartbeat``), so a slow check never makes
 this host look silent.
@@ -34,8 +35,9 @@ from typing import Any
 
 from ecosystem import __version__
 from ecosystem.errors import CapacityError, SchemaMissing, StoreUnsupported, ZapvisorError
-from ecosystem.health.model import MONITOR_ACTOR, AlertKind, NewAlert, Severity
-from ecosystem.lease import Claimed, FleetState, HostBeat, LeasedSession
+from ecosystem.health.failover_alerts import SESSION_MB, fleet_alerts
+from ecosystem.health.model import MONITOR_ACTOR, NewAlert
+from ecosystem.lease import Claimed, FleetState, LeasedSession
 from ecosystem.names import program_name, session_from_program
 from ecosystem.paths import StatePaths
 from ecosystem.ports import busy_ports
@@ -47,9 +49,6 @@ from ecosystem.supctl.rpc import Supervisor
 
 log = logging.getLogger("health")
 
-SESSION_MB = 100
-"""What one more session is counted at against the RAM floor (a runner with neonize
-uses about 60-80 MB)."""
 UNPLACED_AFTER_CHECKS = 3
 """Checks a claimable session may wait before "cannot be placed" is raised."""
 APPLY_LOCK_SECONDS = 5.0
@@ -166,7 +165,8 @@ class Failover:
         self._hand_over(state, done)
         self._claim(state, now, done)
         self._programs(programs, done)
-        done.alerts = self._alerts(state)
+        grace = UNPLACED_AFTER_CHECKS * self.settings.health_interval
+        done.alerts = fleet_alerts(state, self.host, grace)
         self.last = done
         return done
 
@@ -321,71 +321,7 @@ class Failover:
         except ZapvisorError:
             return None
 
-    # -- alerts ----------------------------------------------------------------------
-
-    def _alerts(self, state: FleetState) -> list[NewAlert]:
-        live = sorted(h.host for h in state.hosts if h.live)
-        if not live or live[0] != self.host:
-            return []  # one live host speaks for the fleet
-        grace = UNPLACED_AFTER_CHECKS * self.settings.health_interval
-        out: list[NewAlert] = []
-        stranded: dict[str, list[LeasedSession]] = {}
-        for o in state.orphans:
-            if not o.can_fail_over:
-                stranded.setdefault(o.host, []).append(o)
-                continue
-            waited = (state.now - o.claimable_since).total_seconds() if o.claimable_since else 0
-            if waited < grace:
-                continue
-            why = "; ".join(_why_not(h) for h in state.hosts if h.live and h.host != o.host)
-            out.append(
-                NewAlert(
-                    host=self.host,
-                    key=f"failover_unplaced:{o.session_name}",
-                    kind=AlertKind.FAILOVER_UNPLACED,
-                    severity=Severity.CRITICAL,
-                    session_name=o.session_name,
-                    message=(
-                        f"failover of {o.session_name} from {o.host} cannot be placed: "
-                        f"{why or 'no other host is alive'}"
-                    ),
-                )
-            )
-        for host, left in sorted(stranded.items()):
-            names = ", ".join(o.session_name for o in left[:10])
-            more = f" and {len(left) - 10} more" if len(left) > 10 else ""
-            since = left[0].host_beat_at
-            when = since.strftime("%Y-%m-%d %H:%M:%S UTC") if since else "its start"
-            out.append(
-                NewAlert(
-                    host=self.host,
-                    key=f"host_silent:{host}",
-                    kind=AlertKind.HOST_SILENT,
-                    severity=Severity.CRITICAL,
-                    value=float(len(left)),
-                    message=(
-                        f"host {host} is silent since {when}: {len(left)} session(s) cannot "
-                        f"fail over (auth local or failover off): {names}{more}"
-                    ),
-                )
-            )
-        return out
-
 
 def _place(session: str, host: str, takers: list[str]) -> int:
     """Where ``host`` stands in the session's order of preferred hosts."""
     return sorted(takers, key=lambda h: rank(session, h)).index(host)
-
-
-def _why_not(h: HostBeat) -> str:
-    if not h.accepts_failover:
-        return f"{h.host} does not accept failover"
-    if h.free_slots == 0:
-        return f"{h.host} is full ({h.sessions} of {h.max_sessions})"
-    if (
-        h.mem_available_mb is not None
-        and h.ram_floor_mb is not None
-        and h.mem_available_mb - SESSION_MB < h.ram_floor_mb
-    ):
-        return f"{h.host} has {h.mem_available_mb} MB available and keeps {h.ram_floor_mb} MB"
-    return f"{h.host} has room but did not take it (see its monitor's log)"

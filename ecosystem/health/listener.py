@@ -165,7 +165,8 @@ class Worker(threading.Thread):
             wake = self._wait(next_check)
             if wake is None:
                 return
-            self._reload_settings()
+            if not self._reload_settings():
+                return  # supervisord starts the monitor again, onto the new store
             try:
                 if time.monotonic() >= next_check:
                     began = time.monotonic()
@@ -211,20 +212,40 @@ class Worker(threading.Thread):
         due = self.monitor.next_due
         return due is not None and due <= self.monitor.clock()
 
-    def _reload_settings(self) -> None:
+    def _reload_settings(self) -> bool:
         """The commands that change what runs rewrite runtime.env; thresholds changed
-        there apply without restarting the monitor."""
+        there apply without restarting the monitor. A store changed there cannot (the
+        monitor, its heartbeat and its claims hold one, opened at its start): False,
+        and the monitor exits so that supervisord starts it again, on that store, as
+        the runners started since already are (else this host would beat into the
+        old store while its runners renew their leases in the new one)."""
         if not self.runtime.changed():
-            return
+            return True
         settings = self.runtime.load()  # the last good ones when the file is bad
         self._show_problem()
-        if settings is not self.monitor.settings:
-            self.monitor.reconfigure(settings)
-            log.info("settings reloaded from %s", self.runtime.env_file)
+        if settings is self.monitor.settings:
+            return True
+        if store_of(settings) != store_of(self.monitor.settings):
+            log.warning("the store changed in %s: restarting onto it", self.runtime.env_file)
+            return False
+        self.monitor.reconfigure(settings)
+        log.info("settings reloaded from %s", self.runtime.env_file)
+        return True
 
     def _show_problem(self) -> None:
         problem = self.runtime.problem
         self.monitor.settings_problem = problem.to_json() if problem else None
+
+
+def store_of(settings: Settings) -> tuple[str, ...]:
+    """What selects the store a process opens (open_store), secrets included: compared,
+    never shown."""
+    secrets = (settings.database_url, settings.supabase_service_role_key)
+    return (
+        settings.store_kind,
+        str(settings.supabase_url or ""),
+        *(s.get_secret_value() if s is not None else "" for s in secrets),
+    )
 
 
 def _alert_url(monitor: Monitor) -> str | None:
