@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ecosystem.store import Store, migrations
+from ecosystem.store import Store, migrations, pgcommon
 from ecosystem.store.migrations import Migration
 from ecosystem.store.sqlite import SQLiteStore
 from tests.conftest import PgCluster
@@ -49,10 +49,17 @@ def test_a_missing_version_is_applied_when_it_arrives(
     assert applied == [f"{m.version:04d}_{m.name}" for m in shipped]
     newest = fresh.schema_version()
 
+    assert fresh.applied_versions() == set(versions)
     real = migrations.load
     monkeypatch.setattr(
         migrations, "load", lambda d: sorted([*real(d), LATE], key=lambda m: m.version)
     )
+    # `db status`, `db sql` and `doctor` see it missing, though a newer one is in
+    assert migrations.pending(dialect, fresh.applied_versions()) == [LATE]
+    if dialect == "postgres":
+        script = pgcommon.migration_script(fresh.applied_versions())
+        assert "-- 0011_late_arrival" in script and "-- 0012" not in script
     assert fresh.migrate() == ["0011_late_arrival"]
     assert fresh.migrate() == []
     assert fresh.schema_version() == newest
+    assert migrations.pending(dialect, fresh.applied_versions()) == []
