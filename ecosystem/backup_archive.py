@@ -1,5 +1,6 @@
-"""The backup archive: one file holding sessions' rows, their WhatsApp auth, API tokens,
-webhook secrets and undelivered webhook events (`zapvisor backup` / `restore`).
+"""The backup archive: one file holding sessions' rows, their WhatsApp auth (files, and
+the store's rows for auth kept there), API tokens, webhook secrets and undelivered
+webhook events (`zapvisor backup` / `restore`).
 
 A gzip'd tar whose last member, ``manifest.json``, lists every other member with its
 SHA-256 (last, so the archive is written as a stream: a member's digest is known once
@@ -10,6 +11,11 @@ unpacked is used before everything was checked: gzip's own CRC and length (a
 truncated file fails there), the tar structure, each member's digest against the
 manifest, and that no member is anything but a plain file under a known folder (no
 links, no ``..``).
+
+Format 2 (this zapvisor writes it) adds ``store_auth.json``, the auth rows of sessions
+whose auth lives in the store, and carries the webhook events as JSON lines
+(``webhooks.jsonl``), written and read one event at a time. Format 1 (``webhooks.json``,
+no store auth) is still read.
 
 With a passphrase the tar.gz is sealed in chunks (``backup_seal``): a wrong passphrase,
 a changed byte and a cut file are all refused; nothing of the contents, not even the
@@ -24,8 +30,10 @@ import io
 import json
 import os
 import tarfile
+import tempfile
 import time
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -37,10 +45,20 @@ from ecosystem.errors import ZapvisorError
 
 __all__ = ["ENCRYPTED_MAGIC", "ArchiveError", "Contents", "Writer", "check_passphrase", "read"]
 
-FORMAT = 1
+FORMAT = 2
+READS = (1, 2)
+"""The formats this zapvisor reads."""
 MANIFEST = "manifest.json"
 SESSIONS = "sessions.json"
 WEBHOOKS = "webhooks.json"
+"""Format 1's undelivered webhook events, one JSON list."""
+WEBHOOK_LINES = "webhooks.jsonl"
+"""Format 2's: one event a line, streamed both ways (unpacked, never held in memory)."""
+STORE_AUTH = "store_auth.json"
+"""Format 2: the auth rows of sessions whose auth lives in the store."""
+_SMALL = {1: {SESSIONS, WEBHOOKS}, 2: {SESSIONS, STORE_AUTH, WEBHOOK_LINES}}
+"""Each format's members besides the manifest and files/."""
+_SPOOL = 4 * 2**20
 FILES = "files/"
 """Members under it are files of the state dir, by their path inside it."""
 _JSON_MAX = 256 * 2**20
@@ -55,9 +73,34 @@ class Contents:
     manifest: dict[str, Any]
     sessions: list[dict[str, Any]]
     webhooks: list[dict[str, Any]]
+    """Format 1's events; format 2's are in ``webhook_lines``."""
     files: list[str] = field(default_factory=list)
     """State-dir relative paths (``tokens/NAME/…``, ``secrets/NAME.token``…), each
     unpacked at that path under the staging folder given to ``read``."""
+    store_auth: list[dict[str, Any]] = field(default_factory=list)
+    webhook_lines: Path | None = None
+    """Format 2's events, unpacked (one JSON object a line)."""
+
+    @property
+    def format(self) -> int:
+        return int(self.manifest["format"])
+
+    def webhook_rows(self) -> Iterator[dict[str, Any]]:
+        """The undelivered events one at a time, whichever the format."""
+        yield from self.webhooks
+        if self.webhook_lines is None:
+            return
+        with self.webhook_lines.open("rb") as fh:
+            for n, line in enumerate(fh, 1):
+                try:
+                    value = json.loads(line)
+                except ValueError as exc:
+                    raise ArchiveError(
+                        f"line {n} of its {WEBHOOK_LINES} is not JSON ({exc})"
+                    ) from None
+                if not isinstance(value, dict):
+                    raise ArchiveError(f"line {n} of its {WEBHOOK_LINES} is not an object")
+                yield value
 
 
 class _Hashing:
@@ -100,6 +143,20 @@ class Writer:
 
     def add_json(self, name: str, value: Any) -> None:
         self.add_bytes(name, _json(value))
+
+    def add_lines(self, name: str, rows: Iterable[Any]) -> int:
+        """One JSON value a line, spooled (to disk past a few MB, as a tar member's size
+        comes first) so the rows never sit in memory together; how many."""
+        count = 0
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL, prefix="zv-lines-") as spool:
+            for row in rows:
+                spool.write(json.dumps(row, ensure_ascii=False, default=str).encode("utf-8"))
+                spool.write(b"\n")
+                count += 1
+            size = spool.tell()
+            spool.seek(0)
+            self.add(name, spool, size)  # type: ignore[arg-type]
+        return count
 
     def add_file(self, rel: str, path: Path) -> None:
         """A state-dir file, streamed (its size when opened; a file that shrinks
@@ -161,13 +218,16 @@ def _read_tar(stream: BinaryIO, staging: Path) -> Contents:
             if info.name.startswith(FILES):
                 digests[info.name] = _unpack(fh, staging / info.name[len(FILES) :])
                 continue
+            if info.name == WEBHOOK_LINES:  # next to files/'s tokens/ and secrets/
+                digests[info.name] = _unpack(fh, staging / WEBHOOK_LINES)
+                continue
             if info.size > _JSON_MAX:
                 raise ArchiveError(f"member {info.name!r} is too large for a backup's JSON")
             small[info.name] = fh.read()
             digests[info.name] = hashlib.sha256(small[info.name]).hexdigest()
     while gz.read(_COPY):  # to its end, so gzip checks its CRC and length
         pass
-    return _contents(small, digests)
+    return _contents(small, digests, staging)
 
 
 def _unpack(fh: IO[bytes], dest: Path) -> str:
@@ -195,7 +255,7 @@ def _cannot_unpack(exc: OSError) -> ZapvisorError:
     return ZapvisorError(f"cannot unpack the backup: {exc.strerror or exc}")
 
 
-def _contents(small: dict[str, bytes], digests: dict[str, str]) -> Contents:
+def _contents(small: dict[str, bytes], digests: dict[str, str], staging: Path) -> Contents:
     try:
         manifest = json.loads(small.pop(MANIFEST))
     except KeyError:
@@ -203,9 +263,13 @@ def _contents(small: dict[str, bytes], digests: dict[str, str]) -> Contents:
     except ValueError as exc:
         raise ArchiveError(f"its {MANIFEST} is not JSON ({exc})") from None
     digests.pop(MANIFEST, None)
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise ArchiveError(f"backup format {found!r} is not one this zapvisor reads ({FORMAT})")
+    found = manifest.get("format") if isinstance(manifest, dict) else None
+    if found not in READS or isinstance(found, bool):
+        reads = ", ".join(map(str, READS))
+        raise ArchiveError(
+            f"backup format {found!r} is not one this zapvisor reads ({reads}): "
+            "restore it with a newer zapvisor"
+        )
     listed = manifest.get("members")
     if not isinstance(listed, dict) or set(listed) != set(digests):
         missing = sorted(set(listed or {}) - set(digests))
@@ -216,11 +280,20 @@ def _contents(small: dict[str, bytes], digests: dict[str, str]) -> Contents:
     for name, digest in digests.items():
         if digest != listed[name]:
             raise ArchiveError(f"member {name} is corrupt (its SHA-256 does not match)")
+    others = {name for name in digests if not name.startswith(FILES)}
+    if others != _SMALL[found]:
+        raise ArchiveError(
+            f"not a complete format {found} backup (it holds {sorted(others)}, "
+            f"not {sorted(_SMALL[found])})"
+        )
+    lines = WEBHOOK_LINES in digests
     return Contents(
         manifest=manifest,
         sessions=_list(small, SESSIONS),
-        webhooks=_list(small, WEBHOOKS),
+        webhooks=[] if lines else _list(small, WEBHOOKS),
         files=sorted(name[len(FILES) :] for name in digests if name.startswith(FILES)),
+        store_auth=_list(small, STORE_AUTH) if found >= 2 else [],
+        webhook_lines=staging / WEBHOOK_LINES if lines else None,
     )
 
 
@@ -233,7 +306,7 @@ def _check_member(info: tarfile.TarInfo, seen: dict[str, str]) -> None:
         raise ArchiveError(f"member {name!r} points outside the backup: refused")
     if name in seen:
         raise ArchiveError(f"member {name!r} appears twice: refused")
-    if name not in (MANIFEST, SESSIONS, WEBHOOKS) and not (
+    if name not in (MANIFEST, SESSIONS, WEBHOOKS, WEBHOOK_LINES, STORE_AUTH) and not (
         name.startswith(FILES + "tokens/") or name.startswith(FILES + "secrets/")
     ):
         raise ArchiveError(f"member {name!r} is not part of a zapvisor backup: refused")

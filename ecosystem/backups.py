@@ -1,12 +1,14 @@
 """The door's backups: this host's sessions, with everything needed to bring them back
 connected on a fresh machine (`zapvisor backup`, `zapvisor restore`).
 
-What a session needs besides its row lives only in the state dir (README, "Moving off
+What a session needs besides its row lives in the state dir (README, "Moving off
 SQLite"): its WhatsApp auth in `tokens/NAME/`, its API token, its webhook signing
-secret and its bot's own provider key in `secrets/`. The archive carries them with the
-rows and the webhook events not delivered yet (pending and dead letters), so the
-receiver misses nothing. The bot's conversations stay out: they are its short memory of
-each contact, not something a restored session needs to answer.
+secret and its bot's own provider key in `secrets/`; or, for a session whose auth lives
+in the store, in the store's auth rows. The archive carries them with the rows (where
+the auth lives and the failover switch included) and the webhook events not delivered
+yet (pending and dead letters), so the receiver misses nothing. The bot's conversations
+stay out: they are its short memory of each contact, not something a restored session
+needs to answer.
 """
 
 from __future__ import annotations
@@ -22,19 +24,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ecosystem import __version__, aikeys, backup_archive, webhook_events
+from ecosystem import __version__, aikeys, backup_archive, backup_store, webhook_events
 from ecosystem.backup_archive import ArchiveError, Contents
 from ecosystem.botconfig import PROVIDERS
-from ecosystem.errors import CapacityError, SessionExists, StoreUnsupported, ZapvisorError
+from ecosystem.errors import CapacityError, SessionExists, ZapvisorError
 from ecosystem.fleet.door import FleetDoor
 from ecosystem.models import Session, utcnow
 from ecosystem.names import validate_name
 from ecosystem.ports import busy_ports
 from ecosystem.states import Status
 from ecosystem.store.base import checked_config
-from ecosystem.webhook_events import DeliveryState, WebhookEvent
 
-ALL_ROWS = 10**9
 _SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 
 
@@ -47,6 +47,8 @@ class BackupReport:
     bytes: int
     encrypted: bool
     seconds: float
+    store_auth: int = 0
+    """Sessions whose auth came from the store's rows (not files)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,7 +83,7 @@ class Backups(FleetDoor):
             raise ZapvisorError(f"{dest} already exists: choose another file (-o FILE)")
         sessions = self.store.list_sessions(self.host_id)
         rows = [self._row(s) for s in sessions]
-        outbox = self._undelivered(sessions)
+        auth = backup_store.store_auth_rows(self.store, sessions)
         manifest = {
             "zapvisor": __version__,
             "created_at": utcnow().isoformat(),
@@ -91,7 +93,7 @@ class Backups(FleetDoor):
         }
         try:
             with _new_file(dest) as fh:
-                files = self._write_archive(fh, manifest, rows, outbox, sessions, passphrase)
+                files, events = self._write_archive(fh, manifest, rows, auth, sessions, passphrase)
         except FileExistsError:
             raise ZapvisorError(f"{dest} already exists: choose another file (-o FILE)") from None
         except OSError as exc:
@@ -101,10 +103,11 @@ class Backups(FleetDoor):
             str(dest),
             [s.name for s in sessions],
             files,
-            len(outbox),
+            events,
             dest.stat().st_size,
             passphrase is not None,
             round(time.monotonic() - started, 3),
+            len(auth),
         )
 
     def _write_archive(
@@ -112,14 +115,17 @@ class Backups(FleetDoor):
         fh: BinaryIO,
         manifest: dict[str, Any],
         rows: list[dict[str, Any]],
-        outbox: list[dict[str, Any]],
+        auth: list[dict[str, Any]],
         sessions: list[Session],
         passphrase: str | None,
-    ) -> int:
-        """The archive into ``fh``, one file at a time; how many files it holds."""
+    ) -> tuple[int, int]:
+        """The archive into ``fh``, one file (and one webhook event) at a time; how many
+        files and events it holds."""
         writer = backup_archive.Writer(fh, passphrase)
         writer.add_json(backup_archive.SESSIONS, rows)
-        writer.add_json(backup_archive.WEBHOOKS, outbox)
+        writer.add_json(backup_archive.STORE_AUTH, auth)
+        undelivered = backup_store.undelivered(self.store, sessions)
+        events = writer.add_lines(backup_archive.WEBHOOK_LINES, undelivered)
         files = 0
         with tempfile.TemporaryDirectory(prefix="zv-backup-") as tmp:
             for s in sessions:
@@ -130,24 +136,13 @@ class Backups(FleetDoor):
                         writer.add_file(rel, path)
                     files += 1
         writer.finish(manifest)
-        return files
+        return files, events
 
     @staticmethod
     def _row(session: Session) -> dict[str, Any]:
         row = session.model_dump(mode="json")
         row["api_token_hash"] = session.api_token_hash
         return row
-
-    def _undelivered(self, sessions: list[Session]) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for s in sessions:
-            try:
-                for state in (DeliveryState.PENDING, DeliveryState.DEAD):
-                    rows = self.store.list_webhooks(s.name, state, ALL_ROWS)
-                    out.extend(r.model_dump(mode="json") for r in reversed(rows))
-            except StoreUnsupported:
-                return []
-        return out
 
     def _session_files(self, name: str) -> Iterator[tuple[str, Path]]:
         """`tokens/NAME/…`, the API token, the webhook secret and the bot's own provider
@@ -172,8 +167,9 @@ class Backups(FleetDoor):
     def restore(
         self, source: Path, *, passphrase: str | None = None, force: bool = False
     ) -> RestoreReport:
-        """Bring back the sessions of a backup on this host, each with its auth (so it
-        connects without a new QR), token, webhook secret and undelivered events, and
+        """Bring back the sessions of a backup on this host, each with its auth (files,
+        or the store's rows: either way it connects without a new QR), token, webhook
+        secret and undelivered events, and
         start those meant to run. Everything is checked before anything changes; a
         session of the same name here is refused unless ``force`` (then replaced)."""
         try:
@@ -196,7 +192,8 @@ class Backups(FleetDoor):
         sessions = _sessions(contents)
         names = [s.name for s in sessions]
         _check_files(contents, names)
-        outbox = _events(contents, set(names))
+        devices = backup_store.checked_store_auth(contents, sessions)
+        events = backup_store.count_events(contents, set(names))
         here = {s.name: s for s in self.store.list_sessions()}
         clash = sorted(n for n in names if n in here)
         if clash and not force:
@@ -220,8 +217,10 @@ class Backups(FleetDoor):
             )
             for s in sessions
         ]
-        self.store.import_rows(rows, [], actor=self.actor, outbox=outbox)
+        self.store.import_rows(rows, [], actor=self.actor)
         try:
+            backup_store.import_events(self.store, contents, set(names), actor=self.actor)
+            backup_store.restore_store_auth(self.store, devices)
             self._move_files(contents, staging, names)
         except BaseException:
             for name in names:
@@ -238,7 +237,7 @@ class Backups(FleetDoor):
             sessions=names,
             ports=ports,
             replaced=clash,
-            webhooks=len(outbox),
+            webhooks=events,
             started=[n for n in result.started if n in ports],
             failed={n: why for n, why in self._last_start.failed.items() if n in ports},
             backup_host=str(contents.manifest.get("host", "")),
@@ -316,19 +315,6 @@ def _check_files(contents: Contents, names: list[str]) -> None:
         if len(parts) >= 3 and parts[0] == "tokens" and parts[1] in names:
             continue
         raise ArchiveError(f"file {rel!r} in the backup belongs to no session in it: refused")
-
-
-def _events(contents: Contents, names: set[str]) -> list[WebhookEvent]:
-    out: list[WebhookEvent] = []
-    for row in contents.webhooks:
-        try:
-            event = WebhookEvent.model_validate(row)
-        except ValueError as exc:
-            raise ArchiveError(f"a webhook event of the backup is not valid: {exc}") from None
-        if event.session_name not in names:
-            raise ArchiveError(f"webhook event {event.event_id} belongs to no session in it")
-        out.append(event)
-    return out
 
 
 def _is_sqlite(path: Path) -> bool:

@@ -49,7 +49,8 @@ def status(settings: Settings) -> DbStatus:
         started = time.perf_counter()
         version = store.schema_version()
         elapsed = (time.perf_counter() - started) * 1000
-        pending = [f"{m.version:04d}_{m.name}" for m in found if m.version > version]
+        missing = migrations.pending(_dialect(kind), store.applied_versions())
+        pending = [f"{m.version:04d}_{m.name}" for m in missing]
         return DbStatus(kind, store.describe(), True, round(elapsed, 1), version, latest, pending)
     except ZapvisorError as exc:
         return DbStatus(kind, store.describe(), False, latest=latest, error=str(exc))
@@ -77,16 +78,16 @@ def sql_script(settings: Settings, everything: bool = False) -> str:
     SQL editor (all of them with ``everything``, or when the store cannot tell)."""
     from ecosystem.store import pgcommon
 
-    after = 0
+    applied: set[int] = set()
     if not everything and settings.store_kind != "sqlite":
         store = open_store(settings)
         try:
-            after = store.schema_version()
+            applied = store.applied_versions()
         except StoreError:
-            after = 0
+            applied = set()
         finally:
             store.close()
-    return pgcommon.migration_script(after)
+    return pgcommon.migration_script(applied)
 
 
 @dataclass

@@ -50,6 +50,9 @@ def _store_check(orch: Reads) -> Check:
         store = orch.store
         started = time.perf_counter()
         version = store.schema_version()
+        missing = migrations.pending(
+            "sqlite" if kind == "sqlite" else "postgres", store.applied_versions()
+        )
         count = len(store.list_sessions(orch.settings.host_id))
         elapsed = (time.perf_counter() - started) * 1000
     except ZapvisorError as exc:
@@ -75,7 +78,7 @@ def _store_check(orch: Reads) -> Check:
         f"{store.describe()} answers in {elapsed:.0f} ms, schema v{version}, "
         f"{count} session(s) on host {orch.settings.host_id}; {store.live_updates}"
     )
-    if version < latest:
+    if missing:
         return Check("store", WARN, f"{detail}; v{latest} available", "`zapvisor db migrate`")
     return Check("store", OK, detail)
 

@@ -1,11 +1,14 @@
 """The backup archive on its own (no supervisord): written and read as streams, every
 corruption refused before a file is used, sealed chunks that cannot be cut, swapped or
-extended, and backups sealed whole (before chunking) still read."""
+extended, backups sealed whole (before chunking) still read, and format 1 archives
+(before store auth and webhook lines) still read."""
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
+import json
 import os
 import stat
 import tarfile
@@ -17,6 +20,8 @@ from ecosystem import backup_archive, backup_seal
 from ecosystem.backup_archive import ArchiveError
 
 PASSPHRASE = "correct horse battery staple"
+AUTH = [{"kind": "sim", "session_name": "a", "device": "dev-1", "phone": "5511999"}]
+EVENTS = [{"event_id": f"e{i}", "session_name": "a", "body": "olá\n" * i} for i in range(3)]
 BIG = os.urandom(3 * backup_seal.CHUNK + 1234)  # incompressible: several sealed chunks
 
 
@@ -24,7 +29,8 @@ def _archive(passphrase: str | None = None, big: bytes = BIG) -> bytes:
     out = io.BytesIO()
     writer = backup_archive.Writer(out, passphrase)
     writer.add_json(backup_archive.SESSIONS, [{"name": "a"}])
-    writer.add_json(backup_archive.WEBHOOKS, [])
+    writer.add_json(backup_archive.STORE_AUTH, AUTH)
+    assert writer.add_lines(backup_archive.WEBHOOK_LINES, iter(EVENTS)) == len(EVENTS)
     writer.add_bytes("files/tokens/a/neonize.db", big)
     writer.add_bytes("files/secrets/a.token", b"t0k3n")
     writer.finish({"host": "here"})
@@ -41,7 +47,10 @@ def test_round_trip_unpacks_files_private(tmp_path: Path, passphrase: str | None
     blob = _archive(passphrase)
     got = _read(blob, tmp_path / "s", passphrase)
     assert got.sessions == [{"name": "a"}] and got.manifest["host"] == "here"
+    assert got.format == backup_archive.FORMAT == 2
     assert got.files == ["secrets/a.token", "tokens/a/neonize.db"]
+    assert got.store_auth == AUTH and got.webhooks == []
+    assert list(got.webhook_rows()) == EVENTS
     db = tmp_path / "s" / "tokens" / "a" / "neonize.db"
     assert db.read_bytes() == BIG and stat.S_IMODE(db.stat().st_mode) == 0o600
     assert (tmp_path / "s" / "secrets" / "a.token").read_bytes() == b"t0k3n"
@@ -124,3 +133,73 @@ def test_a_member_not_in_the_manifest_is_refused(tmp_path: Path) -> None:
     members["files/tokens/a/neonize.db"] = b"{ }"
     with pytest.raises(ArchiveError, match="SHA-256"):
         _read(_tar(members), tmp_path / "t")
+
+
+def _v1(members: dict[str, bytes], **manifest: object) -> bytes:
+    """An archive as zapvisor wrote format 1: webhooks.json, no store auth."""
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in members.items()}
+    head = {"host": "old", "format": 1, "members": digests, **manifest}
+    return _tar({**members, backup_archive.MANIFEST: json.dumps(head).encode()})
+
+
+def test_a_format_1_backup_is_still_read(tmp_path: Path) -> None:
+    blob = _v1(
+        {
+            backup_archive.SESSIONS: json.dumps([{"name": "a"}]).encode(),
+            backup_archive.WEBHOOKS: json.dumps(EVENTS).encode(),
+            "files/tokens/a/sim-auth.json": b"{}",
+        }
+    )
+    got = _read(blob, tmp_path / "s")
+    assert got.format == 1 and got.store_auth == [] and got.webhook_lines is None
+    assert list(got.webhook_rows()) == EVENTS
+    assert got.files == ["tokens/a/sim-auth.json"]
+
+
+@pytest.mark.parametrize(
+    ("members", "fmt", "match"),
+    [
+        ({backup_archive.SESSIONS: b"[]", backup_archive.WEBHOOKS: b"[]"}, 2, "format 2"),
+        ({backup_archive.SESSIONS: b"[]", backup_archive.STORE_AUTH: b"[]"}, 2, "format 2"),
+        ({backup_archive.SESSIONS: b"[]", backup_archive.WEBHOOK_LINES: b""}, 1, "format 1"),
+        ({backup_archive.SESSIONS: b"[]", backup_archive.WEBHOOKS: b"[]"}, 3, "newer zapvisor"),
+        ({backup_archive.SESSIONS: b"[]", backup_archive.WEBHOOKS: b"[]"}, True, "format True"),
+    ],
+)
+def test_members_of_another_format_are_refused(
+    tmp_path: Path, members: dict[str, bytes], fmt: object, match: str
+) -> None:
+    with pytest.raises(ArchiveError, match=match):
+        _read(_v1(members, format=fmt), tmp_path / "s")
+
+
+def test_a_bad_webhook_line_is_refused_when_read(tmp_path: Path) -> None:
+    """Lines are checked as they are read (restore reads them all before it changes
+    anything): a line that is not a JSON object says which."""
+    lines = b'{"event_id": "e0"}\n[1, 2]\n'
+    blob = _v1(
+        {
+            backup_archive.SESSIONS: b"[]",
+            backup_archive.STORE_AUTH: b"[]",
+            backup_archive.WEBHOOK_LINES: lines,
+        },
+        format=2,
+    )
+    got = _read(blob, tmp_path / "s")
+    with pytest.raises(ArchiveError, match=r"line 2 of its webhooks\.jsonl is not an object"):
+        list(got.webhook_rows())
+
+
+def test_many_webhook_events_go_through_a_file_in_order(tmp_path: Path) -> None:
+    """Many events go through a file, one line each, and come back in order."""
+    many = ({"event_id": f"e{i}", "payload": "x" * 200} for i in range(40_000))
+    out = io.BytesIO()
+    writer = backup_archive.Writer(out)
+    writer.add_json(backup_archive.SESSIONS, [])
+    writer.add_json(backup_archive.STORE_AUTH, [])
+    assert writer.add_lines(backup_archive.WEBHOOK_LINES, many) == 40_000
+    writer.finish({})
+    got = _read(out.getvalue(), tmp_path / "s")
+    assert got.webhook_lines is not None and got.webhook_lines.stat().st_size > 8 * 2**20
+    ids = [row["event_id"] for row in got.webhook_rows()]
+    assert ids[:2] == ["e0", "e1"] and len(ids) == 40_000 and ids[-1] == "e39999"

@@ -1,6 +1,6 @@
-"""The bot's conversations, part of the store contract (migration 0010). It runs on every
-store the contract suite's ``store_factory`` is parametrised with (sqlite, postgres,
-supabase)."""
+"""The bot's conversations, part of the store contract (migration 0010, fenced by the
+lease epoch since 0012). It runs on every store the contract suite's ``store_factory``
+is parametrised with (sqlite, postgres, supabase)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from datetime import timedelta
 import pytest
 
 from ecosystem.conversations import ChatMessage, Role
-from ecosystem.errors import SessionNotFound
+from ecosystem.errors import LeaseLost, SessionNotFound
 from ecosystem.models import utcnow
 from ecosystem.store import Store
+from tests.test_lease_contract import _runner_store
 from tests.test_store_contract import (  # noqa: F401 - fixtures
     StoreFactory,
     create,
@@ -97,3 +98,43 @@ def test_conversations_go_with_their_session(store: Store) -> None:  # noqa: F81
         store.add_message("ghost", MARIA, ChatMessage(role="user", body="oi"))
     with pytest.raises(SessionNotFound):
         store.record_bot_error("ghost", MARIA, "x", utcnow())
+
+
+def test_a_runner_of_an_older_epoch_cannot_write_the_conversations(
+    store_factory: StoreFactory,  # noqa: F811
+) -> None:
+    """A runner whose lease moved on (a newer runner of the session took it) can neither
+    add a message (to a conversation it knows or a new one) nor record a bot error:
+    each is refused with LeaseLost and leaves the history as it was. The new holder and
+    an unfenced connection (an operator's command) still write."""
+    store = store_factory()  # noqa: F811
+    create(store, "alpha", host="h1", connector="sim")
+    old, old_fence = _runner_store(store_factory, "alpha", "h1")
+    t0 = utcnow()
+    old.add_message("alpha", MARIA, ChatMessage(role="user", body="oi", created_at=t0))
+    old.add_message("alpha", MARIA, ChatMessage(role="assistant", body="olá", created_at=t0))
+    before = store.list_conversations("alpha")
+    activity = store.bot_activity("alpha")
+
+    new, new_fence = _runner_store(store_factory, "alpha", "h1")
+    assert new_fence.epoch == old_fence.epoch + 1
+    late = t0 + timedelta(seconds=30)
+    with pytest.raises(LeaseLost, match="alpha"):
+        old.add_message("alpha", MARIA, ChatMessage(role="assistant", body="x", created_at=late))
+    with pytest.raises(LeaseLost, match="alpha"):
+        old.add_message("alpha", JOAO, ChatMessage(role="user", body="novo", created_at=late))
+    with pytest.raises(LeaseLost, match="alpha"):
+        old.record_bot_error("alpha", MARIA, "stale runner", late)
+    assert store.list_conversations("alpha") == before
+    assert [m.body for m in store.recent_messages("alpha", MARIA, 10)] == ["oi", "olá"]
+    assert store.recent_messages("alpha", JOAO, 10) == []
+    assert store.bot_activity("alpha") == activity
+
+    new.add_message("alpha", JOAO, ChatMessage(role="user", body="novo", created_at=late))
+    old.set_fence(None)  # no fence: an operator's connection again
+    old.record_bot_error("alpha", MARIA, "written unfenced", late)
+    assert {c.contact: c.messages for c in store.list_conversations("alpha")} == {
+        JOAO: 1,
+        MARIA: 2,
+    }
+    assert store.bot_activity("alpha").last_error == "written unfenced"

@@ -97,6 +97,8 @@ def test_the_fence_refuses_every_write_of_an_older_epoch(
     with pytest.raises(LeaseLost):
         old.save_sim_auth("alpha", "dev-2", "5511000")
     with pytest.raises(LeaseLost):
+        old.delete_sim_auth("alpha")
+    with pytest.raises(LeaseLost):
         old.due_webhooks("alpha", utcnow())
     got = store.get_session("alpha")
     assert got.status == Status.CONNECTED and got.phone == "5511999"

@@ -1,6 +1,7 @@
 """The store contract for `zapvisor db copy`'s other rows: a session's webhook outbox,
 its health record and the alerts land in every store (sqlite, postgres, supabase)
-exactly as the SQLite store kept them."""
+exactly as the SQLite store kept them, and the session row keeps every column (where
+its auth lives, its failover switch)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from ecosystem.errors import SessionExists
 from ecosystem.health.model import Alert, AlertKind, NewAlert, SessionHealth, Severity
+from ecosystem.lease import AuthKind
 from ecosystem.models import Event, Session
 from ecosystem.store import Store
 from ecosystem.store.sqlite import SQLiteStore
@@ -44,6 +46,8 @@ def copied(store: Store, tmp_path: Path) -> Iterator[Source]:
     src = SQLiteStore(tmp_path / "src.db")
     src.migrate()
     create(src, "alpha", webhook_url="https://example.com/hook")
+    create(src, "beta", connector="sim")
+    src.set_failover("beta", auth=AuthKind.STORE, failover=False, actor="t")
     src.update_session(
         "alpha", {"webhook_events": ["message_ack", "error"]}, actor="t", action="webhook"
     )
@@ -95,7 +99,7 @@ def copied(store: Store, tmp_path: Path) -> Iterator[Source]:
         store.import_rows(
             sessions, events, actor="copy", outbox=outbox, health=health, alerts=alerts
         )
-        == 1
+        == 2
     )
     yield Source(src, sessions, events, outbox, health, alerts, pending)
     src.close()
@@ -136,3 +140,16 @@ def test_a_copy_onto_existing_names_is_all_or_nothing(store: Store, copied: Sour
             health=copied.health,
         )
     assert len(store.list_webhooks("alpha")) == 3, "all or nothing"
+
+
+def test_every_column_of_a_session_is_copied(store: Store, copied: Source) -> None:
+    """Where the auth lives and the failover switch are copied with the rest: a session
+    whose auth is in the store stays movable, one whose failover is off stays pinned."""
+    beta = store.get_session("beta")
+    assert (beta.auth, beta.failover) == (AuthKind.STORE, False)
+    alpha = store.get_session("alpha")
+    assert (alpha.auth, alpha.failover) == (AuthKind.LOCAL, True)
+    strip = {"created_at", "updated_at"}
+    assert [s.model_dump(exclude=strip) for s in store.list_sessions()] == [
+        s.model_dump(exclude=strip) for s in copied.sessions
+    ]

@@ -13,6 +13,7 @@ from ecosystem.fleet.records import HostRecord, NewHost
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
 from ecosystem.models import OPERATOR_FIELDS, RUNTIME_FIELDS, Event, NewSession, Session
 from ecosystem.redact import redact_url
+from ecosystem.store import migrations
 from ecosystem.store.base_conversations import ConversationMethods
 from ecosystem.store.base_lease import LeaseMethods
 from ecosystem.webhook_events import DeliveryState, WebhookEvent
@@ -52,6 +53,14 @@ class Store(LeaseMethods, ConversationMethods, abc.ABC):
     @abc.abstractmethod
     def schema_version(self) -> int:
         """The newest migration applied (0 for an empty database)."""
+
+    def applied_versions(self) -> set[int]:
+        """Every migration applied (an older one may still be missing: see
+        migrations.pending). A store that cannot list them says every shipped one up
+        to schema_version."""
+        newest = self.schema_version()
+        dialect = "sqlite" if self.kind == "sqlite" else "postgres"
+        return {m.version for m in migrations.load(dialect) if m.version <= newest}
 
     def check_writable(self) -> None:
         """Raise StoreError when the store would refuse a write now (`zapvisor doctor`

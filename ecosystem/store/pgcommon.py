@@ -65,13 +65,11 @@ def latest_version() -> int:
     return found[-1].version if found else 0
 
 
-def migration_script(after: int = 0) -> str:
-    """The SQL of every migration newer than ``after``, each recording itself in the
+def migration_script(applied: set[int] | None = None) -> str:
+    """The SQL of every migration not in ``applied``, each recording itself in the
     version table, in one transaction: what `zapvisor db sql` prints for a SQL editor."""
     parts = ["BEGIN;", BOOTSTRAP_SQL + ";"]
-    for mig in migrations.load("postgres"):
-        if mig.version <= after:
-            continue
+    for mig in migrations.pending("postgres", applied or set()):
         parts.append(f"-- {mig.version:04d}_{mig.name}\n{mig.sql.strip()}")
         # names match [a-z0-9_]+ (migrations._FILE): nothing to quote
         insert = f"INSERT INTO {VERSION_TABLE} (version, name)"

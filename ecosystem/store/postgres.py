@@ -147,6 +147,16 @@ class PostgresStore(
                 "default_transaction_read_only): it refuses every write"
             )
 
+    def applied_versions(self) -> set[int]:
+        if not self.schema_version():
+            return set()
+
+        def op(cur: Cur) -> set[int]:
+            cur.execute(f"SELECT version FROM {pg.VERSION_TABLE}")  # noqa: S608 - constant
+            return {int(row["version"]) for row in cur.fetchall()}
+
+        return self._run(op, write=False)
+
     def schema_version(self) -> int:
         def op(cur: Cur) -> int:
             cur.execute("SELECT to_regclass(%s) IS NOT NULL AS present", (pg.VERSION_TABLE,))

@@ -200,6 +200,12 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, SQLiteCo
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
             db.execute(f"PRAGMA user_version = {version}")
 
+    def applied_versions(self) -> set[int]:
+        if not self.schema_version():
+            return set()
+        with self._cursor() as db:
+            return {int(r[0]) for r in db.execute("SELECT version FROM schema_migrations")}
+
     def schema_version(self) -> int:
         with self._cursor() as db:
             exists = db.execute(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ecosystem.conversations import BotActivity, ChatMessage, Conversation, short_error
 from ecosystem.errors import SessionNotFound
+from ecosystem.store.sqlite_lease import fence_error
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -33,8 +34,10 @@ class SQLiteConversations:
     def _conversation(self, db: sqlite3.Connection, session: str, contact: str, at: str) -> int:
         try:
             row = db.execute(_UPSERT, (session, contact, at, at)).fetchone()
-        except sqlite3.IntegrityError:
-            raise SessionNotFound(f"no session named {session!r}") from None
+        except sqlite3.IntegrityError as exc:
+            raise fence_error(exc, session) or SessionNotFound(
+                f"no session named {session!r}"
+            ) from None
         return int(row[0])
 
     def add_message(self, session_name: str, contact: str, message: ChatMessage) -> None:

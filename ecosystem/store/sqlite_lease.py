@@ -5,8 +5,8 @@ killed supervisord left behind) from writing over the current one.
 
 The fence is per connection, as on PostgreSQL: a runner's connection gets a TEMP table
 holding its holder and epoch and TEMP triggers that refuse its writes to the session
-row, the outbox and the sim auth once the lease moved on. Other connections (the CLI,
-the monitor) have neither, so they write freely."""
+row, the outbox, the sim auth and the bot's conversations once the lease moved on.
+Other connections (the CLI, the monitor) have neither, so they write freely."""
 
 from __future__ import annotations
 
@@ -23,15 +23,25 @@ from ecosystem.models import Session, utcnow
 
 LOST_MARK = "zapvisor: lease lost"
 
+_MESSAGE_SESSION = (
+    "(SELECT c.session_name FROM main.conversations c WHERE c.id = NEW.conversation_id)"
+)
+
+# (table, operation, the session the written row belongs to)
 _GUARDED = (
-    ("whatsapp_sessions", "UPDATE", "NEW"),
-    ("webhook_outbox", "INSERT", "NEW"),
-    ("webhook_outbox", "UPDATE", "NEW"),
-    ("sim_devices", "INSERT", "NEW"),
-    ("sim_devices", "UPDATE", "NEW"),
-    ("sim_devices", "DELETE", "OLD"),
-    ("session_secrets", "INSERT", "NEW"),
-    ("session_secrets", "UPDATE", "NEW"),
+    ("whatsapp_sessions", "UPDATE", "NEW.session_name"),
+    ("webhook_outbox", "INSERT", "NEW.session_name"),
+    ("webhook_outbox", "UPDATE", "NEW.session_name"),
+    ("sim_devices", "INSERT", "NEW.session_name"),
+    ("sim_devices", "UPDATE", "NEW.session_name"),
+    ("sim_devices", "DELETE", "OLD.session_name"),
+    ("session_secrets", "INSERT", "NEW.session_name"),
+    ("session_secrets", "UPDATE", "NEW.session_name"),
+    # the bot's conversations (0010, fenced since 0012): a message names its conversation
+    ("conversations", "INSERT", "NEW.session_name"),
+    ("conversations", "UPDATE", "NEW.session_name"),
+    ("messages", "INSERT", _MESSAGE_SESSION),
+    ("messages", "UPDATE", _MESSAGE_SESSION),
 )
 
 
@@ -39,14 +49,14 @@ def _ts(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(timespec="milliseconds")
 
 
-def _trigger(table: str, op: str, row: str) -> str:
+def _trigger(table: str, op: str, session: str) -> str:
     return (
         f"CREATE TEMP TRIGGER IF NOT EXISTS zv_fence_{table}_{op.lower()}"  # noqa: S608 - constants
         f" BEFORE {op} ON main.{table}"
         " WHEN EXISTS (SELECT 1 FROM temp.zv_fence) AND NOT EXISTS ("
         " SELECT 1 FROM main.session_leases l JOIN temp.zv_fence f"
         " ON l.holder = f.holder AND l.epoch = f.epoch"
-        f" WHERE l.session_name = {row}.session_name)"
+        f" WHERE l.session_name = {session})"
         f" BEGIN SELECT RAISE(ABORT, '{LOST_MARK}'); END"
     )
 
@@ -93,8 +103,8 @@ class SQLiteLease:
             )
             db.execute("DELETE FROM temp.zv_fence")
             if fence is not None:
-                for table, op, row in _GUARDED:
-                    db.execute(_trigger(table, op, row))
+                for table, op, session in _GUARDED:
+                    db.execute(_trigger(table, op, session))
                 db.execute("INSERT INTO temp.zv_fence VALUES (?, ?)", (fence.holder, fence.epoch))
         self.fence = fence
 

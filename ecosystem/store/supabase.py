@@ -30,6 +30,7 @@ from ecosystem.errors import ConfigError, SessionNotFound, StoreError, ZapvisorE
 from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.lease import Fence
 from ecosystem.models import Event, NewSession, Session
+from ecosystem.store import migrations
 from ecosystem.store import pgcommon as pg
 from ecosystem.store.base import Store
 from ecosystem.store.pg_conversations import PgConversations
@@ -162,7 +163,7 @@ class SupabaseStore(PgSessions, PgOutbox, PgHealth, PgLease, PgHosts, PgConversa
 
     def migrate(self) -> list[str]:
         current = self.schema_version()
-        if current >= pg.latest_version():
+        if not migrations.pending("postgres", self.applied_versions()):
             return []
         raise StoreError(
             f"the {self.name} is at schema v{current} and cannot change its schema over the "
@@ -170,6 +171,18 @@ class SupabaseStore(PgSessions, PgOutbox, PgHealth, PgLease, PgHosts, PgConversa
             "(Project Settings → Database) and run `zapvisor db migrate`, or paste the "
             "output of `zapvisor db sql` into the dashboard's SQL editor"
         )
+
+    def applied_versions(self) -> set[int]:
+        def op() -> set[int]:
+            data = self._client.table(pg.VERSION_TABLE).select("version").execute().data
+            return {int(row["version"]) for row in _json_rows(data)}
+
+        try:
+            return self._call(op)
+        except StoreError as exc:
+            if "no zapvisor schema" in str(exc):
+                return set()
+            raise
 
     def schema_version(self) -> int:
         def op() -> int:

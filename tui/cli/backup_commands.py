@@ -53,9 +53,11 @@ def backup(args: argparse.Namespace) -> int:
         output.emit_json(report.to_json())
     else:
         sealed = ", encrypted" if report.encrypted else ""
+        stored = f" ({report.store_auth} with their auth from the store)" * bool(report.store_auth)
         print(
-            f"wrote {report.path}: {len(report.sessions)} session(s), {report.files} file(s), "
-            f"{report.webhooks} undelivered webhook event(s), {report.bytes} bytes{sealed}"
+            f"wrote {report.path}: {len(report.sessions)} session(s){stored}, "
+            f"{report.files} file(s), {report.webhooks} undelivered webhook event(s), "
+            f"{report.bytes} bytes{sealed}"
         )
     return 0
 

@@ -32,6 +32,12 @@ def load(dialect: str) -> list[Migration]:
     return found
 
 
+def pending(dialect: str, applied: set[int]) -> list[Migration]:
+    """The shipped migrations not in ``applied``, oldest first: by the set, not by the
+    newest version, since a migration may ship after a newer one was applied."""
+    return [m for m in load(dialect) if m.version not in applied]
+
+
 def sqlite_statements(script: str) -> Iterator[str]:
     """Split a migration into statements with SQLite's own notion of "complete"."""
     buf = ""

@@ -1,0 +1,6 @@
+-- The bot's conversations are fenced like the rest of a runner's writes (mirrors
+-- postgres/0012_conversation_fence.sql): a runner of an older epoch can no longer add a
+-- message or touch a conversation. On SQLite the fence is per connection: the runner's
+-- connection creates TEMP triggers when it takes its lease (sqlite_lease._GUARDED), so
+-- there is nothing to add to the file itself; the version is recorded so both dialects
+-- say the same thing about what a store at v12 does. 0011 is another change's.
