@@ -14,12 +14,15 @@ import re
 import shlex
 import subprocess
 import sys
+import xmlrpc.client
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.paths import StatePaths
+from ecosystem.supctl import apply as applier
 from ecosystem.supctl import daemon, render
 from ecosystem.supctl.rpc import ProcessInfo, Supervisor
 from tests.conftest import Env, wait_for
@@ -27,7 +30,8 @@ from tui.cli import output
 
 pytestmark = pytest.mark.e2e
 
-_SECTION = re.compile(r"^\[rpcinterface:zapvisor\]\n[^\[]*", re.MULTILINE)
+SECTION = "[rpcinterface:zapvisor]"
+_BLOCK = re.compile(r"\n; zapvisor\.processes\(\).*?:make_interface\n", re.DOTALL)
 
 
 def _python(code: str) -> str:
@@ -43,7 +47,7 @@ PROGRAMS = {
 }
 
 
-def _config(paths: StatePaths) -> str:
+def _config(paths: StatePaths, rpcext: bool = True) -> str:
     creds = daemon.credentials(paths)
     specs = [
         render.ProgramSpec(
@@ -56,7 +60,12 @@ def _config(paths: StatePaths) -> str:
         for i, (name, command) in enumerate(PROGRAMS.items())
     ]
     text = render.render(
-        paths, username=creds.username, password=creds.password, programs=specs, max_sessions=10
+        paths,
+        username=creds.username,
+        password=creds.password,
+        programs=specs,
+        max_sessions=10,
+        rpcext=rpcext,
     )
     # no restarts, so each program stays in the state it reached
     return text.replace("autorestart=true", "autorestart=false").replace(
@@ -65,9 +74,10 @@ def _config(paths: StatePaths) -> str:
 
 
 def _predating(text: str) -> str:
-    """The config an older zapvisor rendered: no [rpcinterface:zapvisor]."""
-    old, count = _SECTION.subn("", text)
-    assert count == 1
+    """The config an older zapvisor rendered: no [rpcinterface:zapvisor] (nor its
+    comment), as this one renders it for a supervisord that does not serve the table."""
+    old, count = _BLOCK.subn("", text)
+    assert count == 1 and SECTION not in old
     return old
 
 
@@ -136,34 +146,74 @@ def test_the_compact_table_says_what_getallprocessinfo_says(
     assert "too quickly" in table["wa-quick"].spawnerr
 
 
-def test_a_supervisord_started_before_the_section_is_read_with_getallprocessinfo(
-    started: tuple[StatePaths, Supervisor],
+def test_a_supervisord_started_by_an_older_install_is_read_with_getallprocessinfo(
+    started: tuple[StatePaths, Supervisor], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Its python is the older install's, which has no ecosystem.supctl.rpcext (here: a
+    package `ecosystem` without it, first on its PYTHONPATH). A config with the section
+    would fail its every reread, so apply leaves the section out until it restarts."""
     paths, sup = started
+    older = tmp_path / "older"
+    (older / "ecosystem").mkdir(parents=True)
+    (older / "ecosystem" / "__init__.py").write_text("")
     new = _config(paths)
-    old = _predating(new)
+    old = _config(paths, rpcext=False)
+    assert _predating(new) == old
     paths.conf.write_text(old)
+    monkeypatch.setenv("PYTHONPATH", str(older))
     daemon.start(paths, sup)
+    monkeypatch.delenv("PYTHONPATH")
     raw = _settle(sup)
     sup.compact_retry = 0  # ask for zapvisor.processes on every call
     _same_facts(sup.all_process_info(), raw)
     assert sup.compact is False
 
-    # The upgrade: the new config passes the check against the live one and a reread
-    # changes no program, so nothing restarts; the namespace waits for a restart.
     supervisord = sup.pid()
-    render.check(new, checked=old)
-    paths.conf.write_text(new)
+    assert applier.wants_rpcext(True, sup) is False
     assert sup.reload_config() == ([], [], [])
+    paths.conf.write_text(new)  # what apply does not write, and why
+    with pytest.raises(xmlrpc.client.Fault, match=r"CANT_REREAD.*rpcext"):
+        sup.reload_config()
+    paths.conf.write_text(old)
     after = sup.all_process_info()
-    assert sup.compact is False
+    assert sup.compact is False and sup.pid() == supervisord
     assert after["wa-run"].pid == raw["wa-run"].pid and after["wa-run"].state == "RUNNING"
-    assert sup.pid() == supervisord
 
+    # started again by this install: the table is there, and rereads keep working
     daemon.shutdown(paths, sup)
+    assert applier.wants_rpcext(False, sup) is True
+    paths.conf.write_text(new)
     daemon.start(paths, sup)
+    assert applier.wants_rpcext(True, sup) is True
+    assert sup.reload_config() == ([], [], [])
     assert "wa-run" in sup.all_process_info()
     assert sup.compact is True
+
+
+def test_apply_keeps_an_older_supervisord_running_until_its_next_start(zv: Env) -> None:
+    """An upgrade: the supervisord (and runner) an older zapvisor started keep running
+    through `start`/`list`, which read getAllProcessInfo from it and keep its config
+    without the section; once supervisord starts again the section is written and the
+    compact table served."""
+    zv.cli("create", "alpha", "--connector", "sim")
+    paths = StatePaths(zv.home)
+    zv.cli("shutdown")
+    old = _predating(paths.conf.read_text("utf-8"))
+    paths.conf.write_text(old)
+    sup = daemon.client(paths)
+    daemon.start(paths, sup)
+    supervisord = sup.pid()
+    zv.cli("start", "alpha")
+    wait_for(lambda: zv.json("list")[0]["process_state"] == "RUNNING", timeout=30)
+    pid = zv.json("show", "alpha")["pid"]
+    assert paths.conf.read_text("utf-8") == old
+    assert not sup.serves_compact()
+    assert sup.pid() == supervisord and zv.json("show", "alpha")["pid"] == pid
+
+    zv.cli("shutdown")
+    assert zv.json("list")[0]["name"] == "alpha"  # any command brings supervisord up
+    assert SECTION in paths.conf.read_text("utf-8")
+    assert sup.serves_compact()
 
 
 def test_list_says_the_same_from_either_table(zv: Env) -> None:

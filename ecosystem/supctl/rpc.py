@@ -216,6 +216,11 @@ class Supervisor:
     def pid(self) -> int:
         return int(self.call("getPID"))
 
+    def serves_compact(self) -> bool:
+        """Whether this supervisord has ``zapvisor.processes`` (it was started with a
+        config holding ``[rpcinterface:zapvisor]``)."""
+        return "zapvisor.processes" in self.call("listMethods", namespace="system")
+
     def all_process_info(self) -> dict[str, ProcessInfo]:
         """Every program's state, by name: ``zapvisor.processes`` (one JSON string, a
         tenth of the cost at 200 programs), or getAllProcessInfo from a supervisord
