@@ -56,7 +56,10 @@ def config_check(orch: Reads, sessions: Sequence[Session] | None) -> Check | Non
         )
     if sessions is None or not paths.credentials.exists():
         return None  # rendering it would need (and make) what is missing
-    expected, programs = applier.render_for(paths, orch.settings, sessions)
+    # with zapvisor's RPC namespace or without, as the live file: apply writes either,
+    # depending on the supervisord it finds
+    rpcext = "[rpcinterface:zapvisor]" in text
+    expected, programs = applier.render_for(paths, orch.settings, sessions, rpcext=rpcext)
     missing = sorted(set(programs) - on_disk)
     if missing:
         return Check(

@@ -1,7 +1,7 @@
 """What a live view shows, one tick at a time: sessions, their processes, the hosts.
 
 One tick costs two store queries (the sessions, and every session's health record in
-one batch) and one report from each host (one ``getAllProcessInfo``, one psutil pass,
+one batch) and one report from each host (one process table, one psutil pass,
 the machine's load: one round trip to a remote host, no process started there),
 whatever the number of sessions: never one call per session. The active alerts are a
 third query, made at most every ``alerts_every`` seconds (the health monitor raises

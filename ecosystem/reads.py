@@ -65,7 +65,7 @@ class Reads(SessionAccess):
 
     def host_report(self) -> HostReport:
         """This host's supervisord process table, its runners' CPU and memory and the
-        machine's load: one getAllProcessInfo and one pass over the runners' pids.
+        machine's load: one process table and one pass over the runners' pids.
 
         A live view calls it every second: it does not start supervisord when it finds
         it down (starting it is an action: ``ensure_up``), and it asks through a client

@@ -98,7 +98,15 @@ def test_a_corrupt_sim_auth_is_an_error_and_doctor_says_logout(zv: Env) -> None:
     auth.mkdir(parents=True, exist_ok=True)
     (auth / "sim-auth.json").write_text('{"phone": "\uff15\uff15\uff11\uff11\uff19\uff19"}')
     zv.cli("start", "alpha")
-    shown = wait_for(lambda: (s := zv.json("show", "alpha"))["status"] == "error" and s)
+    # the runner says so inside supervisord's first second, while doctor still says
+    # "starting": past it (RUNNING), doctor reads the session's own status
+    shown = wait_for(
+        lambda: (
+            (s := zv.json("show", "alpha"))["status"] == "error"
+            and s["process_state"] == "RUNNING"
+            and s
+        )
+    )
     assert shown["phone"] is None and "is corrupt" in shown["last_error"]
     found = checks(zv)["session alpha"]
     assert found["level"] == "warn" and "is corrupt" in found["detail"]

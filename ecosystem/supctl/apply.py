@@ -52,11 +52,11 @@ def apply_lock(paths: StatePaths, timeout: float = 60.0) -> Iterator[None]:
 
 
 def render_for(
-    paths: StatePaths, settings: Settings, sessions: Sequence[Session]
+    paths: StatePaths, settings: Settings, sessions: Sequence[Session], *, rpcext: bool = True
 ) -> tuple[str, list[str]]:
     """The config text for ``sessions`` (checked by supervisor's parser, except for the
     program sections the live file already holds: they passed when it was written) and
-    the program names it holds."""
+    the program names it holds; ``rpcext`` as :func:`wants_rpcext` says."""
     creds = daemon.credentials(paths)
     specs = render.program_specs(paths, [(s.name, s.port) for s in sessions])
     text = render.render(
@@ -66,6 +66,7 @@ def render_for(
         programs=specs,
         max_sessions=settings.max_sessions,
         monitor=render.monitor_spec(paths) if settings.monitor else None,
+        rpcext=rpcext,
     )
     try:
         live = paths.conf.read_text("utf-8")
@@ -73,6 +74,14 @@ def render_for(
         live = ""
     programs = render.check(text, checked=live)
     return text, programs
+
+
+def wants_rpcext(up: bool, sup: Supervisor) -> bool:
+    """Whether the config may hold ``[rpcinterface:zapvisor]``: when supervisord is
+    down (it starts with this install's python, which has the module) or was started with
+    it. A supervisord started before (by an older install, whose python may lack the
+    module) would fail every reread on the factory it cannot import."""
+    return not up or sup.serves_compact()
 
 
 def write_runtime_env(paths: StatePaths, settings: Settings) -> None:
@@ -117,7 +126,8 @@ def sync(
     and returns the names it started (boot.py paces them).
     """
     paths.ensure()
-    text, programs = render_for(paths, settings, sessions)
+    up = daemon.is_up(sup)
+    text, programs = render_for(paths, settings, sessions, rpcext=wants_rpcext(up, sup))
     write_config(paths, settings, text)
     result = ApplyResult()
     wanted_running = {
@@ -125,7 +135,7 @@ def sync(
         for s in sessions
         if s.desired_state == DesiredState.RUNNING
     }
-    if not daemon.is_up(sup):
+    if not up:
         daemon.start(paths, sup)
         result.booted = True
         result.added = list(programs)

@@ -131,9 +131,11 @@ def render(
     max_sessions: int,
     monitor: MonitorSpec | None = None,
     extra: dict[str, Any] | None = None,
+    rpcext: bool = True,
 ) -> str:
     """The config text. With a ``monitor``, restarting crashed runners is its job
-    (backoff, parking), so supervisord's autorestart and start retries are off."""
+    (backoff, parking), so supervisord's autorestart and start retries are off.
+    ``rpcext``: with zapvisor's own RPC namespace (``apply.wants_rpcext`` decides)."""
     import jinja2  # only commands that change the config pay for it
 
     # An INI file, not HTML: values are made safe by `sv`, not by HTML escaping.
@@ -158,6 +160,7 @@ def render(
         autorestart="false" if monitor else "true",
         startretries=0 if monitor else 5,
         recycle_exit=RUNNER_RECYCLE_EXIT,
+        rpcext=rpcext,
         **(extra or {}),
     )
 

@@ -212,7 +212,7 @@ def main() -> None:
         print(f"app process start -> textual imported:         {figures['import_s']:.2f} s")
         print(f"app process start -> table showing all {count} rows: {figures['table_s']:.2f} s")
         print(
-            f"refresh tick (worker: 2 store queries + getAllProcessInfo + psutil), {len(ticks)} "
+            f"refresh tick (worker: 2 store queries + process table + psutil), {len(ticks)} "
             f"ticks: median {statistics.median(ticks):.1f} ms, p95 {percentile(ticks, 95):.1f} ms"
         )
         print(
