@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +24,16 @@ pytestmark = pytest.mark.e2e
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)
+
+
+def settled(host: Any, name: str) -> dict[str, Any]:
+    """show NAME once supervisord is past STARTING (its first second after a start)."""
+    deadline = time.monotonic() + 30
+    while (shown := host.json("show", name))["process_state"] == "STARTING":
+        assert time.monotonic() < deadline, f"{name} still STARTING after 30 s"
+        time.sleep(0.2)
+    result: dict[str, Any] = shown
+    return result
 
 
 def test_a_fresh_user_gets_this_zapvisor_in_one_command(fleet: Fleet) -> None:
@@ -53,7 +65,7 @@ def test_a_fresh_user_gets_this_zapvisor_in_one_command(fleet: Fleet) -> None:
 
     # the host works: a session there, in the fleet's store, its runner on its ports
     host.run("create", "cliente-9", "--connector", "sim")
-    shown = host.json("show", "cliente-9")
+    shown = settled(host, "cliente-9")
     assert shown["host"] == "vps-new" and shown["process_state"] == "RUNNING"
     assert host.setup.base_port <= shown["port"] < host.setup.base_port + 5
     listed = {h["name"]: h for h in fleet.control.json("hosts", "list")}
@@ -73,7 +85,7 @@ def test_a_fresh_user_gets_this_zapvisor_in_one_command(fleet: Fleet) -> None:
     assert any("cliente-9" in note and "restart" in note for note in upgraded["notes"])
     assert host.json("show", "cliente-9")["pid"] == shown["pid"]
     host.run("restart", "cliente-9")
-    after = host.json("show", "cliente-9")
+    after = settled(host, "cliente-9")
     assert after["pid"] != shown["pid"] and after["process_state"] == "RUNNING"
     cmdline = Path(f"/proc/{after['pid']}/cmdline").read_bytes().split(b"\0")
     assert cmdline[0].decode().startswith(str(root / newer))

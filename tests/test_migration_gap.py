@@ -1,7 +1,8 @@
 """Migrations are applied by the set of versions a database has, not by the newest one:
-0011 may ship after 0012 (two changes made side by side), and a database that already
-has 0012 still gets 0011 when it arrives, once. Runs on the sqlite and postgres stores
-(the supabase store changes its schema through the postgres one)."""
+a version may ship after a newer one (two changes made side by side), and a database that
+already has the newer one still gets the late one when it arrives, once. Runs on the
+sqlite and postgres stores (the supabase store changes its schema through the postgres
+one)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ecosystem.store.migrations import Migration
 from ecosystem.store.sqlite import SQLiteStore
 from tests.conftest import PgCluster
 
-LATE = Migration(11, "late_arrival", "CREATE TABLE zv_late_arrival (x integer);")
+LATE = Migration(6, "late_arrival", "CREATE TABLE zv_late_arrival (x integer);")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -44,7 +45,7 @@ def test_a_missing_version_is_applied_when_it_arrives(
     dialect = "sqlite" if fresh.kind == "sqlite" else "postgres"
     shipped = migrations.load(dialect)
     versions = [m.version for m in shipped]
-    assert 11 not in versions and 12 in versions, "0011 is another change's"
+    assert 6 not in versions and 12 in versions, "no 0006 ships: it stands for a late one"
     applied = fresh.migrate()
     assert applied == [f"{m.version:04d}_{m.name}" for m in shipped]
     newest = fresh.schema_version()
@@ -58,8 +59,8 @@ def test_a_missing_version_is_applied_when_it_arrives(
     assert migrations.pending(dialect, fresh.applied_versions()) == [LATE]
     if dialect == "postgres":
         script = pgcommon.migration_script(fresh.applied_versions())
-        assert "-- 0011_late_arrival" in script and "-- 0012" not in script
-    assert fresh.migrate() == ["0011_late_arrival"]
+        assert "-- 0006_late_arrival" in script and "-- 0012" not in script
+    assert fresh.migrate() == ["0006_late_arrival"]
     assert fresh.migrate() == []
     assert fresh.schema_version() == newest
     assert migrations.pending(dialect, fresh.applied_versions()) == []
