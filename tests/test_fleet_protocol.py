@@ -136,6 +136,34 @@ def test_one_action_of_another_revision_is_refused_the_others_work() -> None:
     asyncio.run(scenario())
 
 
+def test_a_call_given_up_on_leaves_nothing_behind_and_its_late_reply_is_dropped() -> None:
+    """A link lives for hours: calls that time out or whose caller is cancelled must not
+    stay in the table of calls in flight, and their late replies must go nowhere."""
+
+    async def scenario() -> None:
+        client, to_client, to_agent = await _client_with(_hello())
+        with pytest.raises(HostUnreachable):
+            await client.call("show", {"name": "a"}, timeout=0.05)
+        late = protocol.load(await to_agent.readline())
+        cancelled = asyncio.ensure_future(client.call("show", {"name": "b"}, timeout=30))
+        sent = protocol.load(await to_agent.readline())
+        assert len(client._pending) == 1, "the call in flight is tracked"
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        assert client._pending == {}, "a cancelled call left its entry behind"
+        for message in (late, sent):
+            to_client.write(protocol.dump({"id": message["id"], "result": "late"}))
+        answered = asyncio.ensure_future(client.call("show", {"name": "c"}, timeout=1))
+        third = protocol.load(await to_agent.readline())
+        to_client.write(protocol.dump({"id": third["id"], "result": "C"}))
+        assert await answered == "C", "late replies to given-up calls disturbed the link"
+        assert client._pending == {} and client.alive
+        await client.close()
+
+    asyncio.run(scenario())
+
+
 def test_the_agent_answers_every_line_and_leaves_when_the_link_closes(zv: Env) -> None:
     """The real `zapvisor agent --stdio` (on the embedded store): hello first, then
     one answer per request whatever it holds; stdin closed, it exits 0."""

@@ -122,10 +122,14 @@ class AgentClient:
         try:
             return await asyncio.wait_for(asyncio.shield(pending.future), timeout)
         except TimeoutError:
-            self._pending.pop(call_id, None)
             raise HostUnreachable(
                 f"{self.host} did not answer {method} within {timeout:g} s"
             ) from None
+        finally:
+            # given up on (timed out, or the caller cancelled): a late reply is dropped
+            # by _dispatch, and the entry must not stay for the link's whole life
+            if not pending.future.done():
+                self._pending.pop(call_id, None)
 
     async def stream(
         self, method: str, params: dict[str, Any], *, actor: str | None = None
