@@ -74,10 +74,15 @@ def test_a_fresh_user_gets_this_zapvisor_in_one_command(fleet: Fleet) -> None:
     same = fleet.control.cli("hosts", "upgrade", "vps-new")
     assert f"already runs zapvisor {__version__}" in same.stdout
 
+    # the operator's own line in the host's .env survives the upgrade, as written
+    (root / ".env").write_text(env + "# mine\nLOG_LEVEL=debug\n")
     upgraded = json.loads(
         fleet.control.cli("hosts", "upgrade", "vps-new", "--force", "--json", timeout=1500).stdout
     )
     assert upgraded["installed"] == __version__
+    rewritten = (root / ".env").read_text()
+    assert rewritten.endswith("# mine\nLOG_LEVEL=debug\n") and mode(root / ".env") == 0o600
+    assert rewritten.count("ZAPVISOR_HOST_ID=") == 1
     newer = (root / "venv").readlink()
     assert newer != venv and (root / venv).is_dir()  # the previous install is kept
     # as with any apply, the running session was not restarted behind its back: it runs

@@ -132,6 +132,44 @@ def test_the_hosts_settings_file() -> None:
         layout.host_env("vps2", 3001, 4, {"ZAPVISOR_DATABASE_URL": "postgresql://a:b'c@h/d"})
 
 
+def test_an_upgrade_keeps_what_the_operator_wrote_in_the_hosts_settings() -> None:
+    """`hosts add` / `hosts upgrade` write a host's .env again: the operator's own lines
+    (another setting, a value with a quote, a comment) stay as they were, while the
+    identity, ports and store are written afresh and nothing doubles up."""
+    from ecosystem.fleet.host_changes import KEPT_VARIABLES, kept_settings
+
+    store = {"ZAPVISOR_DATABASE_URL": "postgresql://zv@db/zv"}
+    first = layout.host_env("vps2", 3001, 5, store, home="/srv/zv")
+    edited = (
+        first
+        + "\n# the provider key for this host's bots\n"
+        + 'OPENAI_API_KEY="sk-it\'s"\n'
+        + "export LOG_LEVEL=debug\n"
+        + "BASE_PORT=9999\n"
+    )
+    newer = {"ZAPVISOR_DATABASE_URL": "postgresql://zv@db2/zv"}
+    text = edited
+    for _ in range(2):
+        hand = layout.hand_lines(text, KEPT_VARIABLES)
+        kept = kept_settings(text)
+        text = layout.host_env(
+            "vps2", 4001, 8, newer, home=kept["ZAPVISOR_HOME"], kept=kept, hand=hand
+        )
+    values = dotenv_values(stream=__import__("io").StringIO(text))
+    assert values == {
+        "ZAPVISOR_HOST_ID": "vps2",
+        "BASE_PORT": "4001",
+        "MAX_SESSIONS": "8",
+        "ZAPVISOR_HOME": "/srv/zv",
+        "ZAPVISOR_DATABASE_URL": "postgresql://zv@db2/zv",
+        "OPENAI_API_KEY": "sk-it's",
+        "LOG_LEVEL": "debug",
+    }
+    assert "# the provider key for this host's bots\n" in text
+    assert text.count(layout.HEADER) == 1 and text.count(layout.HAND_HEADER) == 1
+    assert layout.host_env("vps2", 4001, 8, newer, home="/srv/zv", kept=kept, hand=hand) == text
+
+
 def test_the_wheel_shipped_to_hosts_is_this_tree(tmp_path: Path) -> None:
     built = wheel.build_wheel(tmp_path)
     assert built.name == f"zapvisor-{wheel.installed_version()}-py3-none-any.whl"

@@ -107,10 +107,15 @@ class HostsAdmin:
 
     async def _kept(
         self, pool: SSHPool, endpoint: Endpoint, probe: remote.Probe
-    ) -> tuple[str, dict[str, str]]:
-        """The host's state dir and its own settings, kept across installs."""
-        kept = await bootstrap.read_kept_settings(pool, endpoint, probe)
-        return kept.get("ZAPVISOR_HOME") or f"{probe.home}/.local/share/zapvisor", kept
+    ) -> tuple[str, dict[str, str], list[str]]:
+        """The host's state dir and its own settings, kept across installs: those
+        zapvisor knows, and the lines the operator added to its .env by hand."""
+        from ecosystem.fleet.host_changes import KEPT_VARIABLES, kept_settings
+
+        text = await bootstrap.read_host_env(pool, endpoint, probe)
+        kept = kept_settings(text)
+        home = kept.get("ZAPVISOR_HOME") or f"{probe.home}/.local/share/zapvisor"
+        return home, kept, layout.hand_lines(text, KEPT_VARIABLES)
 
     # -- add --------------------------------------------------------------------
 
@@ -158,9 +163,15 @@ class HostsAdmin:
             installed = None
             if probe.managed_version != version:
                 await self._agree_to_install(endpoint, probe, version, req.install, confirm)
-            home, kept = await self._kept(pool, endpoint, probe)
+            home, kept, hand = await self._kept(pool, endpoint, probe)
             env_text = layout.host_env(
-                endpoint.name, req.base_port, req.max_sessions, store_vars, home=home, kept=kept
+                endpoint.name,
+                req.base_port,
+                req.max_sessions,
+                store_vars,
+                home=home,
+                kept=kept,
+                hand=hand,
             )
             if probe.managed_version != version:
                 await bootstrap.install(pool, endpoint, probe, env_text, progress=self.progress)
@@ -278,9 +289,15 @@ class HostsAdmin:
             probe = await remote.probe(pool, endpoint)
             if probe.managed_version == version and not force:
                 return Outcome(record, None, [f"{record.name} already runs zapvisor {version}"])
-            home, kept = await self._kept(pool, endpoint, probe)
+            home, kept, hand = await self._kept(pool, endpoint, probe)
             env_text = layout.host_env(
-                record.name, record.base_port, record.max_sessions, store_vars, home=home, kept=kept
+                record.name,
+                record.base_port,
+                record.max_sessions,
+                store_vars,
+                home=home,
+                kept=kept,
+                hand=hand,
             )
             await bootstrap.install(pool, endpoint, probe, env_text, progress=self.progress)
             notes = []

@@ -92,20 +92,17 @@ async def write_settings(
             await write_private_file(sftp, probe.zapvisor, layout.WRAPPER, 0o700)
 
 
-async def read_kept_settings(pool: SSHPool, endpoint: Endpoint, probe: Probe) -> dict[str, str]:
-    """The host's own settings in its current .env, kept across installs: ZAPVISOR_HOME
-    (a host may keep its state elsewhere than the default) and its failover switch."""
-    from ecosystem.fleet.host_changes import kept_settings
-
+async def read_host_env(pool: SSHPool, endpoint: Endpoint, probe: Probe) -> str:
+    """The host's current .env ("" when it has none): its own settings in it are kept
+    across installs (see host_changes.kept_settings and layout.hand_lines)."""
     try:
         async with (
             pool.sftp(endpoint, timeout=30) as sftp,
             sftp.open(posixpath.join(probe.root, ".env"), "r") as fh,
         ):
-            text = str(await fh.read())
+            return str(await fh.read())
     except (asyncssh.SFTPError, OSError):
-        return {}
-    return kept_settings(text)
+        return ""
 
 
 async def install(

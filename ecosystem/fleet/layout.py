@@ -13,11 +13,14 @@ the same for hosts they set up themselves.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from ecosystem.settings import Settings
 from ecosystem.supctl.apply import dotenv_quote
 
+HEADER = "# written by `zapvisor hosts add` / `hosts upgrade` on the control side\n"
+HAND_HEADER = "# this host's own settings, kept as they were by `hosts add` / `hosts upgrade`:\n"
+IDENTITY_VARIABLES = ("ZAPVISOR_HOST_ID", "BASE_PORT", "MAX_SESSIONS", "ZAPVISOR_HOME")
 STORE_VARIABLES = ("ZAPVISOR_DATABASE_URL", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY")
 """The settings every host of a fleet shares: where the store is."""
 
@@ -58,9 +61,11 @@ def host_env(
     *,
     home: str | None = None,
     kept: Mapping[str, str] | None = None,
+    hand: Sequence[str] = (),
 ) -> str:
     """The host's `.env`: its identity and ports, its own settings ``kept`` from the .env
-    it had, then the fleet's store."""
+    it had, then the fleet's store, then the lines the operator wrote there by hand
+    (``hand``, from hand_lines: as they were, comments included)."""
     values = {
         "ZAPVISOR_HOST_ID": name,
         "BASE_PORT": str(base_port),
@@ -70,5 +75,28 @@ def host_env(
         values["ZAPVISOR_HOME"] = home
     values.update({k: v for k, v in (kept or {}).items() if k != "ZAPVISOR_HOME"})
     values.update(store)
-    header = "# written by `zapvisor hosts add` / `hosts upgrade` on the control side\n"
-    return header + "".join(f"{k}={dotenv_quote(v)}\n" for k, v in values.items())
+    text = HEADER + "".join(f"{k}={dotenv_quote(v)}\n" for k, v in values.items())
+    if hand:
+        text += HAND_HEADER + "".join(f"{line}\n" for line in hand)
+    return text
+
+
+def hand_lines(env_text: str, owned: Iterable[str]) -> list[str]:
+    """The lines of a host's .env that zapvisor did not write (another setting, a
+    comment), kept as they are when `hosts add` or `hosts upgrade` writes it again; the
+    variables in ``owned`` and the identity, ports and store are written afresh."""
+    mine = {*owned, *IDENTITY_VARIABLES, *STORE_VARIABLES}
+    out: list[str] = []
+    for line in env_text.splitlines():
+        bare = line.strip()
+        if bare in (HEADER.strip(), HAND_HEADER.strip()):
+            continue
+        name = bare.removeprefix("export ").split("=", 1)[0].strip()
+        if bare and not bare.startswith("#") and name in mine:
+            continue
+        out.append(line)
+    while out and not out[-1].strip():
+        out.pop()
+    while out and not out[0].strip():
+        out.pop(0)
+    return out
