@@ -21,6 +21,7 @@ from ecosystem.health.failover import Failover
 from ecosystem.lease import AuthKind, Claimed, HostBeat
 from ecosystem.names import validate_name
 from ecosystem.plumbing import Plumbing
+from ecosystem.states import PROCESS_SERVING
 from ecosystem.views import SessionView
 
 
@@ -28,6 +29,8 @@ class FailoverActions(Plumbing):
     if TYPE_CHECKING:
 
         def show(self, name: str) -> SessionView: ...  # Lifecycle's
+
+        def restart(self, name: str) -> SessionView: ...  # Lifecycle's
 
     def move(self, name: str, to: str, *, timeout: float | None = None) -> moves.MoveResult:
         """Move a session to another host: stopped there, handed over, started here, same
@@ -107,4 +110,11 @@ class FailoverActions(Plumbing):
         if auth is not None:
             moves.choose_auth(self.store.kind, session.connector, auth)
         self.store.set_failover(name, auth=auth, failover=failover, actor=self.actor)
-        return self.show(name)
+        view = self.show(name)
+        if auth is not None and auth != session.auth and view.process_state in PROCESS_SERVING:
+            # the runner reads where its auth lives when it starts: one waiting for a scan
+            # (no phone linked, or the store refused the change) would pair into the old place
+            where = "in the store" if auth == AuthKind.STORE else f"in tokens/{name}/"
+            self.progress(f"restarting {name}: its auth now lives {where}")
+            return self.restart(name)
+        return view
