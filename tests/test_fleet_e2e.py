@@ -12,30 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import queue
 import shutil
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
 
-import psutil
 import pytest
 from textual.widgets import DataTable, Select
 
 from ecosystem import __version__
 from ecosystem.errors import ZapvisorError
-from ecosystem.fleet.sshlinks import control_side
 from ecosystem.liveview import Poller
 from ecosystem.models import NewSession
-from ecosystem.orchestrator import Orchestrator
 from tests.conftest import Env, PgCluster, free_port_block, teardown_env, wait_for
-from tests.fleet_fixtures import ClientKey, Fleet, RemoteHost
+from tests.fleet_fixtures import ClientKey, Fleet
+from tests.fleet_three import Three, following, home_rows, made_on, owner, refused, seen
 from tests.qrdecode import decode_png
 from tests.sshd import SshServer
 from tests.tui_helpers import screen_as, screen_text, until
@@ -46,32 +38,6 @@ from tui.screens.sessions import SessionsScreen
 
 # one worker holds the module's hosts: its tests run there, in this order
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("fleet-e2e")]
-
-
-@dataclass
-class Three:
-    fleet: Fleet
-    one: RemoteHost
-    two: RemoteHost
-    added: dict[str, dict[str, Any]]
-    """What `hosts add --trust --json` printed for each remote host."""
-
-    @property
-    def control(self) -> Env:
-        return self.fleet.control
-
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.control.cli(*args, check=check, timeout=240)
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.cli(*args, "--json").stdout)
-
-    def door(self) -> Orchestrator:
-        """The control side's door, as `zapvisor` and the terminal app open it."""
-        settings = self.control.settings(
-            host_id="control", database_url=self.fleet.store["ZAPVISOR_DATABASE_URL"]
-        )
-        return control_side(settings)
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +80,7 @@ def test_the_operator_script_across_three_hosts(three: Three) -> None:
     far = three.json("create", "op-far", "--host", "vps-1", "--connector", "sim")
     assert (here["host"], far["host"]) == ("control", "vps-1")
     assert far["port"] == one.setup.base_port and far["pid"]
-    assert _owner(far["pid"]) == one.user.name  # run there, by vps-1's supervisord
+    assert owner(far["pid"]) == one.user.name  # run there, by vps-1's supervisord
     # control 1/3 and vps-1 1/3 used, vps-2 0/8: the same machine's RAM and load. (On
     # a door whose links are open: placement gives each host HOST_TIMEOUT to answer,
     # which a fresh agent's start on this loaded machine may pass, skipping the host.)
@@ -130,9 +96,9 @@ def test_the_operator_script_across_three_hosts(three: Three) -> None:
 
     # bad input, each one line and a non-zero exit, nothing made: a name another host
     # already uses, a host the fleet does not have
-    taken = _refused(three, 73, "create", "op-far", "--host", "vps-2", "--connector", "sim")
+    taken = refused(three, 73, "create", "op-far", "--host", "vps-2", "--connector", "sim")
     assert "op-far" in taken and "already" in taken
-    assert "no host named 'nope'" in _refused(three, 66, "create", "op-x", "--host", "nope")
+    assert "no host named 'nope'" in refused(three, 66, "create", "op-x", "--host", "nope")
 
     # list: every host's sessions with a HOST column; --host keeps one host's
     listed = {v["name"]: v["host"] for v in three.json("list")}
@@ -150,18 +116,18 @@ def test_the_operator_script_across_three_hosts(three: Three) -> None:
     assert decode_png(png.read_bytes()) == code["qr_payload"]
 
     # logs -f of a remote session: a line written there after it started is seen here
-    with _following(three.control, "op-far") as lines_seen:
-        assert _seen(lines_seen, '"session": "op-far"', 60), "no backlog from vps-1"
+    with following(three.control, "op-far") as lines_seen:
+        assert seen(lines_seen, '"session": "op-far"', 60), "no backlog from vps-1"
         three.cli("sim-scan", "op-far")  # the simulated phone pairs: a new log line
-        assert _seen(lines_seen, '"paired"', 60), "the new line never came"
+        assert seen(lines_seen, '"paired"', 60), "the new line never came"
 
     # restart / stop / start / config / show / token / webhooks, by name
     again = three.json("restart", "op-far")
-    assert again["pid"] not in (None, far["pid"]) and _owner(again["pid"]) == one.user.name
+    assert again["pid"] not in (None, far["pid"]) and owner(again["pid"]) == one.user.name
     assert three.json("stop", "op-far")["process_state"] == "STOPPED"
-    assert _owner(again["pid"]) is None
+    assert owner(again["pid"]) is None
     started = three.json("start", "op-far")
-    assert started["pid"] and _owner(started["pid"]) == one.user.name
+    assert started["pid"] and owner(started["pid"]) == one.user.name
     three.cli("config", "op-far", "--description", "cliente 101; 50%")
     shown = three.json("show", "op-far")
     assert (shown["host"], shown["pid"]) == ("vps-1", started["pid"])
@@ -172,76 +138,13 @@ def test_the_operator_script_across_three_hosts(three: Three) -> None:
     assert three.json("webhooks", "op-far")["deliveries"] == []
 
     # a host that holds sessions stays in the fleet
-    assert "op-far" in _refused(three, 75, "hosts", "remove", "vps-1")
+    assert "op-far" in refused(three, 75, "hosts", "remove", "vps-1")
     assert "vps-1" in three.fleet.registered()
 
     # delete there; the port is free on vps-1 again
     three.cli("delete", "op-far", "--yes")
-    assert wait_for(lambda: _owner(started["pid"]) is None, 30)
+    assert wait_for(lambda: owner(started["pid"]) is None, 30)
     assert {v["name"] for v in three.json("list")} == {"op-here", "op-auto"}
-
-
-def _owner(pid: int) -> str | None:
-    """The user a running process runs as (None once it has ended)."""
-    try:
-        proc = psutil.Process(pid)
-        return None if proc.status() == psutil.STATUS_ZOMBIE else proc.username()
-    except psutil.NoSuchProcess:
-        return None
-
-
-def _refused(three: Three, code: int, *args: str) -> str:
-    """Run a command that must fail with ``code``; its one line of stderr."""
-    proc = three.cli(*args, check=False)
-    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("zapvisor: error: "), proc.stderr
-    return lines[0]
-
-
-def _stream_lines(stream: IO[str], into: queue.Queue[str]) -> None:
-    for line in stream:
-        into.put(line)
-
-
-class _following:
-    """`zapvisor logs -f --raw NAME` running, its lines collected as they come."""
-
-    def __init__(self, env: Env, name: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tui.cli.main", "logs", "-f", "--raw", name],
-            env=env.vars,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        assert self.proc.stdout is not None
-        threading.Thread(
-            target=_stream_lines, args=(self.proc.stdout, self.lines), daemon=True
-        ).start()
-
-    def __enter__(self) -> queue.Queue[str]:
-        return self.lines
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
-def _seen(lines: queue.Queue[str], text: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if text in lines.get(timeout=max(0.0, deadline - time.monotonic())):
-                return True
-        except queue.Empty:
-            return False
-    return False
 
 
 def test_the_terminal_app_over_real_ssh_hosts(three: Three) -> None:
@@ -266,7 +169,7 @@ def test_the_terminal_app_over_real_ssh_hosts(three: Three) -> None:
                     what="vps-1's session running in the app",
                 )
                 await until(pilot, lambda: "HOST" in screen_text(app), what="the HOST column")
-                shown = _rows(screen_text(app))
+                shown = home_rows(screen_text(app))
                 assert shown.get("tui-far") == "vps-1", shown
 
                 # h: the three hosts, answering, how full, which version
@@ -326,7 +229,7 @@ def test_the_terminal_app_over_real_ssh_hosts(three: Three) -> None:
                 await pilot.press("enter")
                 await until(
                     pilot,
-                    lambda: _made_on(orch, "tui-made") == "vps-2",
+                    lambda: made_on(orch, "tui-made") == "vps-2",
                     timeout=90,
                     what="the form's session created on vps-2",
                 )
@@ -338,23 +241,6 @@ def test_the_terminal_app_over_real_ssh_hosts(three: Three) -> None:
             with contextlib.suppress(ZapvisorError):  # not made when it failed early
                 orch.delete(name)
         orch.close()
-
-
-def _rows(text: str) -> dict[str, str]:
-    """Session name → the word after it, on the home screen's rows."""
-    out = {}
-    for line in text.splitlines():
-        words = line.split()
-        if len(words) > 1 and words[0].startswith(("op-", "tui-", "kill-")):
-            out[words[0]] = words[1]
-    return out
-
-
-def _made_on(orch: Orchestrator, name: str) -> str | None:
-    try:
-        return orch.store.get_session(name).host
-    except Exception:
-        return None
 
 
 def test_a_remote_sshd_killed_mid_refresh(three: Three) -> None:

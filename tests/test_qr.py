@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecosystem import qr
-from runner.connectors.sim import sim_payload
+from runner.connectors.sim_codes import sim_payload
 from tests.qrdecode import decode_cells, decode_half_blocks, decode_png
 
 

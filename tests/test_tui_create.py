@@ -12,7 +12,7 @@ from textual.widgets import ContentSwitcher, Select, TextArea
 from ecosystem.models import NewSession
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.states import Status
-from runner.connectors.sim import sim_payload
+from runner.connectors.sim_codes import sim_payload
 from tests.conftest import Env
 from tests.tui_helpers import decode_screen_qr, in_thread, top_screen, until
 from tui.app import ZapvisorApp, make_app

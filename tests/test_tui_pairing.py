@@ -13,7 +13,7 @@ import pytest
 
 from ecosystem.models import NewSession
 from ecosystem.orchestrator import Orchestrator
-from runner.connectors.sim import sim_pair_code
+from runner.connectors.sim_codes import sim_pair_code
 from tests.conftest import Env
 from tests.receiver import Receiver
 from tests.test_tui_health import env_with, notes

@@ -23,7 +23,7 @@ from ecosystem.settings import make_settings
 from ecosystem.states import DesiredState, ProcessState, Status
 from ecosystem.supctl.rpc import ProcessInfo
 from ecosystem.views import SessionView
-from runner.connectors.sim import sim_payload
+from runner.connectors.sim_codes import sim_payload
 from tui.app import ZapvisorApp
 
 NOW = datetime(2025, 3, 14, 12, 0, 0, tzinfo=UTC)

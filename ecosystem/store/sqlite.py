@@ -30,6 +30,7 @@ from ecosystem.store import migrations
 from ecosystem.store import sqlite_health as health_sql
 from ecosystem.store.base import Store, audit_detail
 from ecosystem.store.sqlite_conversations import SQLiteConversations
+from ecosystem.store.sqlite_events import _ts
 from ecosystem.store.sqlite_health import SQLiteHealth
 from ecosystem.store.sqlite_hosts import SQLiteHosts
 from ecosystem.store.sqlite_lease import SQLiteLease, fence_error
@@ -42,10 +43,6 @@ _SQLITE_READONLY = 8
 database" (the extended codes keep it in their low byte)."""
 _JSON_FIELDS = ("ai_config", "timing_config", "webhook_events")
 _TIME_FIELDS = ("qr_expires_at", "created_at", "updated_at", "connected_at", "last_activity_at")
-
-
-def _ts(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat(timespec="milliseconds")
 
 
 def _to_db(field: str, value: Any) -> Any:
@@ -137,31 +134,6 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, SQLiteCo
                     with contextlib.suppress(StoreError):  # still unwritable: next time
                         self._reopen()
                 raise StoreError(f"the sqlite store at {self.path} failed: {exc}") from None
-
-    def _insert_event(
-        self,
-        db: sqlite3.Connection,
-        session_name: str | None,
-        action: str,
-        actor: str,
-        detail: Mapping[str, Any] | None = None,
-        from_status: str | None = None,
-        to_status: str | None = None,
-        ts: datetime | None = None,
-    ) -> None:
-        db.execute(
-            "INSERT INTO session_events (ts, session_name, actor, action, from_status,"
-            " to_status, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                _ts(ts or utcnow()),
-                session_name,
-                actor,
-                action,
-                from_status,
-                to_status,
-                json.dumps(dict(detail or {}), ensure_ascii=False, default=str),
-            ),
-        )
 
     def _fetch(self, db: sqlite3.Connection, name: str) -> Session:
         row = db.execute(
@@ -380,33 +352,3 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, SQLiteCo
             import_outbox(db, outbox)
             health_sql.import_rows(db, health, alerts)
             return len(sessions)
-
-    # -- events --------------------------------------------------------------------
-
-    def add_event(
-        self,
-        session_name: str | None,
-        action: str,
-        *,
-        actor: str,
-        detail: Mapping[str, Any] | None = None,
-        ts: datetime | None = None,
-    ) -> None:
-        with self._cursor(write=True) as db:
-            self._insert_event(db, session_name, action, actor, detail, ts=ts)
-
-    def list_events(self, session_name: str | None = None, limit: int = 100) -> list[Event]:
-        with self._cursor() as db:
-            if session_name is None:
-                rows = db.execute("SELECT * FROM session_events ORDER BY id DESC LIMIT ?", (limit,))
-            else:
-                rows = db.execute(
-                    "SELECT * FROM session_events WHERE session_name = ? ORDER BY id DESC LIMIT ?",
-                    (session_name, limit),
-                )
-            out = []
-            for row in rows.fetchall():
-                data = dict(row)
-                data["detail"] = json.loads(data["detail"])
-                out.append(Event.model_validate(data))
-            return out

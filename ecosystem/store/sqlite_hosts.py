@@ -21,6 +21,7 @@ from ecosystem.fleet.records import (
     host_not_found,
 )
 from ecosystem.models import utcnow
+from ecosystem.store.sqlite_events import SQLiteEvents
 
 _COLUMNS = tuple(f for f in NewHost.model_fields if f not in ("name", "address"))
 """What `hosts add` records besides the name and address (the row's own columns)."""
@@ -48,24 +49,12 @@ def _fetch(db: sqlite3.Connection, name: str) -> HostRecord:
     return host_from_row(row)
 
 
-class SQLiteHosts:
+class SQLiteHosts(SQLiteEvents):
     """Mixed into SQLiteStore."""
 
     if TYPE_CHECKING:
 
         def _cursor(self, write: bool = False) -> AbstractContextManager[sqlite3.Connection]: ...
-
-        def _insert_event(
-            self,
-            db: sqlite3.Connection,
-            session_name: str | None,
-            action: str,
-            actor: str,
-            detail: Mapping[str, Any] | None = None,
-            from_status: str | None = None,
-            to_status: str | None = None,
-            ts: datetime | None = None,
-        ) -> None: ...
 
     def list_hosts(self) -> list[HostRecord]:
         with self._cursor() as db:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ecosystem.errors import CannotMove, LeaseHeld, LeaseLost, NotThisHost, SessionNotFound
 from ecosystem.lease import AuthKind, Fence, Lease, LeaseInfo, SimDevice, SimLink
 from ecosystem.models import Session, utcnow
+from ecosystem.store.sqlite_events import SQLiteEvents
 
 LOST_MARK = "zapvisor: lease lost"
 
@@ -73,7 +73,7 @@ def _lease(row: sqlite3.Row | None, now: datetime) -> Lease | None:
     return None if row is None else Lease.model_validate({**dict(row), "now": now})
 
 
-class SQLiteLease:
+class SQLiteLease(SQLiteEvents):
     """Mixed into SQLiteStore."""
 
     fence: Fence | None = None
@@ -83,15 +83,6 @@ class SQLiteLease:
         _lock: threading.RLock
 
         def _cursor(self, write: bool = False) -> AbstractContextManager[sqlite3.Connection]: ...
-
-        def _insert_event(
-            self,
-            db: sqlite3.Connection,
-            session_name: str | None,
-            action: str,
-            actor: str,
-            detail: Mapping[str, Any] | None = None,
-        ) -> None: ...
 
         def _fetch(self, db: sqlite3.Connection, name: str) -> Session: ...
 

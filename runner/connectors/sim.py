@@ -23,9 +23,6 @@ path runs end to end without WhatsApp. Media URLs are never downloaded.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import json
 import logging
 import secrets
 import time
@@ -35,12 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from ecosystem.errors import InvalidValue, StateDirError, ZapvisorError
-from ecosystem.lease import SIM_BEAT_SECONDS, AuthKind
-from ecosystem.paths import write_private
+from ecosystem.lease import SIM_BEAT_SECONDS
 from ecosystem.settings import Settings
 from ecosystem.states import Status
 from runner.connectors.base import (
-    Connector,
     ConnectorEvents,
     Inbound,
     Media,
@@ -48,34 +43,11 @@ from runner.connectors.base import (
     Recipient,
     Sent,
 )
+from runner.connectors.sim_auth import SimAuth
+from runner.connectors.sim_codes import sim_pair_code, sim_payload, sim_phone
 
 log = logging.getLogger("runner.sim")
-AUTH_FILE = "sim-auth.json"
 STORE_RETRY_SECONDS = 2.0
-
-
-def sim_payload(session: str, seq: int) -> str:
-    def b64(label: str, size: int) -> str:
-        out = b""
-        i = 0
-        while len(out) < size:
-            out += hashlib.sha256(f"{session}:{seq}:{label}:{i}".encode()).digest()
-            i += 1
-        return base64.b64encode(out[:size]).decode("ascii")
-
-    return f"2@{b64('ref', 96)},{b64('noise', 32)},{b64('identity', 32)},{b64('adv', 32)}"
-
-
-def sim_phone(session: str) -> str:
-    digits = str(int(hashlib.sha256(session.encode()).hexdigest(), 16))
-    return "5511" + digits[:9]
-
-
-def sim_pair_code(session: str, phone: str) -> str:
-    alphabet = "ABCDEFGHJKLMNPQRSTVWXYZ23456789"
-    digest = hashlib.sha256(f"{session}:{phone}".encode()).digest()
-    code = "".join(alphabet[b % len(alphabet)] for b in digest[:8])
-    return f"{code[:4]}-{code[4:]}"
 
 
 ACK_STEPS = (("sent", 0.0), ("delivered", 0.05), ("read", 0.1))
@@ -91,7 +63,7 @@ class NotWaitingForScan(NotConnected):
     exit_code = 75
 
 
-class SimConnector(Connector):
+class SimConnector(SimAuth):
     kind = "sim"
 
     def __init__(
@@ -112,56 +84,6 @@ class SimConnector(Connector):
         """What the simulated phone sent, typed and read, oldest first (GET /sim/sent)."""
         self._restart = asyncio.Event()
         self._link: int | None = None
-
-    @property
-    def auth_file(self) -> Path:
-        return self.auth_dir / AUTH_FILE
-
-    @property
-    def in_store(self) -> bool:
-        return self.context is not None and self.context.auth == AuthKind.STORE
-
-    async def _load_auth(self) -> tuple[str, str] | None:
-        """(phone, device) when paired, None when not; raises ValueError when corrupt."""
-        if self.in_store:
-            assert self.context is not None
-            found = await self.context.call(self.context.store.sim_auth, self.session)
-            return None if found is None else (found.phone, found.device)
-        try:
-            text = self.auth_file.read_text("utf-8")
-        except FileNotFoundError:
-            return None
-        data = json.loads(text)
-        phone = data["phone"]
-        # isdigit() alone passes fullwidth digits (U+FF10-U+FF19) and "²": ASCII only
-        if not isinstance(phone, str) or not (phone.isascii() and phone.isdigit()):
-            raise ValueError("phone is not a number")
-        # files written before devices had ids: one device per session and phone
-        return phone, str(data.get("device") or f"{phone}.{self.session}")
-
-    async def _save_auth(self, phone: str) -> str:
-        device = f"{phone}.{secrets.token_hex(4)}"
-        if self.in_store:
-            assert self.context is not None
-            await self.context.call(self.context.store.save_sim_auth, self.session, device, phone)
-            return device
-        try:
-            self.auth_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            raise StateDirError(f"cannot write {self.auth_dir}: {exc.strerror}") from None
-        paired = {"phone": phone, "device": device, "paired_at": datetime.now(UTC).isoformat()}
-        write_private(self.auth_file, json.dumps(paired))
-        return device
-
-    async def _forget_auth(self) -> None:
-        if self.in_store:
-            assert self.context is not None
-            await self.context.call(self.context.store.delete_sim_auth, self.session)
-        else:
-            self.auth_file.unlink(missing_ok=True)
-
-    def _where(self) -> str:
-        return "the store" if self.in_store else f"tokens/{self.session}/{AUTH_FILE}"
 
     async def run(self) -> None:
         while True:

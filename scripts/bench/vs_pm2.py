@@ -44,14 +44,8 @@ sys.path.insert(0, str(ROOT))
 
 from scripts.bench import vs_pm2_probe as probe  # noqa: E402
 from scripts.bench.freeports import free_block  # noqa: E402
-from scripts.bench.vs_pm2_systems import (  # noqa: E402
-    PM2,
-    PlainSupervisord,
-    Started,
-    System,
-    Zapvisor,
-    install_pm2,
-)
+from scripts.bench.vs_pm2_others import PM2, PlainSupervisord, install_pm2  # noqa: E402
+from scripts.bench.vs_pm2_systems import Started, System, Zapvisor  # noqa: E402
 
 DEADLINE = 180.0
 Results = dict[str, dict[str, list[float]]]

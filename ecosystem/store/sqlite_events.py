@@ -1,0 +1,77 @@
+"""The audit log of the embedded SQLite store: every change a row of session_events."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ecosystem.models import Event, utcnow
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec="milliseconds")
+
+
+class SQLiteEvents:
+    """Mixed into SQLiteStore."""
+
+    if TYPE_CHECKING:
+
+        def _cursor(self, write: bool = False) -> AbstractContextManager[sqlite3.Connection]: ...
+
+    def _insert_event(
+        self,
+        db: sqlite3.Connection,
+        session_name: str | None,
+        action: str,
+        actor: str,
+        detail: Mapping[str, Any] | None = None,
+        from_status: str | None = None,
+        to_status: str | None = None,
+        ts: datetime | None = None,
+    ) -> None:
+        db.execute(
+            "INSERT INTO session_events (ts, session_name, actor, action, from_status,"
+            " to_status, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                _ts(ts or utcnow()),
+                session_name,
+                actor,
+                action,
+                from_status,
+                to_status,
+                json.dumps(dict(detail or {}), ensure_ascii=False, default=str),
+            ),
+        )
+
+    def add_event(
+        self,
+        session_name: str | None,
+        action: str,
+        *,
+        actor: str,
+        detail: Mapping[str, Any] | None = None,
+        ts: datetime | None = None,
+    ) -> None:
+        with self._cursor(write=True) as db:
+            self._insert_event(db, session_name, action, actor, detail, ts=ts)
+
+    def list_events(self, session_name: str | None = None, limit: int = 100) -> list[Event]:
+        with self._cursor() as db:
+            if session_name is None:
+                rows = db.execute("SELECT * FROM session_events ORDER BY id DESC LIMIT ?", (limit,))
+            else:
+                rows = db.execute(
+                    "SELECT * FROM session_events WHERE session_name = ? ORDER BY id DESC LIMIT ?",
+                    (session_name, limit),
+                )
+            out = []
+            for row in rows.fetchall():
+                data = dict(row)
+                data["detail"] = json.loads(data["detail"])
+                out.append(Event.model_validate(data))
+            return out
