@@ -141,6 +141,9 @@ class Target:
     dsn: str
     replace: bool
     """Devices already there are replaced (restore --force) rather than refused."""
+    keys: dict[str, str] = field(default_factory=dict)
+    """The target's tables holding a device's rows (Schema.keys)."""
+    written: bool = False
 
     @classmethod
     def prepare(
@@ -166,6 +169,7 @@ class Target:
             if not schema.present:
                 raise StoreError("whatsmeow did not create its tables here: nothing restored")
         target._check(schema, contents)
+        target.keys = schema.keys
         return target
 
     def _schema(self) -> Schema:
@@ -218,11 +222,9 @@ class Target:
         count = 0
         try:
             with connect(self.dsn, "restore into it") as conn, conn.transaction():
-                if self.replace:
-                    conn.execute(
-                        "DELETE FROM whatsmeow_device WHERE jid = ANY(%s)",
-                        (list(self.plan.devices),),
-                    )
+                # replaced when asked; else the device is not there (checked), and what
+                # is left of it (a table that does not cascade) is an orphan
+                self._delete(conn)
                 with conn.pipeline(), conn.cursor() as cur:  # one round trip, not one a row
                     for line in _lines(contents):
                         if line.table == VERSION:
@@ -232,14 +234,23 @@ class Target:
         except psycopg.Error as exc:
             why = exc.diag.message_primary or type(exc).__name__
             raise StoreError(f"cannot write whatsmeow's rows: {why}; nothing restored") from None
+        self.written = True
         return count
 
     def forget(self) -> None:
         """Undo ``write`` (a later step of the restore failed)."""
+        if not self.written:
+            return  # its transaction left the database as it was
         with connect(self.dsn, "undo the restore") as conn, conn.transaction():
-            conn.execute(
-                "DELETE FROM whatsmeow_device WHERE jid = ANY(%s)", (list(self.plan.devices),)
-            )
+            self._delete(conn)
+
+    def _delete(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        """The devices' rows in every table, children first: not all of them cascade
+        with whatsmeow_device (whatsmeow_privacy_tokens has no foreign key)."""
+        jids = list(self.plan.devices)
+        for table, column in reversed(self.keys.items()):
+            query = sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)")
+            conn.execute(query.format(sql.Identifier(table), sql.Identifier(column)), (jids,))
 
 
 def _insert(line: Line) -> sql.Composed:
