@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from ecosystem import backup_archive
@@ -239,6 +240,29 @@ def test_a_sqlite_store_refuses_whatsmeow_devices(fleet: Fleet) -> None:
         with pytest.raises(ZapvisorError, match=r"sessions s1 .* restore onto a PostgreSQL"):
             orch.restore(fleet.archive)
         assert orch.store.list_sessions() == []
+    finally:
+        orch.close()
+
+
+def test_whatsmeow_tables_older_than_the_backups_are_refused(fleet: Fleet) -> None:
+    """whatsmeow's tables here lack a column the backup's rows carry (an older whatsmeow
+    made them): refused, saying which and what to do, nothing written."""
+    second = fleet.dsn(fleet.second)
+    create_tables(second)
+    with psycopg.connect(second, autocommit=True) as conn:
+        conn.execute("ALTER TABLE whatsmeow_device DROP COLUMN companion_meta_nonce")
+        row = conn.execute("SELECT version FROM whatsmeow_version").fetchone()
+    assert row is not None
+    orch, _ = fleet.orchestrator(fleet.second)
+    try:
+        with pytest.raises(ZapvisorError) as caught:
+            orch.restore(fleet.archive)
+        assert str(caught.value) == (
+            "whatsmeow's tables here lack columns companion_meta_nonce of whatsmeow_device, "
+            f"which the backup (whatsmeow schema {row[0]}) carries: restore with a zapvisor whose "
+            "neonize is at least as new as the one that made it; nothing restored"
+        )
+        assert orch.store.list_sessions() == [] and not device_present(second, JID)
     finally:
         orch.close()
 
