@@ -122,6 +122,21 @@ def read_schema(conn: psycopg.Connection[tuple[Any, ...]]) -> Schema:
     return Schema(columns, keys)
 
 
+def delete_devices(
+    conn: psycopg.Connection[tuple[Any, ...]], schema: Schema, jids: Sequence[str]
+) -> int:
+    """The devices' rows gone from every table, children first (not all of them
+    cascade with whatsmeow_device); how many devices there were."""
+    removed = 0
+    for table, column in reversed(schema.keys.items()):
+        query = sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)")
+        cur = conn.execute(
+            query.format(sql.Identifier(table), sql.Identifier(column)), (list(jids),)
+        )
+        removed = cur.rowcount  # whatsmeow_device's, the last
+    return removed
+
+
 def store_devices(sessions: Sequence[Session]) -> dict[str, str]:
     """The neonize sessions whose auth lives in whatsmeow's store: device JID → name."""
     return {

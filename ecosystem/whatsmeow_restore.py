@@ -39,6 +39,7 @@ from ecosystem.whatsmeow_dump import (
     VERSION,
     Schema,
     connect,
+    delete_devices,
     read_schema,
     store_devices,
 )
@@ -245,12 +246,7 @@ class Target:
             self._delete(conn)
 
     def _delete(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
-        """The devices' rows in every table, children first: not all of them cascade
-        with whatsmeow_device (whatsmeow_privacy_tokens has no foreign key)."""
-        jids = list(self.plan.devices)
-        for table, column in reversed(self.keys.items()):
-            query = sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)")
-            conn.execute(query.format(sql.Identifier(table), sql.Identifier(column)), (jids,))
+        delete_devices(conn, Schema({}, self.keys), list(self.plan.devices))
 
 
 def _insert(line: Line) -> sql.Composed:
