@@ -234,11 +234,16 @@ def test_a_device_already_there_is_refused_unless_forced(fleet: Fleet) -> None:
 def test_a_sqlite_store_refuses_whatsmeow_devices(fleet: Fleet) -> None:
     """whatsmeow keeps store auth only in PostgreSQL: such a session could not run on
     SQLite, so the restore says where to restore instead and changes nothing."""
-    orch, _ = fleet.orchestrator(None)
+    orch, env = fleet.orchestrator(None)
     try:
         assert orch.store.kind == "sqlite"
         with pytest.raises(ZapvisorError, match=r"sessions s1 .* restore onto a PostgreSQL"):
             orch.restore(fleet.archive)
+        assert orch.store.list_sessions() == []
+        # the operator's view: one line, non-zero
+        done = env.cli("restore", str(fleet.archive), check=False)
+        assert done.returncode != 0 and done.stdout == ""
+        assert done.stderr.count("\n") == 1 and "(ZAPVISOR_DATABASE_URL=" in done.stderr
         assert orch.store.list_sessions() == []
     finally:
         orch.close()
@@ -280,3 +285,35 @@ def test_a_format_2_backup_still_restores(fleet: Fleet) -> None:
         assert not device_present(fleet.dsn(fleet.second), JID)
     finally:
         orch.close()
+
+
+def test_a_device_whatsmeow_lost_is_named_at_backup(
+    pg_cluster: PgCluster, make_env: Callable[..., Env]
+) -> None:
+    """The session names a device whatsmeow no longer holds: the backup goes on, says
+    that session will need a new QR, and carries no rows for it."""
+    db = pg_cluster.new_database()
+    dsn = pg_cluster.dsn(db)
+    env = make_env()
+    said: list[str] = []
+    orch = Orchestrator(env.settings(database_url=dsn, host_id="h1"), progress=said.append)
+    try:
+        ports = range(env.base_port, env.base_port + env.max_sessions)
+        orch.store.create_session(
+            NewSession(name="s1", connector="neonize", auth=AuthKind.STORE,
+                       desired_state=DesiredState.STOPPED),
+            host="h1", ports=ports, exclude_ports=(), max_sessions=10, actor="t",
+        )  # fmt: skip
+        orch.store.set_runtime("s1", {"phone": OWN, "device_jid": JID}, actor="runner")
+        create_tables(dsn)
+        archive = env.home.parent / "lost.tar.gz"
+        report = orch.backup(archive)
+        assert (report.store_auth, report.whatsmeow_devices) == (0, 0)
+        assert said == [
+            f"warning: session s1's device {JID} is not in whatsmeow's tables: "
+            "it will need a new QR after a restore"
+        ]
+        assert _members(archive.read_bytes())[backup_archive.WHATSMEOW] == b""
+    finally:
+        orch.close()
+        pg_cluster.drop_database(db)
