@@ -26,6 +26,7 @@ from ecosystem.lease import AuthKind
 from ecosystem.models import NewSession
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.states import DesiredState, Status
+from ecosystem.store import Store
 from ecosystem.store.postgres import PostgresStore
 from ecosystem.whatsmeow_devices import device_present
 from ecosystem.whatsmeow_dsn import whatsmeow_dsn
@@ -66,6 +67,17 @@ class Fleet:
         return Orchestrator(env.settings(host_id="h1", **url)), env
 
 
+def _paired_session(store: Store, env: Env) -> None:
+    """Session s1 of host h1: neonize, its auth in the store, paired as JID, stopped."""
+    ports = range(env.base_port, env.base_port + env.max_sessions)
+    store.create_session(
+        NewSession(name="s1", connector="neonize", auth=AuthKind.STORE,
+                   desired_state=DesiredState.STOPPED),
+        host="h1", ports=ports, exclude_ports=(), max_sessions=10, actor="t",
+    )  # fmt: skip
+    store.set_runtime("s1", {"phone": OWN, "device_jid": JID}, actor="runner")
+
+
 @pytest.fixture
 def fleet(pg_cluster: PgCluster, make_env: Callable[..., Env]) -> Iterator[Fleet]:
     first, second = pg_cluster.new_database(), pg_cluster.new_database()
@@ -73,13 +85,7 @@ def fleet(pg_cluster: PgCluster, make_env: Callable[..., Env]) -> Iterator[Fleet
     env = make_env()
     store = PostgresStore(dsn)
     try:
-        ports = range(env.base_port, env.base_port + env.max_sessions)
-        store.create_session(
-            NewSession(name="s1", connector="neonize", auth=AuthKind.STORE,
-                       desired_state=DesiredState.STOPPED),
-            host="h1", ports=ports, exclude_ports=(), max_sessions=10, actor="t",
-        )  # fmt: skip
-        store.set_runtime("s1", {"phone": OWN, "device_jid": JID}, actor="runner")
+        _paired_session(store, env)
         create_tables(dsn)
         fill_device(dsn, JID, pre_keys=40, sessions=6, contacts=8)
         fill_device(dsn, STRANGER, pre_keys=3, sessions=1, contacts=1)
@@ -298,13 +304,7 @@ def test_a_device_whatsmeow_lost_is_named_at_backup(
     said: list[str] = []
     orch = Orchestrator(env.settings(database_url=dsn, host_id="h1"), progress=said.append)
     try:
-        ports = range(env.base_port, env.base_port + env.max_sessions)
-        orch.store.create_session(
-            NewSession(name="s1", connector="neonize", auth=AuthKind.STORE,
-                       desired_state=DesiredState.STOPPED),
-            host="h1", ports=ports, exclude_ports=(), max_sessions=10, actor="t",
-        )  # fmt: skip
-        orch.store.set_runtime("s1", {"phone": OWN, "device_jid": JID}, actor="runner")
+        _paired_session(orch.store, env)
         create_tables(dsn)
         archive = env.home.parent / "lost.tar.gz"
         report = orch.backup(archive)
