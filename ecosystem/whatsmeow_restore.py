@@ -52,7 +52,7 @@ from neonize._binder import func_callback_bytes2, gocode
 from neonize.utils.log import log_whatsmeow
 out = gocode.GetAllDevices(sys.stdin.read().encode(), func_callback_bytes2(log_whatsmeow))
 text = ctypes.string_at(out).decode() if isinstance(out, int) else out.decode()
-if "@" not in text and text.strip():
+if text.startswith("error"):
     sys.exit(text.strip().splitlines()[-1])
 """
 """Has whatsmeow open (and so create or upgrade) its store at the DSN read on stdin (a

@@ -21,7 +21,7 @@ import pytest
 
 from ecosystem import backup_archive
 from ecosystem.backup_archive import ArchiveError
-from ecosystem.errors import SessionExists, ZapvisorError
+from ecosystem.errors import SessionExists, StoreError, ZapvisorError
 from ecosystem.lease import AuthKind
 from ecosystem.models import NewSession
 from ecosystem.orchestrator import Orchestrator
@@ -317,3 +317,15 @@ def test_a_device_whatsmeow_lost_is_named_at_backup(
     finally:
         orch.close()
         pg_cluster.drop_database(db)
+
+
+def test_whatsmeow_that_cannot_create_its_tables_says_why(pg_cluster: PgCluster) -> None:
+    """The one line an operator gets when whatsmeow cannot open the database (here a
+    wrong password): whatsmeow's reason, what to do, and never the password."""
+    dsn = pg_cluster.dsn("postgres", password="not-the-password-42")
+    with pytest.raises(StoreError) as caught:
+        create_tables(dsn)
+    why = str(caught.value)
+    assert why.startswith("cannot create whatsmeow's tables here (error: ")
+    assert "password authentication failed" in why and "\n" not in why
+    assert "not-the-password-42" not in why and why.endswith("nothing restored")
