@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ecosystem.backup_archive import ArchiveError, Contents
+from ecosystem.backup_archive import WHATSMEOW, ArchiveError, Contents
 from ecosystem.errors import StoreError, ZapvisorError
 from ecosystem.models import Session
 from ecosystem.whatsmeow_dsn import whatsmeow_dsn
@@ -79,7 +79,7 @@ class Plan:
 
 def _lines(contents: Contents) -> Iterator[Line]:
     for n, raw in enumerate(contents.whatsmeow_rows(), 1):
-        where = f"line {n} of its whatsmeow.jsonl"
+        where = f"line {n} of its {WHATSMEOW}"
         table, device, row, bytea = (raw.get(k) for k in ("table", "device", "row", "bytea"))
         if (
             not isinstance(table, str)
