@@ -14,8 +14,10 @@ links, no ``..``).
 
 Format 2 (this zapvisor writes it) adds ``store_auth.json``, the auth rows of sessions
 whose auth lives in the store, and carries the webhook events as JSON lines
-(``webhooks.jsonl``), written and read one event at a time. Format 1 (``webhooks.json``,
-no store auth) is still read.
+(``webhooks.jsonl``), written and read one event at a time. Format 3 adds
+``whatsmeow.jsonl``: whatsmeow's own rows of each neonize device whose auth lives in the
+store (ecosystem/whatsmeow_dump.py), one row a line. Formats 1 (``webhooks.json``, no
+store auth) and 2 are still read.
 
 With a passphrase the tar.gz is sealed in chunks (``backup_seal``): a wrong passphrase,
 a changed byte and a cut file are all refused; nothing of the contents, not even the
@@ -45,8 +47,8 @@ from ecosystem.errors import ZapvisorError
 
 __all__ = ["ENCRYPTED_MAGIC", "ArchiveError", "Contents", "Writer", "check_passphrase", "read"]
 
-FORMAT = 2
-READS = (1, 2)
+FORMAT = 3
+READS = (1, 2, 3)
 """The formats this zapvisor reads."""
 MANIFEST = "manifest.json"
 SESSIONS = "sessions.json"
@@ -56,7 +58,16 @@ WEBHOOK_LINES = "webhooks.jsonl"
 """Format 2's: one event a line, streamed both ways (unpacked, never held in memory)."""
 STORE_AUTH = "store_auth.json"
 """Format 2: the auth rows of sessions whose auth lives in the store."""
-_SMALL = {1: {SESSIONS, WEBHOOKS}, 2: {SESSIONS, STORE_AUTH, WEBHOOK_LINES}}
+WHATSMEOW = "whatsmeow.jsonl"
+"""Format 3: whatsmeow's rows of neonize devices whose auth lives in the store, one a
+line (unpacked, never held in memory)."""
+_LINES = (WEBHOOK_LINES, WHATSMEOW)
+"""The members of JSON lines, unpacked next to files/'s tokens/ and secrets/."""
+_SMALL = {
+    1: {SESSIONS, WEBHOOKS},
+    2: {SESSIONS, STORE_AUTH, WEBHOOK_LINES},
+    3: {SESSIONS, STORE_AUTH, WEBHOOK_LINES, WHATSMEOW},
+}
 """Each format's members besides the manifest and files/."""
 _SPOOL = 4 * 2**20
 FILES = "files/"
@@ -80,6 +91,8 @@ class Contents:
     store_auth: list[dict[str, Any]] = field(default_factory=list)
     webhook_lines: Path | None = None
     """Format 2's events, unpacked (one JSON object a line)."""
+    whatsmeow_lines: Path | None = None
+    """Format 3's whatsmeow rows, unpacked (one JSON object a line)."""
 
     @property
     def format(self) -> int:
@@ -88,19 +101,26 @@ class Contents:
     def webhook_rows(self) -> Iterator[dict[str, Any]]:
         """The undelivered events one at a time, whichever the format."""
         yield from self.webhooks
-        if self.webhook_lines is None:
-            return
-        with self.webhook_lines.open("rb") as fh:
-            for n, line in enumerate(fh, 1):
-                try:
-                    value = json.loads(line)
-                except ValueError as exc:
-                    raise ArchiveError(
-                        f"line {n} of its {WEBHOOK_LINES} is not JSON ({exc})"
-                    ) from None
-                if not isinstance(value, dict):
-                    raise ArchiveError(f"line {n} of its {WEBHOOK_LINES} is not an object")
-                yield value
+        yield from _objects(self.webhook_lines, WEBHOOK_LINES)
+
+    def whatsmeow_rows(self) -> Iterator[dict[str, Any]]:
+        """whatsmeow's rows one at a time (none before format 3)."""
+        yield from _objects(self.whatsmeow_lines, WHATSMEOW)
+
+
+def _objects(path: Path | None, member: str) -> Iterator[dict[str, Any]]:
+    """The JSON objects of an unpacked lines ``member``, one a line."""
+    if path is None:
+        return
+    with path.open("rb") as fh:
+        for n, line in enumerate(fh, 1):
+            try:
+                value = json.loads(line)
+            except ValueError as exc:
+                raise ArchiveError(f"line {n} of its {member} is not JSON ({exc})") from None
+            if not isinstance(value, dict):
+                raise ArchiveError(f"line {n} of its {member} is not an object")
+            yield value
 
 
 class _Hashing:
@@ -218,8 +238,8 @@ def _read_tar(stream: BinaryIO, staging: Path) -> Contents:
             if info.name.startswith(FILES):
                 digests[info.name] = _unpack(fh, staging / info.name[len(FILES) :])
                 continue
-            if info.name == WEBHOOK_LINES:  # next to files/'s tokens/ and secrets/
-                digests[info.name] = _unpack(fh, staging / WEBHOOK_LINES)
+            if info.name in _LINES:
+                digests[info.name] = _unpack(fh, staging / info.name)
                 continue
             if info.size > _JSON_MAX:
                 raise ArchiveError(f"member {info.name!r} is too large for a backup's JSON")
@@ -287,6 +307,7 @@ def _contents(small: dict[str, bytes], digests: dict[str, str], staging: Path) -
             f"not {sorted(_SMALL[found])})"
         )
     lines = WEBHOOK_LINES in digests
+    rows = WHATSMEOW in digests
     return Contents(
         manifest=manifest,
         sessions=_list(small, SESSIONS),
@@ -294,6 +315,7 @@ def _contents(small: dict[str, bytes], digests: dict[str, str], staging: Path) -
         files=sorted(name[len(FILES) :] for name in digests if name.startswith(FILES)),
         store_auth=_list(small, STORE_AUTH) if found >= 2 else [],
         webhook_lines=staging / WEBHOOK_LINES if lines else None,
+        whatsmeow_lines=staging / WHATSMEOW if rows else None,
     )
 
 
@@ -306,7 +328,7 @@ def _check_member(info: tarfile.TarInfo, seen: dict[str, str]) -> None:
         raise ArchiveError(f"member {name!r} points outside the backup: refused")
     if name in seen:
         raise ArchiveError(f"member {name!r} appears twice: refused")
-    if name not in (MANIFEST, SESSIONS, WEBHOOKS, WEBHOOK_LINES, STORE_AUTH) and not (
+    if name not in (MANIFEST, SESSIONS, WEBHOOKS, STORE_AUTH, *_LINES) and not (
         name.startswith(FILES + "tokens/") or name.startswith(FILES + "secrets/")
     ):
         raise ArchiveError(f"member {name!r} is not part of a zapvisor backup: refused")

@@ -26,8 +26,8 @@ SIM = "sim"
 
 
 def store_auth_rows(store: Store, sessions: Sequence[Session]) -> list[dict[str, Any]]:
-    """The auth rows kept in the store for the sessions whose auth lives there. Only the
-    sim connector keeps any today (neonize's would be whatsmeow's own tables)."""
+    """The auth rows the store keeps for the sim sessions whose auth lives there
+    (neonize's are whatsmeow's own tables: ecosystem/whatsmeow_dump.py)."""
     out: list[dict[str, Any]] = []
     for s in sessions:
         if s.auth != AuthKind.STORE or s.connector != SIM:

@@ -5,7 +5,8 @@ What a session needs besides its row lives in the state dir (README, "Moving off
 SQLite"): its WhatsApp auth in `tokens/NAME/`, its API token, its webhook signing
 secret and its bot's own provider key in `secrets/`; or, for a session whose auth lives
 in the store, in the store's auth rows. The archive carries them with the rows (where
-the auth lives and the failover switch included) and the webhook events not delivered
+the auth lives and the failover switch included; for a neonize session, whatsmeow's own
+rows of its device: ecosystem/whatsmeow_dump.py) and the webhook events not delivered
 yet (pending and dead letters), so the receiver misses nothing. The bot's conversations
 stay out: they are its short memory of each contact, not something a restored session
 needs to answer.
@@ -24,7 +25,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ecosystem import __version__, aikeys, backup_archive, backup_store, webhook_events
+from ecosystem import (
+    __version__,
+    aikeys,
+    backup_archive,
+    backup_store,
+    webhook_events,
+    whatsmeow_restore,
+)
 from ecosystem.backup_archive import ArchiveError, Contents
 from ecosystem.botconfig import PROVIDERS
 from ecosystem.errors import CapacityError, SessionExists, ZapvisorError
@@ -34,6 +42,7 @@ from ecosystem.names import validate_name
 from ecosystem.ports import busy_ports
 from ecosystem.states import Status
 from ecosystem.store.base import checked_config
+from ecosystem.whatsmeow_dump import Dump
 
 _SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 
@@ -49,6 +58,8 @@ class BackupReport:
     seconds: float
     store_auth: int = 0
     """Sessions whose auth came from the store's rows (not files)."""
+    whatsmeow_devices: int = 0
+    """Of those, neonize devices whose whatsmeow rows it carries."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +95,7 @@ class Backups(FleetDoor):
         sessions = self.store.list_sessions(self.host_id)
         rows = [self._row(s) for s in sessions]
         auth = backup_store.store_auth_rows(self.store, sessions)
+        whatsmeow = Dump(self._dsn(), sessions, self.progress)
         manifest = {
             "zapvisor": __version__,
             "created_at": utcnow().isoformat(),
@@ -93,7 +105,9 @@ class Backups(FleetDoor):
         }
         try:
             with _new_file(dest) as fh:
-                files, events = self._write_archive(fh, manifest, rows, auth, sessions, passphrase)
+                files, events = self._write_archive(
+                    fh, manifest, rows, auth, whatsmeow, sessions, passphrase
+                )
         except FileExistsError:
             raise ZapvisorError(f"{dest} already exists: choose another file (-o FILE)") from None
         except OSError as exc:
@@ -107,7 +121,8 @@ class Backups(FleetDoor):
             dest.stat().st_size,
             passphrase is not None,
             round(time.monotonic() - started, 3),
-            len(auth),
+            len(auth) + len(whatsmeow.devices),
+            len(whatsmeow.devices),
         )
 
     def _write_archive(
@@ -116,6 +131,7 @@ class Backups(FleetDoor):
         manifest: dict[str, Any],
         rows: list[dict[str, Any]],
         auth: list[dict[str, Any]],
+        whatsmeow: Dump,
         sessions: list[Session],
         passphrase: str | None,
     ) -> tuple[int, int]:
@@ -124,6 +140,7 @@ class Backups(FleetDoor):
         writer = backup_archive.Writer(fh, passphrase)
         writer.add_json(backup_archive.SESSIONS, rows)
         writer.add_json(backup_archive.STORE_AUTH, auth)
+        writer.add_lines(backup_archive.WHATSMEOW, whatsmeow.lines())
         undelivered = backup_store.undelivered(self.store, sessions)
         events = writer.add_lines(backup_archive.WEBHOOK_LINES, undelivered)
         files = 0
@@ -137,6 +154,11 @@ class Backups(FleetDoor):
                     files += 1
         writer.finish(manifest)
         return files, events
+
+    def _dsn(self) -> str | None:
+        """The fleet's database, where whatsmeow keeps store auth (a secret)."""
+        url = self.settings.database_url
+        return url.get_secret_value() if url is not None else None
 
     @staticmethod
     def _row(session: Session) -> dict[str, Any]:
@@ -193,6 +215,7 @@ class Backups(FleetDoor):
         names = [s.name for s in sessions]
         _check_files(contents, names)
         devices = backup_store.checked_store_auth(contents, sessions)
+        whatsmeow = whatsmeow_restore.checked(contents, sessions)
         events = backup_store.count_events(contents, set(names))
         here = {s.name: s for s in self.store.list_sessions()}
         clash = sorted(n for n in names if n in here)
@@ -202,6 +225,9 @@ class Backups(FleetDoor):
                 "(--force replaces them, their auth included)"
             )
         ports = self._restore_ports(sessions, set(clash))
+        target = whatsmeow_restore.Target.prepare(
+            whatsmeow, self._dsn(), replace=force, contents=contents
+        )
         for name in clash:  # only now: everything else was checked
             self.progress(f"replacing {name}")
             self.delete(name, purge=True)
@@ -221,8 +247,13 @@ class Backups(FleetDoor):
         try:
             backup_store.import_events(self.store, contents, set(names), actor=self.actor)
             backup_store.restore_store_auth(self.store, devices)
+            if target is not None:
+                target.write(contents)
             self._move_files(contents, staging, names)
         except BaseException:
+            if target is not None:
+                with contextlib.suppress(ZapvisorError):
+                    target.forget()
             for name in names:
                 with contextlib.suppress(ZapvisorError):
                     self.store.delete_session(name, actor=self.actor)

@@ -5,10 +5,11 @@ tables of the fleet's database (created by whatsmeow itself), keyed by the devic
 kept in the session's row (``whatsapp_sessions.device_jid``). zapvisor only asks whether
 a device is still there (neonize 0.5.2 crashes the whole process, a Go nil-pointer
 panic, when it is asked to open a JID whatsmeow does not hold) and removes one whose
-session is deleted: every table holding a device's keys, sessions and contacts refers
-to ``whatsmeow_device`` ON DELETE CASCADE (checked against whatsmeow's schema v7+), so
-deleting its row takes them all. ``whatsmeow_lid_map`` is shared by every device and
-stays.
+session is deleted: most tables holding a device's keys, sessions and contacts refer
+to ``whatsmeow_device`` ON DELETE CASCADE (checked against whatsmeow's schema v7+), but
+not all (``whatsmeow_privacy_tokens`` has no foreign key), so the device's rows go from
+every table that holds them, as the live schema says (ecosystem/whatsmeow_dump.py).
+``whatsmeow_lid_map`` is shared by every device and stays.
 
 The DSN is the fleet's ZAPVISOR_DATABASE_URL (a secret: never in a message).
 """
@@ -21,6 +22,7 @@ from psycopg import errors
 from ecosystem.errors import StoreError
 from ecosystem.lease import AuthKind
 from ecosystem.models import Session
+from ecosystem.whatsmeow_dump import delete_devices, read_schema
 
 CONNECT_TIMEOUT = 5
 
@@ -50,12 +52,11 @@ def forget_device(dsn: str, jid: str) -> bool:
     was not there."""
     with _connect(dsn) as conn:
         try:
-            cur = conn.execute("DELETE FROM whatsmeow_device WHERE jid = %s", (jid,))
-        except errors.UndefinedTable:
-            return False
+            with conn.transaction():
+                schema = read_schema(conn)
+                return schema.present and delete_devices(conn, schema, [jid]) > 0
         except psycopg.Error as exc:
             raise StoreError(f"cannot remove the device in whatsmeow's auth store: {exc}") from None
-    return cur.rowcount > 0
 
 
 def forget_session_device(session: Session, dsn: str | None) -> str | None:

@@ -1,7 +1,7 @@
 """The backup archive on its own (no supervisord): written and read as streams, every
 corruption refused before a file is used, sealed chunks that cannot be cut, swapped or
-extended, backups sealed whole (before chunking) still read, and format 1 archives
-(before store auth and webhook lines) still read."""
+extended, backups sealed whole (before chunking) still read, and archives of formats 1
+(before store auth and webhook lines) and 2 (before whatsmeow's rows) still read."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from ecosystem.backup_archive import ArchiveError
 
 PASSPHRASE = "correct horse battery staple"
 AUTH = [{"kind": "sim", "session_name": "a", "device": "dev-1", "phone": "5511999"}]
+DEVICE = "1:2@s.whatsapp.net"
+WHATSMEOW = [{"table": "whatsmeow_device", "device": DEVICE, "row": {"jid": DEVICE}, "bytea": []}]
 EVENTS = [{"event_id": f"e{i}", "session_name": "a", "body": "olá\n" * i} for i in range(3)]
 BIG = os.urandom(3 * backup_seal.CHUNK + 1234)  # incompressible: several sealed chunks
 
@@ -31,6 +33,7 @@ def _archive(passphrase: str | None = None, big: bytes = BIG) -> bytes:
     writer.add_json(backup_archive.SESSIONS, [{"name": "a"}])
     writer.add_json(backup_archive.STORE_AUTH, AUTH)
     assert writer.add_lines(backup_archive.WEBHOOK_LINES, iter(EVENTS)) == len(EVENTS)
+    assert writer.add_lines(backup_archive.WHATSMEOW, iter(WHATSMEOW)) == 1
     writer.add_bytes("files/tokens/a/neonize.db", big)
     writer.add_bytes("files/secrets/a.token", b"t0k3n")
     writer.finish({"host": "here"})
@@ -47,10 +50,11 @@ def test_round_trip_unpacks_files_private(tmp_path: Path, passphrase: str | None
     blob = _archive(passphrase)
     got = _read(blob, tmp_path / "s", passphrase)
     assert got.sessions == [{"name": "a"}] and got.manifest["host"] == "here"
-    assert got.format == backup_archive.FORMAT == 2
+    assert got.format == backup_archive.FORMAT == 3
     assert got.files == ["secrets/a.token", "tokens/a/neonize.db"]
     assert got.store_auth == AUTH and got.webhooks == []
     assert list(got.webhook_rows()) == EVENTS
+    assert list(got.whatsmeow_rows()) == WHATSMEOW
     db = tmp_path / "s" / "tokens" / "a" / "neonize.db"
     assert db.read_bytes() == BIG and stat.S_IMODE(db.stat().st_mode) == 0o600
     assert (tmp_path / "s" / "secrets" / "a.token").read_bytes() == b"t0k3n"
@@ -156,13 +160,27 @@ def test_a_format_1_backup_is_still_read(tmp_path: Path) -> None:
     assert got.files == ["tokens/a/sim-auth.json"]
 
 
+def test_a_format_2_backup_is_still_read(tmp_path: Path) -> None:
+    """Format 2: store auth and webhook lines, no whatsmeow rows."""
+    members = {
+        backup_archive.SESSIONS: json.dumps([{"name": "a"}]).encode(),
+        backup_archive.STORE_AUTH: json.dumps(AUTH).encode(),
+        backup_archive.WEBHOOK_LINES: b"".join(json.dumps(e).encode() + b"\n" for e in EVENTS),
+    }
+    got = _read(_v1(members, format=2), tmp_path / "s")
+    assert got.format == 2 and got.store_auth == AUTH and got.whatsmeow_lines is None
+    assert list(got.webhook_rows()) == EVENTS and list(got.whatsmeow_rows()) == []
+
+
 @pytest.mark.parametrize(
     ("members", "fmt", "match"),
     [
         ({backup_archive.SESSIONS: b"[]", backup_archive.WEBHOOKS: b"[]"}, 2, "format 2"),
         ({backup_archive.SESSIONS: b"[]", backup_archive.STORE_AUTH: b"[]"}, 2, "format 2"),
         ({backup_archive.SESSIONS: b"[]", backup_archive.WEBHOOK_LINES: b""}, 1, "format 1"),
-        ({backup_archive.SESSIONS: b"[]", backup_archive.WEBHOOKS: b"[]"}, 3, "newer zapvisor"),
+        ({backup_archive.SESSIONS: b"[]", backup_archive.STORE_AUTH: b"[]"}, 3, "format 3"),
+        ({backup_archive.SESSIONS: b"[]", backup_archive.WHATSMEOW: b""}, 2, "format 2"),
+        ({backup_archive.SESSIONS: b"[]", backup_archive.WEBHOOKS: b"[]"}, 4, "newer zapvisor"),
         ({backup_archive.SESSIONS: b"[]", backup_archive.WEBHOOKS: b"[]"}, True, "format True"),
     ],
 )
@@ -198,6 +216,7 @@ def test_many_webhook_events_go_through_a_file_in_order(tmp_path: Path) -> None:
     writer.add_json(backup_archive.SESSIONS, [])
     writer.add_json(backup_archive.STORE_AUTH, [])
     assert writer.add_lines(backup_archive.WEBHOOK_LINES, many) == 40_000
+    writer.add_lines(backup_archive.WHATSMEOW, [])
     writer.finish({})
     got = _read(out.getvalue(), tmp_path / "s")
     assert got.webhook_lines is not None and got.webhook_lines.stat().st_size > 8 * 2**20

@@ -88,6 +88,11 @@ def test_a_device_is_checked_in_whatsmeows_own_tables_and_removed_with_its_rows(
             "INSERT INTO whatsmeow_contacts (our_jid, their_jid, push_name) VALUES (%s, %s, %s)",
             (JID, "5511888888888@s.whatsapp.net", "Ana"),
         )
+        conn.execute(  # no foreign key to the device: it does not cascade
+            "INSERT INTO whatsmeow_privacy_tokens (our_jid, their_jid, token, timestamp)"
+            " VALUES (%s, %s, %s, 1)",
+            (JID, "5511888888888@s.whatsapp.net", b"\x09" * 24),
+        )
     assert device_present(fleet_dsn, JID) is True
     assert device_present(fleet_dsn, "5511999999999:8@s.whatsapp.net") is False
     # neonize's Go side lists the device zapvisor sees
@@ -95,8 +100,11 @@ def test_a_device_is_checked_in_whatsmeows_own_tables_and_removed_with_its_rows(
     assert forget_device(fleet_dsn, JID) is True
     assert device_present(fleet_dsn, JID) is False
     with psycopg.connect(fleet_dsn) as conn:
-        left = conn.execute("SELECT count(*) FROM whatsmeow_contacts").fetchone()
-    assert left == (0,), "whatsmeow's rows of the device cascade with it"
+        left = conn.execute(
+            "SELECT (SELECT count(*) FROM whatsmeow_contacts),"
+            " (SELECT count(*) FROM whatsmeow_privacy_tokens)"
+        ).fetchone()
+    assert left == (0, 0), "whatsmeow's rows of the device go with it, cascading or not"
     assert forget_device(fleet_dsn, JID) is False
 
 

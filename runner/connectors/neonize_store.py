@@ -17,7 +17,8 @@ prepared statements, which Supabase's transaction pooler (port 6543) does not ke
 whatsmeow reaches PostgreSQL through Go's lib/pq, not libpq: the same DSN can mean two
 things. lib/pq (1.12.3 in neonize 0.5.2's wheel) takes a DSN without ``sslmode`` as
 ``require`` and fails with "pq: SSL is not enabled on the server" where psycopg (libpq's
-``prefer``) connects fine. So ``whatsmeow_dsn`` settles it before whatsmeow sees the DSN:
+``prefer``) connects fine. So ``whatsmeow_dsn`` (ecosystem/whatsmeow_dsn.py, as a
+restore uses it too) settles it before whatsmeow sees the DSN:
 an ``sslmode`` in the DSN (or PGSSLMODE in the environment, which both drivers read) is
 kept as it is; without one, a loopback or unix-socket host gets ``sslmode=disable``
 (nothing to protect on the machine itself), any other host ``sslmode=prefer``: libpq's
@@ -34,16 +35,16 @@ checks the arguments a real NewAClient gets (built, never connected) and the ref
 
 from __future__ import annotations
 
-import ipaddress
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from ecosystem.errors import InvalidValue, RunnerError
 from ecosystem.lease import AuthKind
+from ecosystem.whatsmeow_dsn import whatsmeow_dsn
+
+__all__ = ["ClientStore", "client_store", "parse_jid", "whatsmeow_dsn"]
 
 TRANSACTION_POOLER_PORT = 6543
 
@@ -107,32 +108,6 @@ def client_store(
             f"maybe another session's account; `zapvisor logout {session}` and pair again"
         )
     return ClientStore(dsn, new_device=True)
-
-
-def whatsmeow_dsn(dsn: str, environ: Mapping[str, str] | None = None) -> str:
-    """``dsn`` with the ``sslmode`` lib/pq needs to do what libpq does with it (see the
-    module's docstring): unchanged when it says one or PGSSLMODE is set; else
-    ``disable`` for a loopback or unix-socket host, ``prefer`` for any other."""
-    env = os.environ if environ is None else environ
-    parts = urlsplit(dsn)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if any(k == "sslmode" for k, _ in query) or env.get("PGSSLMODE"):
-        return dsn
-    host = parts.hostname or dict(query).get("host") or env.get("PGHOST") or "localhost"
-    mode = "disable" if _on_this_machine(host) else "prefer"
-    # by hand: urlunsplit would drop the empty host of "postgresql:///db?host=/run/pg"
-    base, hash_, fragment = dsn.partition("#")
-    sep = "" if base.endswith(("?", "&")) else "&" if "?" in base else "?"
-    return f"{base}{sep}sslmode={mode}{hash_}{fragment}"
-
-
-def _on_this_machine(host: str) -> bool:
-    if host.startswith("/") or host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_jid(text: str) -> Any:

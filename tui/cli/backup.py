@@ -9,18 +9,22 @@ from tui.cli.registry import SubParsers, add_command
 PASSPHRASE_VAR = "ZAPVISOR_BACKUP_PASSPHRASE"  # noqa: S105 - the variable's name
 
 BACKUP_EPILOG = f"""\
-The archive (0600) holds this host's sessions: their rows, WhatsApp auth (tokens/NAME/),
-API tokens, webhook signing secrets, their bots' own provider keys and undelivered
-webhook events. Keep it as safe as the state dir: anyone with it can run these WhatsApp
-numbers. --encrypt seals it with a passphrase (AES-256-GCM, scrypt), read from
-{PASSPHRASE_VAR}, from stdin with --passphrase-stdin, or else asked on the terminal;
-never from the command line."""
+The archive (0600) holds this host's sessions: their rows, WhatsApp auth (tokens/NAME/;
+for a neonize session whose auth lives in the store, whatsmeow's own rows of its device
+in ZAPVISOR_DATABASE_URL), API tokens, webhook signing secrets, their bots' own provider
+keys and undelivered webhook events. Keep it as safe as the state dir: anyone with it
+can run these WhatsApp numbers. --encrypt seals it with a passphrase (AES-256-GCM,
+scrypt), read from {PASSPHRASE_VAR}, from stdin with --passphrase-stdin, or
+else asked on the terminal; never from the command line."""
 
 RESTORE_EPILOG = f"""\
 Everything is checked before anything changes: a corrupt, truncated or tampered archive,
-or a wrong passphrase, is refused. Sessions keep their ports when free here. An
-encrypted archive's passphrase is read from {PASSPHRASE_VAR}, from stdin with
---passphrase-stdin, or else asked on the terminal."""
+or a wrong passphrase, is refused. Sessions keep their ports when free here. neonize
+sessions whose auth lives in the store need a PostgreSQL store here (a SQLite one is
+refused: they could not run on it); whatsmeow's tables are created when missing, and a
+device already in them is refused unless --force. An encrypted archive's passphrase is
+read from {PASSPHRASE_VAR}, from stdin with --passphrase-stdin, or else asked
+on the terminal."""
 
 
 def _run(function: str) -> str:

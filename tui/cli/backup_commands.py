@@ -53,7 +53,12 @@ def backup(args: argparse.Namespace) -> int:
         output.emit_json(report.to_json())
     else:
         sealed = ", encrypted" if report.encrypted else ""
-        stored = f" ({report.store_auth} with their auth from the store)" * bool(report.store_auth)
+        devices = f", {report.whatsmeow_devices} whatsmeow device(s)" * bool(
+            report.whatsmeow_devices
+        )
+        stored = f" ({report.store_auth} with their auth from the store{devices})" * bool(
+            report.store_auth
+        )
         print(
             f"wrote {report.path}: {len(report.sessions)} session(s){stored}, "
             f"{report.files} file(s), {report.webhooks} undelivered webhook event(s), "
