@@ -86,17 +86,6 @@ def check_events(values: list[str] | None) -> list[str] | None:
     return list(dict.fromkeys(values))
 
 
-def parse_schedule(text: str) -> tuple[float, ...]:
-    """`0,5,30,300` → delays (seconds) before attempts 1, 2, 3, 4; then dead-letter."""
-    try:
-        delays = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise ValueError(f"{text!r} is not a comma-separated list of seconds") from None
-    if not delays or any(d < 0 or d > 86400 for d in delays):
-        raise ValueError("each delay must be between 0 and 86400 seconds")
-    return delays
-
-
 def sign(secret: str, timestamp: str, body: bytes) -> str:
     """`sha256=<hex>` of HMAC-SHA256(secret, "<timestamp>.<body>"): the timestamp is
     signed too, so a captured request cannot be replayed later with a new one."""
