@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ecosystem.errors import ZapvisorError
 from ecosystem.models import utcnow
@@ -32,6 +32,8 @@ ID_HEADER = "X-Zapvisor-Event-Id"
 
 class WebhookEvent(BaseModel):
     """One event in a session's outbox, with where its delivery stands."""
+
+    model_config = ConfigDict(defer_build=True)
 
     event_id: str
     session_name: str
