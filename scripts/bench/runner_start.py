@@ -1,5 +1,6 @@
-"""One sim runner's own start: import time, process start → `/health` answering, and its
-idle PSS, for one or more checkouts of the code measured interleaved in one run.
+"""One sim runner's own start: import time, process start → `/health` answering, its
+idle PSS and its stop (SIGTERM → exit), for one or more checkouts of the code measured
+interleaved in one run.
 
     .venv/bin/python scripts/bench/runner_start.py [--tree DIR ...] [--rounds 5]
 
@@ -65,8 +66,9 @@ def import_ms(tree: Path, env: dict[str, str]) -> float:
 
 def one_start(
     tree: Path, env: dict[str, str], home: Path, port: int, settle: float
-) -> tuple[float, float]:
-    """(seconds from spawn to /health answering, idle PSS in MB after ``settle``)."""
+) -> tuple[float, float, float]:
+    """(seconds from spawn to /health answering, idle PSS in MB after ``settle``,
+    seconds from SIGTERM to the process's exit)."""
     t0 = time.perf_counter()
     command = [sys.executable, "-m", "runner", "--home", str(home), "--session", "s1"]
     proc = subprocess.Popen(
@@ -85,9 +87,11 @@ def one_start(
         time.sleep(settle)
         pss = psutil.Process(proc.pid).memory_full_info().pss / 1024**2
     finally:
+        t1 = time.perf_counter()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-    return up, pss
+        down = time.perf_counter() - t1
+    return up, pss, down
 
 
 def describe(values: list[float], unit: str) -> str:
@@ -128,7 +132,7 @@ def main() -> None:
 
     load = os.getloadavg()[0]
     results: dict[Path, dict[str, list[float]]] = {
-        t: {"imp": [], "up": [], "pss": []} for t in trees
+        t: {"imp": [], "up": [], "pss": [], "down": []} for t in trees
     }
     try:
         cli("create", "s1", "--connector", "sim")
@@ -136,9 +140,10 @@ def main() -> None:
         for _ in range(args.rounds):
             for tree in trees:
                 results[tree]["imp"].append(import_ms(tree, env))
-                up, pss = one_start(tree, env, home, port, args.settle)
+                up, pss, down = one_start(tree, env, home, port, args.settle)
                 results[tree]["up"].append(up)
                 results[tree]["pss"].append(pss)
+                results[tree]["down"].append(down)
     finally:
         subprocess.run(
             [sys.executable, "-m", "tui.cli.main", "shutdown"],
@@ -155,6 +160,7 @@ def main() -> None:
         print(f"  import runner.startup      {describe(r['imp'], 'ms')}")
         print(f"  spawn -> /health answers   {describe(r['up'], 's')}")
         print(f"  idle PSS                   {describe(r['pss'], 'MB')}")
+        print(f"  SIGTERM -> exit            {describe(r['down'], 's')}")
     print(
         json.dumps(
             {str(t): {k: statistics.median(v) for k, v in r.items()} for t, r in results.items()}
