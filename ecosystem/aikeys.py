@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ecosystem.botconfig import PROVIDERS
 from ecosystem.errors import InvalidValue
-from ecosystem.names import validate_name
+from ecosystem.names import PROVIDERS, validate_name
 from ecosystem.paths import StatePaths, write_private
 from ecosystem.settings import Settings
 

@@ -34,11 +34,10 @@ from ecosystem import (
     whatsmeow_restore,
 )
 from ecosystem.backup_archive import ArchiveError, Contents
-from ecosystem.botconfig import PROVIDERS
 from ecosystem.errors import CapacityError, SessionExists, ZapvisorError
 from ecosystem.fleet.door import FleetDoor
 from ecosystem.models import Session, utcnow
-from ecosystem.names import validate_name
+from ecosystem.names import PROVIDERS, validate_name
 from ecosystem.ports import busy_ports
 from ecosystem.states import Status
 from ecosystem.store.base import checked_config

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from ecosystem import aikeys
-from ecosystem.botconfig import PROVIDERS
 from ecosystem.conversations import BotActivity
 from ecosystem.errors import StoreUnsupported
 from ecosystem.fleet.routing import routed
 from ecosystem.models import Session
-from ecosystem.names import validate_name
+from ecosystem.names import PROVIDERS, validate_name
 from ecosystem.plumbing import Plumbing
 
 

@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ecosystem.models import check_webhook_url
+from ecosystem.names import PROVIDERS as PROVIDERS  # defined there: see names.py
 from ecosystem.states import Status
 
-PROVIDERS = ("openai", "gemini")
 DEFAULT_MODELS = {"openai": "gpt-4o-mini", "gemini": "gemini-2.0-flash"}
 DEFAULT_BASE_URLS = {
     "openai": "https://api.openai.com/v1",
@@ -30,7 +30,9 @@ _CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 
 class _Strict(BaseModel):
     # the docstrings under the fields are their descriptions: what the config form shows
-    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, use_attribute_docstrings=True, defer_build=True
+    )
 
 
 class AiConfig(_Strict):

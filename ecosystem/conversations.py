@@ -18,7 +18,7 @@ MAX_ERROR = 500
 class ChatMessage(BaseModel):
     """One message of a conversation: the contact's (`user`) or the bot's (`assistant`)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     role: Role
     body: str = Field(max_length=MAX_BODY)
@@ -30,7 +30,7 @@ class ChatMessage(BaseModel):
 class Conversation(BaseModel):
     """A session's conversation with one contact (a chat id, `…@c.us` or `…@g.us`)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     session_name: str
     contact: str
@@ -45,7 +45,7 @@ class Conversation(BaseModel):
 class BotActivity(BaseModel):
     """What `show` says of a session's bot: its last reply and its last failure."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     last_reply_at: datetime | None = None
     last_error: str | None = None

@@ -80,7 +80,7 @@ def check_description(value: str) -> str:
 class SessionFields(BaseModel):
     """What an operator sets on a session (create form, `zapvisor config`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     description: str = ""
     connector: str = DEFAULT_CONNECTOR
@@ -153,7 +153,9 @@ class NewSession(SessionFields):
 class Session(BaseModel):
     """A session as the store holds it."""
 
-    model_config = ConfigDict(extra="ignore")
+    # Every model here is built on first use (defer_build): a process pays for the
+    # validators of the models it uses, not of all it imports (a runner uses few).
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     name: str
     description: str = ""
@@ -193,6 +195,8 @@ class Session(BaseModel):
 
 class Event(BaseModel):
     """One line of the audit trail: who did what to which session, and when."""
+
+    model_config = ConfigDict(defer_build=True)
 
     id: int
     ts: datetime

@@ -1,6 +1,6 @@
 """The session naming rule, shared by the CLI, the TUI form and the store; and the
-connectors' names (here rather than with the models, so argument parsing needs no
-pydantic)."""
+connectors' and the bot's providers' names (here rather than with the models, so
+argument parsing and a runner's start need no pydantic)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ PROGRAM_PREFIX = "wa-"
 
 CONNECTORS = ("neonize", "sim")
 DEFAULT_CONNECTOR = "neonize"
+PROVIDERS = ("openai", "gemini")
+"""The bot's AI providers (ecosystem/botconfig.py)."""
 
 
 def name_problem(name: str) -> str | None:

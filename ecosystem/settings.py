@@ -4,10 +4,12 @@ Names follow the seeds where they exist (`BASE_PORT`, `MAX_SESSIONS`, `SUPABASE_
 zapvisor's own settings carry the `ZAPVISOR_` prefix. A misspelt `ZAPVISOR_*` variable is
 an error rather than silently ignored: at 2 a.m. a typo must not look like a default.
 
-A plain pydantic model fed by ``load_settings``: every process (each runner, each
-command) builds one, and pydantic-settings' import alone cost a runner ~4 MB and a
-command ~0.1 s. The sources and their order are its: arguments, then the environment,
-then `.env`, then defaults; variable names match whatever their case.
+A frozen dataclass fed by ``load_settings`` and checked by ``settings_check`` (no
+pydantic: every process, each runner and each command, builds one, and pydantic's
+import and model building were most of a runner's start). The sources and their order:
+arguments, then the environment, then `.env`, then defaults; variable names match
+whatever their case. `runtime.env`, what supervisord's programs run on, is read by
+``runtime_env``.
 """
 
 from __future__ import annotations
@@ -16,21 +18,13 @@ import ipaddress
 import os
 import socket
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-)
-
 from ecosystem.errors import ConfigError
+from ecosystem.settings_check import Secret, SettingsInvalid, build, env_names, setting
 
 
 def _default_home() -> Path:
@@ -38,262 +32,217 @@ def _default_home() -> Path:
     return Path(data) / "zapvisor"
 
 
-def _env(*names: str) -> Any:
-    return AliasChoices(*names)
+def parse_schedule(text: str) -> tuple[float, ...]:
+    """`0,5,30,300` → delays (seconds) before webhook attempts 1, 2, 3, 4; then
+    dead-letter."""
+    try:
+        delays = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a comma-separated list of seconds") from None
+    if not delays or any(d < 0 or d > 86400 for d in delays):
+        raise ValueError("each delay must be between 0 and 86400 seconds")
+    return delays
 
 
-class Settings(BaseModel):
+def _schedule(value: str) -> str:
+    parse_schedule(value)
+    return value
+
+
+def _memory_cap(value: int | None) -> int | None:
+    return value or None
+
+
+def _alert_url(value: Secret | None) -> Secret | None:
+    if value is None or not value.get_secret_value():
+        return None
+    parts = urlsplit(value.get_secret_value())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+def _absolute_home(value: Path) -> Path:
+    text = str(value)
+    if any(ord(c) < 32 for c in text):
+        raise ValueError("must not contain control characters")
+    if "%" in text or " ;" in text or " #" in text or text != text.strip():
+        # supervisord expands '%' (twice in log paths) and cuts values at ' ;'/' #'
+        raise ValueError("must not contain '%', ' ;', ' #' or edge spaces (supervisord)")
+    return Path(os.path.abspath(os.path.expanduser(text)))
+
+
+def _ip(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address (e.g. 127.0.0.1)") from None
+    return value
+
+
+def _host_id(value: str) -> str:
+    if not value or len(value) > 253 or any(ord(c) < 33 for c in value):
+        raise ValueError("must be 1-253 printable characters without spaces")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
     """Everything zapvisor reads from its environment (build it with load_settings,
     make_settings or settings_from_vars)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
-
-    home: Path = Field(default_factory=_default_home, validation_alias=_env("ZAPVISOR_HOME"))
+    home: Path = setting("ZAPVISOR_HOME", factory=_default_home, check=_absolute_home)
     """State directory: supervisord's config, socket and logs, `tokens/<session>/`,
     the embedded SQLite store."""
 
-    base_port: int = Field(3001, ge=1024, le=65535, validation_alias=_env("BASE_PORT"))
+    base_port: int = setting("BASE_PORT", 3001, ge=1024, le=65535)
     """First TCP port handed to a session; each session gets the lowest free one."""
 
-    max_sessions: int = Field(10, ge=1, le=2000, validation_alias=_env("MAX_SESSIONS"))
+    max_sessions: int = setting("MAX_SESSIONS", 10, ge=1, le=2000)
     """Most sessions this host runs; ports stay within BASE_PORT..BASE_PORT+MAX_SESSIONS-1."""
 
-    bind: str = Field("127.0.0.1", validation_alias=_env("ZAPVISOR_BIND"))
+    bind: str = setting("ZAPVISOR_BIND", "127.0.0.1", check=_ip)
     """Address every runner's HTTP API listens on."""
 
-    host_id: str = Field(
-        default_factory=socket.gethostname, validation_alias=_env("ZAPVISOR_HOST_ID")
-    )
+    host_id: str = setting("ZAPVISOR_HOST_ID", factory=socket.gethostname, check=_host_id)
     """This machine's name in the store: which host owns which session and port."""
 
-    start_timeout: float = Field(
-        20.0, gt=0, le=600, validation_alias=_env("ZAPVISOR_START_TIMEOUT")
-    )
+    start_timeout: float = setting("ZAPVISOR_START_TIMEOUT", 20.0, gt=0, le=600)
     """Seconds `create`/`start`/`restart` wait for a runner's /health to answer."""
 
-    sim_qr_seconds: float = Field(
-        20.0, gt=0, le=3600, validation_alias=_env("ZAPVISOR_SIM_QR_SECONDS")
-    )
+    sim_qr_seconds: float = setting("ZAPVISOR_SIM_QR_SECONDS", 20.0, gt=0, le=3600)
     """How often the simulated phone rotates its QR payload."""
 
-    qr_compact: bool = Field(False, validation_alias=_env("ZAPVISOR_QR_COMPACT"))
+    qr_compact: bool = setting("ZAPVISOR_QR_COMPACT", False)
     """Draw pairing QRs with sextants (2x3 modules per cell: 31x21 for a WhatsApp code,
     fits 80x24) instead of half-blocks (61x31); needs a terminal font with Unicode 13's
     sextants (`qr --compact`, `c` on the QR screen)."""
 
-    api_rate_limit: int = Field(
-        100, ge=0, le=1_000_000, validation_alias=_env("ZAPVISOR_API_RATE_LIMIT")
-    )
+    api_rate_limit: int = setting("ZAPVISOR_API_RATE_LIMIT", 100, ge=0, le=1_000_000)
     """Requests per minute a session's API accepts (all routes but /health); 0 = no limit."""
 
-    api_max_body: int = Field(
-        10 * 1024 * 1024, ge=1024, le=1024**3, validation_alias=_env("ZAPVISOR_API_MAX_BODY")
-    )
+    api_max_body: int = setting("ZAPVISOR_API_MAX_BODY", 10 * 1024 * 1024, ge=1024, le=1024**3)
     """Largest request body a session's API reads, in bytes (larger ones get 413)."""
 
-    media_allow_private: bool = Field(False, validation_alias=_env("ZAPVISOR_MEDIA_ALLOW_PRIVATE"))
+    media_allow_private: bool = setting("ZAPVISOR_MEDIA_ALLOW_PRIVATE", False)
     """Let send-image/send-file fetch media from loopback, private, link-local and other
     non-public addresses (off: an API caller cannot make the runner reach the host's or
     the LAN's internal services, or a cloud metadata endpoint)."""
 
-    webhook_retry_schedule: str = Field(
-        "0,5,30,300", validation_alias=_env("ZAPVISOR_WEBHOOK_RETRY_SCHEDULE")
+    webhook_retry_schedule: str = setting(
+        "ZAPVISOR_WEBHOOK_RETRY_SCHEDULE", "0,5,30,300", check=_schedule
     )
     """Seconds before each delivery attempt of a webhook event (the first is counted from
     the event); after the last failed attempt the event is dead-lettered."""
 
-    webhook_timeout: float = Field(
-        10.0, gt=0, le=120, validation_alias=_env("ZAPVISOR_WEBHOOK_TIMEOUT")
-    )
+    webhook_timeout: float = setting("ZAPVISOR_WEBHOOK_TIMEOUT", 10.0, gt=0, le=120)
     """Seconds a webhook receiver has to answer one delivery."""
 
-    database_url: SecretStr | None = Field(None, validation_alias=_env("ZAPVISOR_DATABASE_URL"))
+    database_url: Secret | None = setting("ZAPVISOR_DATABASE_URL", None)
     """PostgreSQL DSN; when set, sessions live in that database."""
 
-    supabase_url: str | None = Field(None, validation_alias=_env("SUPABASE_URL"))
+    supabase_url: str | None = setting("SUPABASE_URL", None)
     """Supabase project URL; when set, sessions live in Supabase."""
 
-    supabase_service_role_key: SecretStr | None = Field(
-        None, validation_alias=_env("SUPABASE_SERVICE_ROLE_KEY")
-    )
+    supabase_service_role_key: Secret | None = setting("SUPABASE_SERVICE_ROLE_KEY", None)
     """Supabase service role key (server side only; never printed)."""
 
-    supabase_anon_key: SecretStr | None = Field(None, validation_alias=_env("SUPABASE_ANON_KEY"))
+    supabase_anon_key: Secret | None = setting("SUPABASE_ANON_KEY", None)
     """Accepted for compatibility with existing `.env` files; zapvisor does not need it."""
 
-    openai_key: SecretStr | None = Field(
-        None, validation_alias=_env("OPENAI_KEY", "OPENAI_API_KEY")
-    )
+    openai_key: Secret | None = setting("OPENAI_KEY", None, also=("OPENAI_API_KEY",))
     """The bot's OpenAI key for every session of this host without its own
     (`zapvisor secret NAME openai`); never printed."""
 
-    gemini_key: SecretStr | None = Field(
-        None, validation_alias=_env("GEMINI_KEY", "GEMINI_API_KEY")
-    )
+    gemini_key: Secret | None = setting("GEMINI_KEY", None, also=("GEMINI_API_KEY",))
     """The bot's Gemini key for every session of this host without its own."""
 
     # -- health monitor (ecosystem/health): its checks, restarts and alerts ----------
 
-    monitor: bool = Field(True, validation_alias=_env("ZAPVISOR_MONITOR"))
+    monitor: bool = setting("ZAPVISOR_MONITOR", True)
     """Run the health monitor inside supervisord (restarts crashed, hung, bloated or
     stuck runners; raises alerts). Off: supervisord restarts crashed runners itself."""
 
-    health_interval: float = Field(
-        5.0, ge=0.2, le=300, validation_alias=_env("ZAPVISOR_HEALTH_INTERVAL")
-    )
+    health_interval: float = setting("ZAPVISOR_HEALTH_INTERVAL", 5.0, ge=0.2, le=300)
     """Seconds between two health checks of every running session."""
 
-    health_failures: int = Field(3, ge=1, le=100, validation_alias=_env("ZAPVISOR_HEALTH_FAILURES"))
+    health_failures: int = setting("ZAPVISOR_HEALTH_FAILURES", 3, ge=1, le=100)
     """Consecutive failed /health checks after which a runner counts as hung and is
     restarted."""
 
-    health_timeout: float = Field(
-        2.0, gt=0, le=60, validation_alias=_env("ZAPVISOR_HEALTH_TIMEOUT")
-    )
+    health_timeout: float = setting("ZAPVISOR_HEALTH_TIMEOUT", 2.0, gt=0, le=60)
     """Seconds a runner has to answer one /health check."""
 
-    crash_window: float = Field(600.0, gt=0, validation_alias=_env("ZAPVISOR_CRASH_WINDOW"))
+    crash_window: float = setting("ZAPVISOR_CRASH_WINDOW", 600.0, gt=0)
     """Seconds of the sliding window in which a session's exits are counted."""
 
-    crash_max_exits: int = Field(
-        5, ge=2, le=10_000, validation_alias=_env("ZAPVISOR_CRASH_MAX_EXITS")
-    )
+    crash_max_exits: int = setting("ZAPVISOR_CRASH_MAX_EXITS", 5, ge=2, le=10_000)
     """Exits within the window after which a session is parked (stopped, status error)
     until an operator starts it again."""
 
-    backoff_base: float = Field(1.0, ge=0, le=3600, validation_alias=_env("ZAPVISOR_BACKOFF_BASE"))
+    backoff_base: float = setting("ZAPVISOR_BACKOFF_BASE", 1.0, ge=0, le=3600)
     """Delay before restarting after the second exit in the window; it doubles with
     every further exit (the first exit restarts at once)."""
 
-    backoff_max: float = Field(60.0, ge=0, le=86400, validation_alias=_env("ZAPVISOR_BACKOFF_MAX"))
+    backoff_max: float = setting("ZAPVISOR_BACKOFF_MAX", 60.0, ge=0, le=86400)
     """The longest delay before a restart."""
 
-    max_session_memory_mb: int | None = Field(
-        None, ge=0, validation_alias=_env("MAX_SESSION_MEMORY_MB")
+    max_session_memory_mb: int | None = setting(
+        "MAX_SESSION_MEMORY_MB", None, ge=0, check=_memory_cap
     )
     """Memory cap per session (PSS, MB); a runner over it is restarted gracefully.
     Unset or 0: no cap."""
 
-    reconnecting_timeout: float = Field(
-        300.0, gt=0, validation_alias=_env("ZAPVISOR_RECONNECTING_TIMEOUT")
-    )
+    reconnecting_timeout: float = setting("ZAPVISOR_RECONNECTING_TIMEOUT", 300.0, gt=0)
     """Seconds a session may stay `reconnecting` before its runner is restarted."""
 
-    qr_grace: float = Field(60.0, gt=0, validation_alias=_env("ZAPVISOR_QR_GRACE"))
+    qr_grace: float = setting("ZAPVISOR_QR_GRACE", 60.0, gt=0)
     """Seconds a `waiting_scan` session may go past its QR's expiry without showing a
     fresh QR before its runner is restarted."""
 
-    start_concurrency: int = Field(
-        8, ge=1, le=200, validation_alias=_env("ZAPVISOR_START_CONCURRENCY")
-    )
+    start_concurrency: int = setting("ZAPVISOR_START_CONCURRENCY", 8, ge=1, le=200)
     """At most this many runners starting at once when many start together (boot,
     supervisord restart); fewer while they come up slowly (boot.py ``Pace``)."""
 
-    alert_ram_percent: float = Field(
-        85.0, gt=0, le=100, validation_alias=_env("ZAPVISOR_ALERT_RAM_PERCENT")
-    )
+    alert_ram_percent: float = setting("ZAPVISOR_ALERT_RAM_PERCENT", 85.0, gt=0, le=100)
     """Alert when the host's memory in use is above this percentage."""
 
-    alert_cpu_percent: float = Field(
-        80.0, gt=0, le=100, validation_alias=_env("ZAPVISOR_ALERT_CPU_PERCENT")
-    )
+    alert_cpu_percent: float = setting("ZAPVISOR_ALERT_CPU_PERCENT", 80.0, gt=0, le=100)
     """Alert when the host's CPU use stays above this percentage..."""
 
-    alert_cpu_seconds: float = Field(
-        300.0, ge=0, validation_alias=_env("ZAPVISOR_ALERT_CPU_SECONDS")
-    )
+    alert_cpu_seconds: float = setting("ZAPVISOR_ALERT_CPU_SECONDS", 300.0, ge=0)
     """...for this many seconds."""
 
-    alert_disk_percent: float = Field(
-        85.0, gt=0, le=100, validation_alias=_env("ZAPVISOR_ALERT_DISK_PERCENT")
-    )
+    alert_disk_percent: float = setting("ZAPVISOR_ALERT_DISK_PERCENT", 85.0, gt=0, le=100)
     """Alert when the disk holding ZAPVISOR_HOME is fuller than this percentage."""
 
-    alert_webhook_url: SecretStr | None = Field(
-        None, validation_alias=_env("ZAPVISOR_ALERT_WEBHOOK_URL")
-    )
+    alert_webhook_url: Secret | None = setting("ZAPVISOR_ALERT_WEBHOOK_URL", None, check=_alert_url)
     """Where alerts are POSTed (JSON) when raised and when cleared; may hold a token,
     so it is never printed."""
 
     # -- failover (ecosystem/lease.py, ecosystem/health/failover.py) ----------------
 
-    lease_seconds: float = Field(
-        30.0, ge=2, le=3600, validation_alias=_env("ZAPVISOR_LEASE_SECONDS")
-    )
+    lease_seconds: float = setting("ZAPVISOR_LEASE_SECONDS", 30.0, ge=2, le=3600)
     """How long a runner's lease on its session (and a host's heartbeat) lasts without
     renewal. A runner renews every third of it and lets go of WhatsApp when it could not
     for the lease minus a margin; another host takes a session over once its lease and
     its host's heartbeat both ran out. Shorter: faster failover, less patience with a
     slow store."""
 
-    accept_failover: bool = Field(True, validation_alias=_env("ZAPVISOR_ACCEPT_FAILOVER"))
+    accept_failover: bool = setting("ZAPVISOR_ACCEPT_FAILOVER", True)
     """Whether this host's monitor takes over sessions of hosts that went silent."""
 
-    failover_ram_floor_mb: int = Field(
-        512, ge=0, validation_alias=_env("ZAPVISOR_FAILOVER_RAM_FLOOR_MB")
-    )
+    failover_ram_floor_mb: int = setting("ZAPVISOR_FAILOVER_RAM_FLOOR_MB", 512, ge=0)
     """Memory (MB) this host keeps available: it takes over no session that would leave
     it less (each counted at 100 MB)."""
 
-    sim_server_url: SecretStr | None = Field(None, validation_alias=_env("ZAPVISOR_SIM_SERVER_URL"))
+    sim_server_url: Secret | None = setting("ZAPVISOR_SIM_SERVER_URL", None)
     """Sim connector only (tests, demos): a PostgreSQL DSN where the simulated WhatsApp
     server keeps its connections; unset, it uses the store."""
 
-    @field_validator("max_session_memory_mb", mode="after")
-    @classmethod
-    def _memory_cap(cls, value: int | None) -> int | None:
-        return value or None
-
-    @field_validator("alert_webhook_url", mode="after")
-    @classmethod
-    def _alert_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value():
-            return None
-        parts = urlsplit(value.get_secret_value())
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be an http:// or https:// URL")
-        return value
-
-    @field_validator("home", mode="after")
-    @classmethod
-    def _absolute_home(cls, value: Path) -> Path:
-        text = str(value)
-        if any(ord(c) < 32 for c in text):
-            raise ValueError("must not contain control characters")
-        if "%" in text or " ;" in text or " #" in text or text != text.strip():
-            # supervisord expands '%' (twice in log paths) and cuts values at ' ;'/' #'
-            raise ValueError("must not contain '%', ' ;', ' #' or edge spaces (supervisord)")
-        return Path(os.path.abspath(os.path.expanduser(text)))
-
-    @field_validator("webhook_retry_schedule")
-    @classmethod
-    def _schedule(cls, value: str) -> str:
-        from ecosystem.webhook_events import parse_schedule
-
-        parse_schedule(value)
-        return value
-
     @property
     def webhook_delays(self) -> tuple[float, ...]:
-        from ecosystem.webhook_events import parse_schedule
-
         return parse_schedule(self.webhook_retry_schedule)
-
-    @field_validator("bind")
-    @classmethod
-    def _ip(cls, value: str) -> str:
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not an IP address (e.g. 127.0.0.1)") from None
-        return value
-
-    @field_validator("host_id")
-    @classmethod
-    def _host_id(cls, value: str) -> str:
-        if not value or len(value) > 253 or any(ord(c) < 33 for c in value):
-            raise ValueError("must be 1-253 printable characters without spaces")
-        return value
 
     @property
     def last_port(self) -> int:
@@ -308,10 +257,7 @@ class Settings(BaseModel):
         return "sqlite"
 
 
-ENV_NAMES: dict[str, str] = {
-    name: str(field.validation_alias.choices[0])  # type: ignore[union-attr]
-    for name, field in Settings.model_fields.items()
-}
+ENV_NAMES: dict[str, str] = env_names(Settings)
 """Field name → the environment variable that sets it."""
 
 PASSED_THROUGH = frozenset({"ZAPVISOR_BACKUP_PASSPHRASE"})
@@ -350,23 +296,9 @@ def load_settings(env_file: Path | None = Path(".env"), **overrides: Any) -> Set
     values.update(_ours(os.environ))
     values.update({ENV_NAMES.get(k, k): v for k, v in overrides.items()})
     try:
-        return Settings.model_validate(values)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
-
-
-def _describe(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    field = str(err["loc"][0]) if err["loc"] else ""
-    var = ENV_NAMES.get(field, field)
-    value = err.get("input")
-    shown = (
-        ""
-        if isinstance(value, dict) or "key" in var.lower() or "url" in var.lower()
-        else (f" (got {value!r})")
-    )
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    return f"invalid setting {var}: {msg}{shown}"
+        return build(Settings, values)
+    except SettingsInvalid as exc:
+        raise ConfigError(exc.describe()) from None
 
 
 def make_settings(**fields: Any) -> Settings:
@@ -378,9 +310,9 @@ def make_settings(**fields: Any) -> Settings:
 def settings_from_vars(values: Mapping[str, Any], where: str = "") -> Settings:
     """Settings from variable names (as in `.env`) only, ignoring the environment."""
     try:
-        return Settings.model_validate(values)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc) + (f" (in {where})" if where else "")) from None
+        return build(Settings, values)
+    except SettingsInvalid as exc:
+        raise ConfigError(exc.describe() + (f" (in {where})" if where else "")) from None
 
 
 def settings_to_env(settings: Settings) -> dict[str, str]:
@@ -390,38 +322,7 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
         value = getattr(settings, name)
         if value is None:
             continue
-        if isinstance(value, SecretStr):
+        if isinstance(value, Secret):
             value = value.get_secret_value()
         out[var] = str(value)
     return out
-
-
-# -- runtime.env: the one reader, for every process supervisord starts ------------------
-
-
-def runtime_values(env_file: Path) -> dict[str, str]:
-    """The variables `runtime.env` sets (none when it is missing)."""
-    from dotenv import dotenv_values
-
-    if not env_file.is_file():
-        return {}
-    return {k: v for k, v in dotenv_values(env_file).items() if v is not None}
-
-
-def runtime_settings(values: Mapping[str, str], home: Path) -> Settings:
-    """Settings from `runtime.env`'s ``values`` alone: the environment a process
-    inherits from supervisord (whoever started it, with whatever exported) must not
-    change them, or the same file could give a runner and the monitor different stores.
-    A variable the file leaves out takes its default. Raises ValidationError."""
-    return Settings.model_validate({"ZAPVISOR_HOME": str(home), **values})
-
-
-def read_runtime_settings(env_file: Path, home: Path) -> Settings:
-    """Settings exactly as zapvisor last wrote them to `runtime.env`: what runners and
-    the health monitor run on."""
-    if not env_file.is_file():
-        raise ConfigError(f"{env_file} is missing: `zapvisor apply` writes it")
-    try:
-        return runtime_settings(runtime_values(env_file), home)
-    except ValidationError as exc:
-        raise ConfigError(f"{env_file} is invalid: {_describe(exc)}") from None

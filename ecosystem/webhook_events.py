@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ecosystem.errors import ZapvisorError
 from ecosystem.models import utcnow
@@ -32,6 +32,8 @@ ID_HEADER = "X-Zapvisor-Event-Id"
 
 class WebhookEvent(BaseModel):
     """One event in a session's outbox, with where its delivery stands."""
+
+    model_config = ConfigDict(defer_build=True)
 
     event_id: str
     session_name: str
@@ -84,17 +86,6 @@ def check_events(values: list[str] | None) -> list[str] | None:
             f"choose from {', '.join(EVENTS)}"
         )
     return list(dict.fromkeys(values))
-
-
-def parse_schedule(text: str) -> tuple[float, ...]:
-    """`0,5,30,300` → delays (seconds) before attempts 1, 2, 3, 4; then dead-letter."""
-    try:
-        delays = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise ValueError(f"{text!r} is not a comma-separated list of seconds") from None
-    if not delays or any(d < 0 or d > 86400 for d in delays):
-        raise ValueError("each delay must be between 0 and 86400 seconds")
-    return delays
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

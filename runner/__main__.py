@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
     # Auth databases and secrets this process writes (the Go side included) are its own.
     os.umask(0o077)
     logsetup.configure(args.session)
+    # zapvisor uses no pydantic plugin: without this, building the first model scans the
+    # entry points of every installed distribution (importlib.metadata, email, zipfile),
+    # on the way to /health and in memory for the runner's life
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from ecosystem.errors import ZapvisorError
     from runner.startup import run
 

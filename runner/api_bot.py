@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ecosystem.botconfig import check_ai_config, check_timing_config
 from runner import api_models as m
 from runner.api_models import reply
 from runner.http import HTTPError, Request, Response
@@ -90,6 +89,8 @@ class BotRoutes:
         return await self._view()
 
     async def put_config(self, _: Request, body: PutConfig) -> Response:
+        from ecosystem.botconfig import check_ai_config, check_timing_config
+
         changes: dict[str, Any] = {}
         try:
             if body.ai_config is not None:

@@ -12,7 +12,8 @@ from pathlib import Path
 from ecosystem.backoff import Backoff
 from ecosystem.errors import StoreError
 from ecosystem.paths import StatePaths
-from ecosystem.settings import Settings, read_runtime_settings
+from ecosystem.runtime_env import read_runtime_settings
+from ecosystem.settings import Settings
 from ecosystem.store import Store, open_store
 from runner.core import Runner
 

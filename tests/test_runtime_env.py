@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ecosystem.health.envwatch import RuntimeEnv
-from ecosystem.settings import read_runtime_settings
+from ecosystem.runtime_env import read_runtime_settings
 
 
 @pytest.fixture

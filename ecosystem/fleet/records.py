@@ -11,7 +11,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ecosystem.errors import HostBusy, HostExists, HostNotFound, InvalidName, InvalidValue
 
@@ -30,6 +30,8 @@ _DNS = re.compile(
 
 class HostRecord(BaseModel):
     """One row of the store's `hosts` table (migration 0005)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     name: str
     """The host's ZAPVISOR_HOST_ID: its sessions' `host` in the store."""
@@ -60,6 +62,8 @@ class HostRecord(BaseModel):
 
 class NewHost(BaseModel):
     """What `zapvisor hosts add` records (the store adds the times)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     name: str
     address: str

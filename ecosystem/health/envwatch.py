@@ -12,16 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from ecosystem.errors import ConfigError
-from ecosystem.settings import (
-    ENV_NAMES,
-    Settings,
-    read_runtime_settings,
-    runtime_settings,
-    runtime_values,
-)
+from ecosystem.runtime_env import read_runtime_settings, runtime_settings, runtime_values
+from ecosystem.settings import Settings
+from ecosystem.settings_check import SettingsInvalid
 
 log = logging.getLogger("health")
 
@@ -31,7 +25,7 @@ class EnvProblem:
     variables: tuple[str, ...]
     """The variables whose values are wrong (empty when the file itself is: missing)."""
     message: str
-    """Why, naming the variable, never a secret's value (settings._describe)."""
+    """Why, naming the variable, never a secret's value (SettingsInvalid.describe)."""
     runs_on: str
     """What the monitor runs on meanwhile."""
 
@@ -42,9 +36,8 @@ class EnvProblem:
 def bad_variables(values: dict[str, str], home: Path) -> tuple[str, ...]:
     try:
         runtime_settings(values, home)
-    except ValidationError as exc:
-        found = (str(e["loc"][0]) for e in exc.errors() if e["loc"])
-        return tuple(dict.fromkeys(ENV_NAMES.get(f, f) for f in found))
+    except SettingsInvalid as exc:
+        return tuple(dict.fromkeys(p.var for p in exc.problems))
     return ()
 
 
@@ -53,7 +46,7 @@ def fallback(values: dict[str, str], home: Path, bad: tuple[str, ...]) -> Settin
     when that still fails (a rule across variables)."""
     try:
         return runtime_settings({k: v for k, v in values.items() if k not in bad}, home)
-    except ValidationError:
+    except SettingsInvalid:
         return runtime_settings({}, home)
 
 

@@ -19,7 +19,7 @@ class SessionHealth(BaseModel):
 
     The monitor is its only writer; the CLI and the TUI read it."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     name: str
     restarts: int = 0
@@ -71,6 +71,8 @@ class AlertKind(StrEnum):
 class NewAlert(BaseModel):
     """An alert condition that holds now. ``key`` identifies it: while an alert with
     the same host and key is active, raising it again changes nothing."""
+
+    model_config = ConfigDict(defer_build=True)
 
     host: str
     key: str

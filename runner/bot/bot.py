@@ -18,7 +18,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ecosystem import aikeys
-from ecosystem.botconfig import AiConfig, TimingConfig, parse_ai_config, parse_timing_config
 from ecosystem.conversations import ChatMessage
 from ecosystem.errors import ZapvisorError
 from ecosystem.health.model import BOT_KEY, AlertKind, NewAlert
@@ -30,6 +29,7 @@ from runner.connectors.base import Inbound, Recipient
 if TYPE_CHECKING:
     import httpx
 
+    from ecosystem.botconfig import AiConfig, TimingConfig
     from runner.core import Runner
 
 log = logging.getLogger("runner.bot")
@@ -72,6 +72,9 @@ class Bot:
         return self._session
 
     async def timing(self) -> TimingConfig:
+        # loaded here, not with the runner: an idle session never builds its models
+        from ecosystem.botconfig import TimingConfig, parse_timing_config
+
         try:
             return parse_timing_config((await self._current()).timing_config)
         except ValueError:
@@ -97,6 +100,8 @@ class Bot:
             log.error("bot reply failed: %r", exc, exc_info=exc, extra={"event": "bot_crash"})
 
     async def _handle(self, message: Inbound) -> None:
+        from ecosystem.botconfig import TimingConfig, parse_ai_config, parse_timing_config
+
         arrived = time.monotonic()
         # read at every message (one indexed row): a config just saved applies to the next
         session = await self._current(fresh=True)

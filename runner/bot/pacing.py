@@ -7,10 +7,13 @@ import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from ecosystem.botconfig import QuietHours, TimingConfig
 from runner.api import RateLimit
+
+if TYPE_CHECKING:  # the bot's config is loaded with the first message it answers
+    from ecosystem.botconfig import QuietHours, TimingConfig
 
 
 def draw_delay(

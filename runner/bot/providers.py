@@ -12,11 +12,12 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ecosystem.botconfig import AiConfig
 from ecosystem.conversations import ChatMessage
 
 if TYPE_CHECKING:
     import httpx
+
+    from ecosystem.botconfig import AiConfig
 
 ATTEMPTS = 2
 RETRY_AFTER_MAX = 5.0

@@ -6,7 +6,6 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import resources
 
 from ecosystem.errors import StoreError
 
@@ -22,6 +21,8 @@ class Migration:
 
 def load(dialect: str) -> list[Migration]:
     """The migrations of ``dialect`` (``sqlite``, ``postgres``), oldest first."""
+    from importlib import resources  # imported here: a runner's start never reads them
+
     folder = resources.files(__package__).joinpath(dialect)
     found = []
     for entry in folder.iterdir():
