@@ -117,6 +117,7 @@ def child(out: Path, expected: int, idle: float, profile: Path | None) -> None:
 
         def on_snapshot_taken(self, message: SnapshotTaken) -> None:
             figures.setdefault("snapshot_s", time.time() - t0)
+            figures.setdefault("first_tick_s", message.snapshot.elapsed)
             started = time.perf_counter()
             super().on_snapshot_taken(message)
             message.prevent_default()  # textual would call the base handler again
@@ -251,6 +252,10 @@ def report(runs: list[dict[str, Any]]) -> None:
     """The figures of one checkout's rounds."""
     for key, what in PHASES:
         print(f"app process start -> {what}: {_spread([f[key] for f in runs], ' s')}")
+    first = [1000 * f["first_tick_s"] for f in runs]
+    print(
+        f"the first tick's own time (the worker's read, in the above): {_spread(first, ' ms', 0)}"
+    )
     ticks = [1000 * statistics.median(f["ticks"]) for f in runs]
     applies = [1000 * statistics.median(f["applies"]) for f in runs]
     p95 = [1000 * percentile(f["applies"], 95) for f in runs]
