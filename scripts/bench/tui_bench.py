@@ -139,6 +139,7 @@ def child(out: Path, expected: int, idle: float, profile: Path | None) -> None:
             self.measuring = True
             figures["cpu_start"] = os.times()
             figures["thread_start"] = time.thread_time()  # the UI thread's alone
+            figures["threads_start"] = thread_cpu()
             figures["wall_start"] = time.monotonic()
             if profiler:
                 profiler.enable()
@@ -155,12 +156,33 @@ def child(out: Path, expected: int, idle: float, profile: Path | None) -> None:
             figures["idle_ui_percent"] = 100.0 * ui / wall
             figures["ui_per_tick_s"] = ui / max(len(figures["ticks"]), 1)
             figures["idle_wall_s"] = wall
+            # the long-lived threads (the UI's, textual's writer and input ones); the
+            # rest is the refresh workers, a new thread each tick
+            before, after = figures.pop("threads_start"), thread_cpu()
+            figures["idle_threads_percent"] = {
+                name: round(100.0 * (after[name] - before[name]) / wall, 2)
+                for name in after.keys() & before.keys()
+            }
             self.exit()
 
     BenchApp(orch).run()
     out.write_text(json.dumps(figures))
     if profiler and profile:
         profiler.dump_stats(profile)
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds of each thread of this process now, by name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for thread in threading.enumerate():
+        try:
+            fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+        except OSError:
+            continue
+        user, system = fields.rsplit(")", 1)[1].split()[11:13]
+        out[thread.name] = (int(user) + int(system)) / tick
+    return out
 
 
 def profile_top(path: Path, count: int = 30) -> str:
@@ -278,6 +300,10 @@ def report(runs: list[dict[str, Any]]) -> None:
         f"{_spread([f['idle_cpu_percent'] for f in runs], '%', 1)} of one core, the UI "
         f"thread {_spread([f['idle_ui_percent'] for f in runs], '%', 1)}"
     )
+    threads = runs[-1].get("idle_threads_percent")
+    if threads:
+        shown = ", ".join(f"{name} {cpu:.1f}%" for name, cpu in sorted(threads.items()))
+        print(f"  of which, by long-lived thread (last round): {shown}")
     drawn = [f["drawn_kib"] for f in runs]
     print(f"bytes drawn to the terminal in the whole run: {_spread(drawn, ' KiB', 0)}")
 
