@@ -160,8 +160,9 @@ class SessionsTable(DataTable[Text]):
         """Each row's last update (the table's update count then)."""
         self._cell_updates = 0
         self._layout_epoch = 0
-        self._pass_style: Style | None = None
         """Bumped when the header or the column widths change: every line again."""
+        self._pass_style: Style | None = None
+        """The table's style during a rendering pass (see render_lines)."""
 
     def on_mount(self) -> None:
         self.add_column(self._header(), key=ROW)
