@@ -11,6 +11,7 @@ in between.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -111,7 +112,10 @@ class ProcessSampler:
         clock: Callable[[], float] = time.monotonic,
         *,
         use_proc: bool | None = None,
+        first_pss_after: float = 0.0,
     ) -> None:
+        """``first_pss_after``: seconds before the first PSS pass (0: at the first
+        sample), for a caller whose first sample should come back soon."""
         self.pss_every = pss_every
         self._clock = clock
         self.use_proc = os.path.exists("/proc/self/stat") if use_proc is None else use_proc
@@ -119,7 +123,7 @@ class ProcessSampler:
         """pid → (start time, CPU seconds, when), for the /proc way."""
         self._procs: dict[int, psutil.Process] = {}
         self._pss: dict[int, int] = {}
-        self._last_pss = float("-inf")
+        self._last_pss = clock() - pss_every + first_pss_after if first_pss_after else -math.inf
 
     def sample(self, pids: Iterable[int]) -> dict[int, ProcStats]:
         wanted = set(pids)

@@ -25,6 +25,8 @@ from ecosystem.views import SessionView, port_holders
 
 POLL_RPC_TIMEOUT = 5.0
 """Seconds a live view's report waits for supervisord before saying it does not answer."""
+FIRST_PSS_AFTER = 2.0
+"""Seconds after the first report before one reads the runners' PSS."""
 CLEARED_KEPT = timedelta(hours=24)
 """How long a cleared alert stays in the alerts view."""
 
@@ -79,7 +81,9 @@ class Reads(SessionAccess):
             if self._poll_sup is None:
                 self._poll_sup = daemon.client(self.paths, timeout=POLL_RPC_TIMEOUT)
             if self._sampler is None:
-                self._sampler = ProcessSampler()
+                # The first report (a live view's start) comes back without waiting
+                # for a PSS pass over every runner (~1 ms each): the next ones read it.
+                self._sampler = ProcessSampler(first_pss_after=FIRST_PSS_AFTER)
             try:
                 infos, up = self._poll_sup.all_process_info(), True
             except SupervisorDown:

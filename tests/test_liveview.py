@@ -217,6 +217,19 @@ def test_sampler_measures_cpu_between_calls_and_reads_pss_sometimes(use_proc: bo
     assert sampler.sample([busy.pid]) == {}
 
 
+def test_sampler_can_leave_the_first_pss_pass_for_later() -> None:
+    # the app's first tick: rows at once, PSS (~1 ms a runner) from a later tick
+    now = [100.0]
+    sampler = ProcessSampler(pss_every=30.0, clock=lambda: now[0], first_pss_after=2.0)
+    first = sampler.sample([os.getpid()])[os.getpid()]
+    assert first.rss > 0 and first.pss is None
+    now[0] = 101.0
+    assert sampler.sample([os.getpid()])[os.getpid()].pss is None
+    now[0] = 102.0
+    third = sampler.sample([os.getpid()])[os.getpid()].pss
+    assert third is not None and third > 0
+
+
 def test_follower_reads_appended_lines_and_survives_rotation(tmp_path: Path) -> None:
     log = tmp_path / "wa-x.log"
     log.write_text("old line\n")

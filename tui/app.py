@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App
@@ -27,18 +28,16 @@ from ecosystem.pairing import pairing_problem
 from ecosystem.settings import Settings, load_settings
 from ecosystem.store import Store
 from tui.actions import SessionActions
-from tui.dialogs.create import Created, CreateForm
-from tui.dialogs.move import MoveDialog
-from tui.dialogs.pair import PairDialog
 from tui.messages import BootFinished, RefreshFailed, SnapshotTaken
 from tui.palette import SessionCommands
-from tui.screens.alerts import AlertsScreen
-from tui.screens.all_logs import AllLogsScreen
-from tui.screens.help import HelpScreen
-from tui.screens.hosts import HostsScreen
-from tui.screens.session import SessionScreen
 from tui.screens.sessions import SessionsScreen
 from tui.threads import DaemonExecutor
+
+if TYPE_CHECKING:
+    from tui.dialogs.create import Created
+
+# The other screens and the dialogs (the session screen brings the QR code's modules,
+# help its markdown) are imported when first opened: the sessions table shows sooner.
 
 REFRESH_SECONDS = 1.0
 WATCH_SECONDS = 1.0
@@ -192,6 +191,8 @@ class ZapvisorApp(SessionActions):
     # -- navigation ----------------------------------------------------------------------
 
     def action_new_session(self) -> None:
+        from tui.dialogs.create import CreateForm
+
         def created(result: Created | None) -> None:
             if result is None:
                 return
@@ -207,9 +208,13 @@ class ZapvisorApp(SessionActions):
         self.push_screen(CreateForm(self.orch, blink=self.blink, hosts=hosts), created)
 
     def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
         self.push_screen(HelpScreen())
 
     def action_hosts(self) -> None:
+        from tui.screens.hosts import HostsScreen
+
         if isinstance(self.screen, HostsScreen):
             self.pop_screen()
         else:
@@ -223,12 +228,16 @@ class ZapvisorApp(SessionActions):
             self.screen.show_host(host)
 
     def action_all_logs(self) -> None:
+        from tui.screens.all_logs import AllLogsScreen
+
         if isinstance(self.screen, AllLogsScreen):
             self.pop_screen()
         else:
             self.push_screen(AllLogsScreen())
 
     def action_alerts(self) -> None:
+        from tui.screens.alerts import AlertsScreen
+
         if isinstance(self.screen, AlertsScreen):
             self.pop_screen()
         else:
@@ -241,6 +250,8 @@ class ZapvisorApp(SessionActions):
         if problem:
             self.notify(problem, severity="warning", markup=False, timeout=10)
             return
+        from tui.dialogs.pair import PairDialog
+
         self.push_screen(PairDialog(name, blink=self.blink))
 
     def move_elsewhere(self, name: str) -> None:
@@ -256,9 +267,13 @@ class ZapvisorApp(SessionActions):
                 timeout=10,
             )
         else:
+            from tui.dialogs.move import MoveDialog
+
             self.push_screen(MoveDialog(name))
 
     def open_session(self, name: str, mode: str = "auto", *, focus_log: bool = False) -> None:
+        from tui.screens.session import SessionScreen
+
         if isinstance(self.screen, SessionScreen) and self.screen.session_name == name:
             self.screen.mode = mode
             return

@@ -23,8 +23,17 @@ class HostHeader(Static):
     }
     """
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown: Text | None = None
+
     def show(self, snap: Snapshot | None, *, booting: bool = False) -> None:
-        self.update(header_text(snap, booting=booting))
+        text = header_text(snap, booting=booting)
+        if text == self._shown:
+            return  # most refreshes change nothing here: no re-render
+        self._shown = text
+        # Two lines whatever they say (height: 2): no layout pass for the screen.
+        self.update(text, layout=False)
 
 
 def header_text(snap: Snapshot | None, *, booting: bool = False) -> Text:

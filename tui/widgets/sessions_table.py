@@ -6,17 +6,26 @@ second touches most rows (uptime, CPU), so ten times fewer cells is most of the 
 idle CPU. Only rows whose text changed are updated, which keeps the cursor, the scroll
 position and the marks where the operator left them. Rows are rebuilt only when the
 set of rows changes (a create, a delete, a filter).
+
+A DataTable keys its rendered lines on one counter that every cell update bumps, so
+one changed row would re-render every row on screen: here a line is keyed on its own
+row's last update instead (``_render_line``), and a refresh re-renders only the rows
+whose text changed. Rows off screen are neither formatted nor updated but every
+``OFFSCREEN_EVERY``-th refresh.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
+from rich.style import Style
 from rich.text import Span, Text
 from textual.binding import Binding
 from textual.events import Resize
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey
+from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
 from ecosystem.liveview import Snapshot
 from ecosystem.views import SessionView, age, since
@@ -139,12 +148,21 @@ class SessionsTable(DataTable[Text]):
     """
 
     def __init__(self, *, id: str | None = None) -> None:
+        self._strips: dict[tuple[object, ...], Strip] = {}  # the table's init clears it
         super().__init__(id=id, cursor_type="row", cell_padding=0, zebra_stripes=False)
         self._shown: dict[str, tuple[str, ...]] = {}
         self._grey: set[str] = set()
         self._columns: Columns = COLUMNS
         self._col_widths: tuple[int, ...] = _widths([], self._budget())
         self._ticks = 0
+        self._marks: frozenset[str] = frozenset()
+        self._row_updates: dict[RowKey, int] = {}
+        """Each row's last update (the table's update count then)."""
+        self._cell_updates = 0
+        self._layout_epoch = 0
+        """Bumped when the header or the column widths change: every line again."""
+        self._pass_style: Style | None = None
+        """The table's style during a rendering pass (see render_lines)."""
 
     def on_mount(self) -> None:
         self.add_column(self._header(), key=ROW)
@@ -163,6 +181,7 @@ class SessionsTable(DataTable[Text]):
 
     def _set_widths(self, widths: tuple[int, ...]) -> None:
         self._col_widths = widths
+        self._layout_epoch += 1
         column = self.columns[ColumnKey(ROW)]
         column.label = self._header()
         # Every line is exactly this wide. Set here, the table neither keeps a wider
@@ -176,6 +195,76 @@ class SessionsTable(DataTable[Text]):
             self._set_widths(widths)
             for name, texts in self._shown.items():
                 self.update_cell(name, ROW, self._row(name, texts, widths), update_width=True)
+
+    def update_cell(
+        self,
+        row_key: RowKey | str,
+        column_key: ColumnKey | str,
+        value: Text,
+        *,
+        update_width: bool = False,
+    ) -> None:
+        super().update_cell(row_key, column_key, value, update_width=update_width)
+        self._cell_updates += 1
+        key = RowKey(row_key) if isinstance(row_key, str) else row_key
+        self._row_updates[key] = self._update_count
+
+    @property
+    def rich_style(self) -> Style:
+        return self._pass_style or super().rich_style
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Each line asks for the table's style, which walks every ancestor's CSS: once
+        # a pass is enough.
+        self._pass_style = super().rich_style
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._pass_style = None
+
+    # Wherever the table drops its own rendered lines, these go too.
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._strips.clear()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips.clear()
+
+    def _update_column_widths(self, updated_cells: set[CellKey]) -> None:
+        super()._update_column_widths(updated_cells)
+        self._strips.clear()
+
+    def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
+        # The table's own line cache is keyed on its update count, which any cell's
+        # update bumps: this one keys a line on what draws it (its row's last update,
+        # rows added or cleared, the widths, the cursor or the mouse on that row).
+        try:
+            row_key, _line = self._get_offsets(y)
+        except LookupError:
+            return super()._render_line(y, x1, x2, base_style)
+        row = y - self.header_height
+        key = (
+            row_key,
+            self._row_updates.get(row_key),
+            self._update_count - self._cell_updates,
+            self._layout_epoch,
+            x1,
+            x2,
+            self.size.width,
+            base_style,
+            self.cursor_type,
+            self.show_cursor,
+            self.cursor_row == row if self.cursor_type == "row" else self.cursor_coordinate,
+            self._show_hover_cursor and self.hover_row == row,
+            self._pseudo_class_state,
+        )
+        strip = self._strips.get(key)
+        if strip is None:
+            if len(self._strips) > 4 * max(self.row_count, 64):
+                self._strips.clear()  # old keys only: rows redrawn since
+            strip = self._strips[key] = super()._render_line(y, x1, x2, base_style)
+        return strip
 
     @property
     def highlighted(self) -> str | None:
@@ -191,7 +280,6 @@ class SessionsTable(DataTable[Text]):
         return list(self._shown)
 
     def show(self, snap: Snapshot, views: Sequence[SessionView], marks: Collection[str]) -> None:
-        rows = {v.name: row_texts(v, snap, v.name in marks) for v in views}
         columns = FLEET_COLUMNS if snap.fleet else COLUMNS
         grey = {v.name for v in views if v.unreachable}
         regrey = grey != self._grey
@@ -200,29 +288,48 @@ class SessionsTable(DataTable[Text]):
         if changed:
             self._columns = columns
             self._shown = {}  # every row again, in the new columns
-        widths = _widths(rows.values(), self._budget(), columns)
+        marked = frozenset(marks)
+        remarked = marked != self._marks
+        self._marks = marked
+        # Rows on screen follow every refresh; the others every OFFSCREEN_EVERY-th
+        # (scrolling to them shows data at most that many refreshes old, for a moment),
+        # and all of them when the rows, the columns, the marks or the greying changed.
+        self._ticks += 1
+        names = [v.name for v in views]
+        same_rows = names == list(self._shown)
+        everything = not same_rows or regrey or remarked or self._ticks % OFFSCREEN_EVERY == 0
+        top = int(self.scroll_y)
+        todo = range(len(views)) if everything else range(top, top + self.size.height)
+        fresh = {
+            views[i].name: row_texts(views[i], snap, views[i].name in marked)
+            for i in todo
+            if i < len(views)
+        }
+        if everything:
+            widths = _widths(fresh.values(), self._budget(), columns)
+        else:
+            shown = [fresh.get(name, texts) for name, texts in self._shown.items()]
+            widths = _widths(shown, self._budget(), columns)
+            if widths != self._col_widths:  # every line again, in the new widths
+                fresh = {v.name: row_texts(v, snap, v.name in marked) for v in views}
+                widths = _widths(fresh.values(), self._budget(), columns)
         resized = widths != self._col_widths or regrey or changed
         if resized:
             self._set_widths(widths)
-        if list(rows) != list(self._shown):
-            self._rebuild(rows)
+        if not same_rows:
+            self._rebuild(fresh)
             return
-        # Rows on screen follow every refresh; the others every OFFSCREEN_EVERY-th
-        # (scrolling to them shows data at most that many refreshes old, for a moment).
-        self._ticks += 1
-        everything = resized or self._ticks % OFFSCREEN_EVERY == 0
-        top = int(self.scroll_y)
-        visible = range(top, top + self.size.height)
-        for index, (name, texts) in enumerate(rows.items()):
+        for name, texts in fresh.items():
             if texts == self._shown[name] and not resized:
                 continue
-            if everything or index in visible:
-                self.update_cell(name, ROW, self._row(name, texts, widths), update_width=resized)
-                self._shown[name] = texts
+            self.update_cell(name, ROW, self._row(name, texts, widths), update_width=resized)
+            self._shown[name] = texts
 
     def _rebuild(self, rows: dict[str, tuple[str, ...]]) -> None:
         current, index = self.highlighted, self.cursor_row
         self.clear()
+        self._row_updates.clear()
+        self._strips.clear()
         self.columns[ColumnKey(ROW)].content_width = sum(self._col_widths)
         for name, texts in rows.items():
             self.add_row(self._row(name, texts, self._col_widths), key=name)
