@@ -24,7 +24,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ecosystem.errors import ConfigError
-from ecosystem.settings_check import Secret, SettingsInvalid, build, env_names, setting
+from ecosystem.settings_check import (
+    Secret,
+    SettingsInvalid,
+    build,
+    env_names,
+    setting,
+    setting_vars,
+)
 
 
 def _default_home() -> Path:
@@ -259,10 +266,14 @@ class Settings:
 
 ENV_NAMES: dict[str, str] = env_names(Settings)
 """Field name → the environment variable that sets it."""
+_NAMES_OF: dict[str, tuple[str, ...]] = {
+    var: names for names in setting_vars(Settings).values() for var in names
+}
+"""Each variable → every variable of its setting (OPENAI_KEY → OPENAI_KEY, OPENAI_API_KEY)."""
 
 PASSED_THROUGH = frozenset({"ZAPVISOR_BACKUP_PASSPHRASE"})
 """Variables a command reads itself, never settings: never written to runtime.env."""
-_KNOWN = frozenset(ENV_NAMES.values()) | PASSED_THROUGH
+_KNOWN = frozenset(_NAMES_OF) | PASSED_THROUGH
 
 
 def _check_unknown(keys: Mapping[str, object], where: str) -> None:
@@ -280,6 +291,16 @@ def _ours(values: Mapping[str, str | None]) -> dict[str, str]:
     return {upper: v for k, v in values.items() if v is not None and (upper := k.upper()) in _KNOWN}
 
 
+def _layer(values: dict[str, Any], higher: Mapping[str, Any]) -> None:
+    """``higher``'s variables over ``values``: a setting ``higher`` gives under any of
+    its names drops what a lower source gave it under another (OPENAI_API_KEY in the
+    environment beats OPENAI_KEY in `.env`), as pydantic-settings' sources did."""
+    for var in higher:
+        for other in _NAMES_OF.get(var, ()):
+            values.pop(other, None)
+    values.update(higher)
+
+
 def load_settings(env_file: Path | None = Path(".env"), **overrides: Any) -> Settings:
     """Build the one Settings object; errors name the variable that is wrong.
 
@@ -293,8 +314,8 @@ def load_settings(env_file: Path | None = Path(".env"), **overrides: Any) -> Set
         from_file = dotenv_values(env_file)
         _check_unknown(from_file, str(env_file))
         values.update(_ours(from_file))
-    values.update(_ours(os.environ))
-    values.update({ENV_NAMES.get(k, k): v for k, v in overrides.items()})
+    _layer(values, _ours(os.environ))
+    _layer(values, {ENV_NAMES.get(k, k): v for k, v in overrides.items()})
     try:
         return build(Settings, values)
     except SettingsInvalid as exc:

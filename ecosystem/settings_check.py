@@ -225,6 +225,11 @@ def build(cls: type[T], values: Mapping[str, Any]) -> T:
     return cls(**kept)
 
 
+def setting_vars(cls: type[Any]) -> dict[str, tuple[str, ...]]:
+    """Field name → the variables that set it, the first one first."""
+    return {f.name: f.metadata["vars"] for f in dataclasses.fields(cls)}
+
+
 def env_names(cls: type[Any]) -> dict[str, str]:
     """Field name → the environment variable that sets it."""
-    return {f.name: f.metadata["vars"][0] for f in dataclasses.fields(cls)}
+    return {name: names[0] for name, names in setting_vars(cls).items()}

@@ -22,7 +22,7 @@ from psycopg import errors
 from ecosystem.errors import StoreError
 from ecosystem.lease import AuthKind
 from ecosystem.models import Session
-from ecosystem.whatsmeow_dump import delete_devices, read_schema
+from ecosystem.whatsmeow_dump import delete_devices, read_schema, why
 
 CONNECT_TIMEOUT = 5
 
@@ -31,8 +31,7 @@ def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
     try:
         return psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT, autocommit=True)
     except psycopg.Error as exc:
-        # psycopg's message names host and port, never the password
-        raise StoreError(f"cannot reach whatsmeow's auth store: {exc}".strip()) from None
+        raise StoreError(f"cannot reach whatsmeow's auth store: {why(dsn, exc)}") from None
 
 
 def device_present(dsn: str, jid: str) -> bool:

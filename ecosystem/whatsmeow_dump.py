@@ -97,8 +97,28 @@ def connect(dsn: str, what: str) -> psycopg.Connection[tuple[Any, ...]]:
     try:
         return psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT)
     except psycopg.Error as exc:
-        # psycopg's message names host and port, never the password
-        raise StoreError(f"cannot reach whatsmeow's auth store to {what}: {exc}".strip()) from None
+        cause = why(dsn, exc)
+        raise StoreError(f"cannot reach whatsmeow's auth store to {what}: {cause}") from None
+
+
+def why(dsn: str, exc: psycopg.Error) -> str:
+    """psycopg's reason for not connecting, in one line without the password: for a
+    string it cannot parse it quotes the faulty part, which may be the password (a '%'
+    not percent-encoded) or the whole string."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from ecosystem.store import pgcommon
+
+    try:
+        password = conninfo_to_dict(dsn).get("password")
+    except psycopg.Error:
+        return (
+            "ZAPVISOR_DATABASE_URL is not a PostgreSQL connection string: expected "
+            "postgresql://user:password@host:5432/dbname (percent-encode special characters "
+            "in the password)"
+        )
+    cause = pgcommon.first_line(str(exc)).removeprefix("connection failed: ")
+    return pgcommon.redact(cause, [str(password or ""), dsn])
 
 
 def read_schema(conn: psycopg.Connection[tuple[Any, ...]]) -> Schema:

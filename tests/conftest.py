@@ -21,7 +21,9 @@ import pytest
 from ecosystem.settings import Settings, make_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-_SCRUB = ("ZAPVISOR_", "SUPABASE_", "BASE_PORT", "MAX_SESSIONS")
+_SCRUB = ("ZAPVISOR_", "SUPABASE_", "BASE_PORT", "MAX_SESSIONS", "OPENAI_", "GEMINI_")
+"""The caller's settings a test's zapvisor must not inherit (a developer's exported
+OPENAI_API_KEY would give every session a host key)."""
 
 
 T = TypeVar("T")

@@ -329,3 +329,36 @@ def test_whatsmeow_that_cannot_create_its_tables_says_why(pg_cluster: PgCluster)
     assert why.startswith("cannot create whatsmeow's tables here (error: ")
     assert "password authentication failed" in why and "\n" not in why
     assert "not-the-password-42" not in why and why.endswith("nothing restored")
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://zv:s3cr%zzet@127.0.0.1:1/zv",  # a '%' not percent-encoded
+        "postgresql://zv:s3cr%zzet@[::1/zv",  # a host psycopg cannot parse: all quoted
+    ],
+)
+def test_an_unusable_dsn_never_shows_its_password(dsn: str) -> None:
+    """psycopg quotes the part of a connection string it cannot parse, which may be the
+    password: whatsmeow's store (ZAPVISOR_DATABASE_URL, also beside a Supabase store,
+    whose own connection never reads it) says what is wrong without it. Nothing is
+    reached: the string fails before any connection."""
+    from ecosystem.models import Session
+    from ecosystem.whatsmeow_devices import forget_device
+    from ecosystem.whatsmeow_dump import Dump
+
+    jid = "5511999990000:1@s.whatsapp.net"
+    session = Session(
+        name="loja", host="h1", port=3001, connector="neonize", auth=AuthKind.STORE, device_jid=jid
+    )
+    attempts: list[Callable[[], object]] = [
+        lambda: list(Dump(dsn, [session], lambda _: None).lines()),
+        lambda: device_present(dsn, jid),
+        lambda: forget_device(dsn, jid),
+    ]
+    for attempt in attempts:
+        with pytest.raises(StoreError) as info:
+            attempt()
+        message = str(info.value)
+        assert "s3cr" not in message and "\n" not in message
+        assert "ZAPVISOR_DATABASE_URL" in message and "percent-encode" in message

@@ -294,3 +294,38 @@ def test_the_fleets_hosts_are_read_from_the_store_at_most_every_few_seconds(
     store.remove_host("vps2", actor="test")
     assert fresh() == ["vps3"]
     store.close()
+
+
+def test_an_upgrade_rewrites_the_hosts_own_settings_whatever_their_case() -> None:
+    """Settings' names match whatever their case (ecosystem/settings.py), so a line the
+    operator wrote as ``base_port=`` or ``zapvisor_database_url=`` is the same setting
+    as the one `hosts upgrade` writes: kept as a hand line after it, it would win over
+    the host's record (its ports, its store); and a kept setting written in lower case
+    (``zapvisor_accept_failover=``) is carried, not lost."""
+    import io
+
+    from ecosystem.fleet.host_changes import KEPT_VARIABLES, kept_settings
+
+    first = layout.host_env("vps2", 3001, 5, {"ZAPVISOR_DATABASE_URL": "postgresql://db1/zv"})
+    edited = (
+        first
+        + "base_port=9999\nzapvisor_database_url=postgresql://old/zv\n"
+        + "zapvisor_accept_failover=false\nlog_level=debug\n"
+    )
+    kept = kept_settings(edited)
+    assert kept == {"ZAPVISOR_ACCEPT_FAILOVER": "false"}
+    text = layout.host_env(
+        "vps2",
+        4001,
+        8,
+        {"ZAPVISOR_DATABASE_URL": "postgresql://db2/zv"},
+        kept=kept,
+        hand=layout.hand_lines(edited, KEPT_VARIABLES),
+    )
+    seen: dict[str, str | None] = {}
+    for key, value in dotenv_values(stream=io.StringIO(text)).items():
+        seen[key.upper()] = value  # as load_settings reads it: the later line wins
+    assert seen["BASE_PORT"] == "4001"
+    assert seen["ZAPVISOR_DATABASE_URL"] == "postgresql://db2/zv"
+    assert seen["ZAPVISOR_ACCEPT_FAILOVER"] == "false"
+    assert seen["LOG_LEVEL"] == "debug"

@@ -131,3 +131,25 @@ def test_secret_values_are_not_echoed(clean_env: Path, monkeypatch: pytest.Monke
     s = load_settings()
     assert "super-secret-key" not in repr(s)
     assert s.store_kind == "supabase"
+
+
+def test_an_alias_in_the_environment_wins_over_dotenv(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each source gives a setting under any of its names (OPENAI_KEY or OPENAI_API_KEY,
+    in any case: OPENAI_API_KEY alone is read); the environment beats `.env` whichever
+    name either uses, and an argument beats both: a key exported in the shell is not
+    shadowed by the file's."""
+    for var in ("OPENAI_KEY", "OPENAI_API_KEY", "GEMINI_KEY", "GEMINI_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-alone")
+    alone = load_settings().openai_key
+    assert alone is not None and alone.get_secret_value() == "sk-alone"
+    (clean_env / ".env").write_text("OPENAI_KEY=sk-file\nGEMINI_KEY=g-file\n")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    monkeypatch.setenv("gemini_api_key", "g-env")
+    s = load_settings()
+    assert s.openai_key is not None and s.openai_key.get_secret_value() == "sk-env"
+    assert s.gemini_key is not None and s.gemini_key.get_secret_value() == "g-env"
+    given = load_settings(openai_key="sk-arg").openai_key
+    assert given is not None and given.get_secret_value() == "sk-arg"

@@ -159,8 +159,9 @@ def with_setting(env_text: str, variable: str, value: bool) -> str:
 
 
 def kept_settings(env_text: str) -> dict[str, str]:
-    """The host's own settings in its .env that an upgrade keeps (KEPT_VARIABLES)."""
+    """The host's own settings in its .env that an upgrade keeps (KEPT_VARIABLES),
+    their names in any case as settings read them (the later line wins)."""
     from dotenv import dotenv_values
 
-    found = dotenv_values(stream=io.StringIO(env_text))
+    found = {k.upper(): v for k, v in dotenv_values(stream=io.StringIO(env_text)).items()}
     return {k: v for k in KEPT_VARIABLES if (v := found.get(k))}

@@ -84,15 +84,17 @@ def host_env(
 def hand_lines(env_text: str, owned: Iterable[str]) -> list[str]:
     """The lines of a host's .env that zapvisor did not write (another setting, a
     comment), kept as they are when `hosts add` or `hosts upgrade` writes it again; the
-    variables in ``owned`` and the identity, ports and store are written afresh."""
-    mine = {*owned, *IDENTITY_VARIABLES, *STORE_VARIABLES}
+    variables in ``owned`` and the identity, ports and store are written afresh, whatever
+    the case of their names (settings match them in any case: ``base_port=`` kept after
+    the fresh ``BASE_PORT=`` would win over it)."""
+    mine = {v.upper() for v in (*owned, *IDENTITY_VARIABLES, *STORE_VARIABLES)}
     out: list[str] = []
     for line in env_text.splitlines():
         bare = line.strip()
         if bare in (HEADER.strip(), HAND_HEADER.strip()):
             continue
         name = bare.removeprefix("export ").split("=", 1)[0].strip()
-        if bare and not bare.startswith("#") and name in mine:
+        if bare and not bare.startswith("#") and name.upper() in mine:
             continue
         out.append(line)
     while out and not out[-1].strip():
