@@ -171,7 +171,7 @@ class Dump:
     """whatsmeow's rows of ``sessions``' devices, one line at a time (``lines``), and
     what it found."""
 
-    dsn: str | None
+    dsn: str | None = field(repr=False)  # holds the password
     sessions: Sequence[Session]
     progress: Callable[[str], None]
     devices: list[str] = field(default_factory=list)

@@ -139,7 +139,7 @@ class Target:
     """The database the rows go into (the fleet's, ZAPVISOR_DATABASE_URL)."""
 
     plan: Plan
-    dsn: str
+    dsn: str = field(repr=False)  # holds the password
     replace: bool
     """Devices already there are replaced (restore --force) rather than refused."""
     keys: dict[str, str] = field(default_factory=dict)

@@ -362,3 +362,16 @@ def test_an_unusable_dsn_never_shows_its_password(dsn: str) -> None:
         message = str(info.value)
         assert "s3cr" not in message and "\n" not in message
         assert "ZAPVISOR_DATABASE_URL" in message and "percent-encode" in message
+
+
+def test_the_dump_and_the_target_never_show_their_dsn() -> None:
+    """A backup's or restore's state printed by a traceback or a debug line must not
+    carry the store's password (the DSN is a field of both)."""
+    from ecosystem.whatsmeow_dump import Dump
+    from ecosystem.whatsmeow_restore import Target
+
+    dsn = "postgresql://zv:s3cret-pw@db/zv"
+    dump = Dump(dsn, [], lambda _: None)
+    assert "s3cret-pw" not in repr(dump) and dump.dsn == dsn
+    fields = Target.__dataclass_fields__
+    assert fields["dsn"].repr is False
