@@ -191,7 +191,8 @@ class Declarations(FleetDoor):
             if set(step.fields) & declare_auth.AUTH_FIELDS:  # as `zapvisor failover` does
                 auth = d.auth if "auth" in step.fields else None
                 failover = d.failover if "failover" in step.fields else None
-                orch.set_failover(step.name, auth=auth, failover=failover)
+                # the plan's own restart step follows when the runner must read it
+                orch.set_failover(step.name, auth=auth, failover=failover, restart=False)
         elif step.action == "start":
             self.start(step.name)
         elif step.action == "stop":

@@ -103,15 +103,23 @@ class FailoverActions(Plumbing):
         return moves.history(self.store, host, limit)
 
     def set_failover(
-        self, name: str, *, auth: AuthKind | None = None, failover: bool | None = None
+        self,
+        name: str,
+        *,
+        auth: AuthKind | None = None,
+        failover: bool | None = None,
+        restart: bool = True,
     ) -> SessionView:
-        """Switch failover on or off, or change where the auth lives (while unlinked)."""
+        """Switch failover on or off, or change where the auth lives (while unlinked):
+        a running runner is then restarted, unless ``restart`` is False (a fleet file's
+        plan restarts it as a step of its own)."""
         session = self.store.get_session(validate_name(name))
         if auth is not None:
             moves.choose_auth(self.store.kind, session.connector, auth)
         self.store.set_failover(name, auth=auth, failover=failover, actor=self.actor)
         view = self.show(name)
-        if auth is not None and auth != session.auth and view.process_state in PROCESS_SERVING:
+        changed = auth is not None and auth != session.auth
+        if restart and changed and view.process_state in PROCESS_SERVING:
             # the runner reads where its auth lives when it starts: one waiting for a scan
             # (no phone linked, or the store refused the change) would pair into the old place
             where = "in the store" if auth == AuthKind.STORE else f"in tokens/{name}/"

@@ -80,6 +80,8 @@ def test_auth_and_failover_planned_applied_twice_and_exported(solo: Env) -> None
     assert after["alfa"] == (before["alfa"][0], "store", False)
     assert after["bravo"][1:] == ("local", True)
     assert after["bravo"][0] not in (None, before["bravo"][0]), "bravo was not restarted"
+    restarts = [e for e in zv.json("events", "bravo") if e["action"] == "restart"]
+    assert len(restarts) == 1, "the plan's one restart, not a second by the auth change"
     assert after["charlie"] == before["charlie"]
     assert after["delta"] == (None, "local", True)
     again = zv.cli("apply", "-f", fleet, "--yes")
