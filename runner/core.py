@@ -20,7 +20,7 @@ from ecosystem.errors import (
     ZapvisorError,
 )
 from ecosystem.heartbeat import Heartbeats, beats_path
-from ecosystem.lease import AuthKind, LeaseTiming
+from ecosystem.lease import ONE_HOST_LEASE_SECONDS, AuthKind, LeaseTiming
 from ecosystem.moves import SHARED_STORES
 from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings
@@ -69,12 +69,14 @@ class Runner:
         self.events = Events(self.reporter, self.outbox)
         self.bot = Bot(self)
         self.events.on_message = self.bot.on_message
+        one_host = store.kind not in SHARED_STORES
+        ttl = max(settings.lease_seconds, ONE_HOST_LEASE_SECONDS if one_host else 0.0)
         self.lease = LeaseKeeper(
             store,
             name,
             settings.host_id,
-            LeaseTiming(settings.lease_seconds),
-            required=session.auth == AuthKind.STORE and store.kind in SHARED_STORES,
+            LeaseTiming(ttl),
+            required=session.auth == AuthKind.STORE and not one_host,
         )
         self.sim_server: SimServer | None = None
         self.connector: Connector = self._new_connector()

@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from ecosystem.errors import SupervisorError
 from ecosystem.paths import StatePaths, write_private
-from ecosystem.states import SUPERVISORD_RUNNING
+from ecosystem.states import PROCESS_UP, SUPERVISORD_RUNNING
 from ecosystem.supctl.render import MONITOR_PROGRAM
 from ecosystem.supctl.rpc import Supervisor, SupervisorDown
 
@@ -123,29 +123,49 @@ def exec_foreground(paths: StatePaths) -> NoReturn:
 
 
 def shutdown(paths: StatePaths, sup: Supervisor, timeout: float = 60.0) -> None:
-    """Stop the health monitor, then every program (one call, in parallel), then
+    """Stop the health monitor, then every program (SIGTERM to all at once), then
     supervisord.
 
     supervisord's own shutdown stops one program per loop second, so at 200 sessions
     a bare shutdown takes minutes. The monitor goes first: it would otherwise read the
     store for each of the hundreds of process events the stop sends it, while the
     runners need the machine to exit.
+
+    The programs are not stopped with ``stopAllProcesses(wait=True)``: supervisord
+    answers a waiting call when its loop next wakes after the last exit, and with
+    nothing else to do it sleeps a whole second in poll() (a child's exit signal does
+    not wake it). Asking for the process table every STOP_POLL seconds instead both
+    sees the last exit sooner and wakes supervisord to reap the exited runners.
     """
     # Stopping hundreds of runners can take longer than a normal call's timeout.
     slow = Supervisor(sup.socket_path, *sup.credentials, timeout=timeout)
+    deadline = time.monotonic() + timeout
     try:
         pid = slow.pid()
         slow.stop(MONITOR_PROGRAM)
-        slow.stop_all()
+        slow.stop_all(wait=False)
+        wait_all_stopped(slow, deadline)
         slow.shutdown()
     except SupervisorDown:
         return
-    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not _alive(pid):
             return
-        time.sleep(0.05)
+        time.sleep(0.02)
     raise SupervisorError(f"supervisord (pid {pid}) did not exit within {timeout:g} s")
+
+
+STOP_POLL = 0.05
+"""Seconds between two looks at the process table while every program stops."""
+
+
+def wait_all_stopped(sup: Supervisor, deadline: float) -> None:
+    """Until no program has a process (or ``deadline``: supervisord's own shutdown then
+    finishes the job, its stopwaitsecs and SIGKILL included)."""
+    while time.monotonic() < deadline:
+        if not any(i.state in PROCESS_UP for i in sup.all_process_info().values()):
+            return
+        time.sleep(STOP_POLL)
 
 
 def _alive(pid: int) -> bool:

@@ -311,8 +311,9 @@ class Supervisor:
             return None
         return int(last["status"]) if last["status"] is not None else -1
 
-    def stop_all(self) -> None:
-        self.call("stopAllProcesses", True)
+    def stop_all(self, wait: bool = True) -> None:
+        """SIGTERM to every program; ``wait``: answer once all have stopped."""
+        self.call("stopAllProcesses", wait)
 
     def shutdown(self) -> None:
         self.call("shutdown")

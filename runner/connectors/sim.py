@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ecosystem.errors import InvalidValue, StateDirError, ZapvisorError
-from ecosystem.lease import SIM_BEAT_SECONDS
+from ecosystem.lease import SIM_ONE_HOST_BEAT_SECONDS
 from ecosystem.settings import Settings
 from ecosystem.states import Status
 from runner.connectors.base import (
@@ -173,9 +173,11 @@ class SimConnector(SimAuth):
         """Until a logout ("logout") or another connection of this device replaces this
         one ("replaced"), beating while the link is up and the lease allows it."""
         ctx = self.context
+        server = ctx.sim_server if ctx is not None else None
+        every = server.beat_every if server is not None else SIM_ONE_HOST_BEAT_SECONDS
         while True:
             try:
-                await asyncio.wait_for(self._logged_out.wait(), SIM_BEAT_SECONDS)
+                await asyncio.wait_for(self._logged_out.wait(), every)
                 self._logged_out.clear()
                 return "logout"
             except TimeoutError:

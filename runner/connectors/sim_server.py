@@ -5,9 +5,9 @@ which is told so (StreamReplaced) and must never reconnect by itself.
 Connections ("links") live in the store's ``sim_links`` table (migration 0009), or in
 the database of ZAPVISOR_SIM_SERVER_URL, so a test can cut a host off from the store
 and still see what its runners do with WhatsApp. Each link beats every
-SIM_BEAT_SECONDS while in use; a replacement of a link that beat within
-SIM_LIVE_SECONDS is recorded as an overlap: two hosts driving one device, which the
-leases must never let happen.
+SIM_BEAT_SECONDS while in use (SIM_ONE_HOST_BEAT_SECONDS on a store no other host
+uses); a replacement of a link that beat within SIM_LIVE_SECONDS is recorded as an
+overlap: two hosts driving one device, which the leases must never let happen.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ecosystem.errors import SchemaMissing, StoreUnsupported, ZapvisorError
-from ecosystem.lease import SIM_LIVE_SECONDS
+from ecosystem.lease import SIM_BEAT_SECONDS, SIM_LIVE_SECONDS, SIM_ONE_HOST_BEAT_SECONDS
+from ecosystem.moves import SHARED_STORES
 from ecosystem.settings import Settings
 from ecosystem.store import Store
 
@@ -28,10 +29,14 @@ log = logging.getLogger("runner.sim")
 
 
 class SimServer:
-    def __init__(self, store: Store, host: str, *, owned: bool = False) -> None:
+    def __init__(
+        self, store: Store, host: str, *, owned: bool = False, shared: bool = True
+    ) -> None:
         self.store = store
         self.host = host
         self._owned = owned
+        self.beat_every = SIM_BEAT_SECONDS if shared else SIM_ONE_HOST_BEAT_SECONDS
+        """How often a link beats: each beat is a write to the server's database."""
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="sim-server")
         self.available = True
 
@@ -39,7 +44,7 @@ class SimServer:
     def for_runner(cls, settings: Settings, store: Store) -> SimServer:
         """The server the settings point at: a database of its own, or the store."""
         if settings.sim_server_url is None:
-            return cls(store, settings.host_id)
+            return cls(store, settings.host_id, shared=store.kind in SHARED_STORES)
         from ecosystem.store.postgres import PostgresStore
 
         own = PostgresStore(settings.sim_server_url.get_secret_value())
