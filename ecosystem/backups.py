@@ -23,17 +23,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ecosystem import (
-    __version__,
-    aikeys,
-    backup_archive,
-    backup_store,
-    webhook_events,
-    whatsmeow_restore,
-)
-from ecosystem.backup_archive import ArchiveError, Contents
+from ecosystem import __version__
 from ecosystem.errors import CapacityError, SessionExists, ZapvisorError
 from ecosystem.fleet.door import FleetDoor
 from ecosystem.models import Session, utcnow
@@ -41,7 +33,13 @@ from ecosystem.names import PROVIDERS, validate_name
 from ecosystem.ports import busy_ports
 from ecosystem.states import Status
 from ecosystem.store.base import checked_config
-from ecosystem.whatsmeow_dump import Dump
+
+if TYPE_CHECKING:
+    from ecosystem.backup_archive import Contents
+    from ecosystem.whatsmeow_dump import Dump
+
+# The archive's modules (and psycopg, for whatsmeow's rows) are imported by the methods
+# that use them: every command opens this door, and only backup and restore need them.
 
 _SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 
@@ -86,6 +84,9 @@ class Backups(FleetDoor):
 
     def backup(self, dest: Path, *, passphrase: str | None = None) -> BackupReport:
         """Write this host's sessions to ``dest`` (0600; an existing file is refused)."""
+        from ecosystem import backup_archive, backup_store
+        from ecosystem.whatsmeow_dump import Dump
+
         started = time.monotonic()
         if passphrase is not None:
             backup_archive.check_passphrase(passphrase)
@@ -136,6 +137,8 @@ class Backups(FleetDoor):
     ) -> tuple[int, int]:
         """The archive into ``fh``, one file (and one webhook event) at a time; how many
         files and events it holds."""
+        from ecosystem import backup_archive, backup_store
+
         writer = backup_archive.Writer(fh, passphrase)
         writer.add_json(backup_archive.SESSIONS, rows)
         writer.add_json(backup_archive.STORE_AUTH, auth)
@@ -168,6 +171,8 @@ class Backups(FleetDoor):
     def _session_files(self, name: str) -> Iterator[tuple[str, Path]]:
         """`tokens/NAME/…`, the API token, the webhook secret and the bot's own provider
         keys: each file's state-dir relative path and where it is."""
+        from ecosystem import aikeys, webhook_events
+
         home = self.paths.home
         auth = self.paths.token_dir(name)
         if auth.is_dir():
@@ -193,6 +198,9 @@ class Backups(FleetDoor):
         secret and undelivered events, and
         start those meant to run. Everything is checked before anything changes; a
         session of the same name here is refused unless ``force`` (then replaced)."""
+        from ecosystem import backup_archive
+        from ecosystem.backup_archive import ArchiveError
+
         try:
             fh = source.open("rb")
         except OSError as exc:
@@ -210,6 +218,8 @@ class Backups(FleetDoor):
     def _restore(
         self, source: Path, contents: Contents, staging: Path, force: bool
     ) -> RestoreReport:
+        from ecosystem import backup_store, whatsmeow_restore
+
         sessions = _sessions(contents)
         names = [s.name for s in sessions]
         _check_files(contents, names)
@@ -315,6 +325,8 @@ class Backups(FleetDoor):
 
 
 def _sessions(contents: Contents) -> list[Session]:
+    from ecosystem.backup_archive import ArchiveError
+
     out: list[Session] = []
     seen: set[str] = set()
     for i, row in enumerate(contents.sessions):
@@ -336,6 +348,8 @@ def _sessions(contents: Contents) -> list[Session]:
 
 def _check_files(contents: Contents, names: list[str]) -> None:
     """Every file belongs to one of the archive's sessions, at a place it may be."""
+    from ecosystem.backup_archive import ArchiveError
+
     kinds = ["token", "webhook-secret", *(f"{p}-key" for p in PROVIDERS)]
     allowed = {f"secrets/{n}.{kind}" for n in names for kind in kinds}
     for rel in contents.files:

@@ -14,23 +14,26 @@ from collections import Counter
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
-from ecosystem import __version__, declare_auth, declare_hosts, fleetfile, fleetfile_write
-from ecosystem.declare_hosts import AskKey, Confirm
-from ecosystem.declare_plan import HOST, Plan, Step
+from ecosystem import __version__
 from ecosystem.errors import StoreUnsupported, ZapvisorError
 from ecosystem.fleet.door import FleetDoor
-from ecosystem.fleet.records import HostRecord
-from ecosystem.fleetfile import Declared, DeclaredHost, FleetFile, FleetFileError
 from ecosystem.lease import AuthKind
 from ecosystem.models import NewSession, Session, utcnow
 from ecosystem.redact import redact_url
 from ecosystem.states import DesiredState
 
 if TYPE_CHECKING:
+    from ecosystem.declare_hosts import AskKey, Confirm
+    from ecosystem.declare_plan import Plan, Step
     from ecosystem.fleet.admin import HostsAdmin
+    from ecosystem.fleet.records import HostRecord
+    from ecosystem.fleetfile import Declared, DeclaredHost, FleetFile
     from ecosystem.orchestrator import Orchestrator
 
-__all__ = ["Declarations", "Plan", "Step"]
+# The fleet file's parser, its plan's steps and their checks are imported by the methods
+# that use them: every command opens this door, and only plan, apply and export need them.
+
+__all__ = ["Declarations"]
 
 RESTARTS_FOR = frozenset({"connector", "auth"})
 """Fields a runner reads only when it starts."""
@@ -40,6 +43,8 @@ def move_step(d: Declared, have: Session, to: str) -> Step:
     """A session the file puts on another host: apply moves it as `zapvisor move` does
     (same phone, no QR), which needs its WhatsApp auth in the store; with local auth the
     step is refused, and with it the whole plan."""
+    from ecosystem.declare_plan import Step
+
     why = None
     if have.auth != AuthKind.STORE:
         why = (
@@ -55,6 +60,10 @@ def move_step(d: Declared, have: Session, to: str) -> Step:
 class Declarations(FleetDoor):
     def plan(self, text: str, *, prune: bool = False, where: str = "the file") -> Plan:
         """What applying the fleet file would change, changing nothing."""
+        from ecosystem import declare_auth, declare_hosts, fleetfile
+        from ecosystem.declare_plan import Plan, Step
+        from ecosystem.fleetfile import FleetFileError
+
         declared = fleetfile.parse(text, where)
         declare_hosts.check_store(declared, self.settings.store_kind, self.paths.home, where)
         records = self._host_records() if declared.hosts is not None else {}
@@ -108,6 +117,9 @@ class Declarations(FleetDoor):
     def _session_steps(
         self, declared: FleetFile, current: dict[str, Session]
     ) -> tuple[list[Step], list[str]]:
+        from ecosystem import declare_auth
+        from ecosystem.declare_plan import Step
+
         steps: list[Step] = []
         unchanged: list[str] = []
         for d in declared.sessions:
@@ -157,6 +169,9 @@ class Declarations(FleetDoor):
         cannot make); one line per step done. Hosts are added as `zapvisor hosts add`
         adds them: ``ask_key`` asks about a host key the file does not pin (without it
         such a host is refused), ``install``/``confirm`` answer installing zapvisor."""
+        from ecosystem import fleetfile
+        from ecosystem.declare_plan import HOST
+
         prune = any(s.action in ("delete", "remove") for s in plan.steps)
         again = self.plan(text, prune=prune, where=where)
         if again.to_json() != plan.to_json():
@@ -177,6 +192,8 @@ class Declarations(FleetDoor):
         return done
 
     def _apply_session(self, step: Step, d: Declared | None) -> None:
+        from ecosystem import declare_auth
+
         orch = cast("Orchestrator", self)
         if step.action == "create" and d is not None:
             on = True if d.failover is None else d.failover
@@ -266,6 +283,8 @@ class Declarations(FleetDoor):
     def export_fleet(self) -> tuple[str, list[str]]:
         """The fleet's hosts and sessions as a fleet file (``plan`` of it changes
         nothing); the environment variables it refers to."""
+        from ecosystem import fleetfile, fleetfile_write
+
         rows = [
             {"name": s.name, "host": s.host, "state": s.desired_state}
             | {"auth": s.auth, "failover": s.failover}
@@ -283,6 +302,9 @@ class Declarations(FleetDoor):
 
 def _refuse(plan: Plan, hosts: dict[str, DeclaredHost], where: str, can_ask: bool) -> None:
     """Refuse, before any step, a plan apply cannot make whole."""
+    from ecosystem.declare_plan import HOST
+    from ecosystem.fleetfile import FleetFileError
+
     refused = plan.refused
     if refused:
         more = f" (and {len(refused) - 1} more step(s) apply refuses)" if len(refused) > 1 else ""
@@ -300,6 +322,8 @@ def _refuse(plan: Plan, hosts: dict[str, DeclaredHost], where: str, can_ask: boo
 
 
 def _created(d: Declared) -> list[str]:
+    from ecosystem import declare_auth
+
     shown = [f"state: {d.state}", f"connector: {d.fields['connector']}"]
     shown += [f"{k}: {_show(k, v)}" for k, v in declare_auth.wanted(d).items()]
     return shown + [f"{k}: {_show(k, v)}" for k, v in d.fields.items()
@@ -307,6 +331,9 @@ def _created(d: Declared) -> list[str]:
 
 
 def _diff(have: Session, d: Declared) -> Step | None:
+    from ecosystem import declare_auth, fleetfile
+    from ecosystem.declare_plan import Step
+
     changed = [k for k in fleetfile.FIELDS if getattr(have, k) != d.fields[k]]
     detail = [f"{k}: {_show(k, getattr(have, k))} → {_show(k, d.fields[k])}" for k in changed]
     for key, want in declare_auth.wanted(d).items():

@@ -17,8 +17,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import psutil
+if TYPE_CHECKING:
+    import psutil
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class HostStats:
 def host_stats(path: Path) -> HostStats:
     """CPU (since the previous call: never sleeps), memory, and the disk holding
     ``path``: what the app's header shows and the health monitor's alerts watch."""
+    import psutil  # here, not above: a command that reads no figures does not load it
+
     mem = psutil.virtual_memory()
     try:
         disk_used, disk_total, disk_percent = _disk(path)
@@ -62,6 +66,8 @@ def host_stats(path: Path) -> HostStats:
 
 
 def _disk(path: Path) -> tuple[int, int, float]:
+    import psutil
+
     # The state dir may not exist yet on a fresh machine: measure its nearest parent.
     for candidate in (path, *path.parents):
         if candidate.exists():
@@ -126,6 +132,8 @@ class ProcessSampler:
         self._last_pss = clock() - pss_every + first_pss_after if first_pss_after else -math.inf
 
     def sample(self, pids: Iterable[int]) -> dict[int, ProcStats]:
+        import psutil
+
         wanted = set(pids)
         for gone in (self._prev.keys() | self._procs.keys()) - wanted:
             self._forget(gone)
@@ -167,6 +175,8 @@ class ProcessSampler:
         return cpu, rss
 
     def _from_psutil(self, pid: int) -> tuple[float, int] | None:
+        import psutil
+
         proc = self._procs.get(pid)
         try:
             if proc is None:

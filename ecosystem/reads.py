@@ -6,9 +6,9 @@ from __future__ import annotations
 import contextlib
 import threading
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from ecosystem import __version__
-from ecosystem.doctor import Check, run_checks
 from ecosystem.errors import StoreError, StoreUnsupported, SupervisorError
 from ecosystem.fleet.routing import routed
 from ecosystem.health.model import Alert, SessionHealth
@@ -22,6 +22,9 @@ from ecosystem.supctl import apply as applier
 from ecosystem.supctl import daemon
 from ecosystem.supctl.rpc import ProcessInfo, Supervisor, SupervisorDown
 from ecosystem.views import SessionView, port_holders
+
+if TYPE_CHECKING:
+    from ecosystem.doctor import Check
 
 POLL_RPC_TIMEOUT = 5.0
 """Seconds a live view's report waits for supervisord before saying it does not answer."""
@@ -138,6 +141,8 @@ class Reads(SessionAccess):
 
     def doctor(self) -> list[Check]:
         """Every moving part of this host checked, each with what to do when not OK."""
+        from ecosystem.doctor import run_checks  # its checks' modules load for doctor alone
+
         return run_checks(self)
 
     def shutdown(self) -> bool:

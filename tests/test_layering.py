@@ -109,3 +109,38 @@ def test_building_the_command_line_imports_no_core() -> None:
     assert "tui.cli.session_args" in loaded  # every command was registered
     heavy = {"pydantic", "ecosystem.orchestrator", "ecosystem.store", "xmlrpc.client", "qrcode"}
     assert not loaded & heavy, f"building the parser imported {sorted(loaded & heavy)}"
+
+
+# What only backup/restore, plan/apply/export, doctor, the bot's keys, a host's figures
+# or another host of the fleet need: none of them is loaded by opening the door.
+_NOT_FOR_EVERY_COMMAND = {
+    "ecosystem.backup_archive",
+    "ecosystem.backup_store",
+    "ecosystem.whatsmeow_dump",
+    "ecosystem.whatsmeow_restore",
+    "ecosystem.declare_plan",
+    "ecosystem.declare_auth",
+    "ecosystem.declare_hosts",
+    "ecosystem.fleetfile",
+    "ecosystem.fleetfile_write",
+    "ecosystem.doctor",
+    "ecosystem.doctor_state",
+    "ecosystem.fleet.ssh",
+    "asyncssh",
+    "psutil",
+    "psycopg",
+    "jinja2",
+}
+
+
+def test_the_door_imports_only_what_every_command_uses() -> None:
+    """`list`, `show`, `create`, `restart`, `stop` and `shutdown` import the handlers'
+    module, the door (control.door(): the Orchestrator with its fleet links) and the
+    SQLite store: the modules of commands they do not run stay unloaded, so a short
+    command's time is not spent importing them (they load in the methods that use them)."""
+    loaded = _modules_after_importing(
+        "tui.cli.main", "tui.cli.commands", "ecosystem.fleet.sshlinks", "ecosystem.store.sqlite"
+    )
+    assert "ecosystem.orchestrator" in loaded  # the door itself was imported
+    found = sorted(m for m in loaded if {m, m.split(".")[0]} & _NOT_FOR_EVERY_COMMAND)
+    assert not found, f"opening the door imported {found}"

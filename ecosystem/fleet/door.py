@@ -6,12 +6,9 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 from collections import Counter
-from typing import Any
-
-import psutil
+from typing import TYPE_CHECKING, Any
 
 from ecosystem import __version__
-from ecosystem.doctor import FAIL, OK, WARN, Check
 from ecosystem.errors import CapacityError, HostNotFound, ZapvisorError
 from ecosystem.fleet import codec
 from ecosystem.fleet.info import HostFacts
@@ -25,6 +22,9 @@ from ecosystem.reads import Reads
 from ecosystem.supctl import daemon
 from ecosystem.supctl.rpc import ProcessInfo
 from ecosystem.views import SessionView
+
+if TYPE_CHECKING:
+    from ecosystem.doctor import Check
 
 HOST_TIMEOUT = 5.0
 """Seconds a host has to answer a listing or a report before it counts as unreachable."""
@@ -121,6 +121,8 @@ class FleetDoor(Reads):
     def doctor(self) -> list[Check]:
         """This host's checks, then one per other host of the fleet: does it answer,
         does it run this zapvisor version, is its supervisord up."""
+        from ecosystem.doctor import FAIL, OK, WARN, Check
+
         checks = super().doctor()
         try:
             others = self.fleet_hosts()[1:]
@@ -171,6 +173,8 @@ class FleetDoor(Reads):
         """This machine as a host of the fleet (`zapvisor hosts info`, and what `hosts
         list` asks each host's agent): supervisord brought up when it is down, as any
         command does, so a host the control side looks at is a host that runs."""
+        import psutil
+
         psutil.cpu_percent(interval=None)  # start the CPU sample; the calls below take time
         settings = self.settings
         self.ensure_up()

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ecosystem.declare import Plan
+from ecosystem.declare_plan import Plan
 from ecosystem.errors import Aborted, InvalidValue
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.paths import write_private
