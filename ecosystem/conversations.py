@@ -3,34 +3,36 @@ contact, its messages in order, and what the bot last did there (a reply, an err
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from ecosystem.models import utcnow
+from ecosystem.record import Record, RecordError, utcnow
 
 Role = Literal["user", "assistant"]
 MAX_BODY = 65_536
 MAX_ERROR = 500
 
 
-class ChatMessage(BaseModel):
+@dataclass(kw_only=True)
+class ChatMessage(Record):
     """One message of a conversation: the contact's (`user`) or the bot's (`assistant`)."""
 
-    model_config = ConfigDict(extra="ignore", defer_build=True)
-
     role: Role
-    body: str = Field(max_length=MAX_BODY)
-    created_at: datetime = Field(default_factory=utcnow)
+    body: str
+    created_at: datetime = field(default_factory=utcnow)
     wa_id: str | None = None
     """The WhatsApp message id, when known."""
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.body) > MAX_BODY:
+            raise RecordError(f"a message body is at most {MAX_BODY} characters")
 
-class Conversation(BaseModel):
+
+@dataclass(kw_only=True)
+class Conversation(Record):
     """A session's conversation with one contact (a chat id, `…@c.us` or `…@g.us`)."""
-
-    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     session_name: str
     contact: str
@@ -42,10 +44,9 @@ class Conversation(BaseModel):
     messages: int = 0
 
 
-class BotActivity(BaseModel):
+@dataclass(kw_only=True)
+class BotActivity(Record):
     """What `show` says of a session's bot: its last reply and its last failure."""
-
-    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     last_reply_at: datetime | None = None
     last_error: str | None = None

@@ -8,12 +8,12 @@ write carrying an older epoch is refused: that is the fence. See README "Failove
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from ecosystem.record import Record
 
 
 class AuthKind(StrEnum):
@@ -39,11 +39,8 @@ class Fence:
         return f"{self.epoch}:{self.holder}"
 
 
-class _Row(BaseModel):
-    model_config = ConfigDict(extra="ignore", defer_build=True)
-
-
-class Lease(_Row):
+@dataclass(kw_only=True)
+class Lease(Record):
     session_name: str
     holder: str | None = None
     epoch: int = 0
@@ -67,7 +64,8 @@ class Lease(_Row):
         return (self.expires_at - self.now).total_seconds()
 
 
-class HostBeat(_Row):
+@dataclass(kw_only=True)
+class HostBeat(Record):
     """A host as the fleet sees it: its last heartbeat and its sessions."""
 
     host: str
@@ -90,7 +88,8 @@ class HostBeat(_Row):
         return max(0, self.max_sessions - self.sessions)
 
 
-class LeasedSession(_Row):
+@dataclass(kw_only=True)
+class LeasedSession(Record):
     """A session with its lease and its host's liveness (zapvisor_fleet_state)."""
 
     session_name: str
@@ -116,21 +115,23 @@ class LeasedSession(_Row):
         return self.auth == AuthKind.STORE and self.failover
 
 
-class FleetState(_Row):
+@dataclass(kw_only=True)
+class FleetState(Record):
     now: datetime
-    hosts: list[HostBeat] = []
-    orphans: list[LeasedSession] = []
+    hosts: list[HostBeat] = field(default_factory=list)
+    orphans: list[LeasedSession] = field(default_factory=list)
     """Sessions meant to run whose host is silent and whose lease ended."""
-    offers: list[LeasedSession] = []
+    offers: list[LeasedSession] = field(default_factory=list)
     """Sessions handed over by a planned move, waiting for their new host to claim them."""
-    moves: list[LeasedSession] = []
+    moves: list[LeasedSession] = field(default_factory=list)
     """Planned moves their holder has not handed over yet."""
 
     def host(self, name: str) -> HostBeat | None:
         return next((h for h in self.hosts if h.host == name), None)
 
 
-class Claimed(_Row):
+@dataclass(kw_only=True)
+class Claimed(Record):
     """A session a host took over (zapvisor_claim_session)."""
 
     session: str
@@ -149,7 +150,8 @@ class Claimed(_Row):
         return cls.model_validate({**data, "from_": data["from"]})
 
 
-class LeaseInfo(_Row):
+@dataclass(kw_only=True)
+class LeaseInfo(Record):
     """A session's lease and its host's heartbeat, for `show`."""
 
     now: datetime
@@ -157,14 +159,16 @@ class LeaseInfo(_Row):
     heartbeat: HostBeat | None = None
 
 
-class SimDevice(_Row):
+@dataclass(kw_only=True)
+class SimDevice(Record):
     session_name: str
     device: str
     phone: str
     paired_at: datetime | None = None
 
 
-class SimLink(_Row):
+@dataclass(kw_only=True)
+class SimLink(Record):
     """One connection of a device to the simulated WhatsApp server."""
 
     id: int

@@ -26,7 +26,7 @@ from ecosystem.errors import (
     RunnerError,
 )
 from ecosystem.lease import AuthKind, FleetState, HostBeat
-from ecosystem.models import Event, Session
+from ecosystem.session import Event, Session
 from ecosystem.settings import Settings
 from ecosystem.states import DesiredState, Status
 from ecosystem.store import Store

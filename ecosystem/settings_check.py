@@ -103,7 +103,7 @@ class SettingsInvalid(ValueError):
         return f"invalid setting {p.var}: {p.message}{shown}"
 
 
-def _int(value: Any) -> int:
+def to_int(value: Any) -> int:
     if isinstance(value, int):
         return int(value)  # True is 1, as in pydantic's lax mode
     if isinstance(value, float):
@@ -122,7 +122,7 @@ def _int(value: Any) -> int:
     raise ValueError(_NOT["int"] + (_UNPARSED["int"] if isinstance(value, str) else ""))
 
 
-def _float(value: Any) -> float:
+def to_float(value: Any) -> float:
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str) and value.isascii():
@@ -133,7 +133,7 @@ def _float(value: Any) -> float:
     raise ValueError(_NOT["float"] + (_UNPARSED["float"] if isinstance(value, str) else ""))
 
 
-def _bool(value: Any) -> bool:
+def to_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and value in (0, 1):
@@ -168,9 +168,9 @@ def _secret(value: Any) -> Secret:
 
 
 _CONVERT: dict[str, Callable[[Any], Any]] = {
-    "int": _int,
-    "float": _float,
-    "bool": _bool,
+    "int": to_int,
+    "float": to_float,
+    "bool": to_bool,
     "str": _str,
     "Path": _path,
     "Secret": _secret,

@@ -10,15 +10,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from ecosystem.errors import ZapvisorError
-from ecosystem.models import utcnow
 from ecosystem.paths import StatePaths, write_private
+from ecosystem.record import Record, utcnow
 from ecosystem.states import DeliveryState as DeliveryState  # where it was defined first
 
 EVENTS = ("message_received", "message_ack", "connection_change", "qr_code", "error")
@@ -30,19 +29,18 @@ EVENT_HEADER = "X-Zapvisor-Event"
 ID_HEADER = "X-Zapvisor-Event-Id"
 
 
-class WebhookEvent(BaseModel):
+@dataclass(kw_only=True)
+class WebhookEvent(Record):
     """One event in a session's outbox, with where its delivery stands."""
-
-    model_config = ConfigDict(defer_build=True)
 
     event_id: str
     session_name: str
     event: str
     payload: dict[str, Any]
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = field(default_factory=utcnow)
     state: DeliveryState = DeliveryState.PENDING
     attempts: int = 0
-    next_attempt_at: datetime = Field(default_factory=utcnow)
+    next_attempt_at: datetime = field(default_factory=utcnow)
     last_attempt_at: datetime | None = None
     last_status: int | None = None
     last_error: str | None = None

@@ -5,31 +5,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from runner import api_models as m
-from runner.api_models import reply
 from runner.http import HTTPError, Request, Response
-from runner.openapi import Route
+from runner.openapi import Route, reply
 
 if TYPE_CHECKING:
+    from runner import api_models as m
     from runner.core import Runner
-
-
-class PutConfig(m.Body):
-    """Either or both; a config left out is not changed, one given replaces the old."""
-
-    ai_config: dict[str, Any] | None = None
-    timing_config: dict[str, Any] | None = None
-
-
-class BotConfig(m.Answer):
-    success: bool
-    ai_config: dict[str, Any]
-    timing_config: dict[str, Any]
-
-
-class SimSent(m.Answer):
-    success: bool
-    sent: list[dict[str, Any]]
+else:
+    from runner.openapi import models as m
 
 
 class BotRoutes:
@@ -44,7 +27,7 @@ class BotRoutes:
                 "getConfig",
                 "the session's ai_config and timing_config",
                 self.get_config,
-                BotConfig,
+                "BotConfig",
             ),
             Route(
                 "PUT",
@@ -52,8 +35,8 @@ class BotRoutes:
                 "putConfig",
                 "replace ai_config and/or timing_config (checked; a bad field is a 400 naming it)",
                 self.put_config,
-                BotConfig,
-                PutConfig,
+                "BotConfig",
+                "PutConfig",
                 (400,),
             ),
             Route(
@@ -63,7 +46,7 @@ class BotRoutes:
                 "sim connector: what the simulated phone sent, typed and marked read, oldest "
                 "first (kind text|typing|paused|read, to, at, id?, body?)",
                 self.sim_sent,
-                SimSent,
+                "SimSent",
                 None,
                 (409,),
             ),
@@ -75,12 +58,12 @@ class BotRoutes:
         connector = self.runner.connector
         if not isinstance(connector, SimConnector):
             raise HTTPError(409, f"session {self.runner.name} does not use the sim connector")
-        return reply(SimSent(success=True, sent=list(connector.sent)))
+        return reply(m.SimSent(success=True, sent=list(connector.sent)))
 
     async def _view(self) -> Response:
         session = await self.runner.reporter.call(self.runner.store.get_session, self.runner.name)
         return reply(
-            BotConfig(
+            m.BotConfig(
                 success=True, ai_config=session.ai_config, timing_config=session.timing_config
             )
         )
@@ -88,7 +71,7 @@ class BotRoutes:
     async def get_config(self, _: Request, __: None) -> Response:
         return await self._view()
 
-    async def put_config(self, _: Request, body: PutConfig) -> Response:
+    async def put_config(self, _: Request, body: m.PutConfig) -> Response:
         from ecosystem.botconfig import check_ai_config, check_timing_config
 
         changes: dict[str, Any] = {}

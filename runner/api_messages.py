@@ -16,9 +16,7 @@ from ecosystem.errors import (
     StoreError,
     ZapvisorError,
 )
-from runner import api_models as m
 from runner import media
-from runner.api_models import reply
 from runner.connectors.base import (
     Media,
     NotConnected,
@@ -27,10 +25,13 @@ from runner.connectors.base import (
     UpstreamError,
 )
 from runner.http import Handler, HTTPError, Request, Response
-from runner.openapi import Route
+from runner.openapi import Route, reply
 
 if TYPE_CHECKING:
+    from runner import api_models as m
     from runner.core import Runner
+else:
+    from runner.openapi import models as m
 
 log = logging.getLogger("runner.api")
 
@@ -80,8 +81,8 @@ class MessageRoutes:
                 "sendMessage",
                 "send a text message",
                 self.send_message,
-                m.SentMessage,
-                m.SendMessage,
+                "SentMessage",
+                "SendMessage",
                 send,
             ),
             Route(
@@ -90,8 +91,8 @@ class MessageRoutes:
                 "sendImage",
                 "send an image downloaded from imageUrl",
                 self.send_image,
-                m.SentMessage,
-                m.SendImage,
+                "SentMessage",
+                "SendImage",
                 send,
             ),
             Route(
@@ -100,8 +101,8 @@ class MessageRoutes:
                 "sendFile",
                 "send a document downloaded from fileUrl",
                 self.send_file,
-                m.SentMessage,
-                m.SendFile,
+                "SentMessage",
+                "SendFile",
                 send,
             ),
             Route(
@@ -110,7 +111,7 @@ class MessageRoutes:
                 "checkNumber",
                 "is this number on WhatsApp",
                 self.check_number,
-                m.NumberCheck,
+                "NumberCheck",
                 None,
                 send,
             ),
@@ -120,7 +121,7 @@ class MessageRoutes:
                 "contacts",
                 "the session's contacts",
                 self.contacts,
-                m.Contacts,
+                "Contacts",
                 None,
                 (501, 502, 503),
             ),
@@ -130,8 +131,8 @@ class MessageRoutes:
                 "pairPhone",
                 "a pairing code to type on the phone, instead of scanning the QR",
                 self.pair_phone,
-                m.PairCode,
-                m.PairPhone,
+                "PairCode",
+                "PairPhone",
                 (400, 409, 501, 502),
             ),
             Route(
@@ -140,7 +141,7 @@ class MessageRoutes:
                 "simScan",
                 "sim connector: the phone scans the QR",
                 self.sim_scan,
-                m.SimAnswer,
+                "SimAnswer",
                 None,
                 (409,),
             ),
@@ -150,8 +151,8 @@ class MessageRoutes:
                 "simInbound",
                 "sim connector: a message arrives",
                 self.sim_inbound,
-                m.SimAnswer,
-                m.SimInbound,
+                "SimAnswer",
+                "SimInbound",
                 (400, 409, 503),
             ),
             Route(
@@ -160,8 +161,8 @@ class MessageRoutes:
                 "simDisconnect",
                 "sim connector: the link drops for a while",
                 self.sim_disconnect,
-                m.SimAnswer,
-                m.SimDisconnect,
+                "SimAnswer",
+                "SimDisconnect",
                 (400, 409, 503),
             ),
         ]

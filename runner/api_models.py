@@ -20,7 +20,7 @@ from pydantic import (
 from ecosystem import jsonvalue
 from ecosystem.states import Status
 from ecosystem.webhook_events import EVENTS
-from runner.http import HTTPError, Request, Response
+from runner.http import HTTPError, Request
 
 MAX_TEXT = 65536
 MAX_URL = 4096
@@ -235,9 +235,22 @@ class SimAnswer(Answer):
     message: dict[str, Any] | None = None
 
 
-def reply(answer: BaseModel) -> Response:
-    """An answer model as JSON: the fields it was given, in the API's names."""
-    return Response.json(answer.model_dump(mode="json", by_alias=True, exclude_unset=True))
+class PutConfig(Body):
+    """Either or both; a config left out is not changed, one given replaces the old."""
+
+    ai_config: dict[str, Any] | None = None
+    timing_config: dict[str, Any] | None = None
+
+
+class BotConfig(Answer):
+    success: bool
+    ai_config: dict[str, Any]
+    timing_config: dict[str, Any]
+
+
+class SimSent(Answer):
+    success: bool
+    sent: list[dict[str, Any]]
 
 
 # -- reading a request --------------------------------------------------------------------

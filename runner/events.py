@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from ecosystem.models import utcnow
+from ecosystem.session import utcnow
 from ecosystem.states import Status
 from runner.connectors.base import Inbound
 from runner.outbox import Outbox

@@ -6,15 +6,34 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from typing import TYPE_CHECKING, Any
 
 from ecosystem import __version__
 from ecosystem.settings import Settings
-from runner import api_models as m
 from runner.http import Request, Response
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+
+class _Models:
+    """runner.api_models, imported on first use. Its pydantic models validate request
+    bodies and shape answers; a runner that is only asked `/health` (most of them, most
+    of the time) never loads pydantic: ~13 MB and ~80 ms of its start."""
+
+    def __getattr__(self, name: str) -> Any:
+        from runner import api_models
+
+        return getattr(api_models, name)
+
+
+models = _Models()
+
+
+def reply(answer: BaseModel) -> Response:
+    """An answer model as JSON: the fields it was given, in the API's names."""
+    return Response.json(answer.model_dump(mode="json", by_alias=True, exclude_unset=True))
+
 
 RouteHandler = Callable[[Request, Any], Awaitable[Response]]
 """Called with the request and its body parsed as the route's ``body`` model (None for
@@ -28,8 +47,10 @@ class Route:
     operation: str
     summary: str
     handler: RouteHandler
-    answer: type[BaseModel]
-    body: type[m.Body] | None = None
+    answer: str
+    """The answer model's name in runner/api_models.py (imported on first use)."""
+    body: str | None = None
+    """The body model's name there, when the route takes one."""
     errors: tuple[int, ...] = ()
     """Answers besides 200 (and 401/429, which every route behind the token has)."""
     open: bool = False
@@ -57,12 +78,16 @@ def _json(ref: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def document(session: str, settings: Settings, routes: Sequence[Route]) -> dict[str, Any]:
+    from pydantic.json_schema import models_json_schema
+
+    from runner import api_models as m
+
     shown = [r for r in routes if r.documented]
     wanted: list[tuple[type[BaseModel], Any]] = [(m.Error, "serialization")]
     for r in shown:
-        wanted.append((r.answer, "serialization"))
+        wanted.append((getattr(m, r.answer), "serialization"))
         if r.body is not None:
-            wanted.append((r.body, "validation"))
+            wanted.append((getattr(m, r.body), "validation"))
     refs, defs = models_json_schema(list(dict.fromkeys(wanted)), ref_template=_REF)
     error = refs[(m.Error, "serialization")]
     paths: dict[str, dict[str, Any]] = {}
@@ -70,7 +95,7 @@ def document(session: str, settings: Settings, routes: Sequence[Route]) -> dict[
         op: dict[str, Any] = {
             "operationId": r.operation,
             "summary": r.summary,
-            "responses": {"200": _json(refs[(r.answer, "serialization")], "OK")},
+            "responses": {"200": _json(refs[(getattr(m, r.answer), "serialization")], "OK")},
         }
         codes = list(r.errors)
         if r.open:
@@ -80,7 +105,9 @@ def document(session: str, settings: Settings, routes: Sequence[Route]) -> dict[
         if r.body is not None:
             op["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": refs[(r.body, "validation")]}},
+                "content": {
+                    "application/json": {"schema": refs[(getattr(m, r.body), "validation")]}
+                },
             }
             codes.append(413)
         for code in codes:

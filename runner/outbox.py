@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 from ecosystem import __version__
 from ecosystem.backoff import Backoff
 from ecosystem.errors import StoreUnsupported, ZapvisorError
-from ecosystem.models import utcnow
 from ecosystem.paths import StatePaths
+from ecosystem.session import utcnow
 from ecosystem.store import Store
 from ecosystem.webhook_events import (
     EVENT_HEADER,

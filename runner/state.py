@@ -17,7 +17,7 @@ from typing import Any
 
 from ecosystem.backoff import Backoff
 from ecosystem.errors import LeaseLost, RunnerError, SessionNotFound, ZapvisorError
-from ecosystem.models import Session
+from ecosystem.session import Session
 from ecosystem.states import Status
 from ecosystem.store import Store
 

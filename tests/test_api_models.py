@@ -11,6 +11,7 @@ import pytest
 
 from runner import api_models as m
 from runner.http import HTTPError, Request
+from runner.openapi import reply
 
 
 def request(body: Any) -> Request:
@@ -81,5 +82,5 @@ def test_what_a_webhook_change_left_out_stays_unset() -> None:
 
 
 def test_answers_keep_the_fields_they_were_given_nulls_included() -> None:
-    response = m.reply(m.QrCode(sessionId="a", status="waiting_scan", qrCode=None))  # type: ignore[arg-type]
+    response = reply(m.QrCode(sessionId="a", status="waiting_scan", qrCode=None))  # type: ignore[arg-type]
     assert json.loads(response.body) == {"sessionId": "a", "status": "waiting_scan", "qrCode": None}

@@ -3,7 +3,8 @@ may come from several threads at once (a runner's store, lease and API threads, 
 monitor's workers, the TUI's): pydantic before 2.14 rebuilt a deferred model without a
 lock, and a model first used by two threads together could validate with BaseModel's
 validator ("BaseModel cannot be instantiated directly", every time with 2.11.0-2.11.4)
-or fail with "dictionary changed size during iteration"."""
+or fail with "dictionary changed size during iteration". Records (ecosystem/record.py)
+build their validators on first use too, and must be as safe."""
 
 from __future__ import annotations
 
@@ -23,10 +24,9 @@ _FIRST_USE = """
 import threading
 from datetime import UTC, datetime
 
-from pydantic import ValidationError
-
+from ecosystem.botconfig import AiConfig
 from ecosystem.fleet.records import HostRecord
-from ecosystem.models import Event, Session
+from ecosystem.models import Event, NewSession, Session
 
 now = datetime.now(UTC)
 jobs = [
@@ -34,21 +34,23 @@ jobs = [
     lambda: Session(name="loja", host="h1", port=3001).auth,
     lambda: Event(id=1, ts=now, session_name="loja", actor="t", action="create").id,
     lambda: HostRecord.model_validate({"name": "h1"}),
+    lambda: NewSession.model_validate({"name": "loja", "connector": "sim"}).connector,
+    lambda: AiConfig.model_validate({"provider": "nope"}),
 ]
-got, barrier = [], threading.Barrier(16)
+got, barrier = [], threading.Barrier(18)
 
 
 def run(i: int) -> None:
     barrier.wait()
     try:
         got.append(repr(jobs[i % len(jobs)]()))
-    except ValidationError:
-        got.append("validated")  # HostRecord without its fields: refused, as it must be
+    except ValueError:  # pydantic's ValidationError and RecordError both are
+        got.append("validated")  # without their fields: refused, as they must be
     except Exception as exc:
         got.append(f"{type(exc).__name__}: {str(exc)[:80]}")
 
 
-threads = [threading.Thread(target=run, args=(i,)) for i in range(16)]
+threads = [threading.Thread(target=run, args=(i,)) for i in range(18)]
 for t in threads:
     t.start()
 for t in threads:
@@ -79,4 +81,10 @@ def test_models_first_used_by_many_threads_at_once_validate() -> None:
         timeout=60,
         check=True,
     )
-    assert done.stdout.splitlines() == ["1", "3001", "<AuthKind.LOCAL: 'local'>", "validated"]
+    assert done.stdout.splitlines() == [
+        "'sim'",
+        "1",
+        "3001",
+        "<AuthKind.LOCAL: 'local'>",
+        "validated",
+    ]

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from ecosystem.errors import HostBusy, HostExists, HostNotFound, InvalidName, InvalidValue
+from ecosystem.record import Record, RecordError
 
 DEFAULT_SSH_PORT = 22
 REMOTE_DIR = ".zapvisor"
@@ -28,10 +28,9 @@ _DNS = re.compile(
 )
 
 
-class HostRecord(BaseModel):
+@dataclass(kw_only=True)
+class HostRecord(Record):
     """One row of the store's `hosts` table (migration 0005)."""
-
-    model_config = ConfigDict(defer_build=True)
 
     name: str
     """The host's ZAPVISOR_HOST_ID: its sessions' `host` in the store."""
@@ -60,21 +59,29 @@ class HostRecord(BaseModel):
         return format_target(self.ssh_user, self.address, self.ssh_port)
 
 
-class NewHost(BaseModel):
+@dataclass(kw_only=True)
+class NewHost(Record):
     """What `zapvisor hosts add` records (the store adds the times)."""
-
-    model_config = ConfigDict(defer_build=True)
 
     name: str
     address: str
     ssh_user: str
-    ssh_port: int = Field(DEFAULT_SSH_PORT, ge=1, le=65535)
+    ssh_port: int = DEFAULT_SSH_PORT
     identity_file: str | None = None
-    base_port: int = Field(ge=1024, le=65535)
-    max_sessions: int = Field(ge=1, le=2000)
+    base_port: int
+    max_sessions: int
     zapvisor_path: str
     version: str | None = None
     host_key: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 1 <= self.ssh_port <= 65535:
+            raise RecordError(f"ssh_port must be 1-65535, got {self.ssh_port}")
+        if not 1024 <= self.base_port <= 65535:
+            raise RecordError(f"base_port must be 1024-65535, got {self.base_port}")
+        if not 1 <= self.max_sessions <= 2000:
+            raise RecordError(f"max_sessions must be 1-2000, got {self.max_sessions}")
 
 
 HOST_CHANGES = frozenset(

@@ -2,31 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from ecosystem.models import utcnow
+from ecosystem.record import Record, utcnow
 
 MONITOR_ACTOR = "health"
 """The actor recorded in the audit trail for the monitor's own actions."""
 
 
-class SessionHealth(BaseModel):
+@dataclass(kw_only=True)
+class SessionHealth(Record):
     """One session's restart history, as the monitor last saved it.
 
     The monitor is its only writer; the CLI and the TUI read it."""
-
-    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     name: str
     restarts: int = 0
     """Restarts the monitor made (after exits, hangs, memory, stuck states)."""
     exits: int = 0
     """Unexpected exits seen in total."""
-    recent_exits: list[datetime] = Field(default_factory=list)
+    recent_exits: list[datetime] = field(default_factory=list)
     """Times of exits and of the monitor's forced restarts (hung, memory, stuck) still
     inside the crash window, oldest first."""
     last_exit_status: int | None = None
@@ -39,7 +37,7 @@ class SessionHealth(BaseModel):
     """Set when a crash loop parked the session; cleared when an operator starts it."""
     why_down: str | None = None
     stderr_tail: str | None = None
-    updated_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
 
     def same_as(self, other: SessionHealth) -> bool:
         """Equal but for ``updated_at`` (so unchanged rows are not written again)."""
@@ -68,11 +66,10 @@ class AlertKind(StrEnum):
     HOST_SILENT = "host_silent"
 
 
-class NewAlert(BaseModel):
+@dataclass(kw_only=True)
+class NewAlert(Record):
     """An alert condition that holds now. ``key`` identifies it: while an alert with
     the same host and key is active, raising it again changes nothing."""
-
-    model_config = ConfigDict(defer_build=True)
 
     host: str
     key: str
@@ -83,6 +80,7 @@ class NewAlert(BaseModel):
     value: float | None = None
 
 
+@dataclass(kw_only=True)
 class Alert(NewAlert):
     """An alert as the store keeps it."""
 

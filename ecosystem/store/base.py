@@ -6,17 +6,20 @@ import abc
 import time
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecosystem.errors import InvalidValue, StoreUnsupported
 from ecosystem.fleet.records import HostRecord, NewHost
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
-from ecosystem.models import OPERATOR_FIELDS, RUNTIME_FIELDS, Event, NewSession, Session
 from ecosystem.redact import redact_url
+from ecosystem.session import OPERATOR_FIELDS, RUNTIME_FIELDS, Event, Session
 from ecosystem.store import migrations
 from ecosystem.store.base_conversations import ConversationMethods
 from ecosystem.store.base_lease import LeaseMethods
 from ecosystem.webhook_events import DeliveryState, WebhookEvent
+
+if TYPE_CHECKING:
+    from ecosystem.models import NewSession
 
 NO_OUTBOX = "has no webhook outbox: webhooks are off"
 NO_HEALTH = "does not keep session health"

@@ -26,7 +26,7 @@ from ecosystem.lease import (
     SimDevice,
     SimLink,
 )
-from ecosystem.models import Session
+from ecosystem.session import Session
 
 NO_LEASES = "keeps no leases"
 NO_SIM = "has no sim auth nor simulated server"

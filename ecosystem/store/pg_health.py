@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
-from ecosystem.models import utcnow
+from ecosystem.session import utcnow
 from ecosystem.store.pgfunctions import FunctionCaller, in_utc, ms
 
 _HEALTH_TIMES = ("last_exit_at", "last_restart_at", "next_restart_at", "parked_at")

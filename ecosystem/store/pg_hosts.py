@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ecosystem.fleet.records import HOST_CHANGES, HostRecord, NewHost, host_not_found
-from ecosystem.models import utcnow
+from ecosystem.session import utcnow
 from ecosystem.store.pgfunctions import FunctionCaller, in_utc, ms
 from ecosystem.store.sqlite_hosts import host_from_row
 

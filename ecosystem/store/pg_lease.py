@@ -22,7 +22,7 @@ from ecosystem.lease import (
     SimDevice,
     SimLink,
 )
-from ecosystem.models import Session
+from ecosystem.session import Session
 from ecosystem.store.pgcommon import session_from_row
 from ecosystem.store.pgfunctions import FunctionCaller, in_utc, parse_time
 

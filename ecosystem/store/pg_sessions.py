@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ecosystem.models import Session
+from ecosystem.session import Session
 from ecosystem.store import pgcommon as pg
 from ecosystem.store.base import audit_detail
 from ecosystem.store.pgfunctions import FunctionCaller

@@ -12,9 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ecosystem.errors import (
     CannotMove,
@@ -30,10 +28,14 @@ from ecosystem.errors import (
 )
 from ecosystem.fleet import records
 from ecosystem.health.model import Alert, SessionHealth
-from ecosystem.models import Event, NewSession, Session
 from ecosystem.ports import capacity_error, ports_exhausted
+from ecosystem.record import Record
+from ecosystem.session import Event, Session
 from ecosystem.store import migrations, pg_health, pg_outbox
 from ecosystem.webhook_events import WebhookEvent
+
+if TYPE_CHECKING:
+    from ecosystem.models import NewSession
 
 VERSION_TABLE = "zapvisor_schema_migrations"
 NOTIFY_CHANNEL = "zapvisor_sessions"
@@ -102,7 +104,7 @@ def changes_json(changes: Mapping[str, Any]) -> dict[str, Any]:
     return {k: to_json_value(v) for k, v in changes.items()}
 
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=Record)
 _TIME_FIELDS = {
     Session: ("qr_expires_at", "created_at", "updated_at", "connected_at", "last_activity_at"),
     Event: ("ts",),

@@ -9,10 +9,10 @@ import abc
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, TypeAdapter
+from ecosystem.record import Record, to_datetime
 
 Returns = Literal["rows", "value", "nothing"]
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=Record)
 
 
 def ms(value: datetime | None) -> str | None:
@@ -31,12 +31,9 @@ def utc(value: Any) -> Any:
     return value
 
 
-_TIME = TypeAdapter(datetime)
-
-
 def parse_time(value: Any) -> datetime | None:
     """A time a function returned (a datetime from psycopg, text from PostgREST)."""
-    return None if value is None else utc(_TIME.validate_python(value))
+    return None if value is None else utc(to_datetime(value))
 
 
 def in_utc(model: M) -> M:

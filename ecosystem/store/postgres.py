@@ -15,14 +15,14 @@ import threading
 import time
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from ecosystem.errors import SessionNotFound, StoreError
 from ecosystem.health.model import Alert, SessionHealth
-from ecosystem.models import Event, NewSession, Session
+from ecosystem.session import Event, Session
 from ecosystem.store import migrations
 from ecosystem.store import pgcommon as pg
 from ecosystem.store.base import Store
@@ -35,6 +35,9 @@ from ecosystem.store.pg_sessions import PgSessions
 from ecosystem.store.pgwatch import Watchdog
 from ecosystem.store.postgres_conn import ANSWER_TIMEOUT, MIGRATE_TIMEOUT, Conn, Cur, PgConnection
 from ecosystem.webhook_events import WebhookEvent
+
+if TYPE_CHECKING:
+    from ecosystem.models import NewSession
 
 CLOSE_WAIT = 2.0
 """Seconds close() waits for a call it cut short to let go of the connection."""

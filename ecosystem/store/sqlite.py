@@ -14,18 +14,13 @@ from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecosystem.errors import SessionExists, SessionNotFound, StoreError
 from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.lease import AuthKind
-from ecosystem.models import (
-    Event,
-    NewSession,
-    Session,
-    utcnow,
-)
 from ecosystem.ports import pick_port
+from ecosystem.session import Event, Session, utcnow
 from ecosystem.store import migrations
 from ecosystem.store import sqlite_health as health_sql
 from ecosystem.store.base import Store, audit_detail
@@ -36,6 +31,9 @@ from ecosystem.store.sqlite_hosts import SQLiteHosts
 from ecosystem.store.sqlite_lease import SQLiteLease, fence_error
 from ecosystem.store.sqlite_outbox import SQLiteOutbox, import_outbox
 from ecosystem.webhook_events import WebhookEvent
+
+if TYPE_CHECKING:
+    from ecosystem.models import NewSession
 
 BUSY_TIMEOUT_MS = 10_000
 _SQLITE_READONLY = 8

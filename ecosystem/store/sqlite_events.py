@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ecosystem.models import Event, utcnow
+from ecosystem.session import Event, utcnow
 
 
 def _ts(value: datetime | None) -> str | None:

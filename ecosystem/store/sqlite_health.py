@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ecosystem.errors import SessionNotFound
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
-from ecosystem.models import utcnow
+from ecosystem.session import utcnow
 
 _HEALTH_TIMES = (
     "last_exit_at",

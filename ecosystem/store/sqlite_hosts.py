@@ -20,7 +20,7 @@ from ecosystem.fleet.records import (
     host_exists,
     host_not_found,
 )
-from ecosystem.models import utcnow
+from ecosystem.session import utcnow
 from ecosystem.store.sqlite_events import SQLiteEvents
 
 _COLUMNS = tuple(f for f in NewHost.model_fields if f not in ("name", "address"))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ecosystem.errors import CannotMove, LeaseHeld, LeaseLost, NotThisHost, SessionNotFound
 from ecosystem.lease import AuthKind, Fence, Lease, LeaseInfo, SimDevice, SimLink
-from ecosystem.models import Session, utcnow
+from ecosystem.session import Session, utcnow
 from ecosystem.store.sqlite_events import SQLiteEvents
 
 LOST_MARK = "zapvisor: lease lost"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -29,7 +29,7 @@ from postgrest.types import ReturnMethod
 from ecosystem.errors import ConfigError, SessionNotFound, StoreError, ZapvisorError
 from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.lease import Fence
-from ecosystem.models import Event, NewSession, Session
+from ecosystem.session import Event, Session
 from ecosystem.store import migrations
 from ecosystem.store import pgcommon as pg
 from ecosystem.store.base import Store
@@ -41,6 +41,9 @@ from ecosystem.store.pg_outbox import PgOutbox
 from ecosystem.store.pg_sessions import PgSessions
 from ecosystem.store.pgfunctions import Returns
 from ecosystem.webhook_events import WebhookEvent
+
+if TYPE_CHECKING:
+    from ecosystem.models import NewSession
 
 T = TypeVar("T")
 FENCE_HEADER = "X-Zapvisor-Fence"

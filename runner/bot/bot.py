@@ -21,7 +21,7 @@ from ecosystem import aikeys
 from ecosystem.conversations import ChatMessage
 from ecosystem.errors import ZapvisorError
 from ecosystem.health.model import BOT_KEY, AlertKind, NewAlert
-from ecosystem.models import Session, utcnow
+from ecosystem.session import Session, utcnow
 from runner.bot import pacing
 from runner.bot.providers import ProviderError, complete
 from runner.connectors.base import Inbound, Recipient

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ecosystem.errors import InvalidValue, ZapvisorError
-from ecosystem.models import utcnow
+from ecosystem.session import utcnow
 from ecosystem.settings import Settings
 from ecosystem.states import Status
 

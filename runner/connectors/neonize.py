@@ -30,7 +30,7 @@ from typing import Any
 
 from ecosystem.backoff import Backoff
 from ecosystem.errors import StoreError, ZapvisorError
-from ecosystem.models import utcnow
+from ecosystem.session import utcnow
 from ecosystem.settings import Settings
 from ecosystem.states import Status
 from runner.connectors import neonize_client, neonize_handover, neonize_ops

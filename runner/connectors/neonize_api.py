@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from ecosystem.models import utcnow
+from ecosystem.session import utcnow
 from runner import media as media_fetch
 from runner.connectors import neonize_client, neonize_ops
 from runner.connectors.base import (
