@@ -11,7 +11,7 @@ from typing import Any
 from ecosystem.backup_archive import ArchiveError, Contents
 from ecosystem.errors import StoreUnsupported
 from ecosystem.lease import AuthKind, SimDevice
-from ecosystem.models import Session
+from ecosystem.session import Session
 from ecosystem.store import Store
 from ecosystem.webhook_events import DeliveryState, WebhookEvent
 

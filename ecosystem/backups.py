@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from ecosystem import __version__
 from ecosystem.errors import CapacityError, SessionExists, ZapvisorError
 from ecosystem.fleet.door import FleetDoor
-from ecosystem.models import Session, utcnow
 from ecosystem.names import PROVIDERS, validate_name
 from ecosystem.ports import busy_ports
+from ecosystem.session import Session, utcnow
 from ecosystem.states import Status
 from ecosystem.store.base import checked_config
 

@@ -6,9 +6,9 @@ from ecosystem import aikeys
 from ecosystem.conversations import BotActivity
 from ecosystem.errors import StoreUnsupported
 from ecosystem.fleet.routing import routed
-from ecosystem.models import Session
 from ecosystem.names import PROVIDERS, validate_name
 from ecosystem.plumbing import Plumbing
+from ecosystem.session import Session
 
 
 def bot_facts(door: Plumbing, session: Session) -> tuple[BotActivity | None, str | None]:

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ecosystem.models import check_webhook_url
 from ecosystem.names import PROVIDERS as PROVIDERS  # defined there: see names.py
+from ecosystem.session import check_webhook_url
 from ecosystem.states import Status
 
 DEFAULT_MODELS = {"openai": "gpt-4o-mini", "gemini": "gemini-2.0-flash"}

@@ -13,7 +13,7 @@ from ecosystem import moves
 from ecosystem.errors import ZapvisorError
 from ecosystem.fleetfile import Declared, FleetFileError
 from ecosystem.lease import AuthKind
-from ecosystem.models import Session
+from ecosystem.session import Session
 
 AUTH_FIELDS = frozenset({"auth", "failover"})
 """Changed as `zapvisor failover NAME [on|off] --auth …` changes them."""

@@ -22,8 +22,8 @@ from ecosystem.doctor_state import (
 )
 from ecosystem.errors import ZapvisorError
 from ecosystem.health import status
-from ecosystem.models import utcnow
 from ecosystem.names import program_name
+from ecosystem.session import utcnow
 from ecosystem.states import DesiredState, ProcessState, Status
 from ecosystem.store import migrations
 from ecosystem.supctl import daemon

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecosystem.errors import ZapvisorError
-from ecosystem.models import Session
 from ecosystem.ports import port_is_free, who_holds
+from ecosystem.session import Session
 from ecosystem.supctl import apply as applier
 from ecosystem.supctl import render
 from ecosystem.views import SessionView

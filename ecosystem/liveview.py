@@ -33,9 +33,9 @@ from ecosystem.fleet.door import HOST_TIMEOUT
 from ecosystem.health.model import Alert, Severity
 from ecosystem.hostview import HostReport, HostState
 from ecosystem.metrics import HostStats, ProcStats
-from ecosystem.models import utcnow
 from ecosystem.names import program_name
 from ecosystem.orchestrator import Orchestrator
+from ecosystem.session import utcnow
 from ecosystem.states import PROCESS_SERVING, ProcessState, Status
 from ecosystem.views import SessionView, down_ports
 

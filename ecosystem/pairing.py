@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ecosystem.models import Session
+from ecosystem.session import Session
 from ecosystem.states import PROCESS_SERVING, ProcessState, Status
 from ecosystem.views import SessionView
 

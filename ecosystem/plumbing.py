@@ -18,9 +18,9 @@ from ecosystem import apitoken, runner_client
 from ecosystem.boot import StartReport, start_many
 from ecosystem.errors import RunnerError, StoreUnsupported
 from ecosystem.health.model import SessionHealth
-from ecosystem.models import Session
 from ecosystem.names import program_name, validate_name
 from ecosystem.paths import StatePaths
+from ecosystem.session import Session
 from ecosystem.settings import Settings
 from ecosystem.states import FAILING_STATES
 from ecosystem.store import Store, open_store

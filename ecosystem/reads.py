@@ -14,8 +14,8 @@ from ecosystem.fleet.routing import routed
 from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.hostview import HostReport
 from ecosystem.metrics import ProcessSampler, host_stats
-from ecosystem.models import Session, utcnow
 from ecosystem.names import program_name
+from ecosystem.session import Session, utcnow
 from ecosystem.session_access import SessionAccess
 from ecosystem.states import PROCESS_UP, SIGNALLABLE_STATES, Status
 from ecosystem.supctl import apply as applier

@@ -23,7 +23,6 @@ from ecosystem.errors import (
 from ecosystem.fleet.routing import routed
 from ecosystem.lease import AuthKind
 from ecosystem.lifecycle import Lifecycle
-from ecosystem.models import Event, Session, utcnow
 from ecosystem.names import validate_name
 from ecosystem.pairing import (
     PairingCode,
@@ -32,6 +31,7 @@ from ecosystem.pairing import (
     phone_digits,
     phone_problem,
 )
+from ecosystem.session import Event, Session, utcnow
 from ecosystem.states import Status
 from ecosystem.webhook_events import DeliveryState, WebhookEvent
 

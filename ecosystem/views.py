@@ -10,10 +10,10 @@ from typing import Any
 from ecosystem.conversations import BotActivity
 from ecosystem.health.model import SessionHealth
 from ecosystem.lease import LeaseInfo
-from ecosystem.models import Session
 from ecosystem.names import program_name
 from ecosystem.ports import port_is_free, who_holds
 from ecosystem.redact import redact_url
+from ecosystem.session import Session
 from ecosystem.states import (
     EXITED_STATES,
     PROCESS_UP,

@@ -21,7 +21,7 @@ from psycopg import errors
 
 from ecosystem.errors import StoreError
 from ecosystem.lease import AuthKind
-from ecosystem.models import Session
+from ecosystem.session import Session
 from ecosystem.whatsmeow_dump import delete_devices, read_schema, why
 
 CONNECT_TIMEOUT = 5

@@ -32,7 +32,7 @@ from psycopg import sql
 
 from ecosystem.errors import StoreError, ZapvisorError
 from ecosystem.lease import AuthKind
-from ecosystem.models import Session
+from ecosystem.session import Session
 
 NEONIZE = "neonize"
 DEVICE = "whatsmeow_device"

@@ -30,7 +30,7 @@ from psycopg import sql
 
 from ecosystem.backup_archive import WHATSMEOW, ArchiveError, Contents
 from ecosystem.errors import StoreError, ZapvisorError
-from ecosystem.models import Session
+from ecosystem.session import Session
 from ecosystem.whatsmeow_dsn import whatsmeow_dsn
 from ecosystem.whatsmeow_dump import (
     DEVICE,

@@ -21,10 +21,10 @@ from ecosystem.errors import ZapvisorError
 from ecosystem.fleet.sshlinks import control_side
 from ecosystem.lease import AuthKind
 from ecosystem.liveview import Poller, Snapshot, notable_changes
-from ecosystem.models import utcnow
 from ecosystem.moves import failover_note
 from ecosystem.orchestrator import Orchestrator
 from ecosystem.pairing import pairing_problem
+from ecosystem.session import utcnow
 from ecosystem.settings import Settings, load_settings
 from ecosystem.store import Store
 from tui.actions import SessionActions

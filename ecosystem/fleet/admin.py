@@ -38,8 +38,8 @@ from ecosystem.fleet.records import (
 )
 from ecosystem.fleet.ssh import SSHPool
 from ecosystem.fleet.systemd import install_unit
-from ecosystem.models import utcnow
 from ecosystem.orchestrator import Orchestrator
+from ecosystem.session import utcnow
 
 T = TypeVar("T")
 Confirm = Callable[[str], bool]

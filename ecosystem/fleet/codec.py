@@ -14,13 +14,16 @@ import importlib
 import inspect
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import TypeAdapter
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 
 @functools.cache
 def _adapter(tp: Any) -> TypeAdapter[Any]:
+    from pydantic import TypeAdapter  # only a call that crosses to another host needs it
+
     return TypeAdapter(tp)
 
 
@@ -39,6 +42,7 @@ LAZY_TYPES = {
     "AskKey": ("ecosystem.declare_hosts", "AskKey"),
     "Confirm": ("ecosystem.declare_hosts", "Confirm"),
     "Check": ("ecosystem.doctor", "Check"),
+    "NewSession": ("ecosystem.models", "NewSession"),
 }
 """Types door methods name that their modules import only for type checking, so that
 commands which never call those methods do not import them (tests/test_layering.py);

@@ -16,9 +16,9 @@ from ecosystem.fleet.routing import CALL_TIMEOUT
 from ecosystem.health.model import SessionHealth
 from ecosystem.hostview import HostReport
 from ecosystem.metrics import host_stats
-from ecosystem.models import Session
 from ecosystem.names import program_name
 from ecosystem.reads import Reads
+from ecosystem.session import Session
 from ecosystem.supctl import daemon
 from ecosystem.supctl.rpc import ProcessInfo
 from ecosystem.views import SessionView

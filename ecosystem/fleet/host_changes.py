@@ -28,7 +28,7 @@ from ecosystem.fleet.info import HostFacts
 from ecosystem.fleet.knownhosts import KeyPolicy, KnownHosts, known_hosts_path
 from ecosystem.fleet.records import HostRecord, format_target, parse_target
 from ecosystem.fleet.ssh import SSHPool
-from ecosystem.models import utcnow
+from ecosystem.session import utcnow
 from ecosystem.supctl.apply import dotenv_quote
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from ecosystem.errors import HostUnreachable, ProtocolError, ZapvisorError
 from ecosystem.fleet.client import AgentClient, Reader, Writer
 from ecosystem.fleet.loop import FleetLoop
 from ecosystem.fleet.protocol import Hello
-from ecosystem.models import utcnow
+from ecosystem.session import utcnow
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to reach a host and start its agent (connect, log in, open the channel)."""

@@ -33,8 +33,8 @@ from ecosystem.fleet.connect import (
 )
 from ecosystem.fleet.knownhosts import KeyPolicy
 from ecosystem.fleet.records import HostRecord
-from ecosystem.models import utcnow
 from ecosystem.paths import StatePaths
+from ecosystem.session import utcnow
 
 if TYPE_CHECKING:
     from asyncssh import SSHClientConnection, SSHClientProcess

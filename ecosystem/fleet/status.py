@@ -25,8 +25,8 @@ from ecosystem.fleet.knownhosts import fingerprint
 from ecosystem.fleet.records import HostRecord
 from ecosystem.fleet.ssh import SSHPool
 from ecosystem.fleet.sshlinks import SSHLinks, ssh_links
-from ecosystem.models import utcnow
 from ecosystem.orchestrator import Orchestrator
+from ecosystem.session import utcnow
 
 FIGURES = (
     "cpu_percent",

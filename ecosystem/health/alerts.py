@@ -21,8 +21,8 @@ from ecosystem.health.model import (
     Severity,
 )
 from ecosystem.metrics import HostStats
-from ecosystem.models import Session
 from ecosystem.names import program_name
+from ecosystem.session import Session
 from ecosystem.settings import Settings
 from ecosystem.states import DesiredState, ProcessState, Status
 from ecosystem.store.base import Store

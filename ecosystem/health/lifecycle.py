@@ -19,8 +19,8 @@ from ecosystem.health.liveness import Liveness, Restart, Running
 from ecosystem.health.model import SessionHealth
 from ecosystem.health.outage import StoreMemory
 from ecosystem.health.proctable import ProcessTable
-from ecosystem.models import Session
 from ecosystem.names import program_name
+from ecosystem.session import Session
 from ecosystem.settings import Settings
 from ecosystem.states import (
     EXITED_STATES,

@@ -24,8 +24,8 @@ from ecosystem.health.model import SessionHealth
 from ecosystem.health.outage import status_since
 from ecosystem.health.probe import BUSY, OK, REFUSED, Saturated, probe_many, second_opinion
 from ecosystem.heartbeat import Beat, Heartbeats, beats_path
-from ecosystem.models import Session
 from ecosystem.paths import StatePaths
+from ecosystem.session import Session
 from ecosystem.settings import Settings
 from ecosystem.store import Store
 from ecosystem.supctl.rpc import ProcessInfo

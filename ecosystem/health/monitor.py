@@ -39,9 +39,9 @@ from ecosystem.health.notify import Notifier
 from ecosystem.health.outage import StoreMemory
 from ecosystem.health.proctable import ProcessTable
 from ecosystem.metrics import host_stats
-from ecosystem.models import utcnow
 from ecosystem.names import session_from_program
 from ecosystem.paths import StatePaths
+from ecosystem.session import utcnow
 from ecosystem.settings import Settings
 from ecosystem.states import Status
 from ecosystem.store import Store

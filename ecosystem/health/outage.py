@@ -20,7 +20,7 @@ from typing import Any
 
 from ecosystem.errors import SessionNotFound, StoreError, ZapvisorError
 from ecosystem.health.model import MONITOR_ACTOR, SessionHealth
-from ecosystem.models import Session
+from ecosystem.session import Session
 from ecosystem.states import DesiredState, Status
 from ecosystem.store import Store
 from ecosystem.supctl.rpc import ProcessInfo

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from ecosystem.backoff import doubling
 from ecosystem.health.model import SessionHealth
-from ecosystem.models import Session
+from ecosystem.session import Session
 from ecosystem.settings import Settings
 from ecosystem.states import RUNNER_RECYCLE_EXIT, ProcessState, Status
 

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from ecosystem.errors import SchemaMissing, StoreError, StoreUnsupported
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
-from ecosystem.models import utcnow
+from ecosystem.session import utcnow
 from ecosystem.store.base import Store
 
 

@@ -377,11 +377,11 @@ def audit_detail(changes: Mapping[str, Any]) -> dict[str, Any]:
 def checked_config(changes: Mapping[str, Any]) -> Mapping[str, Any]:
     """``changes`` with ai_config and timing_config checked (whoever writes them, a
     runner never meets a config it cannot read); InvalidValue names the field."""
+    if not {"ai_config", "timing_config"} & changes.keys():
+        return changes  # most writes: without importing the checks (pydantic)
     from ecosystem.botconfig import check_ai_config, check_timing_config
 
     checks = {"ai_config": check_ai_config, "timing_config": check_timing_config}
-    if not checks.keys() & changes.keys():
-        return changes
     out = dict(changes)
     for key, check in checks.items():
         if key in out:

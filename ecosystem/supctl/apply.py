@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from ecosystem import boot
 from ecosystem.errors import SupervisorError
 from ecosystem.filelock import file_lock
-from ecosystem.models import Session
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths, write_private
+from ecosystem.session import Session
 from ecosystem.settings import Settings, settings_to_env
 from ecosystem.states import PROCESS_UP, DesiredState, ProcessState
 from ecosystem.supctl import daemon, render

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from ecosystem.backup_seal import MAGIC_LEN, is_sealed
 from ecosystem.errors import Aborted, InvalidValue
-from ecosystem.models import utcnow
 from ecosystem.orchestrator import Orchestrator
+from ecosystem.session import utcnow
 from ecosystem.settings import load_settings
 from tui.cli import output
 from tui.cli.backup import PASSPHRASE_VAR

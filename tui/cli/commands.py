@@ -12,7 +12,6 @@ from ecosystem import jsonvalue
 from ecosystem.errors import Aborted, InvalidValue, RunnerError
 from ecosystem.lease import AuthKind
 from ecosystem.logfiles import pretty
-from ecosystem.models import NewSession
 from ecosystem.states import DesiredState
 from ecosystem.views import SessionView
 from tui.cli import output
@@ -51,6 +50,8 @@ def _print_view(view: SessionView, as_json: bool, line: str) -> int:
 
 
 def create(args: argparse.Namespace) -> int:
+    from ecosystem.models import NewSession  # pydantic: only the commands that take input
+
     try:
         new = NewSession(
             name=args.name,

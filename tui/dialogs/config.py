@@ -20,8 +20,8 @@ from textual.widgets import Button, Input, Label, Static, Switch, TextArea
 
 from ecosystem.botconfig import PROVIDERS
 from ecosystem.errors import ZapvisorError
-from ecosystem.models import Session
 from ecosystem.orchestrator import Orchestrator
+from ecosystem.session import Session
 from tui.dialogs import bot_spec
 from tui.dialogs.bot_spec import CONFIGS, FIELDS, OTHER
 from tui.dialogs.config_json import KEYS, checked, parse_json_object

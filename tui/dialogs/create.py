@@ -16,15 +16,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from ecosystem.errors import InvalidName, RunnerError, SessionExists, ZapvisorError
-from ecosystem.models import (
-    CONNECTORS,
-    DEFAULT_CONNECTOR,
-    NewSession,
-    check_description,
-    check_webhook_url,
-)
+from ecosystem.models import NewSession
 from ecosystem.names import NAME_RULE, name_problem
 from ecosystem.orchestrator import Orchestrator
+from ecosystem.session import CONNECTORS, DEFAULT_CONNECTOR, check_description, check_webhook_url
 
 FIELDS = ("name", "description", "connector", "webhook_url")
 AUTOMATIC = "automatic"

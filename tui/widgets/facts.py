@@ -13,7 +13,7 @@ from textual.widgets import Static
 from ecosystem.conversations import BotActivity
 from ecosystem.lease import AuthKind
 from ecosystem.metrics import ProcStats
-from ecosystem.models import utcnow
+from ecosystem.session import utcnow
 from ecosystem.views import SessionView, age, since
 from tui.format import percent, size, status_text
 
