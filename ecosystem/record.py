@@ -42,7 +42,23 @@ def utcnow() -> datetime:
 
 
 class RecordError(ValueError):
-    """A value that does not fit a record's field (a ValueError, as pydantic's is)."""
+    """A value that does not fit a record's field (a ValueError, as pydantic's is).
+
+    ``errors()`` answers as pydantic's ValidationError does (``loc``, ``msg``), so a
+    caller that shows the first problem of either kind reads both the same way. The
+    value itself is never in the message: it may be a URL with a token in it."""
+
+    def __init__(self, msg: str, loc: tuple[str, ...] = ()) -> None:
+        super().__init__(f"{'.'.join(loc)}: {msg}" if loc else msg)
+        self.msg = msg
+        self.loc = loc
+
+    def errors(self) -> list[dict[str, Any]]:
+        return [{"loc": self.loc, "msg": self.msg, "type": "value_error"}]
+
+    def at(self, name: str) -> RecordError:
+        """The same problem, found inside field ``name``."""
+        return RecordError(self.msg, (name, *self.loc))
 
 
 EXCLUDE: Mapping[str, Any] = types.MappingProxyType({"exclude": True})
@@ -56,9 +72,12 @@ def iso(value: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+_WORDS = {str: "string", list: "list", dict: "dictionary", datetime: "datetime"}
+
+
 def _fail(tp: Any, value: Any) -> RecordError:
-    name = getattr(tp, "__name__", str(tp))
-    return RecordError(f"expected {name}, got {value!r}"[:300])
+    word = _WORDS.get(tp) or getattr(tp, "__name__", str(tp))
+    return RecordError(f"Input should be a valid {word}")
 
 
 def _str(value: Any) -> str:
@@ -75,7 +94,7 @@ def _checked(check: Callable[[Any], Any]) -> Coerce:
         try:
             return check(value)
         except ValueError as exc:
-            raise RecordError(f"{exc}, got {value!r}"[:300]) from None
+            raise RecordError(str(exc)) from None
 
     return coerce
 
@@ -144,8 +163,11 @@ def _enum(tp: type[enum.Enum]) -> Coerce:
         try:
             return tp(value)
         except ValueError:
-            choices = ", ".join(repr(m.value) for m in tp)
-            raise RecordError(f"{value!r} is not one of {choices}") from None
+            choices = [repr(m.value) for m in tp]
+            shown = (
+                ", ".join(choices[:-1]) + f" or {choices[-1]}" if len(choices) > 1 else choices[0]
+            )
+            raise RecordError(f"Input should be {shown}") from None
 
     return coerce
 
@@ -154,7 +176,7 @@ def _literal(values: tuple[Any, ...]) -> Coerce:
     def coerce(value: Any) -> Any:
         if value in values:
             return value
-        raise RecordError(f"{value!r} is not one of {', '.join(map(repr, values))}")
+        raise RecordError(f"Input should be {' or '.join(map(repr, values))}")
 
     return coerce
 
@@ -214,6 +236,8 @@ class Record:
     """The methods every record has; subclasses are ``@dataclass(kw_only=True)``."""
 
     model_fields: ClassVar[_Fields] = _Fields()
+    forbid_extra: ClassVar[bool] = False
+    """Whether ``model_validate`` refuses keys that are not fields (operator input)."""
     _coerce: ClassVar[dict[str, tuple[Coerce, bool]]]
 
     @classmethod
@@ -242,9 +266,21 @@ class Record:
             try:
                 fitted = coerce(value)
             except RecordError as exc:
-                raise RecordError(f"{type(self).__name__}.{name}: {exc}") from None
+                raise exc.at(name) from None
             if fitted is not value:
                 object.__setattr__(self, name, fitted)
+
+    def _check(self, name: str, check: Callable[[Any], Any]) -> None:
+        """Field ``name`` through ``check`` (which returns the value to keep or raises
+        ValueError saying what is wrong), for records that check what an operator wrote;
+        other errors (an InvalidName) pass through as they are."""
+        try:
+            value = check(getattr(self, name))
+        except RecordError as exc:
+            raise exc.at(name) from None
+        except ValueError as exc:
+            raise RecordError(str(exc), (name,)) from None
+        object.__setattr__(self, name, value)
 
     @classmethod
     def model_validate(cls, obj: Any) -> Self:
@@ -257,7 +293,11 @@ class Record:
         fields = cls._coercers()
         missing = [n for n, (_, required) in fields.items() if required and n not in obj]
         if missing:
-            raise RecordError(f"{cls.__name__}.{missing[0]}: missing")
+            raise RecordError("Field required", (missing[0],))
+        if cls.forbid_extra:
+            extra = [k for k in obj if k not in fields]
+            if extra:
+                raise RecordError("Extra inputs are not permitted", (str(extra[0]),))
         return cls(**{k: v for k, v in obj.items() if k in fields})
 
     def model_dump(

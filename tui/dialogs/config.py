@@ -9,7 +9,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -21,6 +20,7 @@ from textual.widgets import Button, Input, Label, Static, Switch, TextArea
 from ecosystem.botconfig import PROVIDERS
 from ecosystem.errors import ZapvisorError
 from ecosystem.orchestrator import Orchestrator
+from ecosystem.record import RecordError
 from ecosystem.session import Session
 from tui.dialogs import bot_spec
 from tui.dialogs.bot_spec import CONFIGS, FIELDS, OTHER
@@ -291,7 +291,7 @@ class ConfigForm(ModalScreen[list[str] | None]):
     def _save(self, changes: dict[str, Any]) -> None:
         try:
             self.orch.configure(self.session.name, changes)
-        except ValidationError as exc:
+        except RecordError as exc:
             err = exc.errors()[0]
             field = str(err["loc"][0]) if err["loc"] else None
             self.post_message(self.Refused(field, str(err["msg"]).removeprefix("Value error, ")))

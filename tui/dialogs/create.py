@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import ValidationError
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -19,6 +18,7 @@ from ecosystem.errors import InvalidName, RunnerError, SessionExists, ZapvisorEr
 from ecosystem.models import NewSession
 from ecosystem.names import NAME_RULE, name_problem
 from ecosystem.orchestrator import Orchestrator
+from ecosystem.record import RecordError
 from ecosystem.session import CONNECTORS, DEFAULT_CONNECTOR, check_description, check_webhook_url
 
 FIELDS = ("name", "description", "connector", "webhook_url")
@@ -146,7 +146,7 @@ class CreateForm(ModalScreen[Created | None]):
                 connector=str(self.query_one("#connector", Select).value),
                 webhook_url=values["webhook_url"] or None,
             )
-        except ValidationError as exc:
+        except RecordError as exc:
             err = exc.errors()[0]
             where = str(err["loc"][0]) if err["loc"] else None
             self.post_message(self.Refused(where, str(err["msg"]).removeprefix("Value error, ")))
