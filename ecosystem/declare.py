@@ -18,6 +18,7 @@ from ecosystem import __version__
 from ecosystem.errors import StoreUnsupported, ZapvisorError
 from ecosystem.fleet.door import FleetDoor
 from ecosystem.lease import AuthKind
+from ecosystem.models import NewSession
 from ecosystem.redact import redact_url
 from ecosystem.session import Session, utcnow
 from ecosystem.states import DesiredState
@@ -193,7 +194,6 @@ class Declarations(FleetDoor):
 
     def _apply_session(self, step: Step, d: Declared | None) -> None:
         from ecosystem import declare_auth
-        from ecosystem.models import NewSession
 
         orch = cast("Orchestrator", self)
         if step.action == "create" and d is not None:

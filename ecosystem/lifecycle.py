@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import shutil
 import time
-from typing import TYPE_CHECKING
 
 from ecosystem import apitoken, moves, shared_secrets, webhook_events
 from ecosystem.bot_access import bot_facts
@@ -23,6 +22,7 @@ from ecosystem.errors import (
 )
 from ecosystem.fleet.routing import call_on_host, routed
 from ecosystem.lease import AuthKind, LeaseInfo
+from ecosystem.models import NewSession, SessionFields
 from ecosystem.names import program_name, validate_name
 from ecosystem.plumbing import Plumbing
 from ecosystem.ports import busy_ports, who_holds
@@ -30,9 +30,6 @@ from ecosystem.session import Session
 from ecosystem.states import PROCESS_SERVING, DesiredState, Status
 from ecosystem.supctl import apply as applier
 from ecosystem.views import SessionView
-
-if TYPE_CHECKING:
-    from ecosystem.models import NewSession
 
 
 class Lifecycle(Plumbing):
@@ -183,8 +180,6 @@ class Lifecycle(Plumbing):
         self.store.get_session(validate_name(name))
         # Only what changes is checked: a field saved before its rules existed (an
         # ai_config from an older version) must not block changing another one.
-        from ecosystem.models import SessionFields  # pydantic: loaded by the writes only
-
         fields = SessionFields.model_validate(changes)
         update = {k: getattr(fields, k) for k in changes}
         if update:

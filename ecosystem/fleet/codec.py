@@ -42,7 +42,6 @@ LAZY_TYPES = {
     "AskKey": ("ecosystem.declare_hosts", "AskKey"),
     "Confirm": ("ecosystem.declare_hosts", "Confirm"),
     "Check": ("ecosystem.doctor", "Check"),
-    "NewSession": ("ecosystem.models", "NewSession"),
 }
 """Types door methods name that their modules import only for type checking, so that
 commands which never call those methods do not import them (tests/test_layering.py);

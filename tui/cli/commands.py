@@ -12,6 +12,7 @@ from ecosystem import jsonvalue
 from ecosystem.errors import Aborted, InvalidValue, RunnerError
 from ecosystem.lease import AuthKind
 from ecosystem.logfiles import pretty
+from ecosystem.models import NewSession
 from ecosystem.states import DesiredState
 from ecosystem.views import SessionView
 from tui.cli import output
@@ -50,8 +51,6 @@ def _print_view(view: SessionView, as_json: bool, line: str) -> int:
 
 
 def create(args: argparse.Namespace) -> int:
-    from ecosystem.models import NewSession  # pydantic: only the commands that take input
-
     try:
         new = NewSession(
             name=args.name,
@@ -64,7 +63,7 @@ def create(args: argparse.Namespace) -> int:
             auth=AuthKind(args.auth) if args.auth else None,
             failover=args.failover,
         )
-    except ValueError as exc:  # pydantic's ValidationError
+    except ValueError as exc:  # RecordError
         raise InvalidValue(_first_error(exc)) from None
     orch = _orch()
     view = orch.create(new, host=args.host)
