@@ -39,9 +39,10 @@ def immutable(path: Path) -> Iterator[None]:
 
 def test_a_delete_the_store_refuses_changes_nothing(zv: Env) -> None:
     zv.cli("create", "alpha", "--connector", "sim")
-    before = zv.json("show", "alpha")
+    # RUNNING once supervisord's startsecs pass: compared below, it must not be mid-way
+    before = wait_for(lambda: (s := zv.json("show", "alpha"))["process_state"] == "RUNNING" and s)
     token = zv.home / "secrets" / "alpha.token"
-    assert before["process_state"] in ("STARTING", "RUNNING") and token.exists()
+    assert token.exists()
     with immutable(zv.home / "zapvisor.db"):
         proc = zv.cli("delete", "alpha", "--yes", check=False)
         assert proc.returncode == 69, proc.stderr
