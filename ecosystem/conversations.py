@@ -3,18 +3,18 @@ contact, its messages in order, and what the bot last did there (a reply, an err
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Literal
 
-from ecosystem.record import Record, RecordError, utcnow
+from ecosystem.record import Record, RecordError, record, utcnow
 
 Role = Literal["user", "assistant"]
 MAX_BODY = 65_536
 MAX_ERROR = 500
 
 
-@dataclass(kw_only=True)
+@record
 class ChatMessage(Record):
     """One message of a conversation: the contact's (`user`) or the bot's (`assistant`)."""
 
@@ -30,7 +30,7 @@ class ChatMessage(Record):
             raise RecordError(f"a message body is at most {MAX_BODY} characters")
 
 
-@dataclass(kw_only=True)
+@record
 class Conversation(Record):
     """A session's conversation with one contact (a chat id, `…@c.us` or `…@g.us`)."""
 
@@ -44,7 +44,7 @@ class Conversation(Record):
     messages: int = 0
 
 
-@dataclass(kw_only=True)
+@record
 class BotActivity(Record):
     """What `show` says of a session's bot: its last reply and its last failure."""
 

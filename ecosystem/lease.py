@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from ecosystem.record import Record
+from ecosystem.record import Record, record
 
 
 class AuthKind(StrEnum):
@@ -39,7 +39,7 @@ class Fence:
         return f"{self.epoch}:{self.holder}"
 
 
-@dataclass(kw_only=True)
+@record
 class Lease(Record):
     session_name: str
     holder: str | None = None
@@ -64,7 +64,7 @@ class Lease(Record):
         return (self.expires_at - self.now).total_seconds()
 
 
-@dataclass(kw_only=True)
+@record
 class HostBeat(Record):
     """A host as the fleet sees it: its last heartbeat and its sessions."""
 
@@ -88,7 +88,7 @@ class HostBeat(Record):
         return max(0, self.max_sessions - self.sessions)
 
 
-@dataclass(kw_only=True)
+@record
 class LeasedSession(Record):
     """A session with its lease and its host's liveness (zapvisor_fleet_state)."""
 
@@ -115,7 +115,7 @@ class LeasedSession(Record):
         return self.auth == AuthKind.STORE and self.failover
 
 
-@dataclass(kw_only=True)
+@record
 class FleetState(Record):
     now: datetime
     hosts: list[HostBeat] = field(default_factory=list)
@@ -130,7 +130,7 @@ class FleetState(Record):
         return next((h for h in self.hosts if h.host == name), None)
 
 
-@dataclass(kw_only=True)
+@record
 class Claimed(Record):
     """A session a host took over (zapvisor_claim_session)."""
 
@@ -150,7 +150,7 @@ class Claimed(Record):
         return cls.model_validate({**data, "from_": data["from"]})
 
 
-@dataclass(kw_only=True)
+@record
 class LeaseInfo(Record):
     """A session's lease and its host's heartbeat, for `show`."""
 
@@ -159,7 +159,7 @@ class LeaseInfo(Record):
     heartbeat: HostBeat | None = None
 
 
-@dataclass(kw_only=True)
+@record
 class SimDevice(Record):
     session_name: str
     device: str
@@ -167,7 +167,7 @@ class SimDevice(Record):
     paired_at: datetime | None = None
 
 
-@dataclass(kw_only=True)
+@record
 class SimLink(Record):
     """One connection of a device to the simulated WhatsApp server."""
 

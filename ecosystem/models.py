@@ -3,7 +3,7 @@ session record and the shapes the stores, CLI and UI exchange."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, ClassVar
 
 from ecosystem import jsonvalue
@@ -11,7 +11,7 @@ from ecosystem.lease import AuthKind
 from ecosystem.names import CONNECTORS as CONNECTORS
 from ecosystem.names import DEFAULT_CONNECTOR as DEFAULT_CONNECTOR
 from ecosystem.names import validate_name
-from ecosystem.record import Record
+from ecosystem.record import Record, record
 from ecosystem.session import MAX_DESCRIPTION as MAX_DESCRIPTION
 from ecosystem.session import OPERATOR_FIELDS as OPERATOR_FIELDS
 from ecosystem.session import RUNTIME_FIELDS as RUNTIME_FIELDS
@@ -55,7 +55,7 @@ def _timing_config(value: dict[str, Any]) -> dict[str, Any]:
     return check_timing_config(value)
 
 
-@dataclass(kw_only=True)
+@record
 class SessionFields(Record):
     """What an operator sets on a session (create form, `zapvisor config`): each field
     checked when the record is made, a key that is not a field refused."""
@@ -79,7 +79,7 @@ class SessionFields(Record):
         self._check("timing_config", _timing_config)
 
 
-@dataclass(kw_only=True)
+@record
 class NewSession(SessionFields):
     """A session to create."""
 

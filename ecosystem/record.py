@@ -14,7 +14,7 @@ to datetimes, values to enums, 0/1 to booleans, numeric strings to numbers, nest
 records and lists of them. Operator input (a new session, a new host, bot settings, API
 bodies) stays pydantic, where its field validators and messages live.
 
-    @dataclass(kw_only=True)
+    @record
     class Row(Record):
         name: str
         at: datetime | None = None
@@ -29,7 +29,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self, TypeVar, dataclass_transform
 
 from ecosystem.settings_check import to_bool, to_float, to_int
 
@@ -232,8 +232,37 @@ class _Fields:
         return {f.name: f for f in dataclasses.fields(owner)}
 
 
+R = TypeVar("R", bound=type)
+
+
+@dataclass_transform(kw_only_default=True, field_specifiers=(dataclasses.field,))
+def record(cls: R) -> R:
+    """A Record subclass made a kw-only dataclass. Its ``__eq__`` and ``__repr__`` are
+    Record's own: generating them for each class was two thirds of the cost of making
+    it (~0.6 ms a class, paid at every process start)."""
+    return dataclasses.dataclass(kw_only=True, repr=False, eq=False)(cls)  # type: ignore[return-value]
+
+
 class Record:
-    """The methods every record has; subclasses are ``@dataclass(kw_only=True)``."""
+    """The methods every record has; subclasses are made with ``@record``."""
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as pydantic's models are
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(
+            getattr(self, f.name) == getattr(other, f.name)
+            for f in dataclasses.fields(self)  # type: ignore[arg-type]
+        )
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)  # type: ignore[arg-type]
+            if f.repr
+        )
+        return f"{type(self).__name__}({shown})"
 
     model_fields: ClassVar[_Fields] = _Fields()
     forbid_extra: ClassVar[bool] = False

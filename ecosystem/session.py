@@ -3,7 +3,7 @@ writes into a session (plain records: a runner imports this, not pydantic)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,7 +12,7 @@ from ecosystem import jsonvalue
 from ecosystem.lease import AuthKind
 from ecosystem.names import CONNECTORS as CONNECTORS  # defined there: see names.py
 from ecosystem.names import DEFAULT_CONNECTOR as DEFAULT_CONNECTOR
-from ecosystem.record import EXCLUDE, Record
+from ecosystem.record import EXCLUDE, Record, record
 from ecosystem.record import utcnow as utcnow  # where it was defined first
 from ecosystem.states import DesiredState, Status
 
@@ -74,7 +74,7 @@ def check_description(value: str) -> str:
     return value
 
 
-@dataclass(kw_only=True)
+@record
 class Session(Record):
     """A session as the store holds it."""
 
@@ -114,7 +114,7 @@ class Session(Record):
         return self.auth == AuthKind.STORE and self.failover
 
 
-@dataclass(kw_only=True)
+@record
 class Event(Record):
     """One line of the audit trail: who did what to which session, and when."""
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ecosystem.errors import ZapvisorError
 from ecosystem.paths import StatePaths, write_private
-from ecosystem.record import Record, utcnow
+from ecosystem.record import Record, record, utcnow
 from ecosystem.states import DeliveryState as DeliveryState  # where it was defined first
 
 EVENTS = ("message_received", "message_ack", "connection_change", "qr_code", "error")
@@ -29,7 +29,7 @@ EVENT_HEADER = "X-Zapvisor-Event"
 ID_HEADER = "X-Zapvisor-Event-Id"
 
 
-@dataclass(kw_only=True)
+@record
 class WebhookEvent(Record):
     """One event in a session's outbox, with where its delivery stands."""
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from ecosystem.errors import HostBusy, HostExists, HostNotFound, InvalidName, InvalidValue
-from ecosystem.record import Record, RecordError
+from ecosystem.record import Record, RecordError, record
 
 DEFAULT_SSH_PORT = 22
 REMOTE_DIR = ".zapvisor"
@@ -28,7 +27,7 @@ _DNS = re.compile(
 )
 
 
-@dataclass(kw_only=True)
+@record
 class HostRecord(Record):
     """One row of the store's `hosts` table (migration 0005)."""
 
@@ -59,7 +58,7 @@ class HostRecord(Record):
         return format_target(self.ssh_user, self.address, self.ssh_port)
 
 
-@dataclass(kw_only=True)
+@record
 class NewHost(Record):
     """What `zapvisor hosts add` records (the store adds the times)."""
 

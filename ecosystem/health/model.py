@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from ecosystem.record import Record, utcnow
+from ecosystem.record import Record, record, utcnow
 
 MONITOR_ACTOR = "health"
 """The actor recorded in the audit trail for the monitor's own actions."""
 
 
-@dataclass(kw_only=True)
+@record
 class SessionHealth(Record):
     """One session's restart history, as the monitor last saved it.
 
@@ -66,7 +66,7 @@ class AlertKind(StrEnum):
     HOST_SILENT = "host_silent"
 
 
-@dataclass(kw_only=True)
+@record
 class NewAlert(Record):
     """An alert condition that holds now. ``key`` identifies it: while an alert with
     the same host and key is active, raising it again changes nothing."""
@@ -80,7 +80,7 @@ class NewAlert(Record):
     value: float | None = None
 
 
-@dataclass(kw_only=True)
+@record
 class Alert(NewAlert):
     """An alert as the store keeps it."""
 
