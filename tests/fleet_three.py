@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import psutil
 
-from ecosystem.fleet.sshlinks import control_side
+from ecosystem.fleet.control import control_side
 from ecosystem.orchestrator import Orchestrator
 from tests.conftest import Env
 from tests.fleet_fixtures import Fleet, RemoteHost

@@ -17,8 +17,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from ecosystem.fleet.control import control_side
 from ecosystem.fleet.door import HOST_TIMEOUT
-from ecosystem.fleet.sshlinks import SSHLinks, control_side
+from ecosystem.fleet.sshlinks import SSHLinks
 from ecosystem.liveview import Poller, Snapshot
 from ecosystem.models import NewSession
 from ecosystem.orchestrator import Orchestrator

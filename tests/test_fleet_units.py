@@ -239,7 +239,8 @@ def test_the_control_side_links_to_the_fleet_only_when_its_store_can_hold_one(
 ) -> None:
     """No store is opened and no host reached to build the door: a terminal app starts
     while its store is down, and a command that touches no other host pays nothing."""
-    from ecosystem.fleet.sshlinks import SSHLinks, control_side
+    from ecosystem.fleet.control import control_side
+    from ecosystem.fleet.sshlinks import SSHLinks
     from ecosystem.settings import make_settings
 
     alone = control_side(make_settings(home=tmp_path / "a", host_id="a"))

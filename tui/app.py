@@ -18,7 +18,7 @@ from textual.timer import Timer
 from textual.worker import get_current_worker
 
 from ecosystem.errors import ZapvisorError
-from ecosystem.fleet.sshlinks import control_side
+from ecosystem.fleet.control import control_side
 from ecosystem.lease import AuthKind
 from ecosystem.liveview import Poller, Snapshot, notable_changes
 from ecosystem.moves import failover_note

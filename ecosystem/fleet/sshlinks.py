@@ -21,10 +21,7 @@ from typing import TYPE_CHECKING
 
 from ecosystem.errors import ZapvisorError
 from ecosystem.fleet.links import AgentStreams, HostLinks
-from ecosystem.orchestrator import Orchestrator
 from ecosystem.paths import StatePaths
-from ecosystem.plumbing import Progress
-from ecosystem.settings import Settings
 from ecosystem.store.base import Store
 
 if TYPE_CHECKING:
@@ -136,20 +133,3 @@ class SSHLinks(HostLinks):
 def ssh_links(paths: StatePaths, store: StoreOf, local_host: str) -> SSHLinks:
     """HostLinks to every other host of the store's fleet, over SSH."""
     return SSHLinks(paths, store, local_host)
-
-
-def _quiet(_: str) -> None:
-    pass
-
-
-def control_side(
-    settings: Settings, store: Store | None = None, *, progress: Progress = _quiet
-) -> Orchestrator:
-    """The door of the machine the operator types on: this host's Orchestrator, with
-    SSH links to the fleet's other hosts when the store can hold a fleet (SQLite stays
-    on one machine). Nothing is opened here: the store when first read, the links when
-    a session or a host elsewhere is first reached."""
-    orch = Orchestrator(settings, store, progress=progress)
-    if settings.store_kind != "sqlite":
-        orch.links = ssh_links(orch.paths, lambda: orch.store, settings.host_id)
-    return orch

@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from ecosystem import __version__, apitoken  # noqa: E402
+from ecosystem.fleet.control import control_side  # noqa: E402
 from ecosystem.fleet.records import NewHost  # noqa: E402
-from ecosystem.fleet.sshlinks import control_side  # noqa: E402
 from ecosystem.liveview import Poller  # noqa: E402
 from ecosystem.models import NewSession  # noqa: E402
 from ecosystem.orchestrator import Orchestrator  # noqa: E402

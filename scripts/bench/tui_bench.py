@@ -97,7 +97,7 @@ def child(out: Path, expected: int, idle: float, profile: Path | None) -> None:
     from textual import on
     from textual.events import Mount
 
-    from ecosystem.fleet.sshlinks import control_side
+    from ecosystem.fleet.control import control_side
     from ecosystem.settings import load_settings
     from tui.app import ZapvisorApp
     from tui.messages import SnapshotTaken

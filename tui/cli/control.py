@@ -17,7 +17,7 @@ _OPENED: list[Orchestrator] = []
 
 
 def door() -> Orchestrator:
-    from ecosystem.fleet.sshlinks import control_side
+    from ecosystem.fleet.control import control_side
     from ecosystem.settings import load_settings
     from tui.cli import output
 
