@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from ecosystem.errors import SupervisorError
 from ecosystem.paths import StatePaths
-from ecosystem.supctl import render
+from ecosystem.supctl import render, shapes
 from ecosystem.supctl.apply import render_for, write_config
 from tests.conftest import Env
 
@@ -88,8 +88,15 @@ def test_the_check_parses_only_what_the_live_file_does_not_hold(
     monkeypatch.setattr(render, "_parse", parse)
 
     grown = _config(paths, ["a", "b", "c"])
+    # wa-c is wa-a with another name and port: a shape the live file's check passed
     assert render.check(grown, checked=live) == ["wa-a", "wa-b", "wa-c"]
-    assert len(parsed) == 1 and "[program:wa-c]" in parsed[0]
+    assert parsed == []
+
+    # a section of another shape (here a setting only it has) is parsed, with the header
+    odd = grown.replace("[program:wa-c]\ncommand=", "[program:wa-c]\npriority=7\ncommand=")
+    assert odd != grown
+    assert render.check(odd, checked=live) == ["wa-a", "wa-b", "wa-c"]
+    assert len(parsed) == 1 and "[program:wa-c]" in parsed[0] and "priority=7" in parsed[0]
     assert "[program:wa-a]" not in parsed[0] and "[unix_http_server]" in parsed[0]
 
     parsed.clear()  # a program removed: nothing new to parse
@@ -150,3 +157,44 @@ def test_config_and_secrets_are_private(zv: Env) -> None:
         assert folder.stat().st_mode & 0o777 == 0o700, folder
     sock = zv.home / "supervisor.sock"
     assert sock.stat().st_mode & 0o777 == 0o700
+
+
+def test_what_passed_is_remembered_across_configs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The digests of what passed (shapes.py, kept in the state dir by apply): the
+    first create after every session was deleted parses nothing new either, and a
+    changed header or template is parsed again."""
+    paths = StatePaths(tmp_path)
+    paths.logs.mkdir(parents=True)
+    parsed: list[str] = []
+    real_parse = render._parse
+
+    def parse(text: str) -> list[str]:
+        parsed.append(text)
+        return real_parse(text)
+
+    monkeypatch.setattr(render, "_parse", parse)
+
+    known: set[str] = set()
+    assert render.check(_config(paths, ["first"]), known=known) == ["wa-first"]
+    assert len(parsed) == 1 and len(known) == 2  # the header and one program's shape
+    shapes.save(paths, [], known)
+    assert (tmp_path / "checked-shapes").stat().st_mode & 0o777 == 0o600
+
+    parsed.clear()  # nothing live (all deleted), a new name and port: nothing to parse
+    again = set(shapes.load(paths))
+    assert again == known
+    assert render.check(_config(paths, ["other-1"]), known=again) == ["wa-other-1"]
+    assert parsed == []
+
+    parsed.clear()  # another header (the socket's password): all of it is parsed
+    other = _config(paths, ["other-1"], password="q" * 48)
+    assert render.check(other, known=again) == ["wa-other-1"] and parsed == [other]
+
+    # a broken section is caught even when its neighbours passed
+    broken = _config(paths, ["a", "b"]).replace(
+        "[program:wa-b]\ncommand=", "[program:wa-b]\nnumprocs=x\ncommand="
+    )
+    with pytest.raises(render.RenderError, match="supervisord would reject"):
+        render.check(broken, known=again)

@@ -20,7 +20,7 @@ from ecosystem.paths import StatePaths, write_private
 from ecosystem.session import Session
 from ecosystem.settings import Settings, settings_to_env
 from ecosystem.states import PROCESS_UP, DesiredState, ProcessState
-from ecosystem.supctl import daemon, render
+from ecosystem.supctl import daemon, render, shapes
 from ecosystem.supctl.rpc import ProcessInfo, Supervisor
 
 
@@ -72,7 +72,10 @@ def render_for(
         live = paths.conf.read_text("utf-8")
     except (OSError, ValueError):
         live = ""
-    programs = render.check(text, checked=live)
+    kept = shapes.load(paths)
+    known = set(kept)
+    programs = render.check(text, checked=live, known=known)
+    shapes.save(paths, kept, known)
     return text, programs
 
 

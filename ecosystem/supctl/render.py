@@ -18,6 +18,7 @@ from ecosystem.errors import SupervisorError
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths
 from ecosystem.states import RUNNER_RECYCLE_EXIT
+from ecosystem.supctl import shapes
 
 _TEMPLATE_NAME = "supervisord.conf.j2"
 # configparser treats whitespace followed by ';' or '#' as the start of a comment.
@@ -182,26 +183,41 @@ def _split(text: str) -> tuple[str, list[str], list[str]]:
     return "".join(header), sections, names
 
 
-def check(text: str, checked: str = "") -> list[str]:
+def check(text: str, checked: str = "", known: set[str] | None = None) -> list[str]:
     """Parse ``text`` exactly as supervisord will; returns the program names.
 
-    ``checked`` is a config that passed this check before (the live file: nothing else
-    is ever written there). When ``text`` has the same sections outside its programs,
-    only the program sections ``checked`` does not hold are parsed, with those: at 200
-    sessions a create parses one program instead of two hundred.
+    Only what was not parsed before is: ``checked`` is a config that passed (the live
+    file: nothing else is ever written there), ``known`` the digests of headers and
+    section shapes that passed (shapes.py), to which what passes now is added. When the
+    header (everything but the process sections) passed, only the sections whose shape
+    did not are parsed, with the header: a create parses nothing new, or one program
+    instead of two hundred.
 
     Raises RenderError with supervisor's own complaint when it would be rejected.
     """
     header, sections, names = _split(text)
+    head = shapes.digest(header)  # blank lines at its end depend on what follows
+    passed = set(known or ())
     if checked:
-        old_header, old_sections, _ = _split(checked)
-        if old_header.rstrip() == header.rstrip():  # blank lines depend on what follows
-            known = {s.rstrip() for s in old_sections}
-            new = [s for s in sections if s.rstrip() not in known]
-            if new:
-                _parse(header + "".join(new))
-            return names
-    return _parse(text)
+        old_header, old_sections, old_names = _split(checked)
+        if old_header.rstrip() == header.rstrip():
+            passed.add(head)
+            passed.update(
+                shapes.section_digest(head, s, n)
+                for s, n in zip(old_sections, old_names, strict=True)
+            )
+    digests = [shapes.section_digest(head, s, n) for s, n in zip(sections, names, strict=True)]
+    if head in passed:
+        new = [s for s, d in zip(sections, digests, strict=True) if d not in passed]
+        if new:
+            _parse(header + "".join(new))
+        found = names
+    else:
+        found = _parse(text)
+    if known is not None:
+        known.add(head)
+        known.update(digests)
+    return found
 
 
 def _parse(text: str) -> list[str]:
