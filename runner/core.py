@@ -19,7 +19,7 @@ from ecosystem.errors import (
     StoreUnsupported,
     ZapvisorError,
 )
-from ecosystem.heartbeat import Heartbeats, beats_path
+from ecosystem.heartbeat import ACTIVITY_SLACK, Heartbeats, beat_every, beats_path
 from ecosystem.lease import ONE_HOST_LEASE_SECONDS, AuthKind, LeaseTiming
 from ecosystem.moves import SHARED_STORES
 from ecosystem.paths import StatePaths
@@ -83,6 +83,8 @@ class Runner:
         self._stop = asyncio.Event()
         self._exit_code = 0
         self._beats = _heartbeats(settings)
+        self._next_beat: asyncio.TimerHandle | None = None
+        self.events.on_activity = self.beat_now
         self._server: Server | None = None
         self._recycling = False
 
@@ -308,16 +310,28 @@ class Runner:
             self._exit_code = 1
             self._stop.set()
 
-    def _beat(self) -> None:
-        """Say the event loop runs (ecosystem/heartbeat.py), now and every health interval,
-        and whether the port turned clients away meanwhile: the monitor asks /health only
-        of runners whose beat stopped, and warns of a full port from the beat alone."""
+    def _beat(self, slack: float = 0.0) -> None:
+        """Say the event loop runs (ecosystem/heartbeat.py), now and again within
+        ``beat_every``, and whether the port turned clients away meanwhile: the monitor
+        asks /health only of runners whose beat stopped, and warns of a full port from
+        the beat alone. Each beat puts the next timed one off (see beat_now)."""
+        if self._next_beat is not None:
+            self._next_beat.cancel()
+            self._next_beat = None
         if self._beats is None or self._stop.is_set():
             return
         full = self._server.full() if self._server is not None else 0
         self._beats.beat(self.port, os.getpid(), time.monotonic(), full)
         loop = asyncio.get_running_loop()
-        loop.call_later(self.settings.health_interval, self._beat)
+        every = beat_every(self.settings.health_interval) + slack
+        self._next_beat = loop.call_later(every, self._beat)
+
+    def beat_now(self) -> None:
+        """The loop woke up for work (a QR code rotating): beat with it, and put the
+        timed beat off, so that work coming back as often carries every beat and an
+        idle runner wakes up for it alone."""
+        if self._next_beat is not None:  # none before serve() started beating
+            self._beat(ACTIVITY_SLACK)
 
     def _dispatcher_ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or self._stop.is_set():

@@ -1,20 +1,26 @@
-"""How often an idle runner writes the store: on a store only its host uses (SQLite) a
-runner's lease lasts ONE_HOST_LEASE_SECONDS (renewed every third of it) and a sim
-link beats every SIM_ONE_HOST_BEAT_SECONDS; on a shared store (PostgreSQL) both keep
-ZAPVISOR_LEASE_SECONDS and SIM_BEAT_SECONDS, which failover relies on. Real stores,
-runners built in-process (nothing is served)."""
+"""How often an idle runner wakes up and writes the store: on a store only its host uses
+(SQLite) a runner's lease lasts ONE_HOST_LEASE_SECONDS (renewed every third of it) and
+a sim link beats as seldom; on a shared store (PostgreSQL) both keep
+ZAPVISOR_LEASE_SECONDS and SIM_BEAT_SECONDS, which failover relies on. The heartbeat
+comes every beat_every(ZAPVISOR_HEALTH_INTERVAL), or with a QR code's rotation. Real
+stores, runners built in-process (nothing is served)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+from datetime import timedelta
+
 import pytest
 
+from ecosystem.heartbeat import ACTIVITY_SLACK, Beat, Heartbeats, beat_every, beats_path, fresh_for
 from ecosystem.lease import (
     ONE_HOST_LEASE_SECONDS,
     SIM_BEAT_SECONDS,
     SIM_ONE_HOST_BEAT_SECONDS,
     AuthKind,
 )
-from ecosystem.models import NewSession
+from ecosystem.models import NewSession, utcnow
 from ecosystem.settings import Settings
 from ecosystem.store import Store, open_store
 from runner.core import Runner
@@ -46,6 +52,9 @@ def test_on_sqlite_an_idle_runner_renews_and_beats_seldom(zv: Env) -> None:
         assert runner.lease.required is False
         assert runner.sim_server is not None
         assert runner.sim_server.beat_every == SIM_ONE_HOST_BEAT_SECONDS
+        # the lease's renewal already tells a second runner here to stop: the link
+        # beating more often would notice nothing sooner, and wakes 200 runners for it
+        assert runner.sim_server.beat_every >= runner.lease.timing.renew_every
         runner.sim_server.shutdown()
     finally:
         store.close()
@@ -62,4 +71,45 @@ def test_on_a_shared_store_the_lease_and_the_beat_keep_their_pace(zv: Env, pg_ds
         assert runner.sim_server.beat_every == SIM_BEAT_SECONDS
         runner.sim_server.shutdown()
     finally:
+        store.close()
+
+
+def test_a_qr_rotation_carries_the_heartbeat(zv: Env) -> None:
+    """A runner beats, then not again for beat_every seconds; a QR code's rotation beats
+    too and puts the timed beat off past the next rotation (every ZAPVISOR_SIM_QR_SECONDS,
+    20 s = beat_every at the default 5 s checks), so a waiting runner wakes up once a
+    rotation, not again for its heartbeat. The monitor still accepts the oldest beat
+    this leaves."""
+    settings = zv.settings(health_interval=5.0, sim_qr_seconds=20.0)
+    store = open_store(settings)
+    store.migrate()
+    beats = Heartbeats(beats_path(settings.home), settings.base_port, settings.max_sessions)
+    try:
+        runner = _runner(settings, store, AuthKind.LOCAL)
+
+        async def run() -> tuple[float, Beat | None, float, Beat | None]:
+            loop = asyncio.get_running_loop()
+            runner.reporter.start()
+            runner._beat()
+            assert runner._next_beat is not None
+            timed, first = runner._next_beat.when() - loop.time(), beats.last(runner.port)
+            await asyncio.sleep(0.01)
+            await runner.events.qr("2@rotated", utcnow() + timedelta(seconds=20))
+            assert runner._next_beat is not None
+            put_off, second = runner._next_beat.when() - loop.time(), beats.last(runner.port)
+            await runner.outbox.flush()
+            await runner.reporter.close()
+            return timed, first, put_off, second
+
+        timed, first, put_off, second = asyncio.run(run())
+        assert timed == pytest.approx(beat_every(5.0), abs=0.5)
+        assert first is not None and first.pid == os.getpid()
+        assert second is not None and second.when > first.when, "the rotation beat"
+        assert put_off > settings.sim_qr_seconds, "the next rotation comes before a timed beat"
+        assert put_off == pytest.approx(beat_every(5.0) + ACTIVITY_SLACK, abs=0.5)
+        assert fresh_for(5.0) > put_off + 5.0, "a beat that old is still fresh at a check"
+        if runner.sim_server is not None:
+            runner.sim_server.shutdown()
+    finally:
+        beats.close()
         store.close()
