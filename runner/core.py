@@ -66,6 +66,7 @@ class Runner:
             settings.webhook_delays,
             settings.webhook_timeout,
         )
+        self.outbox.ride = self.reporter.ride
         self.events = Events(self.reporter, self.outbox)
         self.bot = Bot(self)
         self.events.on_message = self.bot.on_message

@@ -20,7 +20,7 @@ from ecosystem.lease import (
     SIM_ONE_HOST_BEAT_SECONDS,
     AuthKind,
 )
-from ecosystem.models import NewSession, utcnow
+from ecosystem.models import NewSession, Session, utcnow
 from ecosystem.settings import Settings
 from ecosystem.store import Store, open_store
 from runner.core import Runner
@@ -112,4 +112,56 @@ def test_a_qr_rotation_carries_the_heartbeat(zv: Env) -> None:
             runner.sim_server.shutdown()
     finally:
         beats.close()
+        store.close()
+
+
+def test_a_qr_rotation_takes_one_trip_to_the_store(zv: Env) -> None:
+    """A rotation's report and its qr_code event share one trip to the store thread: the
+    event is judged from the row the report's write read back, never from a second read
+    of the session. That row is read after the event was made, so a webhook configured
+    just before (as `zapvisor config` does, in the store) gets the event. Real store;
+    its get_session is counted, not replaced."""
+    settings = zv.settings(sim_qr_seconds=20.0)
+    store = open_store(settings)
+    store.migrate()
+    try:
+        runner = _runner(settings, store, AuthKind.LOCAL)
+        reads = 0
+        get_session = store.get_session
+
+        def counted(name: str) -> Session:
+            nonlocal reads
+            reads += 1
+            return get_session(name)
+
+        store.get_session = counted  # type: ignore[method-assign]
+
+        async def rotate(n: int) -> None:
+            await runner.events.qr(f"2@rotation-{n}", utcnow() + timedelta(seconds=20))
+            await runner.outbox.flush()
+            assert await runner.reporter.flush()
+
+        async def run() -> None:
+            runner.reporter.start()
+            await rotate(0)  # the first QR: a status change too (connection_change)
+            before = reads
+            await rotate(1)
+            assert reads == before, "the rotation's event read the session again"
+            assert store.next_webhook_due("pace") is None, "no webhook: nothing kept"
+            store.update_session(
+                "pace",
+                {"webhook_url": "https://hooks.example/wa"},
+                actor="test",
+                action="configure",
+            )
+            await rotate(2)
+            assert reads == before
+            await runner.reporter.close()
+
+        asyncio.run(run())
+        assert get_session("pace").qr_payload == "2@rotation-2"
+        assert store.next_webhook_due("pace") is not None, "the configured webhook got it"
+        if runner.sim_server is not None:
+            runner.sim_server.shutdown()
+    finally:
         store.close()
