@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -30,6 +32,11 @@ pytestmark = pytest.mark.e2e
 
 
 def _runner(settings: Settings, store: Store, auth: AuthKind) -> Runner:
+    return Runner(settings, store, "pace", _session(settings, store, auth))
+
+
+def _session(settings: Settings, store: Store, auth: AuthKind) -> int:
+    """Creates the session ``pace``; returns its port."""
     store.create_session(
         NewSession(name="pace", connector="sim", auth=auth),
         host=settings.host_id,
@@ -38,7 +45,7 @@ def _runner(settings: Settings, store: Store, auth: AuthKind) -> Runner:
         max_sessions=settings.max_sessions,
         actor="test",
     )
-    return Runner(settings, store, "pace", store.get_session("pace").port)
+    return store.get_session("pace").port
 
 
 def test_on_sqlite_an_idle_runner_renews_and_beats_seldom(zv: Env) -> None:
@@ -165,3 +172,48 @@ def test_a_qr_rotation_takes_one_trip_to_the_store(zv: Env) -> None:
             runner.sim_server.shutdown()
     finally:
         store.close()
+
+
+SERVE = """
+import asyncio, gc, sys
+from pathlib import Path
+from ecosystem.settings import make_settings
+from ecosystem.store import open_store
+from runner.core import Runner
+
+async def main() -> None:
+    home, base, size, port = Path(sys.argv[1]), *map(int, sys.argv[2:])
+    settings = make_settings(home=home, base_port=base, max_sessions=size)
+    runner = Runner(settings, open_store(settings), "pace", port)
+    before = gc.get_freeze_count()
+    serving = asyncio.create_task(runner.serve())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while gc.get_freeze_count() == before and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    print(before, gc.get_freeze_count(), flush=True)
+    runner.request_stop()
+    await serving
+
+asyncio.run(main())
+"""
+
+
+def test_a_serving_runner_keeps_its_start_up_objects_out_of_full_collections(zv: Env) -> None:
+    """Once it serves, a runner has frozen what it made to start (gc.freeze), so the full
+    collections its timers trigger at rest look at what came since, not at tens of
+    thousands of objects. A real runner process (started directly, no supervisord)."""
+    settings = zv.settings()
+    store = open_store(settings)
+    store.migrate()
+    try:
+        port = _session(settings, store, AuthKind.LOCAL)
+    finally:
+        store.close()
+    args = [str(settings.home), str(settings.base_port), str(settings.max_sessions), str(port)]
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE, *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    before, after = map(int, done.stdout.split())
+    assert before == 0 and after > 10_000, "the start-up objects were frozen"
