@@ -152,6 +152,7 @@ class Reporter:
                     # Keep the newest values for the next attempt.
                     self._pending = batch | self._pending
                     self._retrying = True
+                    self._release()
                     delay = backoff.next()
                     log.warning(
                         "store unavailable, will retry in %.1f s: %s",
@@ -161,6 +162,14 @@ class Reporter:
                     )
                     await asyncio.sleep(delay)
             self._idle.set()
+
+    def _release(self) -> None:
+        """Riders that came while a failing write was on its way go their own way now
+        (a call of their own, with no row) rather than wait out the retry's backoff."""
+        riders, self._riders = self._riders, []
+        for fn, future in riders:
+            own = asyncio.ensure_future(self.call(fn, None))
+            own.add_done_callback(_PassOn(future))
 
     def _persist(
         self,
@@ -211,3 +220,20 @@ def _settle(future: asyncio.Future[Any], result: Any, error: Exception | None) -
         future.set_exception(error)
     else:
         future.set_result(result)
+
+
+@dataclass
+class _PassOn:
+    """A done callback that gives ``future`` the outcome of the future it is called with."""
+
+    future: asyncio.Future[Any]
+
+    def __call__(self, done: asyncio.Future[Any]) -> None:
+        if self.future.done():
+            return
+        if done.cancelled():
+            self.future.cancel()
+        elif (error := done.exception()) is not None:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(done.result())
