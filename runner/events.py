@@ -34,6 +34,9 @@ class Events:
         reporter.on_status = self._status_changed
         self.on_message: Callable[[Inbound], None] | None = None
         """Called with every inbound message once it is durable (the session's bot)."""
+        self.on_activity: Callable[[], None] | None = None
+        """Called when periodic work woke the loop up (a QR code rotating): the runner
+        beats with it rather than waking up again for its heartbeat."""
 
     def _status_changed(self, before: Status, after: Status, reason: str | None) -> None:
         data: dict[str, Any] = {"status": str(after), "previousStatus": str(before)}
@@ -45,6 +48,8 @@ class Events:
         # The first code of a pairing is news; its rotations (every 20 s, in each waiting
         # runner) would be lines supervisord wakes up to copy, hundreds a minute.
         rotated = self.reporter.live.status == Status.WAITING_SCAN
+        if self.on_activity is not None:
+            self.on_activity()
         log.log(
             logging.DEBUG if rotated else logging.INFO,
             "new QR code",

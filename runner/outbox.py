@@ -167,6 +167,9 @@ class Outbox:
         self._pruned = 0.0
         self._saving: set[asyncio.Future[Any]] = set()
         self._sealed = False
+        self.ride: Callable[[Callable[[Any], Any]], asyncio.Future[Any] | None] | None = None
+        """The reporter's ride (runner/state.py): an event emitted with a report pending
+        is kept by that report's trip to the store, from the row it read back."""
 
     # -- producing -----------------------------------------------------------------
 
@@ -192,14 +195,21 @@ class Outbox:
             return done
         row = new_event(self.session, event, data)
         row.next_attempt_at = row.created_at + timedelta(seconds=self.delays[0])
-        future = asyncio.ensure_future(self.call(self._save, row, more))
+        ridden = self.ride(functools.partial(self._save, row, more)) if self.ride else None
+        future: asyncio.Future[Any]
+        if ridden is None:
+            future = asyncio.ensure_future(self.call(self._save, row, more))
+        else:
+            future = ridden
         self._saving.add(future)
         future.add_done_callback(lambda f: self._saved(f, row, more))
         return asyncio.ensure_future(asyncio.wait({future}))
 
-    def _save(self, row: WebhookEvent, more: Extra | None = None) -> bool:
-        """On the store thread: keep the event when the session subscribes to it."""
-        session = self.store.get_session(self.session)
+    def _save(self, row: WebhookEvent, more: Extra | None = None, read: Any = None) -> bool:
+        """On the store thread: keep the event when the session subscribes to it.
+        ``read``: the session's row read after the event was made (a report's write),
+        else it is read now."""
+        session = read if read is not None else self.store.get_session(self.session)
         if not session.webhook_url:
             return False
         if session.webhook_events and row.event not in session.webhook_events:

@@ -70,6 +70,8 @@ class Reporter:
         """Called on every status transition (the runner turns it into a webhook)."""
         self.on_lost: Callable[[str], None] | None = None
         """Called when the store refuses a write because the lease moved on."""
+        self._riders: list[tuple[Callable[[Session | None], Any], asyncio.Future[Any]]] = []
+        self._retrying = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._writer(), name="store-writer")
@@ -92,6 +94,20 @@ class Reporter:
         self._idle.clear()
         self._wake.set()
 
+    def ride(self, fn: Callable[[Session | None], Any]) -> asyncio.Future[Any] | None:
+        """Run ``fn`` on the store thread right after the write of the changes pending
+        now, with the row that write read back (None if it failed); the future gets
+        what ``fn`` returns or raises. None when no write is pending or the store is
+        failing: the caller makes its own call. A QR rotation is a report and an event:
+        riding, the event needs no second trip to the store thread, nor a second read
+        of the row to learn whether the session wants it (each trip wakes the runner,
+        ~0.3 ms of CPU for hundreds of idle runners)."""
+        if not self._pending or self._retrying or self._closed or self._task is None:
+            return None
+        future = asyncio.get_running_loop().create_future()
+        self._riders.append((fn, future))
+        return future
+
     async def call(self, fn: Any, *args: Any) -> Any:
         """Run a blocking store call on the writer's thread (keeps ordering).
 
@@ -110,9 +126,15 @@ class Reporter:
             self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending, {}
+                riders, self._riders = self._riders, []
                 try:
-                    await self.call(self._persist, batch)
+                    await self.call(self._persist, batch, riders)
+                    self._retrying = False
                     backoff.reset()
+                except asyncio.CancelledError:
+                    for _, future in riders:  # settled already if the write ran
+                        future.cancel()
+                    raise
                 except LeaseLost as exc:
                     # fenced: this runner's state is no longer the session's; never retried
                     self._pending.clear()
@@ -129,6 +151,8 @@ class Reporter:
                 except ZapvisorError as exc:
                     # Keep the newest values for the next attempt.
                     self._pending = batch | self._pending
+                    self._retrying = True
+                    self._release()
                     delay = backoff.next()
                     log.warning(
                         "store unavailable, will retry in %.1f s: %s",
@@ -139,8 +163,25 @@ class Reporter:
                     await asyncio.sleep(delay)
             self._idle.set()
 
-    def _persist(self, batch: dict[str, Any]) -> None:
-        self.store.set_runtime(self.session, batch, actor=ACTOR)
+    def _release(self) -> None:
+        """Riders that came while a failing write was on its way go their own way now
+        (a call of their own, with no row) rather than wait out the retry's backoff."""
+        riders, self._riders = self._riders, []
+        for fn, future in riders:
+            own = asyncio.ensure_future(self.call(fn, None))
+            own.add_done_callback(_PassOn(future))
+
+    def _persist(
+        self,
+        batch: dict[str, Any],
+        riders: list[tuple[Callable[[Session | None], Any], asyncio.Future[Any]]],
+    ) -> None:
+        try:
+            row = self.store.set_runtime(self.session, batch, actor=ACTOR)
+        except BaseException:
+            _carry(riders, None)
+            raise
+        _carry(riders, row)
 
     async def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything pending reached the store (or ``timeout``)."""
@@ -158,3 +199,41 @@ class Reporter:
             # Wait for it to end: cancelled mid-write it must not reach for the pool again.
             await asyncio.wait({self._task})
         self._pool.shutdown(wait=True)
+
+
+def _carry(
+    riders: list[tuple[Callable[[Session | None], Any], asyncio.Future[Any]]], row: Session | None
+) -> None:
+    """On the store thread: run each rider with ``row`` and hand its outcome to the loop."""
+    for fn, future in riders:
+        try:
+            result, error = fn(row), None
+        except Exception as exc:
+            result, error = None, exc
+        future.get_loop().call_soon_threadsafe(_settle, future, result, error)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: Exception | None) -> None:
+    if future.done():  # cancelled meanwhile
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+@dataclass
+class _PassOn:
+    """A done callback that gives ``future`` the outcome of the future it is called with."""
+
+    future: asyncio.Future[Any]
+
+    def __call__(self, done: asyncio.Future[Any]) -> None:
+        if self.future.done():
+            return
+        if done.cancelled():
+            self.future.cancel()
+        elif (error := done.exception()) is not None:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(done.result())

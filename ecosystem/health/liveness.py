@@ -2,7 +2,7 @@
 saturated, is it over its memory cap, is it stuck in a status. They decide; the monitor
 acts (monitor.py stops and restarts what they name).
 
-A runner whose heartbeat moved since the last check is alive (ecosystem/heartbeat.py);
+A runner that beat recently (``fresh_for``, ecosystem/heartbeat.py) is alive;
 only the others, and a few of the beating ones in turn, are asked ``/health``. A beat
 also says whether the runner's port was full, so a saturated port is reported without
 asking it.
@@ -23,7 +23,7 @@ from ecosystem.health.memory import MemoryMeter
 from ecosystem.health.model import SessionHealth
 from ecosystem.health.outage import status_since
 from ecosystem.health.probe import BUSY, OK, REFUSED, Saturated, probe_many, second_opinion
-from ecosystem.heartbeat import Beat, Heartbeats, beats_path
+from ecosystem.heartbeat import Beat, Heartbeats, beats_path, fresh_for
 from ecosystem.paths import StatePaths
 from ecosystem.session import Session
 from ecosystem.settings import Settings
@@ -87,7 +87,7 @@ class Liveness:
             return {}
         fresh = {}
         now = time.monotonic()
-        late = 2 * self.policy.interval + 1.0
+        late = fresh_for(self.policy.interval)
         for s, info, _h in running:
             beat = self.beats.last(s.port)
             if beat is not None and beat.pid == info.pid and 0 <= now - beat.when <= late:
