@@ -81,6 +81,9 @@ class Reporter:
         before = self.live.status
         for key, value in changes.items():
             setattr(self.live, key, value)
+        # pending before the status callback: the event it emits (connection_change)
+        # rides this very write, ahead of any event emitted after it (a QR's)
+        self._pending.update(changes)
         if "status" in changes and changes["status"] != before:
             log.info(
                 "status %s -> %s",
@@ -90,7 +93,6 @@ class Reporter:
             )
             if self.on_status is not None:
                 self.on_status(before, changes["status"], changes.get("last_error"))
-        self._pending.update(changes)
         self._idle.clear()
         self._wake.set()
 
