@@ -198,22 +198,28 @@ def check(text: str, checked: str = "", known: set[str] | None = None) -> list[s
     header, sections, names = _split(text)
     head = shapes.digest(header)  # blank lines at its end depend on what follows
     passed = set(known or ())
+    old: list[tuple[str, str]] = []
     if checked:
         old_header, old_sections, old_names = _split(checked)
         if old_header.rstrip() == header.rstrip():
             passed.add(head)
-            passed.update(
-                shapes.section_digest(head, s, n)
-                for s, n in zip(old_sections, old_names, strict=True)
-            )
-    digests = [shapes.section_digest(head, s, n) for s, n in zip(sections, names, strict=True)]
-    if head in passed:
-        new = [s for s, d in zip(sections, digests, strict=True) if d not in passed]
-        if new:
-            _parse(header + "".join(new))
-        found = names
-    else:
+            old = list(zip(old_sections, old_names, strict=True))
+    if head not in passed:
         found = _parse(text)
+        digests = [shapes.section_digest(head, s, n) for s, n in zip(sections, names, strict=True)]
+    else:
+        # shapes only of the sections the live file does not hold as they are (a
+        # create's one), and of the live file's only when those are not known yet
+        same = {s.rstrip() for s, _ in old}
+        fresh = [(s, n) for s, n in zip(sections, names, strict=True) if s.rstrip() not in same]
+        shaped = {s: shapes.section_digest(head, s, n) for s, n in fresh}
+        unknown = [s for s in shaped if shaped[s] not in passed]
+        if unknown and old:
+            passed.update(shapes.section_digest(head, s, n) for s, n in old)
+            unknown = [s for s in unknown if shaped[s] not in passed]
+        if unknown:
+            _parse(header + "".join(unknown))
+        found, digests = names, list(shaped.values())
     if known is not None:
         known.add(head)
         known.update(digests)
