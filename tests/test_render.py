@@ -70,14 +70,8 @@ def _config(paths: StatePaths, names: list[str], password: str = "p" * 48) -> st
     )
 
 
-def test_the_check_parses_only_what_the_live_file_does_not_hold(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """At 200 sessions a create would parse 200 programs; the live file passed the
-    check when it was written, so only new or changed program sections are parsed."""
-    paths = StatePaths(tmp_path)
-    paths.logs.mkdir(parents=True)
-    live = _config(paths, ["a", "b"])
+def _record_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts supervisor's parser is given from now on, in order."""
     parsed: list[str] = []
     real_parse = render._parse
 
@@ -86,6 +80,18 @@ def test_the_check_parses_only_what_the_live_file_does_not_hold(
         return real_parse(text)
 
     monkeypatch.setattr(render, "_parse", parse)
+    return parsed
+
+
+def test_the_check_parses_only_what_the_live_file_does_not_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 200 sessions a create would parse 200 programs; the live file passed the
+    check when it was written, so only new or changed program sections are parsed."""
+    paths = StatePaths(tmp_path)
+    paths.logs.mkdir(parents=True)
+    live = _config(paths, ["a", "b"])
+    parsed = _record_parses(monkeypatch)
 
     grown = _config(paths, ["a", "b", "c"])
     # wa-c is wa-a with another name and port: a shape the live file's check passed
@@ -167,14 +173,7 @@ def test_what_passed_is_remembered_across_configs(
     changed header or template is parsed again."""
     paths = StatePaths(tmp_path)
     paths.logs.mkdir(parents=True)
-    parsed: list[str] = []
-    real_parse = render._parse
-
-    def parse(text: str) -> list[str]:
-        parsed.append(text)
-        return real_parse(text)
-
-    monkeypatch.setattr(render, "_parse", parse)
+    parsed = _record_parses(monkeypatch)
 
     known: set[str] = set()
     assert render.check(_config(paths, ["first"]), known=known) == ["wa-first"]
