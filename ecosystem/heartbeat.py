@@ -26,6 +26,7 @@ the host, so a beat's age is comparable across them.
 
 from __future__ import annotations
 
+import logging
 import mmap
 import os
 import struct
@@ -84,6 +85,18 @@ class Heartbeats:
             self._map = mmap.mmap(fd, os.fstat(fd).st_size)
         finally:
             os.close(fd)
+
+    @classmethod
+    def open(cls, home: Path, base_port: int, size: int) -> Heartbeats | None:
+        """A runner's: the state dir's file, or None (logged) when it cannot be made,
+        and the monitor asks `/health` instead."""
+        try:
+            return cls(beats_path(home), base_port, size)
+        except OSError as exc:
+            logging.getLogger("runner").warning(
+                "no heartbeat (the monitor asks /health instead): %s", exc
+            )
+            return None
 
     def _offset(self, port: int) -> int | None:
         slot = port - self.base_port

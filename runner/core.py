@@ -20,7 +20,7 @@ from ecosystem.errors import (
     StoreUnsupported,
     ZapvisorError,
 )
-from ecosystem.heartbeat import ACTIVITY_SLACK, Heartbeats, beat_every, beats_path
+from ecosystem.heartbeat import ACTIVITY_SLACK, Heartbeats, beat_every
 from ecosystem.lease import ONE_HOST_LEASE_SECONDS, AuthKind, LeaseTiming
 from ecosystem.moves import SHARED_STORES
 from ecosystem.paths import StatePaths
@@ -84,7 +84,7 @@ class Runner:
         self.connector: Connector = self._new_connector()
         self._stop = asyncio.Event()
         self._exit_code = 0
-        self._beats = _heartbeats(settings)
+        self._beats = Heartbeats.open(settings.home, settings.base_port, settings.max_sessions)
         self._next_beat: asyncio.TimerHandle | None = None
         self.events.on_activity = self.beat_now
         self._server: Server | None = None
@@ -371,14 +371,6 @@ def settle_heap() -> None:
     A start-up cycle that became garbage later would stay; none is expected."""
     gc.collect()
     gc.freeze()
-
-
-def _heartbeats(settings: Settings) -> Heartbeats | None:
-    try:
-        return Heartbeats(beats_path(settings.home), settings.base_port, settings.max_sessions)
-    except OSError as exc:
-        log.warning("no heartbeat (the monitor asks /health instead): %s", exc)
-        return None
 
 
 async def _settle(tasks: list[asyncio.Task[None]], what: str, timeout: float = 5.0) -> None:
