@@ -23,7 +23,7 @@ from ecosystem.settings import Settings
 from ecosystem.states import Status
 from ecosystem.store.postgres import PostgresStore
 from runner.core import Runner
-from tests.conftest import Env, wait_for
+from tests.conftest import Env
 from tests.test_session_api import call
 
 pytestmark = pytest.mark.e2e
@@ -140,7 +140,7 @@ def test_a_session_that_can_fail_over_waits_for_its_lease_answering_health(
         connected = _health_when(port, lambda h: h["status"] == Status.CONNECTED)
         health = await _until(serve, connected)
         assert health["lease"] == "held (epoch 6)", health
-        wait_for(lambda: store.get_session(NAME).status == Status.CONNECTED, timeout=15)
+        await _until(serve, lambda: store.get_session(NAME).status == Status.CONNECTED)
         assert store.get_session(NAME).phone == PHONE, "the same phone, no QR"
         links = [(link.host, link.epoch, link.device) for link in store.sim_links(NAME)]
         assert links == [("host-a", 6, "device-1")]
@@ -161,7 +161,7 @@ def test_a_session_that_cannot_fail_over_runs_without_waiting_for_its_lease(
         health = await _until(serve, qr)
         assert health["lease"].startswith("not taken yet, not needed (cannot fail over)")
         assert "host-z" in health["lease"], health
-        wait_for(lambda: store.get_session(NAME).status == Status.WAITING_SCAN, timeout=15)
+        await _until(serve, lambda: store.get_session(NAME).status == Status.WAITING_SCAN)
 
         _hold_elsewhere(pg_dsn, "-1 second")
         await _until(serve, _health_when(port, lambda h: h["lease"] == "held (epoch 6)"))
