@@ -162,3 +162,25 @@ def test_a_runner_starts_without_pydantic() -> None:
     )
     assert "runner" in loaded
     assert "pydantic" not in loaded and "pydantic_core" not in loaded
+
+
+def test_a_runner_imports_to_start_none_of_what_only_some_sessions_need() -> None:
+    """The bot (with zoneinfo), the sim faults, the fleet's moves, argparse (for
+    anything but supervisord's own options), dotenv (for a runtime.env zapvisor did not
+    write) and uuid load where used, not with the runner: tests/test_runner_lean.py
+    checks a live one, which also makes events and reads its runtime.env."""
+    loaded = _modules_after_running(
+        "import sys\nimport runner.__main__, runner.startup\nprint('\\n'.join(sorted(sys.modules)))"
+    )
+    assert "runner.core" in loaded
+    lazy = {
+        "argparse",
+        "dotenv",
+        "uuid",
+        "zoneinfo",
+        "runner.bot",
+        "runner.bot.bot",
+        "runner.connectors.sim_faults",
+        "ecosystem.moves",
+    }
+    assert not loaded & lazy, f"starting a runner imported {sorted(loaded & lazy)}"
