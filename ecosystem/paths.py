@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +63,8 @@ class StatePaths:
         inside = self.home / "supervisor.sock"
         if len(os.fsencode(inside)) <= _SOCKET_MAX:
             return inside
+        import tempfile  # its import (shutil, random) is ~3 ms of a runner's start
+
         digest = hashlib.sha256(os.fsencode(self.home)).hexdigest()[:16]
         return Path(tempfile.gettempdir()) / f"zapvisor-{digest}" / "supervisor.sock"
 
@@ -140,6 +141,8 @@ def write_private(path: Path, text: str, *, replace: bool = True) -> None:
 
 
 def _write_private(path: Path, text: str, replace: bool) -> None:
+    import tempfile  # only where a file is written (a runner at start writes none)
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

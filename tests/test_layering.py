@@ -165,10 +165,11 @@ def test_a_runner_starts_without_pydantic() -> None:
 
 
 def test_a_runner_imports_to_start_none_of_what_only_some_sessions_need() -> None:
-    """The bot (with zoneinfo), the sim faults, the fleet's moves, argparse (for
-    anything but supervisord's own options), dotenv (for a runtime.env zapvisor did not
-    write) and uuid load where used, not with the runner: tests/test_runner_lean.py
-    checks a live one, which also makes events and reads its runtime.env."""
+    """The bot (with zoneinfo), the sim faults, the fleet's moves, the migrations,
+    tempfile, argparse (for anything but supervisord's own options), dotenv (for a
+    runtime.env zapvisor did not write) and uuid load where used, not with the runner:
+    tests/test_runner_lean.py checks a live one, which also makes events and reads its
+    runtime.env."""
     loaded = _modules_after_running(
         "import sys\nimport runner.__main__, runner.startup\nprint('\\n'.join(sorted(sys.modules)))"
     )
@@ -182,5 +183,7 @@ def test_a_runner_imports_to_start_none_of_what_only_some_sessions_need() -> Non
         "runner.bot.bot",
         "runner.connectors.sim_faults",
         "ecosystem.moves",
+        "ecosystem.store.migrations",
+        "tempfile",
     }
     assert not loaded & lazy, f"starting a runner imported {sorted(loaded & lazy)}"

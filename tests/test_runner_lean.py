@@ -70,6 +70,8 @@ NOT_AT_START = {
     "runner.bot": "the bot is made by the first message or send",
     "runner.connectors.sim_faults": "only a sim session with faults in its config",
     "ecosystem.moves": "the runner needs only which stores are shared",
+    "ecosystem.store.migrations": "a store already migrated never reads them",
+    "tempfile": "only where a file is written",
 }
 
 
