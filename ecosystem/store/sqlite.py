@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from ecosystem.errors import SessionExists, SessionNotFound, StoreError
 from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.lease import AuthKind
-from ecosystem.ports import pick_port
 from ecosystem.session import Event, Session, utcnow
 from ecosystem.store import sqlite_health as health_sql
 from ecosystem.store.base import Store, audit_detail
@@ -200,6 +199,8 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, SQLiteCo
         actor: str,
         api_token_hash: str | None = None,
     ) -> Session:
+        from ecosystem.ports import pick_port  # a runner never creates a session
+
         excluded = set(exclude_ports)
         with self._cursor(write=True) as db:
             if db.execute(
