@@ -294,8 +294,20 @@ def _check_unknown(keys: Mapping[str, object], where: str) -> None:
         if upper.startswith("ZAPVISOR_TEST_"):
             continue  # reserved for the test-suite's own opt-in switches
         if upper.startswith("ZAPVISOR_") and upper not in _KNOWN:
-            known = ", ".join(sorted(k for k in _KNOWN if k.startswith("ZAPVISOR_")))
-            raise ConfigError(f"unknown setting {upper} in {where} (known: {known})")
+            raise ConfigError(f"unknown setting {upper} in {where}: {_did_you_mean(upper)}")
+
+
+def _did_you_mean(var: str) -> str:
+    """The known variables closest to a misspelt one, or where to find them all."""
+    from difflib import get_close_matches  # only on this error: commands start quicker
+
+    known = sorted(_KNOWN)
+    near = get_close_matches(var, known, n=3, cutoff=0.75)
+    bare = var.removeprefix("ZAPVISOR_")
+    near += [k for k in get_close_matches(bare, known, n=2, cutoff=0.75) if k not in near]
+    if near:
+        return f"did you mean {' or '.join(near)}? (the README's Settings lists every one)"
+    return "unset it, or see the README's Settings for every setting"
 
 
 def _ours(values: Mapping[str, str | None]) -> dict[str, str]:
