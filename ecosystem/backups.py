@@ -279,7 +279,7 @@ class Backups(FleetDoor):
             replaced=clash,
             webhooks=events,
             started=[n for n in result.started if n in ports],
-            failed={n: why for n, why in self._last_start.failed.items() if n in ports},
+            failed={n: why for n, why in self._start_failures().items() if n in ports},
             backup_host=str(contents.manifest.get("host", "")),
             backup_created_at=str(contents.manifest.get("created_at", "")),
         )
