@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +62,9 @@ class StatePaths:
         inside = self.home / "supervisor.sock"
         if len(os.fsencode(inside)) <= _SOCKET_MAX:
             return inside
+        import hashlib
+        import tempfile
+
         digest = hashlib.sha256(os.fsencode(self.home)).hexdigest()[:16]
         return Path(tempfile.gettempdir()) / f"zapvisor-{digest}" / "supervisor.sock"
 
@@ -140,6 +141,8 @@ def write_private(path: Path, text: str, *, replace: bool = True) -> None:
 
 
 def _write_private(path: Path, text: str, replace: bool) -> None:
+    import tempfile  # only a write needs it; a read-only command does none
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
