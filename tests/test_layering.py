@@ -227,3 +227,28 @@ def test_list_imports_none_of_what_it_does_not_use(zv: Env) -> None:
     assert "ecosystem.supctl.wire" in loaded  # it did ask supervisord
     found = sorted(m for m in loaded if {m, m.split(".")[0]} & _NOT_FOR_A_LIST)
     assert not found, f"`list --json` imported {found}"
+
+
+def test_a_runner_imports_to_start_none_of_what_only_some_sessions_need() -> None:
+    """The bot (with zoneinfo), the sim faults, the fleet's moves, the migrations,
+    tempfile, argparse (for anything but supervisord's own options), dotenv (for a
+    runtime.env zapvisor did not write) and uuid load where used, not with the runner:
+    tests/test_runner_lean.py checks a live one, which also makes events and reads its
+    runtime.env."""
+    loaded = _modules_after_running(
+        "import sys\nimport runner.__main__, runner.startup\nprint('\\n'.join(sorted(sys.modules)))"
+    )
+    assert "runner.core" in loaded
+    lazy = {
+        "argparse",
+        "dotenv",
+        "uuid",
+        "zoneinfo",
+        "runner.bot",
+        "runner.bot.bot",
+        "runner.connectors.sim_faults",
+        "ecosystem.moves",
+        "ecosystem.store.migrations",
+        "tempfile",
+    }
+    assert not loaded & lazy, f"starting a runner imported {sorted(loaded & lazy)}"

@@ -21,7 +21,6 @@ from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.lease import AuthKind
 from ecosystem.ports import pick_port
 from ecosystem.session import Event, Session, utcnow
-from ecosystem.store import migrations
 from ecosystem.store import sqlite_health as health_sql
 from ecosystem.store.base import Store, audit_detail
 from ecosystem.store.sqlite_conversations import SQLiteConversations
@@ -144,6 +143,8 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, SQLiteCo
     # -- schema --------------------------------------------------------------------
 
     def migrate(self) -> list[str]:
+        from ecosystem.store import migrations  # a store already migrated never reads them
+
         applied: list[str] = []
         with self._cursor(write=True) as db:
             db.execute(
