@@ -3,19 +3,24 @@ the store keeps only a SHA-256 hash, so a database reader cannot call a runner."
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from pathlib import Path
 
 from ecosystem.errors import ZapvisorError
 from ecosystem.paths import StatePaths, write_private
 
+# hashlib and secrets (OpenSSL's bindings) load with the first token made or hashed:
+# every command imports this module, few of them make or check a token.
+
 
 def new_token() -> str:
+    import secrets
+
     return "zv_" + secrets.token_urlsafe(32)
 
 
 def hash_token(token: str) -> str:
+    import hashlib
+
     # Tokens are 256-bit random strings: a plain hash cannot be brute-forced.
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 

@@ -18,7 +18,6 @@ import contextlib
 import os
 import shutil
 import sqlite3
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -137,6 +136,8 @@ class Backups(FleetDoor):
     ) -> tuple[int, int]:
         """The archive into ``fh``, one file (and one webhook event) at a time; how many
         files and events it holds."""
+        import tempfile
+
         from ecosystem import backup_archive, backup_store
 
         writer = backup_archive.Writer(fh, passphrase)
@@ -198,6 +199,8 @@ class Backups(FleetDoor):
         secret and undelivered events, and
         start those meant to run. Everything is checked before anything changes; a
         session of the same name here is refused unless ``force`` (then replaced)."""
+        import tempfile
+
         from ecosystem import backup_archive
         from ecosystem.backup_archive import ArchiveError
 
@@ -279,7 +282,7 @@ class Backups(FleetDoor):
             replaced=clash,
             webhooks=events,
             started=[n for n in result.started if n in ports],
-            failed={n: why for n, why in self._last_start.failed.items() if n in ports},
+            failed={n: why for n, why in self._start_failures().items() if n in ports},
             backup_host=str(contents.manifest.get("host", "")),
             backup_created_at=str(contents.manifest.get("created_at", "")),
         )

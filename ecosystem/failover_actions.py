@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from ecosystem import moves
 from ecosystem.errors import ZapvisorError
 from ecosystem.fleet.routing import call_on_host, routed
-from ecosystem.health.failover import Failover
 from ecosystem.lease import AuthKind, Claimed, HostBeat
 from ecosystem.names import validate_name
 from ecosystem.plumbing import Plumbing
@@ -74,6 +73,8 @@ class FailoverActions(Plumbing):
     def hand_over(self, name: str) -> str | None:
         """On the session's host: stop its runner and offer the session to the host a
         planned move asked for (that host's name; None when no move is pending)."""
+        from ecosystem.health.failover import Failover  # the monitor's: only for a move
+
         to = Failover(self.settings, self.store, self.sup).hand_over(name, self.actor)
         if to is not None:
             self.progress(f"{self.host_id} stopped {name} and handed it over to {to}")
@@ -88,6 +89,8 @@ class FailoverActions(Plumbing):
     def take_over(self, name: str) -> Claimed | None:
         """On the target of a planned move: claim the session offered to this host on a
         port of its own and start it (None when it is not offered here, or not yet)."""
+        from ecosystem.health.failover import Failover
+
         got = Failover(self.settings, self.store, self.sup).claim(validate_name(name), self.actor)
         if got is not None:
             self.progress(f"{self.host_id} took {name} over on port {got.to_port}")

@@ -28,7 +28,6 @@ from ecosystem.plumbing import Plumbing
 from ecosystem.ports import busy_ports, who_holds
 from ecosystem.session import Session
 from ecosystem.states import PROCESS_SERVING, DesiredState, Status
-from ecosystem.supctl import apply as applier
 from ecosystem.views import SessionView
 
 
@@ -70,6 +69,8 @@ class Lifecycle(Plumbing):
             args = {"wait": wait, "host": target}
             view: SessionView = call_on_host(self, target, Lifecycle.create, (new,), args)
             return view
+        from ecosystem.supctl import apply as applier
+
         self.paths.ensure()
         new = new.model_copy(
             update={"auth": moves.choose_auth(self.store.kind, new.connector, new.auth)}
@@ -83,7 +84,7 @@ class Lifecycle(Plumbing):
         except ZapvisorError:
             self._undo_create(new.name)
             raise
-        failure = self._last_start.failed.get(new.name)
+        failure = self._start_failures().get(new.name)
         if failure and wait:
             raise RunnerError(
                 f"session {new.name} was created on port {session.port} but its runner is not "
@@ -141,6 +142,8 @@ class Lifecycle(Plumbing):
     def _ensure_program(self, name: str) -> None:
         """Make sure supervisord runs and has the session's current program entry, and
         that the runner starts with the settings of now (`runtime.env`)."""
+        from ecosystem.supctl import apply as applier
+
         self.ensure_up()
         applier.write_runtime_env(self.paths, self.settings)
         program = program_name(name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from dataclasses import dataclass
@@ -63,7 +62,8 @@ class StatePaths:
         inside = self.home / "supervisor.sock"
         if len(os.fsencode(inside)) <= _SOCKET_MAX:
             return inside
-        import tempfile  # its import (shutil, random) is ~3 ms of a runner's start
+        import hashlib
+        import tempfile
 
         digest = hashlib.sha256(os.fsencode(self.home)).hexdigest()[:16]
         return Path(tempfile.gettempdir()) / f"zapvisor-{digest}" / "supervisor.sock"
@@ -141,7 +141,7 @@ def write_private(path: Path, text: str, *, replace: bool = True) -> None:
 
 
 def _write_private(path: Path, text: str, replace: bool) -> None:
-    import tempfile  # only where a file is written (a runner at start writes none)
+    import tempfile  # only a write needs it; a read-only command does none
 
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

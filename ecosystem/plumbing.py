@@ -14,8 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ecosystem import apitoken, runner_client
-from ecosystem.boot import StartReport, start_many
+from ecosystem import apitoken
 from ecosystem.errors import RunnerError, StoreUnsupported
 from ecosystem.health.model import SessionHealth
 from ecosystem.names import program_name, validate_name
@@ -24,13 +23,19 @@ from ecosystem.session import Session
 from ecosystem.settings import Settings
 from ecosystem.states import FAILING_STATES
 from ecosystem.store import Store, open_store
-from ecosystem.supctl import apply as applier
 from ecosystem.supctl import daemon
 from ecosystem.supctl.rpc import ProcessInfo, Supervisor, SupervisorDown
 from ecosystem.views import SessionView, down_ports, port_holders, session_views
 
 if TYPE_CHECKING:
+    from ecosystem.boot import StartReport
     from ecosystem.fleet.links import HostLinks
+    from ecosystem.supctl.apply import ApplyResult
+
+# Applying the config (supctl.apply: rendering, supervisor's parser), starting runners
+# (boot.py) and calling a runner (runner_client: http.client) are imported by the
+# methods that do them: a read through an up supervisord does none of them, and `list`
+# is most often that (tests/test_layering.py keeps it so).
 
 Progress = Callable[[str], None]
 
@@ -75,7 +80,7 @@ class Plumbing:
         """Who acts, and from which machine: what a host's agent is told."""
         self.progress = progress
         self._sup: Supervisor | None = None
-        self._last_start = StartReport()
+        self._last_start: StartReport | None = None
         # The terminal app calls in from several worker threads at once: open the
         # store and the supervisord client once, whichever thread comes first.
         self._open_lock = threading.Lock()
@@ -130,9 +135,11 @@ class Plumbing:
     def _host_sessions(self, without: str | None = None) -> list[Session]:
         return [s for s in self.store.list_sessions(self.host_id) if s.name != without]
 
-    def apply(self, without: str | None = None) -> applier.ApplyResult:
+    def apply(self, without: str | None = None) -> ApplyResult:
         """Re-render supervisord's config from the store and apply only the difference
         (starting supervisord, and the sessions meant to run, when it was down)."""
+        from ecosystem.supctl import apply as applier
+
         with applier.apply_lock(self.paths):
             result = applier.sync(
                 self.paths, self.settings, self.sup, self._host_sessions(without), self._start_many
@@ -151,6 +158,8 @@ class Plumbing:
         """Start runners (name, port) and wait for their /health, as many at once as
         the host takes (boot.py; the health monitor uses the same function when
         supervisord came up on its own)."""
+        from ecosystem.boot import start_many
+
         report = start_many(
             self.sup,
             self.paths,
@@ -167,6 +176,8 @@ class Plumbing:
     def _start_one(self, name: str, port: int) -> None:
         """Start the session's runner and wait for its /health; RunnerError says why
         it did not come up."""
+        from ecosystem.boot import start_many
+
         failed = start_many(
             self.sup,
             self.paths,
@@ -179,6 +190,10 @@ class Plumbing:
         ).failed
         if name in failed:
             raise RunnerError(failed[name])
+
+    def _start_failures(self) -> dict[str, str]:
+        """The sessions the last start in this process left unhealthy, with why."""
+        return {} if self._last_start is None else self._last_start.failed
 
     def _why_down(self, name: str) -> str:
         """The best explanation supervisord can give: spawn error, exit status, the last
@@ -256,6 +271,8 @@ class Plumbing:
     def _runner_call(
         self, session: Session, method: str, path: str, body: object = None, timeout: float = 3.0
     ) -> object:
+        from ecosystem import runner_client
+
         token = apitoken.read_token(self.paths, session.name)
         status, answer = runner_client.call(
             self.settings.bind,

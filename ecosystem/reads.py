@@ -18,7 +18,6 @@ from ecosystem.names import program_name
 from ecosystem.session import Session, utcnow
 from ecosystem.session_access import SessionAccess
 from ecosystem.states import PROCESS_UP, SIGNALLABLE_STATES, Status
-from ecosystem.supctl import apply as applier
 from ecosystem.supctl import daemon
 from ecosystem.supctl.rpc import ProcessInfo, Supervisor, SupervisorDown
 from ecosystem.views import SessionView, port_holders
@@ -173,6 +172,8 @@ class Reads(SessionAccess):
     def write_boot_config(self) -> None:
         """Write supervisord's config from the store for `zapvisor serve`, refusing
         while a supervisord already runs on this state dir."""
+        from ecosystem.supctl import apply as applier
+
         self.paths.ensure()
         if daemon.is_up(self.sup):
             raise SupervisorError(

@@ -5,6 +5,7 @@ and neither the core nor the runner keeps a protocol parser of its own."""
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, Env
 
 _LOADED = """
 import importlib, pkgutil, sys
@@ -162,6 +163,72 @@ def test_a_runner_starts_without_pydantic() -> None:
     )
     assert "runner" in loaded
     assert "pydantic" not in loaded and "pydantic_core" not in loaded
+
+
+def test_the_monitor_speaks_the_listener_protocol_without_supervisors_client() -> None:
+    """The health monitor answers supervisord's event protocol itself: supervisor's
+    childutils would bring its XML-RPC server side, medusa, ElementTree and html
+    (~2 MB of a process that runs for as long as the host does); urllib's client loads
+    only in the commands that call a runner's API."""
+    loaded = _modules_after_running(
+        "import sys\nimport ecosystem.health.__main__, ecosystem.health.listener\n"
+        "print('\\n'.join(sorted(sys.modules)))"
+    )
+    assert "ecosystem.health.listener" in loaded
+    heavy = {"supervisor.childutils", "supervisor.xmlrpc", "xml.etree.ElementTree", "html"}
+    heavy |= {"urllib.request"}  # a runner's API is called by commands, not by the monitor
+    # the config is rendered and applied by commands, and by a failover when one comes
+    heavy |= {"ecosystem.supctl.apply", "ecosystem.supctl.render", "jinja2", "tempfile"}
+    assert not loaded & heavy, sorted(loaded & heavy)
+
+
+# What `list` does not load when supervisord is up: the XML-RPC talk goes through
+# ecosystem/supctl/wire.py (h11 + expat), and applying the config, starting runners,
+# calling a runner, moving a session and asking another host load in the methods that
+# do them; hashing and signing import hashlib (OpenSSL) where they hash. Each of these
+# was on list's path: together ~30% of its imports.
+_NOT_FOR_A_LIST = {
+    "xmlrpc.client",
+    "http.client",
+    "email",
+    "ssl",
+    "concurrent",
+    "logging",
+    "ecosystem.supctl.apply",
+    "ecosystem.supctl.render",
+    "ecosystem.boot",
+    "ecosystem.runner_client",
+    "ecosystem.health.failover",
+    "subprocess",
+    "hashlib",
+    "hmac",
+    "secrets",
+}
+
+
+@pytest.mark.e2e
+def test_list_imports_none_of_what_it_does_not_use(zv: Env) -> None:
+    """A real `list --json` (one session, supervisord up), in a fresh interpreter that
+    prints what it loaded once the command returned."""
+    zv.cli("create", "a1", "--connector", "sim", "--stopped")
+    code = (
+        "import sys\nfrom tui.cli.main import main\ncode = main(['list', '--json'])\n"
+        "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\nsys.exit(code)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=zv.vars,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert [row["name"] for row in json.loads(out.stdout)] == ["a1"]
+    loaded = set(out.stderr.split())
+    assert "ecosystem.supctl.wire" in loaded  # it did ask supervisord
+    found = sorted(m for m in loaded if {m, m.split(".")[0]} & _NOT_FOR_A_LIST)
+    assert not found, f"`list --json` imported {found}"
 
 
 def test_a_runner_imports_to_start_none_of_what_only_some_sessions_need() -> None:

@@ -14,7 +14,6 @@ import re
 import shlex
 import subprocess
 import sys
-import xmlrpc.client
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from ecosystem.orchestrator import Orchestrator
 from ecosystem.paths import StatePaths
 from ecosystem.supctl import apply as applier
 from ecosystem.supctl import daemon, render
-from ecosystem.supctl.rpc import ProcessInfo, Supervisor
+from ecosystem.supctl.rpc import Fault, ProcessInfo, Supervisor
 from tests.conftest import Env, wait_for
 from tui.cli import output
 
@@ -172,7 +171,7 @@ def test_a_supervisord_started_by_an_older_install_is_read_with_getallprocessinf
     assert applier.wants_rpcext(True, sup) is False
     assert sup.reload_config() == ([], [], [])
     paths.conf.write_text(new)  # what apply does not write, and why
-    with pytest.raises(xmlrpc.client.Fault, match=r"CANT_REREAD.*rpcext"):
+    with pytest.raises(Fault, match=r"CANT_REREAD.*rpcext"):
         sup.reload_config()
     paths.conf.write_text(old)
     after = sup.all_process_info()

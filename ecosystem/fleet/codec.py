@@ -42,6 +42,7 @@ LAZY_TYPES = {
     "AskKey": ("ecosystem.declare_hosts", "AskKey"),
     "Confirm": ("ecosystem.declare_hosts", "Confirm"),
     "Check": ("ecosystem.doctor", "Check"),
+    "ApplyResult": ("ecosystem.supctl.apply", "ApplyResult"),
 }
 """Types door methods name that their modules import only for type checking, so that
 commands which never call those methods do not import them (tests/test_layering.py);

@@ -3,7 +3,6 @@ and where a new session goes when no host is named."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -71,6 +70,8 @@ class FleetDoor(Reads):
         links = self.links
         if links is None or not hosts:
             return {}
+        import concurrent.futures  # with logging: only when another host is asked
+
         futures = {host: links.loop.submit(links.within(host, method, timeout)) for host in hosts}
         concurrent.futures.wait(futures.values(), timeout + 1)
         out: dict[str, Any] = {}

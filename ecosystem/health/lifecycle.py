@@ -8,7 +8,6 @@ that exited is restarted after its backoff, or parked when it crash-loops (polic
 from __future__ import annotations
 
 import logging
-import xmlrpc.client
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,7 +29,7 @@ from ecosystem.states import (
     ProcessState,
 )
 from ecosystem.store import Store
-from ecosystem.supctl.rpc import ProcessInfo, Supervisor
+from ecosystem.supctl.rpc import Fault, ProcessInfo, Supervisor
 
 log = logging.getLogger("health")
 
@@ -213,7 +212,7 @@ class Lifecycle:
                 self.procs.note(program, ProcessState.STOPPING)
             if kill:
                 self.sup.signal(program, "KILL")
-        except (ZapvisorError, xmlrpc.client.Fault) as exc:
+        except (ZapvisorError, Fault) as exc:
             log.warning("stopping %s: %s", s.name, exc, extra={"session": s.name})
         self.live.forget(s.name)
         h, decision = policy.on_forced_restart(self.policy, h, now, reason=reason)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -15,8 +13,11 @@ from typing import NoReturn
 from ecosystem.errors import SupervisorError
 from ecosystem.paths import StatePaths, write_private
 from ecosystem.states import PROCESS_UP, SUPERVISORD_RUNNING
-from ecosystem.supctl.render import MONITOR_PROGRAM
 from ecosystem.supctl.rpc import Supervisor, SupervisorDown
+
+# Starting supervisord (subprocess), making credentials (secrets) and shutting down (the
+# monitor's name, from render) are imported where they happen: reading state through
+# an up supervisord, which is every read command, needs none of them.
 
 # Only these reach supervisord (and through it every runner): a shell's stray
 # variables must not leak into sessions, and settings reach runners via runtime.env.
@@ -40,6 +41,8 @@ def credentials(paths: StatePaths) -> Credentials:
     except (ValueError, KeyError, TypeError):
         # A corrupt file: new credentials take effect when supervisord next starts.
         pass
+    import secrets
+
     creds = Credentials("zapvisor", secrets.token_hex(24))
     try:
         # When two threads or processes get here at once, the first file written wins
@@ -68,6 +71,8 @@ def start(paths: StatePaths, sup: Supervisor, timeout: float = 20.0) -> int:
     Returns supervisord's pid. Raises SupervisorError with the reason from its log
     when it does not come up.
     """
+    import subprocess
+
     sock = paths.socket
     if (sock.exists() or sock.is_symlink()) and not sock.is_socket():
         raise SupervisorError(
@@ -137,6 +142,8 @@ def shutdown(paths: StatePaths, sup: Supervisor, timeout: float = 60.0) -> None:
     not wake it). Asking for the process table every STOP_POLL seconds instead both
     sees the last exit sooner and wakes supervisord to reap the exited runners.
     """
+    from ecosystem.supctl.render import MONITOR_PROGRAM
+
     # Stopping hundreds of runners can take longer than a normal call's timeout.
     slow = Supervisor(sup.socket_path, *sup.credentials, timeout=timeout)
     deadline = time.monotonic() + timeout

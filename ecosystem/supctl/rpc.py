@@ -1,24 +1,22 @@
 """supervisord's XML-RPC interface over its unix socket, with timeouts.
 
 supervisor's own ``SupervisorTransport`` has no timeout: a hung supervisord would hang
-every caller forever. This transport sets one on the socket.
+every caller forever. The connection (wire.py) sets one on the socket.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
-import socket
 import threading
 import time
-import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 from ecosystem.errors import SupervisorError
 from ecosystem.states import ProcessState
+from ecosystem.supctl.wire import BadAnswer, Connection, Fault, HTTPRefused
 
 # supervisor.xmlrpc.Faults, by value (kept here so callers need not import supervisor).
 UNKNOWN_METHOD = 1
@@ -42,49 +40,11 @@ _EXITED = re.compile(
 `exited: wa-x (terminated by SIGKILL; not expected)`."""
 
 
+__all__ = ["Fault", "ProcessInfo", "Supervisor", "SupervisorDown", "parse_compact"]
+
+
 class SupervisorDown(SupervisorError):
     """Nothing answers on supervisord's socket."""
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
-class _UnixTransport(xmlrpc.client.Transport):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__()
-        self._path = path
-        self._timeout = timeout
-
-    def make_connection(self, host: Any) -> http.client.HTTPConnection:
-        if self._connection[1] is not None and host == self._connection[0]:
-            return self._connection[1]
-        _chost, self._extra_headers, _x509 = self.get_host_info(host)
-        conn = _UnixConnection(self._path, self._timeout)
-        self._connection = host, conn
-        return conn
-
-    def parse_response(self, response: http.client.HTTPResponse) -> Any:
-        # The stock version feeds the parser 1 KiB at a time; getAllProcessInfo at 200
-        # programs answers ~250 KB, and reading it whole halves the client's CPU.
-        if response.getheader("Content-Encoding", "") == "gzip":
-            return super().parse_response(response)
-        parser, unmarshaller = self.getparser()
-        parser.feed(response.read())
-        parser.close()
-        return unmarshaller.close()
 
 
 @dataclass(frozen=True)
@@ -165,45 +125,44 @@ class Supervisor:
         self.credentials = (username, password)
         self.timeout = timeout
         self._lock = threading.Lock()
-        self._proxy = xmlrpc.client.ServerProxy(
-            f"http://{username}:{password}@localhost/RPC2",
-            transport=_UnixTransport(str(socket_path), timeout),
-            allow_none=True,
-        )
+        self._conn = Connection(str(socket_path), username, password, timeout)
         self.compact_after = 0.0
         """Monotonic time from which zapvisor.processes is asked for again."""
         self.compact: bool | None = None
         """Whether the last process table came from zapvisor.processes (None: none yet)."""
 
     def call(self, method: str, *args: Any, namespace: str = "supervisor") -> Any:
-        """Call ``<namespace>.<method>``; faults stay xmlrpc Faults, transport failures
-        become SupervisorDown / SupervisorError with a reason."""
+        """Call ``<namespace>.<method>``; faults stay Faults, transport failures become
+        SupervisorDown / SupervisorError with a reason."""
         with self._lock:
             try:
-                return getattr(getattr(self._proxy, namespace), method)(*args)
-            except xmlrpc.client.Fault:
+                return self._conn.call(f"{namespace}.{method}", args)
+            except Fault:
                 raise
             except (FileNotFoundError, ConnectionRefusedError):
-                self._proxy("close")()
+                self._conn.close()
                 raise SupervisorDown(
                     f"supervisord is not running (no answer on {self.socket_path})"
                 ) from None
             except TimeoutError:
-                self._proxy("close")()
+                self._conn.close()
                 raise SupervisorError(
                     f"supervisord did not answer within {self.timeout:g} s "
                     f"(socket {self.socket_path}); it may be overloaded or hung"
                 ) from None
-            except xmlrpc.client.ProtocolError as exc:
-                self._proxy("close")()
-                if exc.errcode == 401:
+            except HTTPRefused as exc:
+                self._conn.close()
+                if exc.status == 401:
                     raise SupervisorError(
                         "supervisord refused zapvisor's credentials: another supervisord owns "
                         f"{self.socket_path}; stop it or choose another ZAPVISOR_HOME"
                     ) from None
-                raise SupervisorError(f"supervisord answered {exc.errcode} {exc.errmsg}") from None
+                raise SupervisorError(f"supervisord answered {exc.status} {exc.reason}") from None
+            except BadAnswer as exc:
+                self._conn.close()
+                raise SupervisorError(f"{exc} (socket {self.socket_path})") from None
             except OSError as exc:
-                self._proxy("close")()
+                self._conn.close()
                 raise SupervisorDown(
                     f"cannot talk to supervisord on {self.socket_path}: {exc}"
                 ) from None
@@ -228,7 +187,7 @@ class Supervisor:
         if time.monotonic() >= self.compact_after:
             try:
                 table = parse_compact(self.call("processes", namespace="zapvisor"))
-            except xmlrpc.client.Fault as fault:
+            except Fault as fault:
                 if fault.faultCode != UNKNOWN_METHOD:
                     raise
                 table = None
@@ -243,7 +202,7 @@ class Supervisor:
     def process_info(self, program: str) -> ProcessInfo | None:
         try:
             return ProcessInfo.from_rpc(self.call("getProcessInfo", program))
-        except xmlrpc.client.Fault as fault:
+        except Fault as fault:
             if fault.faultCode == BAD_NAME:
                 return None
             raise
@@ -261,7 +220,7 @@ class Supervisor:
     def start(self, program: str, wait: bool = False) -> None:
         try:
             self.call("startProcess", program, wait)
-        except xmlrpc.client.Fault as fault:
+        except Fault as fault:
             if fault.faultCode == ALREADY_STARTED:
                 return
             raise SupervisorError(
@@ -271,7 +230,7 @@ class Supervisor:
     def stop(self, program: str, wait: bool = True) -> None:
         try:
             self.call("stopProcess", program, wait)
-        except xmlrpc.client.Fault as fault:
+        except Fault as fault:
             if fault.faultCode in (NOT_RUNNING, BAD_NAME):
                 return
             raise SupervisorError(
@@ -284,7 +243,7 @@ class Supervisor:
     def tail_stderr(self, program: str, length: int = 4096) -> str:
         try:
             text, _offset, _overflow = self.call("tailProcessStderrLog", program, 0, length)
-        except xmlrpc.client.Fault:
+        except Fault:
             return ""
         return cast(str, text)
 
@@ -292,7 +251,7 @@ class Supervisor:
         """The last ``length`` bytes of supervisord's own log ("" when it has none)."""
         try:
             return cast(str, self.call("readLog", -length, 0))
-        except xmlrpc.client.Fault:
+        except Fault:
             return ""
 
     def exit_status(self, info: ProcessInfo) -> int | None:
@@ -321,9 +280,16 @@ class Supervisor:
     def _tolerate(self, code: int, method: str, *args: Any) -> None:
         try:
             self.call(method, *args)
-        except xmlrpc.client.Fault as fault:
+        except Fault as fault:
             if fault.faultCode != code:
                 raise SupervisorError(
                     f"supervisord refused {method}({', '.join(map(str, args))}): "
                     f"{fault.faultString}"
                 ) from None
+
+
+def never_started(infos: dict[str, ProcessInfo]) -> list[str]:
+    """Programs this supervisord has never started (STOPPED, start time 0): a create or
+    a start killed between adding the program and starting it leaves one so. One an
+    operator stopped, even with supervisorctl, has a start time and is left alone."""
+    return [p for p, i in infos.items() if i.state == ProcessState.STOPPED and i.start == 0]
