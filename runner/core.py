@@ -36,7 +36,7 @@ from runner.http import Server
 from runner.lane import HealthLane
 from runner.lease import LeaseKeeper
 from runner.outbox import Outbox
-from runner.settle import settle, settle_heap
+from runner.settle import SETTLE_AFTER, settle, settle_heap
 from runner.state import LiveState, Reporter
 
 if TYPE_CHECKING:  # loaded by the first message or send that needs it
@@ -186,7 +186,9 @@ class Runner:
             "listening",
             extra={"event": "started", "port": self.port, "connector": self.connector.kind},
         )
-        settle_heap()
+        # after the first /health, not before it: the collection takes ~8 ms, which a
+        # create or a restart waiting for that answer would wait too
+        asyncio.get_running_loop().call_later(SETTLE_AFTER, settle_heap)
         if self.lease.required and not await self._wait_for_lease():
             await server.close()
             await lane.close()

@@ -10,6 +10,10 @@ import logging
 log = logging.getLogger("runner")
 
 
+SETTLE_AFTER = 1.0
+"""Seconds after the port opens: whoever started the runner has had its first /health."""
+
+
 def settle_heap() -> None:
     """Keep what the runner made to start (~36k objects living as long as it does) out
     of the cyclic collector's full passes, which an idle runner's timers trigger every
