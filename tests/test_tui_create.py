@@ -104,8 +104,10 @@ async def _alpha_screen(pilot: Any, app: ZapvisorApp) -> SessionScreen:
     return screen
 
 
-def _alpha(env: Env) -> None:
-    orch = Orchestrator(env.settings())
+def _alpha(env: Env, **settings: Any) -> None:
+    """``alpha`` created in-process: its runner gets these settings (runtime.env is
+    written from them, not from the environment the test's own commands get)."""
+    orch = Orchestrator(env.settings(**settings))
     try:
         orch.create(NewSession(name="alpha", connector="sim"))
     finally:
@@ -114,7 +116,7 @@ def _alpha(env: Env) -> None:
 
 def test_the_session_screen_draws_each_qr_and_turns_connected_on_a_scan(make_env: Any) -> None:
     env: Env = make_env(ZAPVISOR_SIM_QR_SECONDS="2")
-    _alpha(env)
+    _alpha(env, sim_qr_seconds=2)  # a new QR every 2 s, not the 20 s default
     app = make_app(env.settings(sim_qr_seconds=2), refresh_seconds=0.3, blink=False)
 
     async def scenario() -> None:
