@@ -67,6 +67,42 @@ def test_every_kind_of_change_is_seen(two: tuple[SQLiteStore, SQLiteStore]) -> N
     assert seen.phone is None  # a record handed out before is never changed in place
 
 
+def test_a_read_with_nothing_written_since_reads_no_rows(
+    two: tuple[SQLiteStore, SQLiteStore],
+) -> None:
+    reader, writer = two
+    create(writer, "alpha")
+    create(writer, "beta")
+    writer.save_health(SessionHealth(name="alpha", restarts=1))
+    first = reader.list_sessions("h1")
+    health = reader.list_health("h1")
+    reads = reader._sessions_made.reads, reader._health_made.reads
+    assert reader.list_sessions("h1") == first
+    assert reader.list_health("h1") == health
+    assert (reader._sessions_made.reads, reader._health_made.reads) == reads  # skipped
+
+    writer.set_runtime("beta", {"phone": "5511"}, actor="r")  # another connection
+    assert reader.list_sessions("h1")[1].phone == "5511"
+    assert reader._sessions_made.reads == reads[0] + 1
+    reader.set_runtime("alpha", {"phone": "5522"}, actor="r")  # this one
+    assert reader.list_sessions("h1")[0].phone == "5522"
+    writer.save_health(SessionHealth(name="alpha", restarts=2))
+    assert reader.list_health("h1")["alpha"].restarts == 2
+    reader.list_sessions("h1").clear()  # a caller's list is its own
+    assert len(reader.list_sessions("h1")) == 2
+
+
+def test_a_new_connection_reads_the_rows_again(two: tuple[SQLiteStore, SQLiteStore]) -> None:
+    reader, writer = two
+    create(writer, "alpha")
+    reader.list_sessions("h1")
+    reads = reader._sessions_made.reads
+    reader._reopen()  # its markers count from scratch and could meet an old one
+    writer.set_runtime("alpha", {"phone": "5511"}, actor="r")
+    assert reader.list_sessions("h1")[0].phone == "5511"
+    assert reader._sessions_made.reads == reads + 1
+
+
 def test_each_read_shape_keeps_its_own_rows(two: tuple[SQLiteStore, SQLiteStore]) -> None:
     reader, writer = two
     create(writer, "alpha", host="h1")
