@@ -27,6 +27,13 @@ def two(tmp_path: Path) -> Iterator[tuple[SQLiteStore, SQLiteStore]]:
     writer.close()
 
 
+def alpha_and_beta(writer: SQLiteStore) -> None:
+    """Two sessions, alpha with a health record."""
+    create(writer, "alpha")
+    create(writer, "beta")
+    writer.save_health(SessionHealth(name="alpha", restarts=1))
+
+
 def test_an_unchanged_row_is_not_made_again(two: tuple[SQLiteStore, SQLiteStore]) -> None:
     reader, writer = two
     for name in ("alpha", "beta", "gamma"):
@@ -71,9 +78,7 @@ def test_a_read_with_nothing_written_since_reads_no_rows(
     two: tuple[SQLiteStore, SQLiteStore],
 ) -> None:
     reader, writer = two
-    create(writer, "alpha")
-    create(writer, "beta")
-    writer.save_health(SessionHealth(name="alpha", restarts=1))
+    alpha_and_beta(writer)
     first = reader.list_sessions("h1")
     health = reader.list_health("h1")
     reads = reader._sessions_made.reads, reader._health_made.reads
@@ -119,9 +124,7 @@ def test_health_records_are_made_only_when_changed(
     two: tuple[SQLiteStore, SQLiteStore],
 ) -> None:
     reader, writer = two
-    create(writer, "alpha")
-    create(writer, "beta")
-    writer.save_health(SessionHealth(name="alpha", restarts=1))
+    alpha_and_beta(writer)
     writer.save_health(SessionHealth(name="beta", restarts=2))
     first = reader.list_health("h1")
     assert reader._health_made.made == 2
