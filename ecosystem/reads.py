@@ -37,6 +37,9 @@ class Reads(SessionAccess):
     _poll_sup: Supervisor | None = None
     _sampler: ProcessSampler | None = None
     _report_lock: threading.Lock | None = None
+    pss_sessions: frozenset[str] | None = None
+    """The sessions whose runner's PSS this host's reports carry; None: every one. A
+    live view sets the sessions it shows the PSS of (the session screen's)."""
 
     def list_sessions(self) -> list[SessionView]:
         """Every session of this host with its process and the monitor's records."""
@@ -94,7 +97,11 @@ class Reads(SessionAccess):
                 self._poll_sup = None  # reconnect with fresh credentials next time
                 raise
             pids = [i.pid for i in infos.values() if i.pid and i.state in SIGNALLABLE_STATES]
-            procs = self._sampler.sample(pids)
+            pss_of = None
+            if self.pss_sessions is not None:
+                programs = (infos.get(program_name(n)) for n in self.pss_sessions)
+                pss_of = {i.pid for i in programs if i is not None and i.pid}
+            procs = self._sampler.sample(pids, pss_of)
         s = self.settings
         return HostReport(
             host_id=self.host_id,

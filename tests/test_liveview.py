@@ -230,6 +230,23 @@ def test_sampler_can_leave_the_first_pss_pass_for_later() -> None:
     assert third is not None and third > 0
 
 
+def test_sampler_reads_the_pss_only_of_the_pids_asked() -> None:
+    # the sessions table shows no PSS: its ticks ask for none; a session screen asks for
+    # its runner's, read at the next tick rather than at the next 30 s pass
+    me, parent = os.getpid(), os.getppid()
+    now = [100.0]
+    sampler = ProcessSampler(pss_every=30.0, clock=lambda: now[0], first_pss_after=2.0)
+    table = sampler.sample([me, parent], pss_of=set())
+    assert table[me].rss > 0 and table[me].pss is None and table[parent].pss is None
+    now[0] = 140.0  # past a pass: still none asked
+    assert all(p.pss is None for p in sampler.sample([me, parent], pss_of=set()).values())
+    now[0] = 141.0
+    screen = sampler.sample([me, parent], pss_of={me})
+    assert screen[me].pss is not None and screen[me].pss > 0
+    assert screen[parent].pss is None
+    assert sampler.sample([me, parent], pss_of=set())[me].pss is None  # screen closed
+
+
 def test_follower_reads_appended_lines_and_survives_rotation(tmp_path: Path) -> None:
     log = tmp_path / "wa-x.log"
     log.write_text("old line\n")

@@ -27,6 +27,13 @@ def two(tmp_path: Path) -> Iterator[tuple[SQLiteStore, SQLiteStore]]:
     writer.close()
 
 
+def alpha_and_beta(writer: SQLiteStore) -> None:
+    """Two sessions, alpha with a health record."""
+    create(writer, "alpha")
+    create(writer, "beta")
+    writer.save_health(SessionHealth(name="alpha", restarts=1))
+
+
 def test_an_unchanged_row_is_not_made_again(two: tuple[SQLiteStore, SQLiteStore]) -> None:
     reader, writer = two
     for name in ("alpha", "beta", "gamma"):
@@ -67,6 +74,40 @@ def test_every_kind_of_change_is_seen(two: tuple[SQLiteStore, SQLiteStore]) -> N
     assert seen.phone is None  # a record handed out before is never changed in place
 
 
+def test_a_read_with_nothing_written_since_reads_no_rows(
+    two: tuple[SQLiteStore, SQLiteStore],
+) -> None:
+    reader, writer = two
+    alpha_and_beta(writer)
+    first = reader.list_sessions("h1")
+    health = reader.list_health("h1")
+    reads = reader._sessions_made.reads, reader._health_made.reads
+    assert reader.list_sessions("h1") == first
+    assert reader.list_health("h1") == health
+    assert (reader._sessions_made.reads, reader._health_made.reads) == reads  # skipped
+
+    writer.set_runtime("beta", {"phone": "5511"}, actor="r")  # another connection
+    assert reader.list_sessions("h1")[1].phone == "5511"
+    assert reader._sessions_made.reads == reads[0] + 1
+    reader.set_runtime("alpha", {"phone": "5522"}, actor="r")  # this one
+    assert reader.list_sessions("h1")[0].phone == "5522"
+    writer.save_health(SessionHealth(name="alpha", restarts=2))
+    assert reader.list_health("h1")["alpha"].restarts == 2
+    reader.list_sessions("h1").clear()  # a caller's list is its own
+    assert len(reader.list_sessions("h1")) == 2
+
+
+def test_a_new_connection_reads_the_rows_again(two: tuple[SQLiteStore, SQLiteStore]) -> None:
+    reader, writer = two
+    create(writer, "alpha")
+    reader.list_sessions("h1")
+    reads = reader._sessions_made.reads
+    reader._reopen()  # its markers count from scratch and could meet an old one
+    writer.set_runtime("alpha", {"phone": "5511"}, actor="r")
+    assert reader.list_sessions("h1")[0].phone == "5511"
+    assert reader._sessions_made.reads == reads + 1
+
+
 def test_each_read_shape_keeps_its_own_rows(two: tuple[SQLiteStore, SQLiteStore]) -> None:
     reader, writer = two
     create(writer, "alpha", host="h1")
@@ -83,9 +124,7 @@ def test_health_records_are_made_only_when_changed(
     two: tuple[SQLiteStore, SQLiteStore],
 ) -> None:
     reader, writer = two
-    create(writer, "alpha")
-    create(writer, "beta")
-    writer.save_health(SessionHealth(name="alpha", restarts=1))
+    alpha_and_beta(writer)
     writer.save_health(SessionHealth(name="beta", restarts=2))
     first = reader.list_health("h1")
     assert reader._health_made.made == 2
@@ -108,16 +147,21 @@ def test_the_cache_holds_only_the_rows_of_the_last_read() -> None:
 
 
 def test_a_reader_sees_another_instances_changes(store_factory: StoreFactory) -> None:  # noqa: F811
-    """Every store: rows read again after a change by someone else are the new rows,
-    the unchanged ones equal to what was read before."""
+    """Every store: rows read again after a change by someone else are the new rows;
+    an unchanged row gives the record read before (not made again)."""
     writer, reader = store_factory(), store_factory()
-    create(writer, "alpha")
-    create(writer, "beta")
+    for name in ("alpha", "beta", "gamma"):
+        create(writer, name)
     before = {s.name: s for s in reader.list_sessions("h1")}
-    assert {s.name: s for s in reader.list_sessions("h1")} == before
     writer.set_runtime("alpha", {"status": Status.CONNECTED, "phone": "5511"}, actor="r")
     writer.delete_session("beta", actor="op")
     after = {s.name: s for s in reader.list_sessions("h1")}
-    assert sorted(after) == ["alpha"]
+    assert sorted(after) == ["alpha", "gamma"]
     assert after["alpha"].status == Status.CONNECTED
     assert after["alpha"].phone == "5511"
+    assert before["alpha"].phone is None
+    assert after["gamma"] is before["gamma"]
+    assert after["gamma"].api_token_hash == "ab" * 32
+    create(writer, "beta", description="again")  # a new row of a name read before
+    again = {s.name: s for s in reader.list_sessions("h1")}
+    assert again["beta"].description == "again"

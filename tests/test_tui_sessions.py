@@ -40,6 +40,13 @@ def _pids(app: ZapvisorApp) -> dict[str, int | None]:
     return {v.name: v.pid for v in app.snapshot.views}
 
 
+def _pss(app: ZapvisorApp, name: str) -> int | None:
+    snap = app.snapshot
+    view = snap.view(name) if snap else None
+    proc = snap.proc(view) if snap and view else None
+    return proc.pss if proc else None
+
+
 def _state(app: ZapvisorApp, name: str) -> str | None:
     view = app.snapshot.view(name) if app.snapshot else None
     return view.display_status if view else None
@@ -204,8 +211,13 @@ def test_filter_palette_screens_logout_and_notifications(make_env: Any) -> None:
             await pilot.press("enter")
             screen = app.screen
             assert isinstance(screen, SessionScreen) and screen.session_name == "alpha"
+            # its runner's PSS is read (at once), no other's: the table shows none
+            assert app.orch.pss_sessions == {"alpha"}
+            await until(pilot, lambda: _pss(app, "alpha") is not None, what="alpha's PSS")
+            assert _pss(app, "bravo") is None
             await pilot.press("escape")
             assert app.screen is home
+            assert app.orch.pss_sessions == frozenset()
             await pilot.press("q")
             assert isinstance(app.screen, SessionScreen) and app.screen.mode == "qr"
             await pilot.press("escape")

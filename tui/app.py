@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -81,6 +82,8 @@ class ZapvisorApp(SessionActions):
         self._refreshing_since: float | None = None
         self._again = False
         self._next_refresh: Timer | None = None
+        self._pss_shown: Counter[str] = Counter()
+        orch.pss_sessions = frozenset()  # only the session screens show a PSS
         self._init_actions()
 
     def on_mount(self) -> None:
@@ -166,6 +169,13 @@ class ZapvisorApp(SessionActions):
                 f"the store or supervisord has not answered for {waited:.0f} s; "
                 f"data as of {as_of}; keys still work"
             )
+
+    def show_pss(self, name: str, shown: bool) -> None:
+        """A session screen opened (or closed): the refreshes read its runner's PSS
+        (at the next one, then every 30 s), and no other runner's: a pass over all of
+        them (~60 ms at 200) for a table that shows none was most of the idle cost."""
+        self._pss_shown[name] += 1 if shown else -1
+        self.orch.pss_sessions = frozenset(+self._pss_shown)
 
     # -- supervisord -------------------------------------------------------------------
 

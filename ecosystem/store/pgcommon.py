@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,6 +32,7 @@ from ecosystem.ports import capacity_error, ports_exhausted
 from ecosystem.record import Record
 from ecosystem.session import Event, Session
 from ecosystem.store import migrations, pg_health, pg_outbox
+from ecosystem.store.rowcache import RowCache
 from ecosystem.webhook_events import WebhookEvent
 
 if TYPE_CHECKING:
@@ -126,6 +127,19 @@ def session_from_row(row: Mapping[str, Any]) -> Session:
     session = _utc(Session.model_validate(data))
     session.api_token_hash = data.get("api_token_hash")
     return session
+
+
+def row_key(row: Mapping[str, Any]) -> Hashable:
+    """A row's values as a key (its JSON values as their text): equal keys, equal rows."""
+    return tuple(
+        json.dumps(v, sort_keys=True, default=str) if isinstance(v, dict | list) else v
+        for v in row.values()
+    )
+
+
+def session_cache() -> RowCache[Mapping[str, Any], Session]:
+    """A session record is made again only for a row that changed (store/rowcache.py)."""
+    return RowCache(session_from_row, row_key)
 
 
 def session_to_row(session: Session) -> dict[str, Any]:

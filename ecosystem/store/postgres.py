@@ -71,6 +71,7 @@ class PostgresStore(
         self._listener: Conn | None = None
         self._listener_lost = False
         self._listen_refused: str | None = None
+        self._sessions_made = pg.session_cache()
         if self.transaction_pooled:
             # A transaction pooler hands each transaction any server connection: a
             # LISTEN would stay behind on one of them (Supavisor may reject it), and no
@@ -226,7 +227,7 @@ class PostgresStore(
                     "SELECT * FROM whatsapp_sessions WHERE host = %s ORDER BY session_name",
                     (host,),
                 )
-            return [pg.session_from_row(r) for r in cur.fetchall()]
+            return self._sessions_made.records(host, cur.fetchall())
 
         return self._run(op, write=False)
 

@@ -31,11 +31,27 @@ class RowCache(Generic[Row, Made]):
         self.key = key
         self.made = 0
         """Records made (not found in the cache) since start: what tests look at."""
+        self.reads = 0
+        """Reads of the rows (not skipped by ``unchanged``) since start."""
         self._lock = threading.Lock()
         self._by_shape: dict[Hashable, dict[Hashable, Made]] = {}
+        self._last: dict[Hashable, tuple[Hashable, list[Made]]] = {}
 
-    def records(self, shape: Hashable, rows: Iterable[Row]) -> list[Made]:
+    def unchanged(self, shape: Hashable, marker: Hashable) -> list[Made] | None:
+        """The records of the last read of ``shape`` when it was made at ``marker`` (the
+        store's change marker, taken before the read: nothing written since), else None:
+        the rows must be read again."""
         with self._lock:
+            kept = self._last.get(shape)
+            return list(kept[1]) if kept is not None and kept[0] == marker else None
+
+    def records(
+        self, shape: Hashable, rows: Iterable[Row], marker: Hashable | None = None
+    ) -> list[Made]:
+        """The records of ``rows``, one read of ``shape``; ``marker``: the store's change
+        marker taken before the rows were read (see ``unchanged``)."""
+        with self._lock:
+            self.reads += 1
             before = self._by_shape.get(shape, {})
             now: dict[Hashable, Made] = {}
             out = []
@@ -48,8 +64,11 @@ class RowCache(Generic[Row, Made]):
                 now[key] = found
                 out.append(found)
             self._by_shape[shape] = now
-            return out
+            if marker is not None:
+                self._last[shape] = (marker, out)
+            return list(out)
 
     def clear(self) -> None:
         with self._lock:
             self._by_shape.clear()
+            self._last.clear()

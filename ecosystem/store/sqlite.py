@@ -25,7 +25,7 @@ from ecosystem.store.base import Store, audit_detail
 from ecosystem.store.rowcache import RowCache
 from ecosystem.store.sqlite_conversations import SQLiteConversations
 from ecosystem.store.sqlite_events import _ts
-from ecosystem.store.sqlite_health import SQLiteHealth, health_cache
+from ecosystem.store.sqlite_health import SQLiteHealth, file_marker, health_cache
 from ecosystem.store.sqlite_hosts import SQLiteHosts
 from ecosystem.store.sqlite_lease import SQLiteLease, fence_error
 from ecosystem.store.sqlite_outbox import SQLiteOutbox, import_outbox
@@ -98,6 +98,9 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, SQLiteCo
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
         self._db = self._connect()
+        # a new connection counts its markers from scratch: an old one could come back
+        self._sessions_made.clear()
+        self._health_made.clear()
 
     def describe(self) -> str:
         return f"sqlite {self.path}"
@@ -248,13 +251,17 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, SQLiteCo
 
     def list_sessions(self, host: str | None = None) -> list[Session]:
         with self._cursor() as db:
+            marker = file_marker(db)
+            kept = self._sessions_made.unchanged(host, marker)
+            if kept is not None:
+                return kept  # nothing written to the file since that read
             if host is None:
                 rows = db.execute("SELECT * FROM whatsapp_sessions ORDER BY session_name")
             else:
                 rows = db.execute(
                     "SELECT * FROM whatsapp_sessions WHERE host = ? ORDER BY session_name", (host,)
                 )
-            return self._sessions_made.records(host, rows.fetchall())
+            return self._sessions_made.records(host, rows.fetchall(), marker)
 
     def _update(
         self, name: str, changes: Mapping[str, Any], actor: str, action: str | None
@@ -298,8 +305,7 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, SQLiteCo
         """Moves with every commit to the file: another connection's (SQLite's
         ``data_version``) or this one's (``total_changes``); a pragma, no rows read."""
         with self._cursor() as db:
-            version = db.execute("PRAGMA data_version").fetchone()[0]
-            return (version, db.total_changes)
+            return file_marker(db)
 
     def delete_session(self, name: str, *, actor: str) -> None:
         with self._cursor(write=True) as db:

@@ -49,6 +49,12 @@ def get_health(db: sqlite3.Connection, name: str) -> SessionHealth:
     return SessionHealth(name=name)
 
 
+def file_marker(db: sqlite3.Connection) -> tuple[int, int]:
+    """Moves with every commit to the file: another connection's (``data_version``) or
+    this one's (``total_changes``); a pragma, no rows read."""
+    return (db.execute("PRAGMA data_version").fetchone()[0], db.total_changes)
+
+
 def health_cache() -> RowCache[sqlite3.Row, SessionHealth]:
     """A record is made again only for a row that changed (store/rowcache.py)."""
     return RowCache(_health_row, tuple)
@@ -57,6 +63,10 @@ def health_cache() -> RowCache[sqlite3.Row, SessionHealth]:
 def list_health(
     db: sqlite3.Connection, host: str | None, made: RowCache[sqlite3.Row, SessionHealth]
 ) -> dict[str, SessionHealth]:
+    marker = file_marker(db)
+    kept = made.unchanged(host, marker)
+    if kept is not None:  # nothing written to the file since that read
+        return {h.name: h for h in kept}
     if host is None:
         rows = db.execute("SELECT * FROM session_health")
     else:
@@ -65,7 +75,7 @@ def list_health(
             " ON s.session_name = h.session_name WHERE s.host = ?",
             (host,),
         )
-    return {h.name: h for h in made.records(host, rows.fetchall())}
+    return {h.name: h for h in made.records(host, rows.fetchall(), marker)}
 
 
 def save_health(

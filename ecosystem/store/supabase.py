@@ -76,6 +76,7 @@ class SupabaseStore(PgSessions, PgOutbox, PgHealth, PgLease, PgHosts, PgConversa
             )
         self.url = url.rstrip("/")
         self._key = key
+        self._sessions_made = pg.session_cache()
         headers = {
             "apikey": key,
             "Authorization": f"Bearer {key}",
@@ -259,7 +260,7 @@ class SupabaseStore(PgSessions, PgOutbox, PgHealth, PgLease, PgHosts, PgConversa
                 query = query.eq("host", host)
             return query.order("session_name").execute().data
 
-        return [pg.session_from_row(r) for r in _json_rows(self._call(op))]
+        return self._sessions_made.records(host, _json_rows(self._call(op)))
 
     def delete_session(self, name: str, *, actor: str) -> None:
         self._rpc("zapvisor_delete_session", {"p_name": name, "p_actor": actor}, name=name)

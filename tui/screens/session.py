@@ -104,9 +104,13 @@ class SessionScreen(Screen[None]):
         self.watch(self.app, "snapshot", self._show)
         self.watch(self.app, "degraded", self._degraded)
         self.set_interval(1.0, self._caption)
+        self.zv.show_pss(self.session_name, True)
         if self.focus_log:
             self.query_one(LogPane).focus()
         self._follow_logs()
+
+    def on_unmount(self) -> None:
+        self.zv.show_pss(self.session_name, False)
 
     def on_screen_resume(self) -> None:
         if self.gone:  # deleted (or moved away) while a dialog was on top
