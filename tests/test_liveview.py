@@ -242,7 +242,8 @@ def test_sampler_reads_the_pss_only_of_the_pids_asked() -> None:
     assert all(p.pss is None for p in sampler.sample([me, parent], pss_of=set()).values())
     now[0] = 141.0
     screen = sampler.sample([me, parent], pss_of={me})
-    assert screen[me].pss is not None and screen[me].pss > 0
+    pss = screen[me].pss
+    assert pss is not None and pss > 0
     assert screen[parent].pss is None
     assert sampler.sample([me, parent], pss_of=set())[me].pss is None  # screen closed
 

@@ -212,7 +212,7 @@ def test_filter_palette_screens_logout_and_notifications(make_env: Any) -> None:
             screen = app.screen
             assert isinstance(screen, SessionScreen) and screen.session_name == "alpha"
             # its runner's PSS is read (at once), no other's: the table shows none
-            assert app.orch.pss_sessions == {"alpha"}
+            assert app.orch.pss_sessions == frozenset({"alpha"})
             await until(pilot, lambda: _pss(app, "alpha") is not None, what="alpha's PSS")
             assert _pss(app, "bravo") is None
             await pilot.press("escape")
