@@ -186,6 +186,8 @@ _NOT_FOR_A_LIST = {
     "hashlib",
     "hmac",
     "secrets",
+    "importlib.resources",  # the SQLite store's migrations are read as files
+    "zipfile",
 }
 
 
