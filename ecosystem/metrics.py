@@ -92,9 +92,12 @@ _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 def read_proc_stat(pid: int) -> tuple[int, float, int] | None:
     """(start time, CPU seconds used, RSS bytes) from one read of /proc/<pid>/stat;
     None when the process is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
+    try:  # os.open rather than open(): no buffered file object made, 200 times a second
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+        try:
+            data = os.read(fd, 4096)
+        finally:
+            os.close(fd)
     except OSError:
         return None
     # The command name may hold spaces and parentheses: fields start after the last ')'.

@@ -29,9 +29,8 @@ from ecosystem.lease import AuthKind, FleetState, HostBeat
 from ecosystem.session import Event, Session
 from ecosystem.settings import Settings
 from ecosystem.states import DesiredState, Status
-from ecosystem.store import Store
+from ecosystem.store import SHARED_STORES, Store
 
-SHARED_STORES = ("postgres", "supabase")
 STORE_AUTH_CONNECTORS: dict[str, tuple[str, ...]] = {
     "sim": SHARED_STORES,
     "neonize": ("postgres",),

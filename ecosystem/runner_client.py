@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import http.client
 import json
-import urllib.error
-import urllib.request
 from typing import Any
 
 from ecosystem.errors import NotPossibleNow, RunnerError, ZapvisorError
@@ -31,6 +28,10 @@ def call(
     timeout: float = 3.0,
 ) -> tuple[int, Any]:
     """(status, decoded JSON); RunnerError when nothing answers."""
+    import http.client  # on use: the monitor and `list` import this module, not urllib
+    import urllib.error
+    import urllib.request
+
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(f"http://{api_host(bind)}:{port}{path}", data=data, method=method)
     if data is not None:

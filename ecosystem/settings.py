@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ecosystem.dsn import as_url, is_url
 from ecosystem.errors import ConfigError
 from ecosystem.settings_check import (
     Secret,
@@ -67,6 +68,16 @@ def _alert_url(value: Secret | None) -> Secret | None:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError("must be an http:// or https:// URL")
     return value
+
+
+def _database_url(value: Secret | None) -> Secret | None:
+    """A key=value DSN as the URL every reader takes (see ecosystem/dsn.py)."""
+    if value is None or not value.get_secret_value().strip():
+        return None
+    text = value.get_secret_value().strip()
+    if is_url(text):
+        return value
+    return Secret(as_url(text))
 
 
 def _absolute_home(value: Path) -> Path:
@@ -145,8 +156,9 @@ class Settings:
     webhook_timeout: float = setting("ZAPVISOR_WEBHOOK_TIMEOUT", 10.0, gt=0, le=120)
     """Seconds a webhook receiver has to answer one delivery."""
 
-    database_url: Secret | None = setting("ZAPVISOR_DATABASE_URL", None)
-    """PostgreSQL DSN; when set, sessions live in that database."""
+    database_url: Secret | None = setting("ZAPVISOR_DATABASE_URL", None, check=_database_url)
+    """PostgreSQL DSN (a postgresql:// URL, or libpq's key=value pairs, kept as the same
+    URL); when set, sessions live in that database."""
 
     supabase_url: str | None = setting("SUPABASE_URL", None)
     """Supabase project URL; when set, sessions live in Supabase."""
@@ -282,8 +294,20 @@ def _check_unknown(keys: Mapping[str, object], where: str) -> None:
         if upper.startswith("ZAPVISOR_TEST_"):
             continue  # reserved for the test-suite's own opt-in switches
         if upper.startswith("ZAPVISOR_") and upper not in _KNOWN:
-            known = ", ".join(sorted(k for k in _KNOWN if k.startswith("ZAPVISOR_")))
-            raise ConfigError(f"unknown setting {upper} in {where} (known: {known})")
+            raise ConfigError(f"unknown setting {upper} in {where}: {_did_you_mean(upper)}")
+
+
+def _did_you_mean(var: str) -> str:
+    """The known variables closest to a misspelt one, or where to find them all."""
+    from difflib import get_close_matches  # only on this error: commands start quicker
+
+    known = sorted(_KNOWN)
+    near = get_close_matches(var, known, n=3, cutoff=0.75)
+    bare = var.removeprefix("ZAPVISOR_")
+    near += [k for k in get_close_matches(bare, known, n=2, cutoff=0.75) if k not in near]
+    if near:
+        return f"did you mean {' or '.join(near)}? (the README's Settings lists every one)"
+    return "unset it, or see the README's Settings for every setting"
 
 
 def _ours(values: Mapping[str, str | None]) -> dict[str, str]:

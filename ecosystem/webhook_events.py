@@ -7,6 +7,7 @@ id (also in the `X-Zapvisor-Event-Id` header) lets a receiver drop duplicates.
 
 from __future__ import annotations
 
+import os
 from dataclasses import field
 from datetime import datetime
 from pathlib import Path
@@ -44,15 +45,23 @@ class WebhookEvent(Record):
     delivered_at: datetime | None = None
 
 
+def uuid4_hex() -> str:
+    """``uuid.uuid4().hex``, the same 32 digits (random, with a version 4 UUID's
+    version and variant bits), without importing uuid: its import reads the platform
+    (~2.5 ms of a runner's start, for the first event it makes)."""
+    b = bytearray(os.urandom(16))  # what secrets.token_bytes gives
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    return b.hex()
+
+
 def new_event(session: str, event: str, data: dict[str, Any]) -> WebhookEvent:
     """An outbox row for ``event``; the payload follows seed 002 §5.2 (`event`,
     `sessionId`, `timestamp`) plus `id`, the idempotency id."""
     if event not in EVENTS:
         raise ValueError(f"unknown webhook event {event!r}")
     now = utcnow()
-    import uuid  # its import reads the platform: only where an event is made
-
-    event_id = "evt_" + uuid.uuid4().hex
+    event_id = "evt_" + uuid4_hex()
     payload = {
         "event": event,
         "id": event_id,

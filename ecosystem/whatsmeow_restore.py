@@ -24,6 +24,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
@@ -31,6 +32,7 @@ from psycopg import sql
 from ecosystem.backup_archive import WHATSMEOW, ArchiveError, Contents
 from ecosystem.errors import StoreError, ZapvisorError
 from ecosystem.session import Session
+from ecosystem.store.pgcommon import redact
 from ecosystem.whatsmeow_dsn import whatsmeow_dsn
 from ecosystem.whatsmeow_dump import (
     DEVICE,
@@ -279,7 +281,12 @@ def create_tables(dsn: str) -> None:
         ) from None
     if done.returncode != 0:
         lines = (done.stderr or "").strip().splitlines()
-        why = lines[-1] if lines else f"exit status {done.returncode}"
+        # whatsmeow may quote the DSN it could not use (Go's URL errors keep the password)
+        why = (
+            redact(lines[-1], [urlsplit(dsn).password])
+            if lines
+            else f"exit status {done.returncode}"
+        )
         raise StoreError(
             f"cannot create whatsmeow's tables here ({why}): start one neonize session with "
             "its auth in the store against this database once, then restore again; "

@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from runner import logsetup
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+class Args(NamedTuple):
+    home: Path
+    session: str
+    port: int
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    """The three options, read directly when given as supervisord gives them
+    (ecosystem/supctl/render.py's runner_command): argparse's import is ~5 ms of every
+    runner's start. Anything else (--help, another order, a mistake) goes to argparse."""
+    words = sys.argv[1:] if argv is None else argv
+    if (
+        len(words) == 6
+        and words[0::2] == ["--home", "--session", "--port"]
+        and not words[1].startswith("-")
+        and not words[3].startswith("-")
+        and words[5].isascii()
+        and words[5].isdigit()
+    ):
+        return Args(Path(words[1]), words[3], int(words[5]))
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="zapvisor-runner",
         description="Run one zapvisor session (normally started by supervisord).",
@@ -21,7 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--home", required=True, type=Path, help="zapvisor's state directory")
     parser.add_argument("--session", required=True, help="the session's name")
     parser.add_argument("--port", required=True, type=int, help="the port its API listens on")
-    return parser.parse_args(argv)
+    ns = parser.parse_args(words)
+    return Args(ns.home, ns.session, ns.port)
 
 
 def die_with_parent() -> None:

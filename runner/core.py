@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import gc
 import logging
 import os
 import signal
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecosystem.errors import (
     ConfigError,
@@ -22,35 +21,49 @@ from ecosystem.errors import (
 )
 from ecosystem.heartbeat import ACTIVITY_SLACK, Heartbeats, beat_every
 from ecosystem.lease import ONE_HOST_LEASE_SECONDS, AuthKind, LeaseTiming
-from ecosystem.moves import SHARED_STORES
 from ecosystem.paths import StatePaths
+from ecosystem.session import Session
 from ecosystem.settings import Settings
 from ecosystem.shared_secrets import shared_secret
 from ecosystem.states import RUNNER_RECYCLE_EXIT, Status
-from ecosystem.store import Store
+from ecosystem.store import SHARED_STORES, Store
 from runner.api import build_server
-from runner.bot.bot import Bot
-from runner.connectors import Connector, ConnectorContext, make_connector, sim_faults
-from runner.connectors.base import RestartRunner
+from runner.connectors import Connector, ConnectorContext, make_connector
+from runner.connectors.base import Inbound, RestartRunner
 from runner.connectors.sim_server import SimServer
 from runner.events import Events
 from runner.http import Server
 from runner.lane import HealthLane
 from runner.lease import LeaseKeeper
 from runner.outbox import Outbox
+from runner.settle import SETTLE_AFTER, settle, settle_heap
 from runner.state import LiveState, Reporter
+
+if TYPE_CHECKING:  # loaded by the first message or send that needs it
+    from runner.bot.bot import Bot
 
 log = logging.getLogger("runner")
 
 
 class Runner:
-    def __init__(self, settings: Settings, store: Store, name: str, port: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        name: str,
+        port: int,
+        session: Session | None = None,
+    ) -> None:
+        """``session``: the session's row as just read (startup.py read it to see the
+        store answer), or None to read it here."""
         self.settings = settings
         self.store = store
         self.name = name
         self.port = port
         self.paths = StatePaths(settings.home)
-        session = store.get_session(name)
+        if session is None:
+            session = store.get_session(name)
+        self.session_read_at = time.monotonic()
         if session.port != port:
             raise ConfigError(
                 f"session {name} owns port {session.port} in the store but was started on "
@@ -69,8 +82,8 @@ class Runner:
         )
         self.outbox.ride = self.reporter.ride
         self.events = Events(self.reporter, self.outbox)
-        self.bot = Bot(self)
-        self.events.on_message = self.bot.on_message
+        self._bot: Bot | None = None
+        self.events.on_message = self._on_message
         one_host = store.kind not in SHARED_STORES
         ttl = max(settings.lease_seconds, ONE_HOST_LEASE_SECONDS if one_host else 0.0)
         self.lease = LeaseKeeper(
@@ -89,6 +102,20 @@ class Runner:
         self.events.on_activity = self.beat_now
         self._server: Server | None = None
         self._recycling = False
+
+    @property
+    def bot(self) -> Bot:
+        """The session's bot, made by the first inbound message or API send that
+        needs it: a session that never gets one never imports it (nor its pacing,
+        zoneinfo, providers)."""
+        if self._bot is None:
+            from runner.bot.bot import Bot
+
+            self._bot = Bot(self)
+        return self._bot
+
+    def _on_message(self, message: Inbound) -> None:
+        self.bot.on_message(message)
 
     def health(self) -> dict[str, Any]:
         """What `/health` answers (on the port and on the monitor's socket)."""
@@ -159,7 +186,9 @@ class Runner:
             "listening",
             extra={"event": "started", "port": self.port, "connector": self.connector.kind},
         )
-        settle_heap()
+        # after the first /health, not before it: the collection takes ~8 ms, which a
+        # create or a restart waiting for that answer would wait too
+        asyncio.get_running_loop().call_later(SETTLE_AFTER, settle_heap)
         if self.lease.required and not await self._wait_for_lease():
             await server.close()
             await lane.close()
@@ -171,7 +200,7 @@ class Runner:
         task = asyncio.create_task(self._drive(), name="connector")
         dispatcher = asyncio.create_task(self.outbox.run(), name="webhooks")
         dispatcher.add_done_callback(self._dispatcher_ended)
-        faults = sim_faults.start(self)  # test/demo-only fault injection (sim sessions)
+        faults = self._start_faults()  # test/demo-only fault injection (sim sessions)
         await self._stop.wait()
         log.info("stopping", extra={"event": "stopping"})
         # Producers first, each awaited to its end: the connector, its own tasks, the
@@ -181,12 +210,13 @@ class Runner:
         producers = [t for t in (faults, task) if t is not None]
         for t in producers:
             t.cancel()
-        await self.bot.close()
+        if self._bot is not None:
+            await self._bot.close()
         try:
             await self.connector.close()
         except Exception:
             log.exception("connector close failed", extra={"event": "close_failed"})
-        await _settle(producers, "connector")
+        await settle(producers, "connector")
         await server.close()
         await lane.close()
         # A recycled runner's successor takes over within a second: the status it
@@ -199,7 +229,7 @@ class Runner:
         # next start, so a stop never waits on a slow receiver.
         self.outbox.seal()
         await self.outbox.flush()
-        await _settle([dispatcher], "webhook dispatcher")
+        await settle([dispatcher], "webhook dispatcher")
         await self.outbox.close()
         await self.reporter.close()
         if self.lease.lost.is_set():
@@ -208,6 +238,15 @@ class Runner:
         if self.sim_server is not None:
             self.sim_server.shutdown()
         return self._exit_code
+
+    def _start_faults(self) -> asyncio.Task[None] | None:
+        """The sim faults of the session's timing_config (runner/connectors/sim_faults.py),
+        imported only for a sim session whose config holds some."""
+        if self.connector.kind != "sim" or not self.session.timing_config.get("sim"):
+            return None
+        from runner.connectors import sim_faults
+
+        return sim_faults.start(self)
 
     async def _wait_for_lease(self) -> bool:
         """Until this host holds the lease (answering /health meanwhile, which says so);
@@ -252,13 +291,13 @@ class Runner:
                 if not run.done():
                     run.cancel()
             if not self.lease.lapsed.is_set():
-                await _settle([run], "connector")
+                await settle([run], "connector")
                 return  # the connector ended by itself (a crash already asked to stop)
             try:
                 await self.connector.close()
             except Exception:
                 log.exception("connector close failed", extra={"event": "close_failed"})
-            await _settle([run], "connector")
+            await settle([run], "connector")
             if self.lease.lost.is_set():
                 return
             await self.events.disconnected(
@@ -362,33 +401,3 @@ class Runner:
         self._recycling = True
         self._exit_code = RUNNER_RECYCLE_EXIT
         self._stop.set()
-
-
-def settle_heap() -> None:
-    """Keep what the runner made to start (~36k objects living as long as it does) out
-    of the cyclic collector's full passes, which an idle runner's timers trigger every
-    minute or two: ~0.02 ms each rather than ~11 ms, in hundreds of runners at once.
-    A start-up cycle that became garbage later would stay; none is expected."""
-    gc.collect()
-    gc.freeze()
-
-
-async def _settle(tasks: list[asyncio.Task[None]], what: str, timeout: float = 5.0) -> None:
-    """Cancel ``tasks`` and wait for them to end, so none still runs (and schedules
-    work) once the stop sequence moves on; their errors are logged, not lost.
-
-    Cancelled again until they end: on Python 3.11 ``asyncio.wait_for`` swallows a
-    cancellation that lands as its inner wait completes (the dispatcher woken by the
-    very events the stop flushes), and the task runs on into the closed pools."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    pending = set(tasks)
-    while pending and loop.time() < deadline:
-        for t in pending:
-            t.cancel()
-        _, pending = await asyncio.wait(pending, timeout=0.1)
-    if pending:
-        log.warning("%s did not stop within %g s", what, timeout, extra={"event": "stop_slow"})
-    for t in tasks:
-        if t.done() and not t.cancelled() and (exc := t.exception()) is not None:
-            log.error("%s failed: %r", what, exc, exc_info=exc, extra={"event": "crash"})

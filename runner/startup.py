@@ -37,8 +37,9 @@ async def _connect(settings: Settings, name: str, port: int) -> Runner | None:
             store: Store | None = None
             try:
                 store = await asyncio.to_thread(open_store, settings)
-                await asyncio.to_thread(store.get_session, name)  # the store answers
-                return Runner(settings, store, name, port)
+                # the store answers (the row read once: the runner starts from it)
+                session = await asyncio.to_thread(store.get_session, name)
+                return Runner(settings, store, name, port, session)
             except StoreError as exc:
                 if store is not None:
                     store.close()

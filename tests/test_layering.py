@@ -169,6 +169,23 @@ def test_a_runner_starts_without_pydantic() -> None:
     assert "pydantic" not in loaded and "pydantic_core" not in loaded
 
 
+def test_the_monitor_speaks_the_listener_protocol_without_supervisors_client() -> None:
+    """The health monitor answers supervisord's event protocol itself: supervisor's
+    childutils would bring its XML-RPC server side, medusa, ElementTree and html
+    (~2 MB of a process that runs for as long as the host does); urllib's client loads
+    only in the commands that call a runner's API."""
+    loaded = _modules_after_running(
+        "import sys\nimport ecosystem.health.__main__, ecosystem.health.listener\n"
+        "print('\\n'.join(sorted(sys.modules)))"
+    )
+    assert "ecosystem.health.listener" in loaded
+    heavy = {"supervisor.childutils", "supervisor.xmlrpc", "xml.etree.ElementTree", "html"}
+    heavy |= {"urllib.request"}  # a runner's API is called by commands, not by the monitor
+    # the config is rendered and applied by commands, and by a failover when one comes
+    heavy |= {"ecosystem.supctl.apply", "ecosystem.supctl.render", "jinja2", "tempfile"}
+    assert not loaded & heavy, sorted(loaded & heavy)
+
+
 # What `list` does not load when supervisord is up: the XML-RPC talk goes through
 # ecosystem/supctl/wire.py (h11 + expat); applying the config, starting runners,
 # calling a runner, moving a session and asking another host load in the methods that
@@ -226,3 +243,28 @@ def test_list_imports_none_of_what_it_does_not_use(zv: Env) -> None:
     assert "ecosystem.supctl.wire" in loaded  # it did ask supervisord
     found = sorted(m for m in loaded if {m, m.split(".")[0]} & _NOT_FOR_A_LIST)
     assert not found, f"`list --json` imported {found}"
+
+
+def test_a_runner_imports_to_start_none_of_what_only_some_sessions_need() -> None:
+    """The bot (with zoneinfo), the sim faults, the fleet's moves, the migrations,
+    tempfile, argparse (for anything but supervisord's own options), dotenv (for a
+    runtime.env zapvisor did not write) and uuid load where used, not with the runner:
+    tests/test_runner_lean.py checks a live one, which also makes events and reads its
+    runtime.env."""
+    loaded = _modules_after_running(
+        "import sys\nimport runner.__main__, runner.startup\nprint('\\n'.join(sorted(sys.modules)))"
+    )
+    assert "runner.core" in loaded
+    lazy = {
+        "argparse",
+        "dotenv",
+        "uuid",
+        "zoneinfo",
+        "runner.bot",
+        "runner.bot.bot",
+        "runner.connectors.sim_faults",
+        "ecosystem.moves",
+        "ecosystem.store.migrations",
+        "tempfile",
+    }
+    assert not loaded & lazy, f"starting a runner imported {sorted(loaded & lazy)}"

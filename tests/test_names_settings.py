@@ -121,8 +121,27 @@ def test_bad_settings_name_the_variable(
 
 def test_typo_in_dotenv_is_an_error(clean_env: Path) -> None:
     (clean_env / ".env").write_text("ZAPVISOR_HOEM=/tmp/x\n")
-    with pytest.raises(ConfigError, match="ZAPVISOR_HOEM"):
+    with pytest.raises(ConfigError, match=r"ZAPVISOR_HOEM in .*did you mean ZAPVISOR_HOME"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("var", "hint"),
+    [
+        ("ZAPVISOR_BASEPORT", "did you mean BASE_PORT?"),
+        ("ZAPVISOR_MAX_SESSIONS", "did you mean MAX_SESSIONS?"),
+        ("ZAPVISOR_DATABASE_URI", "did you mean ZAPVISOR_DATABASE_URL?"),
+        ("ZAPVISOR_XYZ", "unset it, or see the README's Settings for every setting"),
+    ],
+)
+def test_an_unknown_setting_names_the_nearest_ones_not_all(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, var: str, hint: str
+) -> None:
+    monkeypatch.setenv(var, "1")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert str(info.value).startswith(f"unknown setting {var} in the environment: {hint}")
+    assert "ZAPVISOR_WEBHOOK_RETRY_SCHEDULE" not in str(info.value)  # not the whole list
 
 
 def test_secret_values_are_not_echoed(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,8 +14,7 @@ from ecosystem.paths import StatePaths
 from ecosystem.settings import Settings
 from ecosystem.states import DesiredState
 from ecosystem.store import Store
-from ecosystem.supctl.apply import never_started
-from ecosystem.supctl.rpc import Supervisor
+from ecosystem.supctl.rpc import Supervisor, never_started
 
 log = logging.getLogger("health")
 

@@ -44,7 +44,6 @@ from ecosystem.ports import busy_ports
 from ecosystem.settings import Settings
 from ecosystem.states import DesiredState
 from ecosystem.store import Store
-from ecosystem.supctl import apply as applier
 from ecosystem.supctl.rpc import Supervisor
 
 log = logging.getLogger("health")
@@ -283,6 +282,8 @@ class Failover:
                 except ZapvisorError as exc:
                     log.warning("cannot start %s: %s", name, exc, extra={"session": name})
             return started
+
+        from ecosystem.supctl import apply as applier  # only when sessions come here
 
         try:
             with applier.apply_lock(self.paths, timeout=APPLY_LOCK_SECONDS):

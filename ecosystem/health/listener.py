@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from supervisor import childutils
-
 from ecosystem.backoff import Backoff
 from ecosystem.errors import StoreError, ZapvisorError
 from ecosystem.health.envwatch import RuntimeEnv
@@ -90,21 +88,35 @@ def claim_stdout() -> IO[str]:
     return protocol
 
 
+READY = "READY\n"
+"""What a listener says when it can take an event (supervisor's childutils says the
+same; that module imports supervisor's XML-RPC, HTTP and XML code, ~4 MB of the
+monitor, for these two lines)."""
+OK = "RESULT 2\nOK"
+
+
+def headers(line: str) -> dict[str, str]:
+    """supervisord's ``key:value key:value`` line as a dict."""
+    return dict(word.partition(":")[::2] for word in line.split())
+
+
 def serve_protocol(
     stdin: IO[bytes], stdout: IO[str], events: queue.Queue[Event], alive: Any
 ) -> int:
     """Answer supervisord until it goes away (EOF: 0) or the worker died (1)."""
     while True:
-        childutils.listener.ready(stdout)
+        stdout.write(READY)
+        stdout.flush()
         line = stdin.readline()
         if not line:
             events.put(EOF_EVENT)
             return 0
-        headers = childutils.get_headers(line.decode("utf-8", "replace"))
-        payload = stdin.read(int(headers.get("len", "0"))).decode("utf-8", "replace")
-        body = childutils.get_headers(payload.split("\n", 1)[0]) if payload.strip() else {}
-        events.put(Event(headers.get("eventname", "?"), body))
-        childutils.listener.ok(stdout)
+        head = headers(line.decode("utf-8", "replace"))
+        payload = stdin.read(int(head.get("len", "0"))).decode("utf-8", "replace")
+        body = headers(payload.split("\n", 1)[0]) if payload.strip() else {}
+        events.put(Event(head.get("eventname", "?"), body))
+        stdout.write(OK)
+        stdout.flush()
         if not alive():
             return 1
 

@@ -6,6 +6,10 @@ from ecosystem.errors import ConfigError
 from ecosystem.settings import Settings
 from ecosystem.store.base import Store
 
+SHARED_STORES = ("postgres", "supabase")
+"""Stores that hosts share (and sessions fail over and move through); SQLite is one
+host's alone."""
+
 
 def open_store(settings: Settings) -> Store:
     """The store the settings select: SUPABASE_URL → supabase, ZAPVISOR_DATABASE_URL →
@@ -39,4 +43,4 @@ def open_postgres(settings: Settings) -> Store:
     return PostgresStore(settings.database_url.get_secret_value())
 
 
-__all__ = ["Store", "open_postgres", "open_store"]
+__all__ = ["SHARED_STORES", "Store", "open_postgres", "open_store"]

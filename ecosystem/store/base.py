@@ -13,7 +13,6 @@ from ecosystem.fleet.records import HostRecord, NewHost
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
 from ecosystem.redact import redact_url
 from ecosystem.session import OPERATOR_FIELDS, RUNTIME_FIELDS, Event, Session
-from ecosystem.store import migrations
 from ecosystem.store.base_conversations import ConversationMethods
 from ecosystem.store.base_lease import LeaseMethods
 from ecosystem.webhook_events import DeliveryState, WebhookEvent
@@ -61,6 +60,8 @@ class Store(LeaseMethods, ConversationMethods, abc.ABC):
         """Every migration applied (an older one may still be missing: see
         migrations.pending). A store that cannot list them says every shipped one up
         to schema_version."""
+        from ecosystem.store import migrations  # read by schema work alone, never a runner
+
         newest = self.schema_version()
         dialect = "sqlite" if self.kind == "sqlite" else "postgres"
         return {m.version for m in migrations.load(dialect) if m.version <= newest}

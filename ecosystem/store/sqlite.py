@@ -19,14 +19,13 @@ from typing import TYPE_CHECKING, Any
 from ecosystem.errors import SessionExists, SessionNotFound, StoreError
 from ecosystem.health.model import Alert, SessionHealth
 from ecosystem.lease import AuthKind
-from ecosystem.ports import pick_port
 from ecosystem.session import Event, Session, utcnow
-from ecosystem.store import migrations
 from ecosystem.store import sqlite_health as health_sql
 from ecosystem.store.base import Store, audit_detail
+from ecosystem.store.rowcache import RowCache
 from ecosystem.store.sqlite_conversations import SQLiteConversations
 from ecosystem.store.sqlite_events import _ts
-from ecosystem.store.sqlite_health import SQLiteHealth
+from ecosystem.store.sqlite_health import SQLiteHealth, health_cache
 from ecosystem.store.sqlite_hosts import SQLiteHosts
 from ecosystem.store.sqlite_lease import SQLiteLease, fence_error
 from ecosystem.store.sqlite_outbox import SQLiteOutbox, import_outbox
@@ -69,6 +68,8 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, SQLiteCo
         self.path = path
         self._lock = threading.RLock()
         self._db = self._connect()
+        self._sessions_made: RowCache[sqlite3.Row, Session] = RowCache(_row_to_session, tuple)
+        self._health_made = health_cache()
 
     def _connect(self) -> sqlite3.Connection:
         path = self.path
@@ -144,6 +145,8 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, SQLiteCo
     # -- schema --------------------------------------------------------------------
 
     def migrate(self) -> list[str]:
+        from ecosystem.store import migrations  # a store already migrated never reads them
+
         # Every command that opens the embedded store migrates it first: when nothing is
         # pending, as almost always, that is two reads, without the write lock (which a
         # busy runner may hold).
@@ -204,6 +207,8 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, SQLiteCo
         actor: str,
         api_token_hash: str | None = None,
     ) -> Session:
+        from ecosystem.ports import pick_port  # a runner never creates a session
+
         excluded = set(exclude_ports)
         with self._cursor(write=True) as db:
             if db.execute(
@@ -254,7 +259,7 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, SQLiteCo
                 rows = db.execute(
                     "SELECT * FROM whatsapp_sessions WHERE host = ? ORDER BY session_name", (host,)
                 )
-            return [_row_to_session(r) for r in rows.fetchall()]
+            return self._sessions_made.records(host, rows.fetchall())
 
     def _update(
         self, name: str, changes: Mapping[str, Any], actor: str, action: str | None

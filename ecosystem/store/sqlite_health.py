@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ecosystem.errors import SessionNotFound
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
 from ecosystem.session import utcnow
+from ecosystem.store.rowcache import RowCache
 
 _HEALTH_TIMES = (
     "last_exit_at",
@@ -48,7 +49,14 @@ def get_health(db: sqlite3.Connection, name: str) -> SessionHealth:
     return SessionHealth(name=name)
 
 
-def list_health(db: sqlite3.Connection, host: str | None) -> dict[str, SessionHealth]:
+def health_cache() -> RowCache[sqlite3.Row, SessionHealth]:
+    """A record is made again only for a row that changed (store/rowcache.py)."""
+    return RowCache(_health_row, tuple)
+
+
+def list_health(
+    db: sqlite3.Connection, host: str | None, made: RowCache[sqlite3.Row, SessionHealth]
+) -> dict[str, SessionHealth]:
     if host is None:
         rows = db.execute("SELECT * FROM session_health")
     else:
@@ -57,7 +65,7 @@ def list_health(db: sqlite3.Connection, host: str | None) -> dict[str, SessionHe
             " ON s.session_name = h.session_name WHERE s.host = ?",
             (host,),
         )
-    return {h.name: h for h in map(_health_row, rows.fetchall())}
+    return {h.name: h for h in made.records(host, rows.fetchall())}
 
 
 def save_health(
@@ -186,13 +194,15 @@ class SQLiteHealth:
 
         def _cursor(self, write: bool = False) -> AbstractContextManager[sqlite3.Connection]: ...
 
+        _health_made: RowCache[sqlite3.Row, SessionHealth]
+
     def get_health(self, name: str) -> SessionHealth:
         with self._cursor() as db:
             return get_health(db, name)
 
     def list_health(self, host: str | None = None) -> dict[str, SessionHealth]:
         with self._cursor() as db:
-            return list_health(db, host)
+            return list_health(db, host, self._health_made)
 
     def save_health(self, health: SessionHealth) -> None:
         with self._cursor(write=True) as db:

@@ -19,9 +19,9 @@ from ecosystem.names import program_name
 from ecosystem.paths import StatePaths, write_private
 from ecosystem.session import Session
 from ecosystem.settings import Settings, settings_to_env
-from ecosystem.states import PROCESS_UP, DesiredState, ProcessState
+from ecosystem.states import PROCESS_UP, DesiredState
 from ecosystem.supctl import daemon, render, shapes
-from ecosystem.supctl.rpc import ProcessInfo, Supervisor
+from ecosystem.supctl.rpc import Supervisor, never_started
 
 
 @dataclass
@@ -174,13 +174,6 @@ def sync(
     if to_start:
         result.started = start(sorted(to_start))
     return result
-
-
-def never_started(infos: dict[str, ProcessInfo]) -> list[str]:
-    """Programs this supervisord has never started (STOPPED, start time 0): a create or
-    a start killed between adding the program and starting it leaves one so. One an
-    operator stopped, even with supervisorctl, has a start time and is left alone."""
-    return [p for p, i in infos.items() if i.state == ProcessState.STOPPED and i.start == 0]
 
 
 def write_for_boot(paths: StatePaths, settings: Settings, sessions: Sequence[Session]) -> None:

@@ -286,3 +286,10 @@ class Supervisor:
                     f"supervisord refused {method}({', '.join(map(str, args))}): "
                     f"{fault.faultString}"
                 ) from None
+
+
+def never_started(infos: dict[str, ProcessInfo]) -> list[str]:
+    """Programs this supervisord has never started (STOPPED, start time 0): a create or
+    a start killed between adding the program and starting it leaves one so. One an
+    operator stopped, even with supervisorctl, has a start time and is left alone."""
+    return [p for p, i in infos.items() if i.state == ProcessState.STOPPED and i.start == 0]

@@ -49,7 +49,7 @@ class Bot:
         self.outbound = pacing.OutboundLimit()
         self.cooldown = pacing.Cooldown()
         self._session = runner.session
-        self._read_at = time.monotonic()
+        self._read_at = runner.session_read_at  # made when first needed: as old as the row
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._locks: dict[str, asyncio.Lock] = {}

@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 from runner.api import RateLimit
 
@@ -26,6 +25,8 @@ def draw_delay(
 def in_quiet_hours(quiet: QuietHours | None, now: datetime | None = None) -> bool:
     if quiet is None:
         return False
+    from zoneinfo import ZoneInfo  # only a bot with quiet hours needs it
+
     local = (now or datetime.now(UTC)).astimezone(ZoneInfo(quiet.tz))
     return quiet.covers(local.time())
 

@@ -21,9 +21,8 @@ from typing import Any
 
 from ecosystem.errors import SchemaMissing, StoreUnsupported, ZapvisorError
 from ecosystem.lease import SIM_BEAT_SECONDS, SIM_LIVE_SECONDS, SIM_ONE_HOST_BEAT_SECONDS
-from ecosystem.moves import SHARED_STORES
 from ecosystem.settings import Settings
-from ecosystem.store import Store
+from ecosystem.store import SHARED_STORES, Store
 
 log = logging.getLogger("runner.sim")
 

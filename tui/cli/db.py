@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from tui.cli import output
-from tui.cli.registry import SubParsers, add_command
+from tui.cli.registry import Formatter, SubParsers, add_command
 
 EPILOG = """\
 The store is selected by the environment (or .env): SUPABASE_URL (with
@@ -26,7 +26,7 @@ def register(sub: SubParsers) -> None:
         help="the store: status, migrate, sql, copy",
         description="The session store: its schema, and moving sessions out of SQLite.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=Formatter,
     )
     actions = parser.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     add_command(actions, "status", "which store is in use, whether it answers, its schema", status)

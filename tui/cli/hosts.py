@@ -4,10 +4,9 @@ when one runs (the core and the SSH side stay out of every other command)."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from tui.cli.registry import SubParsers, add_command
+from tui.cli.registry import Formatter, SubParsers, add_command
 
 
 def _run(function: str) -> str:
@@ -41,7 +40,7 @@ def register(sub: SubParsers) -> None:
         help="the machines of the fleet: add, list, check, remove, upgrade",
         description="The machines of the fleet, reached over SSH.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=Formatter,
     )
     actions = parser.add_subparsers(dest="hosts_command", metavar="ACTION", required=True)
     p = add_command(

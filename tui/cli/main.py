@@ -24,7 +24,7 @@ from tui.cli import (
     session_args,
     webhooks,
 )
-from tui.cli.registry import resolve
+from tui.cli.registry import Formatter, resolve
 
 # Each module adds its subcommands with `register(sub)`; a feature adds its own module.
 # Their top level imports only what the arguments need (argparse, names, constants):
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="zapvisor",
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=Formatter,
     )
     parser.add_argument("--version", action="version", version=f"zapvisor {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")

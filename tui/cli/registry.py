@@ -8,7 +8,9 @@ chain is most of a short command's time).
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
+import shutil
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -21,6 +23,25 @@ else:
 
 
 Handler: TypeAlias = Callable[[argparse.Namespace], int]
+
+
+@functools.cache
+def _width() -> int:
+    return shutil.get_terminal_size().columns - 2  # what HelpFormatter computes
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs as written; the terminal's width asked once per command,
+    not by each of the ~190 arguments argparse checks with a formatter of its own."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        super().__init__(prog, indent_increment, max_help_position, width or _width())
 
 
 def add_command(
@@ -37,7 +58,7 @@ def add_command(
         help=help_text,
         description=help_text[0].upper() + help_text[1:] + ".",
         epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=Formatter,
     )
     if json_flag:
         parser.add_argument("--json", action="store_true", help="print JSON for scripts")
