@@ -150,6 +150,11 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, SQLiteCo
     def migrate(self) -> list[str]:
         from ecosystem.store import migrations  # a store already migrated never reads them
 
+        # Every command that opens the embedded store migrates it first: when nothing is
+        # pending, as almost always, that is two reads, without the write lock (which a
+        # busy runner may hold).
+        if not migrations.pending("sqlite", self.applied_versions()):
+            return []
         applied: list[str] = []
         with self._cursor(write=True) as db:
             db.execute(

@@ -15,7 +15,7 @@ from ecosystem.logfiles import pretty
 from ecosystem.models import NewSession
 from ecosystem.states import DesiredState
 from ecosystem.views import SessionView
-from tui.cli import output
+from tui.cli import control, output
 from tui.cli.registry import orchestrator as _orch
 
 
@@ -85,7 +85,7 @@ def _first_error(exc: ValueError) -> str:
 
 
 def list_(args: argparse.Namespace) -> int:
-    views = _orch().list_sessions(host=args.host)
+    views = control.reading_door().list_sessions(host=args.host)
     if args.json:
         output.emit_json([v.to_json() for v in views])
     elif views:

@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ecosystem.fleet.door import FleetDoor
     from ecosystem.orchestrator import Orchestrator
+    from ecosystem.plumbing import Plumbing
 
-_OPENED: list[Orchestrator] = []
+_OPENED: list[Plumbing] = []
 
 
 def door() -> Orchestrator:
@@ -24,6 +26,17 @@ def door() -> Orchestrator:
     orch = control_side(load_settings(), progress=output.progress)
     _OPENED.append(orch)
     return orch
+
+
+def reading_door() -> FleetDoor:
+    """The door's reads alone, for a listing (see ecosystem/fleet/control.py)."""
+    from ecosystem.fleet.control import reading_side
+    from ecosystem.settings import load_settings
+    from tui.cli import output
+
+    door = reading_side(load_settings(), progress=output.progress)
+    _OPENED.append(door)
+    return door
 
 
 def close_all() -> None:

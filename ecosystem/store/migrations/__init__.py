@@ -6,6 +6,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from ecosystem.errors import StoreError
 
@@ -20,12 +21,13 @@ class Migration:
 
 
 def load(dialect: str) -> list[Migration]:
-    """The migrations of ``dialect`` (``sqlite``, ``postgres``), oldest first."""
-    from importlib import resources  # imported here: a runner's start never reads them
+    """The migrations of ``dialect`` (``sqlite``, ``postgres``), oldest first.
 
-    folder = resources.files(__package__).joinpath(dialect)
+    Their folders sit beside this module in every install (a checkout, a wheel installed
+    into a venv), so they are read as files: importing importlib.resources (zipfile,
+    tempfile) cost a few ms of every command that opens the SQLite store."""
     found = []
-    for entry in folder.iterdir():
+    for entry in (Path(__file__).parent / dialect).iterdir():
         match = _FILE.fullmatch(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text("utf-8")))
