@@ -1,7 +1,8 @@
-"""A neonize runner loads neonize (and with it httpx) at start, but not httpx's command
-line client: click, rich and pygments, ~100 modules and ~4.4 MB of every neonize
-runner (runner/__main__.py's without_httpx_cli). A real runner, offline (there is no
-route to WhatsApp here: its Go client dials and retries), lists what it loaded when it
+"""A neonize runner loads neonize (and with it httpx) at start, but neither httpx's
+command line client (click, rich and pygments: ~100 modules, ~4.4 MB of every neonize
+runner; runner/__main__.py's without_httpx_cli) nor neonize's synchronous client (~0.8
+MB; neonize_client.without_the_sync_client). A real runner, offline (there is no route
+to WhatsApp here: its Go client dials and retries), lists what it loaded when it
 leaves."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ NEVER_IN_A_RUNNER = {
     "click": "only httpx's command line client imports it",
     "pygments": "only httpx's command line client imports it",
     "rich": "only httpx's command line client imports it",
+    "neonize.client": "neonize's synchronous client: the connector uses neonize.aioze",
 }
 """(httpx._main is listed: the mark that keeps it out is an entry of sys.modules.)"""
 
@@ -54,6 +56,13 @@ def test_a_neonize_runner_loads_neonize_but_not_httpxs_command_line(
     assert not found, f"a neonize runner loaded {found}"
 
 
+def fresh_python(code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` run by a new interpreter: what it imports is its own."""
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+
 def test_httpx_without_its_command_line_is_whole() -> None:
     """What a runner's httpx is: its client as always, and the `main` httpx itself
     gives when its command line's dependencies are missing."""
@@ -67,8 +76,26 @@ def test_httpx_without_its_command_line_is_whole() -> None:
         "assert r.json() == {'ok': True} and httpx.AsyncClient and httpx.Client\n"
         "httpx.main()\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    done = fresh_python(code)
     assert done.returncode == 1, done.stderr
     assert "pip install 'httpx[cli]'" in done.stdout
+
+
+def test_neonize_without_its_sync_client_still_gives_every_name() -> None:
+    """neonize.aioze is imported without neonize's __init__; the package's own names
+    are there the first time something asks for one."""
+    code = (
+        "import sys\n"
+        "from runner.connectors.neonize_client import without_the_sync_client\n"
+        "without_the_sync_client()\n"
+        "from neonize.aioze.client import NewAClient\n"
+        "from neonize.proto import Neonize_pb2\n"
+        "assert 'neonize.client' not in sys.modules\n"
+        "import neonize\n"
+        "from neonize import NewClient, extract_text\n"
+        "assert neonize.__version__ and 'neonize.client' in sys.modules\n"
+        "assert NewClient.__module__ == 'neonize.client' and NewAClient and extract_text\n"
+        "print('ok')\n"
+    )
+    done = fresh_python(code)
+    assert done.returncode == 0 and done.stdout == "ok\n", done.stderr
