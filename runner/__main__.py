@@ -62,8 +62,20 @@ def die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def without_httpx_cli() -> None:
+    """Keep httpx's command line client out of this process. httpx imports it with
+    httpx itself whenever click, rich and pygments are all installed (beside the
+    terminal app and the dev tools they are): ~100 modules, ~4.4 MB of every runner
+    that loads httpx, which a neonize runner does at start (neonize imports it) and any
+    runner does at its first webhook delivery. A runner never runs that client; marked
+    absent here, httpx takes its own way for a missing CLI (a `main` that says what to
+    install) and the rest of httpx is what it always is."""
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     args = parse_args(argv)
+    without_httpx_cli()
     die_with_parent()
     # Auth databases and secrets this process writes (the Go side included) are its own.
     os.umask(0o077)

@@ -82,6 +82,7 @@ class NeonizeConnector(NeonizeRequests):
         stop_wait: float = STOP_WAIT,
     ) -> None:
         super().__init__(session, auth_dir, events, settings)
+        neonize_client.without_the_sync_client()
         self.backoff = backoff or Backoff()
         self.watchdog = watchdog or QrWatchdog()
         self.stop_wait = stop_wait

@@ -7,7 +7,9 @@ chosen here.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import sys
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,6 +20,31 @@ from runner.connectors.neonize_store import ClientStore
 PAIR_DISPLAY = "Chrome (Linux)"
 """How a pairing-code login presents itself on the phone. whatsmeow accepts only
 common `Browser (OS)` names; neonize builds this one from ClientType.CHROME."""
+
+
+def without_the_sync_client() -> None:
+    """Let neonize's modules be imported without its package's __init__, which imports
+    its synchronous client (neonize.client, with its events and multiprocessing: ~0.8 MB
+    of each runner) only to re-export it; this connector uses neonize.aioze, whose
+    modules import what they need themselves. The package is registered as found, and
+    its __init__ runs, whole, the first time anything asks it for a name it would have
+    set (neonize.NewClient, neonize.__version__, …). Nothing inside neonize is changed.
+    Call before anything imports neonize; once it is imported this does nothing."""
+    if "neonize" in sys.modules:
+        return
+    spec = importlib.util.find_spec("neonize")
+    if spec is None or spec.loader is None:
+        return  # not installed: the import that follows says so
+    package = importlib.util.module_from_spec(spec)
+    loader = spec.loader
+
+    def init_on_demand(name: str) -> Any:
+        del package.__dict__["__getattr__"]
+        loader.exec_module(package)
+        return getattr(package, name)
+
+    package.__dict__["__getattr__"] = init_on_demand
+    sys.modules["neonize"] = package
 
 
 def register_events(
