@@ -20,9 +20,11 @@ compare ratios within one run (the machine is shared and noisy).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -142,6 +144,47 @@ def _callee(text: str) -> str:
     return ""
 
 
+class SlowLink:
+    """A TCP proxy on loopback that holds each chunk ``delay`` seconds each way, so a
+    round trip to PostgreSQL costs what it does across a network (``--latency``)."""
+
+    def __init__(self, target: int, delay: float) -> None:
+        self.target, self.delay = target, delay
+        self.port = free_block(1, start=17100)
+        ready = threading.Event()
+        threading.Thread(target=asyncio.run, args=(self._serve(ready),), daemon=True).start()
+        ready.wait(10)
+
+    async def _serve(self, ready: threading.Event) -> None:
+        server = await asyncio.start_server(self._link, "127.0.0.1", self.port)
+        ready.set()
+        await server.serve_forever()
+
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target)
+        await asyncio.gather(self._pipe(reader, up_w), self._pipe(up_r, writer))
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def forward() -> None:
+            while True:
+                due, data = await queue.get()
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                if not data:
+                    writer.close()
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        sender = asyncio.create_task(forward())
+        while data := await reader.read(65536):
+            queue.put_nowait((loop.time() + self.delay, data))
+        queue.put_nowait((loop.time() + self.delay, b""))
+        await sender
+
+
 def show(title: str, figures: dict[str, tuple[float, Counter[str]]]) -> None:
     print(title)
     for kind, (ms, stmts) in figures.items():
@@ -153,6 +196,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--reports", type=int, default=600, help="reports per store (default 600)")
     ap.add_argument("--no-postgres", action="store_true", help="measure SQLite only")
+    ap.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="ms of round trip added between the PostgreSQL store and its server (default 0)",
+    )
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="zv-report-bench-", dir="/tmp"))
     sqlite = SQLiteStore(home / "zapvisor.db")
@@ -170,10 +219,17 @@ def main() -> None:
     try:
         server.add_supabase_roles()
         server.supabase_like_database("bench_report")
-        pg = PostgresStore(server.dsn("bench_report"))
+        dsn = server.dsn("bench_report")
+        if args.latency:
+            link = SlowLink(server.port, args.latency / 2000)
+            dsn = dsn.replace(f":{server.port}/", f":{link.port}/")
+        pg = PostgresStore(dsn)
         pg.migrate()
         fenced(pg)
-        show(f"postgres ({ROOT})", run(pg, args.reports, pg_counter(pg)))
+        show(
+            f"postgres, +{args.latency:g} ms a round trip ({ROOT})",
+            run(pg, args.reports, pg_counter(pg)),
+        )
         pg.close()
     finally:
         server.destroy()
