@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -162,3 +163,59 @@ def test_a_runner_that_lost_its_lease_writes_nothing(
     after = admin.get_session(NAME)
     assert (after.qr_payload, after.status) == (None, Status.INITIALIZING)
     assert [e.action for e in admin.list_events(NAME)].count("status") == 0
+
+
+def test_a_report_on_postgres_is_one_statement(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a fenced report is one statement, its own transaction: the fence
+    rides an argument of the call (no BEGIN, set_config and COMMIT around it), and still
+    refuses a runner whose lease moved on. A real server (tests/pgserver.py)."""
+    import psycopg
+
+    from ecosystem.store.postgres import PostgresStore
+
+    cluster = request.getfixturevalue("pg_cluster")
+    database = cluster.new_database()
+    request.addfinalizer(lambda: cluster.drop_database(database))
+    admin, runner = PostgresStore(cluster.dsn(database)), PostgresStore(cluster.dsn(database))
+    request.addfinalizer(runner.close)
+    request.addfinalizer(admin.close)
+    admin.migrate()
+    admin.create_session(
+        NewSession(name=NAME),
+        host=HOST,
+        ports=range(20000, 20010),
+        exclude_ports=(),
+        max_sessions=10,
+        actor="tester",
+    )
+    runner.set_fence(runner.acquire_lease(NAME, HOST, 30.0).fence)
+    sent: list[str] = []
+    transactions: list[object] = []
+    execute, transaction = psycopg.Cursor.execute, psycopg.Connection.transaction
+
+    def counted(self: Any, query: Any, *args: Any, **kw: Any) -> Any:
+        sent.append(query if isinstance(query, str) else query.as_string(self.connection))
+        return execute(self, query, *args, **kw)
+
+    def opened(self: Any, *args: Any, **kw: Any) -> Any:
+        transactions.append(self)
+        return transaction(self, *args, **kw)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+    monkeypatch.setattr(psycopg.Connection, "transaction", opened)
+    row = runner.set_runtime(NAME, {"status": Status.WAITING_SCAN}, actor="runner")
+    assert row.status == Status.WAITING_SCAN
+    assert len(sent) == 1 and "zapvisor_update_session" in sent[0] and not transactions
+    monkeypatch.undo()
+    event = admin.list_events(NAME, limit=1)[0]
+    assert (event.actor, event.from_status, event.to_status) == (
+        "runner",
+        Status.INITIALIZING,
+        Status.WAITING_SCAN,
+    )
+    assert admin.acquire_lease(NAME, HOST, 30.0).epoch == 2  # a new runner: the old is fenced
+    with pytest.raises(LeaseLost, match=NAME):
+        runner.set_runtime(NAME, {"status": Status.CONNECTED}, actor="runner")
+    assert admin.get_session(NAME).status == Status.WAITING_SCAN

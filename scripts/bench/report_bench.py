@@ -138,7 +138,7 @@ def pg_counter(store: Any) -> Callable[[], Counter[str]]:
 
 
 def _callee(text: str) -> str:
-    for word in ("set_config", "zapvisor_update_session"):
+    for word in ("zapvisor_update_session", "set_config"):
         if word in text:
             return word
     return ""
