@@ -23,17 +23,15 @@ from ecosystem.lease import Fence
 from ecosystem.models import NewSession, utcnow
 from ecosystem.session import Session
 from ecosystem.states import Status
+from ecosystem.store import Store
 from ecosystem.store.sqlite import SQLiteStore
 
 NAME = "alpha"
 HOST = "h1"
 
 
-def _runner(path: Path) -> tuple[SQLiteStore, SQLiteStore, Fence]:
-    """The operator's connection and a runner's, fenced by the lease it took."""
-    admin = SQLiteStore(path)
-    admin.migrate()
-    admin.create_session(
+def _create(store: Store) -> None:
+    store.create_session(
         NewSession(name=NAME),
         host=HOST,
         ports=range(20000, 20010),
@@ -41,6 +39,13 @@ def _runner(path: Path) -> tuple[SQLiteStore, SQLiteStore, Fence]:
         max_sessions=10,
         actor="tester",
     )
+
+
+def _runner(path: Path) -> tuple[SQLiteStore, SQLiteStore, Fence]:
+    """The operator's connection and a runner's, fenced by the lease it took."""
+    admin = SQLiteStore(path)
+    admin.migrate()
+    _create(admin)
     runner = SQLiteStore(path)
     fence = runner.acquire_lease(NAME, HOST, 30.0).fence
     runner.set_fence(fence)
@@ -182,14 +187,7 @@ def test_a_report_on_postgres_is_one_statement(
     request.addfinalizer(runner.close)
     request.addfinalizer(admin.close)
     admin.migrate()
-    admin.create_session(
-        NewSession(name=NAME),
-        host=HOST,
-        ports=range(20000, 20010),
-        exclude_ports=(),
-        max_sessions=10,
-        actor="tester",
-    )
+    _create(admin)
     runner.set_fence(runner.acquire_lease(NAME, HOST, 30.0).fence)
     sent: list[str] = []
     transactions: list[object] = []
