@@ -1,6 +1,7 @@
 """One sim runner's own start: import time, process start → `/health` answering and →
-its first report written to the store (the row's updated_at moves), its idle PSS and its stop (SIGTERM → exit), for one or more checkouts of the code measured
-interleaved in one run.
+its first report written to the store (the row's updated_at moves), its idle PSS and
+its stop (SIGTERM → exit), for one or more checkouts of the code measured interleaved
+in one run.
 
     .venv/bin/python scripts/bench/runner_start.py [--tree DIR ...] [--rounds 5]
 
