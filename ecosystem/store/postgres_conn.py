@@ -53,6 +53,10 @@ FULL_SIGNS = (
 """How a server or pooler that answers but is full says so (connection errors carry no
 SQLSTATE in psycopg, only the server's text)."""
 _SET_FENCE = "SELECT set_config('zapvisor.fence', %s, true)"
+_FENCED_ARG = "p_actor"
+"""The text argument a fenced call sets the fence in (every function a runner writes
+its reports with takes one)."""
+_FENCED_VALUE = "substr(set_config('zapvisor.fence', {}, true), 1, 0) || {}"
 Conn = psycopg.Connection[DictRow]
 Cur = psycopg.Cursor[DictRow]
 
@@ -150,6 +154,7 @@ class PgConnection(FunctionCaller):
         *,
         write: bool,
         timeout: float = ANSWER_TIMEOUT,
+        alone: bool = False,
         **context: Any,
     ) -> T:
         """Run ``fn`` on the connection (in a transaction when ``write``), within
@@ -159,6 +164,8 @@ class PgConnection(FunctionCaller):
         replaced and the call made once more, but only when nothing of it reached the
         server: a write is never sent twice. A call cut short by its bound is not
         retried: the server did not answer, a second try would only double the wait.
+        ``alone``: ``fn`` is one statement that sets the fence itself, its own
+        transaction (no BEGIN and COMMIT around it).
         """
         with self._lock:
             for attempt in (1, 2):
@@ -169,7 +176,7 @@ class PgConnection(FunctionCaller):
                 began = False
                 try:
                     with self._watchdog.bound(conn, timeout):
-                        if write:
+                        if write and not alone:
                             with conn.transaction():
                                 began = True
                                 with conn.cursor() as cur:
@@ -203,15 +210,26 @@ class PgConnection(FunctionCaller):
         write: bool,
         **context: Any,
     ) -> Any:
-        call = sql.SQL("{}({})").format(
-            sql.Identifier(function),
-            sql.SQL(", ").join(
-                sql.SQL("{} => {}").format(sql.Identifier(k), sql.Placeholder()) for k in args
-            ),
-        )
         # jsonb arguments travel as Jsonb; text, times (ISO text) and NULL go untyped, so
         # the function's signature types them
         values = [Jsonb(v) if isinstance(v, dict | list) else v for v in args.values()]
+        placeholders: list[sql.Composable] = [sql.Placeholder() for _ in args]
+        fence = self.fence if write and _FENCED_ARG in args else None
+        if fence is not None:
+            # A runner's write (its reports): the fence rides an argument, which the
+            # server evaluates before the function's body, so the call is one statement
+            # and its own transaction (one round trip, not BEGIN, set_config, the call,
+            # COMMIT); set_config's value is cut to nothing, the argument stays its own
+            at = list(args).index(_FENCED_ARG)
+            placeholders[at] = sql.SQL(_FENCED_VALUE).format(sql.Placeholder(), sql.Placeholder())
+            values[at:at] = [fence.token]
+        call = sql.SQL("{}({})").format(
+            sql.Identifier(function),
+            sql.SQL(", ").join(
+                sql.SQL("{} => {}").format(sql.Identifier(k), p)
+                for k, p in zip(args, placeholders, strict=True)
+            ),
+        )
         if returns == "rows":
             query = sql.SQL("SELECT * FROM {}").format(call)
         else:
@@ -224,7 +242,7 @@ class PgConnection(FunctionCaller):
             row = cur.fetchone()
             return row["value"] if returns == "value" and row else None
 
-        return self._run(op, write=write, **context)
+        return self._run(op, write=write, alone=fence is not None, **context)
 
     def _error(self, exc: psycopg.Error, **context: Any) -> ZapvisorError:
         found = pg.contract_error(exc.sqlstate, exc.diag.message_detail, **context)

@@ -61,6 +61,18 @@ def _row_to_session(row: sqlite3.Row) -> Session:
     return Session.model_validate(data)
 
 
+def _merged(before: Session, changes: Mapping[str, Any]) -> Session:
+    """The row with ``changes`` applied and checked, stamped now."""
+    merged = before.model_copy(update=dict(changes))
+    after = Session.model_validate(merged.model_dump() | {"updated_at": utcnow()})
+    after.api_token_hash = changes.get("api_token_hash", before.api_token_hash)
+    return after
+
+
+def _assignments(fields: Sequence[str]) -> str:
+    return ", ".join(f + " = ?" for f in fields)
+
+
 class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, SQLiteConversations, Store):
     kind = "sqlite"
 
@@ -279,30 +291,48 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, SQLiteCo
                 current = self._fetch(db, name)
             if all(getattr(current, field) == value for field, value in changes.items()):
                 return current
+            written = self._report(name, current, changes, actor)
+            if written is not None:
+                return written
         with self._cursor(write=True) as db:
             before = self._fetch(db, name)
-            merged = before.model_copy(update=dict(changes))
-            after = Session.model_validate(merged.model_dump() | {"updated_at": utcnow()})
-            after.api_token_hash = changes.get("api_token_hash", before.api_token_hash)
+            after = _merged(before, changes)
             fields = [*changes, "updated_at"]
             db.execute(
-                f"UPDATE whatsapp_sessions SET {', '.join(f + ' = ?' for f in fields)}"  # noqa: S608 - fields checked against the model
+                f"UPDATE whatsapp_sessions SET {_assignments(fields)}"  # noqa: S608 - fields checked against the model
                 " WHERE session_name = ?",
                 [_to_db(f, getattr(after, f)) for f in fields] + [name],
             )
             if action is not None:
                 self._insert_event(db, name, action, actor, audit_detail(changes))
             if before.status != after.status:
-                self._insert_event(
-                    db,
-                    name,
-                    "status",
-                    actor,
-                    {"last_error": after.last_error} if after.last_error else None,
-                    from_status=before.status,
-                    to_status=after.status,
-                )
+                self._status_event(db, name, actor, before, after)
             return after
+
+    def _report(
+        self, name: str, current: Session, changes: Mapping[str, Any], actor: str
+    ) -> Session | None:
+        """A runner's report as one UPDATE of the row read just before (outside the write
+        lock), on condition that its status is still the one read: the status event
+        needs the status it replaces, which the condition vouches for without a second
+        read under the lock. A report that keeps the status is that statement alone
+        (atomic by itself); one that changes it adds the event in one transaction.
+        None when the row moved on meanwhile (or went): the caller reads it again."""
+        after = _merged(current, changes)
+        fields = [*changes, "updated_at"]
+        statement = (
+            f"UPDATE whatsapp_sessions SET {_assignments(fields)}"  # noqa: S608 - fields checked against the model
+            " WHERE session_name = ? AND status = ? RETURNING *"
+        )
+        values = [_to_db(f, getattr(after, f)) for f in fields] + [name, str(current.status)]
+        changed = current.status != after.status
+        with self._cursor(write=changed) as db:
+            rows = db.execute(statement, values).fetchall()  # to its end: the lock goes
+            if not rows:
+                return None
+            if changed:
+                self._status_event(db, name, actor, current, after)
+        return _row_to_session(rows[0])
 
     cheap_change_marker = True
 

@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ecosystem.session import Event, utcnow
+from ecosystem.session import Event, Session, utcnow
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -46,6 +46,20 @@ class SQLiteEvents:
                 to_status,
                 json.dumps(dict(detail or {}), ensure_ascii=False, default=str),
             ),
+        )
+
+    def _status_event(
+        self, db: sqlite3.Connection, name: str, actor: str, before: Session, after: Session
+    ) -> None:
+        """The ``status`` event of a write that moved the row from ``before`` to ``after``."""
+        self._insert_event(
+            db,
+            name,
+            "status",
+            actor,
+            {"last_error": after.last_error} if after.last_error else None,
+            from_status=before.status,
+            to_status=after.status,
         )
 
     def add_event(

@@ -1,6 +1,7 @@
-"""One sim runner's own start: import time, process start → `/health` answering, its
-idle PSS and its stop (SIGTERM → exit), for one or more checkouts of the code measured
-interleaved in one run.
+"""One sim runner's own start: import time, process start → `/health` answering and →
+its first report written to the store (the row's updated_at moves), its idle PSS and
+its stop (SIGTERM → exit), for one or more checkouts of the code measured interleaved
+in one run.
 
     .venv/bin/python scripts/bench/runner_start.py [--tree DIR ...] [--rounds 5]
 
@@ -15,16 +16,19 @@ ranges); never fails on timing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -48,6 +52,19 @@ def answers(port: int) -> bool:
         return False
 
 
+def written_since(db: Path, since: str) -> bool:
+    """Whether the runner wrote its first report to the session's row: its updated_at
+    is later than ``since`` (the store keeps ISO 8601 UTC times, which sort as text)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            row = conn.execute(
+                "SELECT updated_at FROM whatsapp_sessions WHERE session_name = 's1'"
+            ).fetchone()
+    except sqlite3.Error:
+        return False
+    return row is not None and row[0] > since
+
+
 def tree_env(tree: Path, base: dict[str, str]) -> dict[str, str]:
     return {**base, "PYTHONPATH": str(tree)}
 
@@ -66,9 +83,10 @@ def import_ms(tree: Path, env: dict[str, str]) -> float:
 
 def one_start(
     tree: Path, env: dict[str, str], home: Path, port: int, settle: float
-) -> tuple[float, float, float]:
-    """(seconds from spawn to /health answering, idle PSS in MB after ``settle``,
-    seconds from SIGTERM to the process's exit)."""
+) -> tuple[float, float, float, float]:
+    """(seconds from spawn to /health answering, seconds from spawn to its first report
+    in the store, idle PSS in MB after ``settle``, seconds from SIGTERM to the exit)."""
+    since = datetime.now(UTC).isoformat(timespec="milliseconds")
     t0 = time.perf_counter()
     command = [sys.executable, "-m", "runner", "--home", str(home), "--session", "s1"]
     proc = subprocess.Popen(
@@ -78,12 +96,16 @@ def one_start(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    up = written = 0.0
     try:
-        while not answers(port):
+        while not (up and written):
             if proc.poll() is not None or time.perf_counter() - t0 > 60:
-                raise SystemExit(f"the runner from {tree} did not answer /health")
+                raise SystemExit(f"the runner from {tree} did not answer /health or report")
+            if not up and answers(port):
+                up = time.perf_counter() - t0
+            if not written and written_since(home / "zapvisor.db", since):
+                written = time.perf_counter() - t0
             time.sleep(0.002)
-        up = time.perf_counter() - t0
         time.sleep(settle)
         pss = psutil.Process(proc.pid).memory_full_info().pss / 1024**2
     finally:
@@ -91,7 +113,7 @@ def one_start(
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
         down = time.perf_counter() - t1
-    return up, pss, down
+    return up, written, pss, down
 
 
 def describe(values: list[float], unit: str) -> str:
@@ -132,7 +154,7 @@ def main() -> None:
 
     load = os.getloadavg()[0]
     results: dict[Path, dict[str, list[float]]] = {
-        t: {"imp": [], "up": [], "pss": [], "down": []} for t in trees
+        t: {"imp": [], "up": [], "written": [], "pss": [], "down": []} for t in trees
     }
     try:
         cli("create", "s1", "--connector", "sim")
@@ -140,8 +162,9 @@ def main() -> None:
         for _ in range(args.rounds):
             for tree in trees:
                 results[tree]["imp"].append(import_ms(tree, env))
-                up, pss, down = one_start(tree, env, home, port, args.settle)
+                up, written, pss, down = one_start(tree, env, home, port, args.settle)
                 results[tree]["up"].append(up)
+                results[tree]["written"].append(written)
                 results[tree]["pss"].append(pss)
                 results[tree]["down"].append(down)
     finally:
@@ -159,6 +182,7 @@ def main() -> None:
         print(f"{tree}")
         print(f"  import runner.startup      {describe(r['imp'], 'ms')}")
         print(f"  spawn -> /health answers   {describe(r['up'], 's')}")
+        print(f"  spawn -> status written    {describe(r['written'], 's')}")
         print(f"  idle PSS                   {describe(r['pss'], 'MB')}")
         print(f"  SIGTERM -> exit            {describe(r['down'], 's')}")
     print(
