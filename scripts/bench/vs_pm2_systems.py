@@ -33,8 +33,11 @@ Started = subprocess.Popen[bytes] | None
 
 
 def clean_env() -> dict[str, str]:
-    """The caller's environment without anything that would point a system elsewhere."""
-    drop = ("ZAPVISOR_", "SUPABASE_", "BASE_PORT", "MAX_SESSIONS", "PM2_")
+    """The caller's environment without anything that would point a system elsewhere,
+    nor PYTHONDONTWRITEBYTECODE: every Python process would compile its modules again at
+    each start, which no deployment does."""
+    drop: tuple[str, ...] = ("ZAPVISOR_", "SUPABASE_", "BASE_PORT", "MAX_SESSIONS", "PM2_")
+    drop += ("PYTHONDONTWRITEBYTECODE",)
     return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
 
 
