@@ -21,6 +21,7 @@ from ecosystem.store.postgres import PostgresStore
 from ecosystem.webhook_events import new_event
 from tests.conftest import Env, PgCluster, wait_for
 from tests.pgserver import AUTHENTICATOR_PASSWORD, PASSWORD
+from tests.test_store_pooler import _create
 
 MIGRATIONS = [f"{m.version:04d}_{m.name}" for m in migrations.load("postgres")]
 """Every migration the package ships (each room's new one joins without touching this)."""
@@ -290,5 +291,29 @@ def test_times_come_back_in_utc_whatever_the_server_zone(pg_dsn: str) -> None:
         )
         for value in (created.created_at, store.list_events("alpha")[0].ts):
             assert (offset := value.utcoffset()) is not None and offset.total_seconds() == 0
+    finally:
+        store.close()
+
+
+def test_the_change_marker_moves_for_a_change_committed_after_a_newer_one(pg_dsn: str) -> None:
+    """Two writers: the one that began first (an older updated_at) commits last. The
+    newest updated_at does not move then; the marker must, or the monitor, which reads
+    the rows only when it moved, would never see that change."""
+    store = PostgresStore(pg_dsn)
+    try:
+        for name in ("alpha", "bravo"):
+            _create(store, name)
+        set_time = "UPDATE whatsapp_sessions SET description = %s, updated_at = %s::timestamptz"
+        with psycopg.connect(pg_dsn) as first, psycopg.connect(pg_dsn) as second:
+            first.execute(set_time + " WHERE session_name = 'alpha'", ("a", "2030-01-01T00:00:01Z"))
+            second.execute(
+                set_time + " WHERE session_name = 'bravo'", ("b", "2030-01-01T00:00:02Z")
+            )
+            second.commit()
+            seen = store.change_marker()
+            first.commit()
+        assert store.change_marker() != seen
+        assert store.get_session("alpha").description == "a"
+        assert store.change_marker() == store.change_marker(), "no change, no move"
     finally:
         store.close()

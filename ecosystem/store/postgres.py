@@ -292,10 +292,19 @@ class PostgresStore(
     cheap_change_marker = True
 
     def change_marker(self) -> Hashable:
+        """Moves with every committed change of a session row. Not the newest
+        ``updated_at`` alone: a transaction that began first and commits last writes an
+        older time than one already seen, and the monitor would skip its change. Every
+        row version has its writer's transaction id (``xmin``): their sum moves with
+        each update, insert or delete (a scan of the rows' headers, ~0.2 ms at 200)."""
+
         def op(cur: Cur) -> Hashable:
-            cur.execute("SELECT count(*) AS n, max(updated_at) AS m FROM whatsapp_sessions")
+            cur.execute(
+                "SELECT count(*) AS n, max(updated_at) AS m, sum(xmin::text::bigint) AS x"
+                " FROM whatsapp_sessions"
+            )
             row = cur.fetchone()
-            return (row["n"], row["m"]) if row else None
+            return (row["n"], row["m"], row["x"]) if row else None
 
         return self._run(op, write=False)
 
