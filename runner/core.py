@@ -165,6 +165,9 @@ class Runner:
         if not self.lease.required:
             self.lease.go_without(self._stop)
             await self._report_start()
+        # a lease free to take is taken before /health answers, so whoever waits for
+        # /health (a create, a boot) then reads this runner's status, not the last one's
+        ready = not self.lease.required or await self._take_lease_now()
         server = self._server = build_server(self)
         try:
             await server.start(self.settings.bind, self.port)
@@ -189,7 +192,7 @@ class Runner:
         # after the first /health, not before it: the collection takes ~8 ms, which a
         # create or a restart waiting for that answer would wait too
         asyncio.get_running_loop().call_later(SETTLE_AFTER, settle_heap)
-        if self.lease.required and not await self._wait_for_lease():
+        if not ready and not await self._wait_for_lease():
             await server.close()
             await lane.close()
             await self.lease.close()
@@ -233,7 +236,7 @@ class Runner:
         await self.outbox.close()
         await self.reporter.close()
         if self.lease.lost.is_set():
-            await self._say_lease_lost()
+            await self.lease.say_lost(os.getpid())
         await self.lease.close()
         if self.sim_server is not None:
             self.sim_server.shutdown()
@@ -261,10 +264,21 @@ class Runner:
         except NotThisHost as exc:
             log.warning("%s: not starting here", exc, extra={"event": "not_this_host"})
             return False
+        await self._leased()
+        return True
+
+    async def _take_lease_now(self) -> bool:
+        """One try at the lease before listening (the wait after it says why not)."""
+        with contextlib.suppress(NotThisHost):
+            if await self.lease.acquire(self._stop, once=True):
+                await self._leased()
+                return True
+        return False
+
+    async def _leased(self) -> None:
         self.connector = self._new_connector()  # with the lease's epoch
         self.lease.start()
         await self._report_start()
-        return True
 
     async def _report_start(self) -> None:
         """The first writes of a runner that may write the session's row."""
@@ -321,21 +335,6 @@ class Runner:
         """Another host holds the session now (or a newer runner here): stop, never
         reconnect."""
         self._stop.set()
-
-    async def _say_lease_lost(self) -> None:
-        """Into the audit trail, the one place this runner may still write."""
-        detail = {
-            "host": self.settings.host_id,
-            "pid": os.getpid(),
-            "reason": self.lease.lost_reason,
-        }
-        with contextlib.suppress(ZapvisorError, TimeoutError):
-            await asyncio.wait_for(
-                asyncio.to_thread(
-                    self.store.add_event, self.name, "lease_lost", actor="runner", detail=detail
-                ),
-                5.0,
-            )
 
     async def _run_connector(self) -> None:
         try:

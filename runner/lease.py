@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -123,10 +124,11 @@ class LeaseKeeper:
         except NotThisHost as exc:
             self.mark_lost(str(exc))
 
-    async def acquire(self, stop: asyncio.Event) -> bool:
+    async def acquire(self, stop: asyncio.Event, *, once: bool = False) -> bool:
         """Take the lease, waiting while another host holds it (a move under way) or the
-        store does not answer. False when asked to stop first. Raises NotThisHost when
-        the session now runs on another host."""
+        store does not answer. False when asked to stop first, or with ``once`` when the
+        first try did not take it (said by the wait that follows). Raises NotThisHost
+        when the session now runs on another host."""
         said = ""
         while not stop.is_set():
             began = time.monotonic()
@@ -149,6 +151,8 @@ class LeaseKeeper:
                 raise
             except (LeaseHeld, StoreError) as exc:
                 self.waiting = str(exc)
+                if once:
+                    return False
                 if self.waiting != said:
                     what = "waiting for the lease" if self.required else "lease not taken yet"
                     log.warning("%s: %s", what, exc, extra={"event": "lease_wait"})
@@ -244,6 +248,13 @@ class LeaseKeeper:
             self.on_lost(reason)
 
     # -- letting go ----------------------------------------------------------------
+
+    async def say_lost(self, pid: int) -> None:
+        """Into the audit trail, the one place a runner that lost its lease may write."""
+        detail = {"host": self.host, "pid": pid, "reason": self.lost_reason}
+        with contextlib.suppress(ZapvisorError, TimeoutError):
+            write = functools.partial(self.store.add_event, actor="runner", detail=detail)
+            await asyncio.wait_for(asyncio.to_thread(write, self.session, "lease_lost"), 5.0)
 
     async def close(self, *, release: bool = True) -> None:
         """Stop renewing; end the lease now unless it was lost (so a planned stop frees

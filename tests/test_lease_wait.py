@@ -9,6 +9,7 @@ sessions stand in for WhatsApp, which cannot be reached from here.)"""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -192,3 +193,31 @@ def test_a_session_now_on_another_host_is_not_started_here(
     finally:
         own.close()
     assert store.lease_info(NAME).lease is None and store.sim_links(NAME) == []
+
+
+def test_a_lease_free_to_take_is_taken_and_reported_before_health_answers(
+    host_a: Env, store: PostgresStore, pg_dsn: str
+) -> None:
+    """A session that can fail over, its lease free: the runner takes it and writes its
+    start before its port answers, so whoever waits for /health (a create, a start, a
+    boot) reads this runner's status, not the last one's. The lease's row is locked for
+    a moment by another connection, which holds the runner inside its first try."""
+    settings = host_a.settings(database_url=pg_dsn, host_id="host-a", lease_seconds=6)
+    _create(host_a, store, AuthKind.STORE)
+    _hold_elsewhere(pg_dsn, "-1 second")  # ran out: free to take
+    with psycopg.connect(pg_dsn, autocommit=True) as db:
+        db.execute(
+            "UPDATE whatsapp_sessions SET status = 'disconnected' WHERE session_name = %s", (NAME,)
+        )
+    port = store.get_session(NAME).port
+
+    async def scenario(runner: Runner, serve: asyncio.Task[int]) -> None:
+        await asyncio.sleep(0.5)  # the runner is blocked on the lock by now
+        first = await _until(serve, lambda: _health(port))
+        assert store.get_session(NAME).status != Status.DISCONNECTED, first
+        assert first["lease"] == "held (epoch 6)", first
+
+    with psycopg.connect(pg_dsn) as blocker:
+        blocker.execute("SELECT 1 FROM session_leases WHERE session_name = %s FOR UPDATE", (NAME,))
+        threading.Timer(0.8, blocker.commit).start()
+        _with_runner(pg_dsn, settings, port, scenario)
