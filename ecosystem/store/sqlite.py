@@ -52,6 +52,20 @@ def _to_db(field: str, value: Any) -> Any:
     return value
 
 
+def _same(stored: Any, reported: Any) -> bool:
+    """Whether writing ``reported`` over ``stored`` leaves the row as it is. Times are
+    kept to the millisecond (``_ts``) and a runner's carry microseconds: compared as
+    stored, or the same report again would never be a no-op and would take the write
+    lock (and move the file's change marker, which every live view re-reads on)."""
+    if isinstance(stored, datetime) and isinstance(reported, datetime):
+        return _to_ms(stored) == _to_ms(reported)
+    return bool(stored == reported)
+
+
+def _to_ms(value: datetime) -> datetime:
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
 def _row_to_session(row: sqlite3.Row) -> Session:
     data = dict(row)
     data["name"] = data.pop("session_name")
@@ -289,7 +303,7 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, SQLiteCo
             # last report is already in the row (Reads.shutdown). A read never waits.
             with self._cursor() as db:
                 current = self._fetch(db, name)
-            if all(getattr(current, field) == value for field, value in changes.items()):
+            if all(_same(getattr(current, f), value) for f, value in changes.items()):
                 return current
             written = self._report(name, current, changes, actor)
             if written is not None:
