@@ -24,7 +24,7 @@ from ecosystem.store import sqlite_health as health_sql
 from ecosystem.store.base import Store, audit_detail
 from ecosystem.store.rowcache import RowCache
 from ecosystem.store.sqlite_conversations import SQLiteConversations
-from ecosystem.store.sqlite_events import _ts
+from ecosystem.store.sqlite_events import _ts, kept_as
 from ecosystem.store.sqlite_health import SQLiteHealth, file_marker, health_cache
 from ecosystem.store.sqlite_hosts import SQLiteHosts
 from ecosystem.store.sqlite_lease import SQLiteLease, fence_error
@@ -50,20 +50,6 @@ def _to_db(field: str, value: Any) -> Any:
     if hasattr(value, "value"):  # StrEnum
         return str(value)
     return value
-
-
-def _same(stored: Any, reported: Any) -> bool:
-    """Whether writing ``reported`` over ``stored`` leaves the row as it is. Times are
-    kept to the millisecond (``_ts``) and a runner's carry microseconds: compared as
-    stored, or the same report again would never be a no-op and would take the write
-    lock (and move the file's change marker, which every live view re-reads on)."""
-    if isinstance(stored, datetime) and isinstance(reported, datetime):
-        return _to_ms(stored) == _to_ms(reported)
-    return bool(stored == reported)
-
-
-def _to_ms(value: datetime) -> datetime:
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 def _row_to_session(row: sqlite3.Row) -> Session:
@@ -303,7 +289,7 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, SQLiteCo
             # last report is already in the row (Reads.shutdown). A read never waits.
             with self._cursor() as db:
                 current = self._fetch(db, name)
-            if all(_same(getattr(current, f), value) for f, value in changes.items()):
+            if all(kept_as(getattr(current, f), value) for f, value in changes.items()):
                 return current
             written = self._report(name, current, changes, actor)
             if written is not None:
