@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +217,48 @@ def test_a_report_on_postgres_is_one_statement(
     with pytest.raises(LeaseLost, match=NAME):
         runner.set_runtime(NAME, {"status": Status.CONNECTED}, actor="runner")
     assert admin.get_session(NAME).status == Status.WAITING_SCAN
+
+
+def test_a_repeated_report_with_microseconds_takes_no_write_lock(
+    fenced: tuple[SQLiteStore, SQLiteStore, Fence],
+) -> None:
+    """The runner's times carry microseconds and SQLite keeps milliseconds: the same
+    report again is still a no-op (the read alone), as is one that says the same thing
+    in other words (a status as its string, a time in another zone)."""
+    admin, runner, _ = fenced
+    now = utcnow().replace(microsecond=123456)
+    active = now + timedelta(seconds=1)
+    report: dict[str, Any] = {
+        "status": Status.CONNECTED,
+        "phone": "+5511999990000",
+        "connected_at": now,
+        "last_activity_at": active,
+        "qr_expires_at": now + timedelta(seconds=20),
+        "qr_payload": None,
+        "last_error": None,
+        "messages_sent": 3,
+        "messages_received": 4,
+    }
+    runner.set_runtime(NAME, report, actor="runner")
+    stored = admin.get_session(NAME)
+    assert stored.qr_expires_at == (now + timedelta(seconds=20)).replace(microsecond=123000)
+    take = _tracer(runner._db)
+    marker = admin.change_marker()
+
+    row = runner.set_runtime(NAME, report, actor="runner")
+    assert take() == (["SELECT * FROM"], 0)
+    assert row.connected_at == now.replace(microsecond=123000)  # the row as it is stored
+
+    elsewhere = active.astimezone(timezone(timedelta(hours=-3)))
+    same = report | {"status": "connected", "last_activity_at": elsewhere}
+    runner.set_runtime(NAME, same, actor="runner")
+    assert take() == (["SELECT * FROM"], 0)
+    assert admin.change_marker() == marker  # nothing committed: no live view re-reads
+
+    # a change below the store's precision is none; one at it is written
+    runner.set_runtime(NAME, {"last_activity_at": active + timedelta(microseconds=1)}, actor="r")
+    assert take() == (["SELECT * FROM"], 0)
+    later = active + timedelta(milliseconds=1)
+    runner.set_runtime(NAME, {"last_activity_at": later}, actor="runner")
+    assert take() == (["SELECT * FROM", "UPDATE whatsapp_sessions", "trigger"], 1)
+    assert admin.get_session(NAME).last_activity_at == later.replace(microsecond=124000)

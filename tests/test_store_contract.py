@@ -197,6 +197,33 @@ def test_runtime_updates_record_status_transitions(store: Store) -> None:
         store.set_runtime("alpha", {"desired_state": "stopped"}, actor="runner")
 
 
+def test_a_repeated_report_leaves_the_row_as_it_was(store: Store) -> None:
+    """A runner reports times with microseconds; each store keeps them at its own
+    precision (SQLite to the millisecond, PostgreSQL to the microsecond). The same report
+    again answers the row as the first left it, and adds no status event."""
+    create(store, "alpha")
+    now = datetime.now(UTC).replace(microsecond=654321)
+    report: dict[str, Any] = {
+        "status": Status.CONNECTED,
+        "phone": "5511",
+        "connected_at": now,
+        "last_activity_at": now + timedelta(seconds=1),
+        "qr_payload": None,
+        "qr_expires_at": None,
+        "last_error": None,
+    }
+    first = store.set_runtime("alpha", report, actor="runner")
+    again = store.set_runtime("alpha", report | {"status": "connected"}, actor="runner")
+    stored = store.get_session("alpha")
+    for row in (first, again):
+        assert {f: getattr(row, f) for f in report} == {f: getattr(stored, f) for f in report}
+    assert stored.connected_at is not None
+    assert timedelta(0) <= now - stored.connected_at < timedelta(milliseconds=1)
+    assert [e.to_status for e in store.list_events("alpha") if e.action == "status"] == [
+        "connected"
+    ]
+
+
 def test_operator_updates_are_audited(store: Store) -> None:
     create(store, "alpha")
     store.update_session(

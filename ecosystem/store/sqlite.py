@@ -24,7 +24,7 @@ from ecosystem.store import sqlite_health as health_sql
 from ecosystem.store.base import Store, audit_detail
 from ecosystem.store.rowcache import RowCache
 from ecosystem.store.sqlite_conversations import SQLiteConversations
-from ecosystem.store.sqlite_events import _ts
+from ecosystem.store.sqlite_events import _ts, kept_as
 from ecosystem.store.sqlite_health import SQLiteHealth, file_marker, health_cache
 from ecosystem.store.sqlite_hosts import SQLiteHosts
 from ecosystem.store.sqlite_lease import SQLiteLease, fence_error
@@ -289,7 +289,7 @@ class SQLiteStore(SQLiteOutbox, SQLiteHealth, SQLiteLease, SQLiteHosts, SQLiteCo
             # last report is already in the row (Reads.shutdown). A read never waits.
             with self._cursor() as db:
                 current = self._fetch(db, name)
-            if all(getattr(current, field) == value for field, value in changes.items()):
+            if all(kept_as(getattr(current, f), value) for f, value in changes.items()):
                 return current
             written = self._report(name, current, changes, actor)
             if written is not None:

@@ -16,6 +16,20 @@ def _ts(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(timespec="milliseconds")
 
 
+def kept_as(stored: Any, reported: Any) -> bool:
+    """Whether writing ``reported`` over ``stored`` leaves the row as it is. Times are
+    kept to the millisecond (``_ts``) and a runner's carry microseconds: compared as
+    stored, or the same report again would never be a no-op and would take the write
+    lock (and move the file's change marker, which every live view re-reads on)."""
+    if isinstance(stored, datetime) and isinstance(reported, datetime):
+        return _to_ms(stored) == _to_ms(reported)
+    return bool(stored == reported)
+
+
+def _to_ms(value: datetime) -> datetime:
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
 class SQLiteEvents:
     """Mixed into SQLiteStore."""
 
