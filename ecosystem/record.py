@@ -31,10 +31,12 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, Self, TypeVar, dataclass_transform
 
+from ecosystem.record_dump import Dumps
+from ecosystem.record_dump import Mode as Mode
+from ecosystem.record_dump import iso as iso  # defined there: see record_dump.py
 from ecosystem.settings_check import to_bool, to_float, to_int
 
 Coerce = Callable[[Any], Any]
-Mode = Literal["python", "json"]
 
 
 def utcnow() -> datetime:
@@ -64,12 +66,6 @@ class RecordError(ValueError):
 EXCLUDE: Mapping[str, Any] = types.MappingProxyType({"exclude": True})
 """A field's ``metadata`` that keeps it out of ``model_dump`` (and so off the wire, out
 of `--json` and out of the stores' generic writes): ``field(metadata=EXCLUDE)``."""
-
-
-def iso(value: datetime) -> str:
-    """A datetime as JSON, the way pydantic writes it (`Z` for UTC)."""
-    text = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 _WORDS = {str: "string", list: "list", dict: "dictionary", datetime: "datetime"}
@@ -210,21 +206,6 @@ def coercer(tp: Any) -> Coerce:
     raise TypeError(f"records do not know how to validate {tp!r}")
 
 
-def _dump(value: Any, json: bool) -> Any:
-    if isinstance(value, Record):
-        return value.model_dump(mode="json" if json else "python")
-    if isinstance(value, list | tuple):
-        return [_dump(v, json) for v in value]
-    if isinstance(value, dict):
-        return {k: _dump(v, json) for k, v in value.items()}
-    if json:
-        if isinstance(value, datetime):
-            return iso(value)
-        if isinstance(value, enum.Enum):
-            return value.value
-    return value
-
-
 class _Fields:
     """``Cls.model_fields``: the record's fields by name, in order."""
 
@@ -243,7 +224,7 @@ def record(cls: R) -> R:
     return dataclasses.dataclass(kw_only=True, repr=False, eq=False)(cls)  # type: ignore[return-value]
 
 
-class Record:
+class Record(Dumps):
     """The methods every record has; subclasses are made with ``@record``."""
 
     __hash__ = None  # type: ignore[assignment]  # mutable, as pydantic's models are
@@ -328,30 +309,6 @@ class Record:
             if extra:
                 raise RecordError("Extra inputs are not permitted", (str(extra[0]),))
         return cls(**{k: v for k, v in obj.items() if k in fields})
-
-    def model_dump(
-        self,
-        *,
-        mode: Mode = "python",
-        include: set[str] | frozenset[str] | None = None,
-        exclude: set[str] | frozenset[str] | None = None,
-        exclude_none: bool = False,
-    ) -> dict[str, Any]:
-        """The record as a dict: nested records as dicts, and in ``json`` mode datetimes
-        as ISO strings and enums as their values (what pydantic's dump gives)."""
-        json = mode == "json"
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            name = f.name
-            if f.metadata.get("exclude") or (include is not None and name not in include):
-                continue
-            if exclude is not None and name in exclude:
-                continue
-            value = getattr(self, name)
-            if exclude_none and value is None:
-                continue
-            out[name] = _dump(value, json)
-        return out
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy with ``update`` applied as given (not validated, as pydantic's)."""
