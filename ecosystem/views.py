@@ -197,36 +197,61 @@ class SessionView:
         return h.last_exit_status
 
     def to_json(self) -> dict[str, Any]:
-        data = self.session.model_dump(mode="json")
-        proc = self.process
-        data.update(
-            process_state=self.process_state,
-            pid=self.pid,
-            uptime_seconds=self.uptime,
-            exit_status=self.exit_status,
-            spawn_error=(proc.spawnerr or None) if proc else None,
-            why_down=self.why_down,
-            port_conflict=self.port_holder,
-            restarts=self.restarts,
-            webhook_url=redact_url(self.session.webhook_url),
-            can_fail_over=self.session.can_fail_over,
-            lease=lease_json(self.lease),
-            host_unreachable=self.unreachable,
-            ai_key=self.ai_key,
-        )
-        bot = self.bot.model_dump(mode="json") if self.bot else {}
-        for key in ("last_reply_at", "last_error", "last_error_at"):
-            data[f"ai_{key}"] = bot.get(key)
-        h = self.health.model_dump(mode="json") if self.health else {}
-        for key in (
-            "last_exit_status",
-            "last_exit_at",
-            "last_restart_reason",
-            "parked_at",
-            "next_restart_at",
-        ):
-            data[key] = h.get(key)
-        return {key: data.get(key) for key in JSON_FIELDS}
+        """The session in `list --json` / `show --json`: :data:`JSON_FIELDS`, in order.
+        Built as one dict display (a listing makes one a session): the session's own
+        fields as its dump has them, the rest from the process, the health record and
+        the bot."""
+        row = self.session.model_dump(mode="json")
+        proc, h, bot = self.process, self.health, self.bot
+        health = h.model_dump(mode="json") if h else {}
+        ai = bot.model_dump(mode="json") if bot else {}
+        get = row.get
+        return {
+            "name": get("name"),
+            "description": get("description"),
+            "host": get("host"),
+            "port": get("port"),
+            "connector": get("connector"),
+            "auth": get("auth"),
+            "failover": get("failover"),
+            "can_fail_over": self.session.can_fail_over,
+            "device_jid": get("device_jid"),
+            "lease": lease_json(self.lease),
+            "desired_state": get("desired_state"),
+            "status": get("status"),
+            "process_state": self.process_state,
+            "pid": self.pid,
+            "uptime_seconds": self.uptime,
+            "phone": get("phone"),
+            "qr_payload": get("qr_payload"),
+            "qr_expires_at": get("qr_expires_at"),
+            "webhook_url": redact_url(self.session.webhook_url),
+            "webhook_events": get("webhook_events"),
+            "ai_config": get("ai_config"),
+            "timing_config": get("timing_config"),
+            "messages_sent": get("messages_sent"),
+            "messages_received": get("messages_received"),
+            "last_error": get("last_error"),
+            "exit_status": self.exit_status,
+            "spawn_error": (proc.spawnerr or None) if proc else None,
+            "restarts": self.restarts,
+            "last_exit_status": health.get("last_exit_status"),
+            "last_exit_at": health.get("last_exit_at"),
+            "last_restart_reason": health.get("last_restart_reason"),
+            "why_down": self.why_down,
+            "port_conflict": self.port_holder,
+            "parked_at": health.get("parked_at"),
+            "next_restart_at": health.get("next_restart_at"),
+            "created_at": get("created_at"),
+            "updated_at": get("updated_at"),
+            "connected_at": get("connected_at"),
+            "last_activity_at": get("last_activity_at"),
+            "host_unreachable": self.unreachable,
+            "ai_key": self.ai_key,
+            "ai_last_reply_at": ai.get("last_reply_at"),
+            "ai_last_error": ai.get("last_error"),
+            "ai_last_error_at": ai.get("last_error_at"),
+        }
 
 
 def lease_json(info: LeaseInfo | None) -> dict[str, Any] | None:

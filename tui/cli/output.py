@@ -39,8 +39,9 @@ _COLOURS = {
 
 
 def emit_json(data: Any) -> None:
-    json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
+    """``data`` as indented JSON: made whole, then written once (``json.dump`` writes
+    each of its tens of thousands of pieces to stdout on its own)."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
 def error(message: str) -> None:
