@@ -11,7 +11,7 @@ from ecosystem.conversations import BotActivity
 from ecosystem.health.model import SessionHealth
 from ecosystem.lease import LeaseInfo
 from ecosystem.names import program_name
-from ecosystem.ports import port_is_free, who_holds
+from ecosystem.ports import port_is_free, who_hold
 from ecosystem.redact import redact_url
 from ecosystem.session import Session
 from ecosystem.states import (
@@ -300,19 +300,17 @@ def down_ports(sessions: Iterable[Session], infos: Mapping[str, ProcessInfo]) ->
 
 def port_holders(ports: Iterable[int], bind: str) -> dict[int, str]:
     """Who holds each of ``ports`` that a runner could not listen on now ("held by nginx
-    (pid 42)"): one bind attempt each, cheap; the holder is looked up only for a port
-    that is taken."""
-    out = {}
-    for port in ports:
-        if port_is_free(port, bind):
-            continue
-        found = who_holds(port)
-        out[port] = (
+    (pid 42)"): one bind attempt each, cheap; the holders of the taken ones are looked
+    up in one read of the socket table."""
+    taken = [port for port in ports if not port_is_free(port, bind)]
+    return {
+        port: (
             f"held by {found.process or 'a process'} (pid {found.pid})"
             if found.pid is not None
             else "in use by another process"
         )
-    return out
+        for port, found in who_hold(taken).items()
+    }
 
 
 def age(seconds: float | None) -> str:
