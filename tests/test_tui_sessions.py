@@ -5,6 +5,8 @@ palette, help, and notifications of state changes."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from typing import Any
 
 import pytest
@@ -96,8 +98,18 @@ def test_restart_stop_start_bulk_restart_and_delete(make_env: Any) -> None:
 
             # r: alpha gets a new pid, the others keep theirs
             await _cursor_to(pilot, home, "alpha")
-            await pilot.press("r", "r")  # the second press finds it busy: refused, said so
-            assert any(n.startswith("still working on alpha") for n in _notes(app))
+            # the second press finds it busy: refused, said so (the runner, frozen, does
+            # not act on its stop until the test lets it, so the restart is under way)
+            alpha = before["alpha"]
+            assert alpha is not None
+            os.kill(alpha, signal.SIGSTOP)
+            try:
+                await pilot.press("r")
+                await until(pilot, lambda: "alpha" in app.busy, what="alpha busy")
+                await pilot.press("r")
+                assert any(n.startswith("still working on alpha") for n in _notes(app))
+            finally:
+                os.kill(alpha, signal.SIGCONT)
             await until(pilot, lambda: _pids(app)["alpha"] not in (None, before["alpha"]))
             after = _pids(app)
             assert after["bravo"] == before["bravo"] and after["carol"] == before["carol"]
