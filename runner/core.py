@@ -19,7 +19,6 @@ from ecosystem.errors import (
     StoreUnsupported,
     ZapvisorError,
 )
-from ecosystem.heartbeat import ACTIVITY_SLACK, Heartbeats, beat_every
 from ecosystem.lease import ONE_HOST_LEASE_SECONDS, AuthKind, LeaseTiming
 from ecosystem.paths import StatePaths
 from ecosystem.session import Session
@@ -36,6 +35,7 @@ from runner.http import Server
 from runner.lane import HealthLane
 from runner.lease import LeaseKeeper
 from runner.outbox import Outbox
+from runner.pulse import Pulse
 from runner.settle import SETTLE_AFTER, settle, settle_heap
 from runner.state import LiveState, Reporter
 
@@ -97,10 +97,9 @@ class Runner:
         self.connector: Connector = self._new_connector()
         self._stop = asyncio.Event()
         self._exit_code = 0
-        self._beats = Heartbeats.open(settings.home, settings.base_port, settings.max_sessions)
-        self._next_beat: asyncio.TimerHandle | None = None
-        self.events.on_activity = self.beat_now
         self._server: Server | None = None
+        self.pulse = Pulse(settings, port, self._stop.is_set, self._turned_away)
+        self.events.on_activity = self.pulse.with_work
         self._recycling = False
 
     @property
@@ -184,7 +183,7 @@ class Runner:
             ) from None
         lane = HealthLane(self.paths.health_socket(self.name), self.health)
         await lane.start()
-        self._beat()
+        self.pulse.beat()
         log.info(
             "listening",
             extra={"event": "started", "port": self.port, "connector": self.connector.kind},
@@ -351,27 +350,8 @@ class Runner:
             self._exit_code = 1
             self._stop.set()
 
-    def _beat(self, slack: float = 0.0) -> None:
-        """Say the event loop runs (ecosystem/heartbeat.py), now and within
-        ``beat_every``, and whether the port turned clients away meanwhile: the monitor
-        asks /health only of runners whose beat stopped, and sees a full port here."""
-        if self._next_beat is not None:
-            self._next_beat.cancel()
-            self._next_beat = None
-        if self._beats is None or self._stop.is_set():
-            return
-        full = self._server.full() if self._server is not None else 0
-        self._beats.beat(self.port, os.getpid(), time.monotonic(), full)
-        loop = asyncio.get_running_loop()
-        every = beat_every(self.settings.health_interval) + slack
-        self._next_beat = loop.call_later(every, self._beat)
-
-    def beat_now(self) -> None:
-        """The loop woke up for work (a QR code rotating): beat with it, and put the
-        timed beat off, so that work coming back as often carries every beat and an
-        idle runner wakes up for it alone."""
-        if self._next_beat is not None:  # none before serve() started beating
-            self._beat(ACTIVITY_SLACK)
+    def _turned_away(self) -> int:
+        return self._server.full() if self._server is not None else 0
 
     def _dispatcher_ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or self._stop.is_set():

@@ -97,13 +97,13 @@ def test_a_qr_rotation_carries_the_heartbeat(zv: Env) -> None:
         async def run() -> tuple[float, Beat | None, float, Beat | None]:
             loop = asyncio.get_running_loop()
             runner.reporter.start()
-            runner._beat()
-            assert runner._next_beat is not None
-            timed, first = runner._next_beat.when() - loop.time(), beats.last(runner.port)
+            runner.pulse.beat()
+            assert runner.pulse.next is not None
+            timed, first = runner.pulse.next.when() - loop.time(), beats.last(runner.port)
             await asyncio.sleep(0.01)
             await runner.events.qr("2@rotated", utcnow() + timedelta(seconds=20))
-            assert runner._next_beat is not None
-            put_off, second = runner._next_beat.when() - loop.time(), beats.last(runner.port)
+            assert runner.pulse.next is not None
+            put_off, second = runner.pulse.next.when() - loop.time(), beats.last(runner.port)
             await runner.outbox.flush()
             await runner.reporter.close()
             return timed, first, put_off, second
