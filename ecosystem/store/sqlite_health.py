@@ -14,6 +14,7 @@ from ecosystem.errors import SessionNotFound
 from ecosystem.health.model import Alert, NewAlert, SessionHealth
 from ecosystem.session import utcnow
 from ecosystem.store.rowcache import RowCache
+from ecosystem.store.sqlite_events import _ts
 
 _HEALTH_TIMES = (
     "last_exit_at",
@@ -22,10 +23,6 @@ _HEALTH_TIMES = (
     "parked_at",
     "updated_at",
 )
-
-
-def _ts(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat(timespec="milliseconds")
 
 
 def _health_row(row: sqlite3.Row) -> SessionHealth:
