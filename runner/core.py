@@ -44,6 +44,10 @@ if TYPE_CHECKING:  # loaded by the first message or send that needs it
 
 log = logging.getLogger("runner")
 
+FIRST_REPORT_WAIT = 2.0
+"""Seconds a runner that took its lease waits for its first report to reach the
+store before it listens (a store that is slow to answer does not hold it longer)."""
+
 
 class Runner:
     def __init__(
@@ -280,13 +284,19 @@ class Runner:
         await self._report_start()
 
     async def _report_start(self) -> None:
-        """The first writes of a runner that may write the session's row."""
+        """The first writes of a runner that may write the session's row.
+
+        They reach the store before the port answers: whoever waited for this runner's
+        /health (a create, a restart, a `list` that started supervisord) then reads
+        what this runner says, not what the one before it last wrote (one row write,
+        ~1 ms on SQLite; a store slow to answer holds it FIRST_REPORT_WAIT at most)."""
         self.reporter.start()
         if self.session.auth == AuthKind.STORE:
             await self._share_webhook_secret()
         await self.reporter.update(
             status=Status.INITIALIZING, last_error=None, qr_payload=None, qr_expires_at=None
         )
+        await self.reporter.flush(FIRST_REPORT_WAIT)
 
     async def _drive(self) -> None:
         """Run the connector while the lease is held; let go of WhatsApp the moment it

@@ -221,3 +221,31 @@ def test_a_lease_free_to_take_is_taken_and_reported_before_health_answers(
         blocker.execute("SELECT 1 FROM session_leases WHERE session_name = %s FOR UPDATE", (NAME,))
         threading.Timer(0.8, blocker.commit).start()
         _with_runner(pg_dsn, settings, port, scenario)
+
+
+def test_a_session_that_cannot_fail_over_reports_its_start_before_health_answers(
+    host_a: Env, store: PostgresStore, pg_dsn: str
+) -> None:
+    """A session with local auth runs without waiting for its lease, yet its first
+    report (initializing) reaches the store before its port answers: a `list` that
+    started supervisord, or a create, reads this runner's status, not the one its last
+    runner wrote on its way out. The session's row is locked for a moment by another
+    connection, which holds that first write back; /health is polled from the start."""
+    settings = host_a.settings(database_url=pg_dsn, host_id="host-a", lease_seconds=6)
+    _create(host_a, store, AuthKind.LOCAL)
+    with psycopg.connect(pg_dsn, autocommit=True) as db:
+        db.execute(
+            "UPDATE whatsapp_sessions SET status = 'disconnected' WHERE session_name = %s", (NAME,)
+        )
+    port = store.get_session(NAME).port
+
+    async def scenario(runner: Runner, serve: asyncio.Task[int]) -> None:
+        first = await _until(serve, lambda: _health(port))
+        assert store.get_session(NAME).status != Status.DISCONNECTED, first
+
+    with psycopg.connect(pg_dsn) as blocker:
+        blocker.execute(
+            "SELECT 1 FROM whatsapp_sessions WHERE session_name = %s FOR UPDATE", (NAME,)
+        )
+        threading.Timer(0.8, blocker.commit).start()
+        _with_runner(pg_dsn, settings, port, scenario)
