@@ -8,6 +8,7 @@ import logging
 
 from ecosystem import boot
 from ecosystem.errors import ZapvisorError
+from ecosystem.filelock import file_lock
 from ecosystem.health.model import MONITOR_ACTOR
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths
@@ -23,16 +24,21 @@ def start_never_started(settings: Settings, store: Store, sup: Supervisor) -> bo
     """Programs STOPPED with a start time of 0 were never started by this supervisord;
     one an operator stopped (even with supervisorctl) has a start time and stays."""
     paths = StatePaths(settings.home)
+    wanted = [
+        s for s in store.list_sessions(settings.host_id) if s.desired_state == DesiredState.RUNNING
+    ]
+    # A command that found supervisord down started it holding the apply lock, and
+    # starts these sessions itself: wait for it to be done rather than start them a
+    # second time (a monitor forked from supervisord is up before that command's
+    # first start). systemd's `serve` holds no lock: this pass starts them.
+    with file_lock(paths.apply_lock, settings.start_timeout * (len(wanted) + 1)):
+        pass
     try:
         boot.reap_orphans(paths.home, sup.pid())
     except ZapvisorError as exc:
         log.warning("cannot look for orphaned runners: %s", exc)
     never = set(never_started(sup.all_process_info()))
-    targets = [
-        (s.name, s.port)
-        for s in store.list_sessions(settings.host_id)
-        if s.desired_state == DesiredState.RUNNING and program_name(s.name) in never
-    ]
+    targets = [(s.name, s.port) for s in wanted if program_name(s.name) in never]
     if not targets:
         return boot.StartReport()
     log.info("starting %d session(s) supervisord has not started", len(targets))
