@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ecosystem.errors import ZapvisorError
 from ecosystem.filelock import file_lock
-from ecosystem.names import program_name
+from ecosystem.names import program_name, runner_session
 from ecosystem.paths import StatePaths, write_private
 from ecosystem.states import STOPPED_STATES
 from ecosystem.supctl.rpc import Supervisor
@@ -266,13 +266,11 @@ def runner_orphans(home: Path, supervisord_pid: int) -> list[int]:
     supervisord could not start their sessions."""
     import psutil
 
-    marker = ["-m", "runner", "--home", str(home)]
     found = []
     for proc in psutil.process_iter(["pid", "ppid", "cmdline"]):
-        cmd = proc.info.get("cmdline") or []
         if proc.info["ppid"] == supervisord_pid or proc.info["pid"] == os.getpid():
             continue
-        if any(cmd[i : i + len(marker)] == marker for i in range(len(cmd))):
+        if runner_session(proc.info.get("cmdline") or [], str(home)) is not None:
             found.append(int(proc.info["pid"]))
     return found
 

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ecosystem import names
 from ecosystem.errors import ZapvisorError
 from ecosystem.ports import port_is_free, who_holds
 from ecosystem.session import Session
@@ -115,12 +116,7 @@ def runner_session(pid: int, home: Path) -> str | None:
         cmd = psutil.Process(pid).cmdline()
     except psutil.Error:
         return None
-    marker = ["-m", "runner", "--home", str(home)]
-    if not any(cmd[i : i + len(marker)] == marker for i in range(len(cmd))):
-        return None
-    if "--session" in cmd[:-1]:
-        return cmd[cmd.index("--session") + 1]
-    return None
+    return names.runner_session(cmd, str(home))
 
 
 def session_file_checks(orch: Reads, views: Sequence[SessionView]) -> list[Check]:

@@ -47,3 +47,18 @@ def session_from_program(program: str) -> str | None:
         if _NAME.fullmatch(rest):
             return rest
     return None
+
+
+def runner_session(cmdline: list[str], home: str) -> str | None:
+    """The session whose runner of state dir ``home`` a process is, from its command
+    line (``python -m runner --home HOME --session NAME --port PORT``); None when it is
+    none. A runner forked from supervisord (supctl/forkspawn.py) shows that command as
+    one string, its words joined by spaces, which a home with spaces cannot be told
+    apart in: both forms are read as the text of the words joined."""
+    text = " ".join(word for word in cmdline if word)
+    marker = f" -m runner --home {home} --session "
+    at = text.find(marker)
+    if at < 0:
+        return None
+    name = text[at + len(marker) :].split(" ", 1)[0]
+    return name if _NAME.fullmatch(name) else None

@@ -67,6 +67,7 @@ def render_for(
         max_sessions=settings.max_sessions,
         monitor=render.monitor_spec(paths) if settings.monitor else None,
         rpcext=rpcext,
+        fork_runners=settings.fork_runners,
     )
     try:
         live = paths.conf.read_text("utf-8")

@@ -133,10 +133,12 @@ def render(
     monitor: MonitorSpec | None = None,
     extra: dict[str, Any] | None = None,
     rpcext: bool = True,
+    fork_runners: bool = False,
 ) -> str:
     """The config text. With a ``monitor``, restarting crashed runners is its job
     (backoff, parking), so supervisord's autorestart and start retries are off.
-    ``rpcext``: with zapvisor's own RPC namespace (``apply.wants_rpcext`` decides)."""
+    ``rpcext``: with zapvisor's own RPC namespace (``apply.wants_rpcext`` decides),
+    which ``fork_runners`` asks to start runners as forks of supervisord (forkspawn.py)."""
     import jinja2  # only commands that change the config pay for it
 
     # An INI file, not HTML: values are made safe by `sv`, not by HTML escaping.
@@ -162,6 +164,7 @@ def render(
         startretries=0 if monitor else 5,
         recycle_exit=RUNNER_RECYCLE_EXIT,
         rpcext=rpcext,
+        fork_runners=fork_runners,
         **(extra or {}),
     )
 

@@ -68,5 +68,15 @@ class ZapvisorNamespace:
 
 
 def make_interface(supervisord: Any, **config: str) -> ZapvisorNamespace:
-    """supervisord's ``supervisor.rpcinterface_factory`` for ``[rpcinterface:zapvisor]``."""
+    """supervisord's ``supervisor.rpcinterface_factory`` for ``[rpcinterface:zapvisor]``.
+    With ``fork_runners = true`` in that section, runners start as forks of this
+    supervisord (forkspawn.py, which loads the runner's modules into it)."""
+    if config.get("fork_runners") == "true":
+        options = supervisord.options
+        try:
+            from ecosystem.supctl import forkspawn
+
+            forkspawn.install(options, options.logger.warn)
+        except Exception as exc:  # supervisord runs on, exec'ing runners
+            options.logger.warn(f"zapvisor: runners will be exec'd, not forked: {exc!r}")
     return ZapvisorNamespace(supervisord)
