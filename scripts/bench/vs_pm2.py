@@ -201,6 +201,13 @@ class Bench:
             pss = probe.median_pss(s.worker_pids())
             if pss is not None:
                 self.record(f"PSS, one of {self.top} idle sessions (median)", s, pss)
+            # the sum is what the host gives: it holds whatever the processes share
+            every = [*s.manager_pids(), *s.worker_pids()]
+            self.record(
+                f"PSS, everything ({self.top} sessions)",
+                s,
+                sum(probe.pss_mb(p) or 0.0 for p in every),
+            )
         print(f"  scanned {self.zv.scan_all()} zapvisor sessions", flush=True)
         time.sleep(5)
         self.idle_window("paired", self.args.idle, parts)
