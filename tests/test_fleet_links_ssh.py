@@ -31,6 +31,12 @@ from tests.sshd import SshServer
 pytestmark = pytest.mark.e2e
 
 
+def _interruptible() -> None:
+    """In the child before exec: SIGINT back to its default (Python then raises
+    KeyboardInterrupt on it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_the_live_view_over_ssh_greys_a_silent_or_dead_host_and_brings_it_back(
     fleet: Fleet, make_sshd: Callable[[], SshServer]
 ) -> None:
@@ -183,13 +189,19 @@ def test_the_cli_reaches_sessions_of_other_hosts_over_ssh(fleet: Fleet) -> None:
         env=fleet.control.vars,
         stdout=subprocess.PIPE,
         text=True,
+        # Ctrl-C as in a terminal, whoever started the tests: a shell's background job
+        # ignores SIGINT, and so would this command, inheriting that
+        preexec_fn=_interruptible,
     ) as follow:
-        assert follow.stdout is not None
-        first = follow.stdout.readline()
-        assert '"session": "far-1"' in first or first.startswith("{"), first
-        assert wait_for(lambda: len(_agents(host)) == 1, 30)
-        follow.send_signal(signal.SIGINT)
-        assert follow.wait(30) == 130
+        try:
+            assert follow.stdout is not None
+            first = follow.stdout.readline()
+            assert '"session": "far-1"' in first or first.startswith("{"), first
+            assert wait_for(lambda: len(_agents(host)) == 1, 30)
+            follow.send_signal(signal.SIGINT)
+            assert follow.wait(30) == 130
+        finally:
+            follow.kill()  # a failure above must not leave the test waiting for it
     assert wait_for(lambda: not _agents(host), 30)  # the agent ended with the command
 
     # a host nobody added: the exit code of an unknown host
