@@ -30,7 +30,10 @@ from tui.cli import output
 pytestmark = pytest.mark.e2e
 
 SECTION = "[rpcinterface:zapvisor]"
-_BLOCK = re.compile(r"\n; zapvisor\.processes\(\).*?:make_interface\n", re.DOTALL)
+_BLOCK = re.compile(
+    r"\n; zapvisor\.processes\(\).*?:make_interface\n(?:;[^\n]*\nfork_runners = true\n)?",
+    re.DOTALL,
+)
 
 
 def _python(code: str) -> str:
