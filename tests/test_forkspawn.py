@@ -18,7 +18,7 @@ import pytest
 from ecosystem.errors import RunnerError
 from ecosystem.names import runner_session
 from ecosystem.supctl import forkspawn
-from tests.conftest import Env
+from tests.conftest import Env, wait_for
 
 
 def _raw_cmdline(pid: int) -> bytes:
@@ -131,4 +131,5 @@ def test_a_forked_runner_that_fails_exits_with_its_own_status(zv: Env) -> None:
     assert failed.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}: is in use" in failed.stderr, failed.stderr
     assert "exit status 69" in failed.stderr, failed.stderr
-    assert zv.json("show", "gamma")["last_exit_status"] == RunnerError.exit_code == 69
+    # as the health monitor recorded the exit (it reads it from supervisord's event)
+    wait_for(lambda: zv.json("show", "gamma")["last_exit_status"] == RunnerError.exit_code == 69)
