@@ -135,7 +135,8 @@ def _as_fresh_process(module: str, argv: list[str], env: dict[str, str]) -> Call
     """Put back what a fresh interpreter would have; the ``main`` of ``module``."""
     # supervisord's objects made since install() froze the rest (its programs, their
     # configs…) out of this process's collections too: a pass over them would write to
-    # every page they sit on, and so copy it (~1.5 MB a runner with 200 programs)
+    # the pages they sit on, and so copy them (at 20 and 100 runners the difference was
+    # within the measurement's noise, ~0.2 MB; it grows with supervisord's programs)
     gc.freeze()
     with contextlib.suppress(Exception):
         # first: it reuses the memory of supervisord's arguments and environment, as
