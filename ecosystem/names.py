@@ -53,8 +53,8 @@ def runner_session(cmdline: list[str], home: str) -> str | None:
     """The session whose runner of state dir ``home`` a process is, from its command
     line (``python -m runner --home HOME --session NAME --port PORT``); None when it is
     none. A runner forked from supervisord (supctl/forkspawn.py) shows that command as
-    one string, its words joined by spaces, which a home with spaces cannot be told
-    apart in: both forms are read as the text of the words joined."""
+    one string, its words joined by spaces (a home with spaces cannot be split back out
+    of it): both forms are matched as the text of the words joined."""
     text = " ".join(word for word in cmdline if word)
     marker = f" -m runner --home {home} --session "
     at = text.find(marker)

@@ -1,7 +1,9 @@
 """zapvisor's own namespace in supervisord's XML-RPC interface: ``zapvisor.*``.
 
 supervisord imports this module itself (``[rpcinterface:zapvisor]`` in its config), so
-it stays tiny: the standard library and supervisor only, nothing else of zapvisor's.
+it stays tiny: the standard library and supervisor only, nothing else of zapvisor's
+(but forkspawn.py when the section asks for forked runners: that one loads the
+runners' code into supervisord on purpose).
 
 ``getAllProcessInfo`` answers 14 fields per program as XML-RPC structs: at 200 programs
 ~250 KB of XML that costs both sides more than everything else in a refresh. The
