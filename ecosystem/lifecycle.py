@@ -142,14 +142,16 @@ class Lifecycle(Plumbing):
     def _ensure_program(self, name: str) -> None:
         """Make sure supervisord runs and has the session's current program entry, and
         that the runner starts with the settings of now (`runtime.env`)."""
-        from ecosystem.supctl import apply as applier
+        from ecosystem.supctl import statefiles
 
         self.ensure_up()
-        applier.write_runtime_env(self.paths, self.settings)
+        statefiles.write_runtime_env(self.paths, self.settings)
         program = program_name(name)
         if self.sup.process_info(program) is None:
             self.apply()
-        elif program in applier.deferred(self.paths):
+        elif program in statefiles.deferred(self.paths):
+            from ecosystem.supctl import apply as applier  # the renderer: only then
+
             with applier.apply_lock(self.paths):
                 applier.refresh_program(self.paths, self.sup, program)
 

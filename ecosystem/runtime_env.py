@@ -12,7 +12,7 @@ from ecosystem.settings import Settings
 from ecosystem.settings_check import SettingsInvalid, build
 
 _WRITTEN = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*='[^'\\$\r\n]*'\n)*")
-"""What `write_runtime_env` writes (supctl/apply.py): ``NAME='value'`` lines, each value
+"""What `write_runtime_env` writes (supctl/statefiles.py): ``NAME='value'`` lines, each value
 without a quote or newline; without a backslash or ``$`` too, the two characters
 python-dotenv would read otherwise than literally (an escape, a ``${VAR}``)."""
 _LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)='([^']*)'\n")

@@ -145,7 +145,7 @@ class RemoteHost:
         the fleet's store alone), as an operator editing it there would: every zapvisor
         started on the host afterwards reads them."""
         from ecosystem.fleet import layout
-        from ecosystem.supctl.apply import dotenv_quote
+        from ecosystem.supctl.statefiles import dotenv_quote
 
         env = Path(layout.remote_root(str(self.user.home))) / ".env"
         kept = [

@@ -18,8 +18,8 @@ from dotenv import dotenv_values
 from ecosystem.paths import StatePaths
 from ecosystem.runtime_env import read_runtime_settings, runtime_values
 from ecosystem.settings import make_settings
-from ecosystem.supctl.apply import write_runtime_env
 from ecosystem.supctl.render import runner_command
+from ecosystem.supctl.statefiles import write_runtime_env
 from ecosystem.webhook_events import new_event, uuid4_hex
 from runner.__main__ import Args, parse_args
 from tests.conftest import ROOT

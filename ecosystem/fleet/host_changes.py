@@ -29,7 +29,7 @@ from ecosystem.fleet.knownhosts import KeyPolicy, KnownHosts, known_hosts_path
 from ecosystem.fleet.records import HostRecord, format_target, parse_target
 from ecosystem.fleet.ssh import SSHPool
 from ecosystem.session import utcnow
-from ecosystem.supctl.apply import dotenv_quote
+from ecosystem.supctl.statefiles import dotenv_quote
 
 if TYPE_CHECKING:
     from ecosystem.fleet.admin import HostsAdmin

@@ -16,7 +16,7 @@ import posixpath
 from collections.abc import Iterable, Mapping, Sequence
 
 from ecosystem.settings import Settings
-from ecosystem.supctl.apply import dotenv_quote
+from ecosystem.supctl.statefiles import dotenv_quote
 
 HEADER = "# written by `zapvisor hosts add` / `hosts upgrade` on the control side\n"
 HAND_HEADER = "# this host's own settings, kept as they were by `hosts add` / `hosts upgrade`:\n"

@@ -7,7 +7,6 @@ store alone decides what runs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,10 +17,11 @@ from ecosystem.filelock import file_lock
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths, write_private
 from ecosystem.session import Session
-from ecosystem.settings import Settings, settings_to_env
+from ecosystem.settings import Settings
 from ecosystem.states import PROCESS_UP, DesiredState
 from ecosystem.supctl import daemon, render, shapes
 from ecosystem.supctl.rpc import Supervisor, never_started
+from ecosystem.supctl.statefiles import deferred, save_deferred, write_runtime_env
 
 
 @dataclass
@@ -88,16 +88,6 @@ def wants_rpcext(up: bool, sup: Supervisor) -> bool:
     return not up or sup.serves_compact()
 
 
-def write_runtime_env(paths: StatePaths, settings: Settings) -> None:
-    """`runtime.env`, the settings runners and the monitor start with, when it changed."""
-    env = "".join(f"{k}={dotenv_quote(v)}\n" for k, v in settings_to_env(settings).items())
-    try:
-        if not paths.runtime_env.exists() or paths.runtime_env.read_text("utf-8") != env:
-            write_private(paths.runtime_env, env)
-    except OSError as exc:
-        raise SupervisorError(f"cannot write {paths.runtime_env}: {exc}") from None
-
-
 def write_config(paths: StatePaths, settings: Settings, text: str) -> bool:
     """Write the runtime settings and the config; returns whether the config changed."""
     write_runtime_env(paths, settings)
@@ -108,13 +98,6 @@ def write_config(paths: StatePaths, settings: Settings, text: str) -> bool:
     except OSError as exc:
         raise SupervisorError(f"cannot write {paths.conf}: {exc}") from None
     return True
-
-
-def dotenv_quote(value: str) -> str:
-    # python-dotenv reads single-quoted values literally (no escapes, no expansion).
-    if "'" in value or "\n" in value:
-        raise SupervisorError("a setting holds a quote or newline and cannot be passed on")
-    return f"'{value}'"
 
 
 def sync(
@@ -143,7 +126,7 @@ def sync(
         daemon.start(paths, sup)
         result.booted = True
         result.added = list(programs)
-        _save_deferred(paths, [])
+        save_deferred(paths, [])
         # runners a killed supervisord left behind still hold their ports
         boot.reap_orphans(paths.home, sup.pid())
         result.started = start(sorted(wanted_running.values()))
@@ -165,7 +148,7 @@ def sync(
         sup.remove_group(program)
         sup.add_group(program)
         result.changed.append(program)
-    _save_deferred(paths, result.deferred)
+    save_deferred(paths, result.deferred)
     for program in added:
         sup.add_group(program)
     result.added = [p for p in added if p in ours]
@@ -183,23 +166,7 @@ def write_for_boot(paths: StatePaths, settings: Settings, sessions: Sequence[Ses
     paths.ensure()
     text, _programs = render_for(paths, settings, sessions)
     write_config(paths, settings, text)
-    _save_deferred(paths, [])
-
-
-def _save_deferred(paths: StatePaths, programs: list[str]) -> None:
-    path = paths.home / "deferred.json"
-    if programs:
-        write_private(path, json.dumps(sorted(programs)))
-    else:
-        path.unlink(missing_ok=True)
-
-
-def deferred(paths: StatePaths) -> set[str]:
-    """Programs left on an old entry by earlier applies (see ApplyResult.deferred)."""
-    try:
-        return set(json.loads((paths.home / "deferred.json").read_text("utf-8")))
-    except (OSError, ValueError, TypeError):
-        return set()
+    save_deferred(paths, [])
 
 
 def refresh_program(paths: StatePaths, sup: Supervisor, program: str) -> None:
@@ -212,4 +179,4 @@ def refresh_program(paths: StatePaths, sup: Supervisor, program: str) -> None:
         sup.stop(program)
         sup.remove_group(program)
         sup.add_group(program)
-    _save_deferred(paths, sorted(deferred(paths) - {program}))
+    save_deferred(paths, sorted(deferred(paths) - {program}))
