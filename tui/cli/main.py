@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
+from typing import NoReturn, cast
 
 from ecosystem import __version__
 from ecosystem.errors import ZapvisorError
@@ -24,7 +24,7 @@ from tui.cli import (
     session_args,
     webhooks,
 )
-from tui.cli.registry import Formatter, resolve
+from tui.cli.registry import Formatter, LazySubParsers, resolve
 
 # Each module adds its subcommands with `register(sub)`; a feature adds its own module.
 # Their top level imports only what the arguments need (argparse, names, constants):
@@ -64,7 +64,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser. With ``command``, only that command's parser is built
+    with its arguments (all are when ``command`` names none)."""
     parser = _Parser(
         prog="zapvisor",
         description=DESCRIPTION,
@@ -73,14 +75,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"zapvisor {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = cast(
+        LazySubParsers,
+        parser.add_subparsers(dest="command", metavar="COMMAND", action=LazySubParsers),
+    )
+    sub.only = command
     for module in COMMAND_MODULES:
         module.register(sub)
+    if command is not None and not sub.built:
+        return build_parser()
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    # the first word that is no option is the command (zapvisor's own take no value)
+    parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
     args = parser.parse_args(argv)
     if args.command is None:
         if sys.stdin.isatty() and sys.stdout.isatty():
