@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Env
+from tests.conftest import Env, wait_for
 from tests.terminal import drawn, quit_status, spawn_app
 
 pytestmark = pytest.mark.e2e
@@ -25,6 +25,8 @@ def test_on_a_terminal_it_opens_the_app_and_ctrl_q_quits(make_env: Any) -> None:
     try:
         drawn(app, b"supervisord", 60)  # the host header is drawn
         drawn(app, b"no sessions yet", 30)
+        # the app starts it in a worker: on a busy host after its first screen
+        wait_for(env.supervisord_pid, 30)
         app.sendcontrol("q")
         status, _ = quit_status(app, 30)
         assert status == 0
