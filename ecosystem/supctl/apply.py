@@ -68,6 +68,7 @@ def render_for(
         monitor=render.monitor_spec(paths) if settings.monitor else None,
         rpcext=rpcext,
         fork_runners=settings.fork_runners,
+        cache=paths.home / "render-layout.json",
     )
     try:
         live = paths.conf.read_text("utf-8")

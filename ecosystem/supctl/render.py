@@ -3,12 +3,13 @@ supervisor's own parser before it may replace the live file."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import resource
 import shlex
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -18,7 +19,7 @@ from ecosystem.errors import SupervisorError
 from ecosystem.names import program_name
 from ecosystem.paths import StatePaths
 from ecosystem.states import RUNNER_RECYCLE_EXIT
-from ecosystem.supctl import shapes
+from ecosystem.supctl import layout, shapes
 
 _TEMPLATE_NAME = "supervisord.conf.j2"
 # configparser treats whitespace followed by ';' or '#' as the start of a comment.
@@ -134,12 +135,42 @@ def render(
     extra: dict[str, Any] | None = None,
     rpcext: bool = True,
     fork_runners: bool = False,
+    cache: Path | None = None,
 ) -> str:
     """The config text. With a ``monitor``, restarting crashed runners is its job
     (backoff, parking), so supervisord's autorestart and start retries are off.
     ``rpcext``: with zapvisor's own RPC namespace (``apply.wants_rpcext`` decides),
-    which ``fork_runners`` asks to start runners as forks of supervisord (forkspawn.py)."""
-    import jinja2  # only commands that change the config pay for it
+    which ``fork_runners`` asks to start runners as forks of supervisord (forkspawn.py).
+    ``cache``: where the config's layout is kept, so that the next render with the same
+    template and values but other programs needs no jinja (layout.py)."""
+    values = {
+        "socket": paths.socket,
+        "username": username,
+        "password": password,
+        "supervisord_log": paths.supervisord_log,
+        "pidfile": paths.pidfile,
+        "logdir": paths.logs,
+        "home": paths.home,
+        "minfds": _minfds(max_sessions),
+        "monitor": monitor,
+        "autorestart": "false" if monitor else "true",
+        "startretries": 0 if monitor else 5,
+        "recycle_exit": RUNNER_RECYCLE_EXIT,
+        "rpcext": rpcext,
+        "fork_runners": fork_runners,
+        **(extra or {}),
+    }
+    if cache is None:
+        return _jinja(values, programs)
+    return layout.render(cache, _template_text(), values, programs, PROGRAM_FIELDS, _jinja, sv)
+
+
+PROGRAM_FIELDS = (*(f.name for f in dataclasses.fields(ProgramSpec)), "program")
+"""What the template may show of a program."""
+
+
+def _jinja(values: Mapping[str, Any], programs: Sequence[Any]) -> str:
+    import jinja2  # only when the layout is not kept yet
 
     # An INI file, not HTML: values are made safe by `sv`, not by HTML escaping.
     env = jinja2.Environment(
@@ -149,24 +180,7 @@ def render(
     )
     env.filters["sv"] = sv
     template = env.from_string(_template_text())
-    return template.render(
-        socket=paths.socket,
-        username=username,
-        password=password,
-        supervisord_log=paths.supervisord_log,
-        pidfile=paths.pidfile,
-        logdir=paths.logs,
-        home=paths.home,
-        minfds=_minfds(max_sessions),
-        programs=programs,
-        monitor=monitor,
-        autorestart="false" if monitor else "true",
-        startretries=0 if monitor else 5,
-        recycle_exit=RUNNER_RECYCLE_EXIT,
-        rpcext=rpcext,
-        fork_runners=fork_runners,
-        **(extra or {}),
-    )
+    return template.render(programs=programs, **values)
 
 
 _SECTION_START = re.compile(r"^(?=\[)", re.MULTILINE)
