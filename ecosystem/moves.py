@@ -204,14 +204,17 @@ def wait_moved(
             "takes it over)"
         )
     progress(f"{to} took {name} over on port {now.port}")
-    moved_at = now.updated_at
     if now.desired_state == DesiredState.STOPPED:
         return _result(now, source, began)
-    while time.monotonic() < deadline:
-        now = store.get_session(name)
-        if now.updated_at > moved_at and now.status in (Status.CONNECTED, Status.WAITING_SCAN):
-            return _result(now, source, began)
+    # The claim that gave it to `to` set its status to initializing in the same write:
+    # whatever it says since is the new runner's, which may have said it before this
+    # loop first saw the new host (a runner connects within ~50 ms of its claim).
+    running = (Status.CONNECTED, Status.WAITING_SCAN)
+    while now.status not in running and time.monotonic() < deadline:
         time.sleep(poll)
+        now = store.get_session(name)
+    if now.status in running:
+        return _result(now, source, began)
     raise RunnerError(
         f"{name} moved to {to} (port {now.port}) but its runner has not reported within "
         f"{timeout:g} s (status {now.status}): see `zapvisor logs {name}` on {to}"
