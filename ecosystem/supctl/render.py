@@ -200,6 +200,28 @@ def _split(text: str) -> tuple[str, list[str], list[str]]:
     return "".join(header), sections, names
 
 
+def process_names(text: str) -> list[str]:
+    """The names of the program and event listener sections of ``text``."""
+    return _split(text)[2]
+
+
+def added_programs(live: str, text: str) -> tuple[str, list[str]] | None:
+    """The ``[program:x]`` sections ``text`` holds beyond ``live`` and their names, when
+    that is all that differs: the same header, every process section of ``live`` there
+    as it is. None otherwise, or when nothing was added."""
+    old_header, old_sections, old_names = _split(live)
+    header, sections, names = _split(text)
+    if not live or old_header.rstrip() != header.rstrip() or len(set(names)) != len(names):
+        return None
+    new = {n: s for n, s in zip(names, sections, strict=True)}
+    for name, section in zip(old_names, old_sections, strict=True):
+        if name not in new or new.pop(name).rstrip() != section.rstrip():
+            return None
+    if not new or not all(s.startswith("[program:") for s in new.values()):
+        return None
+    return "".join(new.values()), list(new)
+
+
 def check(text: str, checked: str = "", known: set[str] | None = None) -> list[str]:
     """Parse ``text`` exactly as supervisord will; returns the program names.
 
