@@ -2,7 +2,9 @@
 
 This is what `supervisorctl update` does (``reloadConfig`` then add/remove the changed
 groups), with one difference: programs never autostart, so the desired state in the
-store alone decides what runs.
+store alone decides what runs. And a create, when its program is all that changes and
+supervisord runs what the live file says, skips the reread (whose cost grows with every
+program present): supervisord parses just the new section (``zapvisor.addPrograms``).
 """
 
 from __future__ import annotations
