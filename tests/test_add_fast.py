@@ -105,11 +105,26 @@ def test_a_create_rereads_when_supervisord_may_run_something_else(
     _rereads(orch, "beta")
     back = wait_for(lambda: (i := orch.sup.process_info("wa-alpha")) and i.state == "RUNNING" and i)
 
-    # a config written, and not reread yet (an apply killed in between)
+    # a changed entry written, not reread yet (an apply killed in between): supervisord
+    # runs alpha's old entry, the file holds the new one and the same programs
+    live = orch.paths.conf.read_text("utf-8")
+    head, alpha, rest = live.partition("[program:wa-alpha]")
+    orch.paths.conf.write_text(head + alpha + rest.replace("waitsecs=10", "waitsecs=11", 1))
+    assert orch.sup.reload_config()[1] == ["wa-alpha"]
+    orch.sup.stop("wa-alpha")
+    orch.sup.remove_group("wa-alpha")
+    orch.sup.add_group("wa-alpha")
+    orch.sup.start("wa-alpha")
+    orch.paths.conf.write_text(live)
     marker = orch.paths.home / "reread-pending"
     marker.touch()
     _rereads(orch, "gamma")
     assert not marker.exists()
+    assert statefiles.deferred(orch.paths) == {"wa-alpha"}  # the reread saw it
+    orch.restart("alpha")  # its own restart swaps its entry
+    assert statefiles.deferred(orch.paths) == set()
+    back = wait_for(lambda: (i := orch.sup.process_info("wa-alpha")) and i.state == "RUNNING" and i)
+    assert orch.sup.reload_config() == ([], [], [])
 
     # a running program left on its old entry (the reread finds it is not, any more)
     statefiles.save_deferred(orch.paths, ["wa-alpha"])
