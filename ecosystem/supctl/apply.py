@@ -2,7 +2,9 @@
 
 This is what `supervisorctl update` does (``reloadConfig`` then add/remove the changed
 groups), with one difference: programs never autostart, so the desired state in the
-store alone decides what runs.
+store alone decides what runs. And a create, when its program is all that changes and
+supervisord runs what the live file says, skips the reread (whose cost grows with every
+program present): supervisord parses just the new section (``zapvisor.addPrograms``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ecosystem import boot
 from ecosystem.errors import SupervisorError
@@ -20,7 +23,7 @@ from ecosystem.session import Session
 from ecosystem.settings import Settings
 from ecosystem.states import PROCESS_UP, DesiredState
 from ecosystem.supctl import daemon, render, shapes
-from ecosystem.supctl.rpc import Supervisor, never_started
+from ecosystem.supctl.rpc import ProcessInfo, Supervisor, never_started
 from ecosystem.supctl.statefiles import deferred, save_deferred, write_runtime_env
 
 
@@ -51,12 +54,26 @@ def apply_lock(paths: StatePaths, timeout: float = 60.0) -> Iterator[None]:
         yield
 
 
+def read_live(paths: StatePaths) -> str:
+    """The config file as it is ("" when there is none or it cannot be read)."""
+    try:
+        return paths.conf.read_text("utf-8")
+    except (OSError, ValueError):
+        return ""
+
+
 def render_for(
-    paths: StatePaths, settings: Settings, sessions: Sequence[Session], *, rpcext: bool = True
+    paths: StatePaths,
+    settings: Settings,
+    sessions: Sequence[Session],
+    *,
+    rpcext: bool = True,
+    live: str | None = None,
 ) -> tuple[str, list[str]]:
     """The config text for ``sessions`` (checked by supervisor's parser, except for the
     program sections the live file already holds: they passed when it was written) and
-    the program names it holds; ``rpcext`` as :func:`wants_rpcext` says."""
+    the program names it holds; ``rpcext`` as :func:`wants_rpcext` says; ``live``: the
+    config file's text, when the caller has read it."""
     creds = daemon.credentials(paths)
     specs = render.program_specs(paths, [(s.name, s.port) for s in sessions])
     text = render.render(
@@ -70,10 +87,8 @@ def render_for(
         fork_runners=settings.fork_runners,
         cache=paths.home / "render-layout.json",
     )
-    try:
-        live = paths.conf.read_text("utf-8")
-    except (OSError, ValueError):
-        live = ""
+    if live is None:
+        live = read_live(paths)
     kept = shapes.load(paths)
     known = set(kept)
     programs = render.check(text, checked=live, known=known)
@@ -115,19 +130,30 @@ def sync(
     """
     paths.ensure()
     up = daemon.is_up(sup)
-    text, programs = render_for(paths, settings, sessions, rpcext=wants_rpcext(up, sup))
-    write_config(paths, settings, text)
-    result = ApplyResult()
+    live = read_live(paths)
+    rpcext = wants_rpcext(up, sup)
+    text, programs = render_for(paths, settings, sessions, rpcext=rpcext, live=live)
     wanted_running = {
         program_name(s.name): (s.name, s.port)
         for s in sessions
         if s.desired_state == DesiredState.RUNNING
     }
+    if up and rpcext:
+        fast = _add_only(paths, settings, sup, live, text)
+        if fast is not None:
+            added, infos = fast
+            return _start_added(added, infos, wanted_running, start)
+    if text != live:
+        # until supervisord has reread it: no create takes the fast path meanwhile
+        _pending(paths).touch(mode=0o600)
+    write_config(paths, settings, text)
+    result = ApplyResult()
     if not up:
         daemon.start(paths, sup)
         result.booted = True
         result.added = list(programs)
         save_deferred(paths, [])
+        _pending(paths).unlink(missing_ok=True)
         # runners a killed supervisord left behind still hold their ports
         boot.reap_orphans(paths.home, sup.pid())
         result.started = start(sorted(wanted_running.values()))
@@ -152,6 +178,7 @@ def sync(
     save_deferred(paths, result.deferred)
     for program in added:
         sup.add_group(program)
+    _pending(paths).unlink(missing_ok=True)
     result.added = [p for p in added if p in ours]
     result.removed = list(removed)
     to_start = {wanted_running[p] for p in (*added, *result.changed) if p in wanted_running}
@@ -159,6 +186,47 @@ def sync(
     if to_start:
         result.started = start(sorted(to_start))
     return result
+
+
+def _add_only(
+    paths: StatePaths, settings: Settings, sup: Supervisor, live: str, text: str
+) -> tuple[list[str], dict[str, ProcessInfo]] | None:
+    """Write ``text`` and add its new programs without a reread (a create), when that is
+    all that changes and supervisord runs exactly what ``live`` says (no entry deferred,
+    no write it has not reread, the same programs): then a reread would find only
+    those programs added. Returns what was added and the process table from before;
+    None when this does not apply (the caller rereads)."""
+    diff = render.added_programs(live, text)
+    if diff is None or deferred(paths) or _pending(paths).exists():
+        return None
+    sections, names = diff
+    infos = sup.all_process_info()
+    if set(infos) != set(render.process_names(live)):
+        return None
+    write_config(paths, settings, text)
+    added = sup.add_programs(sections)
+    if added is None or sorted(added) != sorted(names):
+        return None
+    return added, infos
+
+
+def _start_added(
+    added: list[str],
+    infos: dict[str, ProcessInfo],
+    wanted_running: dict[str, tuple[str, int]],
+    start: Callable[[list[tuple[str, int]]], list[str]],
+) -> ApplyResult:
+    """Start what was added, and what an interrupted create left never started, as
+    :func:`sync` does after a reread."""
+    result = ApplyResult(added=list(added))
+    to_start = {wanted_running[p] for p in (*added, *never_started(infos)) if p in wanted_running}
+    if to_start:
+        result.started = start(sorted(to_start))
+    return result
+
+
+def _pending(paths: StatePaths) -> Path:
+    return paths.home / "reread-pending"
 
 
 def write_for_boot(paths: StatePaths, settings: Settings, sessions: Sequence[Session]) -> None:

@@ -211,6 +211,16 @@ class Supervisor:
         added, changed, removed = self.call("reloadConfig")[0]
         return list(added), list(changed), list(removed)
 
+    def add_programs(self, sections: str) -> list[str] | None:
+        """Add ``sections`` ([program:x] sections the config file now holds) without a
+        reread (``zapvisor.addPrograms``); the names added, or None when this
+        supervisord did not add them: started before it had the method, or refusing
+        them (the caller rereads instead, and reloadConfig says what is wrong)."""
+        try:
+            return [str(n) for n in self.call("addPrograms", sections, namespace="zapvisor")]
+        except Fault:
+            return None
+
     def add_group(self, program: str) -> None:
         self._tolerate(ALREADY_ADDED, "addProcessGroup", program)
 
