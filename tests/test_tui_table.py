@@ -82,6 +82,10 @@ def test_changed_rows_are_redrawn_on_and_off_screen_and_the_cursor_line_moves(
                 await refresh(snap)
                 await until(pilot, partial(shows, "cliente-010", cpu), what=cpu)
                 assert line_of(app, "cliente-011") == untouched
+            # the refreshes read the CPU and RSS of the rows on screen every time only
+            shown = app.orch.shown_sessions
+            assert shown is not None and "cliente-010" in shown and "cliente-047" not in shown
+            assert len(shown) < len(table.names) and shown == frozenset(table.on_screen())
 
             # a row off screen (drawn once before): as it is now within OFFSCREEN_EVERY
             # refreshes, when scrolled to
@@ -94,6 +98,9 @@ def test_changed_rows_are_redrawn_on_and_off_screen_and_the_cursor_line_moves(
                 await refresh(snap)
             table.scroll_end(animate=False)
             await until(pilot, lambda: " 77.5 " in line_of(app, "cliente-047"), what="77.5")
+            # scrolled: the next refreshes read the rows now shown
+            shown = app.orch.shown_sessions
+            assert shown is not None and "cliente-047" in shown and "cliente-010" not in shown
             table.scroll_home(animate=False)
             await until(pilot, lambda: "cliente-001" in screen_text(app), what="the top")
 

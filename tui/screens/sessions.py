@@ -71,6 +71,8 @@ class SessionsScreen(Screen[None]):
         self.watch(self.app, "snapshot", self._show)
         self.watch(self.app, "degraded", self._degraded)
         self.watch(self.app, "booting", lambda _booting: self._show(self.zv.snapshot))
+        # scrolled: the next refresh reads the figures of the rows now on screen
+        self.watch(self.table, "scroll_y", lambda _y: self.zv.show_rows(self.table.on_screen()))
         self.table.focus()
 
     def _degraded(self, message: str) -> None:
@@ -83,6 +85,7 @@ class SessionsScreen(Screen[None]):
         visible = [v for v in snap.views if matches(v, self.filter_text)]
         self.marks &= {v.name for v in visible}  # never act on a row you cannot see
         self.table.show(snap, visible, self.marks)
+        self.zv.show_rows(self.table.on_screen())
         empty = self.query_one("#empty", Static)
         if visible:
             empty.display = False

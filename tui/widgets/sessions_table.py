@@ -279,6 +279,11 @@ class SessionsTable(DataTable[Text]):
         """The rows shown, top to bottom."""
         return list(self._shown)
 
+    def on_screen(self) -> list[str]:
+        """The rows within the table's height now, top to bottom."""
+        top = int(self.scroll_y)
+        return list(self._shown)[top : top + self.size.height]
+
     def show(self, snap: Snapshot, views: Sequence[SessionView], marks: Collection[str]) -> None:
         columns = FLEET_COLUMNS if snap.fleet else COLUMNS
         grey = {v.name for v in views if v.unreachable}
