@@ -36,7 +36,9 @@ def _settled(zv: Env, name: str) -> int:
 @pytest.mark.e2e
 def test_supervisord_sleeps_at_rest_and_wakes_at_once_for_an_exit(zv: Env) -> None:
     zv.cli("create", "alpha", "--connector", "sim")
-    pid = _settled(zv, "alpha")
+    # stopped: nothing writes to supervisord's pipes (a runner waiting for a scan logs
+    # its QR's rotations), only the monitor runs, waiting for events
+    zv.cli("stop", "alpha")
     sup = zv.supervisord_pid()
     assert sup is not None
     before = _wakes(sup)
@@ -44,6 +46,9 @@ def test_supervisord_sleeps_at_rest_and_wakes_at_once_for_an_exit(zv: Env) -> No
     woke = _wakes(sup) - before
     # its own loop woke every second before: 3 here; now only what arrives wakes it
     assert woke <= 1, f"supervisord woke {woke} times in 3 s at rest"
+
+    zv.cli("start", "alpha")
+    pid = _settled(zv, "alpha")
 
     # a runner's exit is a SIGCHLD: reaped at once, not at the end of a 30 s sleep
     os.kill(pid, signal.SIGKILL)
