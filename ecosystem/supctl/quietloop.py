@@ -100,7 +100,10 @@ class QuietPoll:
         poller = self.supervisord.options.poller
         poller.register_readable(self.wake_fd)
         if timeout == BUSY_TIMEOUT:  # runforever's own: ours only replaces that one
-            timeout = quiet_timeout(self.supervisord, time.time())
+            try:
+                timeout = quiet_timeout(self.supervisord, time.time())
+            except Exception:  # never break supervisord's loop: poll as it always did
+                timeout = BUSY_TIMEOUT
         readable, writable = self.inner(timeout)
         if self.wake_fd in readable:
             readable = [fd for fd in readable if fd != self.wake_fd]
