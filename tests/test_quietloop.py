@@ -25,6 +25,18 @@ def _wakes(pid: int) -> int:
     raise AssertionError("no voluntary_ctxt_switches in /proc status")
 
 
+def _settle(pid: int, still: float = 1.5, timeout: float = 20.0) -> None:
+    """Until ``pid`` has not woken for ``still`` seconds (its loop woke every second
+    before: it never settled)."""
+    deadline = time.monotonic() + timeout
+    count, since = _wakes(pid), time.monotonic()
+    while time.monotonic() - since < still:
+        assert time.monotonic() < deadline, f"supervisord never rested {still} s"
+        time.sleep(0.1)
+        if (now := _wakes(pid)) != count:
+            count, since = now, time.monotonic()
+
+
 def _settled(zv: Env, name: str) -> int:
     """The session's runner pid once supervisord has nothing timed left (RUNNING)."""
     shown = wait_for(
@@ -41,6 +53,7 @@ def test_supervisord_sleeps_at_rest_and_wakes_at_once_for_an_exit(zv: Env) -> No
     zv.cli("stop", "alpha")
     sup = zv.supervisord_pid()
     assert sup is not None
+    _settle(sup)  # the stop's events told to the monitor, the command's connection gone
     before = _wakes(sup)
     time.sleep(3.0)  # a window at rest: no condition to wait for, the count is the point
     woke = _wakes(sup) - before
