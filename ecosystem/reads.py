@@ -40,6 +40,10 @@ class Reads(SessionAccess):
     pss_sessions: frozenset[str] | None = None
     """The sessions whose runner's PSS this host's reports carry; None: every one. A
     live view sets the sessions it shows the PSS of (the session screen's)."""
+    shown_sessions: frozenset[str] | None = None
+    """The sessions whose runner's CPU and RSS each report reads afresh; the others'
+    are read every few seconds (``metrics.FULL_EVERY``) and repeated meanwhile. None:
+    every one at every report. A live view sets the rows it has on screen."""
 
     def list_sessions(self) -> list[SessionView]:
         """Every session of this host with its process and the monitor's records."""
@@ -97,11 +101,10 @@ class Reads(SessionAccess):
                 self._poll_sup = None  # reconnect with fresh credentials next time
                 raise
             pids = [i.pid for i in infos.values() if i.pid and i.state in SIGNALLABLE_STATES]
-            pss_of = None
-            if self.pss_sessions is not None:
-                programs = (infos.get(program_name(n)) for n in self.pss_sessions)
-                pss_of = {i.pid for i in programs if i is not None and i.pid}
-            procs = self._sampler.sample(pids, pss_of)
+            pss, shown = self.pss_sessions, self.shown_sessions
+            pss_of = None if pss is None else _pids(infos, pss)
+            fresh_of = None if shown is None else _pids(infos, shown | (pss or frozenset()))
+            procs = self._sampler.sample(pids, pss_of, fresh_of)
         s = self.settings
         return HostReport(
             host_id=self.host_id,
@@ -202,3 +205,9 @@ class Reads(SessionAccess):
     def wait_for_change(self, timeout: float) -> bool:
         """Block until some session may have changed, at most ``timeout`` seconds."""
         return self.store.wait_for_change(timeout)
+
+
+def _pids(infos: dict[str, ProcessInfo], sessions: frozenset[str]) -> set[int]:
+    """The pids of ``sessions``' runners in supervisord's process table."""
+    programs = (infos.get(program_name(n)) for n in sessions)
+    return {i.pid for i in programs if i is not None and i.pid}

@@ -248,6 +248,35 @@ def test_sampler_reads_the_pss_only_of_the_pids_asked() -> None:
     assert sampler.sample([me, parent], pss_of=set())[me].pss is None  # screen closed
 
 
+def test_sampler_reads_the_pids_shown_every_time_and_the_others_every_few_seconds() -> None:
+    # the sessions table asks for its rows on screen; the others' figures are repeated
+    # between two passes, and a pid never read yet is read at once
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        wait_for(lambda: _cpu_seconds(busy.pid) > 0.05)
+        me = os.getpid()
+        now = [100.0]
+        sampler = ProcessSampler(clock=lambda: now[0], full_every=5.0)
+        first = sampler.sample([me, busy.pid], fresh_of={me})  # the first pass reads all
+        assert first[busy.pid].rss > 0 and first[busy.pid].cpu_percent == 0.0
+        used = _cpu_seconds(busy.pid)
+        wait_for(lambda: _cpu_seconds(busy.pid) > used + 0.05)
+        now[0] = 101.0
+        kept = sampler.sample([me, busy.pid], fresh_of={me})
+        assert kept[busy.pid] == first[busy.pid], "not shown: repeated until the next pass"
+        assert sampler.sample([me, busy.pid], fresh_of={busy.pid})[busy.pid].cpu_percent > 0
+        parent = os.getppid()
+        assert sampler.sample([me, busy.pid, parent], fresh_of={me})[parent].rss > 0
+        used = _cpu_seconds(busy.pid)
+        wait_for(lambda: _cpu_seconds(busy.pid) > used + 0.05)
+        now[0] = 106.0  # a pass: every pid read again, the CPU since its last read
+        assert sampler.sample([me, busy.pid], fresh_of={me})[busy.pid].cpu_percent > 0
+    finally:
+        busy.kill()
+        busy.wait()
+    assert busy.pid not in sampler.sample([me], fresh_of={me})
+
+
 def test_follower_reads_appended_lines_and_survives_rotation(tmp_path: Path) -> None:
     log = tmp_path / "wa-x.log"
     log.write_text("old line\n")

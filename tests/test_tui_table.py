@@ -1,7 +1,7 @@
 """The sessions table redraws a row when, and only when, what it shows changed: each
 line is cached on its own row (tui/widgets/sessions_table.py), so a stale line would
-stay on screen. Rows on screen follow every refresh, rows off screen within
-``OFFSCREEN_EVERY`` refreshes, and the cursor's line moves with the cursor.
+stay on screen. Rows on screen follow every refresh, rows off screen as soon as a
+scroll brings them on screen, and the cursor's line moves with the cursor.
 
 Drawing only, so fixed data stands in for the store, supervisord and psutil
 (tests/tui_fixed.py), changed between refreshes; the same table against a real
@@ -82,18 +82,25 @@ def test_changed_rows_are_redrawn_on_and_off_screen_and_the_cursor_line_moves(
                 await refresh(snap)
                 await until(pilot, partial(shows, "cliente-010", cpu), what=cpu)
                 assert line_of(app, "cliente-011") == untouched
+            # the refreshes read the CPU and RSS of the rows on screen every time only
+            shown = app.orch.shown_sessions
+            assert shown is not None and "cliente-010" in shown and "cliente-047" not in shown
+            assert len(shown) < len(table.names) and shown == frozenset(table.on_screen())
 
-            # a row off screen (drawn once before): as it is now within OFFSCREEN_EVERY
-            # refreshes, when scrolled to
+            # a row off screen (drawn once before): as the last refresh has it, when
+            # scrolled to (the rows off screen are formatted every OFFSCREEN_EVERY only)
             table.scroll_end(animate=False)
             await until(pilot, lambda: " 1.0 " in line_of(app, "cliente-047"), what="the end")
             table.scroll_home(animate=False)
             await until(pilot, lambda: "cliente-001" in screen_text(app), what="the top")
             snap = with_cpu(snap, "cliente-047", 77.5)
-            for _ in range(OFFSCREEN_EVERY):
-                await refresh(snap)
+            await refresh(snap)
+            assert OFFSCREEN_EVERY > 1 and " 1.0 " in table.get_row("cliente-047")[0].plain
             table.scroll_end(animate=False)
             await until(pilot, lambda: " 77.5 " in line_of(app, "cliente-047"), what="77.5")
+            # scrolled: the next refreshes read the rows now shown
+            shown = app.orch.shown_sessions
+            assert shown is not None and "cliente-047" in shown and "cliente-010" not in shown
             table.scroll_home(animate=False)
             await until(pilot, lambda: "cliente-001" in screen_text(app), what="the top")
 

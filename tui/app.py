@@ -45,6 +45,8 @@ WATCH_SECONDS = 1.0
 """Longest wait for a pushed change before the watcher looks whether the app closed."""
 DEGRADED_AFTER = 2.5
 """Seconds a refresh may take before the screen says its data is stale."""
+STALE_EVERY = 1.0
+"""Seconds between two updates of the stale-data banner's count while a refresh hangs."""
 QUIT_GRACE = 0.2
 """Seconds leaving the app gives calls in flight to end (a write on a healthy store takes
 milliseconds) before it abandons them."""
@@ -82,15 +84,16 @@ class ZapvisorApp(SessionActions):
         self._refreshing_since: float | None = None
         self._again = False
         self._next_refresh: Timer | None = None
+        self._stale_check: Timer | None = None
         self._pss_shown: Counter[str] = Counter()
         orch.pss_sessions = frozenset()  # only the session screens show a PSS
+        orch.shown_sessions = frozenset()  # the rows on screen: see show_rows
         self._init_actions()
 
     def on_mount(self) -> None:
         self.push_screen(SessionsScreen())
         self._boot()
         self.request_refresh()
-        self.set_interval(0.5, self._check_staleness)
         if self.orch.pushes_changes:
             self._watch_store()
 
@@ -105,6 +108,7 @@ class ZapvisorApp(SessionActions):
             self._next_refresh.stop()  # one chain of refreshes, however often asked
             self._next_refresh = None
         self._refreshing_since = time.monotonic()
+        self._check_staleness_in(self.degraded_after)
         self._refresh()
 
     @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
@@ -153,22 +157,36 @@ class ZapvisorApp(SessionActions):
 
     def _schedule_next(self) -> None:
         self._refreshing_since = None
+        self._check_staleness_in(None)
         delay = 0.05 if self._again else self.refresh_seconds
         self._again = False
         self._next_refresh = self.set_timer(delay, self.request_refresh)
+
+    def _check_staleness_in(self, delay: float | None) -> None:
+        """Look whether the refresh in flight is late in ``delay`` seconds (None: not
+        at all). A timer per refresh, stopped when it ends in time: an interval timer
+        woke the app twice a second for a look that finds nothing nearly always."""
+        if self._stale_check is not None:
+            self._stale_check.stop()
+            self._stale_check = None
+        if delay is not None:
+            self._stale_check = self.set_timer(delay, self._check_staleness)
 
     def _check_staleness(self) -> None:
         since = self._refreshing_since
         if since is None:
             return
         waited = time.monotonic() - since
-        if waited >= self.degraded_after:
-            snap = self.snapshot
-            as_of = snap.taken_at.astimezone().strftime("%H:%M:%S") if snap else "-"
-            self.degraded = (
-                f"the store or supervisord has not answered for {waited:.0f} s; "
-                f"data as of {as_of}; keys still work"
-            )
+        if waited < self.degraded_after:
+            self._check_staleness_in(self.degraded_after - waited)
+            return
+        snap = self.snapshot
+        as_of = snap.taken_at.astimezone().strftime("%H:%M:%S") if snap else "-"
+        self.degraded = (
+            f"the store or supervisord has not answered for {waited:.0f} s; "
+            f"data as of {as_of}; keys still work"
+        )
+        self._check_staleness_in(STALE_EVERY)  # the seconds counted on screen
 
     def show_pss(self, name: str, shown: bool) -> None:
         """A session screen opened (or closed): the refreshes read its runner's PSS
@@ -176,6 +194,12 @@ class ZapvisorApp(SessionActions):
         them (~60 ms at 200) for a table that shows none was most of the idle cost."""
         self._pss_shown[name] += 1 if shown else -1
         self.orch.pss_sessions = frozenset(+self._pss_shown)
+
+    def show_rows(self, names: list[str]) -> None:
+        """The sessions table's rows on screen: the refreshes read these runners' CPU and
+        RSS every time (and a session screen's, show_pss), the others' every few
+        seconds: the table redraws rows off screen only every few refreshes anyway."""
+        self.orch.shown_sessions = frozenset(names)
 
     # -- supervisord -------------------------------------------------------------------
 

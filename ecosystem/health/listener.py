@@ -8,8 +8,11 @@ waiting) therefore never holds an event back, and a burst of state changes at bo
 is answered as fast as supervisord sends it.
 
 Checks run every ZAPVISOR_HEALTH_INTERVAL seconds on the worker's own clock (so tests
-and small hosts may check more often than supervisord's fixed TICK_5); TICK_5 events
-wake the worker too. PROCESS_STATE events for a session's runner that went down run
+and small hosts may check more often than supervisord's fixed TICK_5). The monitor
+does not subscribe to TICK_5: each tick was a round trip on the protocol pipe, waking
+supervisord, both of the monitor's threads, for nothing the worker's clock does not
+already do (and supervisord's loop sleeps while no listener waits for a tick,
+supctl/quietloop.py). PROCESS_STATE events for a session's runner that went down run
 an immediate `react` pass, so a crashed runner is restarted within milliseconds
 rather than at the next check.
 """

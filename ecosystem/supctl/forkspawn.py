@@ -31,6 +31,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from ecosystem.supctl import quietloop
+
 MAINS = {"runner": "runner.__main__", "ecosystem.health": "ecosystem.health.__main__"}
 """The programs forked rather than exec'd: a runner and the health monitor (``python -m
 KEY``, render.py), each by the ``main`` of its module."""
@@ -146,6 +148,7 @@ def _as_fresh_process(module: str, argv: list[str], env: dict[str, str]) -> Call
         setproctitle.setproctitle(" ".join(argv))
         # what top and ps -e show: the executable's name, as an exec'd runner's
         setproctitle.setthreadtitle(os.path.basename(argv[0]))
+    quietloop.forget_in_child()
     for name in _RESET:
         signal.signal(getattr(signal, name), signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)

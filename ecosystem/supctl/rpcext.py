@@ -123,13 +123,20 @@ class ZapvisorNamespace:
 def make_interface(supervisord: Any, **config: str) -> ZapvisorNamespace:
     """supervisord's ``supervisor.rpcinterface_factory`` for ``[rpcinterface:zapvisor]``.
     With ``fork_runners = true`` in that section, runners start as forks of this
-    supervisord (forkspawn.py, which loads the runner's modules into it)."""
+    supervisord (forkspawn.py, which loads the runner's modules into it). Its loop
+    sleeps while nothing is timed, and wakes for signals (quietloop.py)."""
+    options = supervisord.options
     if config.get("fork_runners") == "true":
-        options = supervisord.options
         try:
             from ecosystem.supctl import forkspawn
 
             forkspawn.install(options, options.logger.warn)
         except Exception as exc:  # supervisord runs on, exec'ing runners
             options.logger.warn(f"zapvisor: runners will be exec'd, not forked: {exc!r}")
+    try:
+        from ecosystem.supctl import quietloop
+
+        quietloop.install(supervisord, options.logger.warn)
+    except Exception as exc:  # supervisord runs on, polling every second
+        options.logger.warn(f"zapvisor: supervisord polls every second: {exc!r}")
     return ZapvisorNamespace(supervisord)

@@ -71,7 +71,14 @@ class SessionsScreen(Screen[None]):
         self.watch(self.app, "snapshot", self._show)
         self.watch(self.app, "degraded", self._degraded)
         self.watch(self.app, "booting", lambda _booting: self._show(self.zv.snapshot))
+        self.watch(self.table, "scroll_y", self._scrolled, init=False)
         self.table.focus()
+
+    def _scrolled(self, _y: float) -> None:
+        """Rows came on screen: shown as of the last refresh at once, and read at every
+        refresh from the next one (their CPU and RSS)."""
+        self.table.scrolled()
+        self.zv.show_rows(self.table.on_screen())
 
     def _degraded(self, message: str) -> None:
         self.query_one(DegradedBanner).message = message
@@ -83,6 +90,7 @@ class SessionsScreen(Screen[None]):
         visible = [v for v in snap.views if matches(v, self.filter_text)]
         self.marks &= {v.name for v in visible}  # never act on a row you cannot see
         self.table.show(snap, visible, self.marks)
+        self.zv.show_rows(self.table.on_screen())
         empty = self.query_one("#empty", Static)
         if visible:
             empty.display = False

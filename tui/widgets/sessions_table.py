@@ -11,7 +11,8 @@ A DataTable keys its rendered lines on one counter that every cell update bumps,
 one changed row would re-render every row on screen: here a line is keyed on its own
 row's last update instead (``_render_line``), and a refresh re-renders only the rows
 whose text changed. Rows off screen are neither formatted nor updated but every
-``OFFSCREEN_EVERY``-th refresh.
+``OFFSCREEN_EVERY``-th refresh, or when a scroll brings them on screen (from the last
+refresh's data: never older than what the other rows show).
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ GREY = "dim"
 
 Columns = tuple[tuple[str, str], ...]
 ROW = "row"
-OFFSCREEN_EVERY = 5
+OFFSCREEN_EVERY = 30
+"""Refreshes between two passes over the rows off screen (their text, so the column
+widths fit every row); a scroll brings the rows it shows up to date at once."""
 
 
 def row_texts(view: SessionView, snap: Snapshot, marked: bool) -> tuple[str, ...]:
@@ -163,6 +166,9 @@ class SessionsTable(DataTable[Text]):
         """Bumped when the header or the column widths change: every line again."""
         self._pass_style: Style | None = None
         """The table's style during a rendering pass (see render_lines)."""
+        self._latest: tuple[Snapshot, Sequence[SessionView]] | None = None
+        """The last refresh shown, for the rows a scroll brings on screen."""
+        self._catching_up = False
 
     def on_mount(self) -> None:
         self.add_column(self._header(), key=ROW)
@@ -279,7 +285,34 @@ class SessionsTable(DataTable[Text]):
         """The rows shown, top to bottom."""
         return list(self._shown)
 
-    def show(self, snap: Snapshot, views: Sequence[SessionView], marks: Collection[str]) -> None:
+    def on_screen(self) -> list[str]:
+        """The rows within the table's height now, top to bottom."""
+        top = int(self.scroll_y)
+        return list(self._shown)[top : top + self.size.height]
+
+    def scrolled(self) -> None:
+        """The rows on screen changed: bring them up to the last refresh (after this
+        scroll's events, once however many there were)."""
+        if not self._catching_up and self._latest is not None:
+            self._catching_up = True
+            self.call_later(self._catch_up)
+
+    def _catch_up(self) -> None:
+        self._catching_up = False
+        if self._latest is not None:
+            snap, views = self._latest
+            self.show(snap, views, self._marks, scrolled=True)
+
+    def show(
+        self,
+        snap: Snapshot,
+        views: Sequence[SessionView],
+        marks: Collection[str],
+        *,
+        scrolled: bool = False,
+    ) -> None:
+        """A refresh (or, ``scrolled``, the rows a scroll brought on screen)."""
+        self._latest = (snap, views)
         columns = FLEET_COLUMNS if snap.fleet else COLUMNS
         grey = {v.name for v in views if v.unreachable}
         regrey = grey != self._grey
@@ -291,13 +324,18 @@ class SessionsTable(DataTable[Text]):
         marked = frozenset(marks)
         remarked = marked != self._marks
         self._marks = marked
-        # Rows on screen follow every refresh; the others every OFFSCREEN_EVERY-th
-        # (scrolling to them shows data at most that many refreshes old, for a moment),
-        # and all of them when the rows, the columns, the marks or the greying changed.
-        self._ticks += 1
+        # Rows on screen follow every refresh and scroll; the others every
+        # OFFSCREEN_EVERY-th refresh, and all of them when the rows, the columns, the
+        # marks or the greying changed.
+        self._ticks += not scrolled
         names = [v.name for v in views]
         same_rows = names == list(self._shown)
-        everything = not same_rows or regrey or remarked or self._ticks % OFFSCREEN_EVERY == 0
+        everything = (
+            not same_rows
+            or regrey
+            or remarked
+            or (not scrolled and self._ticks % OFFSCREEN_EVERY == 0)
+        )
         top = int(self.scroll_y)
         todo = range(len(views)) if everything else range(top, top + self.size.height)
         fresh = {
