@@ -295,6 +295,10 @@ def build(settings: Settings) -> Built:
     return monitor, notifier, probe
 
 
+READER_GRACE = 1.0
+"""How long the end of a worker that saw EOF waits for the protocol thread's return."""
+
+
 def main(home: Path) -> int:
     configure_logging()
     protocol = claim_stdout()
@@ -304,7 +308,21 @@ def main(home: Path) -> int:
     events: queue.Queue[Event] = queue.Queue()
     worker = Worker(lambda: build(runtime.current()), events, runtime)
     worker.start()
-    code = serve_protocol(sys.stdin.buffer, protocol, events, worker.is_alive)
+    # The protocol is read on a thread of its own and the worker's end is awaited here:
+    # at rest no event comes (no TICK_5), so a worker that stopped (the store changed,
+    # too many failed passes) must end the process itself, not at the next event.
+    answered: list[int] = []
+    reader = threading.Thread(
+        target=lambda: answered.append(
+            serve_protocol(sys.stdin.buffer, protocol, events, worker.is_alive)
+        ),
+        name="health-protocol",
+        daemon=True,
+    )
+    reader.start()
+    worker.join()
+    reader.join(timeout=READER_GRACE)  # at EOF it has returned, or is about to
+    code = answered[0] if answered else 1
     if code:
         log.error("the health worker stopped; exiting so supervisord restarts the monitor")
     return code
