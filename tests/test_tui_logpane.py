@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Env
+from tests.conftest import Env, wait_for
 from tests.test_tui_sessions import _created, _cursor_to, _home
 from tests.tui_helpers import screen_as, until
 from tui.app import make_app
@@ -38,6 +38,9 @@ def test_l_opens_the_log_at_its_end_and_follows(make_env: Any, size: tuple[int, 
     env: Env = make_env()
     _created(env, ["alpha"])
     log = env.home / "logs" / "wa-alpha.log"
+    # the runner's own first lines (its QR, its status) may come just after its /health
+    # answered: they must be in before the test's, which the pane is to end with
+    wait_for(lambda: "waiting_scan" in log.read_text("utf-8"))
     with log.open("a") as fh:
         fh.writelines(_line(n) + "\n" for n in range(400))
     app = make_app(env.settings(), refresh_seconds=0.3, blink=False)
