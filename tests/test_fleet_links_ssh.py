@@ -165,10 +165,16 @@ def test_the_cli_reaches_sessions_of_other_hosts_over_ssh(fleet: Fleet) -> None:
     # and the command's agent ended with the command
     assert wait_for(lambda: not _agents(host), timeout=30)
 
-    listed = cli("list")
-    assert isinstance(listed, list)
-    far = next(v for v in listed if v["name"] == "far-1")
-    assert far["host"] == "vps-w" and far["process_state"] == "RUNNING"
+    def far_running() -> dict[str, object] | None:
+        # supervisord says RUNNING a second after the start (startsecs), and a create
+        # returns as soon as the runner answers: a list at once may still say STARTING
+        listed = cli("list")
+        assert isinstance(listed, list)
+        far: dict[str, object] = next(v for v in listed if v["name"] == "far-1")
+        return far if far["process_state"] == "RUNNING" else None
+
+    far = wait_for(far_running, timeout=30)
+    assert far["host"] == "vps-w"
     assert far["pid"] == made["pid"] and far["host_unreachable"] is None
     again = cli("restart", "far-1")
     assert isinstance(again, dict) and again["pid"] not in (None, made["pid"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import pytest
@@ -35,12 +36,13 @@ def _line(n: int) -> str:
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 def test_l_opens_the_log_at_its_end_and_follows(make_env: Any, size: tuple[int, int]) -> None:
-    env: Env = make_env()
+    env: Env = make_env(ZAPVISOR_SIM_QR_SECONDS="600")
     _created(env, ["alpha"])
     log = env.home / "logs" / "wa-alpha.log"
-    # the runner's own first lines (its QR, its status) may come just after its /health
-    # answered: they must be in before the test's, which the pane is to end with
-    wait_for(lambda: "waiting_scan" in log.read_text("utf-8"))
+    # the runner's own first lines (its QR, its status, its lease) may come just after
+    # its /health answered: they must be in before the test's, which the pane is to end
+    # with (and its QR does not rotate, writing a line, while the test runs)
+    wait_for(lambda: {"waiting_scan", "lease_taken"} <= set(re.findall(r"\w+", log.read_text())))
     with log.open("a") as fh:
         fh.writelines(_line(n) + "\n" for n in range(400))
     app = make_app(env.settings(), refresh_seconds=0.3, blink=False)
