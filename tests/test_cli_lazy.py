@@ -9,14 +9,8 @@ import io
 
 import pytest
 
+from tests.test_readme import _subcommands
 from tui.cli.main import build_parser, main
-
-
-def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
 
 
 def _nested_help(parser: argparse.ArgumentParser) -> list[str]:
